@@ -1,0 +1,244 @@
+//! ExaBGP's route syntax: `PREFIX [next-hop self|ADDR] [med N] [local-preference N]
+//! [origin igp|egp|incomplete] [as-path [ ASN... ]] [community [ A:B... ]]
+//! [large-community [ A:B:C... ]] [extended-community [ target:A:B... ]] [atomic-aggregate]`.
+//!
+//! One parser serves the config (`[[route]]` values and `[[route-file]]` lines), the
+//! control socket (`announce route ...`) and plugins, so the words mean the same everywhere.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::packet::attributes::{AsPath, ExtendedCommunity, LargeCommunity, NextHop, Origin, PathAttributes};
+use crate::packet::prefix::Prefix;
+
+/// A route as an operator writes it: a prefix and the attributes to announce it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// The announced prefix.
+    pub prefix: Prefix,
+    /// Its attributes; `next_hop` may be [`NextHop::Local`] (`self`).
+    pub attrs: PathAttributes,
+}
+
+/// Splits a line into words, with `[` and `]` standing alone even when written against a word.
+pub fn tokenize(line: &str) -> Vec<String> {
+    line.replace('[', " [ ").replace(']', " ] ").split_whitespace().map(str::to_string).collect()
+}
+
+/// Parses `PREFIX attribute-words...`, starting from `defaults` for every attribute not given.
+pub fn parse_route(words: &[String], defaults: &PathAttributes) -> Result<RouteSpec, String> {
+    let (first, rest) = words.split_first().ok_or("missing prefix")?;
+    let prefix: Prefix = first.parse().map_err(|e: crate::packet::prefix::PrefixError| e.0)?;
+    let mut attrs = defaults.clone();
+    apply_words(&mut attrs, rest)?;
+    check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
+    Ok(RouteSpec { prefix, attrs })
+}
+
+/// Refuses an explicit next hop of the other address family than the prefix.
+pub fn check_next_hop_family(prefix: &Prefix, next_hop: Option<&NextHop>) -> Result<(), String> {
+    match (prefix, next_hop) {
+        (Prefix::V4(_), Some(NextHop::Addr(IpAddr::V6(a)))) => {
+            Err(format!("next-hop {a} is IPv6 but prefix {prefix} is IPv4"))
+        }
+        (Prefix::V6(_), Some(NextHop::Addr(IpAddr::V4(a)))) => {
+            Err(format!("next-hop {a} is IPv4 but prefix {prefix} is IPv6"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies attribute words (everything after the prefix) to `attrs`.
+pub fn apply_words(attrs: &mut PathAttributes, words: &[String]) -> Result<(), String> {
+    let mut it = words.iter().map(String::as_str).peekable();
+    while let Some(word) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{word} needs a value"));
+        match word {
+            "next-hop" => attrs.next_hop = Some(parse_next_hop(value()?)?),
+            "med" => attrs.med = Some(parse_u32(word, value()?)?),
+            "local-preference" => attrs.local_pref = Some(parse_u32(word, value()?)?),
+            "origin" => attrs.origin = parse_origin(value()?)?,
+            "atomic-aggregate" => attrs.atomic_aggregate = true,
+            "as-path" | "community" | "large-community" | "extended-community" => {
+                let items = list(word, &mut it)?;
+                match word {
+                    "as-path" => {
+                        let asns = items.iter().map(|a| parse_asn(a)).collect::<Result<Vec<_>, _>>()?;
+                        attrs.as_path = AsPath::from_sequence(asns);
+                    }
+                    "community" => {
+                        attrs.communities = items.iter().map(|c| parse_community(c)).collect::<Result<_, _>>()?;
+                    }
+                    "large-community" => {
+                        attrs.large_communities =
+                            items.iter().map(|c| parse_large_community(c)).collect::<Result<_, _>>()?;
+                    }
+                    _ => {
+                        attrs.extended_communities =
+                            items.iter().map(|c| parse_extended_community(c)).collect::<Result<_, _>>()?;
+                    }
+                }
+            }
+            other => return Err(format!("unknown attribute word {other:?}")),
+        }
+    }
+    Ok(())
+}
+
+/// Reads `[ a b c ]` or a single item.
+fn list<'a>(word: &str, it: &mut impl Iterator<Item = &'a str>) -> Result<Vec<&'a str>, String> {
+    match it.next() {
+        None => Err(format!("{word} needs a value")),
+        Some("[") => {
+            let mut items = Vec::new();
+            for w in it.by_ref() {
+                if w == "]" {
+                    return Ok(items);
+                }
+                items.push(w);
+            }
+            Err(format!("{word} list is missing its closing ]"))
+        }
+        Some(single) => Ok(vec![single]),
+    }
+}
+
+fn parse_u32(word: &str, v: &str) -> Result<u32, String> {
+    v.parse().map_err(|_| format!("{word} must be a number from 0 to 4294967295, not {v:?}"))
+}
+
+/// Parses `self` or an address.
+pub fn parse_next_hop(v: &str) -> Result<NextHop, String> {
+    if v == "self" {
+        return Ok(NextHop::Local);
+    }
+    v.parse::<IpAddr>().map(NextHop::Addr).map_err(|_| format!("next-hop must be \"self\" or an address, not {v:?}"))
+}
+
+/// Parses `igp`, `egp` or `incomplete`.
+pub fn parse_origin(v: &str) -> Result<Origin, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "igp" => Ok(Origin::Igp),
+        "egp" => Ok(Origin::Egp),
+        "incomplete" => Ok(Origin::Incomplete),
+        _ => Err(format!("origin must be igp, egp or incomplete, not {v:?}")),
+    }
+}
+
+/// Parses an ASN (`65001` or asdot `1.10`).
+pub fn parse_asn(v: &str) -> Result<u32, String> {
+    if let Some((hi, lo)) = v.split_once('.') {
+        if let (Ok(hi), Ok(lo)) = (hi.parse::<u16>(), lo.parse::<u16>()) {
+            return Ok(((hi as u32) << 16) | lo as u32);
+        }
+    }
+    v.parse().map_err(|_| format!("invalid AS number {v:?}"))
+}
+
+/// Parses a standard community `ASN:VALUE` or a well-known name.
+pub fn parse_community(v: &str) -> Result<u32, String> {
+    match v {
+        "no-export" => return Ok(0xFFFF_FF01),
+        "no-advertise" => return Ok(0xFFFF_FF02),
+        "no-export-subconfed" => return Ok(0xFFFF_FF03),
+        "graceful-shutdown" => return Ok(0xFFFF_0000),
+        "blackhole" => return Ok(0xFFFF_029A),
+        _ => {}
+    }
+    let err = || format!("community must be ASN:VALUE with 16-bit parts, not {v:?}");
+    let (a, b) = v.split_once(':').ok_or_else(err)?;
+    let (a, b) = (a.parse::<u16>().map_err(|_| err())?, b.parse::<u16>().map_err(|_| err())?);
+    Ok(((a as u32) << 16) | b as u32)
+}
+
+/// Parses a large community `A:B:C`.
+pub fn parse_large_community(v: &str) -> Result<LargeCommunity, String> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let err = || format!("large-community must be A:B:C with 32-bit parts, not {v:?}");
+    let [a, b, c] = parts.as_slice() else { return Err(err()) };
+    Ok(LargeCommunity([
+        a.parse().map_err(|_| err())?,
+        b.parse().map_err(|_| err())?,
+        c.parse().map_err(|_| err())?,
+    ]))
+}
+
+/// Parses an extended community: `target:ASN:N`, `origin:ASN:N` (an IPv4 address or an
+/// `ASNL` 4-octet ASN may stand for the ASN), or 16 hex digits `0x...`.
+pub fn parse_extended_community(v: &str) -> Result<ExtendedCommunity, String> {
+    let err = || format!("extended-community must be target:ASN:N, origin:ASN:N or 0x<16 hex digits>, not {v:?}");
+    if let Some(hex) = v.strip_prefix("0x") {
+        if hex.len() != 16 {
+            return Err(err());
+        }
+        let mut b = [0u8; 8];
+        for (i, byte) in b.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| err())?;
+        }
+        return Ok(ExtendedCommunity(b));
+    }
+    let (kind, rest) = v.split_once(':').ok_or_else(err)?;
+    let sub = match kind {
+        "target" => 0x02,
+        "origin" => 0x03,
+        _ => return Err(err()),
+    };
+    let (admin, num) = rest.rsplit_once(':').ok_or_else(err)?;
+    let mut b = [0u8; 8];
+    b[1] = sub;
+    if let Ok(ip) = admin.parse::<Ipv4Addr>() {
+        b[0] = 0x01;
+        b[2..6].copy_from_slice(&ip.octets());
+        b[6..8].copy_from_slice(&num.parse::<u16>().map_err(|_| err())?.to_be_bytes());
+    } else if let Some(as4) = admin.strip_suffix('L') {
+        b[0] = 0x02;
+        b[2..6].copy_from_slice(&parse_asn(as4)?.to_be_bytes());
+        b[6..8].copy_from_slice(&num.parse::<u16>().map_err(|_| err())?.to_be_bytes());
+    } else {
+        b[2..4].copy_from_slice(&admin.parse::<u16>().map_err(|_| err())?.to_be_bytes());
+        b[4..8].copy_from_slice(&num.parse::<u32>().map_err(|_| err())?.to_be_bytes());
+    }
+    Ok(ExtendedCommunity(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(line: &str) -> Result<RouteSpec, String> {
+        parse_route(&tokenize(line), &PathAttributes::default())
+    }
+
+    #[test]
+    fn exabgp_words() {
+        let r = route(
+            "100.10.0.100/32 next-hop self med 100 local-preference 200 origin egp as-path [65010 65020] \
+             community [ 65001:100 no-export ] large-community [65001:1:2] extended-community target:65001:7",
+        )
+        .unwrap();
+        assert_eq!(r.prefix.to_string(), "100.10.0.100/32");
+        assert_eq!(r.attrs.next_hop, Some(NextHop::Local));
+        assert_eq!((r.attrs.med, r.attrs.local_pref, r.attrs.origin), (Some(100), Some(200), Origin::Egp));
+        assert_eq!(r.attrs.as_path.to_string(), "65010 65020");
+        assert_eq!(r.attrs.communities, vec![(65001 << 16) | 100, 0xFFFF_FF01]);
+        assert_eq!(r.attrs.large_communities[0].to_string(), "65001:1:2");
+        assert_eq!(r.attrs.extended_communities[0].to_string(), "target:65001:7");
+    }
+
+    #[test]
+    fn clear_errors() {
+        assert_eq!(route("10.0.0.0/8 med").unwrap_err(), "med needs a value");
+        assert!(route("10.0.0.0/8 med x").unwrap_err().contains("med must be a number"));
+        assert!(route("10.0.0.0/8 colour blue").unwrap_err().contains("unknown attribute word"));
+        assert!(route("10.0.0.0/8 community [ 1:2").unwrap_err().contains("closing ]"));
+        assert!(route("10.0.0.0/8 next-hop 2001:db8::1").unwrap_err().contains("is IPv6"));
+        assert!(route("10.0.0.1/8").unwrap_err().contains("host bits"));
+        assert!(parse_community("70000:1").is_err());
+    }
+
+    #[test]
+    fn extended_community_forms_round_trip() {
+        for text in ["target:65001:7", "origin:192.0.2.1:5", "target:4200000000L:9", "0x8006000000000000"] {
+            assert_eq!(parse_extended_community(text).unwrap().to_string(), text);
+        }
+    }
+}

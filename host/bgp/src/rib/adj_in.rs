@@ -1,0 +1,127 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::packet::attributes::PathAttributes;
+use crate::packet::prefix::{Family, Ipv4Prefix, Ipv6Prefix, Prefix};
+use crate::packet::{MpNlri, Update};
+
+/// What applying one UPDATE changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct InChange {
+    /// Prefixes added or replaced.
+    pub announced: usize,
+    /// Prefixes removed (that were present).
+    pub withdrawn: usize,
+}
+
+/// The routes one neighbor sent us, after RFC 7606 handling, attributes shared per UPDATE.
+#[derive(Debug, Default)]
+pub struct AdjRibIn {
+    v4: BTreeMap<Ipv4Prefix, Arc<PathAttributes>>,
+    v6: BTreeMap<Ipv6Prefix, Arc<PathAttributes>>,
+}
+
+impl AdjRibIn {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Applies an UPDATE. From an eBGP neighbor, LOCAL_PREF is discarded (RFC 7606 §7.5).
+    pub fn apply(&mut self, update: &Update, ebgp: bool) -> InChange {
+        let mut change = InChange::default();
+        for p in &update.withdrawn {
+            change.withdrawn += self.v4.remove(p).is_some() as usize;
+        }
+        if let Some(u) = &update.mp_unreach {
+            match &u.withdrawn {
+                MpNlri::Ipv4(v) => v.iter().for_each(|p| change.withdrawn += self.v4.remove(p).is_some() as usize),
+                MpNlri::Ipv6(v) => v.iter().for_each(|p| change.withdrawn += self.v6.remove(p).is_some() as usize),
+                MpNlri::Other(_) => {}
+            }
+        }
+        let reach = update.mp_reach.as_ref().map(|m| &m.nlri);
+        if update.nlri.is_empty() && reach.is_none_or(MpNlri::is_empty) {
+            return change;
+        }
+        let mut attrs = update.attributes.clone();
+        if ebgp {
+            attrs.local_pref = None;
+        }
+        let attrs = Arc::new(attrs);
+        for p in &update.nlri {
+            self.v4.insert(*p, attrs.clone());
+            change.announced += 1;
+        }
+        match reach {
+            Some(MpNlri::Ipv4(v)) => v.iter().for_each(|p| {
+                self.v4.insert(*p, attrs.clone());
+                change.announced += 1;
+            }),
+            Some(MpNlri::Ipv6(v)) => v.iter().for_each(|p| {
+                self.v6.insert(*p, attrs.clone());
+                change.announced += 1;
+            }),
+            _ => {}
+        }
+        change
+    }
+
+    /// Forgets everything (the session went down).
+    pub fn clear(&mut self) {
+        self.v4.clear();
+        self.v6.clear();
+    }
+
+    /// Every route: prefix and attributes, IPv4 first, in prefix order.
+    pub fn routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>)> {
+        let v4 = self.v4.iter().map(|(p, a)| (Prefix::V4(*p), a));
+        let v6 = self.v6.iter().map(|(p, a)| (Prefix::V6(*p), a));
+        v4.chain(v6)
+    }
+
+    /// Number of routes of a unicast family.
+    pub fn len_family(&self, family: Family) -> usize {
+        match family {
+            Family::IPV4_UNICAST => self.v4.len(),
+            Family::IPV6_UNICAST => self.v6.len(),
+            _ => 0,
+        }
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// True if empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::MpUnreach;
+
+    #[test]
+    fn apply_announce_and_withdraw() {
+        let mut rib = AdjRibIn::new();
+        let u = Update {
+            nlri: vec!["10.0.0.0/24".parse().unwrap(), "10.0.1.0/24".parse().unwrap()],
+            attributes: PathAttributes { local_pref: Some(300), ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(rib.apply(&u, true), InChange { announced: 2, withdrawn: 0 });
+        assert_eq!(rib.routes().next().unwrap().1.local_pref, None, "eBGP LOCAL_PREF discarded");
+        let w = Update { withdrawn: vec!["10.0.0.0/24".parse().unwrap(), "10.9.0.0/24".parse().unwrap()], ..Default::default() };
+        assert_eq!(rib.apply(&w, true), InChange { announced: 0, withdrawn: 1 });
+        let w6 = Update {
+            mp_unreach: Some(MpUnreach { family: Family::IPV6_UNICAST, withdrawn: MpNlri::Ipv6(vec![]) }),
+            ..Default::default()
+        };
+        assert_eq!(rib.apply(&w6, true), InChange::default());
+        assert_eq!(rib.len(), 1);
+    }
+}

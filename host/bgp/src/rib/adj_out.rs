@@ -1,0 +1,392 @@
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::Arc;
+
+use super::ExportPolicy;
+use crate::packet::UpdatePacker;
+use crate::packet::attributes::{NextHop, PathAttributes};
+use crate::packet::prefix::{Family, Ipv4Prefix, Ipv6Prefix, Prefix};
+
+/// Identifies where a route came from (config, control socket, a plugin); the daemon keeps
+/// the names.
+pub type SourceId = u16;
+
+#[derive(Debug, Clone)]
+struct Entry {
+    attrs: Arc<PathAttributes>,
+    source: SourceId,
+}
+
+/// What one flush put on the wire.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlushStats {
+    /// UPDATE messages written.
+    pub messages: usize,
+    /// Prefixes announced.
+    pub announced: usize,
+    /// Prefixes withdrawn.
+    pub withdrawn: usize,
+    /// Prefixes that could not be sent (no usable next hop for the family).
+    pub skipped: usize,
+}
+
+/// The routes one neighbor is to be sent, each remembering its source, with the set of
+/// prefixes changed since the last flush.
+///
+/// When two sources announce the same prefix, the latest announcement is advertised and
+/// the other is kept aside, to come back if the advertised one is withdrawn.
+#[derive(Debug, Default)]
+pub struct AdjRibOut {
+    v4: BTreeMap<Ipv4Prefix, Entry>,
+    v6: BTreeMap<Ipv6Prefix, Entry>,
+    shadowed: HashMap<(Prefix, SourceId), Arc<PathAttributes>>,
+    dirty_v4: BTreeSet<Ipv4Prefix>,
+    dirty_v6: BTreeSet<Ipv6Prefix>,
+}
+
+macro_rules! by_family {
+    ($self:ident, $prefix:expr, |$map:ident, $dirty:ident, $p:ident| $body:expr) => {
+        match $prefix {
+            Prefix::V4($p) => {
+                let ($map, $dirty) = (&mut $self.v4, &mut $self.dirty_v4);
+                $body
+            }
+            Prefix::V6($p) => {
+                let ($map, $dirty) = (&mut $self.v6, &mut $self.dirty_v6);
+                $body
+            }
+        }
+    };
+}
+
+impl AdjRibOut {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loads routes into an empty table without marking them changed (the whole table is
+    /// sent when a session comes up). Later duplicates of a prefix replace earlier ones.
+    pub fn load(&mut self, routes: impl IntoIterator<Item = (Prefix, Arc<PathAttributes>)>, source: SourceId) {
+        for (prefix, attrs) in routes {
+            match prefix {
+                Prefix::V4(p) => self.v4.insert(p, Entry { attrs, source }),
+                Prefix::V6(p) => self.v6.insert(p, Entry { attrs, source }),
+            };
+        }
+    }
+
+    /// Announces `prefix` from `source`. Returns false if nothing changed.
+    pub fn announce(&mut self, prefix: Prefix, attrs: Arc<PathAttributes>, source: SourceId) -> bool {
+        let shadowed = &mut self.shadowed;
+        by_family!(self, prefix, |map, dirty, p| {
+            let new = Entry { attrs, source };
+            match map.insert(p, new.clone()) {
+                Some(old) if old.source == source && Arc::ptr_eq(&old.attrs, &new.attrs) => return false,
+                Some(old) if old.source != source => {
+                    shadowed.insert((prefix, old.source), old.attrs);
+                    shadowed.remove(&(prefix, source));
+                }
+                _ => {}
+            }
+            dirty.insert(p);
+            true
+        })
+    }
+
+    /// Withdraws `source`'s route for `prefix`. Returns false if it had none.
+    pub fn withdraw(&mut self, prefix: Prefix, source: SourceId) -> bool {
+        if self.shadowed.remove(&(prefix, source)).is_some() {
+            return true;
+        }
+        let promoted = self.shadowed.keys().find(|(p, _)| *p == prefix).copied();
+        let promoted = promoted.and_then(|k| self.shadowed.remove(&k).map(|a| (k.1, a)));
+        by_family!(self, prefix, |map, dirty, p| {
+            match map.get(&p) {
+                Some(e) if e.source == source => {
+                    match promoted {
+                        Some((src, attrs)) => map.insert(p, Entry { attrs, source: src }),
+                        None => map.remove(&p),
+                    };
+                    dirty.insert(p);
+                    true
+                }
+                _ => {
+                    if let Some((src, attrs)) = promoted {
+                        self.shadowed.insert((prefix, src), attrs);
+                    }
+                    false
+                }
+            }
+        })
+    }
+
+    /// Withdraws every route of `source`; returns how many.
+    pub fn withdraw_source(&mut self, source: SourceId) -> usize {
+        let owned: Vec<Prefix> = self.routes().filter(|r| r.2 == source).map(|r| r.0).collect();
+        let shadow: Vec<Prefix> = self.shadowed.keys().filter(|k| k.1 == source).map(|k| k.0).collect();
+        let n = owned.len() + shadow.len();
+        for p in shadow.into_iter().chain(owned) {
+            self.withdraw(p, source);
+        }
+        n
+    }
+
+    /// The advertised route for `prefix`, if any.
+    pub fn get(&self, prefix: &Prefix) -> Option<(&Arc<PathAttributes>, SourceId)> {
+        let e = match prefix {
+            Prefix::V4(p) => self.v4.get(p),
+            Prefix::V6(p) => self.v6.get(p),
+        };
+        e.map(|e| (&e.attrs, e.source))
+    }
+
+    /// Every advertised route: prefix, attributes, source; IPv4 first, in prefix order.
+    pub fn routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>, SourceId)> {
+        let v4 = self.v4.iter().map(|(p, e)| (Prefix::V4(*p), &e.attrs, e.source));
+        let v6 = self.v6.iter().map(|(p, e)| (Prefix::V6(*p), &e.attrs, e.source));
+        v4.chain(v6)
+    }
+
+    /// Number of advertised routes of `family` (unicast families only).
+    pub fn len_family(&self, family: Family) -> usize {
+        match family {
+            Family::IPV4_UNICAST => self.v4.len(),
+            Family::IPV6_UNICAST => self.v6.len(),
+            _ => 0,
+        }
+    }
+
+    /// Number of advertised routes.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    /// True if no route is advertised.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True if changes wait to be sent.
+    pub fn has_pending(&self) -> bool {
+        !self.dirty_v4.is_empty() || !self.dirty_v6.is_empty()
+    }
+
+    /// Forgets pending changes (the session is down; the whole table goes out when it is up).
+    pub fn clear_pending(&mut self) {
+        self.dirty_v4.clear();
+        self.dirty_v6.clear();
+    }
+
+    /// Appends UPDATEs for the changes since the last flush, for the `families` the session
+    /// negotiated, and forgets them.
+    pub fn flush_pending(
+        &mut self,
+        packer: &UpdatePacker,
+        policy: &ExportPolicy,
+        families: &[Family],
+        out: &mut Vec<u8>,
+    ) -> FlushStats {
+        let mut stats = FlushStats::default();
+        let dirty_v4 = std::mem::take(&mut self.dirty_v4);
+        let dirty_v6 = std::mem::take(&mut self.dirty_v6);
+        if families.contains(&Family::IPV4_UNICAST) {
+            let mut withdrawn = Vec::new();
+            let groups = group(dirty_v4.iter().filter_map(|p| match self.v4.get(p) {
+                Some(e) => Some((*p, &e.attrs)),
+                None => {
+                    withdrawn.push(*p);
+                    None
+                }
+            }));
+            stats.withdrawn += withdrawn.len();
+            stats.messages += packer.withdraw_ipv4(&withdrawn, out);
+            send_v4(packer, policy, groups, out, &mut stats);
+        }
+        if families.contains(&Family::IPV6_UNICAST) {
+            let mut withdrawn = Vec::new();
+            let groups = group(dirty_v6.iter().filter_map(|p| match self.v6.get(p) {
+                Some(e) => Some((*p, &e.attrs)),
+                None => {
+                    withdrawn.push(*p);
+                    None
+                }
+            }));
+            stats.withdrawn += withdrawn.len();
+            stats.messages += packer.withdraw_ipv6(&withdrawn, out);
+            send_v6(packer, policy, groups, out, &mut stats);
+        }
+        stats
+    }
+
+    /// Appends the whole table for the negotiated `families`, each followed by its
+    /// End-of-RIB, and forgets pending changes (they are included).
+    pub fn encode_full(
+        &mut self,
+        packer: &UpdatePacker,
+        policy: &ExportPolicy,
+        families: &[Family],
+        out: &mut Vec<u8>,
+    ) -> FlushStats {
+        self.clear_pending();
+        let mut stats = FlushStats::default();
+        for &family in families {
+            match family {
+                Family::IPV4_UNICAST => {
+                    send_v4(packer, policy, group(self.v4.iter().map(|(p, e)| (*p, &e.attrs))), out, &mut stats)
+                }
+                Family::IPV6_UNICAST => {
+                    send_v6(packer, policy, group(self.v6.iter().map(|(p, e)| (*p, &e.attrs))), out, &mut stats)
+                }
+                _ => {}
+            }
+            packer.end_of_rib(family, out);
+            stats.messages += 1;
+        }
+        stats
+    }
+}
+
+type Groups<'a, P> = Vec<(&'a Arc<PathAttributes>, Vec<P>)>;
+
+/// Groups prefixes by their (interned) attribute set, keeping first-seen order.
+fn group<'a, P>(routes: impl Iterator<Item = (P, &'a Arc<PathAttributes>)>) -> Groups<'a, P> {
+    let mut index: HashMap<*const PathAttributes, usize> = HashMap::new();
+    let mut groups: Groups<'a, P> = Vec::new();
+    let mut last: Option<(*const PathAttributes, usize)> = None;
+    for (p, attrs) in routes {
+        let key = Arc::as_ptr(attrs);
+        // Runs of equal attributes are the common case: skip the hash lookup for them.
+        let i = match last {
+            Some((k, i)) if k == key => i,
+            _ => *index.entry(key).or_insert_with(|| {
+                groups.push((attrs, Vec::new()));
+                groups.len() - 1
+            }),
+        };
+        last = Some((key, i));
+        groups[i].1.push(p);
+    }
+    groups
+}
+
+fn send_v4(packer: &UpdatePacker, policy: &ExportPolicy, groups: Groups<'_, Ipv4Prefix>, out: &mut Vec<u8>, stats: &mut FlushStats) {
+    for (attrs, prefixes) in groups {
+        let exported = policy.apply(attrs, false);
+        let Some(NextHop::Addr(IpAddr::V4(nh))) = exported.next_hop else {
+            stats.skipped += prefixes.len();
+            continue;
+        };
+        let enc = packer.encode_attributes(&exported, Some(nh));
+        stats.messages += packer.announce_ipv4(&enc, &prefixes, out);
+        stats.announced += prefixes.len();
+    }
+}
+
+fn send_v6(packer: &UpdatePacker, policy: &ExportPolicy, groups: Groups<'_, Ipv6Prefix>, out: &mut Vec<u8>, stats: &mut FlushStats) {
+    for (attrs, prefixes) in groups {
+        let exported = policy.apply(attrs, true);
+        let nh: Ipv6Addr = match exported.next_hop {
+            Some(NextHop::Addr(IpAddr::V6(a))) => a,
+            Some(NextHop::Addr(IpAddr::V4(a))) => a.to_ipv6_mapped(),
+            _ => {
+                stats.skipped += prefixes.len();
+                continue;
+            }
+        };
+        let enc = packer.encode_attributes(&exported, None);
+        stats.messages += packer.announce_ipv6(&enc, &[nh], &prefixes, out);
+        stats.announced += prefixes.len();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::{Context, Message, Update, decode, frame_len};
+    use crate::rib::Interner;
+
+    fn policy() -> ExportPolicy {
+        ExportPolicy {
+            local_as: 65001,
+            ebgp: true,
+            next_hop_v4: Some("127.0.0.1".parse().unwrap()),
+            next_hop_v6: Some("2001:db8::1".parse().unwrap()),
+        }
+    }
+
+    fn updates(bytes: &[u8]) -> Vec<Update> {
+        let mut v = Vec::new();
+        let mut buf = bytes;
+        while let Some(len) = frame_len(buf).unwrap() {
+            let Message::Update(u) = decode(&buf[..len], &Context::default()).unwrap() else { panic!() };
+            v.push(u);
+            buf = &buf[len..];
+        }
+        v
+    }
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    const BOTH: &[Family] = &[Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+
+    #[test]
+    fn full_table_then_incremental_changes() {
+        let mut interner = Interner::new();
+        let a = interner.intern(PathAttributes { next_hop: Some(NextHop::Local), med: Some(100), ..Default::default() });
+        let b = interner.intern(PathAttributes { next_hop: Some(NextHop::Local), med: Some(200), ..Default::default() });
+        let mut rib = AdjRibOut::new();
+        rib.load(vec![(p("10.0.0.0/24"), a.clone()), (p("10.0.1.0/24"), b.clone()), (p("2001:db8::/48"), a.clone())], 0);
+        assert!(!rib.has_pending());
+        let packer = UpdatePacker::new(Context::default());
+        let mut out = Vec::new();
+        let stats = rib.encode_full(&packer, &policy(), BOTH, &mut out);
+        assert_eq!((stats.announced, stats.messages), (3, 5)); // 2 v4 groups + 1 v6 + 2 EoR
+        let u = updates(&out);
+        assert_eq!(u[0].nlri, vec!["10.0.0.0/24".parse().unwrap()]);
+        assert_eq!(u[0].attributes.as_path.to_string(), "65001");
+        assert_eq!(u[2].end_of_rib_family(), Some(Family::IPV4_UNICAST));
+        assert_eq!(u[4].end_of_rib_family(), Some(Family::IPV6_UNICAST));
+
+        // Same route again: no change. New MED: one update. Withdraw: one withdrawal.
+        assert!(!rib.announce(p("10.0.0.0/24"), a.clone(), 0));
+        assert!(rib.announce(p("10.0.0.0/24"), b.clone(), 0));
+        assert!(rib.withdraw(p("10.0.1.0/24"), 0));
+        assert!(!rib.withdraw(p("10.9.0.0/24"), 0));
+        let mut out = Vec::new();
+        let stats = rib.flush_pending(&packer, &policy(), BOTH, &mut out);
+        assert_eq!((stats.announced, stats.withdrawn, stats.messages), (1, 1, 2));
+        let u = updates(&out);
+        assert_eq!(u[0].withdrawn, vec!["10.0.1.0/24".parse().unwrap()]);
+        assert_eq!(u[1].attributes.med, Some(200));
+        assert!(!rib.has_pending());
+    }
+
+    #[test]
+    fn sources_shadow_each_other() {
+        let a = Arc::new(PathAttributes { med: Some(1), ..Default::default() });
+        let b = Arc::new(PathAttributes { med: Some(2), ..Default::default() });
+        let mut rib = AdjRibOut::new();
+        rib.announce(p("10.0.0.0/24"), a.clone(), 1);
+        rib.announce(p("10.0.0.0/24"), b.clone(), 2);
+        assert_eq!(rib.get(&p("10.0.0.0/24")).unwrap().1, 2);
+        assert!(rib.withdraw(p("10.0.0.0/24"), 2));
+        assert_eq!(rib.get(&p("10.0.0.0/24")).unwrap().1, 1, "source 1 comes back");
+        rib.announce(p("10.0.1.0/24"), a.clone(), 1);
+        assert_eq!(rib.withdraw_source(1), 2);
+        assert!(rib.is_empty());
+    }
+
+    #[test]
+    fn families_not_negotiated_are_not_sent() {
+        let a = Arc::new(PathAttributes { next_hop: Some(NextHop::Local), ..Default::default() });
+        let mut rib = AdjRibOut::new();
+        rib.announce(p("2001:db8::/48"), a, 0);
+        let mut out = Vec::new();
+        let stats = rib.flush_pending(&UpdatePacker::new(Context::default()), &policy(), &[Family::IPV4_UNICAST], &mut out);
+        assert_eq!(stats, FlushStats::default());
+        assert!(out.is_empty());
+    }
+}
