@@ -1,1 +1,59 @@
-//! Shared harness for the end-to-end tests.
+//! End-to-end interop harness for wasmbgp.
+//!
+//! Every test starts real BGP daemons from Debian packages (BIRD 2, GoBGP,
+//! FRR's bgpd, ExaBGP) on private loopback addresses with private configs,
+//! peers them with `wasmbgp` (or, for driver self-tests, with each other),
+//! and checks the routes through each daemon's own tooling.
+//!
+//! Layout:
+//! - [`process`]: spawning daemons in their own process group, killed on drop.
+//! - [`workdir`]: per-test temporary directories.
+//! - [`wait`]: bounded polling.
+//! - [`route`]: the common [`route::Route`] every driver parses into.
+//! - [`peers`]: the [`peers::Peer`] trait and one driver per daemon.
+//! - [`wasmbgp`]: config writer and driver for our own daemon.
+//! - [`scenario`]: the interop checks shared by every `interop_*` test.
+
+pub mod peers;
+pub mod process;
+pub mod route;
+pub mod scenario;
+pub mod wait;
+pub mod wasmbgp;
+pub mod workdir;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+/// Root of the cargo workspace (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent directory")
+        .to_path_buf()
+}
+
+/// Runs a short-lived command to completion and returns its stdout.
+///
+/// Fails with the command line, exit status and stderr when it exits non-zero.
+pub fn run_command(cmd: &mut Command) -> Result<String> {
+    let output = cmd
+        .output()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+    String::from_utf8(output.stdout).with_context(|| format!("{cmd:?} printed non-UTF-8"))
+}
+
+/// Prints a progress line on stderr (shown by nextest for failing tests).
+pub fn step(test: &str, message: impl std::fmt::Display) {
+    eprintln!("[{test}] {message}");
+}

@@ -1,0 +1,264 @@
+//! BIRD 2 driver: `bird -f -c CONF -s SOCK -P PID`, queried with `birdc -s SOCK`.
+//!
+//! Quirks: the session is configured `multihop` with `gateway recursive`, so
+//! routes whose next hop BIRD cannot resolve (every next hop on loopback
+//! tests) stay in the table as `unreachable` with their BGP attributes intact.
+//! MED on eBGP is only sent when set by the export filter, so every
+//! attribute of originated routes is set there. BIRD logs a received Cease
+//! as `<RMT> NAME: Received: Administrative shutdown`.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use super::{Peer, PeerSpec, TIMEOUT, read_optional};
+use crate::process::Daemon;
+use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix};
+use crate::run_command;
+use crate::wait::wait_until;
+
+/// Name of the BGP protocol toward the remote in BIRD's config.
+const PROTOCOL: &str = "remote";
+
+/// A BIRD 2 instance with one BGP session.
+#[derive(Debug)]
+pub struct Bird {
+    spec: PeerSpec,
+    daemon: Option<Daemon>,
+}
+
+impl Bird {
+    /// A driver for `spec`; nothing runs until [`Peer::start`].
+    pub fn new(spec: PeerSpec) -> Self {
+        Self { spec, daemon: None }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.spec.dir.join(name)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path("bird.ctl")
+    }
+
+    /// Runs `birdc` with `args` and returns its output.
+    pub fn birdc(&self, args: &[&str]) -> Result<String> {
+        let out = run_command(Command::new("birdc").arg("-s").arg(self.socket()).args(args))?;
+        if out.lines().any(|line| line.starts_with("Unable to connect")) {
+            bail!("birdc cannot connect: {out}");
+        }
+        Ok(out)
+    }
+
+    fn config(&self) -> String {
+        let spec = &self.spec;
+        let mut conf = String::new();
+        let _ = writeln!(conf, "router id {};", spec.address);
+        let _ = writeln!(conf, "log \"{}\" all;", self.path("bird.log").display());
+        conf.push_str("protocol device { scan time 10; }\n");
+        for (family, channel) in [(Family::Ipv4, "ipv4"), (Family::Ipv6, "ipv6")] {
+            let routes: Vec<&Route> = spec.originate.iter().filter(|r| r.family() == family).collect();
+            if routes.is_empty() {
+                continue;
+            }
+            let _ = writeln!(conf, "protocol static originate_{channel} {{\n  {channel};");
+            for route in routes {
+                let _ = writeln!(conf, "  route {} blackhole;", route.prefix);
+            }
+            conf.push_str("}\n");
+        }
+        let _ = writeln!(conf, "protocol bgp {PROTOCOL} {{");
+        let _ = writeln!(conf, "  local {} port {} as {};", spec.address, spec.port, spec.asn);
+        let _ = writeln!(conf, "  neighbor {} port {} as {};", spec.remote.address, spec.remote.port, spec.remote.asn);
+        conf.push_str("  multihop;\n");
+        let _ = writeln!(conf, "  hold time {};", spec.hold_time);
+        conf.push_str("  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n");
+        for (family, channel, next_hop) in [
+            (Family::Ipv4, "ipv4", spec.next_hop4.to_string()),
+            (Family::Ipv6, "ipv6", spec.next_hop6.to_string()),
+        ] {
+            let _ = writeln!(conf, "  {channel} {{\n    import all;\n    export filter {{");
+            conf.push_str("      if source != RTS_STATIC then reject;\n");
+            for route in spec.originate.iter().filter(|r| r.family() == family) {
+                let _ = writeln!(conf, "      if net = {} then {{", route.prefix);
+                if let Some(origin) = route.origin {
+                    let name = match origin {
+                        Origin::Igp => "ORIGIN_IGP",
+                        Origin::Egp => "ORIGIN_EGP",
+                        Origin::Incomplete => "ORIGIN_INCOMPLETE",
+                    };
+                    let _ = writeln!(conf, "        bgp_origin = {name};");
+                }
+                if let Some(med) = route.med {
+                    let _ = writeln!(conf, "        bgp_med = {med};");
+                }
+                if let Some(pref) = route.local_pref {
+                    let _ = writeln!(conf, "        bgp_local_pref = {pref};");
+                }
+                for community in &route.communities {
+                    let _ = writeln!(conf, "        bgp_community.add(({}));", community.replace(':', ","));
+                }
+                for community in &route.large_communities {
+                    let _ = writeln!(conf, "        bgp_large_community.add(({}));", community.replace(':', ","));
+                }
+                conf.push_str("      }\n");
+            }
+            conf.push_str("      accept;\n    };\n");
+            let _ = writeln!(conf, "    next hop address {next_hop};");
+            let _ = writeln!(conf, "    gateway recursive;\n    igp table master{};\n  }};", &channel[3..]);
+        }
+        conf.push_str("}\n");
+        conf
+    }
+}
+
+impl Peer for Bird {
+    fn kind(&self) -> &'static str {
+        "bird"
+    }
+
+    fn spec(&self) -> &PeerSpec {
+        &self.spec
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let conf_path = self.path("bird.conf");
+        std::fs::write(&conf_path, self.config())
+            .with_context(|| format!("cannot write {}", conf_path.display()))?;
+        run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
+            .context("BIRD rejected its configuration")?;
+        let mut cmd = Command::new("bird");
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-s")
+            .arg(self.socket())
+            .arg("-P")
+            .arg(self.path("bird.pid"));
+        self.daemon = Some(Daemon::spawn("bird", cmd, &self.path("bird.stdout"))?);
+        wait_until("birdc to answer", TIMEOUT, || {
+            Ok(self.birdc(&["show", "status"]).is_ok_and(|out| out.contains("Daemon is up")))
+        })
+    }
+
+    fn session_established(&self) -> Result<bool> {
+        let out = self.birdc(&["show", "protocols", PROTOCOL])?;
+        Ok(out.lines().any(|line| line.starts_with(PROTOCOL) && line.contains("Established")))
+    }
+
+    fn received_routes(&self) -> Result<Vec<Route>> {
+        let out = self.birdc(&["show", "route", "all", "protocol", PROTOCOL])?;
+        parse_show_route_all(&out)
+    }
+
+    fn received_route(&self, prefix: &str) -> Result<Option<Route>> {
+        let prefix = canonical_prefix(prefix)?;
+        let out = self.birdc(&["show", "route", "for", &prefix, "all", "protocol", PROTOCOL])?;
+        Ok(parse_show_route_all(&out)?.into_iter().find(|route| route.prefix == prefix))
+    }
+
+    fn kill(&mut self) -> Result<()> {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.kill()?;
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<()> {
+        if let Some(mut daemon) = self.daemon.take() {
+            daemon.terminate(Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    fn log(&self) -> Result<String> {
+        Ok(read_optional(&self.path("bird.log"))? + &read_optional(&self.path("bird.stdout"))?)
+    }
+
+    fn cease_log_pattern(&self) -> &'static str {
+        "Received: Administrative shutdown"
+    }
+}
+
+/// Parses `birdc show route all` output (any number of tables).
+pub fn parse_show_route_all(out: &str) -> Result<Vec<Route>> {
+    let mut routes: Vec<Route> = Vec::new();
+    let mut current_prefix: Option<String> = None;
+    for line in out.lines() {
+        if line.is_empty() || line.starts_with("BIRD ") || line.starts_with("Table ") {
+            continue;
+        }
+        if let Some(attr) = line.strip_prefix('\t') {
+            let route = routes.last_mut().context("attribute line before any route")?;
+            parse_attribute(route, attr.trim()).with_context(|| format!("bad BIRD line {line:?}"))?;
+        } else if line.starts_with(' ') {
+            // Another route for the same prefix (from an alternative path).
+            let prefix = current_prefix.clone().context("continuation line before any route")?;
+            routes.push(Route::new(&prefix)?);
+        } else {
+            let prefix = line.split_whitespace().next().context("empty route line")?;
+            let route = Route::new(prefix).with_context(|| format!("bad BIRD route line {line:?}"))?;
+            current_prefix = Some(route.prefix.clone());
+            routes.push(route);
+        }
+    }
+    Ok(routes)
+}
+
+fn parse_attribute(route: &mut Route, attr: &str) -> Result<()> {
+    let Some((name, value)) = attr.split_once(':') else {
+        return Ok(());
+    };
+    let value = value.trim();
+    match name {
+        "BGP.origin" => route.origin = Some(Origin::parse(value)?),
+        "BGP.as_path" => {
+            route.as_path = value
+                .split_whitespace()
+                .map(|asn| asn.trim_matches(|c| c == '{' || c == '}').parse().context("bad AS number"))
+                .collect::<Result<_>>()?;
+        }
+        "BGP.next_hop" => {
+            // IPv6 next hops may come with a link-local second address.
+            let first = value.split_whitespace().next().context("empty next hop")?;
+            route.next_hop = Some(canonical_addr(first)?);
+        }
+        "BGP.med" => route.med = Some(value.parse().context("bad MED")?),
+        "BGP.local_pref" => route.local_pref = Some(value.parse().context("bad local pref")?),
+        "BGP.community" => route.communities = parse_tuples(value),
+        "BGP.large_community" => route.large_communities = parse_tuples(value),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `(65000,1) (65000,2)` or `(65000, 1, 2)` → `["65000:1", ...]`.
+fn parse_tuples(value: &str) -> Vec<String> {
+    value
+        .split(')')
+        .filter_map(|chunk| chunk.trim().strip_prefix('('))
+        .map(|tuple| tuple.split(',').map(str::trim).collect::<Vec<_>>().join(":"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_show_route_all() {
+        let out = "BIRD 2.0.12 ready.\nTable master4:\n198.51.100.0/24      unreachable [remote 15:19:49.383 from 127.0.9.1] * (100) [AS65011e]\n\tType: BGP univ\n\tBGP.origin: EGP\n\tBGP.as_path: 65001 65010 65011\n\tBGP.next_hop: 192.0.2.1\n\tBGP.med: 20\n\tBGP.local_pref: 100\n\tBGP.community: (65001,5) (65001,6)\n\tBGP.large_community: (65001, 1, 1)\n\nTable master6:\n2001:db8:5::/48      unreachable [remote 15:19:49.388 from 127.0.9.1] * (100) [AS65001?]\n\tType: BGP univ\n\tBGP.origin: Incomplete\n\tBGP.as_path: 65001\n\tBGP.next_hop: 2001:db8::1 fe80::1\n";
+        let routes = parse_show_route_all(out).unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].as_path, vec![65001, 65010, 65011]);
+        assert_eq!(routes[0].communities, vec!["65001:5", "65001:6"]);
+        assert_eq!(routes[0].large_communities, vec!["65001:1:1"]);
+        assert_eq!(routes[0].med, Some(20));
+        assert_eq!(routes[1].prefix, "2001:db8:5::/48");
+        assert_eq!(routes[1].next_hop.as_deref(), Some("2001:db8::1"));
+        assert_eq!(routes[1].origin, Some(Origin::Incomplete));
+    }
+}

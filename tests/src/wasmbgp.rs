@@ -1,0 +1,384 @@
+//! Driver for our own daemon: config writer, `wasmbgp run`, `wasmbgp ctl`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::process::Daemon;
+use crate::route::{Origin, Route, canonical_addr};
+use crate::wait::{DEFAULT_TIMEOUT, wait_until};
+use crate::{run_command, workspace_root};
+
+/// Path of the `wasmbgp` binary: `$WASMBGP_BIN`, else `target/release/wasmbgp`
+/// next to this test executable's `deps/` directory. When that binary is
+/// missing or older than the sources under `host/`, it is built once per
+/// process with `cargo build --release -p wasmbgp`.
+pub fn binary() -> Result<PathBuf> {
+    static BINARY: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BINARY
+        .get_or_init(|| locate_or_build().map_err(|error| format!("{error:#}")))
+        .clone()
+        .map_err(|error| anyhow!(error))
+}
+
+fn locate_or_build() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("WASMBGP_BIN") {
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("WASMBGP_BIN={} does not exist", path.display());
+        }
+        return Ok(path);
+    }
+    let exe = std::env::current_exe().context("cannot find the test executable")?;
+    // target/release/deps/interop_x-HASH → target/release
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .with_context(|| format!("unexpected test executable path {}", exe.display()))?;
+    let path = profile_dir.join("wasmbgp");
+    let built = std::fs::metadata(&path).and_then(|meta| meta.modified()).ok();
+    let sources = newest_mtime(&workspace_root().join("host"));
+    let stale = match (built, sources) {
+        (None, _) => true,
+        (Some(built), Some(sources)) => sources > built,
+        (Some(_), None) => false,
+    };
+    if stale {
+        eprintln!("building wasmbgp (cargo build --release -p wasmbgp) ...");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+            .args(["build", "--release", "-p", "wasmbgp"])
+            .current_dir(workspace_root())
+            .status()
+            .context("cannot run cargo build")?;
+        if !status.success() {
+            bail!("`cargo build --release -p wasmbgp` failed ({status}); build it and rerun the tests");
+        }
+    }
+    if !path.is_file() {
+        bail!("{} does not exist; run `cargo build --release -p wasmbgp` or set WASMBGP_BIN", path.display());
+    }
+    Ok(path)
+}
+
+/// Newest modification time of the source files below `dir`.
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).ok()?.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if path.file_name().is_some_and(|name| name != "target") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|ext| ext == "rs" || ext == "toml") {
+                newest = newest.max(meta.modified().ok());
+            }
+        }
+    }
+    newest
+}
+
+/// One `[[neighbor]]` of the wasmbgp config.
+#[derive(Debug, Clone)]
+pub struct NeighborConfig {
+    /// Neighbor address.
+    pub address: String,
+    /// Neighbor's BGP port.
+    pub port: u16,
+    /// Neighbor AS.
+    pub peer_as: u32,
+    /// Source address for outgoing sessions.
+    pub local_address: Option<String>,
+    /// Proposed hold time in seconds.
+    pub hold_time: Option<u16>,
+    /// Never connect, only accept.
+    pub passive: bool,
+    /// Initial reconnect backoff, e.g. `1s`.
+    pub connect_retry: Option<String>,
+    /// Families, e.g. `ipv4-unicast`.
+    pub families: Vec<String>,
+}
+
+/// Attributes of a `[[route]]`, or the defaults of a `[[route-file]]`.
+#[derive(Debug, Clone, Default)]
+pub struct RouteAttrs {
+    /// `self` or an address.
+    pub next_hop: Option<String>,
+    /// MED.
+    pub med: Option<u32>,
+    /// LOCAL_PREF.
+    pub local_pref: Option<u32>,
+    /// ORIGIN.
+    pub origin: Option<Origin>,
+    /// AS_PATH to prepend before our own AS.
+    pub as_path: Vec<u32>,
+    /// Standard communities `ASN:VALUE`.
+    pub communities: Vec<String>,
+    /// Large communities `A:B:C`.
+    pub large_communities: Vec<String>,
+    /// Extended communities, e.g. `target:65001:7`.
+    pub extended_communities: Vec<String>,
+    /// Restrict to these neighbors (empty: every neighbor of the family).
+    pub neighbors: Vec<String>,
+}
+
+impl RouteAttrs {
+    fn render(&self, out: &mut String) {
+        let list = |items: &[String]| {
+            items.iter().map(|item| format!("\"{item}\"")).collect::<Vec<_>>().join(", ")
+        };
+        if let Some(next_hop) = &self.next_hop {
+            let _ = writeln!(out, "next-hop = \"{next_hop}\"");
+        }
+        if let Some(med) = self.med {
+            let _ = writeln!(out, "med = {med}");
+        }
+        if let Some(pref) = self.local_pref {
+            let _ = writeln!(out, "local-preference = {pref}");
+        }
+        if let Some(origin) = self.origin {
+            let _ = writeln!(out, "origin = \"{origin}\"");
+        }
+        if !self.as_path.is_empty() {
+            let path = self.as_path.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+            let _ = writeln!(out, "as-path = [{path}]");
+        }
+        if !self.communities.is_empty() {
+            let _ = writeln!(out, "communities = [{}]", list(&self.communities));
+        }
+        if !self.large_communities.is_empty() {
+            let _ = writeln!(out, "large-communities = [{}]", list(&self.large_communities));
+        }
+        if !self.extended_communities.is_empty() {
+            let _ = writeln!(out, "extended-communities = [{}]", list(&self.extended_communities));
+        }
+        if !self.neighbors.is_empty() {
+            let _ = writeln!(out, "neighbors = [{}]", list(&self.neighbors));
+        }
+    }
+}
+
+/// A `[[route-file]]`: the file's lines plus default attributes.
+#[derive(Debug, Clone)]
+pub struct RouteFile {
+    /// File name, relative to the config file.
+    pub name: String,
+    /// One route per line: `PREFIX [attribute words as in ctl]`.
+    pub lines: Vec<String>,
+    /// Defaults for every line.
+    pub defaults: RouteAttrs,
+}
+
+/// A wasmbgp configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Router id.
+    pub router_id: String,
+    /// Our AS.
+    pub local_as: u32,
+    /// Address to accept sessions on, `ADDR:PORT`.
+    pub listen: Option<String>,
+    /// Neighbors.
+    pub neighbors: Vec<NeighborConfig>,
+    /// Static routes: prefix and attributes.
+    pub routes: Vec<(String, RouteAttrs)>,
+    /// Bulk route files.
+    pub route_files: Vec<RouteFile>,
+}
+
+impl Config {
+    /// Renders the TOML with the control socket at `socket`.
+    pub fn render(&self, socket: &Path) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "router-id = \"{}\"\nlocal-as = {}", self.router_id, self.local_as);
+        if let Some(listen) = &self.listen {
+            let _ = writeln!(out, "listen = \"{listen}\"");
+        }
+        let _ = writeln!(out, "\n[control]\nsocket = \"{}\"", socket.display());
+        for neighbor in &self.neighbors {
+            let _ = writeln!(out, "\n[[neighbor]]\naddress = \"{}\"", neighbor.address);
+            let _ = writeln!(out, "port = {}\npeer-as = {}", neighbor.port, neighbor.peer_as);
+            if let Some(local) = &neighbor.local_address {
+                let _ = writeln!(out, "local-address = \"{local}\"");
+            }
+            if let Some(hold) = neighbor.hold_time {
+                let _ = writeln!(out, "hold-time = {hold}");
+            }
+            let _ = writeln!(out, "passive = {}", neighbor.passive);
+            if let Some(retry) = &neighbor.connect_retry {
+                let _ = writeln!(out, "connect-retry = \"{retry}\"");
+            }
+            let families = neighbor.families.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>();
+            let _ = writeln!(out, "families = [{}]", families.join(", "));
+        }
+        for (prefix, attrs) in &self.routes {
+            let _ = writeln!(out, "\n[[route]]\nprefix = \"{prefix}\"");
+            attrs.render(&mut out);
+        }
+        for file in &self.route_files {
+            let _ = writeln!(out, "\n[[route-file]]\npath = \"{}\"", file.name);
+            file.defaults.render(&mut out);
+        }
+        out
+    }
+}
+
+/// One entry of `wasmbgp ctl show neighbors --json`.
+#[derive(Debug, Clone)]
+pub struct NeighborStatus {
+    /// Neighbor address.
+    pub address: String,
+    /// FSM state: idle|connect|active|opensent|openconfirm|established.
+    pub state: String,
+    /// Times the session reached Established.
+    pub established_count: u64,
+    /// Prefixes received.
+    pub prefixes_received: u64,
+    /// Prefixes sent.
+    pub prefixes_sent: u64,
+    /// Last error, if any.
+    pub last_error: Option<String>,
+    /// The raw JSON object.
+    pub raw: Value,
+}
+
+/// A running `wasmbgp run` daemon.
+#[derive(Debug)]
+pub struct WasmBgp {
+    dir: PathBuf,
+    socket: PathBuf,
+    daemon: Option<Daemon>,
+}
+
+impl WasmBgp {
+    /// Writes `config` (and its route files) into `dir`, validates it with
+    /// `wasmbgp check`, starts `wasmbgp run` and waits for the control socket.
+    pub fn start(dir: &Path, config: &Config) -> Result<Self> {
+        let binary = binary()?;
+        let socket = dir.join("wasmbgp.sock");
+        let config_path = dir.join("wasmbgp.toml");
+        std::fs::write(&config_path, config.render(&socket))
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        for file in &config.route_files {
+            let path = dir.join(&file.name);
+            std::fs::write(&path, file.lines.join("\n") + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        run_command(Command::new(&binary).arg("check").arg(&config_path))
+            .context("`wasmbgp check` rejected the test configuration")?;
+        let mut cmd = Command::new(&binary);
+        cmd.arg("run").arg(&config_path).args(["--log-format", "text", "--log-level", "info"]);
+        let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
+        let mut wasmbgp = Self { dir: dir.to_path_buf(), socket, daemon: Some(daemon) };
+        wait_until("wasmbgp control socket to answer", DEFAULT_TIMEOUT, || {
+            if let Some(daemon) = wasmbgp.daemon.as_mut()
+                && !daemon.is_running()
+            {
+                bail!("wasmbgp exited");
+            }
+            Ok(wasmbgp.socket.exists() && wasmbgp.ctl(&["show", "neighbors", "--json"]).is_ok())
+        })
+        .with_context(|| format!("wasmbgp did not start; log:\n{}", wasmbgp.log().unwrap_or_default()))?;
+        Ok(wasmbgp)
+    }
+
+    /// Runs `wasmbgp ctl --socket SOCK ARGS...` and returns its stdout.
+    pub fn ctl(&self, args: &[&str]) -> Result<String> {
+        run_command(Command::new(binary()?).arg("ctl").arg("--socket").arg(&self.socket).args(args))
+    }
+
+    /// Runs a ctl command given as one string (split on whitespace).
+    pub fn ctl_line(&self, line: &str) -> Result<String> {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        self.ctl(&args)
+    }
+
+    fn ctl_json(&self, args: &[&str]) -> Result<Value> {
+        let out = self.ctl(args)?;
+        serde_json::from_str(&out).with_context(|| format!("`wasmbgp ctl {}` printed bad JSON: {out}", args.join(" ")))
+    }
+
+    /// `show neighbors --json`.
+    pub fn neighbors(&self) -> Result<Vec<NeighborStatus>> {
+        let json = self.ctl_json(&["show", "neighbors", "--json"])?;
+        json.as_array()
+            .context("show neighbors --json is not an array")?
+            .iter()
+            .map(|entry| {
+                Ok(NeighborStatus {
+                    address: entry["address"].as_str().context("neighbor without address")?.to_owned(),
+                    state: entry["state"].as_str().context("neighbor without state")?.to_owned(),
+                    established_count: entry["established-count"].as_u64().unwrap_or_default(),
+                    prefixes_received: entry["prefixes-received"].as_u64().unwrap_or_default(),
+                    prefixes_sent: entry["prefixes-sent"].as_u64().unwrap_or_default(),
+                    last_error: entry["last-error"].as_str().map(str::to_owned),
+                    raw: entry.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The status of neighbor `address`.
+    pub fn neighbor(&self, address: &str) -> Result<NeighborStatus> {
+        self.neighbors()?
+            .into_iter()
+            .find(|n| n.address == address)
+            .with_context(|| format!("neighbor {address} missing from show neighbors"))
+    }
+
+    /// Whether wasmbgp reports the session with `address` as established.
+    pub fn is_established(&self, address: &str) -> Result<bool> {
+        Ok(self.neighbor(address)?.state == "established")
+    }
+
+    /// `show adj-rib-in NEIGHBOR --json`.
+    pub fn adj_rib_in(&self, neighbor: &str) -> Result<Vec<Route>> {
+        parse_rib(&self.ctl_json(&["show", "adj-rib-in", neighbor, "--json"])?)
+    }
+
+    /// `show adj-rib-out NEIGHBOR --json`.
+    pub fn adj_rib_out(&self, neighbor: &str) -> Result<Vec<Route>> {
+        parse_rib(&self.ctl_json(&["show", "adj-rib-out", neighbor, "--json"])?)
+    }
+
+    /// SIGTERM; waits up to 30 s for the exit status.
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        let mut daemon = self.daemon.take().context("wasmbgp is not running")?;
+        daemon.terminate(Duration::from_secs(30))
+    }
+
+    /// The daemon's output so far.
+    pub fn log(&self) -> Result<String> {
+        crate::peers::read_optional(&self.dir.join("wasmbgp.log"))
+    }
+}
+
+/// Parses the JSON of `show adj-rib-in/out --json`.
+pub fn parse_rib(json: &Value) -> Result<Vec<Route>> {
+    let strings = |value: &Value| -> Vec<String> {
+        value.as_array().into_iter().flatten().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+    };
+    let number = |value: &Value| value.as_u64().and_then(|n| u32::try_from(n).ok());
+    json.as_array()
+        .context("RIB JSON is not an array")?
+        .iter()
+        .map(|entry| {
+            let mut route = Route::new(entry["prefix"].as_str().context("entry without prefix")?)?;
+            route.next_hop = entry["next-hop"].as_str().map(canonical_addr).transpose()?;
+            route.origin = entry["origin"].as_str().map(Origin::parse).transpose()?;
+            route.as_path = entry["as-path"].as_array().into_iter().flatten().filter_map(number).collect();
+            route.med = number(&entry["med"]);
+            route.local_pref = number(&entry["local-pref"]);
+            route.communities = strings(&entry["communities"]);
+            route.large_communities = strings(&entry["large-communities"]);
+            Ok(route)
+        })
+        .collect()
+}
