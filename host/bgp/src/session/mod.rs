@@ -1,1 +1,425 @@
-//! Session FSM.
+//! Where a session decides: the RFC 4271 §8 finite state machine of one neighbor.
+//!
+//! [`Session`] owns no socket and reads no clock. The daemon feeds it [`Event`]s with the
+//! current time and carries out the [`Action`]s it returns; [`Session::poll`] fires the
+//! timers whose deadline has passed and [`Session::next_deadline`] says when to call again.
+//! Connection collisions are settled by the daemon with [`collision_keeps_existing`].
+
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use crate::packet::notification::{cease_sub, code, fsm_sub, open_sub};
+use crate::packet::open::{Capability, GracefulRestart};
+use crate::packet::prefix::Family;
+use crate::packet::{Context, DecodeError, Message, Notification, Open, Update};
+
+/// Hold time used while waiting for the peer's OPEN (RFC 4271 §8: "a large value", 4 min).
+pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+
+/// The FSM states (RFC 4271 §8.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not trying; refuses connections.
+    Idle,
+    /// Connecting out.
+    Connect,
+    /// Waiting to connect again, or for the peer to connect.
+    Active,
+    /// OPEN sent, waiting for the peer's.
+    OpenSent,
+    /// OPENs exchanged, waiting for KEEPALIVE.
+    OpenConfirm,
+    /// Up: UPDATEs flow.
+    Established,
+}
+
+impl State {
+    /// Lower-case name, as shown by `ctl show neighbors`.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Connect => "connect",
+            State::Active => "active",
+            State::OpenSent => "opensent",
+            State::OpenConfirm => "openconfirm",
+            State::Established => "established",
+        }
+    }
+
+    /// True while a transport connection is in use.
+    pub fn connected(self) -> bool {
+        matches!(self, State::OpenSent | State::OpenConfirm | State::Established)
+    }
+}
+
+/// What this side of the session is configured with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// Our AS.
+    pub local_as: u32,
+    /// The AS the peer must have.
+    pub peer_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Proposed hold time in seconds (0 disables keepalives, else ≥ 3).
+    pub hold_time: u16,
+    /// Only wait for the peer to connect.
+    pub passive: bool,
+    /// First delay before connecting again after a failure; doubles on each failure.
+    pub connect_retry: Duration,
+    /// Cap of the reconnect delay.
+    pub connect_retry_max: Duration,
+    /// Families to negotiate.
+    pub families: Vec<Family>,
+    /// Graceful-restart time to advertise (RFC 4724), if any.
+    pub graceful_restart: Option<u16>,
+}
+
+/// What the two OPENs agreed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// Hold time in seconds (0: no keepalives).
+    pub hold_time: u16,
+    /// Families both sides support.
+    pub families: Vec<Family>,
+    /// Wire-format context (4-octet ASNs).
+    pub context: Context,
+    /// The peer accepts ROUTE-REFRESH.
+    pub route_refresh: bool,
+    /// The peer's BGP identifier.
+    pub peer_id: Ipv4Addr,
+    /// The peer's AS.
+    pub peer_as: u32,
+    /// The peer's graceful-restart capability.
+    pub graceful_restart: Option<GracefulRestart>,
+}
+
+/// Inputs to the state machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Start the session (ManualStart / AutomaticStart).
+    Start,
+    /// Stop it (ManualStop): send this NOTIFICATION if connected, and stay idle.
+    Stop(Notification),
+    /// A transport connection is up (outbound connected, or an accepted inbound one). In
+    /// OpenSent/OpenConfirm this means the daemon replaced the connection after a collision.
+    TcpConnected,
+    /// The transport failed or closed.
+    TcpFailed(String),
+    /// A message arrived.
+    Message(Message),
+    /// Bytes arrived that do not decode.
+    DecodeError(DecodeError),
+}
+
+/// Outputs of the state machine, carried out by the daemon in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open an outbound connection.
+    Connect,
+    /// Send a message.
+    Send(Message),
+    /// Close the connection.
+    Disconnect,
+    /// The session is up: send the whole Adj-RIB-Out for these capabilities.
+    Established(Negotiated),
+    /// The session left Established: forget the peer's routes.
+    Down(String),
+    /// Apply an UPDATE to the Adj-RIB-In.
+    Update(Update),
+    /// The peer asked for the family again (ROUTE-REFRESH).
+    Refresh(Family),
+}
+
+/// The state machine of one neighbor.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    state: State,
+    negotiated: Option<Negotiated>,
+    backoff: Duration,
+    connect_retry_at: Option<Instant>,
+    hold_at: Option<Instant>,
+    keepalive_at: Option<Instant>,
+    last_error: Option<String>,
+}
+
+impl Session {
+    /// A stopped session.
+    pub fn new(config: SessionConfig) -> Self {
+        let backoff = config.connect_retry;
+        Session {
+            config,
+            state: State::Idle,
+            negotiated: None,
+            backoff,
+            connect_retry_at: None,
+            hold_at: None,
+            keepalive_at: None,
+            last_error: None,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// What was negotiated, while in OpenConfirm or Established.
+    pub fn negotiated(&self) -> Option<&Negotiated> {
+        self.negotiated.as_ref()
+    }
+
+    /// Why the session last went down.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// The earliest timer deadline, if any timer runs.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [self.connect_retry_at, self.hold_at, self.keepalive_at].into_iter().flatten().min()
+    }
+
+    /// The OPEN this side sends.
+    pub fn open_message(&self) -> Open {
+        let mut capabilities: Vec<Capability> =
+            self.config.families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
+        capabilities.push(Capability::RouteRefresh);
+        capabilities.push(Capability::FourOctetAs(self.config.local_as));
+        if let Some(time) = self.config.graceful_restart {
+            capabilities.push(Capability::GracefulRestart(GracefulRestart {
+                restarting: false,
+                restart_time: time.min(0x0fff),
+                families: self.config.families.iter().map(|f| (*f, 0)).collect(),
+            }));
+        }
+        Open { asn: self.config.local_as, hold_time: self.config.hold_time, bgp_id: self.config.router_id, capabilities }
+    }
+
+    /// Handles one event at time `now`.
+    pub fn handle(&mut self, now: Instant, event: Event) -> Vec<Action> {
+        let mut out = Vec::new();
+        match (self.state, event) {
+            (State::Idle, Event::Start) => self.start(now, &mut out),
+            (_, Event::Start) => {}
+            (state, Event::Stop(n)) => {
+                if state.connected() {
+                    out.push(Action::Send(Message::Notification(n.clone())));
+                    out.push(Action::Disconnect);
+                } else if state == State::Connect {
+                    out.push(Action::Disconnect);
+                }
+                self.leave(state, format!("stopped: {}", n.describe()), &mut out);
+                self.state = State::Idle;
+                self.clear_timers();
+                self.backoff = self.config.connect_retry;
+            }
+            (State::Idle, Event::TcpConnected) => out.push(Action::Disconnect),
+            (State::Connect | State::Active | State::OpenSent | State::OpenConfirm, Event::TcpConnected) => {
+                self.negotiated = None;
+                self.connect_retry_at = None;
+                self.keepalive_at = None;
+                self.hold_at = Some(now + OPEN_HOLD_TIME);
+                self.state = State::OpenSent;
+                out.push(Action::Send(Message::Open(self.open_message())));
+            }
+            (State::Established, Event::TcpConnected) => {}
+            (State::Idle | State::Active, Event::TcpFailed(_)) => {}
+            (state, Event::TcpFailed(why)) => self.fail(now, state, format!("connection lost: {why}"), None, &mut out),
+            (State::Idle | State::Connect | State::Active, Event::Message(_) | Event::DecodeError(_)) => {}
+            (state, Event::DecodeError(e)) => {
+                let reason = format!("malformed message: {}", e.reason);
+                self.fail(now, state, reason, Some(e.notification), &mut out)
+            }
+            (state, Event::Message(Message::Notification(n))) => {
+                self.fail(now, state, format!("peer sent NOTIFICATION {}", n.describe()), None, &mut out)
+            }
+            (State::OpenSent, Event::Message(Message::Open(open))) => self.receive_open(now, open, &mut out),
+            (State::OpenConfirm, Event::Message(Message::Keepalive)) => {
+                self.state = State::Established;
+                self.backoff = self.config.connect_retry;
+                self.last_error = None;
+                self.restart_hold(now);
+                if let Some(n) = &self.negotiated {
+                    out.push(Action::Established(n.clone()));
+                }
+            }
+            (State::Established, Event::Message(msg)) => {
+                self.restart_hold(now);
+                match msg {
+                    Message::Keepalive => {}
+                    Message::Update(u) => out.push(Action::Update(u)),
+                    Message::RouteRefresh(rr) => {
+                        let known = self.negotiated.as_ref().is_some_and(|n| n.families.contains(&rr.family));
+                        if known && rr.subtype == 0 {
+                            out.push(Action::Refresh(rr.family));
+                        }
+                    }
+                    Message::Open(_) => {
+                        let n = Notification { code: code::FSM, subcode: fsm_sub::UNEXPECTED_IN_ESTABLISHED, data: vec![] };
+                        self.fail(now, State::Established, "unexpected OPEN in Established".into(), Some(n), &mut out);
+                    }
+                    Message::Notification(_) => {}
+                }
+            }
+            (state @ (State::OpenSent | State::OpenConfirm), Event::Message(msg)) => {
+                let subcode = if state == State::OpenSent {
+                    fsm_sub::UNEXPECTED_IN_OPENSENT
+                } else {
+                    fsm_sub::UNEXPECTED_IN_OPENCONFIRM
+                };
+                let n = Notification { code: code::FSM, subcode, data: vec![] };
+                let why = format!("unexpected {} in {}", msg.kind(), state.name());
+                self.fail(now, state, why, Some(n), &mut out);
+            }
+        }
+        out
+    }
+
+    /// Fires the timers due at `now`.
+    pub fn poll(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if due(self.hold_at) {
+            let n = Notification { code: code::HOLD_TIMER_EXPIRED, subcode: 0, data: vec![] };
+            let state = self.state;
+            self.fail(now, state, "hold timer expired".into(), Some(n), &mut out);
+        }
+        if due(self.keepalive_at) {
+            out.push(Action::Send(Message::Keepalive));
+            self.keepalive_at = self.keepalive_interval().map(|k| now + k);
+        }
+        if due(self.connect_retry_at) {
+            self.connect_retry_at = None;
+            match self.state {
+                State::Active if !self.config.passive => {
+                    self.state = State::Connect;
+                    self.connect_retry_at = Some(now + self.connect_timeout());
+                    out.push(Action::Connect);
+                }
+                State::Connect => {
+                    // The attempt hangs: drop it and wait before the next one.
+                    out.push(Action::Disconnect);
+                    self.state = State::Active;
+                    self.schedule_retry(now);
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    fn start(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.config.passive {
+            self.state = State::Active;
+        } else {
+            self.state = State::Connect;
+            self.connect_retry_at = Some(now + self.connect_timeout());
+            out.push(Action::Connect);
+        }
+    }
+
+    /// How long one outbound attempt may take before it is abandoned.
+    fn connect_timeout(&self) -> Duration {
+        self.backoff.max(Duration::from_secs(5))
+    }
+
+    fn schedule_retry(&mut self, now: Instant) {
+        if !self.config.passive {
+            self.connect_retry_at = Some(now + self.backoff);
+        }
+        self.backoff = (self.backoff * 2).min(self.config.connect_retry_max);
+    }
+
+    fn keepalive_interval(&self) -> Option<Duration> {
+        let hold = self.negotiated.as_ref()?.hold_time;
+        (hold > 0).then(|| Duration::from_secs(hold as u64) / 3)
+    }
+
+    fn restart_hold(&mut self, now: Instant) {
+        self.hold_at = self
+            .negotiated
+            .as_ref()
+            .filter(|n| n.hold_time > 0)
+            .map(|n| now + Duration::from_secs(n.hold_time as u64));
+    }
+
+    fn clear_timers(&mut self) {
+        self.connect_retry_at = None;
+        self.hold_at = None;
+        self.keepalive_at = None;
+    }
+
+    fn leave(&mut self, from: State, reason: String, out: &mut Vec<Action>) {
+        if from == State::Established {
+            out.push(Action::Down(reason.clone()));
+        }
+        self.negotiated = None;
+        self.last_error = Some(reason);
+    }
+
+    /// Any error: optionally notify, close, and wait (with backoff) before reconnecting.
+    fn fail(&mut self, now: Instant, from: State, reason: String, notify: Option<Notification>, out: &mut Vec<Action>) {
+        if let Some(n) = notify {
+            out.push(Action::Send(Message::Notification(n)));
+        }
+        out.push(Action::Disconnect);
+        self.leave(from, reason, out);
+        self.clear_timers();
+        self.state = State::Active;
+        self.schedule_retry(now);
+    }
+
+    fn receive_open(&mut self, now: Instant, open: Open, out: &mut Vec<Action>) {
+        let reject = |subcode: u8, data: Vec<u8>| Notification { code: code::OPEN_MESSAGE, subcode, data };
+        if open.asn != self.config.peer_as {
+            let data = u16::try_from(open.asn).unwrap_or(crate::packet::open::AS_TRANS).to_be_bytes().to_vec();
+            let why = format!("peer AS {} is not the configured {}", open.asn, self.config.peer_as);
+            return self.fail(now, State::OpenSent, why, Some(reject(open_sub::BAD_PEER_AS, data)), out);
+        }
+        if open.bgp_id == self.config.router_id && self.config.peer_as == self.config.local_as {
+            let why = format!("peer BGP identifier {} equals ours", open.bgp_id);
+            return self.fail(now, State::OpenSent, why, Some(reject(open_sub::BAD_BGP_IDENTIFIER, vec![])), out);
+        }
+        let peer_families: Vec<Family> = open.families().collect();
+        // RFC 4760 §8: a peer without the capability speaks IPv4 unicast only.
+        let peer_families = if peer_families.is_empty() { vec![Family::IPV4_UNICAST] } else { peer_families };
+        let families: Vec<Family> =
+            self.config.families.iter().copied().filter(|f| peer_families.contains(f)).collect();
+        let hold_time = self.config.hold_time.min(open.hold_time);
+        self.negotiated = Some(Negotiated {
+            hold_time,
+            families,
+            context: Context { four_octet_as: open.four_octet_as() },
+            route_refresh: open.route_refresh(),
+            peer_id: open.bgp_id,
+            peer_as: open.asn,
+            graceful_restart: open.graceful_restart().cloned(),
+        });
+        self.state = State::OpenConfirm;
+        out.push(Action::Send(Message::Keepalive));
+        self.restart_hold(now);
+        self.keepalive_at = self.keepalive_interval().map(|k| now + k);
+    }
+}
+
+/// Connection collision (RFC 4271 §6.8): true if the connection already in use is kept and
+/// the new one closed with Cease/Connection Collision Resolution. The connection initiated
+/// by the speaker with the higher BGP identifier survives.
+pub fn collision_keeps_existing(local_id: Ipv4Addr, remote_id: Ipv4Addr, existing_is_outbound: bool) -> bool {
+    let local_wins = u32::from(local_id) > u32::from(remote_id);
+    local_wins == existing_is_outbound
+}
+
+/// The Cease sent to the connection that loses a collision.
+pub fn collision_notification() -> Notification {
+    Notification::cease(cease_sub::CONNECTION_COLLISION)
+}
+
+#[cfg(test)]
+mod tests;
