@@ -1,1 +1,439 @@
+//! The checks shared by the `interop_*` test files.
+//!
+//! Addressing: test block `N` (unique per test, so tests run in parallel)
+//! uses `127.0.N.1` for wasmbgp (or the stand-in daemon of a driver
+//! self-test) and `127.0.N.2` for the peer, with ports `10000 + 10*N + k`
+//! (`k` = 0: wasmbgp side, 1: peer, 2: peer control API). Nothing listens on
+//! a wildcard address, so port 179 and other tests are never in the way.
 
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::peers::bird::Bird;
+use crate::peers::{Peer, PeerSpec, Remote};
+use crate::route::{AttrCheck, Family, Origin, Route, count_families};
+use crate::wait::{DEFAULT_TIMEOUT, wait_for, wait_until};
+use crate::wasmbgp::{Config, NeighborConfig, RouteAttrs, RouteFile, WasmBgp};
+use crate::workdir::WorkDir;
+use crate::step;
+
+/// Our AS in eBGP scenarios.
+pub const WASMBGP_AS: u32 = 65001;
+/// Number of bulk routes per family sent from a route file.
+pub const BULK_ROUTES: usize = 1000;
+/// IPv6 next hop wasmbgp puts on its IPv6 routes.
+pub const WASMBGP_NEXT_HOP6: &str = "2001:db8::1";
+/// IPv4 next hop used instead of `self` toward peers that drop loopback next hops.
+pub const DOCUMENTATION_NEXT_HOP4: &str = "192.0.2.1";
+/// Bound for a killed peer to be Established again after its restart.
+pub const RECONNECT_BOUND: Duration = Duration::from_secs(10);
+
+/// Builds a driver from a spec.
+pub type PeerFactory = fn(PeerSpec) -> Box<dyn Peer>;
+
+/// Addresses and ports of one test block (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct Block(pub u8);
+
+impl Block {
+    /// wasmbgp's (or the stand-in's) address.
+    pub fn local(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, self.0, 1)
+    }
+    /// The peer's address.
+    pub fn peer(self) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, self.0, 2)
+    }
+    /// Port `k` of this block.
+    pub fn port(self, k: u16) -> u16 {
+        10000 + 10 * u16::from(self.0) + k
+    }
+}
+
+/// The routes every peer originates toward wasmbgp (or the stand-in).
+pub fn peer_originated_routes(peer_as: u32) -> Vec<Route> {
+    let rich4 = Route {
+        origin: Some(Origin::Egp),
+        med: Some(10),
+        communities: vec![format!("{peer_as}:7"), format!("{peer_as}:8")],
+        large_communities: vec![format!("{peer_as}:7:7")],
+        ..Route::new("203.0.113.0/24").expect("valid prefix")
+    };
+    // FRR always sends a MED (0) on networks it originates: set one.
+    let plain4 = Route {
+        origin: Some(Origin::Igp),
+        med: Some(5),
+        ..Route::new("203.0.113.128/25").expect("valid prefix")
+    };
+    let rich6 = Route {
+        origin: Some(Origin::Igp),
+        med: Some(20),
+        communities: vec![format!("{peer_as}:66")],
+        large_communities: vec![format!("{peer_as}:6:6")],
+        ..Route::new("2001:db8:beef::/48").expect("valid prefix")
+    };
+    vec![rich4, plain4, rich6]
+}
+
+/// The spec of the peer of block `block`.
+pub fn peer_spec(dir: &std::path::Path, block: Block, peer_as: u32, remote_as: u32) -> PeerSpec {
+    PeerSpec {
+        dir: dir.to_path_buf(),
+        address: block.peer(),
+        port: block.port(1),
+        asn: peer_as,
+        remote: Remote { address: block.local(), port: block.port(0), asn: remote_as },
+        hold_time: 30,
+        next_hop4: Ipv4Addr::new(192, 0, 2, block.0),
+        next_hop6: format!("2001:db8::{:x}", block.0).parse::<Ipv6Addr>().expect("valid address"),
+        originate: peer_originated_routes(peer_as),
+        api_port: block.port(2),
+    }
+}
+
+/// What the receiving side should see for a route the peer originated.
+fn expected_from_peer(spec: &PeerSpec, route: &Route) -> Route {
+    let mut expected = route.clone();
+    expected.next_hop = Some(match route.family() {
+        Family::Ipv4 => spec.next_hop4.to_string(),
+        Family::Ipv6 => spec.next_hop6.to_string(),
+    });
+    expected.as_path = if spec.is_ibgp() { Vec::new() } else { vec![spec.asn] };
+    expected
+}
+
+fn check_route(what: &str, got: Option<Route>, expected: &Route, check: &AttrCheck) -> Result<()> {
+    let got = got.with_context(|| format!("{what}: route {} missing", expected.prefix))?;
+    let diffs = got.differences(expected, check);
+    ensure!(diffs.is_empty(), "{what}: route {} differs: {}", expected.prefix, diffs.join("; "));
+    Ok(())
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Driver self-test: the driven daemon peers with a BIRD stand-in for
+/// wasmbgp. Checks both views of the session, routes in both directions
+/// with attributes, restart after SIGKILL, and the Cease log wording.
+pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFactory) -> Result<()> {
+    let peer_as = 65100 + u32::from(block.0);
+    let mut peer = make_peer(peer_spec(&work.subdir("peer")?, block, peer_as, WASMBGP_AS));
+
+    // The stand-in plays wasmbgp: block.local(), AS 65001, rich routes.
+    let rich4 = Route {
+        origin: Some(Origin::Egp),
+        med: Some(100),
+        communities: vec!["65001:100".into(), "65001:200".into()],
+        large_communities: vec!["65001:1:2".into()],
+        ..Route::new("198.18.0.0/24")?
+    };
+    let rich6 = Route {
+        origin: Some(Origin::Incomplete),
+        med: Some(50),
+        communities: vec!["65001:600".into()],
+        large_communities: vec!["65001:6:6".into()],
+        ..Route::new("2001:db8:ffff::/48")?
+    };
+    let stand_in_spec = PeerSpec {
+        dir: work.subdir("stand-in")?,
+        address: block.local(),
+        port: block.port(0),
+        asn: WASMBGP_AS,
+        remote: Remote { address: block.peer(), port: block.port(1), asn: peer_as },
+        hold_time: 30,
+        next_hop4: DOCUMENTATION_NEXT_HOP4.parse()?,
+        next_hop6: WASMBGP_NEXT_HOP6.parse()?,
+        originate: vec![rich4.clone(), rich6.clone()],
+        api_port: block.port(2),
+    };
+    let mut stand_in = Bird::new(stand_in_spec.clone());
+
+    step(test, format!("starting {} and a BIRD stand-in", peer.kind()));
+    peer.start()?;
+    stand_in.start()?;
+    peer.wait_established(DEFAULT_TIMEOUT)?;
+    stand_in.wait_established(DEFAULT_TIMEOUT)?;
+
+    step(test, "routes from the stand-in reach the peer with their attributes");
+    let check = AttrCheck { local_pref: false, ..AttrCheck::ALL };
+    for route in [&rich4, &rich6] {
+        let expected = expected_from_peer(&stand_in_spec, route);
+        wait_until(&format!("{} at {}", route.prefix, peer.kind()), DEFAULT_TIMEOUT, || {
+            Ok(peer.received_route(&route.prefix)?.is_some())
+        })?;
+        check_route(peer.kind(), peer.received_route(&route.prefix)?, &expected, &check)?;
+    }
+    ensure!(count_families(&peer.received_routes()?) == (1, 1), "peer has unexpected routes");
+
+    step(test, "routes from the peer reach the stand-in with their attributes");
+    let originated = peer.spec().originate.clone();
+    wait_until("peer routes at the stand-in", DEFAULT_TIMEOUT, || {
+        Ok(stand_in.received_routes()?.len() == originated.len())
+    })?;
+    for route in &originated {
+        let expected = expected_from_peer(peer.spec(), route);
+        let check = AttrCheck { med: peer.sends_med(), ..check };
+        check_route("stand-in", stand_in.received_route(&route.prefix)?, &expected, &check)?;
+    }
+
+    step(test, "SIGKILL and restart of the peer");
+    peer.kill()?;
+    peer.start()?;
+    peer.wait_established(DEFAULT_TIMEOUT)?;
+    stand_in.wait_established(DEFAULT_TIMEOUT)?;
+    wait_until("routes at the restarted peer", DEFAULT_TIMEOUT, || {
+        Ok(count_families(&peer.received_routes()?) == (1, 1))
+    })?;
+
+    step(test, "administrative shutdown from the stand-in is logged by the peer");
+    stand_in.birdc(&["disable", crate::peers::bird::PROTOCOL])?;
+    wait_until("the peer to log the Cease", DEFAULT_TIMEOUT, || peer.received_cease())
+        .with_context(|| format!("{} log:\n{}", peer.kind(), tail(&peer.log().unwrap_or_default(), 30)))?;
+    peer.stop()?;
+    stand_in.stop()?;
+    Ok(())
+}
+
+/// The full wasmbgp interop scenario ("Must show 2") against one peer.
+pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, make_peer: PeerFactory) -> Result<()> {
+    let peer_as = if ibgp { WASMBGP_AS } else { 65100 + u32::from(block.0) };
+    let mut peer = make_peer(peer_spec(&work.subdir("peer")?, block, peer_as, WASMBGP_AS));
+    let local = block.local().to_string();
+    let neighbor = block.peer().to_string();
+
+    let (next_hop4_config, next_hop4) = if peer.rejects_loopback_next_hop() {
+        (DOCUMENTATION_NEXT_HOP4.to_owned(), DOCUMENTATION_NEXT_HOP4.to_owned())
+    } else {
+        ("self".to_owned(), local.clone())
+    };
+    let own_path = |path: &[u32]| -> Vec<u32> {
+        if ibgp { path.to_vec() } else { [&[WASMBGP_AS][..], path].concat() }
+    };
+
+    // Routes wasmbgp originates.
+    let rich4_attrs = RouteAttrs {
+        next_hop: Some(next_hop4_config.clone()),
+        med: Some(100),
+        local_pref: ibgp.then_some(200),
+        origin: Some(Origin::Egp),
+        as_path: vec![65010, 65011],
+        communities: vec!["65001:100".into(), "65001:200".into()],
+        large_communities: vec!["65001:1:2".into()],
+        extended_communities: vec!["target:65001:7".into()],
+        neighbors: vec![neighbor.clone()],
+    };
+    let rich6_attrs = RouteAttrs {
+        next_hop: Some(WASMBGP_NEXT_HOP6.into()),
+        med: Some(50),
+        origin: Some(Origin::Incomplete),
+        communities: vec!["65001:600".into()],
+        large_communities: vec!["65001:6:6".into()],
+        ..RouteAttrs::default()
+    };
+    let bulk4: Vec<String> =
+        (0..BULK_ROUTES).map(|i| format!("100.{}.{}.0/24", 64 + i / 256, i % 256)).collect();
+    let bulk6: Vec<String> = (0..BULK_ROUTES).map(|i| format!("2001:db8:a:{i:x}::/64")).collect();
+    let config = Config {
+        router_id: local.clone(),
+        local_as: WASMBGP_AS,
+        listen: Some(format!("{local}:{}", block.port(0))),
+        neighbors: vec![NeighborConfig {
+            address: neighbor.clone(),
+            port: block.port(1),
+            peer_as,
+            local_address: Some(local.clone()),
+            hold_time: Some(30),
+            passive: false,
+            connect_retry: Some("1s".into()),
+            families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+        }],
+        routes: vec![("198.18.0.0/24".into(), rich4_attrs.clone()), ("2001:db8:ffff::/48".into(), rich6_attrs.clone())],
+        route_files: vec![
+            RouteFile {
+                name: "routes-v4.txt".into(),
+                lines: bulk4.clone(),
+                defaults: RouteAttrs { next_hop: Some(next_hop4_config.clone()), med: Some(10), ..RouteAttrs::default() },
+            },
+            RouteFile {
+                name: "routes-v6.txt".into(),
+                lines: bulk6.clone(),
+                defaults: RouteAttrs { next_hop: Some(WASMBGP_NEXT_HOP6.into()), ..RouteAttrs::default() },
+            },
+        ],
+    };
+    let expected_rich4 = Route {
+        next_hop: Some(next_hop4.clone()),
+        origin: Some(Origin::Egp),
+        as_path: own_path(&[65010, 65011]),
+        med: Some(100),
+        local_pref: ibgp.then_some(200),
+        communities: rich4_attrs.communities.clone(),
+        large_communities: rich4_attrs.large_communities.clone(),
+        ..Route::new("198.18.0.0/24")?
+    };
+    let expected_rich6 = Route {
+        next_hop: Some(WASMBGP_NEXT_HOP6.into()),
+        origin: Some(Origin::Incomplete),
+        as_path: own_path(&[]),
+        med: Some(50),
+        communities: rich6_attrs.communities.clone(),
+        large_communities: rich6_attrs.large_communities.clone(),
+        ..Route::new("2001:db8:ffff::/48")?
+    };
+    let expected_bulk4 = Route {
+        next_hop: Some(next_hop4.clone()),
+        as_path: own_path(&[]),
+        med: Some(10),
+        ..Route::new(&bulk4[BULK_ROUTES - 1])?
+    };
+    let expected_bulk6 = Route {
+        next_hop: Some(WASMBGP_NEXT_HOP6.into()),
+        as_path: own_path(&[]),
+        ..Route::new(&bulk6[BULK_ROUTES / 2])?
+    };
+    let full_table = (BULK_ROUTES + 1, BULK_ROUTES + 1);
+    let check = AttrCheck { local_pref: ibgp, ..AttrCheck::ALL };
+    let bulk_check = AttrCheck { origin: false, local_pref: false, communities: false, large_communities: false, ..AttrCheck::ALL };
+
+    step(test, format!("1. starting {} (AS {peer_as}) and wasmbgp (AS {WASMBGP_AS})", peer.kind()));
+    peer.start()?;
+    let mut wasmbgp = WasmBgp::start(&work.subdir("wasmbgp")?, &config)?;
+    wait_until("wasmbgp to report the session established", DEFAULT_TIMEOUT, || wasmbgp.is_established(&neighbor))
+        .context("step 1: session (wasmbgp view)")?;
+    peer.wait_established(DEFAULT_TIMEOUT).context("step 1: session (peer view)")?;
+
+    step(test, format!("2. {} IPv4 + {} IPv6 routes arrive with their attributes", BULK_ROUTES + 1, BULK_ROUTES + 1));
+    wait_for("the full table at the peer", Duration::from_secs(60), || {
+        let counts = count_families(&peer.received_routes()?);
+        if counts == full_table { Ok(Some(())) } else { bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}") }
+    })
+    .context("step 2: full table")?;
+    check_route("step 2 rich IPv4", peer.received_route("198.18.0.0/24")?, &expected_rich4, &check)?;
+    check_route("step 2 rich IPv6", peer.received_route("2001:db8:ffff::/48")?, &expected_rich6, &check)?;
+    check_route("step 2 bulk IPv4", peer.received_route(&expected_bulk4.prefix)?, &expected_bulk4, &bulk_check)?;
+    check_route("step 2 bulk IPv6", peer.received_route(&expected_bulk6.prefix)?, &expected_bulk6, &bulk_check)?;
+
+    step(test, "3. ctl announce adds routes, ctl withdraw removes them");
+    let announced4 = Route {
+        next_hop: Some(next_hop4.clone()),
+        origin: Some(Origin::Igp),
+        as_path: own_path(&[]),
+        med: Some(300),
+        communities: vec!["65001:301".into()],
+        large_communities: vec!["65001:3:1".into()],
+        ..Route::new("198.18.1.0/24")?
+    };
+    let announced6 = Route {
+        next_hop: Some(WASMBGP_NEXT_HOP6.into()),
+        origin: Some(Origin::Igp),
+        as_path: own_path(&[]),
+        med: Some(7),
+        ..Route::new("2001:db8:fffe::/48")?
+    };
+    wasmbgp.ctl_line(&format!(
+        "announce route 198.18.1.0/24 next-hop {next_hop4_config} med 300 origin igp community [ 65001:301 ] large-community [ 65001:3:1 ]"
+    ))?;
+    wasmbgp.ctl_line(&format!("announce route 2001:db8:fffe::/48 next-hop {WASMBGP_NEXT_HOP6} med 7 origin igp"))?;
+    for route in [&announced4, &announced6] {
+        wait_until(&format!("announced {} at the peer", route.prefix), DEFAULT_TIMEOUT, || {
+            Ok(peer.received_route(&route.prefix)?.is_some())
+        })
+        .context("step 3: ctl announce")?;
+        check_route("step 3 announced", peer.received_route(&route.prefix)?, route, &AttrCheck { local_pref: false, ..check })?;
+    }
+    wasmbgp.ctl(&["withdraw", "route", "198.18.1.0/24"])?;
+    wasmbgp.ctl(&["withdraw", "route", "2001:db8:fffe::/48"])?;
+    wasmbgp.ctl(&["withdraw", "route", &bulk4[0]])?;
+    for prefix in ["198.18.1.0/24", "2001:db8:fffe::/48", bulk4[0].as_str()] {
+        wait_until(&format!("withdrawn {prefix} to leave the peer"), DEFAULT_TIMEOUT, || {
+            Ok(peer.received_route(prefix)?.is_none())
+        })
+        .context("step 3: ctl withdraw")?;
+    }
+    // Put the withdrawn bulk route back so the table is complete again.
+    wasmbgp.ctl_line(&format!("announce route {} next-hop {next_hop4_config} med 10", bulk4[0]))?;
+    wait_until("re-announced bulk route at the peer", DEFAULT_TIMEOUT, || {
+        Ok(peer.received_route(&bulk4[0])?.is_some())
+    })
+    .context("step 3: re-announce")?;
+
+    step(test, "4. routes the peer originates are in wasmbgp's adj-rib-in");
+    let originated = peer.spec().originate.clone();
+    wait_for("peer routes in adj-rib-in", DEFAULT_TIMEOUT, || {
+        let routes = wasmbgp.adj_rib_in(&neighbor)?;
+        if routes.len() == originated.len() { Ok(Some(())) } else { bail!("adj-rib-in has {} routes: {routes:?}", routes.len()) }
+    })
+    .context("step 4: adj-rib-in")?;
+    let adj_in = crate::route::by_prefix(wasmbgp.adj_rib_in(&neighbor)?);
+    for route in &originated {
+        let expected = expected_from_peer(peer.spec(), route);
+        let check = AttrCheck { med: peer.sends_med(), local_pref: false, ..AttrCheck::ALL };
+        check_route("step 4 adj-rib-in", adj_in.get(&route.prefix).cloned(), &expected, &check)?;
+    }
+
+    step(test, "5. the peer is SIGKILLed and restarted: session back within 10 s, table re-sent");
+    let before = wasmbgp.neighbor(&neighbor)?.established_count;
+    peer.kill()?;
+    let restarted = Instant::now();
+    peer.start()?;
+    wait_until("session back after restart (peer view)", RECONNECT_BOUND, || peer.session_established())
+        .context("step 5: reconnect")?;
+    wait_until("session back after restart (wasmbgp view)", RECONNECT_BOUND, || {
+        let status = wasmbgp.neighbor(&neighbor)?;
+        Ok(status.state == "established" && status.established_count > before)
+    })
+    .context("step 5: reconnect (wasmbgp)")?;
+    step(test, format!("   re-established after {:?}", restarted.elapsed()));
+    wait_for("the full table at the restarted peer", Duration::from_secs(60), || {
+        let counts = count_families(&peer.received_routes()?);
+        if counts == full_table { Ok(Some(())) } else { bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}") }
+    })
+    .context("step 5: table re-sent")?;
+
+    step(test, "6. SIGTERM to wasmbgp sends Cease/Administrative Shutdown");
+    let status = wasmbgp.terminate().context("step 6: wasmbgp exit")?;
+    ensure!(status.success(), "step 6: wasmbgp exited with {status} after SIGTERM");
+    wait_until("the peer to log Cease/Administrative Shutdown", DEFAULT_TIMEOUT, || peer.received_cease())
+        .context("step 6: Cease at the peer")?;
+    peer.stop()?;
+    Ok(())
+}
+
+/// Runs [`wasmbgp_interop`] in a fresh work directory; on failure prints
+/// the tails of every log in it (the directory is kept) and panics.
+pub fn run_wasmbgp_interop(test: &str, block: Block, ibgp: bool, make_peer: PeerFactory) {
+    run_in_workdir(test, |work| wasmbgp_interop(test, work, block, ibgp, make_peer));
+}
+
+/// Runs [`peer_selftest`] like [`run_wasmbgp_interop`].
+pub fn run_peer_selftest(test: &str, block: Block, make_peer: PeerFactory) {
+    run_in_workdir(test, |work| peer_selftest(test, work, block, make_peer));
+}
+
+fn run_in_workdir(test: &str, body: impl FnOnce(&WorkDir) -> Result<()>) {
+    let work = WorkDir::new(test).unwrap_or_else(|error| panic!("[{test}] {error:?}"));
+    if let Err(error) = body(&work) {
+        print_logs(work.path());
+        panic!("[{test}] {error:?}");
+    }
+}
+
+/// Prints the last lines of every log file below `dir`.
+fn print_logs(dir: &std::path::Path) {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for path in entries.flatten().map(|entry| entry.path()) {
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "log" || ext == "stdout" || ext == "json") {
+                let text = crate::peers::read_optional(&path).unwrap_or_default();
+                eprintln!("----- {} (last 40 lines) -----\n{}", path.display(), tail(&text, 40));
+            }
+        }
+    }
+}

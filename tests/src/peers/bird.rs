@@ -21,7 +21,7 @@ use crate::run_command;
 use crate::wait::wait_until;
 
 /// Name of the BGP protocol toward the remote in BIRD's config.
-const PROTOCOL: &str = "remote";
+pub const PROTOCOL: &str = "session";
 
 /// A BIRD 2 instance with one BGP session.
 #[derive(Debug)]
