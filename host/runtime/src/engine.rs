@@ -1,0 +1,155 @@
+//! The wasmtime engine, its epoch ticker, the linker shared by every plugin,
+//! and the compiled-component cache.
+//!
+//! One [`Engine`] serves every plugin. Epoch interruption is on; a
+//! background thread advances the epoch every [`EPOCH_TICK`], which bounds
+//! how long a guest runs between deadline checks.
+//!
+//! Compiling a component is expensive (tens of ms for a Rust guest, seconds
+//! for a Python one), so compiled components are cached in memory, keyed by
+//! the SHA-256 of the component bytes, and optionally on disk as `.cwasm`
+//! files whose names also carry a hash of the engine's compilation settings:
+//! an artifact made by a differently configured engine is never loaded.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+use crate::host::PluginCtx;
+
+/// How often the epoch advances.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest component file accepted.
+pub const MAX_COMPONENT_SIZE: u64 = 256 << 20;
+
+/// The engine, linker and cache shared by all plugins of a runtime.
+pub(crate) struct EngineShared {
+    pub engine: Engine,
+    pub linker: Linker<PluginCtx>,
+    cache: ComponentCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl EngineShared {
+    /// Configures the engine, starts the ticker, links the host interfaces.
+    pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(crate::wasmtime_error)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(crate::wasmtime_error)?;
+        crate::host::add_to_linker(&mut linker)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let stop = ticker_stop.clone();
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("wasmbgp-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .context("starting the epoch ticker thread")?;
+
+        let engine_key = {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            hasher.finish()
+        };
+        Ok(EngineShared {
+            engine,
+            linker,
+            cache: ComponentCache { dir: cache_dir, engine_key, memory: Mutex::new(HashMap::new()) },
+            ticker_stop,
+        })
+    }
+
+    /// Loads the component at `path`, from the cache when possible.
+    pub fn load(&self, path: &Path) -> anyhow::Result<Component> {
+        self.cache.load(&self.engine, path)
+    }
+}
+
+impl Drop for EngineShared {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Compiled components by content hash, in memory and optionally on disk.
+struct ComponentCache {
+    dir: Option<PathBuf>,
+    engine_key: u64,
+    memory: Mutex<HashMap<[u8; 32], Component>>,
+}
+
+impl ComponentCache {
+    fn load(&self, engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+        let meta = std::fs::metadata(path).with_context(|| format!("component {}", path.display()))?;
+        if meta.len() > MAX_COMPONENT_SIZE {
+            bail!("component {} is larger than {} MiB", path.display(), MAX_COMPONENT_SIZE >> 20);
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("reading component {}", path.display()))?;
+        // A core module or anything else is refused before compiling.
+        if bytes.len() < 8 || &bytes[0..4] != b"\0asm" || bytes[4..8] != [0x0d, 0x00, 0x01, 0x00] {
+            bail!("{} is not a WebAssembly component (build it for wasm32-wasip2)", path.display());
+        }
+        let hash: [u8; 32] = Sha256::digest(&bytes).into();
+        if let Some(hit) = self.memory.lock().unwrap_or_else(|p| p.into_inner()).get(&hash) {
+            return Ok(hit.clone());
+        }
+        let component = self.load_uncached(engine, &bytes, &hash, path)?;
+        self.memory.lock().unwrap_or_else(|p| p.into_inner()).insert(hash, component.clone());
+        Ok(component)
+    }
+
+    fn load_uncached(&self, engine: &Engine, bytes: &[u8], hash: &[u8; 32], path: &Path) -> anyhow::Result<Component> {
+        let Some(dir) = &self.dir else {
+            return compile(engine, bytes, path);
+        };
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let file = dir.join(format!("{:016x}-{hex}.cwasm", self.engine_key));
+        if file.exists() {
+            // SAFETY: the file was written by `Component::serialize` of an
+            // engine with the same compatibility hash into the runtime's own
+            // cache directory, which the operator must keep private.
+            match unsafe { Component::deserialize_file(engine, &file) } {
+                Ok(component) => return Ok(component),
+                Err(e) => tracing::warn!(cache = %file.display(), "ignoring unusable cached component: {e}"),
+            }
+        }
+        let component = compile(engine, bytes, path)?;
+        if let Err(e) = write_artifact(dir, &file, &component) {
+            tracing::warn!(cache = %file.display(), "could not cache compiled component: {e:#}");
+        }
+        Ok(component)
+    }
+}
+
+fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
+    Component::new(engine, bytes)
+        .map_err(crate::wasmtime_error)
+        .with_context(|| format!("compiling component {}", path.display()))
+}
+
+fn write_artifact(dir: &Path, file: &Path, component: &Component) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let serialized = component.serialize().map_err(crate::wasmtime_error)?;
+    let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, serialized)?;
+    std::fs::rename(&tmp, file)?;
+    Ok(())
+}

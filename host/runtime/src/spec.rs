@@ -1,0 +1,169 @@
+//! What the daemon hands the runtime: a plugin's specification.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The WIT world a component is configured for. Only `healthcheck` exists
+/// today; `policy` and `exporter` will join it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// `wasmbgp:plugin/healthcheck`: exports `health-check` (`init`, `check`).
+    Healthcheck,
+}
+
+impl World {
+    /// The world's name as written in the config (`world = "healthcheck"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Healthcheck => "healthcheck",
+        }
+    }
+
+    /// The fully qualified name of the interface the component must export.
+    pub fn export_interface(self) -> &'static str {
+        match self {
+            World::Healthcheck => "wasmbgp:plugin/health-check@0.1.0",
+        }
+    }
+}
+
+impl std::str::FromStr for World {
+    type Err = anyhow::Error;
+
+    /// Parses a config's `world = "..."`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "healthcheck" => Ok(World::Healthcheck),
+            other => anyhow::bail!("unknown world {other:?} (known: healthcheck)"),
+        }
+    }
+}
+
+impl std::fmt::Display for World {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What happens to a plugin's routes while it is down after a fault.
+/// The daemon applies it on [`PluginEvent::Failed`](crate::PluginEvent::Failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Withdraw the plugin's routes until it is healthy again (the default).
+    #[default]
+    Withdraw,
+    /// Keep the routes as they are.
+    Keep,
+}
+
+impl std::str::FromStr for OnFailure {
+    type Err = anyhow::Error;
+
+    /// Parses a config's `on-failure = "withdraw" | "keep"`.
+    fn from_str(s: &str) -> anyhow::Result<Self> {
+        match s {
+            "withdraw" => Ok(OnFailure::Withdraw),
+            "keep" => Ok(OnFailure::Keep),
+            other => anyhow::bail!("unknown on-failure {other:?} (known: withdraw, keep)"),
+        }
+    }
+}
+
+/// The capabilities granted to a plugin. Everything not listed is denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grants {
+    /// TCP probe targets, "IP:PORT".
+    pub tcp: Vec<String>,
+    /// DNS servers the plugin may query, "IP:PORT".
+    pub dns: Vec<String>,
+    /// HTTP origins the plugin may GET from, "IP:PORT" or "http://IP:PORT".
+    pub http: Vec<String>,
+    /// Neighbors the plugin may announce to through the `routes` interface.
+    pub neighbors: Vec<IpAddr>,
+    /// The most prefixes the plugin may own through `routes` (`None`: no cap
+    /// beyond the neighbors grant).
+    pub max_routes: Option<u32>,
+    /// Linear-memory cap in bytes (per instance).
+    pub memory: u64,
+    /// Guest execution time allowed per call (time spent waiting on host
+    /// probes does not count).
+    pub deadline: Duration,
+}
+
+impl Default for Grants {
+    /// Nothing granted; 64 MiB of memory; 100 ms deadline.
+    fn default() -> Self {
+        Grants {
+            tcp: Vec::new(),
+            dns: Vec::new(),
+            http: Vec::new(),
+            neighbors: Vec::new(),
+            max_routes: None,
+            memory: 64 << 20,
+            deadline: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Everything needed to run one plugin instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginSpec {
+    /// Unique name; used in logs, events, status and state.
+    pub name: String,
+    /// The world the component must implement.
+    pub world: World,
+    /// The component file (`.wasm`).
+    pub component: PathBuf,
+    /// The operator's settings, handed to the plugin's `init`.
+    pub settings: Vec<(String, String)>,
+    /// Capabilities.
+    pub grants: Grants,
+    /// Delay between checks in a steady state.
+    pub interval: Duration,
+    /// Delay between checks while the health is changing.
+    pub fast_interval: Duration,
+    /// Passing checks in a row to report up.
+    pub rise: u32,
+    /// Failing checks in a row to report down.
+    pub fall: u32,
+    /// What the daemon does with the plugin's routes after a fault.
+    pub on_failure: OnFailure,
+}
+
+impl PluginSpec {
+    /// A spec with ExaBGP healthcheck's defaults: interval 5 s, fast
+    /// interval 1 s, rise 3, fall 3, withdraw on failure, nothing granted.
+    pub fn new(name: impl Into<String>, world: World, component: impl Into<PathBuf>) -> Self {
+        PluginSpec {
+            name: name.into(),
+            world,
+            component: component.into(),
+            settings: Vec::new(),
+            grants: Grants::default(),
+            interval: Duration::from_secs(5),
+            fast_interval: Duration::from_secs(1),
+            rise: 3,
+            fall: 3,
+            on_failure: OnFailure::Withdraw,
+        }
+    }
+
+    /// Checks the fields that need no component: name, intervals, counts.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.name.is_empty() || self.name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            anyhow::bail!("plugin name {:?} must be non-empty, without spaces", self.name);
+        }
+        if self.interval.is_zero() || self.fast_interval.is_zero() {
+            anyhow::bail!("plugin {}: interval and fast-interval must be above 0", self.name);
+        }
+        if self.rise == 0 || self.fall == 0 {
+            anyhow::bail!("plugin {}: rise and fall must be at least 1", self.name);
+        }
+        Ok(())
+    }
+}
