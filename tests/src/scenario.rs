@@ -52,6 +52,14 @@ impl Block {
     }
 }
 
+/// The [`BULK_ROUTES`] prefixes of `family` sent in bulk.
+pub fn bulk_prefixes(family: Family) -> Vec<String> {
+    match family {
+        Family::Ipv4 => (0..BULK_ROUTES).map(|i| format!("100.{}.{}.0/24", 64 + i / 256, i % 256)).collect(),
+        Family::Ipv6 => (0..BULK_ROUTES).map(|i| format!("2001:db8:a:{i:x}::/64")).collect(),
+    }
+}
+
 /// The routes every peer originates toward wasmbgp (or the stand-in).
 pub fn peer_originated_routes(peer_as: u32) -> Vec<Route> {
     let rich4 = Route {
@@ -147,10 +155,14 @@ pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFa
         hold_time: 30,
         next_hop4: DOCUMENTATION_NEXT_HOP4.parse()?,
         next_hop6: WASMBGP_NEXT_HOP6.parse()?,
-        originate: vec![rich4.clone(), rich6.clone()],
+        originate: [rich4.clone(), rich6.clone()]
+            .into_iter()
+            .chain(bulk_prefixes(Family::Ipv4).iter().chain(&bulk_prefixes(Family::Ipv6)).map(|p| Route::new(p).expect("valid prefix")))
+            .collect(),
         api_port: block.port(2),
     };
     let mut stand_in = Bird::new(stand_in_spec.clone());
+    let full_table = (BULK_ROUTES + 1, BULK_ROUTES + 1);
 
     step(test, format!("starting {} and a BIRD stand-in", peer.kind()));
     peer.start()?;
@@ -167,7 +179,10 @@ pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFa
         })?;
         check_route(peer.kind(), peer.received_route(&route.prefix)?, &expected, &check)?;
     }
-    ensure!(count_families(&peer.received_routes()?) == (1, 1), "peer has unexpected routes");
+    wait_for("the full table at the peer", DEFAULT_TIMEOUT, || {
+        let counts = count_families(&peer.received_routes()?);
+        if counts == full_table { Ok(Some(())) } else { bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}") }
+    })?;
 
     step(test, "routes from the peer reach the stand-in with their attributes");
     let originated = peer.spec().originate.clone();
@@ -185,8 +200,8 @@ pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFa
     peer.start()?;
     peer.wait_established(DEFAULT_TIMEOUT)?;
     stand_in.wait_established(DEFAULT_TIMEOUT)?;
-    wait_until("routes at the restarted peer", DEFAULT_TIMEOUT, || {
-        Ok(count_families(&peer.received_routes()?) == (1, 1))
+    wait_until("the full table at the restarted peer", DEFAULT_TIMEOUT, || {
+        Ok(count_families(&peer.received_routes()?) == full_table)
     })?;
 
     step(test, "administrative shutdown from the stand-in is logged by the peer");
@@ -234,9 +249,8 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
         large_communities: vec!["65001:6:6".into()],
         ..RouteAttrs::default()
     };
-    let bulk4: Vec<String> =
-        (0..BULK_ROUTES).map(|i| format!("100.{}.{}.0/24", 64 + i / 256, i % 256)).collect();
-    let bulk6: Vec<String> = (0..BULK_ROUTES).map(|i| format!("2001:db8:a:{i:x}::/64")).collect();
+    let bulk4 = bulk_prefixes(Family::Ipv4);
+    let bulk6 = bulk_prefixes(Family::Ipv6);
     let config = Config {
         router_id: local.clone(),
         local_as: WASMBGP_AS,

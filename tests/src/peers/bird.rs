@@ -82,7 +82,14 @@ impl Bird {
         ] {
             let _ = writeln!(conf, "  {channel} {{\n    import all;\n    export filter {{");
             conf.push_str("      if source != RTS_STATIC then reject;\n");
-            for route in spec.originate.iter().filter(|r| r.family() == family) {
+            let with_attributes = |route: &&Route| {
+                route.origin.is_some()
+                    || route.med.is_some()
+                    || route.local_pref.is_some()
+                    || !route.communities.is_empty()
+                    || !route.large_communities.is_empty()
+            };
+            for route in spec.originate.iter().filter(|r| r.family() == family).filter(with_attributes) {
                 let _ = writeln!(conf, "      if net = {} then {{", route.prefix);
                 if let Some(origin) = route.origin {
                     let name = match origin {
