@@ -330,6 +330,14 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
     check_route("step 2 rich IPv6", peer.received_route("2001:db8:ffff::/48")?, &expected_rich6, &check)?;
     check_route("step 2 bulk IPv4", peer.received_route(&expected_bulk4.prefix)?, &expected_bulk4, &bulk_check)?;
     check_route("step 2 bulk IPv6", peer.received_route(&expected_bulk6.prefix)?, &expected_bulk6, &bulk_check)?;
+    let adj_out = wasmbgp.adj_rib_out(&neighbor).context("step 2: show adj-rib-out")?;
+    ensure!(
+        count_families(&adj_out) == full_table,
+        "step 2: show adj-rib-out {neighbor} has (IPv4, IPv6) = {:?}, expecting {full_table:?}",
+        count_families(&adj_out)
+    );
+    let sent = wasmbgp.neighbor(&neighbor)?.prefixes_sent;
+    ensure!(sent == 2 * (BULK_ROUTES as u64 + 1), "step 2: show neighbors reports prefixes-sent {sent}");
 
     step(test, "3. ctl announce adds routes, ctl withdraw removes them");
     let announced4 = Route {
@@ -368,8 +376,16 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
         })
         .context("step 3: ctl withdraw")?;
     }
-    // Put the withdrawn bulk route back so the table is complete again.
-    wasmbgp.ctl_line(&format!("announce route {} next-hop {next_hop4_config} med 10", bulk4[0]))?;
+    // Put the withdrawn bulk route back so the table is complete again, and
+    // exercise `ctl -` (one command per line, one answer per line).
+    let answers = wasmbgp.ctl_batch(&[
+        &format!("announce route {} next-hop {next_hop4_config} med 10", bulk4[0]),
+        "no-such-command",
+    ])?;
+    ensure!(
+        answers.len() == 2 && answers[0] == "ok" && answers[1].starts_with("error:"),
+        "step 3: ctl - answered {answers:?}, expecting [\"ok\", \"error: ...\"]"
+    );
     wait_until("re-announced bulk route at the peer", DEFAULT_TIMEOUT, || {
         Ok(peer.received_route(&bulk4[0])?.is_some())
     })

@@ -294,6 +294,33 @@ impl WasmBgp {
         run_command(Command::new(binary()?).arg("ctl").arg("--socket").arg(&self.socket).args(args))
     }
 
+    /// Runs `wasmbgp ctl --socket SOCK -` with `commands` on stdin (one per
+    /// line) and returns the answer lines (`ok` or `error: ...`).
+    pub fn ctl_batch(&self, commands: &[&str]) -> Result<Vec<String>> {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut child = Command::new(binary()?)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot run wasmbgp ctl -")?;
+        let mut stdin = child.stdin.take().context("no stdin for wasmbgp ctl -")?;
+        for command in commands {
+            writeln!(stdin, "{command}").context("cannot write to wasmbgp ctl -")?;
+        }
+        drop(stdin);
+        let output = child.wait_with_output().context("cannot wait for wasmbgp ctl -")?;
+        if !output.status.success() {
+            bail!("wasmbgp ctl - failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect())
+    }
+
     /// Runs a ctl command given as one string (split on whitespace).
     pub fn ctl_line(&self, line: &str) -> Result<String> {
         let args: Vec<&str> = line.split_whitespace().collect();
