@@ -1,0 +1,512 @@
+//! The TOML config: parsed with spans so that `wasmbgp check` reports every problem as
+//! `FILE:LINE:COL: reason`, and validated before anything runs.
+
+mod reader;
+
+pub use reader::{Diagnostic, Diagnostics};
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reader::{Sink, TableReader};
+use toml_edit::{Document, Item};
+use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, PathAttributes};
+use wasmbgp_bgp::rib::Interner;
+use wasmbgp_bgp::words;
+use wasmbgp_bgp::{Family, Prefix};
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/wasmbgp.sock";
+
+/// A validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from.
+    pub path: PathBuf,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// Our AS.
+    pub local_as: u32,
+    /// Addresses to accept sessions on.
+    pub listen: Vec<SocketAddr>,
+    /// Graceful-restart time advertised to peers (0: not advertised).
+    pub graceful_restart: u16,
+    /// The control socket.
+    pub control: ControlConfig,
+    /// Prometheus exposition address, if enabled.
+    pub metrics: Option<SocketAddr>,
+    /// The neighbors.
+    pub neighbors: Vec<NeighborConfig>,
+    /// Static routes, by the block that declared them.
+    pub routes: Vec<RouteGroup>,
+}
+
+/// The control socket.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    /// Path of the Unix socket.
+    pub socket: PathBuf,
+    /// File mode of the socket.
+    pub mode: u32,
+}
+
+/// One neighbor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NeighborConfig {
+    /// The peer's address.
+    pub address: IpAddr,
+    /// The peer's port.
+    pub port: u16,
+    /// The peer's AS.
+    pub peer_as: u32,
+    /// Address to connect from, and `next-hop self` for its family.
+    pub local_address: Option<IpAddr>,
+    /// `next-hop self` for IPv6 routes on an IPv4 session (default: the IPv4-mapped local address).
+    pub next_hop_ipv6: Option<Ipv6Addr>,
+    /// Proposed hold time.
+    pub hold_time: u16,
+    /// Only accept the peer's connection.
+    pub passive: bool,
+    /// First reconnect delay.
+    pub connect_retry: Duration,
+    /// Reconnect delay cap.
+    pub connect_retry_max: Duration,
+    /// Families to negotiate.
+    pub families: Vec<Family>,
+    /// Free text for operators.
+    pub description: Option<String>,
+}
+
+/// Routes declared by one `[[route]]` or `[[route-file]]` block.
+#[derive(Debug, Clone)]
+pub struct RouteGroup {
+    /// Only these neighbors get the routes (default: every neighbor of the family).
+    pub neighbors: Option<Vec<IpAddr>>,
+    /// The routes, attributes shared.
+    pub routes: Vec<(Prefix, Arc<PathAttributes>)>,
+}
+
+impl RouteGroup {
+    /// True if `neighbor` gets these routes.
+    pub fn applies_to(&self, neighbor: &IpAddr) -> bool {
+        self.neighbors.as_ref().is_none_or(|n| n.contains(neighbor))
+    }
+}
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| Diagnostics {
+            file: file.clone(),
+            items: vec![Diagnostic { line: 1, col: 1, message: format!("cannot read: {e}") }],
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Validates config text as if read from `path` (relative paths resolve beside it).
+    pub fn parse(text: &str, path: &Path) -> Result<Config, Diagnostics> {
+        let file = path.display().to_string();
+        let mut sink = Sink::new(text);
+        let doc = match Document::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                sink.error(e.span(), e.message().trim().to_string());
+                return Err(sink.finish(&file));
+            }
+        };
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut interner = Interner::new();
+        let config = parse_document(&doc, path, &base, &mut sink, &mut interner);
+        match config {
+            Some(c) if sink.is_clean() => Ok(c),
+            _ => Err(sink.finish(&file)),
+        }
+    }
+}
+
+fn parse_document(
+    doc: &Document<&str>,
+    path: &Path,
+    base: &Path,
+    sink: &mut Sink,
+    interner: &mut Interner,
+) -> Option<Config> {
+    let mut top = TableReader::new(doc.as_table(), "config");
+    let router_id = top.req_str("router-id", sink).and_then(|(s, span)| match s.parse::<Ipv4Addr>() {
+        Ok(a) if !a.is_unspecified() => Some(a),
+        _ => {
+            sink.error(span, format!("router-id must be a non-zero IPv4 address, not {s:?}"));
+            None
+        }
+    });
+    let local_as = top.req_int("local-as", 1, u32::MAX as i64, sink).map(|n| n as u32);
+    let listen = parse_listen(&mut top, sink);
+    let graceful_restart = top.opt_int("graceful-restart", 0, 4095, sink).unwrap_or(120) as u16;
+    let metrics = top.opt_str("metrics", sink).and_then(|(s, span)| match s.parse::<SocketAddr>() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            sink.error(span, format!("metrics must be an address:port such as \"127.0.0.1:9179\", not {s:?}"));
+            None
+        }
+    });
+    let control = parse_control(top.item("control"), sink);
+    let neighbors = parse_neighbors(top.item("neighbor"), sink);
+    let known: HashSet<IpAddr> = neighbors.iter().map(|n| n.address).collect();
+    let mut routes = Vec::new();
+    for_each_table(top.item("route"), "route", sink, |t, name, sink| {
+        let mut r = TableReader::new(t, name);
+        let span = r.span();
+        let Some((prefix, pspan)) = r.req_str("prefix", sink) else {
+            parse_attributes(&mut r, sink);
+            parse_route_neighbors(&mut r, &known, sink);
+            r.finish(sink);
+            return;
+        };
+        let attrs = parse_attributes(&mut r, sink);
+        let group_neighbors = parse_route_neighbors(&mut r, &known, sink);
+        r.finish(sink);
+        match prefix.parse::<Prefix>() {
+            Ok(p) => {
+                if let Err(e) = words::check_next_hop_family(&p, attrs.next_hop.as_ref()) {
+                    sink.error(span.clone(), e);
+                }
+                routes.push(RouteGroup { neighbors: group_neighbors, routes: vec![(p, interner.intern(attrs))] });
+            }
+            Err(e) => sink.error(pspan, e.0),
+        }
+    });
+    for_each_table(top.item("route-file"), "route-file", sink, |t, name, sink| {
+        let mut r = TableReader::new(t, name);
+        let file = r.req_str("path", sink);
+        let defaults = parse_attributes(&mut r, sink);
+        let group_neighbors = parse_route_neighbors(&mut r, &known, sink);
+        r.finish(sink);
+        if let Some((file, span)) = file {
+            let full = base.join(&file);
+            match load_route_file(&full, &defaults, interner) {
+                Ok(group) => routes.push(RouteGroup { neighbors: group_neighbors, routes: group }),
+                Err(e) => sink.error(span, e),
+            }
+        }
+    });
+    // Plugin tables are read by the plugin runtime's own section (see `plugins`).
+    top.item("plugin");
+    top.finish(sink);
+    Some(Config {
+        path: path.to_path_buf(),
+        router_id: router_id?,
+        local_as: local_as?,
+        listen,
+        graceful_restart,
+        control,
+        metrics,
+        neighbors,
+        routes,
+    })
+}
+
+/// Calls `f` for each table of an array of tables (or a single table) under a key.
+fn for_each_table(item: Option<&Item>, name: &str, sink: &mut Sink, mut f: impl FnMut(&toml_edit::Table, String, &mut Sink)) {
+    match item {
+        None => {}
+        Some(Item::ArrayOfTables(arr)) => {
+            for (i, t) in arr.iter().enumerate() {
+                f(t, format!("{name}[{}]", i + 1), sink);
+            }
+        }
+        Some(Item::Table(t)) => f(t, name.to_string(), sink),
+        Some(other) => sink.error(other.span(), format!("`{name}` must be written as [[{name}]] tables")),
+    }
+}
+
+fn parse_listen(top: &mut TableReader, sink: &mut Sink) -> Vec<SocketAddr> {
+    let span = top.span_of("listen");
+    let list: Vec<(String, Option<Range<usize>>)> = match top.item("listen") {
+        None => return Vec::new(),
+        Some(item) if item.as_str().is_some() => vec![(item.as_str().unwrap_or_default().to_string(), item.span())],
+        Some(_) => top.opt_str_list("listen", sink).unwrap_or_default(),
+    };
+    let mut out = Vec::new();
+    for (s, sp) in list {
+        match s.parse::<SocketAddr>() {
+            Ok(a) => out.push(a),
+            Err(_) => sink.error(sp.or(span.clone()), format!("listen must be address:port such as \"127.0.0.1:1790\", not {s:?}")),
+        }
+    }
+    out
+}
+
+fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
+    let mut control = ControlConfig { socket: PathBuf::from(DEFAULT_SOCKET), mode: 0o600 };
+    let Some(item) = item else { return control };
+    let Some(t) = item.as_table() else {
+        sink.error(item.span(), "`control` must be a table");
+        return control;
+    };
+    let mut r = TableReader::new(t, "control");
+    if let Some((s, _)) = r.opt_str("socket", sink) {
+        control.socket = PathBuf::from(s);
+    }
+    if let Some((s, span)) = r.opt_str("mode", sink) {
+        match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o777 => control.mode = m,
+            _ => sink.error(span, format!("control.mode must be an octal file mode such as \"0600\", not {s:?}")),
+        }
+    }
+    r.finish(sink);
+    control
+}
+
+fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> {
+    let mut out: Vec<NeighborConfig> = Vec::new();
+    let mut seen: HashSet<IpAddr> = HashSet::new();
+    for_each_table(item, "neighbor", sink, |t, name, sink| {
+        let mut r = TableReader::new(t, name.clone());
+        let address = r.req_str("address", sink).and_then(|(s, span)| match s.parse::<IpAddr>() {
+            Ok(a) if seen.insert(a) => Some(a),
+            Ok(a) => {
+                sink.error(span, format!("duplicate neighbor {a}"));
+                None
+            }
+            Err(_) => {
+                sink.error(span, format!("{name}.address must be an IP address, not {s:?}"));
+                None
+            }
+        });
+        let port = r.opt_int("port", 1, 65535, sink).unwrap_or(179) as u16;
+        let peer_as = r.req_int("peer-as", 1, u32::MAX as i64, sink).map(|n| n as u32);
+        let local_address = r.opt_str("local-address", sink).and_then(|(s, span)| match s.parse::<IpAddr>() {
+            Ok(a) if address.is_none_or(|n: IpAddr| n.is_ipv4() == a.is_ipv4()) => Some(a),
+            Ok(a) => {
+                sink.error(span, format!("local-address {a} is not of the neighbor address's family"));
+                None
+            }
+            Err(_) => {
+                sink.error(span, format!("{name}.local-address must be an IP address, not {s:?}"));
+                None
+            }
+        });
+        let next_hop_ipv6 = r.opt_str("next-hop-ipv6", sink).and_then(|(s, span)| match s.parse::<Ipv6Addr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                sink.error(span, format!("{name}.next-hop-ipv6 must be an IPv6 address, not {s:?}"));
+                None
+            }
+        });
+        let hold_time = r.opt_int("hold-time", 0, 65535, sink).unwrap_or(90);
+        if hold_time == 1 || hold_time == 2 {
+            sink.error(r.span_of("hold-time"), format!("{name}.hold-time must be 0 or at least 3 seconds"));
+        }
+        let passive = r.opt_bool("passive", sink).unwrap_or(false);
+        let connect_retry = r.opt_duration("connect-retry", sink).unwrap_or(Duration::from_secs(1));
+        let connect_retry_max = r.opt_duration("connect-retry-max", sink).unwrap_or(Duration::from_secs(10));
+        let families = match r.opt_str_list("families", sink) {
+            None => vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
+            Some(list) => list
+                .into_iter()
+                .filter_map(|(s, span)| s.parse::<Family>().map_err(|e| sink.error(span, e)).ok())
+                .collect(),
+        };
+        let description = r.opt_str("description", sink).map(|(s, _)| s);
+        r.finish(sink);
+        if let (Some(address), Some(peer_as)) = (address, peer_as) {
+            out.push(NeighborConfig {
+                address,
+                port,
+                peer_as,
+                local_address,
+                next_hop_ipv6,
+                hold_time: hold_time as u16,
+                passive,
+                connect_retry: connect_retry.max(Duration::from_millis(100)),
+                connect_retry_max: connect_retry_max.max(connect_retry),
+                families,
+                description,
+            });
+        }
+    });
+    out
+}
+
+/// Reads the route attribute keys shared by `[[route]]`, `[[route-file]]` and plugin routes.
+pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttributes {
+    let mut attrs = PathAttributes { next_hop: Some(NextHop::Local), ..PathAttributes::default() };
+    if let Some((s, span)) = r.opt_str("next-hop", sink) {
+        match words::parse_next_hop(&s) {
+            Ok(nh) => attrs.next_hop = Some(nh),
+            Err(e) => sink.error(span, e),
+        }
+    }
+    attrs.med = r.opt_int("med", 0, u32::MAX as i64, sink).map(|n| n as u32);
+    attrs.local_pref = r.opt_int("local-preference", 0, u32::MAX as i64, sink).map(|n| n as u32);
+    if let Some((s, span)) = r.opt_str("origin", sink) {
+        match words::parse_origin(&s) {
+            Ok(o) => attrs.origin = o,
+            Err(e) => sink.error(span, e),
+        }
+    }
+    if let Some(list) = r.opt_int_list("as-path", sink) {
+        let mut asns = Vec::new();
+        for (n, span) in list {
+            match u32::try_from(n) {
+                Ok(a) => asns.push(a),
+                Err(_) => sink.error(span, format!("AS number {n} out of range")),
+            }
+        }
+        attrs.as_path = AsPath::from_sequence(asns);
+    }
+    attrs.atomic_aggregate = r.opt_bool("atomic-aggregate", sink).unwrap_or(false);
+    for (s, span) in r.opt_str_list("communities", sink).unwrap_or_default() {
+        match words::parse_community(&s) {
+            Ok(c) => attrs.communities.push(c),
+            Err(e) => sink.error(span, e),
+        }
+    }
+    for (s, span) in r.opt_str_list("large-communities", sink).unwrap_or_default() {
+        match words::parse_large_community(&s) {
+            Ok(c) => attrs.large_communities.push(c),
+            Err(e) => sink.error(span, e),
+        }
+    }
+    for (s, span) in r.opt_str_list("extended-communities", sink).unwrap_or_default() {
+        match words::parse_extended_community(&s) {
+            Ok(c) => attrs.extended_communities.push(c),
+            Err(e) => sink.error(span, e),
+        }
+    }
+    attrs
+}
+
+fn parse_route_neighbors(r: &mut TableReader, known: &HashSet<IpAddr>, sink: &mut Sink) -> Option<Vec<IpAddr>> {
+    let list = r.opt_str_list("neighbors", sink)?;
+    let mut out = Vec::new();
+    for (s, span) in list {
+        match s.parse::<IpAddr>() {
+            Ok(a) if known.contains(&a) => out.push(a),
+            Ok(a) => sink.error(span, format!("{a} is not a configured neighbor")),
+            Err(_) => sink.error(span, format!("neighbors must list IP addresses, not {s:?}")),
+        }
+    }
+    Some(out)
+}
+
+/// Reads a `[[route-file]]`: one route per line, `PREFIX [attribute words]`; `#` starts a
+/// comment. A line that is a bare prefix (the common case in large tables) takes the
+/// block's attributes without any per-line allocation.
+fn load_route_file(
+    path: &Path,
+    defaults: &PathAttributes,
+    interner: &mut Interner,
+) -> Result<Vec<(Prefix, Arc<PathAttributes>)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read route file {}: {e}", path.display()))?;
+    let shared = interner.intern(defaults.clone());
+    let mut routes = Vec::with_capacity(text.len() / 12);
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |e: String| format!("{}:{}: {e}", path.display(), i + 1);
+        if !line.contains(char::is_whitespace) {
+            let p: Prefix = line.parse().map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| at(e.0))?;
+            words::check_next_hop_family(&p, defaults.next_hop.as_ref()).map_err(at)?;
+            routes.push((p, shared.clone()));
+        } else {
+            let spec = words::parse_route(&words::tokenize(line), defaults).map_err(at)?;
+            routes.push((spec.prefix, interner.intern(spec.attrs)));
+        }
+    }
+    routes.shrink_to_fit();
+    Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Diagnostics> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    const GOOD: &str = r#"
+router-id = "127.0.0.1"
+local-as = 65001
+listen = "127.0.0.1:1790"
+[control]
+socket = "/tmp/x.sock"
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+families = ["ipv4-unicast"]
+[[route]]
+prefix = "100.10.0.0/24"
+med = 100
+communities = ["65001:100"]
+"#;
+
+    #[test]
+    fn good_config() {
+        let c = parse(GOOD).unwrap();
+        assert_eq!(c.local_as, 65001);
+        assert_eq!(c.neighbors[0].port, 179);
+        assert_eq!(c.routes[0].routes[0].1.med, Some(100));
+        assert_eq!(c.listen, vec!["127.0.0.1:1790".parse().unwrap()]);
+    }
+
+    #[test]
+    fn every_mistake_is_reported_with_its_line() {
+        let bad = r#"router-id = "127.0.0.1"
+local-as = 65001
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+colour = "blue"
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+[[route]]
+prefix = "10.0.0.1/8"
+[[route]]
+prefix = "10.1.0.0/16"
+next-hop = "2001:db8::1"
+"#;
+        let d = parse(bad).unwrap_err();
+        let text = d.to_string();
+        assert!(text.contains("test.toml:6:1: unknown key `colour` in neighbor[1]"), "{text}");
+        assert!(text.contains("test.toml:8:11: duplicate neighbor 127.0.0.2"), "{text}");
+        assert!(text.contains("test.toml:11:10: prefix \"10.0.0.1/8\" has host bits set"), "{text}");
+        assert!(text.contains("is IPv6 but prefix 10.1.0.0/16 is IPv4"), "{text}");
+        assert_eq!(d.items.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn missing_fields_and_syntax_errors() {
+        let d = parse("local-as = 1\n[[neighbor]]\naddress = \"127.0.0.2\"\n").unwrap_err();
+        let text = d.to_string();
+        assert!(text.contains("missing required key `router-id`"), "{text}");
+        assert!(text.contains("missing required key `peer-as`"), "{text}");
+        let d = parse("router-id = \n").unwrap_err();
+        assert!(d.to_string().starts_with("test.toml:1:"), "{d}");
+    }
+
+    #[test]
+    fn route_file_bulk_form() {
+        let dir = std::env::temp_dir().join(format!("wasmbgp-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("t.routes"), "10.0.0.0/24\n10.0.1.0/24 med 5\n# comment\n\n2001:db8::/48 next-hop 2001:db8::1\n").unwrap();
+        let text = format!("{GOOD}[[route-file]]\npath = \"t.routes\"\nmed = 7\n");
+        let c = Config::parse(&text, &dir.join("c.toml")).unwrap();
+        let g = &c.routes[1].routes;
+        assert_eq!(g.len(), 3);
+        assert_eq!((g[0].1.med, g[1].1.med), (Some(7), Some(5)));
+        std::fs::write(dir.join("t.routes"), "10.0.0.0/24\nbogus\n").unwrap();
+        let d = Config::parse(&text, &dir.join("c.toml")).unwrap_err();
+        assert!(d.to_string().contains("t.routes:2: invalid address"), "{d}");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

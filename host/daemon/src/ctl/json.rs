@@ -1,0 +1,151 @@
+//! The JSON shapes of `ctl show ... --json` (a stable interface: external checks parse it).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use wasmbgp_bgp::Prefix;
+use wasmbgp_bgp::packet::attributes::{PathAttributes, community_to_string};
+
+/// One neighbor in `show neighbors --json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NeighborStatus {
+    /// Peer address.
+    pub address: IpAddr,
+    /// Peer port.
+    pub port: u16,
+    /// Peer AS.
+    pub peer_as: u32,
+    /// Our AS.
+    pub local_as: u32,
+    /// Operator's description.
+    pub description: Option<String>,
+    /// FSM state: idle, connect, active, opensent, openconfirm, established.
+    pub state: String,
+    /// Seconds since Established, while up.
+    pub uptime_secs: Option<f64>,
+    /// Times the session reached Established.
+    pub established_count: u64,
+    /// Routes in the Adj-RIB-In.
+    pub prefixes_received: usize,
+    /// Routes advertised on the current session.
+    pub prefixes_sent: usize,
+    /// Routes in the Adj-RIB-Out (advertised or waiting for the session).
+    pub adj_rib_out: usize,
+    /// UPDATE messages received.
+    pub updates_received: u64,
+    /// UPDATE messages sent.
+    pub updates_sent: u64,
+    /// Why the session last went down.
+    pub last_error: Option<String>,
+    /// Negotiated families.
+    pub families: Vec<String>,
+    /// The peer's BGP identifier, once known.
+    pub peer_id: Option<String>,
+}
+
+/// One route in `show adj-rib-in/out --json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub struct RouteRow {
+    /// The neighbor the route is sent to or came from.
+    pub neighbor: IpAddr,
+    /// The prefix.
+    pub prefix: String,
+    /// Next hop (`self` for next-hop self before export).
+    pub next_hop: Option<String>,
+    /// igp, egp or incomplete.
+    pub origin: String,
+    /// The AS path, flattened.
+    pub as_path: Vec<u32>,
+    /// MULTI_EXIT_DISC.
+    pub med: Option<u32>,
+    /// LOCAL_PREF.
+    pub local_pref: Option<u32>,
+    /// Standard communities, `A:B`.
+    pub communities: Vec<String>,
+    /// Large communities, `A:B:C`.
+    pub large_communities: Vec<String>,
+    /// Extended communities, e.g. `target:A:B`.
+    pub extended_communities: Vec<String>,
+    /// Where the route came from (Adj-RIB-Out only): config, ctl, plugin:NAME.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl RouteRow {
+    /// A row for a route.
+    pub fn new(neighbor: IpAddr, prefix: Prefix, attrs: &Arc<PathAttributes>, source: Option<String>) -> Self {
+        RouteRow {
+            neighbor,
+            prefix: prefix.to_string(),
+            next_hop: attrs.next_hop.map(|n| n.to_string()),
+            origin: attrs.origin.name().to_string(),
+            as_path: attrs.as_path.asns().collect(),
+            med: attrs.med,
+            local_pref: attrs.local_pref,
+            communities: attrs.communities.iter().map(|c| community_to_string(*c)).collect(),
+            large_communities: attrs.large_communities.iter().map(ToString::to_string).collect(),
+            extended_communities: attrs.extended_communities.iter().map(ToString::to_string).collect(),
+            source,
+        }
+    }
+
+    /// ExaBGP-style text: `PREFIX next-hop X med N ...`.
+    pub fn to_text(&self) -> String {
+        let mut s = format!("neighbor {} {}", self.neighbor, self.prefix);
+        if let Some(nh) = &self.next_hop {
+            s += &format!(" next-hop {nh}");
+        }
+        s += &format!(" origin {}", self.origin);
+        if !self.as_path.is_empty() {
+            let p: Vec<String> = self.as_path.iter().map(u32::to_string).collect();
+            s += &format!(" as-path [ {} ]", p.join(" "));
+        }
+        if let Some(m) = self.med {
+            s += &format!(" med {m}");
+        }
+        if let Some(l) = self.local_pref {
+            s += &format!(" local-preference {l}");
+        }
+        for (word, list) in [
+            ("community", &self.communities),
+            ("large-community", &self.large_communities),
+            ("extended-community", &self.extended_communities),
+        ] {
+            if !list.is_empty() {
+                s += &format!(" {word} [ {} ]", list.join(" "));
+            }
+        }
+        if let Some(src) = &self.source {
+            s += &format!(" # {src}");
+        }
+        s
+    }
+}
+
+/// A reply line on the control socket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reply {
+    /// True on success.
+    pub ok: bool,
+    /// The command's output (success).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output: String,
+    /// What went wrong (failure).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+}
+
+impl Reply {
+    /// A success.
+    pub fn ok(output: impl Into<String>) -> Self {
+        Reply { ok: true, output: output.into(), error: String::new() }
+    }
+
+    /// A failure.
+    pub fn err(error: impl Into<String>) -> Self {
+        Reply { ok: false, output: String::new(), error: error.into() }
+    }
+}

@@ -1,0 +1,147 @@
+//! Prometheus metrics for everything an operator alerts on: session state, flaps,
+//! NOTIFICATIONs, route counts and update rates.
+
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NeighborLabel {
+    neighbor: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabel {
+    neighbor: String,
+    direction: &'static str,
+    r#type: &'static str,
+}
+
+/// The daemon's metrics registry.
+pub struct Metrics {
+    registry: Registry,
+    session_up: Family<NeighborLabel, Gauge>,
+    established: Family<NeighborLabel, Gauge>,
+    messages: Family<MessageLabel, Counter>,
+    notifications: Family<MessageLabel, Counter>,
+    announced: Family<NeighborLabel, Counter>,
+    withdrawn: Family<NeighborLabel, Counter>,
+    received: Family<NeighborLabel, Gauge>,
+    treat_as_withdraw: Family<NeighborLabel, Counter>,
+    /// Routes currently held per source, set by the speaker.
+    source_routes: Family<SourceLabel, Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabel {
+    source: String,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every wasmbgp metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("wasmbgp");
+        let m = Metrics {
+            session_up: Family::default(),
+            established: Family::default(),
+            messages: Family::default(),
+            notifications: Family::default(),
+            announced: Family::default(),
+            withdrawn: Family::default(),
+            received: Family::default(),
+            treat_as_withdraw: Family::default(),
+            source_routes: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("bgp_session_up", "1 while the BGP session is Established", m.session_up.clone());
+        registry.register("bgp_session_established", "Times the session reached Established (flaps)", m.established.clone());
+        registry.register("bgp_messages", "BGP messages by direction and type", m.messages.clone());
+        registry.register("notifications", "NOTIFICATION messages by direction", m.notifications.clone());
+        registry.register("routes_announced", "Prefixes announced to the neighbor", m.announced.clone());
+        registry.register("routes_withdrawn", "Prefixes withdrawn from the neighbor", m.withdrawn.clone());
+        registry.register("prefixes_received", "Prefixes in the neighbor's Adj-RIB-In", m.received.clone());
+        registry.register("treat_as_withdraw", "Malformed UPDATEs handled as withdraw (RFC 7606)", m.treat_as_withdraw.clone());
+        registry.register("active_routes", "Routes announced by each source", m.source_routes.clone());
+        Metrics { registry, ..m }
+    }
+
+    fn n(neighbor: &str) -> NeighborLabel {
+        NeighborLabel { neighbor: neighbor.to_string() }
+    }
+
+    /// Session state change; `count` is the number of times it reached Established.
+    pub fn session_state(&self, neighbor: &str, up: bool, count: u64) {
+        self.session_up.get_or_create(&Self::n(neighbor)).set(up as i64);
+        if up {
+            self.established.get_or_create(&Self::n(neighbor)).set(count as i64);
+        }
+    }
+
+    /// A message was received.
+    pub fn message_received(&self, neighbor: &str, kind: &'static str) {
+        self.message(neighbor, "received", kind);
+    }
+
+    /// A message was sent.
+    pub fn message_sent(&self, neighbor: &str, kind: &'static str) {
+        self.message(neighbor, "sent", kind);
+    }
+
+    fn message(&self, neighbor: &str, direction: &'static str, kind: &'static str) {
+        let label = MessageLabel { neighbor: neighbor.to_string(), direction, r#type: kind };
+        if kind == "notification" {
+            self.notifications.get_or_create(&label).inc();
+        }
+        self.messages.get_or_create(&label).inc();
+    }
+
+    /// UPDATEs were sent.
+    pub fn updates_sent(&self, neighbor: &str, messages: u64, announced: u64, withdrawn: u64) {
+        let label = MessageLabel { neighbor: neighbor.to_string(), direction: "sent", r#type: "update" };
+        self.messages.get_or_create(&label).inc_by(messages);
+        self.announced.get_or_create(&Self::n(neighbor)).inc_by(announced);
+        self.withdrawn.get_or_create(&Self::n(neighbor)).inc_by(withdrawn);
+    }
+
+    /// The Adj-RIB-In size changed.
+    pub fn prefixes_received(&self, neighbor: &str, count: i64) {
+        self.received.get_or_create(&Self::n(neighbor)).set(count);
+    }
+
+    /// A malformed UPDATE was treated as withdraw.
+    pub fn treat_as_withdraw(&self, neighbor: &str) {
+        self.treat_as_withdraw.get_or_create(&Self::n(neighbor)).inc();
+    }
+
+    /// Routes a source currently announces.
+    pub fn source_routes(&self, source: &str, count: i64) {
+        self.source_routes.get_or_create(&SourceLabel { source: source.to_string() }).set(count);
+    }
+
+    /// The registry, for components that add their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,142 @@
+//! One TCP connection to a peer: a reader task that cuts the byte stream into whole BGP
+//! messages and a writer task that drains a queue of encoded bytes.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use wasmbgp_bgp::packet::{self, DecodeError};
+
+/// What a reader task reports.
+#[derive(Debug)]
+pub enum ReadEvent {
+    /// One or more whole messages, back to back.
+    Messages(u64, Bytes),
+    /// A header that breaks framing: the session must be reset with this error.
+    Malformed(u64, DecodeError),
+    /// The peer closed the connection or it failed.
+    Closed(u64, String),
+}
+
+/// A live connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// Distinguishes this connection's read events from an older one's.
+    pub id: u64,
+    /// True if we connected out.
+    pub outbound: bool,
+    /// Our end.
+    pub local: SocketAddr,
+    /// The peer's end.
+    pub remote: SocketAddr,
+    writer: mpsc::UnboundedSender<Vec<u8>>,
+    writer_task: JoinHandle<()>,
+    reader_task: JoinHandle<()>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Largest read at once; many UPDATEs arrive per read under load.
+const READ_CHUNK: usize = 256 * 1024;
+
+impl Connection {
+    /// Starts the reader and writer tasks of `stream`; read events go to `events`.
+    pub fn start(stream: TcpStream, outbound: bool, events: mpsc::UnboundedSender<ReadEvent>) -> io::Result<Connection> {
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
+        let remote = stream.peer_addr()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (mut rd, mut wr) = stream.into_split();
+        let (writer, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        let writer_task = tokio::spawn(async move {
+            while let Some(buf) = queue.recv().await {
+                if wr.write_all(&buf).await.is_err() {
+                    return;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let reader_task = tokio::spawn(async move {
+            let mut buf = BytesMut::with_capacity(READ_CHUNK);
+            loop {
+                if buf.capacity() - buf.len() < packet::MAX_MESSAGE_LEN {
+                    buf.reserve(READ_CHUNK);
+                }
+                match rd.read_buf(&mut buf).await {
+                    Ok(0) => {
+                        let _ = events.send(ReadEvent::Closed(id, "closed by peer".into()));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        let _ = events.send(ReadEvent::Closed(id, e.to_string()));
+                        return;
+                    }
+                }
+                // Find the end of the last whole message.
+                let mut end = 0;
+                loop {
+                    match packet::frame_len(&buf[end..]) {
+                        Ok(Some(len)) if end + len <= buf.len() => end += len,
+                        Ok(_) => break,
+                        Err(e) => {
+                            if end > 0 {
+                                let _ = events.send(ReadEvent::Messages(id, buf.split_to(end).freeze()));
+                            }
+                            let _ = events.send(ReadEvent::Malformed(id, e));
+                            return;
+                        }
+                    }
+                }
+                if end > 0 && events.send(ReadEvent::Messages(id, buf.split_to(end).freeze())).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Connection { id, outbound, local, remote, writer, writer_task, reader_task })
+    }
+
+    /// Queues bytes to send.
+    pub fn send(&self, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            let _ = self.writer.send(bytes);
+        }
+    }
+
+    /// Stops reading, sends what is queued, then closes. The handle finishes when the
+    /// queue is flushed (callers bound the wait).
+    pub fn close(self) -> JoinHandle<()> {
+        self.reader_task.abort();
+        drop(self.writer);
+        self.writer_task
+    }
+}
+
+/// Connects to `remote`, from `local` if given, within `timeout`.
+pub async fn connect(remote: SocketAddr, local: Option<std::net::IpAddr>, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = if remote.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    if let Some(ip) = local {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    match tokio::time::timeout(timeout, socket.connect(remote)).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+/// Splits a buffer of back-to-back messages (as delivered by [`ReadEvent::Messages`]).
+pub fn split_messages(bytes: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = packet::frame_len(&bytes[at..]).ok().flatten()?;
+        let msg = bytes.slice(at..at + len);
+        at += len;
+        Some(msg)
+    })
+}

@@ -1,0 +1,42 @@
+//! Accepts BGP connections and hands each to its neighbor's task; unknown peers are refused.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use super::neighbor::NeighborMsg;
+
+/// Binds `addr` (failing loudly, e.g. when the port is taken).
+pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use anyhow::Context as _;
+    let l = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    info!(%addr, "listening for BGP connections");
+    Ok(l)
+}
+
+/// Accepts connections forever.
+pub async fn serve(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>) {
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let ip = match remote.ip() {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        match neighbors.get(&ip) {
+            Some(tx) => {
+                let _ = tx.send(NeighborMsg::Inbound(stream));
+            }
+            None => warn!(%remote, "refused a connection from an unknown peer"),
+        }
+    }
+}

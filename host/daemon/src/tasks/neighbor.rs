@@ -1,0 +1,569 @@
+//! The task of one neighbor: it owns the session machine, the connection, and the
+//! neighbor's Adj-RIB-Out and Adj-RIB-In, and carries out what the machine decides.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+use wasmbgp_bgp::packet::attributes::PathAttributes;
+use wasmbgp_bgp::packet::{self, Context, Message, Notification, UpdatePacker};
+use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, ExportPolicy, SourceId};
+use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
+use wasmbgp_bgp::{Family, Prefix};
+
+use super::connection::{self, Connection, ReadEvent};
+use super::sources::Sources;
+use crate::config::NeighborConfig;
+use crate::ctl::json::{NeighborStatus, RouteRow};
+use crate::metrics::Metrics;
+
+/// A change to a neighbor's Adj-RIB-Out.
+#[derive(Debug, Clone)]
+pub enum RouteOp {
+    /// Announce a prefix for a source.
+    Announce(Prefix, Arc<PathAttributes>, SourceId),
+    /// Withdraw a source's prefix; with `any`, whatever source holds it if that one does not.
+    Withdraw { prefix: Prefix, source: SourceId, any: bool },
+    /// Withdraw everything a source announced.
+    WithdrawSource(SourceId),
+}
+
+/// Messages to a neighbor task.
+#[derive(Debug)]
+pub enum NeighborMsg {
+    /// Route changes, applied in order.
+    Routes(Vec<RouteOp>),
+    /// The peer connected to our listener.
+    Inbound(TcpStream),
+    /// Report the session's status.
+    Status(oneshot::Sender<NeighborStatus>),
+    /// List what the neighbor is sent.
+    AdjRibOut(oneshot::Sender<Vec<RouteRow>>),
+    /// List what the neighbor sent.
+    AdjRibIn(oneshot::Sender<Vec<RouteRow>>),
+    /// Send Cease/Administrative Shutdown, close, and stop.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The speaker's handle on a neighbor task.
+#[derive(Debug, Clone)]
+pub struct NeighborHandle {
+    /// The neighbor's config.
+    pub config: NeighborConfig,
+    /// Its mailbox.
+    pub tx: mpsc::UnboundedSender<NeighborMsg>,
+}
+
+/// Settings every neighbor shares.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Our AS.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: std::net::Ipv4Addr,
+    /// Graceful-restart time advertised (0: none).
+    pub graceful_restart: u16,
+    /// Names of route sources.
+    pub sources: Sources,
+    /// Counters and gauges.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Starts a neighbor task with its initial Adj-RIB-Out.
+pub fn spawn(config: NeighborConfig, shared: Shared, adj_out: AdjRibOut) -> (NeighborHandle, JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = NeighborHandle { config: config.clone(), tx };
+    let task = tokio::spawn(async move {
+        let mut n = Neighbor::new(config, shared, adj_out);
+        n.run(rx).await;
+    });
+    (handle, task)
+}
+
+/// Upper bound on waiting for queued bytes to leave at shutdown.
+const FLUSH_WAIT: Duration = Duration::from_secs(3);
+/// How many queued route batches are merged into one flush.
+const MAX_BATCHES_PER_FLUSH: usize = 64;
+
+struct Neighbor {
+    config: NeighborConfig,
+    shared: Shared,
+    session: Session,
+    adj_out: AdjRibOut,
+    adj_in: AdjRibIn,
+    conn: Option<Connection>,
+    /// An inbound connection waiting for its OPEN to settle a collision.
+    pending: Option<Connection>,
+    connecting: Option<JoinHandle<std::io::Result<TcpStream>>>,
+    events_tx: mpsc::UnboundedSender<ReadEvent>,
+    events_rx: mpsc::UnboundedReceiver<ReadEvent>,
+    closing: Vec<JoinHandle<()>>,
+    packer: UpdatePacker,
+    policy: ExportPolicy,
+    families: Vec<Family>,
+    established_at: Option<Instant>,
+    established_count: u64,
+    updates_received: u64,
+    updates_sent: u64,
+    label: String,
+}
+
+impl Neighbor {
+    fn new(config: NeighborConfig, shared: Shared, adj_out: AdjRibOut) -> Self {
+        let session = Session::new(SessionConfig {
+            local_as: shared.local_as,
+            peer_as: config.peer_as,
+            router_id: shared.router_id,
+            hold_time: config.hold_time,
+            passive: config.passive,
+            connect_retry: config.connect_retry,
+            connect_retry_max: config.connect_retry_max,
+            families: config.families.clone(),
+            graceful_restart: (shared.graceful_restart > 0).then_some(shared.graceful_restart),
+        });
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let policy = ExportPolicy {
+            local_as: shared.local_as,
+            ebgp: config.peer_as != shared.local_as,
+            next_hop_v4: None,
+            next_hop_v6: None,
+        };
+        let label = config.address.to_string();
+        Neighbor {
+            config,
+            shared,
+            session,
+            adj_out,
+            adj_in: AdjRibIn::new(),
+            conn: None,
+            pending: None,
+            connecting: None,
+            events_tx,
+            events_rx,
+            closing: Vec::new(),
+            packer: UpdatePacker::new(Context::default()),
+            policy,
+            families: Vec::new(),
+            established_at: None,
+            established_count: 0,
+            updates_received: 0,
+            updates_sent: 0,
+            label,
+        }
+    }
+
+    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<NeighborMsg>) {
+        let actions = self.session.handle(Instant::now(), Event::Start);
+        self.execute(actions);
+        loop {
+            let deadline = self.session.next_deadline();
+            tokio::select! {
+                msg = rx.recv() => match msg {
+                    Some(NeighborMsg::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(msg) => self.on_message(msg, &mut rx),
+                    None => {
+                        self.shutdown().await;
+                        return;
+                    }
+                },
+                Some(ev) = self.events_rx.recv() => self.on_read(ev),
+                res = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
+                    self.connecting = None;
+                    self.on_connected(res);
+                }
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    let actions = self.session.poll(Instant::now());
+                    self.execute(actions);
+                }
+            }
+            self.closing.retain(|h| !h.is_finished());
+        }
+    }
+
+    fn on_message(&mut self, msg: NeighborMsg, rx: &mut mpsc::UnboundedReceiver<NeighborMsg>) {
+        match msg {
+            NeighborMsg::Routes(ops) => {
+                self.apply_routes(ops);
+                // Merge route batches already queued into the same flush.
+                let mut deferred = Vec::new();
+                for _ in 0..MAX_BATCHES_PER_FLUSH {
+                    match rx.try_recv() {
+                        Ok(NeighborMsg::Routes(ops)) => self.apply_routes(ops),
+                        Ok(other) => {
+                            deferred.push(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.flush();
+                for other in deferred {
+                    self.on_message(other, rx);
+                }
+            }
+            NeighborMsg::Inbound(stream) => self.on_inbound(stream),
+            NeighborMsg::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            NeighborMsg::AdjRibOut(reply) => {
+                let names = self.shared.sources.snapshot();
+                let rows = self
+                    .adj_out
+                    .routes()
+                    .map(|(p, a, s)| RouteRow::new(self.config.address, p, a, names.get(s as usize).cloned()))
+                    .collect();
+                let _ = reply.send(rows);
+            }
+            NeighborMsg::AdjRibIn(reply) => {
+                let rows = self.adj_in.routes().map(|(p, a)| RouteRow::new(self.config.address, p, a, None)).collect();
+                let _ = reply.send(rows);
+            }
+            NeighborMsg::Shutdown(_) => unreachable!("handled in run"),
+        }
+    }
+
+    fn apply_routes(&mut self, ops: Vec<RouteOp>) {
+        for op in ops {
+            match op {
+                RouteOp::Announce(p, attrs, source) => {
+                    if self.config.families.contains(&p.family()) {
+                        self.adj_out.announce(p, attrs, source);
+                    }
+                }
+                RouteOp::Withdraw { prefix, source, any } => {
+                    if !self.adj_out.withdraw(prefix, source) && any {
+                        if let Some((_, holder)) = self.adj_out.get(&prefix) {
+                            self.adj_out.withdraw(prefix, holder);
+                        }
+                    }
+                }
+                RouteOp::WithdrawSource(source) => {
+                    self.adj_out.withdraw_source(source);
+                }
+            }
+        }
+    }
+
+    /// Sends pending Adj-RIB-Out changes if the session is up.
+    fn flush(&mut self) {
+        if self.session.state() != State::Established {
+            self.adj_out.clear_pending();
+            return;
+        }
+        if !self.adj_out.has_pending() {
+            return;
+        }
+        let mut out = Vec::new();
+        let stats = self.adj_out.flush_pending(&self.packer, &self.policy, &self.families, &mut out);
+        self.record_sent(stats);
+        self.send_bytes(out);
+    }
+
+    fn record_sent(&mut self, stats: wasmbgp_bgp::rib::FlushStats) {
+        self.updates_sent += stats.messages as u64;
+        self.shared.metrics.updates_sent(&self.label, stats.messages as u64, stats.announced as u64, stats.withdrawn as u64);
+        if stats.skipped > 0 {
+            warn!(neighbor = %self.label, skipped = stats.skipped, "routes without a usable next hop for their family were not sent");
+        }
+    }
+
+    fn send_bytes(&self, bytes: Vec<u8>) {
+        if let Some(c) = &self.conn {
+            c.send(bytes);
+        }
+    }
+
+    fn on_inbound(&mut self, stream: TcpStream) {
+        let events = self.events_tx.clone();
+        let Ok(conn) = Connection::start(stream, false, events) else { return };
+        match self.session.state() {
+            State::Idle => {
+                drop(conn.close());
+            }
+            State::Connect | State::Active => {
+                if let Some(c) = self.connecting.take() {
+                    c.abort();
+                }
+                info!(neighbor = %self.label, remote = %conn.remote, "accepted connection");
+                self.conn = Some(conn);
+                let actions = self.session.handle(Instant::now(), Event::TcpConnected);
+                self.execute(actions);
+            }
+            State::OpenSent | State::OpenConfirm if self.pending.is_none() => {
+                debug!(neighbor = %self.label, "inbound connection while opening: waiting for its OPEN to resolve the collision");
+                self.pending = Some(conn);
+            }
+            _ => {
+                info!(neighbor = %self.label, "refusing a second connection (collision with an established session)");
+                conn.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+                self.closing.push(conn.close());
+            }
+        }
+    }
+
+    fn on_connected(&mut self, res: Result<std::io::Result<TcpStream>, tokio::task::JoinError>) {
+        if self.session.state() != State::Connect {
+            return;
+        }
+        let result = match res {
+            Ok(Ok(stream)) => Connection::start(stream, true, self.events_tx.clone()),
+            Ok(Err(e)) => Err(e),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        let actions = match result {
+            Ok(conn) => {
+                debug!(neighbor = %self.label, local = %conn.local, "connected");
+                self.conn = Some(conn);
+                self.session.handle(Instant::now(), Event::TcpConnected)
+            }
+            Err(e) => {
+                debug!(neighbor = %self.label, error = %e, "connect failed");
+                self.session.handle(Instant::now(), Event::TcpFailed(format!("connect: {e}")))
+            }
+        };
+        self.execute(actions);
+    }
+
+    fn on_read(&mut self, ev: ReadEvent) {
+        let current = self.conn.as_ref().map(|c| c.id);
+        let pending = self.pending.as_ref().map(|c| c.id);
+        match ev {
+            ReadEvent::Messages(id, bytes) if Some(id) == current => self.on_bytes(bytes),
+            ReadEvent::Messages(id, bytes) if Some(id) == pending => self.on_pending_bytes(bytes),
+            ReadEvent::Malformed(id, e) if Some(id) == current => {
+                warn!(neighbor = %self.label, error = %e, "malformed message header");
+                let actions = self.session.handle(Instant::now(), Event::DecodeError(e));
+                self.execute(actions);
+            }
+            ReadEvent::Closed(id, why) if Some(id) == current => {
+                let actions = self.session.handle(Instant::now(), Event::TcpFailed(why));
+                self.execute(actions);
+            }
+            ReadEvent::Malformed(id, _) | ReadEvent::Closed(id, _) if Some(id) == pending => {
+                if let Some(p) = self.pending.take() {
+                    self.closing.push(p.close());
+                }
+            }
+            _ => {} // from a connection already closed
+        }
+    }
+
+    fn on_bytes(&mut self, bytes: Bytes) {
+        let id = self.conn.as_ref().map(|c| c.id);
+        for msg in connection::split_messages(&bytes) {
+            if self.conn.as_ref().map(|c| c.id) != id {
+                return; // the connection was dropped while handling an earlier message
+            }
+            self.on_wire_message(&msg);
+        }
+        self.flush();
+    }
+
+    fn on_wire_message(&mut self, msg: &[u8]) {
+        let ctx = self.session.negotiated().map(|n| n.context).unwrap_or_default();
+        let event = match packet::decode(msg, &ctx) {
+            Ok(m) => {
+                self.shared.metrics.message_received(&self.label, m.kind());
+                if let Message::Notification(n) = &m {
+                    warn!(neighbor = %self.label, notification = %n.describe(), data = ?String::from_utf8_lossy(&n.data), "received NOTIFICATION");
+                }
+                Event::Message(m)
+            }
+            Err(e) => {
+                warn!(neighbor = %self.label, error = %e, "malformed message");
+                Event::DecodeError(e)
+            }
+        };
+        let actions = self.session.handle(Instant::now(), event);
+        self.execute(actions);
+    }
+
+    /// The first message on an inbound connection that collided with ours.
+    fn on_pending_bytes(&mut self, bytes: Bytes) {
+        let Some(pending) = self.pending.take() else { return };
+        let mut messages = connection::split_messages(&bytes);
+        let first = messages.next();
+        let open = first.as_ref().and_then(|m| match packet::decode(m, &Context::default()) {
+            Ok(Message::Open(o)) => Some(o),
+            _ => None,
+        });
+        let still_opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
+        let Some(open) = open.filter(|_| still_opening) else {
+            pending.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+            self.closing.push(pending.close());
+            return;
+        };
+        let existing_outbound = self.conn.as_ref().is_some_and(|c| c.outbound);
+        if session::collision_keeps_existing(self.shared.router_id, open.bgp_id, existing_outbound) {
+            info!(neighbor = %self.label, "connection collision: keeping the existing connection");
+            pending.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+            self.closing.push(pending.close());
+            return;
+        }
+        info!(neighbor = %self.label, "connection collision: keeping the peer's connection");
+        if let Some(old) = self.conn.take() {
+            old.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+            self.closing.push(old.close());
+        }
+        self.conn = Some(pending);
+        let now = Instant::now();
+        let mut actions = self.session.handle(now, Event::TcpConnected);
+        actions.extend(self.session.handle(now, Event::Message(Message::Open(open))));
+        self.execute(actions);
+        let rest: Vec<Bytes> = messages.collect();
+        for m in rest {
+            self.on_wire_message(&m);
+        }
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Connect => {
+                    let remote = SocketAddr::new(self.config.address, self.config.port);
+                    let local = self.config.local_address;
+                    let timeout = Duration::from_secs(5);
+                    if let Some(c) = self.connecting.take() {
+                        c.abort();
+                    }
+                    self.connecting = Some(tokio::spawn(connection::connect(remote, local, timeout)));
+                }
+                Action::Send(msg) => {
+                    let ctx = self.session.negotiated().map(|n| n.context).unwrap_or_default();
+                    if let Message::Notification(n) = &msg {
+                        warn!(neighbor = %self.label, notification = %n.describe(), "sending NOTIFICATION");
+                    }
+                    self.shared.metrics.message_sent(&self.label, msg.kind());
+                    self.send_bytes(msg.to_bytes(&ctx));
+                }
+                Action::Disconnect => {
+                    if let Some(c) = self.connecting.take() {
+                        c.abort();
+                    }
+                    if let Some(c) = self.conn.take() {
+                        self.closing.push(c.close());
+                    }
+                }
+                Action::Established(neg) => self.on_established(neg),
+                Action::Down(reason) => {
+                    warn!(neighbor = %self.label, %reason, "session down");
+                    self.adj_in.clear();
+                    self.established_at = None;
+                    self.families.clear();
+                    self.shared.metrics.session_state(&self.label, false, 0);
+                }
+                Action::Update(u) => {
+                    self.updates_received += 1;
+                    if let Some(why) = &u.treat_as_withdraw {
+                        warn!(neighbor = %self.label, reason = %why, "malformed UPDATE treated as withdraw (RFC 7606)");
+                        self.shared.metrics.treat_as_withdraw(&self.label);
+                    }
+                    for d in &u.discarded {
+                        debug!(neighbor = %self.label, attribute = %d, "attribute discarded (RFC 7606)");
+                    }
+                    self.adj_in.apply(&u, self.policy.ebgp);
+                    self.shared.metrics.prefixes_received(&self.label, self.adj_in.len() as i64);
+                }
+                Action::Refresh(family) => {
+                    info!(neighbor = %self.label, %family, "route refresh requested");
+                    let mut out = Vec::new();
+                    let stats = self.adj_out.encode_full(&self.packer, &self.policy, &[family], &mut out);
+                    self.record_sent(stats);
+                    self.send_bytes(out);
+                }
+            }
+        }
+    }
+
+    fn on_established(&mut self, neg: session::Negotiated) {
+        let local = self.conn.as_ref().map(|c| c.local.ip());
+        let mapped = |ip: IpAddr| match ip {
+            IpAddr::V4(a) => a.to_ipv6_mapped(),
+            IpAddr::V6(a) => a,
+        };
+        self.policy.next_hop_v4 = match local {
+            Some(IpAddr::V4(a)) => Some(a),
+            _ => None,
+        };
+        self.policy.next_hop_v6 = self.config.next_hop_ipv6.or(local.map(mapped));
+        self.packer = UpdatePacker::new(neg.context);
+        self.families = neg.families.clone();
+        self.established_at = Some(Instant::now());
+        self.established_count += 1;
+        info!(
+            neighbor = %self.label,
+            peer_id = %neg.peer_id,
+            hold_time = neg.hold_time,
+            families = ?neg.families.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            "session established"
+        );
+        let mut out = Vec::new();
+        let started = Instant::now();
+        let stats = self.adj_out.encode_full(&self.packer, &self.policy, &self.families, &mut out);
+        self.record_sent(stats);
+        info!(
+            neighbor = %self.label,
+            routes = stats.announced,
+            messages = stats.messages,
+            bytes = out.len(),
+            encode_ms = started.elapsed().as_secs_f64() * 1e3,
+            "sent the Adj-RIB-Out"
+        );
+        self.send_bytes(out);
+        self.shared.metrics.session_state(&self.label, true, self.established_count);
+    }
+
+    async fn shutdown(&mut self) {
+        let n = Notification::administrative_shutdown("wasmbgp shutting down");
+        let actions = self.session.handle(Instant::now(), Event::Stop(n));
+        self.execute(actions);
+        if let Some(p) = self.pending.take() {
+            self.closing.push(p.close());
+        }
+        for h in std::mem::take(&mut self.closing) {
+            let _ = tokio::time::timeout(FLUSH_WAIT, h).await;
+        }
+    }
+
+    fn status(&self) -> NeighborStatus {
+        let sent = if self.session.state() == State::Established {
+            self.families.iter().map(|f| self.adj_out.len_family(*f)).sum()
+        } else {
+            0
+        };
+        NeighborStatus {
+            address: self.config.address,
+            port: self.config.port,
+            peer_as: self.config.peer_as,
+            local_as: self.shared.local_as,
+            description: self.config.description.clone(),
+            state: self.session.state().name().to_string(),
+            uptime_secs: self.established_at.map(|t| t.elapsed().as_secs_f64()),
+            established_count: self.established_count,
+            prefixes_received: self.adj_in.len(),
+            prefixes_sent: sent,
+            adj_rib_out: self.adj_out.len(),
+            updates_received: self.updates_received,
+            updates_sent: self.updates_sent,
+            last_error: self.session.last_error().map(str::to_string),
+            families: self.families.iter().map(|f| f.name()).collect(),
+            peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}

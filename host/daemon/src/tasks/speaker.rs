@@ -1,0 +1,264 @@
+//! The speaker: carries out control commands (and, through the same path, plugin route
+//! requests) by turning them into route changes for the neighbor tasks.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::info;
+use wasmbgp_bgp::Prefix;
+use wasmbgp_bgp::rib::{Interner, SourceId};
+use wasmbgp_bgp::words::RouteSpec;
+
+use super::neighbor::{NeighborHandle, NeighborMsg, RouteOp};
+use super::sources::{self, Sources};
+use crate::ctl::command::{Command, Show};
+use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
+use crate::metrics::Metrics;
+
+/// Requests to the speaker.
+#[derive(Debug)]
+pub enum SpeakerMsg {
+    /// Control commands (or their parse errors), answered in order.
+    Batch(Vec<Result<Command, String>>, oneshot::Sender<Vec<Reply>>),
+    /// Stop every session with Cease/Administrative Shutdown.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cloneable handle on the speaker task.
+#[derive(Debug, Clone)]
+pub struct SpeakerHandle {
+    tx: mpsc::UnboundedSender<SpeakerMsg>,
+}
+
+impl SpeakerHandle {
+    /// Runs commands; `None` once the speaker has stopped.
+    pub async fn execute(&self, batch: Vec<Result<Command, String>>) -> Option<Vec<Reply>> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(SpeakerMsg::Batch(batch, tx)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Shuts every session down and waits for the NOTIFICATIONs to be sent.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(SpeakerMsg::Shutdown(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The speaker's state.
+pub struct Speaker {
+    neighbors: Vec<NeighborHandle>,
+    sources: Sources,
+    interner: Interner,
+    metrics: Arc<Metrics>,
+    commands_since_prune: usize,
+}
+
+impl Speaker {
+    /// A speaker over the given neighbor tasks.
+    pub fn new(neighbors: Vec<NeighborHandle>, sources: Sources, metrics: Arc<Metrics>) -> Self {
+        Speaker { neighbors, sources, interner: Interner::new(), metrics, commands_since_prune: 0 }
+    }
+
+    /// Starts the speaker task.
+    pub fn spawn(self) -> SpeakerHandle {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(self.run(rx));
+        SpeakerHandle { tx }
+    }
+
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SpeakerMsg>) {
+        while let Some(msg) = rx.recv().await {
+            match msg {
+                SpeakerMsg::Batch(batch, reply) => {
+                    let replies = self.execute(batch).await;
+                    let _ = reply.send(replies);
+                }
+                SpeakerMsg::Shutdown(done) => {
+                    let mut waits = Vec::new();
+                    for n in &self.neighbors {
+                        let (tx, rx) = oneshot::channel();
+                        if n.tx.send(NeighborMsg::Shutdown(tx)).is_ok() {
+                            waits.push(rx);
+                        }
+                    }
+                    for w in waits {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), w).await;
+                    }
+                    info!("all sessions stopped");
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn execute(&mut self, batch: Vec<Result<Command, String>>) -> Vec<Reply> {
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut ops: HashMap<usize, Vec<RouteOp>> = HashMap::new();
+        for cmd in batch {
+            let reply = match cmd {
+                Err(e) => Reply::err(e),
+                Ok(Command::Announce { neighbors, route }) => self.announce(neighbors.as_deref(), route, sources::CTL, &mut ops),
+                Ok(Command::Withdraw { neighbors, prefix }) => self.withdraw(neighbors.as_deref(), prefix, sources::CTL, &mut ops),
+                Ok(Command::Show { what, json }) => {
+                    self.send_ops(&mut ops);
+                    self.show(what, json).await
+                }
+                Ok(Command::Plugin { .. }) => Reply::err("no plugins are configured"),
+            };
+            replies.push(reply);
+        }
+        self.send_ops(&mut ops);
+        self.commands_since_prune += replies.len();
+        if self.commands_since_prune > 100_000 {
+            self.interner.prune();
+            self.commands_since_prune = 0;
+        }
+        replies
+    }
+
+    fn send_ops(&self, ops: &mut HashMap<usize, Vec<RouteOp>>) {
+        for (i, list) in ops.drain() {
+            let _ = self.neighbors[i].tx.send(NeighborMsg::Routes(list));
+        }
+    }
+
+    /// Indices of the neighbors a command targets, or an error naming an unknown one.
+    fn targets(&self, filter: Option<&[IpAddr]>, prefix: &Prefix) -> Result<Vec<usize>, String> {
+        if let Some(list) = filter {
+            if let Some(unknown) = list.iter().find(|a| !self.neighbors.iter().any(|n| n.config.address == **a)) {
+                return Err(format!("{unknown} is not a configured neighbor"));
+            }
+        }
+        let family = prefix.family();
+        let found: Vec<usize> = self
+            .neighbors
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| filter.is_none_or(|f| f.contains(&n.config.address)))
+            .filter(|(_, n)| n.config.families.contains(&family))
+            .map(|(i, _)| i)
+            .collect();
+        if found.is_empty() {
+            return Err(format!("no neighbor carries {family} for {prefix}"));
+        }
+        Ok(found)
+    }
+
+    /// Announces a route from `source` to the targeted neighbors.
+    pub fn announce(
+        &mut self,
+        filter: Option<&[IpAddr]>,
+        route: RouteSpec,
+        source: SourceId,
+        ops: &mut HashMap<usize, Vec<RouteOp>>,
+    ) -> Reply {
+        match self.targets(filter, &route.prefix) {
+            Err(e) => Reply::err(e),
+            Ok(targets) => {
+                let attrs = self.interner.intern(route.attrs);
+                for i in targets {
+                    ops.entry(i).or_default().push(RouteOp::Announce(route.prefix, attrs.clone(), source));
+                }
+                Reply::ok("")
+            }
+        }
+    }
+
+    /// Withdraws `source`'s route (for ctl: whichever source holds the prefix).
+    pub fn withdraw(
+        &mut self,
+        filter: Option<&[IpAddr]>,
+        prefix: Prefix,
+        source: SourceId,
+        ops: &mut HashMap<usize, Vec<RouteOp>>,
+    ) -> Reply {
+        match self.targets(filter, &prefix) {
+            Err(e) => Reply::err(e),
+            Ok(targets) => {
+                for i in targets {
+                    ops.entry(i).or_default().push(RouteOp::Withdraw { prefix, source, any: source == sources::CTL });
+                }
+                Reply::ok("")
+            }
+        }
+    }
+
+    async fn show(&self, what: Show, json: bool) -> Reply {
+        match what {
+            Show::Neighbors => {
+                let mut list: Vec<NeighborStatus> = Vec::new();
+                for n in &self.neighbors {
+                    let (tx, rx) = oneshot::channel();
+                    if n.tx.send(NeighborMsg::Status(tx)).is_ok()
+                        && let Ok(s) = rx.await
+                    {
+                        list.push(s);
+                    }
+                }
+                if json {
+                    return json_reply(&list);
+                }
+                let lines: Vec<String> = list
+                    .iter()
+                    .map(|s| {
+                        let up = s.uptime_secs.map(|u| format!("up {}", humantime::format_duration(Duration::from_secs(u as u64))));
+                        format!(
+                            "{:<20} AS{:<10} {:<12} {:<16} sent {:<8} received {:<8}{}",
+                            s.address,
+                            s.peer_as,
+                            s.state,
+                            up.unwrap_or_default(),
+                            s.prefixes_sent,
+                            s.prefixes_received,
+                            s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                Reply::ok(lines.join("\n"))
+            }
+            Show::AdjRibOut(filter) | Show::AdjRibIn(filter) => {
+                let out = matches!(what, Show::AdjRibOut(_));
+                let mut rows: Vec<RouteRow> = Vec::new();
+                for n in self.neighbors.iter().filter(|n| filter.is_none_or(|f| f == n.config.address)) {
+                    let (tx, rx) = oneshot::channel();
+                    let msg = if out { NeighborMsg::AdjRibOut(tx) } else { NeighborMsg::AdjRibIn(tx) };
+                    if n.tx.send(msg).is_ok()
+                        && let Ok(r) = rx.await
+                    {
+                        rows.extend(r);
+                    }
+                }
+                if let Some(f) = filter
+                    && !self.neighbors.iter().any(|n| n.config.address == f)
+                {
+                    return Reply::err(format!("{f} is not a configured neighbor"));
+                }
+                if json {
+                    return json_reply(&rows);
+                }
+                Reply::ok(rows.iter().map(RouteRow::to_text).collect::<Vec<_>>().join("\n"))
+            }
+            Show::Metrics => Reply::ok(self.metrics.encode()),
+            Show::Plugins => Reply::ok(if json { "[]" } else { "no plugins" }),
+        }
+    }
+
+    /// The source registry.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+}
+
+fn json_reply<T: serde::Serialize>(value: &T) -> Reply {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => Reply::ok(s),
+        Err(e) => Reply::err(format!("cannot encode JSON: {e}")),
+    }
+}
