@@ -191,7 +191,6 @@ pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFa
     })?;
     for route in &originated {
         let expected = expected_from_peer(peer.spec(), route);
-        let check = AttrCheck { med: peer.sends_med(), ..check };
         check_route("stand-in", stand_in.received_route(&route.prefix)?, &expected, &check)?;
     }
 
@@ -401,7 +400,7 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
     let adj_in = crate::route::by_prefix(wasmbgp.adj_rib_in(&neighbor)?);
     for route in &originated {
         let expected = expected_from_peer(peer.spec(), route);
-        let check = AttrCheck { med: peer.sends_med(), local_pref: false, ..AttrCheck::ALL };
+        let check = AttrCheck { local_pref: false, ..AttrCheck::ALL };
         check_route("step 4 adj-rib-in", adj_in.get(&route.prefix).cloned(), &expected, &check)?;
     }
 

@@ -114,12 +114,6 @@ pub trait Peer {
         false
     }
 
-    /// Whether the daemon transmits MED on the routes it originates over
-    /// eBGP in this harness' configuration.
-    fn sends_med(&self) -> bool {
-        true
-    }
-
     /// Kills and starts the daemon again with the same configuration.
     fn restart(&mut self) -> Result<()> {
         self.kill()?;
