@@ -34,6 +34,9 @@ quiet() {
 }
 
 mkdir -p "$OUT"
+# Concurrent runs (parallel test processes) take turns.
+exec 9>"$OUT/.lock"
+flock 9
 
 # 1. Rust guests (one cargo workspace in plugins/, sharing the root target/).
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then

@@ -36,11 +36,12 @@ def describe(error) -> str:
     return f"{kind}: {error.value}"
 
 
-class HealthCheck(exports.HealthCheck):
-    def __init__(self) -> None:
-        self.address = ""
-        self.timeout_ms = 1000
+# componentize-py may make a new HealthCheck object for every call, so the
+# configuration lives at module level (one instance per component instance).
+CONFIG = {"address": "", "timeout_ms": 1000}
 
+
+class HealthCheck(exports.HealthCheck):
     def init(self, settings: List[Tuple[str, str]]) -> None:
         values = dict(settings)
         unknown = sorted(set(values) - KNOWN)
@@ -48,12 +49,13 @@ class HealthCheck(exports.HealthCheck):
             raise Err(f"unknown setting(s): {', '.join(unknown)}")
         if "address" not in values:
             raise Err("setting `address` is required")
-        self.address = values["address"]
-        self.timeout_ms = parse_timeout_ms(values.get("timeout", "1000"))
+        CONFIG["address"] = values["address"]
+        CONFIG["timeout_ms"] = parse_timeout_ms(values.get("timeout", "1000"))
 
     def check(self) -> str:
+        address = CONFIG["address"]
         try:
-            micros = probe.tcp_connect(self.address, self.timeout_ms)
+            micros = probe.tcp_connect(address, CONFIG["timeout_ms"])
         except Err as error:
             raise Err(describe(error.value))
-        return f"connected to {self.address} in {micros} µs"
+        return f"connected to {address} in {micros} µs"

@@ -45,6 +45,12 @@ impl EngineShared {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // The workspace's wasmtime has the `gc` feature but no collector;
+        // plugins need neither GC types nor the proposals built on them.
+        config.wasm_gc(false);
+        config.wasm_function_references(false);
+        config.wasm_exceptions(false);
+        config.gc_support(false);
         let engine = Engine::new(&config).map_err(crate::wasmtime_error)?;
 
         let mut linker = Linker::new(&engine);
