@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     match cli.command {
         Cmd::Run { config, log_format, log_level } => {
             init_logging(log_format, &log_level);
-            let config = match config::Config::load(&config) {
+            let config = match load(&config) {
                 Ok(c) => c,
                 Err(d) => {
                     eprintln!("{d}");
@@ -79,7 +79,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Check { config } => match config::Config::load(&config) {
+        Cmd::Check { config } => match load(&config) {
             Ok(c) => {
                 let routes: usize = c.routes.iter().map(|g| g.routes.len()).sum();
                 println!("{}: ok ({} neighbors, {} routes)", config.display(), c.neighbors.len(), routes);
@@ -106,6 +106,21 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// Loads a config, checking each plugin's component with a plugin runtime.
+fn load(path: &std::path::Path) -> Result<config::Config, config::Diagnostics> {
+    let runtime = std::cell::OnceCell::new();
+    config::Config::load_with(path, &|spec| {
+        let rt = match runtime.get() {
+            Some(rt) => rt,
+            None => {
+                let rt = wasmbgp_runtime::Runtime::new()?;
+                runtime.get_or_init(|| rt)
+            }
+        };
+        rt.check(spec)
+    })
 }
 
 fn init_logging(format: LogFormat, level: &str) {

@@ -133,11 +133,6 @@ impl Metrics {
         self.source_routes.get_or_create(&SourceLabel { source: source.to_string() }).set(count);
     }
 
-    /// The registry, for components that add their own metrics.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();

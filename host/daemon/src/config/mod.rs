@@ -1,7 +1,10 @@
 //! The TOML config: parsed with spans so that `wasmbgp check` reports every problem as
 //! `FILE:LINE:COL: reason`, and validated before anything runs.
 
+mod plugin;
 mod reader;
+
+pub use plugin::{Degraded, PluginConfig};
 
 pub use reader::{Diagnostic, Diagnostics};
 
@@ -19,14 +22,15 @@ use wasmbgp_bgp::rib::Interner;
 use wasmbgp_bgp::words;
 use wasmbgp_bgp::{Family, Prefix};
 
+/// Validates a plugin's component (given by the daemon, which owns the runtime).
+pub type PluginCheck<'a> = &'a dyn Fn(&wasmbgp_runtime::PluginSpec) -> anyhow::Result<()>;
+
 /// Default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/wasmbgp.sock";
 
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Config {
-    /// The file it was read from.
-    pub path: PathBuf,
     /// Our BGP identifier.
     pub router_id: Ipv4Addr,
     /// Our AS.
@@ -43,6 +47,8 @@ pub struct Config {
     pub neighbors: Vec<NeighborConfig>,
     /// Static routes, by the block that declared them.
     pub routes: Vec<RouteGroup>,
+    /// Plugins.
+    pub plugins: Vec<PluginConfig>,
 }
 
 /// The control socket.
@@ -99,17 +105,30 @@ impl RouteGroup {
 
 impl Config {
     /// Reads and validates `path`.
+    #[cfg(test)]
     pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+        Self::load_with(path, &|_| Ok(()))
+    }
+
+    /// Reads and validates `path`, asking `check_plugin` about each plugin's component
+    /// (that it loads and exports its world).
+    pub fn load_with(path: &Path, check_plugin: PluginCheck) -> Result<Config, Diagnostics> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| Diagnostics {
             file: file.clone(),
             items: vec![Diagnostic { line: 1, col: 1, message: format!("cannot read: {e}") }],
         })?;
-        Self::parse(&text, path)
+        Self::parse_with(&text, path, check_plugin)
     }
 
     /// Validates config text as if read from `path` (relative paths resolve beside it).
+    #[cfg(test)]
     pub fn parse(text: &str, path: &Path) -> Result<Config, Diagnostics> {
+        Self::parse_with(text, path, &|_| Ok(()))
+    }
+
+    /// [`Config::parse`] with a plugin check.
+    pub fn parse_with(text: &str, path: &Path, check_plugin: PluginCheck) -> Result<Config, Diagnostics> {
         let file = path.display().to_string();
         let mut sink = Sink::new(text);
         let doc = match Document::parse(text) {
@@ -121,7 +140,7 @@ impl Config {
         };
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut interner = Interner::new();
-        let config = parse_document(&doc, path, &base, &mut sink, &mut interner);
+        let config = parse_document(&doc, &base, &mut sink, &mut interner, check_plugin);
         match config {
             Some(c) if sink.is_clean() => Ok(c),
             _ => Err(sink.finish(&file)),
@@ -131,10 +150,10 @@ impl Config {
 
 fn parse_document(
     doc: &Document<&str>,
-    path: &Path,
     base: &Path,
     sink: &mut Sink,
     interner: &mut Interner,
+    check_plugin: PluginCheck,
 ) -> Option<Config> {
     let mut top = TableReader::new(doc.as_table(), "config");
     let router_id = top.req_str("router-id", sink).and_then(|(s, span)| match s.parse::<Ipv4Addr>() {
@@ -194,11 +213,14 @@ fn parse_document(
             }
         }
     });
-    // Plugin tables are read by the plugin runtime's own section (see `plugins`).
-    top.item("plugin");
+    let plugins = plugin::parse_plugins(top.item("plugin"), base, &known, sink, interner, check_plugin);
+    for n in neighbors.iter().filter(|n| n.passive) {
+        if listen.is_empty() {
+            sink.error(top.span_of("neighbor"), format!("neighbor {} is passive but no `listen` address is configured", n.address));
+        }
+    }
     top.finish(sink);
     Some(Config {
-        path: path.to_path_buf(),
         router_id: router_id?,
         local_as: local_as?,
         listen,
@@ -207,11 +229,12 @@ fn parse_document(
         metrics,
         neighbors,
         routes,
+        plugins,
     })
 }
 
 /// Calls `f` for each table of an array of tables (or a single table) under a key.
-fn for_each_table(item: Option<&Item>, name: &str, sink: &mut Sink, mut f: impl FnMut(&toml_edit::Table, String, &mut Sink)) {
+pub(crate) fn for_each_table(item: Option<&Item>, name: &str, sink: &mut Sink, mut f: impl FnMut(&toml_edit::Table, String, &mut Sink)) {
     match item {
         None => {}
         Some(Item::ArrayOfTables(arr)) => {
@@ -382,7 +405,7 @@ pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttr
     attrs
 }
 
-fn parse_route_neighbors(r: &mut TableReader, known: &HashSet<IpAddr>, sink: &mut Sink) -> Option<Vec<IpAddr>> {
+pub(crate) fn parse_route_neighbors(r: &mut TableReader, known: &HashSet<IpAddr>, sink: &mut Sink) -> Option<Vec<IpAddr>> {
     let list = r.opt_str_list("neighbors", sink)?;
     let mut out = Vec::new();
     for (s, span) in list {

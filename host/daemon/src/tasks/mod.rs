@@ -3,7 +3,9 @@
 
 pub mod connection;
 pub mod listener;
+pub mod metrics_http;
 pub mod neighbor;
+pub mod plugins;
 pub mod sources;
 pub mod speaker;
 
@@ -38,6 +40,9 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         listeners.push(listener::bind(*addr).await?);
     }
     let control = ctl::server::bind(&config.control.socket, config.control.mode)?;
+    if let Some(addr) = config.metrics {
+        tokio::spawn(metrics_http::serve(metrics_http::bind(addr).await?, metrics.clone()));
+    }
 
     let routes = std::mem::take(&mut config.routes);
     let total: usize = routes.iter().map(|g| g.routes.len()).sum();
@@ -59,7 +64,13 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     for l in listeners {
         tokio::spawn(listener::serve(l, inbound.clone()));
     }
-    let speaker = speaker::Speaker::new(handles, sources, metrics.clone()).spawn();
+    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let runtime = wasmbgp_runtime::Runtime::new().context("starting the plugin runtime")?;
+    let plugin_configs = std::mem::take(&mut config.plugins);
+    let watched: Vec<_> = plugin_configs.iter().map(|p| (p.spec.name.clone(), p.spec.component.clone())).collect();
+    let slots = plugins::start(&runtime, plugin_configs, &sources, &events_tx)?;
+    let speaker = speaker::Speaker::new(handles, slots, metrics.clone()).spawn(events_rx);
+    let _watcher = if watched.is_empty() { None } else { Some(plugins::watch(watched, speaker.clone())?) };
     tokio::spawn(ctl::server::serve(control, speaker.clone(), config.control.socket.clone()));
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;

@@ -12,9 +12,13 @@ use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::rib::{Interner, SourceId};
 use wasmbgp_bgp::words::RouteSpec;
 
+use wasmbgp_runtime::{Health, OnFailure, PluginEvent};
+
 use super::neighbor::{NeighborHandle, NeighborMsg, RouteOp};
-use super::sources::{self, Sources};
-use crate::ctl::command::{Command, Show};
+use super::plugins::{self, PluginSlot};
+use super::sources;
+use crate::config::Degraded;
+use crate::ctl::command::{Command, PluginAction, Show};
 use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
 use crate::metrics::Metrics;
 
@@ -23,6 +27,8 @@ use crate::metrics::Metrics;
 pub enum SpeakerMsg {
     /// Control commands (or their parse errors), answered in order.
     Batch(Vec<Result<Command, String>>, oneshot::Sender<Vec<Reply>>),
+    /// A plugin's component file changed: swap it in place.
+    ReloadPlugin(String),
     /// Stop every session with Cease/Administrative Shutdown.
     Shutdown(oneshot::Sender<()>),
 }
@@ -41,6 +47,11 @@ impl SpeakerHandle {
         rx.await.ok()
     }
 
+    /// Asks for a plugin's component to be reloaded.
+    pub fn reload_plugin(&self, name: String) {
+        let _ = self.tx.send(SpeakerMsg::ReloadPlugin(name));
+    }
+
     /// Shuts every session down and waits for the NOTIFICATIONs to be sent.
     pub async fn shutdown(&self) {
         let (tx, rx) = oneshot::channel();
@@ -53,7 +64,7 @@ impl SpeakerHandle {
 /// The speaker's state.
 pub struct Speaker {
     neighbors: Vec<NeighborHandle>,
-    sources: Sources,
+    plugins: Vec<PluginSlot>,
     interner: Interner,
     metrics: Arc<Metrics>,
     commands_since_prune: usize,
@@ -61,25 +72,51 @@ pub struct Speaker {
 
 impl Speaker {
     /// A speaker over the given neighbor tasks.
-    pub fn new(neighbors: Vec<NeighborHandle>, sources: Sources, metrics: Arc<Metrics>) -> Self {
-        Speaker { neighbors, sources, interner: Interner::new(), metrics, commands_since_prune: 0 }
+    pub fn new(neighbors: Vec<NeighborHandle>, plugins: Vec<PluginSlot>, metrics: Arc<Metrics>) -> Self {
+        Speaker { neighbors, plugins, interner: Interner::new(), metrics, commands_since_prune: 0 }
     }
 
-    /// Starts the speaker task.
-    pub fn spawn(self) -> SpeakerHandle {
+    /// Starts the speaker task; plugin events arrive on `events`.
+    pub fn spawn(self, events: mpsc::UnboundedReceiver<PluginEvent>) -> SpeakerHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(self.run(rx));
+        tokio::spawn(self.run(rx, events));
         SpeakerHandle { tx }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SpeakerMsg>) {
-        while let Some(msg) = rx.recv().await {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SpeakerMsg>, mut events: mpsc::UnboundedReceiver<PluginEvent>) {
+        loop {
+            let msg = tokio::select! {
+                biased;
+                Some(ev) = events.recv() => {
+                    let mut ops = HashMap::new();
+                    self.on_plugin_event(ev, &mut ops);
+                    // Take every event already queued before sending, so a burst becomes one flush.
+                    while let Ok(ev) = events.try_recv() {
+                        self.on_plugin_event(ev, &mut ops);
+                    }
+                    self.send_ops(&mut ops);
+                    continue;
+                }
+                msg = rx.recv() => match msg {
+                    Some(m) => m,
+                    None => return,
+                },
+            };
             match msg {
                 SpeakerMsg::Batch(batch, reply) => {
                     let replies = self.execute(batch).await;
                     let _ = reply.send(replies);
                 }
+                SpeakerMsg::ReloadPlugin(name) => {
+                    let reply = self.plugin_action(PluginAction::Reload, &name);
+                    if !reply.ok {
+                        tracing::error!(plugin = %name, error = %reply.error, "reload refused; the running component keeps running");
+                    }
+                }
                 SpeakerMsg::Shutdown(done) => {
+                    for p in self.plugins.drain(..) {
+                        p.handle.stop().await;
+                    }
                     let mut waits = Vec::new();
                     for n in &self.neighbors {
                         let (tx, rx) = oneshot::channel();
@@ -110,7 +147,7 @@ impl Speaker {
                     self.send_ops(&mut ops);
                     self.show(what, json).await
                 }
-                Ok(Command::Plugin { .. }) => Reply::err("no plugins are configured"),
+                Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name),
             };
             replies.push(reply);
         }
@@ -246,13 +283,105 @@ impl Speaker {
                 Reply::ok(rows.iter().map(RouteRow::to_text).collect::<Vec<_>>().join("\n"))
             }
             Show::Metrics => Reply::ok(self.metrics.encode()),
-            Show::Plugins => Reply::ok(if json { "[]" } else { "no plugins" }),
+            Show::Plugins => {
+                let list: Vec<_> = self.plugins.iter().map(|p| p.handle.status()).collect();
+                if json {
+                    return json_reply(&list);
+                }
+                Reply::ok(plugins::status_text(&list))
+            }
         }
     }
 
-    /// The source registry.
-    pub fn sources(&self) -> &Sources {
-        &self.sources
+    fn plugin(&self, name: &str) -> Result<&PluginSlot, Reply> {
+        self.plugins.iter().find(|p| p.config.spec.name == name).ok_or_else(|| {
+            let known: Vec<&str> = self.plugins.iter().map(|p| p.config.spec.name.as_str()).collect();
+            Reply::err(format!("no plugin named {name:?} (configured: {})", known.join(", ")))
+        })
+    }
+
+    fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
+        let slot = match self.plugin(name) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        match action {
+            PluginAction::Disable => slot.handle.disable(),
+            PluginAction::Enable => slot.handle.enable(),
+            PluginAction::Reload => {
+                if let Err(e) = slot.handle.reload(slot.config.spec.clone()) {
+                    return Reply::err(format!("plugin {name}: reload refused: {e:#}"));
+                }
+                info!(plugin = %name, "plugin reloaded in place");
+            }
+        }
+        Reply::ok("")
+    }
+
+    fn on_plugin_event(&mut self, ev: PluginEvent, ops: &mut HashMap<usize, Vec<RouteOp>>) {
+        match ev {
+            PluginEvent::Health { plugin, health, reason } => {
+                let Some(i) = self.plugins.iter().position(|p| p.config.spec.name == plugin) else { return };
+                tracing::debug!(%plugin, %health, %reason, "applying health to routes");
+                self.plugins[i].health = Some(health);
+                let source = self.plugins[i].source;
+                for route in self.plugins[i].config.routes.clone() {
+                    let action = match health {
+                        Health::Up => Some((*route.up).clone()),
+                        Health::Down => degraded_attrs(&route.up, route.down),
+                        Health::Disabled => degraded_attrs(&route.up, route.disabled),
+                    };
+                    let _ = match action {
+                        Some(attrs) => {
+                            self.announce(route.neighbors.as_deref(), RouteSpec { prefix: route.prefix, attrs }, source, ops)
+                        }
+                        None => self.withdraw(route.neighbors.as_deref(), route.prefix, source, ops),
+                    };
+                }
+            }
+            PluginEvent::Failed { plugin, error, on_failure } => {
+                let Some(slot) = self.plugins.iter_mut().find(|p| p.config.spec.name == plugin) else { return };
+                tracing::warn!(%plugin, %error, ?on_failure, "plugin failed; BGP sessions are unaffected");
+                if on_failure == OnFailure::Withdraw {
+                    slot.health = None;
+                    let source = slot.source;
+                    for i in 0..self.neighbors.len() {
+                        ops.entry(i).or_default().push(RouteOp::WithdrawSource(source));
+                    }
+                }
+            }
+            PluginEvent::Announce { plugin, route, neighbors } => {
+                let Some(source) = self.plugins.iter().find(|p| p.config.spec.name == plugin).map(|p| p.source) else { return };
+                match plugins::route_spec(&route) {
+                    Ok(spec) => {
+                        let filter = (!neighbors.is_empty()).then_some(neighbors);
+                        let r = self.announce(filter.as_deref(), spec, source, ops);
+                        if !r.ok {
+                            tracing::warn!(%plugin, error = %r.error, "plugin route not announced");
+                        }
+                    }
+                    Err(e) => tracing::warn!(%plugin, error = %e, "plugin route refused"),
+                }
+            }
+            PluginEvent::Withdraw { plugin, prefix, neighbors } => {
+                let Some(source) = self.plugins.iter().find(|p| p.config.spec.name == plugin).map(|p| p.source) else { return };
+                match prefix.parse::<Prefix>() {
+                    Ok(p) => {
+                        let filter = (!neighbors.is_empty()).then_some(neighbors);
+                        let _ = self.withdraw(filter.as_deref(), p, source, ops);
+                    }
+                    Err(e) => tracing::warn!(%plugin, error = %e.0, "plugin withdraw refused"),
+                }
+            }
+        }
+    }
+}
+
+/// The attributes of a health route while down or disabled; `None` means withdraw.
+fn degraded_attrs(up: &wasmbgp_bgp::PathAttributes, how: Degraded) -> Option<wasmbgp_bgp::PathAttributes> {
+    match how {
+        Degraded::Withdraw => None,
+        Degraded::Med(m) => Some(wasmbgp_bgp::PathAttributes { med: Some(m), ..up.clone() }),
     }
 }
 

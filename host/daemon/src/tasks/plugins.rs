@@ -1,0 +1,146 @@
+//! Where plugins meet the speaker: starting them with their grants, turning their route
+//! records into routes, and swapping a component in place when its file changes.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, Origin, PathAttributes};
+use wasmbgp_bgp::rib::SourceId;
+use wasmbgp_bgp::words::{self, RouteSpec};
+use wasmbgp_bgp::Prefix;
+use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginRoute, PluginStatus, Runtime};
+
+use super::sources::Sources;
+use super::speaker::SpeakerHandle;
+use crate::config::PluginConfig;
+
+/// A running plugin as the speaker sees it.
+pub struct PluginSlot {
+    /// Its config.
+    pub config: PluginConfig,
+    /// The runtime's handle.
+    pub handle: PluginHandle,
+    /// Its route source (`plugin:NAME`).
+    pub source: SourceId,
+    /// The last verdict applied to its routes.
+    pub health: Option<Health>,
+}
+
+/// Starts every configured plugin.
+pub fn start(
+    runtime: &Runtime,
+    configs: Vec<PluginConfig>,
+    sources: &Sources,
+    events: &mpsc::UnboundedSender<PluginEvent>,
+) -> anyhow::Result<Vec<PluginSlot>> {
+    let mut slots = Vec::new();
+    for config in configs {
+        let name = config.spec.name.clone();
+        let handle = runtime
+            .start(config.spec.clone(), events.clone())
+            .with_context(|| format!("plugin {name}: cannot start {}", config.spec.component.display()))?;
+        let source = sources.register(&format!("plugin:{name}"));
+        info!(plugin = %name, world = %config.spec.world, component = %config.spec.component.display(), "plugin started");
+        slots.push(PluginSlot { config, handle, source, health: None });
+    }
+    Ok(slots)
+}
+
+/// A route requested through the `routes` interface, in the speaker's terms.
+pub fn route_spec(route: &PluginRoute) -> Result<RouteSpec, String> {
+    let prefix: Prefix = route.prefix.parse().map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| e.0)?;
+    let mut attrs = PathAttributes {
+        origin: match route.origin {
+            wasmbgp_runtime::Origin::Igp => Origin::Igp,
+            wasmbgp_runtime::Origin::Egp => Origin::Egp,
+            wasmbgp_runtime::Origin::Incomplete => Origin::Incomplete,
+        },
+        as_path: AsPath::from_sequence(route.as_path.clone()),
+        next_hop: Some(route.next_hop.map(NextHop::Addr).unwrap_or(NextHop::Local)),
+        med: route.med,
+        local_pref: route.local_pref,
+        ..PathAttributes::default()
+    };
+    attrs.communities = route.communities.iter().map(|c| words::parse_community(c)).collect::<Result<_, _>>()?;
+    attrs.large_communities =
+        route.large_communities.iter().map(|c| words::parse_large_community(c)).collect::<Result<_, _>>()?;
+    attrs.extended_communities =
+        route.extended_communities.iter().map(|c| words::parse_extended_community(c)).collect::<Result<_, _>>()?;
+    words::check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
+    Ok(RouteSpec { prefix, attrs })
+}
+
+/// `show plugins` as text.
+pub fn status_text(list: &[PluginStatus]) -> String {
+    if list.is_empty() {
+        return "no plugins".into();
+    }
+    list.iter()
+        .map(|s| {
+            format!(
+                "{:<16} {:<12} state {:<9} health {:<9} restarts {:<4} calls {:<8} p50 {}µs p99 {}µs denied {} routes {}{}",
+                s.name,
+                s.world.name(),
+                format!("{:?}", s.state).to_lowercase(),
+                s.health.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                s.restarts,
+                s.calls,
+                s.p50_us,
+                s.p99_us,
+                s.denied,
+                s.routes_owned,
+                s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Watches the plugins' component files; a changed file is reloaded in place (after a
+/// short settle time, so a file being copied is not read half-written).
+pub fn watch(components: Vec<(String, PathBuf)>, speaker: SpeakerHandle) -> anyhow::Result<notify::RecommendedWatcher> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res
+            && (ev.kind.is_modify() || ev.kind.is_create())
+        {
+            for p in ev.paths {
+                let _ = tx.send(p);
+            }
+        }
+    })?;
+    let mut by_path: HashMap<PathBuf, Vec<String>> = HashMap::new();
+    for (name, path) in components {
+        let path = path.canonicalize().unwrap_or(path);
+        if let Some(dir) = path.parent() {
+            watcher.watch(dir, RecursiveMode::NonRecursive).with_context(|| format!("watching {}", dir.display()))?;
+        }
+        by_path.entry(path).or_default().push(name);
+    }
+    tokio::spawn(async move {
+        const SETTLE: Duration = Duration::from_millis(300);
+        while let Some(first) = rx.recv().await {
+            let mut changed = vec![first];
+            // Gather the burst of events one copy or rename makes.
+            while let Ok(Some(p)) = tokio::time::timeout(SETTLE, rx.recv()).await {
+                changed.push(p);
+            }
+            changed.sort();
+            changed.dedup();
+            for p in changed {
+                let p = p.canonicalize().unwrap_or(p);
+                for name in by_path.get(&p).into_iter().flatten() {
+                    info!(plugin = %name, file = %p.display(), "component file changed: reloading");
+                    speaker.reload_plugin(name.clone());
+                }
+            }
+        }
+        warn!("plugin file watcher stopped");
+    });
+    Ok(watcher)
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the whole wasmbgp test suite on a fresh machine: installs what is missing
+# (Debian peers, the wasm32-wasip2 target, componentize-py), builds the daemon and
+# the plugins, then runs every test. Quiet on success; the test runner's summary
+# is printed last. Logs of each step: target/test-logs/.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+logs=target/test-logs
+mkdir -p "$logs"
+
+step() {
+    local name=$1
+    shift
+    if ! "$@" >"$logs/$name.log" 2>&1; then
+        echo "test.sh: step '$name' failed: $*" >&2
+        tail -n 60 "$logs/$name.log" >&2
+        exit 1
+    fi
+}
+
+step install-deps scripts/install-deps.sh
+step build-plugins scripts/build-plugins.sh
+step build cargo build --release --locked --workspace --all-targets
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    step install-nextest cargo install --locked cargo-nextest
+fi
+exec cargo nextest run --release --locked --workspace --no-fail-fast \
+    --status-level fail --final-status-level fail --hide-progress-bar 2>&1
