@@ -292,15 +292,15 @@ pub async fn http_get(url: &HttpUrl, timeout: Duration, max_body: usize) -> Resu
                 break;
             }
             data.extend_from_slice(&chunk[..n]);
-            if head_end.is_none() {
-                if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                    head_end = Some(i + 4);
-                    let head = String::from_utf8_lossy(&data[..i]).to_string();
-                    content_length = head.lines().skip(1).find_map(|line| {
-                        let (name, value) = line.split_once(':')?;
-                        name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
-                    });
-                }
+            if head_end.is_none()
+                && let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n")
+            {
+                head_end = Some(i + 4);
+                let head = String::from_utf8_lossy(&data[..i]).to_string();
+                content_length = head.lines().skip(1).find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
+                });
             }
         }
         let end = head_end.ok_or_else(|| ProbeFailure::Failed("incomplete response head".into()))?;

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// The longest `interval` / `fast-interval` accepted.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+
 /// The WIT world a component is configured for. Only `healthcheck` exists
 /// today; `policy` and `exporter` will join it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -160,6 +163,9 @@ impl PluginSpec {
         }
         if self.interval.is_zero() || self.fast_interval.is_zero() {
             anyhow::bail!("plugin {}: interval and fast-interval must be above 0", self.name);
+        }
+        if self.interval > MAX_INTERVAL || self.fast_interval > MAX_INTERVAL {
+            anyhow::bail!("plugin {}: interval and fast-interval must be at most a day", self.name);
         }
         if self.rise == 0 || self.fall == 0 {
             anyhow::bail!("plugin {}: rise and fall must be at least 1", self.name);

@@ -285,10 +285,10 @@ impl PluginHandle {
     /// daemon's to clean up.
     pub async fn stop(mut self) {
         let _ = self.control.send(Control::Stop);
-        if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
-                task.abort();
-            }
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err()
+        {
+            task.abort();
         }
         self.shared.update(|s| s.state = PluginState::Stopped);
     }
@@ -389,10 +389,10 @@ impl Driver {
     }
 
     fn disable(&mut self) {
+        self.shared.update(|s| s.state = PluginState::Disabled);
         if let Some(health) = self.hysteresis.disable() {
             self.emit_health(health, "disabled by operator".into());
         }
-        self.shared.update(|s| s.state = PluginState::Disabled);
     }
 
     fn enable(&mut self) {

@@ -80,9 +80,14 @@ async fn infinite_loop_is_interrupted_and_restarted_with_backoff() {
         }
         times.push(started.elapsed());
     }
-    // The first call is interrupted within its deadline plus a tick or two
-    // (plus instantiation).
-    assert!(times[0] < Duration::from_millis(50 + 150), "first interrupt after {:?}", times[0]);
+    // Each runaway call is interrupted once its 50 ms deadline is spent:
+    // within a tick or two (10 ms each) of it, with slack for a loaded box.
+    let status = p.handle.status();
+    eprintln!("runaway check interrupted after {} µs (p99; deadline 50 ms)", status.p99_us);
+    // (Half the calls are the quick `init`s; the p99 is a runaway check.)
+    assert!(status.p99_us >= 50_000, "{status:?}");
+    assert!(status.p99_us < 50_000 + 100_000, "{status:?}");
+    assert!(times[0] < Duration::from_millis(50 + 450), "first interrupt after {:?}", times[0]);
     // Backoff doubles: 100, 200, 400 ms between restarts (plus the deadline).
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps[0] >= Duration::from_millis(100 + 50), "{gaps:?}");
@@ -268,7 +273,7 @@ async fn a_faulty_plugin_does_not_disturb_another() {
     let calls = p.handle.status().calls;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let done = p.handle.status().calls - calls;
-    assert!(done >= 6, "only {done} checks in 1 s at a 100 ms interval");
+    assert!(done >= 5, "only {done} checks in 1 s at a 100 ms interval");
     assert!(bad.handle.status().restarts >= 1);
     p.silent(Duration::from_millis(10)).await;
     let _ = bad.failed(T).await;
