@@ -293,6 +293,8 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
         origin: Some(Origin::Incomplete),
         as_path: own_path(&[]),
         med: Some(50),
+        // iBGP always carries LOCAL_PREF; the default is 100.
+        local_pref: ibgp.then_some(100),
         communities: rich6_attrs.communities.clone(),
         large_communities: rich6_attrs.large_communities.clone(),
         ..Route::new("2001:db8:ffff::/48")?

@@ -163,7 +163,12 @@ impl Peer for Bird {
 
     fn received_route(&self, prefix: &str) -> Result<Option<Route>> {
         let prefix = canonical_prefix(prefix)?;
-        let out = self.birdc(&["show", "route", "for", &prefix, "all", "protocol", PROTOCOL])?;
+        let out = match self.birdc(&["show", "route", "for", &prefix, "all", "protocol", PROTOCOL]) {
+            Ok(out) => out,
+            // birdc exits 1 when nothing matches.
+            Err(error) if format!("{error:#}").contains("Network not found") => return Ok(None),
+            Err(error) => return Err(error),
+        };
         Ok(parse_show_route_all(&out)?.into_iter().find(|route| route.prefix == prefix))
     }
 

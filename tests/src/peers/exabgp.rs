@@ -1,6 +1,6 @@
 //! ExaBGP 4.2 driver: `exabgp CONF` in the foreground, configured through
 //! `exabgp.*` environment variables; a `process` receives every event as
-//! JSON (`api { receive { parsed; update; notification; } neighbor-changes; }`)
+//! JSON (`api { receive { parsed; packets; update; notification; } neighbor-changes; }`)
 //! and appends it to `events.json`, which is replayed to know the session
 //! state and the routes received.
 //!
@@ -10,7 +10,12 @@
 //! its AS to the AS_PATH given in a static route. A received Cease shows as
 //! a JSON `"type": "notification"` event with code 6, subcode 2, followed by
 //! a state change `"reason": "peer reset, message (notification received
-//! (6,2)) error(Cease / Administrative Shutdown)"`.
+//! (6,2)) error(Cease / Administrative Shutdown)"`. ExaBGP 4.2.21 cannot
+//! parse a Cease/Administrative Shutdown that carries an RFC 9003 Shutdown
+//! Communication (a Python 3 bytes/str formatting bug in
+//! `Notification.__init__`): it answers with NOTIFICATION 1/0 `can not decode
+//! update message of type "3"`. The driver therefore also asks for raw
+//! packets (`packets;`) and recognises the Cease by its raw body `0602...`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -69,7 +74,7 @@ impl ExaBgp {
         let _ = writeln!(conf, "  local-as {};\n  peer-as {};", spec.asn, spec.remote.asn);
         let _ = writeln!(conf, "  hold-time {};\n  passive false;\n  connect {};", spec.hold_time, spec.remote.port);
         conf.push_str("  family {\n    ipv4 unicast;\n    ipv6 unicast;\n  }\n");
-        conf.push_str("  api {\n    processes [ receiver ];\n    receive { parsed; update; notification; }\n    neighbor-changes;\n  }\n");
+        conf.push_str("  api {\n    processes [ receiver ];\n    receive { parsed; packets; update; notification; }\n    neighbor-changes;\n  }\n");
         conf.push_str("  static {\n");
         for route in &spec.originate {
             let next_hop = match route.family() {
@@ -210,11 +215,15 @@ pub fn replay_events(events: &str) -> Result<Replay> {
                 replay.state = event["neighbor"]["state"].as_str().map(str::to_owned);
                 replay.routes.clear();
             }
-            Some("notification") => {
-                let notification = &event["neighbor"]["notification"];
-                if event["neighbor"]["direction"].as_str() == Some("receive")
-                    && notification["code"].as_u64() == Some(6)
-                    && notification["subcode"].as_u64() == Some(2)
+            Some("notification") if event["neighbor"]["direction"].as_str() == Some("receive") => {
+                // Parsed form, or the raw packet (`packets;`): ExaBGP 4.2.21
+                // fails to parse a Cease that carries a Shutdown Communication
+                // (RFC 9003) and only the raw body shows what arrived.
+                let parsed = &event["neighbor"]["notification"];
+                let raw_body = event["neighbor"]["message"]["body"].as_str().unwrap_or_default();
+                let raw_body = raw_body.trim_start_matches("0x").to_ascii_uppercase();
+                if (parsed["code"].as_u64() == Some(6) && parsed["subcode"].as_u64() == Some(2))
+                    || raw_body.starts_with("0602")
                 {
                     replay.cease_received = true;
                 }
@@ -281,6 +290,8 @@ mod tests {
 { "type": "update", "neighbor": { "direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "203.0.119.0/24" } ] } } } } }
 { "type": "notification", "neighbor": { "direction": "receive", "notification": { "code": 6, "subcode": 2, "data": "0x" } } }
 "#;
+        let raw = r#"{ "type": "notification", "neighbor": { "direction": "receive", "message": { "category": 3, "header": "0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF001603", "body": "0x0602" } } }"#;
+        assert!(replay_events(raw).unwrap().cease_received);
         let replay = replay_events(events).unwrap();
         assert_eq!(replay.state.as_deref(), Some("up"));
         assert!(replay.cease_received);

@@ -10,6 +10,8 @@
 //! address and would send `::`. Neighbor events are only logged with
 //! `bgp log-neighbor-changes`; a received Cease reads
 //! `%NOTIFICATION: received from neighbor ADDR 6/2 (Cease/Administrative Shutdown)`.
+//! FRR sends a neighbor's routes back to it (prepending its own AS), so the
+//! outbound route-maps only permit locally originated routes (`^$`).
 //! The bulk `show bgp ... json` omits communities, so single routes are read
 //! with the per-prefix JSON.
 
@@ -113,8 +115,19 @@ impl Frr {
         }
         conf.push_str("!\n");
         conf.push_str(&route_maps);
-        let _ = writeln!(conf, "route-map OUT_ipv4 permit 10\n set ip next-hop {}\n!", spec.next_hop4);
-        let _ = writeln!(conf, "route-map OUT_ipv6 permit 10\n set ipv6 next-hop global {}\n!", spec.next_hop6);
+        // Announce only what this bgpd originates (FRR would otherwise send
+        // the remote's own routes back to it).
+        conf.push_str("bgp as-path access-list LOCAL_ONLY seq 5 permit ^$\n!\n");
+        let _ = writeln!(
+            conf,
+            "route-map OUT_ipv4 permit 10\n match as-path LOCAL_ONLY\n set ip next-hop {}\n!",
+            spec.next_hop4
+        );
+        let _ = writeln!(
+            conf,
+            "route-map OUT_ipv6 permit 10\n match as-path LOCAL_ONLY\n set ipv6 next-hop global {}\n!",
+            spec.next_hop6
+        );
         conf
     }
 
