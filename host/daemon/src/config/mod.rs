@@ -428,7 +428,8 @@ fn load_route_file(
 ) -> Result<Vec<(Prefix, Arc<PathAttributes>)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read route file {}: {e}", path.display()))?;
     let shared = interner.intern(defaults.clone());
-    let mut routes = Vec::with_capacity(text.len() / 12);
+    // Exact capacity: growing (or shrinking) a million-entry vector would copy it.
+    let mut routes = Vec::with_capacity(text.lines().count());
     for (i, raw) in text.lines().enumerate() {
         let line = raw.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
@@ -444,7 +445,6 @@ fn load_route_file(
             routes.push((spec.prefix, interner.intern(spec.attrs)));
         }
     }
-    routes.shrink_to_fit();
     Ok(routes)
 }
 
