@@ -56,7 +56,11 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Cmd::Run { config, log_format, log_level } => {
+        Cmd::Run {
+            config,
+            log_format,
+            log_level,
+        } => {
             init_logging(log_format, &log_level);
             let config = match load(&config) {
                 Ok(c) => c,
@@ -65,7 +69,9 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build();
             let result = match runtime {
                 Ok(rt) => rt.block_on(tasks::run(config)),
                 Err(e) => Err(e.into()),
@@ -82,7 +88,12 @@ fn main() -> ExitCode {
         Cmd::Check { config } => match load(&config) {
             Ok(c) => {
                 let routes: usize = c.routes.iter().map(|g| g.routes.len()).sum();
-                println!("{}: ok ({} neighbors, {} routes)", config.display(), c.neighbors.len(), routes);
+                println!(
+                    "{}: ok ({} neighbors, {} routes)",
+                    config.display(),
+                    c.neighbors.len(),
+                    routes
+                );
                 ExitCode::SUCCESS
             }
             Err(d) => {
@@ -124,8 +135,11 @@ fn load(path: &std::path::Path) -> Result<config::Config, config::Diagnostics> {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

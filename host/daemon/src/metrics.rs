@@ -1,11 +1,11 @@
 //! Prometheus metrics for everything an operator alerts on: session state, flaps,
 //! NOTIFICATIONs, route counts and update rates.
 
-
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -33,6 +33,7 @@ pub struct Metrics {
     treat_as_withdraw: Family<NeighborLabel, Counter>,
     /// Routes currently held per source, set by the speaker.
     source_routes: Family<SourceLabel, Gauge>,
+    verdict_to_wire: Histogram,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -66,29 +67,77 @@ impl Metrics {
             received: Family::default(),
             treat_as_withdraw: Family::default(),
             source_routes: Family::default(),
+            verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             registry: Registry::default(),
         };
-        registry.register("bgp_session_up", "1 while the BGP session is Established", m.session_up.clone());
-        registry.register("bgp_session_established", "Times the session reached Established (flaps)", m.established.clone());
-        registry.register("bgp_messages", "BGP messages by direction and type", m.messages.clone());
-        registry.register("notifications", "NOTIFICATION messages by direction", m.notifications.clone());
-        registry.register("routes_announced", "Prefixes announced to the neighbor", m.announced.clone());
-        registry.register("routes_withdrawn", "Prefixes withdrawn from the neighbor", m.withdrawn.clone());
-        registry.register("prefixes_received", "Prefixes in the neighbor's Adj-RIB-In", m.received.clone());
-        registry.register("treat_as_withdraw", "Malformed UPDATEs handled as withdraw (RFC 7606)", m.treat_as_withdraw.clone());
-        registry.register("active_routes", "Routes announced by each source", m.source_routes.clone());
+        registry.register(
+            "bgp_session_up",
+            "1 while the BGP session is Established",
+            m.session_up.clone(),
+        );
+        registry.register(
+            "bgp_session_established",
+            "Times the session reached Established (flaps)",
+            m.established.clone(),
+        );
+        registry.register(
+            "bgp_messages",
+            "BGP messages by direction and type",
+            m.messages.clone(),
+        );
+        registry.register(
+            "notifications",
+            "NOTIFICATION messages by direction",
+            m.notifications.clone(),
+        );
+        registry.register(
+            "routes_announced",
+            "Prefixes announced to the neighbor",
+            m.announced.clone(),
+        );
+        registry.register(
+            "routes_withdrawn",
+            "Prefixes withdrawn from the neighbor",
+            m.withdrawn.clone(),
+        );
+        registry.register(
+            "prefixes_received",
+            "Prefixes in the neighbor's Adj-RIB-In",
+            m.received.clone(),
+        );
+        registry.register(
+            "treat_as_withdraw",
+            "Malformed UPDATEs handled as withdraw (RFC 7606)",
+            m.treat_as_withdraw.clone(),
+        );
+        registry.register(
+            "active_routes",
+            "Routes announced by each source",
+            m.source_routes.clone(),
+        );
+        registry.register(
+            "plugin_verdict_to_wire_seconds",
+            "From a plugin's health verdict to its UPDATE written to a peer's socket",
+            m.verdict_to_wire.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     fn n(neighbor: &str) -> NeighborLabel {
-        NeighborLabel { neighbor: neighbor.to_string() }
+        NeighborLabel {
+            neighbor: neighbor.to_string(),
+        }
     }
 
     /// Session state change; `count` is the number of times it reached Established.
     pub fn session_state(&self, neighbor: &str, up: bool, count: u64) {
-        self.session_up.get_or_create(&Self::n(neighbor)).set(up as i64);
+        self.session_up
+            .get_or_create(&Self::n(neighbor))
+            .set(up as i64);
         if up {
-            self.established.get_or_create(&Self::n(neighbor)).set(count as i64);
+            self.established
+                .get_or_create(&Self::n(neighbor))
+                .set(count as i64);
         }
     }
 
@@ -103,7 +152,11 @@ impl Metrics {
     }
 
     fn message(&self, neighbor: &str, direction: &'static str, kind: &'static str) {
-        let label = MessageLabel { neighbor: neighbor.to_string(), direction, r#type: kind };
+        let label = MessageLabel {
+            neighbor: neighbor.to_string(),
+            direction,
+            r#type: kind,
+        };
         if kind == "notification" {
             self.notifications.get_or_create(&label).inc();
         }
@@ -112,10 +165,18 @@ impl Metrics {
 
     /// UPDATEs were sent.
     pub fn updates_sent(&self, neighbor: &str, messages: u64, announced: u64, withdrawn: u64) {
-        let label = MessageLabel { neighbor: neighbor.to_string(), direction: "sent", r#type: "update" };
+        let label = MessageLabel {
+            neighbor: neighbor.to_string(),
+            direction: "sent",
+            r#type: "update",
+        };
         self.messages.get_or_create(&label).inc_by(messages);
-        self.announced.get_or_create(&Self::n(neighbor)).inc_by(announced);
-        self.withdrawn.get_or_create(&Self::n(neighbor)).inc_by(withdrawn);
+        self.announced
+            .get_or_create(&Self::n(neighbor))
+            .inc_by(announced);
+        self.withdrawn
+            .get_or_create(&Self::n(neighbor))
+            .inc_by(withdrawn);
     }
 
     /// The Adj-RIB-In size changed.
@@ -125,12 +186,23 @@ impl Metrics {
 
     /// A malformed UPDATE was treated as withdraw.
     pub fn treat_as_withdraw(&self, neighbor: &str) {
-        self.treat_as_withdraw.get_or_create(&Self::n(neighbor)).inc();
+        self.treat_as_withdraw
+            .get_or_create(&Self::n(neighbor))
+            .inc();
     }
 
     /// Routes a source currently announces.
     pub fn source_routes(&self, source: &str, count: i64) {
-        self.source_routes.get_or_create(&SourceLabel { source: source.to_string() }).set(count);
+        self.source_routes
+            .get_or_create(&SourceLabel {
+                source: source.to_string(),
+            })
+            .set(count);
+    }
+
+    /// A plugin verdict reached the wire after `d`.
+    pub fn verdict_to_wire(&self, d: std::time::Duration) {
+        self.verdict_to_wire.observe(d.as_secs_f64());
     }
 
     /// The OpenMetrics text exposition.

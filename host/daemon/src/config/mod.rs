@@ -116,7 +116,11 @@ impl Config {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| Diagnostics {
             file: file.clone(),
-            items: vec![Diagnostic { line: 1, col: 1, message: format!("cannot read: {e}") }],
+            items: vec![Diagnostic {
+                line: 1,
+                col: 1,
+                message: format!("cannot read: {e}"),
+            }],
         })?;
         Self::parse_with(&text, path, check_plugin)
     }
@@ -128,7 +132,11 @@ impl Config {
     }
 
     /// [`Config::parse`] with a plugin check.
-    pub fn parse_with(text: &str, path: &Path, check_plugin: PluginCheck) -> Result<Config, Diagnostics> {
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        check_plugin: PluginCheck,
+    ) -> Result<Config, Diagnostics> {
         let file = path.display().to_string();
         let mut sink = Sink::new(text);
         let doc = match Document::parse(text) {
@@ -156,23 +164,39 @@ fn parse_document(
     check_plugin: PluginCheck,
 ) -> Option<Config> {
     let mut top = TableReader::new(doc.as_table(), "config");
-    let router_id = top.req_str("router-id", sink).and_then(|(s, span)| match s.parse::<Ipv4Addr>() {
-        Ok(a) if !a.is_unspecified() => Some(a),
-        _ => {
-            sink.error(span, format!("router-id must be a non-zero IPv4 address, not {s:?}"));
-            None
-        }
-    });
-    let local_as = top.req_int("local-as", 1, u32::MAX as i64, sink).map(|n| n as u32);
+    let router_id =
+        top.req_str("router-id", sink)
+            .and_then(|(s, span)| match s.parse::<Ipv4Addr>() {
+                Ok(a) if !a.is_unspecified() => Some(a),
+                _ => {
+                    sink.error(
+                        span,
+                        format!("router-id must be a non-zero IPv4 address, not {s:?}"),
+                    );
+                    None
+                }
+            });
+    let local_as = top
+        .req_int("local-as", 1, u32::MAX as i64, sink)
+        .map(|n| n as u32);
     let listen = parse_listen(&mut top, sink);
-    let graceful_restart = top.opt_int("graceful-restart", 0, 4095, sink).unwrap_or(120) as u16;
-    let metrics = top.opt_str("metrics", sink).and_then(|(s, span)| match s.parse::<SocketAddr>() {
-        Ok(a) => Some(a),
-        Err(_) => {
-            sink.error(span, format!("metrics must be an address:port such as \"127.0.0.1:9179\", not {s:?}"));
-            None
-        }
-    });
+    let graceful_restart = top
+        .opt_int("graceful-restart", 0, 4095, sink)
+        .unwrap_or(120) as u16;
+    let metrics =
+        top.opt_str("metrics", sink)
+            .and_then(|(s, span)| match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    sink.error(
+                        span,
+                        format!(
+                            "metrics must be an address:port such as \"127.0.0.1:9179\", not {s:?}"
+                        ),
+                    );
+                    None
+                }
+            });
     let control = parse_control(top.item("control"), sink);
     let neighbors = parse_neighbors(top.item("neighbor"), sink);
     let known: HashSet<IpAddr> = neighbors.iter().map(|n| n.address).collect();
@@ -194,29 +218,53 @@ fn parse_document(
                 if let Err(e) = words::check_next_hop_family(&p, attrs.next_hop.as_ref()) {
                     sink.error(span.clone(), e);
                 }
-                routes.push(RouteGroup { neighbors: group_neighbors, routes: vec![(p, interner.intern(attrs))] });
+                routes.push(RouteGroup {
+                    neighbors: group_neighbors,
+                    routes: vec![(p, interner.intern(attrs))],
+                });
             }
             Err(e) => sink.error(pspan, e.0),
         }
     });
-    for_each_table(top.item("route-file"), "route-file", sink, |t, name, sink| {
-        let mut r = TableReader::new(t, name);
-        let file = r.req_str("path", sink);
-        let defaults = parse_attributes(&mut r, sink);
-        let group_neighbors = parse_route_neighbors(&mut r, &known, sink);
-        r.finish(sink);
-        if let Some((file, span)) = file {
-            let full = base.join(&file);
-            match load_route_file(&full, &defaults, interner) {
-                Ok(group) => routes.push(RouteGroup { neighbors: group_neighbors, routes: group }),
-                Err(e) => sink.error(span, e),
+    for_each_table(
+        top.item("route-file"),
+        "route-file",
+        sink,
+        |t, name, sink| {
+            let mut r = TableReader::new(t, name);
+            let file = r.req_str("path", sink);
+            let defaults = parse_attributes(&mut r, sink);
+            let group_neighbors = parse_route_neighbors(&mut r, &known, sink);
+            r.finish(sink);
+            if let Some((file, span)) = file {
+                let full = base.join(&file);
+                match load_route_file(&full, &defaults, interner) {
+                    Ok(group) => routes.push(RouteGroup {
+                        neighbors: group_neighbors,
+                        routes: group,
+                    }),
+                    Err(e) => sink.error(span, e),
+                }
             }
-        }
-    });
-    let plugins = plugin::parse_plugins(top.item("plugin"), base, &known, sink, interner, check_plugin);
+        },
+    );
+    let plugins = plugin::parse_plugins(
+        top.item("plugin"),
+        base,
+        &known,
+        sink,
+        interner,
+        check_plugin,
+    );
     for n in neighbors.iter().filter(|n| n.passive) {
         if listen.is_empty() {
-            sink.error(top.span_of("neighbor"), format!("neighbor {} is passive but no `listen` address is configured", n.address));
+            sink.error(
+                top.span_of("neighbor"),
+                format!(
+                    "neighbor {} is passive but no `listen` address is configured",
+                    n.address
+                ),
+            );
         }
     }
     top.finish(sink);
@@ -234,7 +282,12 @@ fn parse_document(
 }
 
 /// Calls `f` for each table of an array of tables (or a single table) under a key.
-pub(crate) fn for_each_table(item: Option<&Item>, name: &str, sink: &mut Sink, mut f: impl FnMut(&toml_edit::Table, String, &mut Sink)) {
+pub(crate) fn for_each_table(
+    item: Option<&Item>,
+    name: &str,
+    sink: &mut Sink,
+    mut f: impl FnMut(&toml_edit::Table, String, &mut Sink),
+) {
     match item {
         None => {}
         Some(Item::ArrayOfTables(arr)) => {
@@ -243,7 +296,10 @@ pub(crate) fn for_each_table(item: Option<&Item>, name: &str, sink: &mut Sink, m
             }
         }
         Some(Item::Table(t)) => f(t, name.to_string(), sink),
-        Some(other) => sink.error(other.span(), format!("`{name}` must be written as [[{name}]] tables")),
+        Some(other) => sink.error(
+            other.span(),
+            format!("`{name}` must be written as [[{name}]] tables"),
+        ),
     }
 }
 
@@ -251,21 +307,29 @@ fn parse_listen(top: &mut TableReader, sink: &mut Sink) -> Vec<SocketAddr> {
     let span = top.span_of("listen");
     let list: Vec<(String, Option<Range<usize>>)> = match top.item("listen") {
         None => return Vec::new(),
-        Some(item) if item.as_str().is_some() => vec![(item.as_str().unwrap_or_default().to_string(), item.span())],
+        Some(item) if item.as_str().is_some() => {
+            vec![(item.as_str().unwrap_or_default().to_string(), item.span())]
+        }
         Some(_) => top.opt_str_list("listen", sink).unwrap_or_default(),
     };
     let mut out = Vec::new();
     for (s, sp) in list {
         match s.parse::<SocketAddr>() {
             Ok(a) => out.push(a),
-            Err(_) => sink.error(sp.or(span.clone()), format!("listen must be address:port such as \"127.0.0.1:1790\", not {s:?}")),
+            Err(_) => sink.error(
+                sp.or(span.clone()),
+                format!("listen must be address:port such as \"127.0.0.1:1790\", not {s:?}"),
+            ),
         }
     }
     out
 }
 
 fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
-    let mut control = ControlConfig { socket: PathBuf::from(DEFAULT_SOCKET), mode: 0o600 };
+    let mut control = ControlConfig {
+        socket: PathBuf::from(DEFAULT_SOCKET),
+        mode: 0o600,
+    };
     let Some(item) = item else { return control };
     let Some(t) = item.as_table() else {
         sink.error(item.span(), "`control` must be a table");
@@ -278,7 +342,10 @@ fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
     if let Some((s, span)) = r.opt_str("mode", sink) {
         match u32::from_str_radix(s.trim_start_matches("0o"), 8) {
             Ok(m) if m <= 0o777 => control.mode = m,
-            _ => sink.error(span, format!("control.mode must be an octal file mode such as \"0600\", not {s:?}")),
+            _ => sink.error(
+                span,
+                format!("control.mode must be an octal file mode such as \"0600\", not {s:?}"),
+            ),
         }
     }
     r.finish(sink);
@@ -290,44 +357,71 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
     let mut seen: HashSet<IpAddr> = HashSet::new();
     for_each_table(item, "neighbor", sink, |t, name, sink| {
         let mut r = TableReader::new(t, name.clone());
-        let address = r.req_str("address", sink).and_then(|(s, span)| match s.parse::<IpAddr>() {
-            Ok(a) if seen.insert(a) => Some(a),
-            Ok(a) => {
-                sink.error(span, format!("duplicate neighbor {a}"));
-                None
-            }
-            Err(_) => {
-                sink.error(span, format!("{name}.address must be an IP address, not {s:?}"));
-                None
-            }
-        });
+        let address = r
+            .req_str("address", sink)
+            .and_then(|(s, span)| match s.parse::<IpAddr>() {
+                Ok(a) if seen.insert(a) => Some(a),
+                Ok(a) => {
+                    sink.error(span, format!("duplicate neighbor {a}"));
+                    None
+                }
+                Err(_) => {
+                    sink.error(
+                        span,
+                        format!("{name}.address must be an IP address, not {s:?}"),
+                    );
+                    None
+                }
+            });
         let port = r.opt_int("port", 1, 65535, sink).unwrap_or(179) as u16;
-        let peer_as = r.req_int("peer-as", 1, u32::MAX as i64, sink).map(|n| n as u32);
-        let local_address = r.opt_str("local-address", sink).and_then(|(s, span)| match s.parse::<IpAddr>() {
-            Ok(a) if address.is_none_or(|n: IpAddr| n.is_ipv4() == a.is_ipv4()) => Some(a),
-            Ok(a) => {
-                sink.error(span, format!("local-address {a} is not of the neighbor address's family"));
-                None
-            }
-            Err(_) => {
-                sink.error(span, format!("{name}.local-address must be an IP address, not {s:?}"));
-                None
-            }
-        });
-        let next_hop_ipv6 = r.opt_str("next-hop-ipv6", sink).and_then(|(s, span)| match s.parse::<Ipv6Addr>() {
-            Ok(a) => Some(a),
-            Err(_) => {
-                sink.error(span, format!("{name}.next-hop-ipv6 must be an IPv6 address, not {s:?}"));
-                None
-            }
-        });
+        let peer_as = r
+            .req_int("peer-as", 1, u32::MAX as i64, sink)
+            .map(|n| n as u32);
+        let local_address =
+            r.opt_str("local-address", sink)
+                .and_then(|(s, span)| match s.parse::<IpAddr>() {
+                    Ok(a) if address.is_none_or(|n: IpAddr| n.is_ipv4() == a.is_ipv4()) => Some(a),
+                    Ok(a) => {
+                        sink.error(
+                            span,
+                            format!("local-address {a} is not of the neighbor address's family"),
+                        );
+                        None
+                    }
+                    Err(_) => {
+                        sink.error(
+                            span,
+                            format!("{name}.local-address must be an IP address, not {s:?}"),
+                        );
+                        None
+                    }
+                });
+        let next_hop_ipv6 =
+            r.opt_str("next-hop-ipv6", sink)
+                .and_then(|(s, span)| match s.parse::<Ipv6Addr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        sink.error(
+                            span,
+                            format!("{name}.next-hop-ipv6 must be an IPv6 address, not {s:?}"),
+                        );
+                        None
+                    }
+                });
         let hold_time = r.opt_int("hold-time", 0, 65535, sink).unwrap_or(90);
         if hold_time == 1 || hold_time == 2 {
-            sink.error(r.span_of("hold-time"), format!("{name}.hold-time must be 0 or at least 3 seconds"));
+            sink.error(
+                r.span_of("hold-time"),
+                format!("{name}.hold-time must be 0 or at least 3 seconds"),
+            );
         }
         let passive = r.opt_bool("passive", sink).unwrap_or(false);
-        let connect_retry = r.opt_duration("connect-retry", sink).unwrap_or(Duration::from_secs(1));
-        let connect_retry_max = r.opt_duration("connect-retry-max", sink).unwrap_or(Duration::from_secs(10));
+        let connect_retry = r
+            .opt_duration("connect-retry", sink)
+            .unwrap_or(Duration::from_secs(1));
+        let connect_retry_max = r
+            .opt_duration("connect-retry-max", sink)
+            .unwrap_or(Duration::from_secs(10));
         let families = match r.opt_str_list("families", sink) {
             None => vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
             Some(list) => list
@@ -358,7 +452,10 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
 
 /// Reads the route attribute keys shared by `[[route]]`, `[[route-file]]` and plugin routes.
 pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttributes {
-    let mut attrs = PathAttributes { next_hop: Some(NextHop::Local), ..PathAttributes::default() };
+    let mut attrs = PathAttributes {
+        next_hop: Some(NextHop::Local),
+        ..PathAttributes::default()
+    };
     if let Some((s, span)) = r.opt_str("next-hop", sink) {
         match words::parse_next_hop(&s) {
             Ok(nh) => attrs.next_hop = Some(nh),
@@ -366,7 +463,9 @@ pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttr
         }
     }
     attrs.med = r.opt_int("med", 0, u32::MAX as i64, sink).map(|n| n as u32);
-    attrs.local_pref = r.opt_int("local-preference", 0, u32::MAX as i64, sink).map(|n| n as u32);
+    attrs.local_pref = r
+        .opt_int("local-preference", 0, u32::MAX as i64, sink)
+        .map(|n| n as u32);
     if let Some((s, span)) = r.opt_str("origin", sink) {
         match words::parse_origin(&s) {
             Ok(o) => attrs.origin = o,
@@ -390,13 +489,19 @@ pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttr
             Err(e) => sink.error(span, e),
         }
     }
-    for (s, span) in r.opt_str_list("large-communities", sink).unwrap_or_default() {
+    for (s, span) in r
+        .opt_str_list("large-communities", sink)
+        .unwrap_or_default()
+    {
         match words::parse_large_community(&s) {
             Ok(c) => attrs.large_communities.push(c),
             Err(e) => sink.error(span, e),
         }
     }
-    for (s, span) in r.opt_str_list("extended-communities", sink).unwrap_or_default() {
+    for (s, span) in r
+        .opt_str_list("extended-communities", sink)
+        .unwrap_or_default()
+    {
         match words::parse_extended_community(&s) {
             Ok(c) => attrs.extended_communities.push(c),
             Err(e) => sink.error(span, e),
@@ -405,7 +510,11 @@ pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttr
     attrs
 }
 
-pub(crate) fn parse_route_neighbors(r: &mut TableReader, known: &HashSet<IpAddr>, sink: &mut Sink) -> Option<Vec<IpAddr>> {
+pub(crate) fn parse_route_neighbors(
+    r: &mut TableReader,
+    known: &HashSet<IpAddr>,
+    sink: &mut Sink,
+) -> Option<Vec<IpAddr>> {
     let list = r.opt_str_list("neighbors", sink)?;
     let mut out = Vec::new();
     for (s, span) in list {
@@ -426,7 +535,8 @@ fn load_route_file(
     defaults: &PathAttributes,
     interner: &mut Interner,
 ) -> Result<Vec<(Prefix, Arc<PathAttributes>)>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read route file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read route file {}: {e}", path.display()))?;
     let shared = interner.intern(defaults.clone());
     // Exact capacity: growing (or shrinking) a million-entry vector would copy it.
     let mut routes = Vec::with_capacity(text.lines().count());
@@ -437,7 +547,9 @@ fn load_route_file(
         }
         let at = |e: String| format!("{}:{}: {e}", path.display(), i + 1);
         if !line.contains(char::is_whitespace) {
-            let p: Prefix = line.parse().map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| at(e.0))?;
+            let p: Prefix = line
+                .parse()
+                .map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| at(e.0))?;
             words::check_next_hop_family(&p, defaults.next_hop.as_ref()).map_err(at)?;
             routes.push((p, shared.clone()));
         } else {
@@ -500,10 +612,22 @@ next-hop = "2001:db8::1"
 "#;
         let d = parse(bad).unwrap_err();
         let text = d.to_string();
-        assert!(text.contains("test.toml:6:1: unknown key `colour` in neighbor[1]"), "{text}");
-        assert!(text.contains("test.toml:8:11: duplicate neighbor 127.0.0.2"), "{text}");
-        assert!(text.contains("test.toml:11:10: prefix \"10.0.0.1/8\" has host bits set"), "{text}");
-        assert!(text.contains("is IPv6 but prefix 10.1.0.0/16 is IPv4"), "{text}");
+        assert!(
+            text.contains("test.toml:6:1: unknown key `colour` in neighbor[1]"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.toml:8:11: duplicate neighbor 127.0.0.2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("test.toml:11:10: prefix \"10.0.0.1/8\" has host bits set"),
+            "{text}"
+        );
+        assert!(
+            text.contains("is IPv6 but prefix 10.1.0.0/16 is IPv4"),
+            "{text}"
+        );
         assert_eq!(d.items.len(), 4, "{text}");
     }
 
@@ -521,7 +645,11 @@ next-hop = "2001:db8::1"
     fn route_file_bulk_form() {
         let dir = std::env::temp_dir().join(format!("wasmbgp-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("t.routes"), "10.0.0.0/24\n10.0.1.0/24 med 5\n# comment\n\n2001:db8::/48 next-hop 2001:db8::1\n").unwrap();
+        std::fs::write(
+            dir.join("t.routes"),
+            "10.0.0.0/24\n10.0.1.0/24 med 5\n# comment\n\n2001:db8::/48 next-hop 2001:db8::1\n",
+        )
+        .unwrap();
         let text = format!("{GOOD}[[route-file]]\npath = \"t.routes\"\nmed = 7\n");
         let c = Config::parse(&text, &dir.join("c.toml")).unwrap();
         let g = &c.routes[1].routes;

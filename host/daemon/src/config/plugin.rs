@@ -78,9 +78,16 @@ pub(super) fn parse_plugins(
     out
 }
 
-fn degraded(r: &mut TableReader, med_key: &str, withdraw_key: Option<&str>, sink: &mut Sink) -> Option<Degraded> {
+fn degraded(
+    r: &mut TableReader,
+    med_key: &str,
+    withdraw_key: Option<&str>,
+    sink: &mut Sink,
+) -> Option<Degraded> {
     let withdraw = withdraw_key.and_then(|k| r.opt_bool(k, sink));
-    let med = r.opt_int(med_key, 0, u32::MAX as i64, sink).map(|m| m as u32);
+    let med = r
+        .opt_int(med_key, 0, u32::MAX as i64, sink)
+        .map(|m| m as u32);
     match (withdraw, med) {
         (Some(true), _) => Some(Degraded::Withdraw),
         (_, Some(m)) => Some(Degraded::Med(m)),
@@ -99,8 +106,14 @@ fn parse_plugin(
 ) -> Option<PluginConfig> {
     let mut r = TableReader::new(t, label.clone());
     let name = r.req_str("name", sink);
-    let world = r.req_str("world", sink).and_then(|(s, span)| s.parse::<World>().map_err(|e| sink.error(span, e.to_string())).ok());
-    let component = r.req_str("component", sink).map(|(s, span)| (base.join(s), span));
+    let world = r.req_str("world", sink).and_then(|(s, span)| {
+        s.parse::<World>()
+            .map_err(|e| sink.error(span, e.to_string()))
+            .ok()
+    });
+    let component = r
+        .req_str("component", sink)
+        .map(|(s, span)| (base.join(s), span));
     let mut spec = PluginSpec::new(
         name.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
         world.unwrap_or(World::Healthcheck),
@@ -109,12 +122,20 @@ fn parse_plugin(
     if let Some((path, span)) = &component
         && !path.is_file()
     {
-        sink.error(span.clone(), format!("component {} does not exist (build plugins with scripts/build-plugins.sh)", path.display()));
+        sink.error(
+            span.clone(),
+            format!(
+                "component {} does not exist (build plugins with scripts/build-plugins.sh)",
+                path.display()
+            ),
+        );
     }
     if let Some(d) = r.opt_duration("interval", sink) {
         spec.interval = d;
     }
-    spec.fast_interval = r.opt_duration("fast-interval", sink).unwrap_or(spec.interval.min(spec.fast_interval));
+    spec.fast_interval = r
+        .opt_duration("fast-interval", sink)
+        .unwrap_or(spec.interval.min(spec.fast_interval));
     if let Some(n) = r.opt_int("rise", 1, 1000, sink) {
         spec.rise = n as u32;
     }
@@ -127,19 +148,30 @@ fn parse_plugin(
             Err(e) => sink.error(span, e.to_string()),
         }
     }
-    let plugin_down = degraded(&mut r, "med-down", Some("withdraw-on-down"), sink).unwrap_or(Degraded::Withdraw);
-    let plugin_disabled = degraded(&mut r, "med-disabled", None, sink).unwrap_or(Degraded::Withdraw);
+    let plugin_down =
+        degraded(&mut r, "med-down", Some("withdraw-on-down"), sink).unwrap_or(Degraded::Withdraw);
+    let plugin_disabled =
+        degraded(&mut r, "med-disabled", None, sink).unwrap_or(Degraded::Withdraw);
     if let Some(item) = r.item("settings") {
         match item.as_table_like() {
             Some(settings) => {
                 for (k, v) in settings.iter() {
                     let value = match v.as_value() {
-                        Some(v) if v.as_str().is_some() => v.as_str().unwrap_or_default().to_string(),
-                        Some(v) if v.as_integer().is_some() || v.as_bool().is_some() || v.as_float().is_some() => {
+                        Some(v) if v.as_str().is_some() => {
+                            v.as_str().unwrap_or_default().to_string()
+                        }
+                        Some(v)
+                            if v.as_integer().is_some()
+                                || v.as_bool().is_some()
+                                || v.as_float().is_some() =>
+                        {
                             v.to_string().trim().to_string()
                         }
                         _ => {
-                            sink.error(v.span(), format!("{label}.settings.{k} must be a string, number or boolean"));
+                            sink.error(
+                                v.span(),
+                                format!("{label}.settings.{k} must be a string, number or boolean"),
+                            );
                             continue;
                         }
                     };
@@ -156,26 +188,40 @@ fn parse_plugin(
         }
     }
     let mut routes = Vec::new();
-    for_each_table(r.item("route"), &format!("{label}.route"), sink, |t, name, sink| {
-        let mut rr = TableReader::new(t, name);
-        let prefix = rr.req_str("prefix", sink);
-        let attrs = parse_attributes(&mut rr, sink);
-        let down = degraded(&mut rr, "med-down", Some("withdraw-on-down"), sink).unwrap_or(plugin_down);
-        let disabled = degraded(&mut rr, "med-disabled", None, sink).unwrap_or(plugin_disabled);
-        let neighbors = parse_route_neighbors(&mut rr, known, sink);
-        let span = rr.span();
-        rr.finish(sink);
-        let Some((prefix, pspan)) = prefix else { return };
-        match prefix.parse::<Prefix>() {
-            Ok(p) => {
-                if let Err(e) = words::check_next_hop_family(&p, attrs.next_hop.as_ref()) {
-                    sink.error(span, e);
+    for_each_table(
+        r.item("route"),
+        &format!("{label}.route"),
+        sink,
+        |t, name, sink| {
+            let mut rr = TableReader::new(t, name);
+            let prefix = rr.req_str("prefix", sink);
+            let attrs = parse_attributes(&mut rr, sink);
+            let down = degraded(&mut rr, "med-down", Some("withdraw-on-down"), sink)
+                .unwrap_or(plugin_down);
+            let disabled = degraded(&mut rr, "med-disabled", None, sink).unwrap_or(plugin_disabled);
+            let neighbors = parse_route_neighbors(&mut rr, known, sink);
+            let span = rr.span();
+            rr.finish(sink);
+            let Some((prefix, pspan)) = prefix else {
+                return;
+            };
+            match prefix.parse::<Prefix>() {
+                Ok(p) => {
+                    if let Err(e) = words::check_next_hop_family(&p, attrs.next_hop.as_ref()) {
+                        sink.error(span, e);
+                    }
+                    routes.push(HealthRoute {
+                        prefix: p,
+                        up: interner.intern(attrs),
+                        down,
+                        disabled,
+                        neighbors,
+                    });
                 }
-                routes.push(HealthRoute { prefix: p, up: interner.intern(attrs), down, disabled, neighbors });
+                Err(e) => sink.error(pspan, e.0),
             }
-            Err(e) => sink.error(pspan, e.0),
-        }
-    });
+        },
+    );
     r.finish(sink);
     name?;
     world?;
@@ -193,7 +239,10 @@ fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink
             let bare = s.trim_start_matches("http://");
             let bare = bare.split('/').next().unwrap_or_default();
             if bare.parse::<std::net::SocketAddr>().is_err() {
-                sink.error(span, format!("{label}.{key} entries must be IP:PORT, not {s:?}"));
+                sink.error(
+                    span,
+                    format!("{label}.{key} entries must be IP:PORT, not {s:?}"),
+                );
             } else {
                 out.push(s);
             }
@@ -207,19 +256,32 @@ fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink
         match s.parse::<IpAddr>() {
             Ok(a) if known.contains(&a) => g.neighbors.push(a),
             Ok(a) => sink.error(span, format!("{a} is not a configured neighbor")),
-            Err(_) => sink.error(span, format!("{label}.neighbors must list IP addresses, not {s:?}")),
+            Err(_) => sink.error(
+                span,
+                format!("{label}.neighbors must list IP addresses, not {s:?}"),
+            ),
         }
     }
-    g.max_routes = r.opt_int("max-routes", 0, u32::MAX as i64, sink).map(|n| n as u32);
+    g.max_routes = r
+        .opt_int("max-routes", 0, u32::MAX as i64, sink)
+        .map(|n| n as u32);
     if let Some((s, span)) = r.opt_str("memory", sink) {
         match parse_size(&s) {
             Some(n) if n >= 1 << 20 => g.memory = n,
-            _ => sink.error(span, format!("{label}.memory must be a size of at least 1MiB such as \"16MiB\", not {s:?}")),
+            _ => sink.error(
+                span,
+                format!(
+                    "{label}.memory must be a size of at least 1MiB such as \"16MiB\", not {s:?}"
+                ),
+            ),
         }
     }
     if let Some(d) = r.opt_duration("deadline", sink) {
         if d.is_zero() {
-            sink.error(r.span_of("deadline"), format!("{label}.deadline must be above 0"));
+            sink.error(
+                r.span_of("deadline"),
+                format!("{label}.deadline must be above 0"),
+            );
         } else {
             g.deadline = d;
         }

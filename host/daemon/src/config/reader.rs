@@ -51,7 +51,10 @@ pub struct Sink<'s> {
 impl<'s> Sink<'s> {
     /// A sink for problems in `text`.
     pub fn new(text: &'s str) -> Self {
-        Sink { text, items: Vec::new() }
+        Sink {
+            text,
+            items: Vec::new(),
+        }
     }
 
     /// Records a problem at a byte span (or the file start when unknown).
@@ -60,7 +63,11 @@ impl<'s> Sink<'s> {
         let before = &self.text[..at];
         let line = before.matches('\n').count() + 1;
         let col = before.rfind('\n').map(|i| at - i).unwrap_or(at + 1);
-        self.items.push(Diagnostic { line, col, message: message.into() });
+        self.items.push(Diagnostic {
+            line,
+            col,
+            message: message.into(),
+        });
     }
 
     /// True if nothing was recorded.
@@ -71,7 +78,10 @@ impl<'s> Sink<'s> {
     /// The diagnostics, sorted by position.
     pub fn finish(mut self, file: &str) -> Diagnostics {
         self.items.sort_by_key(|d| (d.line, d.col));
-        Diagnostics { file: file.to_string(), items: self.items }
+        Diagnostics {
+            file: file.to_string(),
+            items: self.items,
+        }
     }
 }
 
@@ -86,7 +96,11 @@ pub struct TableReader<'t> {
 impl<'t> TableReader<'t> {
     /// Reads `table`, called `name` in messages.
     pub fn new(table: &'t Table, name: impl Into<String>) -> Self {
-        TableReader { table, name: name.into(), used: BTreeSet::new() }
+        TableReader {
+            table,
+            name: name.into(),
+            used: BTreeSet::new(),
+        }
     }
 
     /// The table's span, for problems with the table as a whole.
@@ -102,30 +116,47 @@ impl<'t> TableReader<'t> {
 
     /// The span of `key`'s value, or of the table.
     pub fn span_of(&self, key: &str) -> Option<Range<usize>> {
-        self.table.get(key).and_then(Item::span).or_else(|| self.table.span())
+        self.table
+            .get(key)
+            .and_then(Item::span)
+            .or_else(|| self.table.span())
     }
 
     fn value(&mut self, key: &str, sink: &mut Sink) -> Option<&'t Value> {
         match self.item(key)? {
             Item::Value(v) => Some(v),
             other => {
-                sink.error(other.span(), format!("{}.{key} must be a value, not a table", self.name));
+                sink.error(
+                    other.span(),
+                    format!("{}.{key} must be a value, not a table", self.name),
+                );
                 None
             }
         }
     }
 
     /// A required string.
-    pub fn req_str(&mut self, key: &str, sink: &mut Sink) -> Option<(String, Option<Range<usize>>)> {
+    pub fn req_str(
+        &mut self,
+        key: &str,
+        sink: &mut Sink,
+    ) -> Option<(String, Option<Range<usize>>)> {
         let v = self.opt_str(key, sink);
         if v.is_none() && self.table.get(key).is_none() {
-            sink.error(self.table.span(), format!("{} is missing required key `{key}`", self.name));
+            sink.error(
+                self.table.span(),
+                format!("{} is missing required key `{key}`", self.name),
+            );
         }
         v
     }
 
     /// An optional string, with its span.
-    pub fn opt_str(&mut self, key: &str, sink: &mut Sink) -> Option<(String, Option<Range<usize>>)> {
+    pub fn opt_str(
+        &mut self,
+        key: &str,
+        sink: &mut Sink,
+    ) -> Option<(String, Option<Range<usize>>)> {
         let v = self.value(key, sink)?;
         match v.as_str() {
             Some(s) => Some((s.to_string(), v.span())),
@@ -142,7 +173,10 @@ impl<'t> TableReader<'t> {
         match v.as_integer() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(n) => {
-                sink.error(v.span(), format!("{}.{key} = {n} is out of range {min}..={max}", self.name));
+                sink.error(
+                    v.span(),
+                    format!("{}.{key} = {n} is out of range {min}..={max}", self.name),
+                );
                 None
             }
             None => {
@@ -156,7 +190,10 @@ impl<'t> TableReader<'t> {
     pub fn req_int(&mut self, key: &str, min: i64, max: i64, sink: &mut Sink) -> Option<i64> {
         if self.table.get(key).is_none() {
             self.used.insert(key.to_string());
-            sink.error(self.table.span(), format!("{} is missing required key `{key}`", self.name));
+            sink.error(
+                self.table.span(),
+                format!("{} is missing required key `{key}`", self.name),
+            );
             return None;
         }
         self.opt_int(key, min, max, sink)
@@ -167,7 +204,10 @@ impl<'t> TableReader<'t> {
         let v = self.value(key, sink)?;
         let b = v.as_bool();
         if b.is_none() {
-            sink.error(v.span(), format!("{}.{key} must be true or false", self.name));
+            sink.error(
+                v.span(),
+                format!("{}.{key} must be true or false", self.name),
+            );
         }
         b
     }
@@ -181,41 +221,67 @@ impl<'t> TableReader<'t> {
         match v.as_str().map(humantime::parse_duration) {
             Some(Ok(d)) => Some(d),
             _ => {
-                sink.error(v.span(), format!("{}.{key} must be a duration such as \"1s\" or \"250ms\"", self.name));
+                sink.error(
+                    v.span(),
+                    format!(
+                        "{}.{key} must be a duration such as \"1s\" or \"250ms\"",
+                        self.name
+                    ),
+                );
                 None
             }
         }
     }
 
     /// An optional list of strings, each with its span.
-    pub fn opt_str_list(&mut self, key: &str, sink: &mut Sink) -> Option<Vec<(String, Option<Range<usize>>)>> {
+    pub fn opt_str_list(
+        &mut self,
+        key: &str,
+        sink: &mut Sink,
+    ) -> Option<Vec<(String, Option<Range<usize>>)>> {
         let v = self.value(key, sink)?;
         let Some(arr) = v.as_array() else {
-            sink.error(v.span(), format!("{}.{key} must be a list of strings", self.name));
+            sink.error(
+                v.span(),
+                format!("{}.{key} must be a list of strings", self.name),
+            );
             return None;
         };
         let mut out = Vec::new();
         for item in arr.iter() {
             match item.as_str() {
                 Some(s) => out.push((s.to_string(), item.span())),
-                None => sink.error(item.span(), format!("{}.{key} must contain only strings", self.name)),
+                None => sink.error(
+                    item.span(),
+                    format!("{}.{key} must contain only strings", self.name),
+                ),
             }
         }
         Some(out)
     }
 
     /// An optional list of integers.
-    pub fn opt_int_list(&mut self, key: &str, sink: &mut Sink) -> Option<Vec<(i64, Option<Range<usize>>)>> {
+    pub fn opt_int_list(
+        &mut self,
+        key: &str,
+        sink: &mut Sink,
+    ) -> Option<Vec<(i64, Option<Range<usize>>)>> {
         let v = self.value(key, sink)?;
         let Some(arr) = v.as_array() else {
-            sink.error(v.span(), format!("{}.{key} must be a list of integers", self.name));
+            sink.error(
+                v.span(),
+                format!("{}.{key} must be a list of integers", self.name),
+            );
             return None;
         };
         let mut out = Vec::new();
         for item in arr.iter() {
             match item.as_integer() {
                 Some(n) => out.push((n, item.span())),
-                None => sink.error(item.span(), format!("{}.{key} must contain only integers", self.name)),
+                None => sink.error(
+                    item.span(),
+                    format!("{}.{key} must contain only integers", self.name),
+                ),
             }
         }
         Some(out)

@@ -16,8 +16,10 @@ pub fn run_one(socket: &Path, command: &str) -> anyhow::Result<bool> {
     w.flush()?;
     let mut r = BufReader::new(&stream);
     let mut line = String::new();
-    r.read_line(&mut line).context("reading the daemon's reply")?;
-    let reply: Reply = serde_json::from_str(&line).context("the daemon's reply is not valid JSON")?;
+    r.read_line(&mut line)
+        .context("reading the daemon's reply")?;
+    let reply: Reply =
+        serde_json::from_str(&line).context("the daemon's reply is not valid JSON")?;
     if reply.ok {
         if !reply.output.is_empty() {
             println!("{}", reply.output.trim_end());
@@ -54,7 +56,8 @@ pub fn run_stream(socket: &Path) -> anyhow::Result<bool> {
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
     for line in BufReader::with_capacity(256 * 1024, &stream).lines() {
-        let reply: Reply = serde_json::from_str(&line?).context("the daemon's reply is not valid JSON")?;
+        let reply: Reply =
+            serde_json::from_str(&line?).context("the daemon's reply is not valid JSON")?;
         if reply.ok {
             if reply.output.is_empty() {
                 writeln!(out, "ok")?;
@@ -67,11 +70,17 @@ pub fn run_stream(socket: &Path) -> anyhow::Result<bool> {
         }
     }
     out.flush()?;
-    writer.join().map_err(|_| anyhow::anyhow!("stdin reader panicked"))??;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("stdin reader panicked"))??;
     Ok(all_ok)
 }
 
 fn connect(socket: &Path) -> anyhow::Result<UnixStream> {
-    UnixStream::connect(socket)
-        .with_context(|| format!("cannot reach the daemon at {} (is `wasmbgp run` up?)", socket.display()))
+    UnixStream::connect(socket).with_context(|| {
+        format!(
+            "cannot reach the daemon at {} (is `wasmbgp run` up?)",
+            socket.display()
+        )
+    })
 }

@@ -77,7 +77,10 @@ pub fn parse(line: &str) -> Result<Command, String> {
         ["neighbor", list, rest @ ..] => {
             let neighbors = list
                 .split(',')
-                .map(|a| a.parse::<IpAddr>().map_err(|_| format!("invalid neighbor address {a:?}")))
+                .map(|a| {
+                    a.parse::<IpAddr>()
+                        .map_err(|_| format!("invalid neighbor address {a:?}"))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             parse_route_command(rest, &tokens[tokens.len() - rest.len()..], Some(neighbors))
         }
@@ -86,9 +89,16 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 "disable" => PluginAction::Disable,
                 "enable" => PluginAction::Enable,
                 "reload" => PluginAction::Reload,
-                other => return Err(format!("unknown plugin action {other:?} (disable, enable, reload)")),
+                other => {
+                    return Err(format!(
+                        "unknown plugin action {other:?} (disable, enable, reload)"
+                    ));
+                }
             };
-            Ok(Command::Plugin { action, name: name.to_string() })
+            Ok(Command::Plugin {
+                action,
+                name: name.to_string(),
+            })
         }
         _ => parse_route_command(&t, &tokens, None),
     }
@@ -98,7 +108,10 @@ fn parse_show(rest: &[&str]) -> Result<Show, String> {
     let neighbor = |rest: &[&str]| -> Result<Option<IpAddr>, String> {
         match rest {
             [] => Ok(None),
-            [a] => a.parse().map(Some).map_err(|_| format!("invalid neighbor address {a:?}")),
+            [a] => a
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("invalid neighbor address {a:?}")),
             _ => Err("too many arguments".into()),
         }
     };
@@ -112,7 +125,11 @@ fn parse_show(rest: &[&str]) -> Result<Show, String> {
     }
 }
 
-fn parse_route_command(t: &[&str], tokens: &[String], neighbors: Option<Vec<IpAddr>>) -> Result<Command, String> {
+fn parse_route_command(
+    t: &[&str],
+    tokens: &[String],
+    neighbors: Option<Vec<IpAddr>>,
+) -> Result<Command, String> {
     match t {
         ["announce", "route", ..] => {
             let route = words::parse_route(&tokens[2..], &PathAttributes::default())?;
@@ -141,28 +158,64 @@ mod tests {
     #[test]
     fn exabgp_commands() {
         let c = parse("announce route 100.10.0.100/32 next-hop self med 100").unwrap();
-        let Command::Announce { neighbors: None, route } = c else { panic!("{c:?}") };
+        let Command::Announce {
+            neighbors: None,
+            route,
+        } = c
+        else {
+            panic!("{c:?}")
+        };
         assert_eq!(route.attrs.next_hop, Some(NextHop::Local));
         assert_eq!(route.attrs.med, Some(100));
         let c = parse("neighbor 127.0.0.2 withdraw route 100.10.0.100/32").unwrap();
         assert_eq!(
             c,
-            Command::Withdraw { neighbors: Some(vec!["127.0.0.2".parse().unwrap()]), prefix: "100.10.0.100/32".parse().unwrap() }
+            Command::Withdraw {
+                neighbors: Some(vec!["127.0.0.2".parse().unwrap()]),
+                prefix: "100.10.0.100/32".parse().unwrap()
+            }
         );
-        assert_eq!(parse("show neighbors --json").unwrap(), Command::Show { what: Show::Neighbors, json: true });
+        assert_eq!(
+            parse("show neighbors --json").unwrap(),
+            Command::Show {
+                what: Show::Neighbors,
+                json: true
+            }
+        );
         assert_eq!(
             parse("show adj-rib-in 127.0.0.2").unwrap(),
-            Command::Show { what: Show::AdjRibIn(Some("127.0.0.2".parse().unwrap())), json: false }
+            Command::Show {
+                what: Show::AdjRibIn(Some("127.0.0.2".parse().unwrap())),
+                json: false
+            }
         );
-        assert_eq!(parse("plugin disable web").unwrap(), Command::Plugin { action: PluginAction::Disable, name: "web".into() });
+        assert_eq!(
+            parse("plugin disable web").unwrap(),
+            Command::Plugin {
+                action: PluginAction::Disable,
+                name: "web".into()
+            }
+        );
     }
 
     #[test]
     fn clear_errors() {
-        assert!(parse("announce route 10.0.0.0/8").unwrap_err().contains("needs next-hop"));
+        assert!(
+            parse("announce route 10.0.0.0/8")
+                .unwrap_err()
+                .contains("needs next-hop")
+        );
         assert!(parse("frobnicate").unwrap_err().contains("unknown command"));
         assert!(parse("show routes").unwrap_err().contains("show what"));
-        assert!(parse("neighbor x announce route 10.0.0.0/8 next-hop self").unwrap_err().contains("invalid neighbor"));
-        assert!(parse("withdraw route").unwrap_err().contains("needs a prefix"));
+        assert!(
+            parse("neighbor x announce route 10.0.0.0/8 next-hop self")
+                .unwrap_err()
+                .contains("invalid neighbor")
+        );
+        assert!(
+            parse("withdraw route")
+                .unwrap_err()
+                .contains("needs a prefix")
+        );
     }
 }

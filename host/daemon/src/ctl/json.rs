@@ -76,7 +76,12 @@ pub struct RouteRow {
 
 impl RouteRow {
     /// A row for a route.
-    pub fn new(neighbor: IpAddr, prefix: Prefix, attrs: &Arc<PathAttributes>, source: Option<String>) -> Self {
+    pub fn new(
+        neighbor: IpAddr,
+        prefix: Prefix,
+        attrs: &Arc<PathAttributes>,
+        source: Option<String>,
+    ) -> Self {
         RouteRow {
             neighbor,
             prefix: prefix.to_string(),
@@ -85,9 +90,21 @@ impl RouteRow {
             as_path: attrs.as_path.asns().collect(),
             med: attrs.med,
             local_pref: attrs.local_pref,
-            communities: attrs.communities.iter().map(|c| community_to_string(*c)).collect(),
-            large_communities: attrs.large_communities.iter().map(ToString::to_string).collect(),
-            extended_communities: attrs.extended_communities.iter().map(ToString::to_string).collect(),
+            communities: attrs
+                .communities
+                .iter()
+                .map(|c| community_to_string(*c))
+                .collect(),
+            large_communities: attrs
+                .large_communities
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            extended_communities: attrs
+                .extended_communities
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
             source,
         }
     }
@@ -141,11 +158,19 @@ pub struct Reply {
 impl Reply {
     /// A success.
     pub fn ok(output: impl Into<String>) -> Self {
-        Reply { ok: true, output: output.into(), error: String::new() }
+        Reply {
+            ok: true,
+            output: output.into(),
+            error: String::new(),
+        }
     }
 
     /// A failure.
     pub fn err(error: impl Into<String>) -> Self {
-        Reply { ok: false, output: String::new(), error: error.into() }
+        Reply {
+            ok: false,
+            output: String::new(),
+            error: error.into(),
+        }
     }
 }

@@ -8,5 +8,3 @@ pub mod client;
 pub mod command;
 pub mod json;
 pub mod server;
-
-

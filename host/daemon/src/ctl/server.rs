@@ -20,14 +20,19 @@ const MAX_BATCH: usize = 4096;
 pub fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            bail!("control socket {} is in use by another running daemon", path.display());
+            bail!(
+                "control socket {} is in use by another running daemon",
+                path.display()
+            );
         }
-        std::fs::remove_file(path).with_context(|| format!("removing stale control socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale control socket {}", path.display()))?;
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let listener = UnixListener::bind(path).with_context(|| format!("binding control socket {}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .with_context(|| format!("setting mode of {}", path.display()))?;
     info!(socket = %path.display(), mode = format!("{mode:o}"), "control socket ready");
@@ -37,7 +42,9 @@ pub fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
 /// Accepts control connections until the speaker stops.
 pub async fn serve(listener: UnixListener, speaker: SpeakerHandle, path: PathBuf) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let speaker = speaker.clone();
         tokio::spawn(async move {
             if let Err(e) = session(stream, speaker).await {

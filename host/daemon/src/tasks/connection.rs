@@ -3,8 +3,9 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,6 +13,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use wasmbgp_bgp::packet::{self, DecodeError};
+
+use crate::metrics::Metrics;
 
 /// What a reader task reports.
 #[derive(Debug)]
@@ -35,7 +38,7 @@ pub struct Connection {
     pub local: SocketAddr,
     /// The peer's end.
     pub remote: SocketAddr,
-    writer: mpsc::UnboundedSender<Vec<u8>>,
+    writer: mpsc::UnboundedSender<(Vec<u8>, Option<Instant>)>,
     writer_task: JoinHandle<()>,
     reader_task: JoinHandle<()>,
 }
@@ -47,17 +50,26 @@ const READ_CHUNK: usize = 256 * 1024;
 
 impl Connection {
     /// Starts the reader and writer tasks of `stream`; read events go to `events`.
-    pub fn start(stream: TcpStream, outbound: bool, events: mpsc::UnboundedSender<ReadEvent>) -> io::Result<Connection> {
+    /// Writes stamped with [`Connection::send_since`] are timed into `metrics`.
+    pub fn start(
+        stream: TcpStream,
+        outbound: bool,
+        events: mpsc::UnboundedSender<ReadEvent>,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (mut rd, mut wr) = stream.into_split();
-        let (writer, mut queue) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (writer, mut queue) = mpsc::unbounded_channel::<(Vec<u8>, Option<Instant>)>();
         let writer_task = tokio::spawn(async move {
-            while let Some(buf) = queue.recv().await {
+            while let Some((buf, since)) = queue.recv().await {
                 if wr.write_all(&buf).await.is_err() {
                     return;
+                }
+                if let Some(t) = since {
+                    metrics.verdict_to_wire(t.elapsed());
                 }
             }
             let _ = wr.shutdown().await;
@@ -87,25 +99,44 @@ impl Connection {
                         Ok(_) => break,
                         Err(e) => {
                             if end > 0 {
-                                let _ = events.send(ReadEvent::Messages(id, buf.split_to(end).freeze()));
+                                let _ = events
+                                    .send(ReadEvent::Messages(id, buf.split_to(end).freeze()));
                             }
                             let _ = events.send(ReadEvent::Malformed(id, e));
                             return;
                         }
                     }
                 }
-                if end > 0 && events.send(ReadEvent::Messages(id, buf.split_to(end).freeze())).is_err() {
+                if end > 0
+                    && events
+                        .send(ReadEvent::Messages(id, buf.split_to(end).freeze()))
+                        .is_err()
+                {
                     return;
                 }
             }
         });
-        Ok(Connection { id, outbound, local, remote, writer, writer_task, reader_task })
+        Ok(Connection {
+            id,
+            outbound,
+            local,
+            remote,
+            writer,
+            writer_task,
+            reader_task,
+        })
     }
 
     /// Queues bytes to send.
     pub fn send(&self, bytes: Vec<u8>) {
+        self.send_since(bytes, None);
+    }
+
+    /// Queues bytes to send; once written, the time since `since` is recorded as a
+    /// plugin-verdict-to-wire latency.
+    pub fn send_since(&self, bytes: Vec<u8>, since: Option<Instant>) {
         if !bytes.is_empty() {
-            let _ = self.writer.send(bytes);
+            let _ = self.writer.send((bytes, since));
         }
     }
 
@@ -119,8 +150,16 @@ impl Connection {
 }
 
 /// Connects to `remote`, from `local` if given, within `timeout`.
-pub async fn connect(remote: SocketAddr, local: Option<std::net::IpAddr>, timeout: Duration) -> io::Result<TcpStream> {
-    let socket = if remote.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+pub async fn connect(
+    remote: SocketAddr,
+    local: Option<std::net::IpAddr>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let socket = if remote.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     if let Some(ip) = local {
         socket.bind(SocketAddr::new(ip, 0))?;
     }

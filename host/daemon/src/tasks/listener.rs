@@ -12,13 +12,18 @@ use super::neighbor::NeighborMsg;
 /// Binds `addr` (failing loudly, e.g. when the port is taken).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context as _;
-    let l = TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     info!(%addr, "listening for BGP connections");
     Ok(l)
 }
 
 /// Accepts connections forever.
-pub async fn serve(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>) {
+pub async fn serve(
+    listener: TcpListener,
+    neighbors: HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>,
+) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -29,7 +34,10 @@ pub async fn serve(listener: TcpListener, neighbors: HashMap<IpAddr, mpsc::Unbou
             }
         };
         let ip = match remote.ip() {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
             v4 => v4,
         };
         match neighbors.get(&ip) {

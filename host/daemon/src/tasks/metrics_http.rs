@@ -18,7 +18,9 @@ use crate::metrics::Metrics;
 /// Binds `addr` (failing loudly when taken).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     use anyhow::Context as _;
-    let l = TcpListener::bind(addr).await.with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot serve metrics on {addr}"))?;
     info!(%addr, "serving Prometheus metrics at /metrics");
     Ok(l)
 }
@@ -26,7 +28,9 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Answers scrapes forever.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let metrics = metrics.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req: Request<hyper::body::Incoming>| {
@@ -34,15 +38,23 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
                 async move {
                     let resp = if req.uri().path() == "/metrics" {
                         Response::builder()
-                            .header("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+                            .header(
+                                "content-type",
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )
                             .body(Full::new(Bytes::from(metrics.encode())))
                     } else {
-                        Response::builder().status(StatusCode::NOT_FOUND).body(Full::new(Bytes::from_static(b"see /metrics\n")))
+                        Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(Bytes::from_static(b"see /metrics\n")))
                     };
                     Ok::<_, Infallible>(resp.unwrap_or_default())
                 }
             });
-            if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 debug!(error = %e, "metrics connection ended");
             }
         });

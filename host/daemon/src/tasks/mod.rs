@@ -41,7 +41,10 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     }
     let control = ctl::server::bind(&config.control.socket, config.control.mode)?;
     if let Some(addr) = config.metrics {
-        tokio::spawn(metrics_http::serve(metrics_http::bind(addr).await?, metrics.clone()));
+        tokio::spawn(metrics_http::serve(
+            metrics_http::bind(addr).await?,
+            metrics.clone(),
+        ));
     }
 
     let routes = std::mem::take(&mut config.routes);
@@ -50,7 +53,11 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     for n in &config.neighbors {
         let mut adj_out = AdjRibOut::new();
         for group in routes.iter().filter(|g| g.applies_to(&n.address)) {
-            let routes = group.routes.iter().filter(|(p, _)| n.families.contains(&p.family())).cloned();
+            let routes = group
+                .routes
+                .iter()
+                .filter(|(p, _)| n.families.contains(&p.family()))
+                .cloned();
             adj_out.load(routes, sources::CONFIG);
         }
         let (handle, _task) = neighbor::spawn(n.clone(), shared.clone(), adj_out);
@@ -60,18 +67,32 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     metrics.source_routes("config", total as i64);
     info!(neighbors = handles.len(), routes = total, "wasmbgp started");
 
-    let inbound: HashMap<_, _> = handles.iter().map(|h| (h.config.address, h.tx.clone())).collect();
+    let inbound: HashMap<_, _> = handles
+        .iter()
+        .map(|h| (h.config.address, h.tx.clone()))
+        .collect();
     for l in listeners {
         tokio::spawn(listener::serve(l, inbound.clone()));
     }
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let runtime = wasmbgp_runtime::Runtime::new().context("starting the plugin runtime")?;
     let plugin_configs = std::mem::take(&mut config.plugins);
-    let watched: Vec<_> = plugin_configs.iter().map(|p| (p.spec.name.clone(), p.spec.component.clone())).collect();
+    let watched: Vec<_> = plugin_configs
+        .iter()
+        .map(|p| (p.spec.name.clone(), p.spec.component.clone()))
+        .collect();
     let slots = plugins::start(&runtime, plugin_configs, &sources, &events_tx)?;
     let speaker = speaker::Speaker::new(handles, slots, metrics.clone()).spawn(events_rx);
-    let _watcher = if watched.is_empty() { None } else { Some(plugins::watch(watched, speaker.clone())?) };
-    tokio::spawn(ctl::server::serve(control, speaker.clone(), config.control.socket.clone()));
+    let _watcher = if watched.is_empty() {
+        None
+    } else {
+        Some(plugins::watch(watched, speaker.clone())?)
+    };
+    tokio::spawn(ctl::server::serve(
+        control,
+        speaker.clone(),
+        config.control.socket.clone(),
+    ));
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;

@@ -28,7 +28,11 @@ pub enum RouteOp {
     /// Announce a prefix for a source.
     Announce(Prefix, Arc<PathAttributes>, SourceId),
     /// Withdraw a source's prefix; with `any`, whatever source holds it if that one does not.
-    Withdraw { prefix: Prefix, source: SourceId, any: bool },
+    Withdraw {
+        prefix: Prefix,
+        source: SourceId,
+        any: bool,
+    },
     /// Withdraw everything a source announced.
     WithdrawSource(SourceId),
 }
@@ -36,8 +40,14 @@ pub enum RouteOp {
 /// Messages to a neighbor task.
 #[derive(Debug)]
 pub enum NeighborMsg {
-    /// Route changes, applied in order.
-    Routes(Vec<RouteOp>),
+    /// Route changes, applied in order. `since` is when the plugin verdict that caused
+    /// them arrived, to time how fast it reaches the wire.
+    Routes {
+        /// The changes.
+        ops: Vec<RouteOp>,
+        /// When their cause arrived, if a plugin verdict.
+        since: Option<Instant>,
+    },
     /// The peer connected to our listener.
     Inbound(TcpStream),
     /// Report the session's status.
@@ -75,9 +85,16 @@ pub struct Shared {
 }
 
 /// Starts a neighbor task with its initial Adj-RIB-Out.
-pub fn spawn(config: NeighborConfig, shared: Shared, adj_out: AdjRibOut) -> (NeighborHandle, JoinHandle<()>) {
+pub fn spawn(
+    config: NeighborConfig,
+    shared: Shared,
+    adj_out: AdjRibOut,
+) -> (NeighborHandle, JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let handle = NeighborHandle { config: config.clone(), tx };
+    let handle = NeighborHandle {
+        config: config.clone(),
+        tx,
+    };
     let task = tokio::spawn(async move {
         let mut n = Neighbor::new(config, shared, adj_out);
         n.run(rx).await;
@@ -191,13 +208,20 @@ impl Neighbor {
 
     fn on_message(&mut self, msg: NeighborMsg, rx: &mut mpsc::UnboundedReceiver<NeighborMsg>) {
         match msg {
-            NeighborMsg::Routes(ops) => {
+            NeighborMsg::Routes { ops, since } => {
                 self.apply_routes(ops);
+                let mut oldest = since;
                 // Merge route batches already queued into the same flush.
                 let mut deferred = Vec::new();
                 for _ in 0..MAX_BATCHES_PER_FLUSH {
                     match rx.try_recv() {
-                        Ok(NeighborMsg::Routes(ops)) => self.apply_routes(ops),
+                        Ok(NeighborMsg::Routes { ops, since }) => {
+                            self.apply_routes(ops);
+                            oldest = match (oldest, since) {
+                                (Some(a), Some(b)) => Some(a.min(b)),
+                                (a, b) => a.or(b),
+                            };
+                        }
                         Ok(other) => {
                             deferred.push(other);
                             break;
@@ -205,7 +229,7 @@ impl Neighbor {
                         Err(_) => break,
                     }
                 }
-                self.flush();
+                self.flush(oldest);
                 for other in deferred {
                     self.on_message(other, rx);
                 }
@@ -219,12 +243,18 @@ impl Neighbor {
                 let rows = self
                     .adj_out
                     .routes()
-                    .map(|(p, a, s)| RouteRow::new(self.config.address, p, a, names.get(s as usize).cloned()))
+                    .map(|(p, a, s)| {
+                        RouteRow::new(self.config.address, p, a, names.get(s as usize).cloned())
+                    })
                     .collect();
                 let _ = reply.send(rows);
             }
             NeighborMsg::AdjRibIn(reply) => {
-                let rows = self.adj_in.routes().map(|(p, a)| RouteRow::new(self.config.address, p, a, None)).collect();
+                let rows = self
+                    .adj_in
+                    .routes()
+                    .map(|(p, a)| RouteRow::new(self.config.address, p, a, None))
+                    .collect();
                 let _ = reply.send(rows);
             }
             NeighborMsg::Shutdown(_) => unreachable!("handled in run"),
@@ -239,7 +269,11 @@ impl Neighbor {
                         self.adj_out.announce(p, attrs, source);
                     }
                 }
-                RouteOp::Withdraw { prefix, source, any } => {
+                RouteOp::Withdraw {
+                    prefix,
+                    source,
+                    any,
+                } => {
                     if !self.adj_out.withdraw(prefix, source) && any {
                         if let Some((_, holder)) = self.adj_out.get(&prefix) {
                             self.adj_out.withdraw(prefix, holder);
@@ -254,7 +288,7 @@ impl Neighbor {
     }
 
     /// Sends pending Adj-RIB-Out changes if the session is up.
-    fn flush(&mut self) {
+    fn flush(&mut self, since: Option<Instant>) {
         if self.session.state() != State::Established {
             self.adj_out.clear_pending();
             return;
@@ -263,14 +297,23 @@ impl Neighbor {
             return;
         }
         let mut out = Vec::new();
-        let stats = self.adj_out.flush_pending(&self.packer, &self.policy, &self.families, &mut out);
+        let stats =
+            self.adj_out
+                .flush_pending(&self.packer, &self.policy, &self.families, &mut out);
         self.record_sent(stats);
-        self.send_bytes(out);
+        if let Some(c) = &self.conn {
+            c.send_since(out, since);
+        }
     }
 
     fn record_sent(&mut self, stats: wasmbgp_bgp::rib::FlushStats) {
         self.updates_sent += stats.messages as u64;
-        self.shared.metrics.updates_sent(&self.label, stats.messages as u64, stats.announced as u64, stats.withdrawn as u64);
+        self.shared.metrics.updates_sent(
+            &self.label,
+            stats.messages as u64,
+            stats.announced as u64,
+            stats.withdrawn as u64,
+        );
         if stats.skipped > 0 {
             warn!(neighbor = %self.label, skipped = stats.skipped, "routes without a usable next hop for their family were not sent");
         }
@@ -284,7 +327,9 @@ impl Neighbor {
 
     fn on_inbound(&mut self, stream: TcpStream) {
         let events = self.events_tx.clone();
-        let Ok(conn) = Connection::start(stream, false, events) else { return };
+        let Ok(conn) = Connection::start(stream, false, events, self.shared.metrics.clone()) else {
+            return;
+        };
         match self.session.state() {
             State::Idle => {
                 drop(conn.close());
@@ -304,7 +349,10 @@ impl Neighbor {
             }
             _ => {
                 info!(neighbor = %self.label, "refusing a second connection (collision with an established session)");
-                conn.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+                conn.send(
+                    Message::Notification(session::collision_notification())
+                        .to_bytes(&Context::default()),
+                );
                 self.closing.push(conn.close());
             }
         }
@@ -315,7 +363,12 @@ impl Neighbor {
             return;
         }
         let result = match res {
-            Ok(Ok(stream)) => Connection::start(stream, true, self.events_tx.clone()),
+            Ok(Ok(stream)) => Connection::start(
+                stream,
+                true,
+                self.events_tx.clone(),
+                self.shared.metrics.clone(),
+            ),
             Ok(Err(e)) => Err(e),
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
@@ -327,7 +380,8 @@ impl Neighbor {
             }
             Err(e) => {
                 debug!(neighbor = %self.label, error = %e, "connect failed");
-                self.session.handle(Instant::now(), Event::TcpFailed(format!("connect: {e}")))
+                self.session
+                    .handle(Instant::now(), Event::TcpFailed(format!("connect: {e}")))
             }
         };
         self.execute(actions);
@@ -365,11 +419,15 @@ impl Neighbor {
             }
             self.on_wire_message(&msg);
         }
-        self.flush();
+        self.flush(None);
     }
 
     fn on_wire_message(&mut self, msg: &[u8]) {
-        let ctx = self.session.negotiated().map(|n| n.context).unwrap_or_default();
+        let ctx = self
+            .session
+            .negotiated()
+            .map(|n| n.context)
+            .unwrap_or_default();
         let event = match packet::decode(msg, &ctx) {
             Ok(m) => {
                 self.shared.metrics.message_received(&self.label, m.kind());
@@ -389,35 +447,52 @@ impl Neighbor {
 
     /// The first message on an inbound connection that collided with ours.
     fn on_pending_bytes(&mut self, bytes: Bytes) {
-        let Some(pending) = self.pending.take() else { return };
+        let Some(pending) = self.pending.take() else {
+            return;
+        };
         let mut messages = connection::split_messages(&bytes);
         let first = messages.next();
-        let open = first.as_ref().and_then(|m| match packet::decode(m, &Context::default()) {
-            Ok(Message::Open(o)) => Some(o),
-            _ => None,
-        });
+        let open = first
+            .as_ref()
+            .and_then(|m| match packet::decode(m, &Context::default()) {
+                Ok(Message::Open(o)) => Some(o),
+                _ => None,
+            });
         let still_opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
         let Some(open) = open.filter(|_| still_opening) else {
-            pending.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+            pending.send(
+                Message::Notification(session::collision_notification())
+                    .to_bytes(&Context::default()),
+            );
             self.closing.push(pending.close());
             return;
         };
         let existing_outbound = self.conn.as_ref().is_some_and(|c| c.outbound);
-        if session::collision_keeps_existing(self.shared.router_id, open.bgp_id, existing_outbound) {
+        if session::collision_keeps_existing(self.shared.router_id, open.bgp_id, existing_outbound)
+        {
             info!(neighbor = %self.label, "connection collision: keeping the existing connection");
-            pending.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+            pending.send(
+                Message::Notification(session::collision_notification())
+                    .to_bytes(&Context::default()),
+            );
             self.closing.push(pending.close());
             return;
         }
         info!(neighbor = %self.label, "connection collision: keeping the peer's connection");
         if let Some(old) = self.conn.take() {
-            old.send(Message::Notification(session::collision_notification()).to_bytes(&Context::default()));
+            old.send(
+                Message::Notification(session::collision_notification())
+                    .to_bytes(&Context::default()),
+            );
             self.closing.push(old.close());
         }
         self.conn = Some(pending);
         let now = Instant::now();
         let mut actions = self.session.handle(now, Event::TcpConnected);
-        actions.extend(self.session.handle(now, Event::Message(Message::Open(open))));
+        actions.extend(
+            self.session
+                .handle(now, Event::Message(Message::Open(open))),
+        );
         self.execute(actions);
         let rest: Vec<Bytes> = messages.collect();
         for m in rest {
@@ -435,10 +510,15 @@ impl Neighbor {
                     if let Some(c) = self.connecting.take() {
                         c.abort();
                     }
-                    self.connecting = Some(tokio::spawn(connection::connect(remote, local, timeout)));
+                    self.connecting =
+                        Some(tokio::spawn(connection::connect(remote, local, timeout)));
                 }
                 Action::Send(msg) => {
-                    let ctx = self.session.negotiated().map(|n| n.context).unwrap_or_default();
+                    let ctx = self
+                        .session
+                        .negotiated()
+                        .map(|n| n.context)
+                        .unwrap_or_default();
                     if let Message::Notification(n) = &msg {
                         warn!(neighbor = %self.label, notification = %n.describe(), "sending NOTIFICATION");
                     }
@@ -471,12 +551,16 @@ impl Neighbor {
                         debug!(neighbor = %self.label, attribute = %d, "attribute discarded (RFC 7606)");
                     }
                     self.adj_in.apply(&u, self.policy.ebgp);
-                    self.shared.metrics.prefixes_received(&self.label, self.adj_in.len() as i64);
+                    self.shared
+                        .metrics
+                        .prefixes_received(&self.label, self.adj_in.len() as i64);
                 }
                 Action::Refresh(family) => {
                     info!(neighbor = %self.label, %family, "route refresh requested");
                     let mut out = Vec::new();
-                    let stats = self.adj_out.encode_full(&self.packer, &self.policy, &[family], &mut out);
+                    let stats =
+                        self.adj_out
+                            .encode_full(&self.packer, &self.policy, &[family], &mut out);
                     self.record_sent(stats);
                     self.send_bytes(out);
                 }
@@ -508,7 +592,9 @@ impl Neighbor {
         );
         let mut out = Vec::new();
         let started = Instant::now();
-        let stats = self.adj_out.encode_full(&self.packer, &self.policy, &self.families, &mut out);
+        let stats = self
+            .adj_out
+            .encode_full(&self.packer, &self.policy, &self.families, &mut out);
         self.record_sent(stats);
         info!(
             neighbor = %self.label,
@@ -519,7 +605,9 @@ impl Neighbor {
             "sent the Adj-RIB-Out"
         );
         self.send_bytes(out);
-        self.shared.metrics.session_state(&self.label, true, self.established_count);
+        self.shared
+            .metrics
+            .session_state(&self.label, true, self.established_count);
     }
 
     async fn shutdown(&mut self) {
@@ -536,7 +624,10 @@ impl Neighbor {
 
     fn status(&self) -> NeighborStatus {
         let sent = if self.session.state() == State::Established {
-            self.families.iter().map(|f| self.adj_out.len_family(*f)).sum()
+            self.families
+                .iter()
+                .map(|f| self.adj_out.len_family(*f))
+                .sum()
         } else {
             0
         };

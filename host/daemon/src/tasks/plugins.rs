@@ -9,10 +9,10 @@ use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, Origin, PathAttributes};
 use wasmbgp_bgp::rib::SourceId;
 use wasmbgp_bgp::words::{self, RouteSpec};
-use wasmbgp_bgp::Prefix;
 use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginRoute, PluginStatus, Runtime};
 
 use super::sources::Sources;
@@ -43,17 +43,30 @@ pub fn start(
         let name = config.spec.name.clone();
         let handle = runtime
             .start(config.spec.clone(), events.clone())
-            .with_context(|| format!("plugin {name}: cannot start {}", config.spec.component.display()))?;
+            .with_context(|| {
+                format!(
+                    "plugin {name}: cannot start {}",
+                    config.spec.component.display()
+                )
+            })?;
         let source = sources.register(&format!("plugin:{name}"));
         info!(plugin = %name, world = %config.spec.world, component = %config.spec.component.display(), "plugin started");
-        slots.push(PluginSlot { config, handle, source, health: None });
+        slots.push(PluginSlot {
+            config,
+            handle,
+            source,
+            health: None,
+        });
     }
     Ok(slots)
 }
 
 /// A route requested through the `routes` interface, in the speaker's terms.
 pub fn route_spec(route: &PluginRoute) -> Result<RouteSpec, String> {
-    let prefix: Prefix = route.prefix.parse().map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| e.0)?;
+    let prefix: Prefix = route
+        .prefix
+        .parse()
+        .map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| e.0)?;
     let mut attrs = PathAttributes {
         origin: match route.origin {
             wasmbgp_runtime::Origin::Igp => Origin::Igp,
@@ -66,11 +79,21 @@ pub fn route_spec(route: &PluginRoute) -> Result<RouteSpec, String> {
         local_pref: route.local_pref,
         ..PathAttributes::default()
     };
-    attrs.communities = route.communities.iter().map(|c| words::parse_community(c)).collect::<Result<_, _>>()?;
-    attrs.large_communities =
-        route.large_communities.iter().map(|c| words::parse_large_community(c)).collect::<Result<_, _>>()?;
-    attrs.extended_communities =
-        route.extended_communities.iter().map(|c| words::parse_extended_community(c)).collect::<Result<_, _>>()?;
+    attrs.communities = route
+        .communities
+        .iter()
+        .map(|c| words::parse_community(c))
+        .collect::<Result<_, _>>()?;
+    attrs.large_communities = route
+        .large_communities
+        .iter()
+        .map(|c| words::parse_large_community(c))
+        .collect::<Result<_, _>>()?;
+    attrs.extended_communities = route
+        .extended_communities
+        .iter()
+        .map(|c| words::parse_extended_community(c))
+        .collect::<Result<_, _>>()?;
     words::check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
     Ok(RouteSpec { prefix, attrs })
 }
@@ -103,7 +126,10 @@ pub fn status_text(list: &[PluginStatus]) -> String {
 
 /// Watches the plugins' component files; a changed file is reloaded in place (after a
 /// short settle time, so a file being copied is not read half-written).
-pub fn watch(components: Vec<(String, PathBuf)>, speaker: SpeakerHandle) -> anyhow::Result<notify::RecommendedWatcher> {
+pub fn watch(
+    components: Vec<(String, PathBuf)>,
+    speaker: SpeakerHandle,
+) -> anyhow::Result<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res
@@ -118,7 +144,9 @@ pub fn watch(components: Vec<(String, PathBuf)>, speaker: SpeakerHandle) -> anyh
     for (name, path) in components {
         let path = path.canonicalize().unwrap_or(path);
         if let Some(dir) = path.parent() {
-            watcher.watch(dir, RecursiveMode::NonRecursive).with_context(|| format!("watching {}", dir.display()))?;
+            watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("watching {}", dir.display()))?;
         }
         by_path.entry(path).or_default().push(name);
     }

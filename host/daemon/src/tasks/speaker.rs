@@ -72,8 +72,18 @@ pub struct Speaker {
 
 impl Speaker {
     /// A speaker over the given neighbor tasks.
-    pub fn new(neighbors: Vec<NeighborHandle>, plugins: Vec<PluginSlot>, metrics: Arc<Metrics>) -> Self {
-        Speaker { neighbors, plugins, interner: Interner::new(), metrics, commands_since_prune: 0 }
+    pub fn new(
+        neighbors: Vec<NeighborHandle>,
+        plugins: Vec<PluginSlot>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Speaker {
+            neighbors,
+            plugins,
+            interner: Interner::new(),
+            metrics,
+            commands_since_prune: 0,
+        }
     }
 
     /// Starts the speaker task; plugin events arrive on `events`.
@@ -83,18 +93,23 @@ impl Speaker {
         SpeakerHandle { tx }
     }
 
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<SpeakerMsg>, mut events: mpsc::UnboundedReceiver<PluginEvent>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<SpeakerMsg>,
+        mut events: mpsc::UnboundedReceiver<PluginEvent>,
+    ) {
         loop {
             let msg = tokio::select! {
                 biased;
                 Some(ev) = events.recv() => {
+                    let since = std::time::Instant::now();
                     let mut ops = HashMap::new();
                     self.on_plugin_event(ev, &mut ops);
                     // Take every event already queued before sending, so a burst becomes one flush.
                     while let Ok(ev) = events.try_recv() {
                         self.on_plugin_event(ev, &mut ops);
                     }
-                    self.send_ops(&mut ops);
+                    self.send_ops(&mut ops, Some(since));
                     continue;
                 }
                 msg = rx.recv() => match msg {
@@ -141,17 +156,21 @@ impl Speaker {
         for cmd in batch {
             let reply = match cmd {
                 Err(e) => Reply::err(e),
-                Ok(Command::Announce { neighbors, route }) => self.announce(neighbors.as_deref(), route, sources::CTL, &mut ops),
-                Ok(Command::Withdraw { neighbors, prefix }) => self.withdraw(neighbors.as_deref(), prefix, sources::CTL, &mut ops),
+                Ok(Command::Announce { neighbors, route }) => {
+                    self.announce(neighbors.as_deref(), route, sources::CTL, &mut ops)
+                }
+                Ok(Command::Withdraw { neighbors, prefix }) => {
+                    self.withdraw(neighbors.as_deref(), prefix, sources::CTL, &mut ops)
+                }
                 Ok(Command::Show { what, json }) => {
-                    self.send_ops(&mut ops);
+                    self.send_ops(&mut ops, None);
                     self.show(what, json).await
                 }
                 Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name),
             };
             replies.push(reply);
         }
-        self.send_ops(&mut ops);
+        self.send_ops(&mut ops, None);
         self.commands_since_prune += replies.len();
         if self.commands_since_prune > 100_000 {
             self.interner.prune();
@@ -160,16 +179,21 @@ impl Speaker {
         replies
     }
 
-    fn send_ops(&self, ops: &mut HashMap<usize, Vec<RouteOp>>) {
+    fn send_ops(&self, ops: &mut HashMap<usize, Vec<RouteOp>>, since: Option<std::time::Instant>) {
         for (i, list) in ops.drain() {
-            let _ = self.neighbors[i].tx.send(NeighborMsg::Routes(list));
+            let _ = self.neighbors[i]
+                .tx
+                .send(NeighborMsg::Routes { ops: list, since });
         }
     }
 
     /// Indices of the neighbors a command targets, or an error naming an unknown one.
     fn targets(&self, filter: Option<&[IpAddr]>, prefix: &Prefix) -> Result<Vec<usize>, String> {
         if let Some(list) = filter {
-            if let Some(unknown) = list.iter().find(|a| !self.neighbors.iter().any(|n| n.config.address == **a)) {
+            if let Some(unknown) = list
+                .iter()
+                .find(|a| !self.neighbors.iter().any(|n| n.config.address == **a))
+            {
                 return Err(format!("{unknown} is not a configured neighbor"));
             }
         }
@@ -201,7 +225,11 @@ impl Speaker {
             Ok(targets) => {
                 let attrs = self.interner.intern(route.attrs);
                 for i in targets {
-                    ops.entry(i).or_default().push(RouteOp::Announce(route.prefix, attrs.clone(), source));
+                    ops.entry(i).or_default().push(RouteOp::Announce(
+                        route.prefix,
+                        attrs.clone(),
+                        source,
+                    ));
                 }
                 Reply::ok("")
             }
@@ -220,7 +248,11 @@ impl Speaker {
             Err(e) => Reply::err(e),
             Ok(targets) => {
                 for i in targets {
-                    ops.entry(i).or_default().push(RouteOp::Withdraw { prefix, source, any: source == sources::CTL });
+                    ops.entry(i).or_default().push(RouteOp::Withdraw {
+                        prefix,
+                        source,
+                        any: source == sources::CTL,
+                    });
                 }
                 Reply::ok("")
             }
@@ -245,7 +277,12 @@ impl Speaker {
                 let lines: Vec<String> = list
                     .iter()
                     .map(|s| {
-                        let up = s.uptime_secs.map(|u| format!("up {}", humantime::format_duration(Duration::from_secs(u as u64))));
+                        let up = s.uptime_secs.map(|u| {
+                            format!(
+                                "up {}",
+                                humantime::format_duration(Duration::from_secs(u as u64))
+                            )
+                        });
                         format!(
                             "{:<20} AS{:<10} {:<12} {:<16} sent {:<8} received {:<8}{}",
                             s.address,
@@ -254,7 +291,10 @@ impl Speaker {
                             up.unwrap_or_default(),
                             s.prefixes_sent,
                             s.prefixes_received,
-                            s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
+                            s.last_error
+                                .as_deref()
+                                .map(|e| format!(" last error: {e}"))
+                                .unwrap_or_default()
                         )
                     })
                     .collect();
@@ -263,9 +303,17 @@ impl Speaker {
             Show::AdjRibOut(filter) | Show::AdjRibIn(filter) => {
                 let out = matches!(what, Show::AdjRibOut(_));
                 let mut rows: Vec<RouteRow> = Vec::new();
-                for n in self.neighbors.iter().filter(|n| filter.is_none_or(|f| f == n.config.address)) {
+                for n in self
+                    .neighbors
+                    .iter()
+                    .filter(|n| filter.is_none_or(|f| f == n.config.address))
+                {
                     let (tx, rx) = oneshot::channel();
-                    let msg = if out { NeighborMsg::AdjRibOut(tx) } else { NeighborMsg::AdjRibIn(tx) };
+                    let msg = if out {
+                        NeighborMsg::AdjRibOut(tx)
+                    } else {
+                        NeighborMsg::AdjRibIn(tx)
+                    };
                     if n.tx.send(msg).is_ok()
                         && let Ok(r) = rx.await
                     {
@@ -280,7 +328,12 @@ impl Speaker {
                 if json {
                     return json_reply(&rows);
                 }
-                Reply::ok(rows.iter().map(RouteRow::to_text).collect::<Vec<_>>().join("\n"))
+                Reply::ok(
+                    rows.iter()
+                        .map(RouteRow::to_text)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
             }
             Show::Metrics => Reply::ok(self.metrics.encode()),
             Show::Plugins => {
@@ -294,10 +347,20 @@ impl Speaker {
     }
 
     fn plugin(&self, name: &str) -> Result<&PluginSlot, Reply> {
-        self.plugins.iter().find(|p| p.config.spec.name == name).ok_or_else(|| {
-            let known: Vec<&str> = self.plugins.iter().map(|p| p.config.spec.name.as_str()).collect();
-            Reply::err(format!("no plugin named {name:?} (configured: {})", known.join(", ")))
-        })
+        self.plugins
+            .iter()
+            .find(|p| p.config.spec.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self
+                    .plugins
+                    .iter()
+                    .map(|p| p.config.spec.name.as_str())
+                    .collect();
+                Reply::err(format!(
+                    "no plugin named {name:?} (configured: {})",
+                    known.join(", ")
+                ))
+            })
     }
 
     fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
@@ -320,8 +383,18 @@ impl Speaker {
 
     fn on_plugin_event(&mut self, ev: PluginEvent, ops: &mut HashMap<usize, Vec<RouteOp>>) {
         match ev {
-            PluginEvent::Health { plugin, health, reason } => {
-                let Some(i) = self.plugins.iter().position(|p| p.config.spec.name == plugin) else { return };
+            PluginEvent::Health {
+                plugin,
+                health,
+                reason,
+            } => {
+                let Some(i) = self
+                    .plugins
+                    .iter()
+                    .position(|p| p.config.spec.name == plugin)
+                else {
+                    return;
+                };
                 tracing::debug!(%plugin, %health, %reason, "applying health to routes");
                 self.plugins[i].health = Some(health);
                 let source = self.plugins[i].source;
@@ -332,26 +405,57 @@ impl Speaker {
                         Health::Disabled => degraded_attrs(&route.up, route.disabled),
                     };
                     let _ = match action {
-                        Some(attrs) => {
-                            self.announce(route.neighbors.as_deref(), RouteSpec { prefix: route.prefix, attrs }, source, ops)
+                        Some(attrs) => self.announce(
+                            route.neighbors.as_deref(),
+                            RouteSpec {
+                                prefix: route.prefix,
+                                attrs,
+                            },
+                            source,
+                            ops,
+                        ),
+                        None => {
+                            self.withdraw(route.neighbors.as_deref(), route.prefix, source, ops)
                         }
-                        None => self.withdraw(route.neighbors.as_deref(), route.prefix, source, ops),
                     };
                 }
             }
-            PluginEvent::Failed { plugin, error, on_failure } => {
-                let Some(slot) = self.plugins.iter_mut().find(|p| p.config.spec.name == plugin) else { return };
+            PluginEvent::Failed {
+                plugin,
+                error,
+                on_failure,
+            } => {
+                let Some(slot) = self
+                    .plugins
+                    .iter_mut()
+                    .find(|p| p.config.spec.name == plugin)
+                else {
+                    return;
+                };
                 tracing::warn!(%plugin, %error, ?on_failure, "plugin failed; BGP sessions are unaffected");
                 if on_failure == OnFailure::Withdraw {
                     slot.health = None;
                     let source = slot.source;
                     for i in 0..self.neighbors.len() {
-                        ops.entry(i).or_default().push(RouteOp::WithdrawSource(source));
+                        ops.entry(i)
+                            .or_default()
+                            .push(RouteOp::WithdrawSource(source));
                     }
                 }
             }
-            PluginEvent::Announce { plugin, route, neighbors } => {
-                let Some(source) = self.plugins.iter().find(|p| p.config.spec.name == plugin).map(|p| p.source) else { return };
+            PluginEvent::Announce {
+                plugin,
+                route,
+                neighbors,
+            } => {
+                let Some(source) = self
+                    .plugins
+                    .iter()
+                    .find(|p| p.config.spec.name == plugin)
+                    .map(|p| p.source)
+                else {
+                    return;
+                };
                 match plugins::route_spec(&route) {
                     Ok(spec) => {
                         let filter = (!neighbors.is_empty()).then_some(neighbors);
@@ -363,8 +467,19 @@ impl Speaker {
                     Err(e) => tracing::warn!(%plugin, error = %e, "plugin route refused"),
                 }
             }
-            PluginEvent::Withdraw { plugin, prefix, neighbors } => {
-                let Some(source) = self.plugins.iter().find(|p| p.config.spec.name == plugin).map(|p| p.source) else { return };
+            PluginEvent::Withdraw {
+                plugin,
+                prefix,
+                neighbors,
+            } => {
+                let Some(source) = self
+                    .plugins
+                    .iter()
+                    .find(|p| p.config.spec.name == plugin)
+                    .map(|p| p.source)
+                else {
+                    return;
+                };
                 match prefix.parse::<Prefix>() {
                     Ok(p) => {
                         let filter = (!neighbors.is_empty()).then_some(neighbors);
@@ -378,10 +493,16 @@ impl Speaker {
 }
 
 /// The attributes of a health route while down or disabled; `None` means withdraw.
-fn degraded_attrs(up: &wasmbgp_bgp::PathAttributes, how: Degraded) -> Option<wasmbgp_bgp::PathAttributes> {
+fn degraded_attrs(
+    up: &wasmbgp_bgp::PathAttributes,
+    how: Degraded,
+) -> Option<wasmbgp_bgp::PathAttributes> {
     match how {
         Degraded::Withdraw => None,
-        Degraded::Med(m) => Some(wasmbgp_bgp::PathAttributes { med: Some(m), ..up.clone() }),
+        Degraded::Med(m) => Some(wasmbgp_bgp::PathAttributes {
+            med: Some(m),
+            ..up.clone()
+        }),
     }
 }
 
