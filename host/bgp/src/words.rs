@@ -7,7 +7,9 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::packet::attributes::{AsPath, ExtendedCommunity, LargeCommunity, NextHop, Origin, PathAttributes};
+use crate::packet::attributes::{
+    AsPath, ExtendedCommunity, LargeCommunity, NextHop, Origin, PathAttributes,
+};
 use crate::packet::prefix::Prefix;
 
 /// A route as an operator writes it: a prefix and the attributes to announce it with.
@@ -21,13 +23,19 @@ pub struct RouteSpec {
 
 /// Splits a line into words, with `[` and `]` standing alone even when written against a word.
 pub fn tokenize(line: &str) -> Vec<String> {
-    line.replace('[', " [ ").replace(']', " ] ").split_whitespace().map(str::to_string).collect()
+    line.replace('[', " [ ")
+        .replace(']', " ] ")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Parses `PREFIX attribute-words...`, starting from `defaults` for every attribute not given.
 pub fn parse_route(words: &[String], defaults: &PathAttributes) -> Result<RouteSpec, String> {
     let (first, rest) = words.split_first().ok_or("missing prefix")?;
-    let prefix: Prefix = first.parse().map_err(|e: crate::packet::prefix::PrefixError| e.0)?;
+    let prefix: Prefix = first
+        .parse()
+        .map_err(|e: crate::packet::prefix::PrefixError| e.0)?;
     let mut attrs = defaults.clone();
     apply_words(&mut attrs, rest)?;
     check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
@@ -62,19 +70,29 @@ pub fn apply_words(attrs: &mut PathAttributes, words: &[String]) -> Result<(), S
                 let items = list(word, &mut it)?;
                 match word {
                     "as-path" => {
-                        let asns = items.iter().map(|a| parse_asn(a)).collect::<Result<Vec<_>, _>>()?;
+                        let asns = items
+                            .iter()
+                            .map(|a| parse_asn(a))
+                            .collect::<Result<Vec<_>, _>>()?;
                         attrs.as_path = AsPath::from_sequence(asns);
                     }
                     "community" => {
-                        attrs.communities = items.iter().map(|c| parse_community(c)).collect::<Result<_, _>>()?;
+                        attrs.communities = items
+                            .iter()
+                            .map(|c| parse_community(c))
+                            .collect::<Result<_, _>>()?;
                     }
                     "large-community" => {
-                        attrs.large_communities =
-                            items.iter().map(|c| parse_large_community(c)).collect::<Result<_, _>>()?;
+                        attrs.large_communities = items
+                            .iter()
+                            .map(|c| parse_large_community(c))
+                            .collect::<Result<_, _>>()?;
                     }
                     _ => {
-                        attrs.extended_communities =
-                            items.iter().map(|c| parse_extended_community(c)).collect::<Result<_, _>>()?;
+                        attrs.extended_communities = items
+                            .iter()
+                            .map(|c| parse_extended_community(c))
+                            .collect::<Result<_, _>>()?;
                     }
                 }
             }
@@ -103,7 +121,8 @@ fn list<'a>(word: &str, it: &mut impl Iterator<Item = &'a str>) -> Result<Vec<&'
 }
 
 fn parse_u32(word: &str, v: &str) -> Result<u32, String> {
-    v.parse().map_err(|_| format!("{word} must be a number from 0 to 4294967295, not {v:?}"))
+    v.parse()
+        .map_err(|_| format!("{word} must be a number from 0 to 4294967295, not {v:?}"))
 }
 
 /// Parses `self` or an address.
@@ -111,7 +130,9 @@ pub fn parse_next_hop(v: &str) -> Result<NextHop, String> {
     if v == "self" {
         return Ok(NextHop::Local);
     }
-    v.parse::<IpAddr>().map(NextHop::Addr).map_err(|_| format!("next-hop must be \"self\" or an address, not {v:?}"))
+    v.parse::<IpAddr>()
+        .map(NextHop::Addr)
+        .map_err(|_| format!("next-hop must be \"self\" or an address, not {v:?}"))
 }
 
 /// Parses `igp`, `egp` or `incomplete`.
@@ -146,7 +167,10 @@ pub fn parse_community(v: &str) -> Result<u32, String> {
     }
     let err = || format!("community must be ASN:VALUE with 16-bit parts, not {v:?}");
     let (a, b) = v.split_once(':').ok_or_else(err)?;
-    let (a, b) = (a.parse::<u16>().map_err(|_| err())?, b.parse::<u16>().map_err(|_| err())?);
+    let (a, b) = (
+        a.parse::<u16>().map_err(|_| err())?,
+        b.parse::<u16>().map_err(|_| err())?,
+    );
     Ok(((a as u32) << 16) | b as u32)
 }
 
@@ -154,7 +178,9 @@ pub fn parse_community(v: &str) -> Result<u32, String> {
 pub fn parse_large_community(v: &str) -> Result<LargeCommunity, String> {
     let parts: Vec<&str> = v.split(':').collect();
     let err = || format!("large-community must be A:B:C with 32-bit parts, not {v:?}");
-    let [a, b, c] = parts.as_slice() else { return Err(err()) };
+    let [a, b, c] = parts.as_slice() else {
+        return Err(err());
+    };
     Ok(LargeCommunity([
         a.parse().map_err(|_| err())?,
         b.parse().map_err(|_| err())?,
@@ -165,7 +191,11 @@ pub fn parse_large_community(v: &str) -> Result<LargeCommunity, String> {
 /// Parses an extended community: `target:ASN:N`, `origin:ASN:N` (an IPv4 address or an
 /// `ASNL` 4-octet ASN may stand for the ASN), or 16 hex digits `0x...`.
 pub fn parse_extended_community(v: &str) -> Result<ExtendedCommunity, String> {
-    let err = || format!("extended-community must be target:ASN:N, origin:ASN:N or 0x<16 hex digits>, not {v:?}");
+    let err = || {
+        format!(
+            "extended-community must be target:ASN:N, origin:ASN:N or 0x<16 hex digits>, not {v:?}"
+        )
+    };
     if let Some(hex) = v.strip_prefix("0x") {
         if hex.len() != 16 {
             return Err(err());
@@ -217,27 +247,54 @@ mod tests {
         .unwrap();
         assert_eq!(r.prefix.to_string(), "100.10.0.100/32");
         assert_eq!(r.attrs.next_hop, Some(NextHop::Local));
-        assert_eq!((r.attrs.med, r.attrs.local_pref, r.attrs.origin), (Some(100), Some(200), Origin::Egp));
+        assert_eq!(
+            (r.attrs.med, r.attrs.local_pref, r.attrs.origin),
+            (Some(100), Some(200), Origin::Egp)
+        );
         assert_eq!(r.attrs.as_path.to_string(), "65010 65020");
         assert_eq!(r.attrs.communities, vec![(65001 << 16) | 100, 0xFFFF_FF01]);
         assert_eq!(r.attrs.large_communities[0].to_string(), "65001:1:2");
-        assert_eq!(r.attrs.extended_communities[0].to_string(), "target:65001:7");
+        assert_eq!(
+            r.attrs.extended_communities[0].to_string(),
+            "target:65001:7"
+        );
     }
 
     #[test]
     fn clear_errors() {
         assert_eq!(route("10.0.0.0/8 med").unwrap_err(), "med needs a value");
-        assert!(route("10.0.0.0/8 med x").unwrap_err().contains("med must be a number"));
-        assert!(route("10.0.0.0/8 colour blue").unwrap_err().contains("unknown attribute word"));
-        assert!(route("10.0.0.0/8 community [ 1:2").unwrap_err().contains("closing ]"));
-        assert!(route("10.0.0.0/8 next-hop 2001:db8::1").unwrap_err().contains("is IPv6"));
+        assert!(
+            route("10.0.0.0/8 med x")
+                .unwrap_err()
+                .contains("med must be a number")
+        );
+        assert!(
+            route("10.0.0.0/8 colour blue")
+                .unwrap_err()
+                .contains("unknown attribute word")
+        );
+        assert!(
+            route("10.0.0.0/8 community [ 1:2")
+                .unwrap_err()
+                .contains("closing ]")
+        );
+        assert!(
+            route("10.0.0.0/8 next-hop 2001:db8::1")
+                .unwrap_err()
+                .contains("is IPv6")
+        );
         assert!(route("10.0.0.1/8").unwrap_err().contains("host bits"));
         assert!(parse_community("70000:1").is_err());
     }
 
     #[test]
     fn extended_community_forms_round_trip() {
-        for text in ["target:65001:7", "origin:192.0.2.1:5", "target:4200000000L:9", "0x8006000000000000"] {
+        for text in [
+            "target:65001:7",
+            "origin:192.0.2.1:5",
+            "target:4200000000L:9",
+            "0x8006000000000000",
+        ] {
             assert_eq!(parse_extended_community(text).unwrap().to_string(), text);
         }
     }

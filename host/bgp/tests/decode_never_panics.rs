@@ -4,7 +4,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
-use wasmbgp_bgp::packet::attributes::{AsPath, ExtendedCommunity, LargeCommunity, NextHop, Origin, PathAttributes};
+use wasmbgp_bgp::packet::attributes::{
+    AsPath, ExtendedCommunity, LargeCommunity, NextHop, Origin, PathAttributes,
+};
 use wasmbgp_bgp::packet::{self, Context, Message, MpNlri, MpReach, Update, UpdatePacker};
 use wasmbgp_bgp::{Family, Ipv4Prefix, Ipv6Prefix};
 
@@ -30,7 +32,11 @@ fn v6() -> impl Strategy<Value = Ipv6Prefix> {
 
 fn attrs() -> impl Strategy<Value = PathAttributes> {
     (
-        prop_oneof![Just(Origin::Igp), Just(Origin::Egp), Just(Origin::Incomplete)],
+        prop_oneof![
+            Just(Origin::Igp),
+            Just(Origin::Egp),
+            Just(Origin::Incomplete)
+        ],
         proptest::collection::vec(1u32..u32::MAX, 0..8),
         proptest::option::of(any::<u32>()),
         proptest::option::of(any::<u32>()),
@@ -39,19 +45,21 @@ fn attrs() -> impl Strategy<Value = PathAttributes> {
         proptest::collection::vec(any::<[u8; 8]>(), 0..3),
         any::<bool>(),
     )
-        .prop_map(|(origin, path, med, local_pref, communities, large, ext, atomic)| PathAttributes {
-            origin,
-            as_path: AsPath::from_sequence(path),
-            next_hop: None,
-            med,
-            local_pref,
-            atomic_aggregate: atomic,
-            aggregator: None,
-            communities,
-            large_communities: large.into_iter().map(LargeCommunity).collect(),
-            extended_communities: ext.into_iter().map(ExtendedCommunity).collect(),
-            unknown: vec![],
-        })
+        .prop_map(
+            |(origin, path, med, local_pref, communities, large, ext, atomic)| PathAttributes {
+                origin,
+                as_path: AsPath::from_sequence(path),
+                next_hop: None,
+                med,
+                local_pref,
+                atomic_aggregate: atomic,
+                aggregator: None,
+                communities,
+                large_communities: large.into_iter().map(LargeCommunity).collect(),
+                extended_communities: ext.into_iter().map(ExtendedCommunity).collect(),
+                unknown: vec![],
+            },
+        )
 }
 
 proptest! {

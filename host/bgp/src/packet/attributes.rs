@@ -129,14 +129,27 @@ impl AsPath {
         if asns.is_empty() {
             return AsPath::default();
         }
-        AsPath { segments: vec![AsSegment { kind: SegmentKind::Sequence, asns }] }
+        AsPath {
+            segments: vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns,
+            }],
+        }
     }
 
     /// Puts `asn` in front, as an eBGP speaker does on export (RFC 4271 §5.1.2).
     pub fn prepend(&mut self, asn: u32) {
         match self.segments.first_mut() {
-            Some(s) if s.kind == SegmentKind::Sequence && s.asns.len() < 255 => s.asns.insert(0, asn),
-            _ => self.segments.insert(0, AsSegment { kind: SegmentKind::Sequence, asns: vec![asn] }),
+            Some(s) if s.kind == SegmentKind::Sequence && s.asns.len() < 255 => {
+                s.asns.insert(0, asn)
+            }
+            _ => self.segments.insert(
+                0,
+                AsSegment {
+                    kind: SegmentKind::Sequence,
+                    asns: vec![asn],
+                },
+            ),
         }
     }
 
@@ -186,7 +199,8 @@ impl AsPath {
             let (Some(kind), Some(count)) = (r.u8(), r.u8()) else {
                 return Err("truncated AS_PATH segment header".into());
             };
-            let kind = SegmentKind::from_code(kind).ok_or_else(|| format!("unknown AS_PATH segment type {kind}"))?;
+            let kind = SegmentKind::from_code(kind)
+                .ok_or_else(|| format!("unknown AS_PATH segment type {kind}"))?;
             if count == 0 {
                 return Err("empty AS_PATH segment".into());
             }
@@ -195,7 +209,13 @@ impl AsPath {
                 .ok_or_else(|| "AS_PATH segment overruns the attribute".to_string())?;
             let asns = raw
                 .chunks_exact(width)
-                .map(|c| if four_octet { u32::from_be_bytes([c[0], c[1], c[2], c[3]]) } else { u16::from_be_bytes([c[0], c[1]]) as u32 })
+                .map(|c| {
+                    if four_octet {
+                        u32::from_be_bytes([c[0], c[1], c[2], c[3]])
+                    } else {
+                        u16::from_be_bytes([c[0], c[1]]) as u32
+                    }
+                })
                 .collect();
             segments.push(AsSegment { kind, asns });
         }
@@ -216,7 +236,10 @@ impl AsPath {
             }
             match s.kind {
                 SegmentKind::Sequence if s.asns.len() > keep => {
-                    segments.push(AsSegment { kind: s.kind, asns: s.asns[..keep].to_vec() });
+                    segments.push(AsSegment {
+                        kind: s.kind,
+                        asns: s.asns[..keep].to_vec(),
+                    });
                     keep = 0;
                 }
                 SegmentKind::Sequence => {
@@ -314,7 +337,11 @@ impl fmt::Display for ExtendedCommunity {
             (0x02, 0x03) => write!(f, "origin:{as4}L:{v2}"),
             (0x01, 0x02) => write!(f, "target:{ip}:{v2}"),
             (0x01, 0x03) => write!(f, "origin:{ip}:{v2}"),
-            _ => write!(f, "0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+            _ => write!(
+                f,
+                "0x{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            ),
         }
     }
 }
@@ -416,7 +443,11 @@ impl PathAttributes {
             if ctx.four_octet_as {
                 v.extend_from_slice(&agg.asn.to_be_bytes());
             } else {
-                v.extend_from_slice(&u16::try_from(agg.asn).unwrap_or(super::open::AS_TRANS).to_be_bytes());
+                v.extend_from_slice(
+                    &u16::try_from(agg.asn)
+                        .unwrap_or(super::open::AS_TRANS)
+                        .to_be_bytes(),
+                );
             }
             v.extend_from_slice(&agg.address.octets());
             put_attr(out, OPTIONAL | TRANSITIVE, AGGREGATOR, &v);
@@ -427,7 +458,11 @@ impl PathAttributes {
             }
         }
         if !self.communities.is_empty() {
-            let v: Vec<u8> = self.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
+            let v: Vec<u8> = self
+                .communities
+                .iter()
+                .flat_map(|c| c.to_be_bytes())
+                .collect();
             put_attr(out, OPTIONAL | TRANSITIVE, COMMUNITIES, &v);
         }
         if !self.extended_communities.is_empty() {
@@ -440,7 +475,11 @@ impl PathAttributes {
             put_attr(out, OPTIONAL | TRANSITIVE, AS4_PATH, &v);
         }
         if !self.large_communities.is_empty() {
-            let v: Vec<u8> = self.large_communities.iter().flat_map(|c| c.0.iter().flat_map(|x| x.to_be_bytes())).collect();
+            let v: Vec<u8> = self
+                .large_communities
+                .iter()
+                .flat_map(|c| c.0.iter().flat_map(|x| x.to_be_bytes()))
+                .collect();
             put_attr(out, OPTIONAL | TRANSITIVE, LARGE_COMMUNITIES, &v);
         }
         for raw in &self.unknown {
@@ -471,15 +510,17 @@ fn expected_flags(code: u8) -> Option<u8> {
     Some(match code {
         ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE => TRANSITIVE,
         MED | MP_REACH | MP_UNREACH => OPTIONAL,
-        AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | AS4_PATH | AS4_AGGREGATOR | LARGE_COMMUNITIES => {
-            OPTIONAL | TRANSITIVE
-        }
+        AGGREGATOR | COMMUNITIES | EXTENDED_COMMUNITIES | AS4_PATH | AS4_AGGREGATOR
+        | LARGE_COMMUNITIES => OPTIONAL | TRANSITIVE,
         _ => return None,
     })
 }
 
 /// Decodes the path attribute field of an UPDATE.
-pub(crate) fn decode_attributes(buf: &[u8], ctx: &Context) -> Result<DecodedAttributes, DecodeError> {
+pub(crate) fn decode_attributes(
+    buf: &[u8],
+    ctx: &Context,
+) -> Result<DecodedAttributes, DecodeError> {
     use attr_code::*;
     let mut d = DecodedAttributes::default();
     let mut seen = [false; 256];
@@ -492,7 +533,11 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &Context) -> Result<DecodedAttr
             d.treat_as_withdraw = Some("truncated attribute header".into());
             break;
         };
-        let len = if flags & flag::EXTENDED_LENGTH != 0 { r.u16().map(usize::from) } else { r.u8().map(usize::from) };
+        let len = if flags & flag::EXTENDED_LENGTH != 0 {
+            r.u16().map(usize::from)
+        } else {
+            r.u8().map(usize::from)
+        };
         let Some(value) = len.and_then(|len| r.take(len)) else {
             // RFC 7606 §4: an attribute overrunning the field.
             if seen[MP_REACH as usize] || code == MP_REACH || code == MP_UNREACH {
@@ -530,7 +575,11 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &Context) -> Result<DecodedAttr
                 ));
             }
             if flags & flag::TRANSITIVE != 0 {
-                d.attrs.unknown.push(RawAttribute { flags: flags & !flag::EXTENDED_LENGTH, code, value: value.to_vec() });
+                d.attrs.unknown.push(RawAttribute {
+                    flags: flags & !flag::EXTENDED_LENGTH,
+                    code,
+                    value: value.to_vec(),
+                });
             }
             continue;
         };
@@ -589,13 +638,23 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &Context) -> Result<DecodedAttr
                 let want = if ctx.four_octet_as { 8 } else { 6 };
                 if value.len() == want {
                     let (asn, ip) = if ctx.four_octet_as {
-                        (u32::from_be_bytes([value[0], value[1], value[2], value[3]]), &value[4..8])
+                        (
+                            u32::from_be_bytes([value[0], value[1], value[2], value[3]]),
+                            &value[4..8],
+                        )
                     } else {
-                        (u16::from_be_bytes([value[0], value[1]]) as u32, &value[2..6])
+                        (
+                            u16::from_be_bytes([value[0], value[1]]) as u32,
+                            &value[2..6],
+                        )
                     };
-                    d.attrs.aggregator = Some(Aggregator { asn, address: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]) });
+                    d.attrs.aggregator = Some(Aggregator {
+                        asn,
+                        address: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+                    });
                 } else {
-                    d.discarded.push(format!("AGGREGATOR of {} octets", value.len()));
+                    d.discarded
+                        .push(format!("AGGREGATOR of {} octets", value.len()));
                 }
             }
             AS4_AGGREGATOR => {
@@ -608,16 +667,20 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &Context) -> Result<DecodedAttr
             }
             COMMUNITIES => {
                 if value.len() % 4 == 0 {
-                    d.attrs.communities =
-                        value.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])).collect();
+                    d.attrs.communities = value
+                        .chunks_exact(4)
+                        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
                 } else {
                     withdraw(format!("COMMUNITIES of {} octets", value.len()));
                 }
             }
             EXTENDED_COMMUNITIES => {
                 if value.len() % 8 == 0 {
-                    d.attrs.extended_communities =
-                        value.chunks_exact(8).map(|c| ExtendedCommunity(c.try_into().unwrap_or_default())).collect();
+                    d.attrs.extended_communities = value
+                        .chunks_exact(8)
+                        .map(|c| ExtendedCommunity(c.try_into().unwrap_or_default()))
+                        .collect();
                 } else {
                     withdraw(format!("EXTENDED_COMMUNITIES of {} octets", value.len()));
                 }
@@ -627,7 +690,8 @@ pub(crate) fn decode_attributes(buf: &[u8], ctx: &Context) -> Result<DecodedAttr
                     d.attrs.large_communities = value
                         .chunks_exact(12)
                         .map(|c| {
-                            let w = |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
+                            let w =
+                                |i: usize| u32::from_be_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
                             LargeCommunity([w(0), w(4), w(8)])
                         })
                         .collect();
@@ -682,13 +746,22 @@ mod tests {
     fn as4_path_merge() {
         let two = AsPath::from_sequence(vec![65001, 23456, 23456]);
         let four = AsPath::from_sequence(vec![4_200_000_001, 4_200_000_002]);
-        assert_eq!(two.merge_as4(four).asns().collect::<Vec<_>>(), vec![65001, 4_200_000_001, 4_200_000_002]);
+        assert_eq!(
+            two.merge_as4(four).asns().collect::<Vec<_>>(),
+            vec![65001, 4_200_000_001, 4_200_000_002]
+        );
     }
 
     #[test]
     fn extended_community_display() {
-        assert_eq!(ExtendedCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 1]).to_string(), "target:65000:1");
-        assert_eq!(ExtendedCommunity([0x80, 6, 0, 0, 0, 0, 0, 0]).to_string(), "0x8006000000000000");
+        assert_eq!(
+            ExtendedCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 1]).to_string(),
+            "target:65000:1"
+        );
+        assert_eq!(
+            ExtendedCommunity([0x80, 6, 0, 0, 0, 0, 0, 0]).to_string(),
+            "0x8006000000000000"
+        );
         assert_eq!(community_to_string(0xFFFF_FF01), "no-export");
         assert_eq!(community_to_string((65000 << 16) | 7), "65000:7");
     }

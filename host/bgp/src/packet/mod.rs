@@ -104,7 +104,9 @@ pub struct Context {
 
 impl Default for Context {
     fn default() -> Self {
-        Context { four_octet_as: true }
+        Context {
+            four_octet_as: true,
+        }
     }
 }
 
@@ -136,7 +138,11 @@ impl DecodeError {
     /// Builds an error with the given NOTIFICATION code, subcode and data.
     pub fn new(code: u8, subcode: u8, data: impl Into<Vec<u8>>, reason: impl Into<String>) -> Self {
         DecodeError {
-            notification: Notification { code, subcode, data: data.into() },
+            notification: Notification {
+                code,
+                subcode,
+                data: data.into(),
+            },
             reason: reason.into(),
         }
     }
@@ -261,7 +267,8 @@ impl<'a> Reader<'a> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
     pub(crate) fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -275,7 +282,10 @@ mod tests {
         let mut want = vec![0xff; 16];
         want.extend_from_slice(&[0, 19, 4]);
         assert_eq!(bytes, want);
-        assert_eq!(decode(&bytes, &Context::default()).unwrap(), Message::Keepalive);
+        assert_eq!(
+            decode(&bytes, &Context::default()).unwrap(),
+            Message::Keepalive
+        );
     }
 
     #[test]
@@ -294,12 +304,22 @@ mod tests {
 
         let mut long_keepalive = vec![0xff; 16];
         long_keepalive.extend_from_slice(&[0, 20, 4, 0]);
-        assert_eq!(frame_len(&long_keepalive).unwrap_err().notification.subcode, 2);
+        assert_eq!(
+            frame_len(&long_keepalive).unwrap_err().notification.subcode,
+            2
+        );
 
         let mut bad_type = vec![0xff; 16];
         bad_type.extend_from_slice(&[0, 19, 9]);
         let e = frame_len(&bad_type).unwrap_err();
-        assert_eq!((e.notification.code, e.notification.subcode, e.notification.data), (1, 3, vec![9]));
+        assert_eq!(
+            (
+                e.notification.code,
+                e.notification.subcode,
+                e.notification.data
+            ),
+            (1, 3, vec![9])
+        );
 
         assert_eq!(frame_len(&[0xff; 10]).unwrap(), None);
     }

@@ -117,7 +117,11 @@ pub struct Notification {
 impl Notification {
     /// Cease with a subcode and no data.
     pub fn cease(subcode: u8) -> Self {
-        Notification { code: code::CEASE, subcode, data: Vec::new() }
+        Notification {
+            code: code::CEASE,
+            subcode,
+            data: Vec::new(),
+        }
     }
 
     /// Cease / Administrative Shutdown carrying an RFC 8203 shutdown communication.
@@ -132,7 +136,11 @@ impl Notification {
         let mut data = Vec::with_capacity(1 + text.len());
         data.push(text.len() as u8);
         data.extend_from_slice(text);
-        Notification { code: code::CEASE, subcode: cease_sub::ADMINISTRATIVE_SHUTDOWN, data }
+        Notification {
+            code: code::CEASE,
+            subcode: cease_sub::ADMINISTRATIVE_SHUTDOWN,
+            data,
+        }
     }
 
     /// Human-readable code/subcode, e.g. `Cease/Administrative Shutdown`.
@@ -168,7 +176,12 @@ fn names(code: u8, subcode: u8) -> (&'static str, String) {
     match code {
         code::MESSAGE_HEADER => (
             "Message Header Error",
-            sub(&["Unspecific", "Connection Not Synchronized", "Bad Message Length", "Bad Message Type"]),
+            sub(&[
+                "Unspecific",
+                "Connection Not Synchronized",
+                "Bad Message Length",
+                "Bad Message Type",
+            ]),
         ),
         code::OPEN_MESSAGE => (
             "OPEN Message Error",
@@ -225,7 +238,10 @@ fn names(code: u8, subcode: u8) -> (&'static str, String) {
                 "Hard Reset",
             ]),
         ),
-        code::ROUTE_REFRESH => ("ROUTE-REFRESH Message Error", sub(&["Reserved", "Invalid Message Length"])),
+        code::ROUTE_REFRESH => (
+            "ROUTE-REFRESH Message Error",
+            sub(&["Reserved", "Invalid Message Length"]),
+        ),
         _ => ("Unknown Error", format!("subcode {subcode}")),
     }
 }
@@ -249,7 +265,10 @@ impl RouteRefresh {
     pub(crate) fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(body);
         match (r.u16(), r.u8(), r.u8(), r.is_empty()) {
-            (Some(afi), Some(subtype), Some(safi), true) => Ok(RouteRefresh { family: Family { afi, safi }, subtype }),
+            (Some(afi), Some(subtype), Some(safi), true) => Ok(RouteRefresh {
+                family: Family { afi, safi },
+                subtype,
+            }),
             _ => Err(DecodeError::new(
                 code::ROUTE_REFRESH,
                 1,
@@ -277,10 +296,20 @@ mod tests {
     fn notification_vector_both_ways() {
         let n = Notification::administrative_shutdown("bye");
         let bytes = framed(3, &[6, 2, 3, b'b', b'y', b'e']);
-        assert_eq!(Message::Notification(n.clone()).to_bytes(&Context::default()), bytes);
-        assert_eq!(decode(&bytes, &Context::default()).unwrap(), Message::Notification(n.clone()));
+        assert_eq!(
+            Message::Notification(n.clone()).to_bytes(&Context::default()),
+            bytes
+        );
+        assert_eq!(
+            decode(&bytes, &Context::default()).unwrap(),
+            Message::Notification(n.clone())
+        );
         assert_eq!(n.describe(), "Cease/Administrative Shutdown");
-        let hold = Notification { code: 4, subcode: 0, data: vec![] };
+        let hold = Notification {
+            code: 4,
+            subcode: 0,
+            data: vec![],
+        };
         assert_eq!(hold.describe(), "Hold Timer Expired/Unspecific");
     }
 
@@ -295,9 +324,18 @@ mod tests {
 
     #[test]
     fn route_refresh_vector_both_ways() {
-        let rr = RouteRefresh { family: Family::IPV6_UNICAST, subtype: 0 };
+        let rr = RouteRefresh {
+            family: Family::IPV6_UNICAST,
+            subtype: 0,
+        };
         let bytes = framed(5, &[0, 2, 0, 1]);
-        assert_eq!(Message::RouteRefresh(rr).to_bytes(&Context::default()), bytes);
-        assert_eq!(decode(&bytes, &Context::default()).unwrap(), Message::RouteRefresh(rr));
+        assert_eq!(
+            Message::RouteRefresh(rr).to_bytes(&Context::default()),
+            bytes
+        );
+        assert_eq!(
+            decode(&bytes, &Context::default()).unwrap(),
+            Message::RouteRefresh(rr)
+        );
     }
 }

@@ -96,11 +96,15 @@ impl Capability {
         let mut r = Reader::new(value);
         Ok(match code {
             cap_code::MULTIPROTOCOL => match (r.u16(), r.u8(), r.u8(), r.is_empty()) {
-                (Some(afi), Some(_), Some(safi), true) => Capability::Multiprotocol(Family { afi, safi }),
+                (Some(afi), Some(_), Some(safi), true) => {
+                    Capability::Multiprotocol(Family { afi, safi })
+                }
                 _ => return Err(bad("multiprotocol")),
             },
             cap_code::ROUTE_REFRESH | 128 if value.is_empty() => Capability::RouteRefresh,
-            cap_code::ENHANCED_ROUTE_REFRESH if value.is_empty() => Capability::EnhancedRouteRefresh,
+            cap_code::ENHANCED_ROUTE_REFRESH if value.is_empty() => {
+                Capability::EnhancedRouteRefresh
+            }
             cap_code::FOUR_OCTET_AS => match (r.u32(), r.is_empty()) {
                 (Some(asn), true) => Capability::FourOctetAs(asn),
                 _ => return Err(bad("4-octet AS")),
@@ -120,7 +124,10 @@ impl Capability {
                     families,
                 })
             }
-            _ => Capability::Unknown { code, value: value.to_vec() },
+            _ => Capability::Unknown {
+                code,
+                value: value.to_vec(),
+            },
         })
     }
 }
@@ -149,12 +156,16 @@ impl Open {
 
     /// True if the sender supports 4-octet ASNs.
     pub fn four_octet_as(&self) -> bool {
-        self.capabilities.iter().any(|c| matches!(c, Capability::FourOctetAs(_)))
+        self.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::FourOctetAs(_)))
     }
 
     /// True if the sender supports ROUTE-REFRESH.
     pub fn route_refresh(&self) -> bool {
-        self.capabilities.iter().any(|c| matches!(c, Capability::RouteRefresh))
+        self.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::RouteRefresh))
     }
 
     /// The sender's graceful-restart capability, if any.
@@ -214,8 +225,17 @@ impl Open {
                 "BGP identifier 0.0.0.0",
             ));
         }
-        let malformed = |why: &str| DecodeError::new(code::OPEN_MESSAGE, 0, [], format!("malformed optional parameters: {why}"));
-        let params = r.take(opt_len as usize).ok_or_else(|| malformed("length exceeds message"))?;
+        let malformed = |why: &str| {
+            DecodeError::new(
+                code::OPEN_MESSAGE,
+                0,
+                [],
+                format!("malformed optional parameters: {why}"),
+            )
+        };
+        let params = r
+            .take(opt_len as usize)
+            .ok_or_else(|| malformed("length exceeds message"))?;
         if !r.is_empty() {
             return Err(malformed("trailing octets after optional parameters"));
         }
@@ -225,7 +245,9 @@ impl Open {
             let (Some(kind), Some(len)) = (p.u8(), p.u8()) else {
                 return Err(malformed("truncated parameter header"));
             };
-            let value = p.take(len as usize).ok_or_else(|| malformed("truncated parameter"))?;
+            let value = p
+                .take(len as usize)
+                .ok_or_else(|| malformed("truncated parameter"))?;
             if kind != 2 {
                 return Err(DecodeError::new(
                     code::OPEN_MESSAGE,
@@ -239,7 +261,9 @@ impl Open {
                 let (Some(code), Some(len)) = (c.u8(), c.u8()) else {
                     return Err(malformed("truncated capability header"));
                 };
-                let value = c.take(len as usize).ok_or_else(|| malformed("truncated capability"))?;
+                let value = c
+                    .take(len as usize)
+                    .ok_or_else(|| malformed("truncated capability"))?;
                 capabilities.push(Capability::decode(code, value)?);
             }
         }
@@ -250,7 +274,12 @@ impl Open {
                 _ => None,
             })
             .unwrap_or(my_as as u32);
-        Ok(Open { asn, hold_time, bgp_id, capabilities })
+        Ok(Open {
+            asn,
+            hold_time,
+            bgp_id,
+            capabilities,
+        })
     }
 }
 
@@ -262,9 +291,10 @@ mod tests {
     /// OPEN from AS 65001, hold 90, id 127.0.0.1, with MP ipv4/ipv6 unicast, route refresh,
     /// 4-octet AS 65001 and graceful restart (120 s, ipv4 unicast preserved).
     const OPEN_BYTES: &[u8] = &[
-        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, //
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, //
         0x00, 0x43, 0x01, // length 67, OPEN
-        0x04, 0xfd, 0xe9, 0x00, 0x5a, 127, 0, 0, 1, // version, AS, hold, id
+        0x04, 0xfd, 0xe9, 0x00, 0x5a, 127, 0, 0, 1,    // version, AS, hold, id
         0x26, // optional parameters length 38
         0x02, 0x06, 0x01, 0x04, 0x00, 0x01, 0x00, 0x01, // MP ipv4 unicast
         0x02, 0x06, 0x01, 0x04, 0x00, 0x02, 0x00, 0x01, // MP ipv6 unicast
@@ -296,7 +326,10 @@ mod tests {
     fn open_vector_both_ways() {
         let bytes = Message::Open(sample()).to_bytes(&Context::default());
         assert_eq!(bytes, OPEN_BYTES);
-        assert_eq!(decode(OPEN_BYTES, &Context::default()).unwrap(), Message::Open(sample()));
+        assert_eq!(
+            decode(OPEN_BYTES, &Context::default()).unwrap(),
+            Message::Open(sample())
+        );
     }
 
     #[test]
@@ -306,7 +339,9 @@ mod tests {
         open.capabilities[3] = Capability::FourOctetAs(4_200_000_000);
         let bytes = Message::Open(open.clone()).to_bytes(&Context::default());
         assert_eq!(&bytes[20..22], &AS_TRANS.to_be_bytes());
-        let Message::Open(back) = decode(&bytes, &Context::default()).unwrap() else { panic!() };
+        let Message::Open(back) = decode(&bytes, &Context::default()).unwrap() else {
+            panic!()
+        };
         assert_eq!(back.asn, 4_200_000_000);
     }
 
@@ -321,7 +356,10 @@ mod tests {
     fn open_errors_map_to_rfc_subcodes() {
         assert_eq!(errors_of(|b| b[19] = 3), (2, 1));
         assert_eq!(errors_of(|b| b[23] = 2), (2, 6));
-        assert_eq!(errors_of(|b| b[24..28].copy_from_slice(&[0, 0, 0, 0])), (2, 3));
+        assert_eq!(
+            errors_of(|b| b[24..28].copy_from_slice(&[0, 0, 0, 0])),
+            (2, 3)
+        );
         assert_eq!(errors_of(|b| b[29] = 3), (2, 4));
         assert_eq!(errors_of(|b| b[28] = 40), (2, 0));
         assert_eq!(errors_of(|b| b[52] = 3), (2, 0)); // 4-octet AS capability of 3 octets
@@ -332,7 +370,9 @@ mod tests {
         let mut bytes = OPEN_BYTES.to_vec();
         bytes[22] = 0;
         bytes[23] = 0;
-        let Message::Open(o) = decode(&bytes, &Context::default()).unwrap() else { panic!() };
+        let Message::Open(o) = decode(&bytes, &Context::default()).unwrap() else {
+            panic!()
+        };
         assert_eq!(o.hold_time, 0);
     }
 }

@@ -24,13 +24,25 @@ pub struct Family {
 
 impl Family {
     /// IPv4 unicast.
-    pub const IPV4_UNICAST: Family = Family { afi: AFI_IPV4, safi: SAFI_UNICAST };
+    pub const IPV4_UNICAST: Family = Family {
+        afi: AFI_IPV4,
+        safi: SAFI_UNICAST,
+    };
     /// IPv6 unicast.
-    pub const IPV6_UNICAST: Family = Family { afi: AFI_IPV6, safi: SAFI_UNICAST };
+    pub const IPV6_UNICAST: Family = Family {
+        afi: AFI_IPV6,
+        safi: SAFI_UNICAST,
+    };
     /// IPv4 FlowSpec.
-    pub const IPV4_FLOWSPEC: Family = Family { afi: AFI_IPV4, safi: SAFI_FLOWSPEC };
+    pub const IPV4_FLOWSPEC: Family = Family {
+        afi: AFI_IPV4,
+        safi: SAFI_FLOWSPEC,
+    };
     /// IPv6 FlowSpec.
-    pub const IPV6_FLOWSPEC: Family = Family { afi: AFI_IPV6, safi: SAFI_FLOWSPEC };
+    pub const IPV6_FLOWSPEC: Family = Family {
+        afi: AFI_IPV6,
+        safi: SAFI_FLOWSPEC,
+    };
 
     /// The operator's name of the family, as used in configs (`ipv4-unicast`).
     pub fn name(self) -> String {
@@ -192,7 +204,10 @@ macro_rules! prefix_type {
                     None => $max,
                 };
                 if len > $max {
-                    return Err(PrefixError(format!("prefix length {len} exceeds {} in {s:?}", $max)));
+                    return Err(PrefixError(format!(
+                        "prefix length {len} exceeds {} in {s:?}",
+                        $max
+                    )));
                 }
                 Self::new_strict(addr, len)
                     .ok_or_else(|| PrefixError(format!("prefix {s:?} has host bits set")))
@@ -268,7 +283,11 @@ impl fmt::Display for Prefix {
 impl FromStr for Prefix {
     type Err = PrefixError;
     fn from_str(s: &str) -> Result<Self, PrefixError> {
-        if s.contains(':') { s.parse().map(Prefix::V6) } else { s.parse().map(Prefix::V4) }
+        if s.contains(':') {
+            s.parse().map(Prefix::V6)
+        } else {
+            s.parse().map(Prefix::V4)
+        }
     }
 }
 
@@ -329,8 +348,14 @@ mod tests {
         assert!(Ipv4Prefix::decode(&[24, 1, 2]).is_err());
         assert!(Ipv6Prefix::decode(&[129]).is_err());
         // trailing host bits are masked, not refused
-        assert_eq!(Ipv4Prefix::decode(&[8, 0xff]).unwrap().0.to_string(), "255.0.0.0/8");
-        assert_eq!(Ipv4Prefix::decode(&[7, 0xff]).unwrap().0.to_string(), "254.0.0.0/7");
+        assert_eq!(
+            Ipv4Prefix::decode(&[8, 0xff]).unwrap().0.to_string(),
+            "255.0.0.0/8"
+        );
+        assert_eq!(
+            Ipv4Prefix::decode(&[7, 0xff]).unwrap().0.to_string(),
+            "254.0.0.0/7"
+        );
     }
 
     #[test]

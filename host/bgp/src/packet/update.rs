@@ -5,8 +5,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::attributes::{self, PathAttributes, attr_code, flag};
 use super::notification::{code, update_sub};
-use super::prefix::{AFI_IPV4, AFI_IPV6, Family, Ipv4Prefix, Ipv6Prefix, PrefixError, SAFI_UNICAST};
-use super::{Context, DecodeError, HEADER_LEN, MAX_MESSAGE_LEN, Reader, begin_message, finish_message, msg_type};
+use super::prefix::{
+    AFI_IPV4, AFI_IPV6, Family, Ipv4Prefix, Ipv6Prefix, PrefixError, SAFI_UNICAST,
+};
+use super::{
+    Context, DecodeError, HEADER_LEN, MAX_MESSAGE_LEN, Reader, begin_message, finish_message,
+    msg_type,
+};
 
 /// NLRI of a multiprotocol family.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +63,12 @@ pub struct MpReach {
 }
 
 fn mp_error(why: String) -> DecodeError {
-    DecodeError::new(code::UPDATE_MESSAGE, update_sub::OPTIONAL_ATTRIBUTE, [], why)
+    DecodeError::new(
+        code::UPDATE_MESSAGE,
+        update_sub::OPTIONAL_ATTRIBUTE,
+        [],
+        why,
+    )
 }
 
 impl MpReach {
@@ -68,19 +78,33 @@ impl MpReach {
             return Err(mp_error("MP_REACH_NLRI too short".into()));
         };
         let family = Family { afi, safi };
-        let nh = r.take(nh_len as usize).ok_or_else(|| mp_error("MP_REACH_NLRI next hop overruns".into()))?;
-        r.u8().ok_or_else(|| mp_error("MP_REACH_NLRI without reserved octet".into()))?;
+        let nh = r
+            .take(nh_len as usize)
+            .ok_or_else(|| mp_error("MP_REACH_NLRI next hop overruns".into()))?;
+        r.u8()
+            .ok_or_else(|| mp_error("MP_REACH_NLRI without reserved octet".into()))?;
         let next_hop = match (afi, nh.len()) {
             (_, 4) => vec![IpAddr::from(<[u8; 4]>::try_from(nh).unwrap_or_default())],
             (_, 16) => vec![IpAddr::from(<[u8; 16]>::try_from(nh).unwrap_or_default())],
-            (_, 32) => nh.chunks_exact(16).map(|c| IpAddr::from(<[u8; 16]>::try_from(c).unwrap_or_default())).collect(),
+            (_, 32) => nh
+                .chunks_exact(16)
+                .map(|c| IpAddr::from(<[u8; 16]>::try_from(c).unwrap_or_default()))
+                .collect(),
             (AFI_IPV4 | AFI_IPV6, _) if safi == SAFI_UNICAST => {
-                return Err(mp_error(format!("MP_REACH_NLRI next hop of {} octets", nh.len())));
+                return Err(mp_error(format!(
+                    "MP_REACH_NLRI next hop of {} octets",
+                    nh.len()
+                )));
             }
             _ => Vec::new(), // e.g. FlowSpec: next hop length 0
         };
-        let nlri = MpNlri::decode(family, r.rest()).map_err(|e| mp_error(format!("MP_REACH_NLRI: {e}")))?;
-        Ok(MpReach { family, next_hop, nlri })
+        let nlri = MpNlri::decode(family, r.rest())
+            .map_err(|e| mp_error(format!("MP_REACH_NLRI: {e}")))?;
+        Ok(MpReach {
+            family,
+            next_hop,
+            nlri,
+        })
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -120,7 +144,8 @@ impl MpUnreach {
             return Err(mp_error("MP_UNREACH_NLRI too short".into()));
         };
         let family = Family { afi, safi };
-        let withdrawn = MpNlri::decode(family, r.rest()).map_err(|e| mp_error(format!("MP_UNREACH_NLRI: {e}")))?;
+        let withdrawn = MpNlri::decode(family, r.rest())
+            .map_err(|e| mp_error(format!("MP_UNREACH_NLRI: {e}")))?;
         Ok(MpUnreach { family, withdrawn })
     }
 
@@ -163,7 +188,10 @@ impl Update {
             return Update::default();
         }
         Update {
-            mp_unreach: Some(MpUnreach { family, withdrawn: MpNlri::Other(Vec::new()) }),
+            mp_unreach: Some(MpUnreach {
+                family,
+                withdrawn: MpNlri::Other(Vec::new()),
+            }),
             ..Update::default()
         }
     }
@@ -171,7 +199,11 @@ impl Update {
     /// The family this UPDATE marks the end of, if it is an End-of-RIB marker.
     pub fn end_of_rib_family(&self) -> Option<Family> {
         let no_attrs = self.attributes == PathAttributes::default();
-        if !self.withdrawn.is_empty() || !self.nlri.is_empty() || self.mp_reach.is_some() || !no_attrs {
+        if !self.withdrawn.is_empty()
+            || !self.nlri.is_empty()
+            || self.mp_reach.is_some()
+            || !no_attrs
+        {
             return None;
         }
         match &self.mp_unreach {
@@ -210,16 +242,32 @@ impl Update {
 
     pub(crate) fn decode_body(body: &[u8], ctx: &Context) -> Result<Self, DecodeError> {
         let malformed = |why: &str| {
-            DecodeError::new(code::UPDATE_MESSAGE, update_sub::MALFORMED_ATTRIBUTE_LIST, [], why.to_string())
+            DecodeError::new(
+                code::UPDATE_MESSAGE,
+                update_sub::MALFORMED_ATTRIBUTE_LIST,
+                [],
+                why.to_string(),
+            )
         };
         let bad_network = |e: PrefixError| {
-            DecodeError::new(code::UPDATE_MESSAGE, update_sub::INVALID_NETWORK_FIELD, [], e.0)
+            DecodeError::new(
+                code::UPDATE_MESSAGE,
+                update_sub::INVALID_NETWORK_FIELD,
+                [],
+                e.0,
+            )
         };
         let mut r = Reader::new(body);
         let wlen = r.u16().ok_or_else(|| malformed("UPDATE too short"))?;
-        let withdrawn = r.take(wlen as usize).ok_or_else(|| malformed("withdrawn routes length overruns the message"))?;
-        let alen = r.u16().ok_or_else(|| malformed("UPDATE without attribute length"))?;
-        let attrs = r.take(alen as usize).ok_or_else(|| malformed("total attribute length overruns the message"))?;
+        let withdrawn = r
+            .take(wlen as usize)
+            .ok_or_else(|| malformed("withdrawn routes length overruns the message"))?;
+        let alen = r
+            .u16()
+            .ok_or_else(|| malformed("UPDATE without attribute length"))?;
+        let attrs = r
+            .take(alen as usize)
+            .ok_or_else(|| malformed("total attribute length overruns the message"))?;
         let mut update = Update {
             withdrawn: Ipv4Prefix::decode_all(withdrawn).map_err(bad_network)?,
             nlri: Ipv4Prefix::decode_all(r.rest()).map_err(bad_network)?,
@@ -231,7 +279,8 @@ impl Update {
         update.mp_unreach = d.mp_unreach;
         update.discarded = d.discarded;
         update.treat_as_withdraw = d.treat_as_withdraw;
-        let announces = !update.nlri.is_empty() || update.mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty());
+        let announces =
+            !update.nlri.is_empty() || update.mp_reach.as_ref().is_some_and(|m| !m.nlri.is_empty());
         if announces && update.treat_as_withdraw.is_none() {
             let missing = [
                 (!d.has_origin, "ORIGIN"),
@@ -261,13 +310,26 @@ impl Update {
         self.withdrawn.extend(nlri);
         if let Some(reach) = self.mp_reach.take() {
             match (&mut self.mp_unreach, reach.nlri) {
-                (Some(MpUnreach { family, withdrawn: MpNlri::Ipv6(w) }), MpNlri::Ipv6(n)) if *family == reach.family => {
-                    w.extend(n)
+                (
+                    Some(MpUnreach {
+                        family,
+                        withdrawn: MpNlri::Ipv6(w),
+                    }),
+                    MpNlri::Ipv6(n),
+                ) if *family == reach.family => w.extend(n),
+                (
+                    Some(MpUnreach {
+                        family,
+                        withdrawn: MpNlri::Ipv4(w),
+                    }),
+                    MpNlri::Ipv4(n),
+                ) if *family == reach.family => w.extend(n),
+                (slot @ None, nlri) => {
+                    *slot = Some(MpUnreach {
+                        family: reach.family,
+                        withdrawn: nlri,
+                    })
                 }
-                (Some(MpUnreach { family, withdrawn: MpNlri::Ipv4(w) }), MpNlri::Ipv4(n)) if *family == reach.family => {
-                    w.extend(n)
-                }
-                (slot @ None, nlri) => *slot = Some(MpUnreach { family: reach.family, withdrawn: nlri }),
                 // Two different MP families in one UPDATE: keep the existing unreach and
                 // drop the reach; nothing of it enters the RIB.
                 _ => {}
@@ -290,7 +352,10 @@ const MP_ATTR_HEADER: usize = 4;
 impl UpdatePacker {
     /// A packer for a session with the given negotiated context.
     pub fn new(ctx: Context) -> Self {
-        UpdatePacker { ctx, max_len: MAX_MESSAGE_LEN }
+        UpdatePacker {
+            ctx,
+            max_len: MAX_MESSAGE_LEN,
+        }
     }
 
     /// The negotiated context.
@@ -299,7 +364,11 @@ impl UpdatePacker {
     }
 
     /// Encodes attributes once for a group of prefixes (pass the IPv4 next hop for IPv4 unicast).
-    pub fn encode_attributes(&self, attrs: &PathAttributes, ipv4_next_hop: Option<Ipv4Addr>) -> Vec<u8> {
+    pub fn encode_attributes(
+        &self,
+        attrs: &PathAttributes,
+        ipv4_next_hop: Option<Ipv4Addr>,
+    ) -> Vec<u8> {
         let mut v = Vec::with_capacity(64);
         attrs.encode(&self.ctx, ipv4_next_hop, &mut v);
         v
@@ -319,7 +388,13 @@ impl UpdatePacker {
             out.extend_from_slice(&[0, 0]);
             out.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
             out.extend_from_slice(attrs);
-            rest = fill(rest, out, start + self.max_len, |p, o| p.encode(o), |p| p.encoded_len());
+            rest = fill(
+                rest,
+                out,
+                start + self.max_len,
+                |p, o| p.encode(o),
+                |p| p.encoded_len(),
+            );
             finish_message(out, start, msg_type::UPDATE);
             count += 1;
         }
@@ -328,7 +403,13 @@ impl UpdatePacker {
 
     /// Appends UPDATEs announcing IPv6 unicast `prefixes` in MP_REACH with `next_hop`
     /// (global, optionally followed by link-local).
-    pub fn announce_ipv6(&self, attrs: &[u8], next_hop: &[Ipv6Addr], prefixes: &[Ipv6Prefix], out: &mut Vec<u8>) -> usize {
+    pub fn announce_ipv6(
+        &self,
+        attrs: &[u8],
+        next_hop: &[Ipv6Addr],
+        prefixes: &[Ipv6Prefix],
+        out: &mut Vec<u8>,
+    ) -> usize {
         let mp_fixed = MP_ATTR_HEADER + 3 + 1 + 16 * next_hop.len() + 1;
         let fixed = HEADER_LEN + 2 + 2 + attrs.len() + mp_fixed;
         if fixed + 17 > self.max_len {
@@ -347,9 +428,17 @@ impl UpdatePacker {
             out.extend_from_slice(&AFI_IPV6.to_be_bytes());
             out.push(SAFI_UNICAST);
             out.push((16 * next_hop.len()) as u8);
-            next_hop.iter().for_each(|a| out.extend_from_slice(&a.octets()));
+            next_hop
+                .iter()
+                .for_each(|a| out.extend_from_slice(&a.octets()));
             out.push(0);
-            rest = fill(rest, out, start + self.max_len, |p, o| p.encode(o), |p| p.encoded_len());
+            rest = fill(
+                rest,
+                out,
+                start + self.max_len,
+                |p, o| p.encode(o),
+                |p| p.encoded_len(),
+            );
             let mp_len = (out.len() - mp_at - MP_ATTR_HEADER) as u16;
             out[mp_at + 2..mp_at + 4].copy_from_slice(&mp_len.to_be_bytes());
             let alen = (out.len() - alen_at - 2) as u16;
@@ -369,7 +458,13 @@ impl UpdatePacker {
             let wlen_at = out.len();
             out.extend_from_slice(&[0, 0]);
             // Reserve the two octets of the (empty) attribute length.
-            rest = fill(rest, out, start + self.max_len - 2, |p, o| p.encode(o), |p| p.encoded_len());
+            rest = fill(
+                rest,
+                out,
+                start + self.max_len - 2,
+                |p, o| p.encode(o),
+                |p| p.encoded_len(),
+            );
             let wlen = (out.len() - wlen_at - 2) as u16;
             out[wlen_at..wlen_at + 2].copy_from_slice(&wlen.to_be_bytes());
             out.extend_from_slice(&[0, 0]);
@@ -392,7 +487,13 @@ impl UpdatePacker {
             attributes::put_attr_header(out, flag::OPTIONAL, attr_code::MP_UNREACH, 0);
             out.extend_from_slice(&AFI_IPV6.to_be_bytes());
             out.push(SAFI_UNICAST);
-            rest = fill(rest, out, start + self.max_len, |p, o| p.encode(o), |p| p.encoded_len());
+            rest = fill(
+                rest,
+                out,
+                start + self.max_len,
+                |p, o| p.encode(o),
+                |p| p.encoded_len(),
+            );
             let mp_len = (out.len() - mp_at - MP_ATTR_HEADER) as u16;
             out[mp_at + 2..mp_at + 4].copy_from_slice(&mp_len.to_be_bytes());
             let alen = (out.len() - alen_at - 2) as u16;
@@ -478,7 +579,10 @@ mod tests {
     fn ipv4_update_vector_both_ways() {
         let bytes = framed(IPV4_BODY);
         assert_eq!(Message::Update(ipv4_update()).to_bytes(&ctx()), bytes);
-        assert_eq!(decode(&bytes, &ctx()).unwrap(), Message::Update(ipv4_update()));
+        assert_eq!(
+            decode(&bytes, &ctx()).unwrap(),
+            Message::Update(ipv4_update())
+        );
     }
 
     /// 2001:db8:1::/48 via 2001:db8::1 in MP_REACH, origin IGP, empty AS_PATH.
@@ -497,7 +601,10 @@ mod tests {
     fn ipv6_update() -> Update {
         let nh: IpAddr = "2001:db8::1".parse().unwrap();
         Update {
-            attributes: PathAttributes { next_hop: Some(NextHop::Addr(nh)), ..PathAttributes::default() },
+            attributes: PathAttributes {
+                next_hop: Some(NextHop::Addr(nh)),
+                ..PathAttributes::default()
+            },
             mp_reach: Some(MpReach {
                 family: Family::IPV6_UNICAST,
                 next_hop: vec![nh],
@@ -511,12 +618,18 @@ mod tests {
     fn ipv6_update_vector_both_ways() {
         let bytes = framed(IPV6_BODY);
         assert_eq!(Message::Update(ipv6_update()).to_bytes(&ctx()), bytes);
-        assert_eq!(decode(&bytes, &ctx()).unwrap(), Message::Update(ipv6_update()));
+        assert_eq!(
+            decode(&bytes, &ctx()).unwrap(),
+            Message::Update(ipv6_update())
+        );
     }
 
     #[test]
     fn withdrawal_vectors_both_ways() {
-        let v4 = Update { withdrawn: vec!["100.10.0.0/24".parse().unwrap()], ..Update::default() };
+        let v4 = Update {
+            withdrawn: vec!["100.10.0.0/24".parse().unwrap()],
+            ..Update::default()
+        };
         let bytes = framed(&[0x00, 0x04, 0x18, 100, 10, 0, 0x00, 0x00]);
         assert_eq!(Message::Update(v4.clone()).to_bytes(&ctx()), bytes);
         assert_eq!(decode(&bytes, &ctx()).unwrap(), Message::Update(v4));
@@ -529,7 +642,8 @@ mod tests {
             ..Update::default()
         };
         let bytes = framed(&[
-            0x00, 0x00, 0x00, 0x0e, 0x90, 0x0f, 0x00, 0x0a, 0x00, 0x02, 0x01, 0x30, 0x20, 0x01, 0x0d, 0xb8, 0x00, 0x01,
+            0x00, 0x00, 0x00, 0x0e, 0x90, 0x0f, 0x00, 0x0a, 0x00, 0x02, 0x01, 0x30, 0x20, 0x01,
+            0x0d, 0xb8, 0x00, 0x01,
         ]);
         assert_eq!(Message::Update(v6.clone()).to_bytes(&ctx()), bytes);
         assert_eq!(decode(&bytes, &ctx()).unwrap(), Message::Update(v6));
@@ -542,7 +656,9 @@ mod tests {
         let v6 = Message::Update(Update::end_of_rib(Family::IPV6_UNICAST)).to_bytes(&ctx());
         assert_eq!(v6, framed(&[0, 0, 0, 7, 0x90, 0x0f, 0, 3, 0, 2, 1]));
         for (bytes, fam) in [(v4, Family::IPV4_UNICAST), (v6, Family::IPV6_UNICAST)] {
-            let Message::Update(u) = decode(&bytes, &ctx()).unwrap() else { panic!() };
+            let Message::Update(u) = decode(&bytes, &ctx()).unwrap() else {
+                panic!()
+            };
             assert_eq!(u.end_of_rib_family(), Some(fam));
         }
         assert_eq!(ipv4_update().end_of_rib_family(), None);
@@ -550,17 +666,23 @@ mod tests {
 
     #[test]
     fn two_octet_session_uses_as_trans_and_as4_path() {
-        let two = Context { four_octet_as: false };
+        let two = Context {
+            four_octet_as: false,
+        };
         let mut u = ipv4_update();
         u.attributes.as_path = AsPath::from_sequence(vec![4_200_000_000, 65001]);
         let bytes = Message::Update(u.clone()).to_bytes(&two);
-        let Message::Update(back) = decode(&bytes, &two).unwrap() else { panic!() };
+        let Message::Update(back) = decode(&bytes, &two).unwrap() else {
+            panic!()
+        };
         assert_eq!(back.attributes.as_path, u.attributes.as_path);
         assert!(bytes.windows(2).any(|w| w == 23456u16.to_be_bytes()));
     }
 
     fn decode_body(body: &[u8]) -> Result<Update, DecodeError> {
-        let Message::Update(u) = decode(&framed(body), &ctx())? else { panic!() };
+        let Message::Update(u) = decode(&framed(body), &ctx())? else {
+            panic!()
+        };
         Ok(u)
     }
 
@@ -587,7 +709,10 @@ mod tests {
         body.drain(17..24);
         body[3] -= 7;
         let u = decode_body(&body).unwrap();
-        assert_eq!(u.treat_as_withdraw.as_deref(), Some("missing well-known attribute NEXT_HOP"));
+        assert_eq!(
+            u.treat_as_withdraw.as_deref(),
+            Some("missing well-known attribute NEXT_HOP")
+        );
 
         // Wrong flags on MED (marked transitive).
         let mut body = IPV4_BODY.to_vec();
@@ -657,8 +782,9 @@ mod tests {
         let packer = UpdatePacker::new(ctx());
         let attrs = ipv4_update().attributes;
         let enc = packer.encode_attributes(&attrs, Some("192.0.2.1".parse().unwrap()));
-        let prefixes: Vec<Ipv4Prefix> =
-            (0..5000u32).map(|i| Ipv4Prefix::new(Ipv4Addr::from((10 << 24) | (i << 8)), 24).unwrap()).collect();
+        let prefixes: Vec<Ipv4Prefix> = (0..5000u32)
+            .map(|i| Ipv4Prefix::new(Ipv4Addr::from((10 << 24) | (i << 8)), 24).unwrap())
+            .collect();
         let mut out = Vec::new();
         let n = packer.announce_ipv4(&enc, &prefixes, &mut out);
         // 4096 - 23 - 34 octets of attributes leave room for 1009 /24s per message.
@@ -667,7 +793,9 @@ mod tests {
         let mut buf = &out[..];
         while let Some(len) = frame_len(buf).unwrap() {
             assert!(len <= MAX_MESSAGE_LEN);
-            let Message::Update(u) = decode(&buf[..len], &ctx()).unwrap() else { panic!() };
+            let Message::Update(u) = decode(&buf[..len], &ctx()).unwrap() else {
+                panic!()
+            };
             assert_eq!(u.attributes, attrs);
             back.extend(u.nlri);
             buf = &buf[len..];
@@ -675,7 +803,9 @@ mod tests {
         assert_eq!(back, prefixes);
 
         let v6: Vec<Ipv6Prefix> = (0..3000u128)
-            .map(|i| Ipv6Prefix::new(Ipv6Addr::from((0x2001_0db8u128 << 96) | (i << 64)), 64).unwrap())
+            .map(|i| {
+                Ipv6Prefix::new(Ipv6Addr::from((0x2001_0db8u128 << 96) | (i << 64)), 64).unwrap()
+            })
             .collect();
         let nh = ["2001:db8::1".parse().unwrap()];
         let mut attrs6 = PathAttributes::default();
@@ -688,12 +818,22 @@ mod tests {
         let mut buf = &out[..];
         attrs6.next_hop = Some(NextHop::Addr(nh[0].into()));
         while let Some(len) = frame_len(buf).unwrap() {
-            let Message::Update(u) = decode(&buf[..len], &ctx()).unwrap() else { panic!() };
-            if let Some(MpReach { nlri: MpNlri::Ipv6(p), .. }) = u.mp_reach {
+            let Message::Update(u) = decode(&buf[..len], &ctx()).unwrap() else {
+                panic!()
+            };
+            if let Some(MpReach {
+                nlri: MpNlri::Ipv6(p),
+                ..
+            }) = u.mp_reach
+            {
                 assert_eq!(u.attributes, attrs6);
                 ann.extend(p);
             }
-            if let Some(MpUnreach { withdrawn: MpNlri::Ipv6(p), .. }) = u.mp_unreach {
+            if let Some(MpUnreach {
+                withdrawn: MpNlri::Ipv6(p),
+                ..
+            }) = u.mp_unreach
+            {
                 wd6.extend(p);
             }
             wd4.extend(u.withdrawn);

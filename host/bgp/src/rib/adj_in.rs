@@ -35,8 +35,12 @@ impl AdjRibIn {
         }
         if let Some(u) = &update.mp_unreach {
             match &u.withdrawn {
-                MpNlri::Ipv4(v) => v.iter().for_each(|p| change.withdrawn += self.v4.remove(p).is_some() as usize),
-                MpNlri::Ipv6(v) => v.iter().for_each(|p| change.withdrawn += self.v6.remove(p).is_some() as usize),
+                MpNlri::Ipv4(v) => v
+                    .iter()
+                    .for_each(|p| change.withdrawn += self.v4.remove(p).is_some() as usize),
+                MpNlri::Ipv6(v) => v
+                    .iter()
+                    .for_each(|p| change.withdrawn += self.v6.remove(p).is_some() as usize),
                 MpNlri::Other(_) => {}
             }
         }
@@ -109,16 +113,47 @@ mod tests {
     fn apply_announce_and_withdraw() {
         let mut rib = AdjRibIn::new();
         let u = Update {
-            nlri: vec!["10.0.0.0/24".parse().unwrap(), "10.0.1.0/24".parse().unwrap()],
-            attributes: PathAttributes { local_pref: Some(300), ..Default::default() },
+            nlri: vec![
+                "10.0.0.0/24".parse().unwrap(),
+                "10.0.1.0/24".parse().unwrap(),
+            ],
+            attributes: PathAttributes {
+                local_pref: Some(300),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(rib.apply(&u, true), InChange { announced: 2, withdrawn: 0 });
-        assert_eq!(rib.routes().next().unwrap().1.local_pref, None, "eBGP LOCAL_PREF discarded");
-        let w = Update { withdrawn: vec!["10.0.0.0/24".parse().unwrap(), "10.9.0.0/24".parse().unwrap()], ..Default::default() };
-        assert_eq!(rib.apply(&w, true), InChange { announced: 0, withdrawn: 1 });
+        assert_eq!(
+            rib.apply(&u, true),
+            InChange {
+                announced: 2,
+                withdrawn: 0
+            }
+        );
+        assert_eq!(
+            rib.routes().next().unwrap().1.local_pref,
+            None,
+            "eBGP LOCAL_PREF discarded"
+        );
+        let w = Update {
+            withdrawn: vec![
+                "10.0.0.0/24".parse().unwrap(),
+                "10.9.0.0/24".parse().unwrap(),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(
+            rib.apply(&w, true),
+            InChange {
+                announced: 0,
+                withdrawn: 1
+            }
+        );
         let w6 = Update {
-            mp_unreach: Some(MpUnreach { family: Family::IPV6_UNICAST, withdrawn: MpNlri::Ipv6(vec![]) }),
+            mp_unreach: Some(MpUnreach {
+                family: Family::IPV6_UNICAST,
+                withdrawn: MpNlri::Ipv6(vec![]),
+            }),
             ..Default::default()
         };
         assert_eq!(rib.apply(&w6, true), InChange::default());

@@ -67,7 +67,11 @@ impl AdjRibOut {
 
     /// Loads routes into an empty table without marking them changed (the whole table is
     /// sent when a session comes up). Later duplicates of a prefix replace earlier ones.
-    pub fn load(&mut self, routes: impl IntoIterator<Item = (Prefix, Arc<PathAttributes>)>, source: SourceId) {
+    pub fn load(
+        &mut self,
+        routes: impl IntoIterator<Item = (Prefix, Arc<PathAttributes>)>,
+        source: SourceId,
+    ) {
         for (prefix, attrs) in routes {
             match prefix {
                 Prefix::V4(p) => self.v4.insert(p, Entry { attrs, source }),
@@ -77,12 +81,19 @@ impl AdjRibOut {
     }
 
     /// Announces `prefix` from `source`. Returns false if nothing changed.
-    pub fn announce(&mut self, prefix: Prefix, attrs: Arc<PathAttributes>, source: SourceId) -> bool {
+    pub fn announce(
+        &mut self,
+        prefix: Prefix,
+        attrs: Arc<PathAttributes>,
+        source: SourceId,
+    ) -> bool {
         let shadowed = &mut self.shadowed;
         by_family!(self, prefix, |map, dirty, p| {
             let new = Entry { attrs, source };
             match map.insert(p, new.clone()) {
-                Some(old) if old.source == source && Arc::ptr_eq(&old.attrs, &new.attrs) => return false,
+                Some(old) if old.source == source && Arc::ptr_eq(&old.attrs, &new.attrs) => {
+                    return false;
+                }
                 Some(old) if old.source != source => {
                     shadowed.insert((prefix, old.source), old.attrs);
                     shadowed.remove(&(prefix, source));
@@ -123,8 +134,17 @@ impl AdjRibOut {
 
     /// Withdraws every route of `source`; returns how many.
     pub fn withdraw_source(&mut self, source: SourceId) -> usize {
-        let owned: Vec<Prefix> = self.routes().filter(|r| r.2 == source).map(|r| r.0).collect();
-        let shadow: Vec<Prefix> = self.shadowed.keys().filter(|k| k.1 == source).map(|k| k.0).collect();
+        let owned: Vec<Prefix> = self
+            .routes()
+            .filter(|r| r.2 == source)
+            .map(|r| r.0)
+            .collect();
+        let shadow: Vec<Prefix> = self
+            .shadowed
+            .keys()
+            .filter(|k| k.1 == source)
+            .map(|k| k.0)
+            .collect();
         let n = owned.len() + shadow.len();
         for p in shadow.into_iter().chain(owned) {
             self.withdraw(p, source);
@@ -143,8 +163,14 @@ impl AdjRibOut {
 
     /// Every advertised route: prefix, attributes, source; IPv4 first, in prefix order.
     pub fn routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>, SourceId)> {
-        let v4 = self.v4.iter().map(|(p, e)| (Prefix::V4(*p), &e.attrs, e.source));
-        let v6 = self.v6.iter().map(|(p, e)| (Prefix::V6(*p), &e.attrs, e.source));
+        let v4 = self
+            .v4
+            .iter()
+            .map(|(p, e)| (Prefix::V4(*p), &e.attrs, e.source));
+        let v6 = self
+            .v6
+            .iter()
+            .map(|(p, e)| (Prefix::V6(*p), &e.attrs, e.source));
         v4.chain(v6)
     }
 
@@ -232,12 +258,20 @@ impl AdjRibOut {
         let mut stats = FlushStats::default();
         for &family in families {
             match family {
-                Family::IPV4_UNICAST => {
-                    send_v4(packer, policy, group(self.v4.iter().map(|(p, e)| (*p, &e.attrs))), out, &mut stats)
-                }
-                Family::IPV6_UNICAST => {
-                    send_v6(packer, policy, group(self.v6.iter().map(|(p, e)| (*p, &e.attrs))), out, &mut stats)
-                }
+                Family::IPV4_UNICAST => send_v4(
+                    packer,
+                    policy,
+                    group(self.v4.iter().map(|(p, e)| (*p, &e.attrs))),
+                    out,
+                    &mut stats,
+                ),
+                Family::IPV6_UNICAST => send_v6(
+                    packer,
+                    policy,
+                    group(self.v6.iter().map(|(p, e)| (*p, &e.attrs))),
+                    out,
+                    &mut stats,
+                ),
                 _ => {}
             }
             packer.end_of_rib(family, out);
@@ -270,7 +304,13 @@ fn group<'a, P>(routes: impl Iterator<Item = (P, &'a Arc<PathAttributes>)>) -> G
     groups
 }
 
-fn send_v4(packer: &UpdatePacker, policy: &ExportPolicy, groups: Groups<'_, Ipv4Prefix>, out: &mut Vec<u8>, stats: &mut FlushStats) {
+fn send_v4(
+    packer: &UpdatePacker,
+    policy: &ExportPolicy,
+    groups: Groups<'_, Ipv4Prefix>,
+    out: &mut Vec<u8>,
+    stats: &mut FlushStats,
+) {
     for (attrs, prefixes) in groups {
         let exported = policy.apply(attrs, false);
         let Some(NextHop::Addr(IpAddr::V4(nh))) = exported.next_hop else {
@@ -283,7 +323,13 @@ fn send_v4(packer: &UpdatePacker, policy: &ExportPolicy, groups: Groups<'_, Ipv4
     }
 }
 
-fn send_v6(packer: &UpdatePacker, policy: &ExportPolicy, groups: Groups<'_, Ipv6Prefix>, out: &mut Vec<u8>, stats: &mut FlushStats) {
+fn send_v6(
+    packer: &UpdatePacker,
+    policy: &ExportPolicy,
+    groups: Groups<'_, Ipv6Prefix>,
+    out: &mut Vec<u8>,
+    stats: &mut FlushStats,
+) {
     for (attrs, prefixes) in groups {
         let exported = policy.apply(attrs, true);
         let nh: Ipv6Addr = match exported.next_hop {
@@ -319,7 +365,9 @@ mod tests {
         let mut v = Vec::new();
         let mut buf = bytes;
         while let Some(len) = frame_len(buf).unwrap() {
-            let Message::Update(u) = decode(&buf[..len], &Context::default()).unwrap() else { panic!() };
+            let Message::Update(u) = decode(&buf[..len], &Context::default()).unwrap() else {
+                panic!()
+            };
             v.push(u);
             buf = &buf[len..];
         }
@@ -335,10 +383,25 @@ mod tests {
     #[test]
     fn full_table_then_incremental_changes() {
         let mut interner = Interner::new();
-        let a = interner.intern(PathAttributes { next_hop: Some(NextHop::Local), med: Some(100), ..Default::default() });
-        let b = interner.intern(PathAttributes { next_hop: Some(NextHop::Local), med: Some(200), ..Default::default() });
+        let a = interner.intern(PathAttributes {
+            next_hop: Some(NextHop::Local),
+            med: Some(100),
+            ..Default::default()
+        });
+        let b = interner.intern(PathAttributes {
+            next_hop: Some(NextHop::Local),
+            med: Some(200),
+            ..Default::default()
+        });
         let mut rib = AdjRibOut::new();
-        rib.load(vec![(p("10.0.0.0/24"), a.clone()), (p("10.0.1.0/24"), b.clone()), (p("2001:db8::/48"), a.clone())], 0);
+        rib.load(
+            vec![
+                (p("10.0.0.0/24"), a.clone()),
+                (p("10.0.1.0/24"), b.clone()),
+                (p("2001:db8::/48"), a.clone()),
+            ],
+            0,
+        );
         assert!(!rib.has_pending());
         let packer = UpdatePacker::new(Context::default());
         let mut out = Vec::new();
@@ -357,7 +420,10 @@ mod tests {
         assert!(!rib.withdraw(p("10.9.0.0/24"), 0));
         let mut out = Vec::new();
         let stats = rib.flush_pending(&packer, &policy(), BOTH, &mut out);
-        assert_eq!((stats.announced, stats.withdrawn, stats.messages), (1, 1, 2));
+        assert_eq!(
+            (stats.announced, stats.withdrawn, stats.messages),
+            (1, 1, 2)
+        );
         let u = updates(&out);
         assert_eq!(u[0].withdrawn, vec!["10.0.1.0/24".parse().unwrap()]);
         assert_eq!(u[1].attributes.med, Some(200));
@@ -366,14 +432,24 @@ mod tests {
 
     #[test]
     fn sources_shadow_each_other() {
-        let a = Arc::new(PathAttributes { med: Some(1), ..Default::default() });
-        let b = Arc::new(PathAttributes { med: Some(2), ..Default::default() });
+        let a = Arc::new(PathAttributes {
+            med: Some(1),
+            ..Default::default()
+        });
+        let b = Arc::new(PathAttributes {
+            med: Some(2),
+            ..Default::default()
+        });
         let mut rib = AdjRibOut::new();
         rib.announce(p("10.0.0.0/24"), a.clone(), 1);
         rib.announce(p("10.0.0.0/24"), b.clone(), 2);
         assert_eq!(rib.get(&p("10.0.0.0/24")).unwrap().1, 2);
         assert!(rib.withdraw(p("10.0.0.0/24"), 2));
-        assert_eq!(rib.get(&p("10.0.0.0/24")).unwrap().1, 1, "source 1 comes back");
+        assert_eq!(
+            rib.get(&p("10.0.0.0/24")).unwrap().1,
+            1,
+            "source 1 comes back"
+        );
         rib.announce(p("10.0.1.0/24"), a.clone(), 1);
         assert_eq!(rib.withdraw_source(1), 2);
         assert!(rib.is_empty());
@@ -381,11 +457,19 @@ mod tests {
 
     #[test]
     fn families_not_negotiated_are_not_sent() {
-        let a = Arc::new(PathAttributes { next_hop: Some(NextHop::Local), ..Default::default() });
+        let a = Arc::new(PathAttributes {
+            next_hop: Some(NextHop::Local),
+            ..Default::default()
+        });
         let mut rib = AdjRibOut::new();
         rib.announce(p("2001:db8::/48"), a, 0);
         let mut out = Vec::new();
-        let stats = rib.flush_pending(&UpdatePacker::new(Context::default()), &policy(), &[Family::IPV4_UNICAST], &mut out);
+        let stats = rib.flush_pending(
+            &UpdatePacker::new(Context::default()),
+            &policy(),
+            &[Family::IPV4_UNICAST],
+            &mut out,
+        );
         assert_eq!(stats, FlushStats::default());
         assert!(out.is_empty());
     }

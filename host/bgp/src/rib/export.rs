@@ -61,14 +61,23 @@ mod tests {
         let out = policy(true).apply(&attrs, false);
         assert_eq!(out.as_path.to_string(), "65001 65010");
         assert_eq!(out.local_pref, None);
-        assert_eq!(out.next_hop, Some(NextHop::Addr("127.0.0.1".parse().unwrap())));
+        assert_eq!(
+            out.next_hop,
+            Some(NextHop::Addr("127.0.0.1".parse().unwrap()))
+        );
         let out6 = policy(true).apply(&attrs, true);
-        assert_eq!(out6.next_hop, Some(NextHop::Addr("::ffff:127.0.0.1".parse().unwrap())));
+        assert_eq!(
+            out6.next_hop,
+            Some(NextHop::Addr("::ffff:127.0.0.1".parse().unwrap()))
+        );
     }
 
     #[test]
     fn ibgp_keeps_path_and_defaults_local_pref() {
-        let attrs = PathAttributes { next_hop: Some(NextHop::Addr("192.0.2.1".parse().unwrap())), ..Default::default() };
+        let attrs = PathAttributes {
+            next_hop: Some(NextHop::Addr("192.0.2.1".parse().unwrap())),
+            ..Default::default()
+        };
         let out = policy(false).apply(&attrs, false);
         assert!(out.as_path.segments.is_empty());
         assert_eq!(out.local_pref, Some(100));

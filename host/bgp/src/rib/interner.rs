@@ -49,9 +49,18 @@ mod tests {
     #[test]
     fn equal_sets_share_one_allocation() {
         let mut i = Interner::new();
-        let a = i.intern(PathAttributes { med: Some(1), ..Default::default() });
-        let b = i.intern(PathAttributes { med: Some(1), ..Default::default() });
-        let c = i.intern(PathAttributes { med: Some(2), ..Default::default() });
+        let a = i.intern(PathAttributes {
+            med: Some(1),
+            ..Default::default()
+        });
+        let b = i.intern(PathAttributes {
+            med: Some(1),
+            ..Default::default()
+        });
+        let c = i.intern(PathAttributes {
+            med: Some(2),
+            ..Default::default()
+        });
         assert!(Arc::ptr_eq(&a, &b));
         assert!(!Arc::ptr_eq(&a, &c));
         drop((a, b));

@@ -48,7 +48,10 @@ impl State {
 
     /// True while a transport connection is in use.
     pub fn connected(self) -> bool {
-        matches!(self, State::OpenSent | State::OpenConfirm | State::Established)
+        matches!(
+            self,
+            State::OpenSent | State::OpenConfirm | State::Established
+        )
     }
 }
 
@@ -182,13 +185,20 @@ impl Session {
 
     /// The earliest timer deadline, if any timer runs.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.connect_retry_at, self.hold_at, self.keepalive_at].into_iter().flatten().min()
+        [self.connect_retry_at, self.hold_at, self.keepalive_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The OPEN this side sends.
     pub fn open_message(&self) -> Open {
-        let mut capabilities: Vec<Capability> =
-            self.config.families.iter().map(|f| Capability::Multiprotocol(*f)).collect();
+        let mut capabilities: Vec<Capability> = self
+            .config
+            .families
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
         capabilities.push(Capability::RouteRefresh);
         capabilities.push(Capability::FourOctetAs(self.config.local_as));
         if let Some(time) = self.config.graceful_restart {
@@ -198,7 +208,12 @@ impl Session {
                 families: self.config.families.iter().map(|f| (*f, 0)).collect(),
             }));
         }
-        Open { asn: self.config.local_as, hold_time: self.config.hold_time, bgp_id: self.config.router_id, capabilities }
+        Open {
+            asn: self.config.local_as,
+            hold_time: self.config.hold_time,
+            bgp_id: self.config.router_id,
+            capabilities,
+        }
     }
 
     /// Handles one event at time `now`.
@@ -220,7 +235,10 @@ impl Session {
                 self.backoff = self.config.connect_retry;
             }
             (State::Idle, Event::TcpConnected) => out.push(Action::Disconnect),
-            (State::Connect | State::Active | State::OpenSent | State::OpenConfirm, Event::TcpConnected) => {
+            (
+                State::Connect | State::Active | State::OpenSent | State::OpenConfirm,
+                Event::TcpConnected,
+            ) => {
                 self.negotiated = None;
                 self.connect_retry_at = None;
                 self.keepalive_at = None;
@@ -230,16 +248,31 @@ impl Session {
             }
             (State::Established, Event::TcpConnected) => {}
             (State::Idle | State::Active, Event::TcpFailed(_)) => {}
-            (state, Event::TcpFailed(why)) => self.fail(now, state, format!("connection lost: {why}"), None, &mut out),
-            (State::Idle | State::Connect | State::Active, Event::Message(_) | Event::DecodeError(_)) => {}
+            (state, Event::TcpFailed(why)) => self.fail(
+                now,
+                state,
+                format!("connection lost: {why}"),
+                None,
+                &mut out,
+            ),
+            (
+                State::Idle | State::Connect | State::Active,
+                Event::Message(_) | Event::DecodeError(_),
+            ) => {}
             (state, Event::DecodeError(e)) => {
                 let reason = format!("malformed message: {}", e.reason);
                 self.fail(now, state, reason, Some(e.notification), &mut out)
             }
-            (state, Event::Message(Message::Notification(n))) => {
-                self.fail(now, state, format!("peer sent NOTIFICATION {}", n.describe()), None, &mut out)
+            (state, Event::Message(Message::Notification(n))) => self.fail(
+                now,
+                state,
+                format!("peer sent NOTIFICATION {}", n.describe()),
+                None,
+                &mut out,
+            ),
+            (State::OpenSent, Event::Message(Message::Open(open))) => {
+                self.receive_open(now, open, &mut out)
             }
-            (State::OpenSent, Event::Message(Message::Open(open))) => self.receive_open(now, open, &mut out),
             (State::OpenConfirm, Event::Message(Message::Keepalive)) => {
                 self.state = State::Established;
                 self.backoff = self.config.connect_retry;
@@ -255,14 +288,27 @@ impl Session {
                     Message::Keepalive => {}
                     Message::Update(u) => out.push(Action::Update(u)),
                     Message::RouteRefresh(rr) => {
-                        let known = self.negotiated.as_ref().is_some_and(|n| n.families.contains(&rr.family));
+                        let known = self
+                            .negotiated
+                            .as_ref()
+                            .is_some_and(|n| n.families.contains(&rr.family));
                         if known && rr.subtype == 0 {
                             out.push(Action::Refresh(rr.family));
                         }
                     }
                     Message::Open(_) => {
-                        let n = Notification { code: code::FSM, subcode: fsm_sub::UNEXPECTED_IN_ESTABLISHED, data: vec![] };
-                        self.fail(now, State::Established, "unexpected OPEN in Established".into(), Some(n), &mut out);
+                        let n = Notification {
+                            code: code::FSM,
+                            subcode: fsm_sub::UNEXPECTED_IN_ESTABLISHED,
+                            data: vec![],
+                        };
+                        self.fail(
+                            now,
+                            State::Established,
+                            "unexpected OPEN in Established".into(),
+                            Some(n),
+                            &mut out,
+                        );
                     }
                     Message::Notification(_) => {}
                 }
@@ -273,7 +319,11 @@ impl Session {
                 } else {
                     fsm_sub::UNEXPECTED_IN_OPENCONFIRM
                 };
-                let n = Notification { code: code::FSM, subcode, data: vec![] };
+                let n = Notification {
+                    code: code::FSM,
+                    subcode,
+                    data: vec![],
+                };
                 let why = format!("unexpected {} in {}", msg.kind(), state.name());
                 self.fail(now, state, why, Some(n), &mut out);
             }
@@ -286,7 +336,11 @@ impl Session {
         let mut out = Vec::new();
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
         if due(self.hold_at) {
-            let n = Notification { code: code::HOLD_TIMER_EXPIRED, subcode: 0, data: vec![] };
+            let n = Notification {
+                code: code::HOLD_TIMER_EXPIRED,
+                subcode: 0,
+                data: vec![],
+            };
             let state = self.state;
             self.fail(now, state, "hold timer expired".into(), Some(n), &mut out);
         }
@@ -364,7 +418,14 @@ impl Session {
     }
 
     /// Any error: optionally notify, close, and wait (with backoff) before reconnecting.
-    fn fail(&mut self, now: Instant, from: State, reason: String, notify: Option<Notification>, out: &mut Vec<Action>) {
+    fn fail(
+        &mut self,
+        now: Instant,
+        from: State,
+        reason: String,
+        notify: Option<Notification>,
+        out: &mut Vec<Action>,
+    ) {
         if let Some(n) = notify {
             out.push(Action::Send(Message::Notification(n)));
         }
@@ -376,26 +437,59 @@ impl Session {
     }
 
     fn receive_open(&mut self, now: Instant, open: Open, out: &mut Vec<Action>) {
-        let reject = |subcode: u8, data: Vec<u8>| Notification { code: code::OPEN_MESSAGE, subcode, data };
+        let reject = |subcode: u8, data: Vec<u8>| Notification {
+            code: code::OPEN_MESSAGE,
+            subcode,
+            data,
+        };
         if open.asn != self.config.peer_as {
-            let data = u16::try_from(open.asn).unwrap_or(crate::packet::open::AS_TRANS).to_be_bytes().to_vec();
-            let why = format!("peer AS {} is not the configured {}", open.asn, self.config.peer_as);
-            return self.fail(now, State::OpenSent, why, Some(reject(open_sub::BAD_PEER_AS, data)), out);
+            let data = u16::try_from(open.asn)
+                .unwrap_or(crate::packet::open::AS_TRANS)
+                .to_be_bytes()
+                .to_vec();
+            let why = format!(
+                "peer AS {} is not the configured {}",
+                open.asn, self.config.peer_as
+            );
+            return self.fail(
+                now,
+                State::OpenSent,
+                why,
+                Some(reject(open_sub::BAD_PEER_AS, data)),
+                out,
+            );
         }
         if open.bgp_id == self.config.router_id && self.config.peer_as == self.config.local_as {
             let why = format!("peer BGP identifier {} equals ours", open.bgp_id);
-            return self.fail(now, State::OpenSent, why, Some(reject(open_sub::BAD_BGP_IDENTIFIER, vec![])), out);
+            return self.fail(
+                now,
+                State::OpenSent,
+                why,
+                Some(reject(open_sub::BAD_BGP_IDENTIFIER, vec![])),
+                out,
+            );
         }
         let peer_families: Vec<Family> = open.families().collect();
         // RFC 4760 §8: a peer without the capability speaks IPv4 unicast only.
-        let peer_families = if peer_families.is_empty() { vec![Family::IPV4_UNICAST] } else { peer_families };
-        let families: Vec<Family> =
-            self.config.families.iter().copied().filter(|f| peer_families.contains(f)).collect();
+        let peer_families = if peer_families.is_empty() {
+            vec![Family::IPV4_UNICAST]
+        } else {
+            peer_families
+        };
+        let families: Vec<Family> = self
+            .config
+            .families
+            .iter()
+            .copied()
+            .filter(|f| peer_families.contains(f))
+            .collect();
         let hold_time = self.config.hold_time.min(open.hold_time);
         self.negotiated = Some(Negotiated {
             hold_time,
             families,
-            context: Context { four_octet_as: open.four_octet_as() },
+            context: Context {
+                four_octet_as: open.four_octet_as(),
+            },
             route_refresh: open.route_refresh(),
             peer_id: open.bgp_id,
             peer_as: open.asn,
@@ -411,7 +505,11 @@ impl Session {
 /// Connection collision (RFC 4271 §6.8): true if the connection already in use is kept and
 /// the new one closed with Cease/Connection Collision Resolution. The connection initiated
 /// by the speaker with the higher BGP identifier survives.
-pub fn collision_keeps_existing(local_id: Ipv4Addr, remote_id: Ipv4Addr, existing_is_outbound: bool) -> bool {
+pub fn collision_keeps_existing(
+    local_id: Ipv4Addr,
+    remote_id: Ipv4Addr,
+    existing_is_outbound: bool,
+) -> bool {
     let local_wins = u32::from(local_id) > u32::from(remote_id);
     local_wins == existing_is_outbound
 }

@@ -31,7 +31,16 @@ fn peer_open(hold: u16) -> Message {
 }
 
 fn sends(actions: &[Action]) -> Vec<&Message> {
-    actions.iter().filter_map(|a| if let Action::Send(m) = a { Some(m) } else { None }).collect()
+    actions
+        .iter()
+        .filter_map(|a| {
+            if let Action::Send(m) = a {
+                Some(m)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 fn notification(actions: &[Action]) -> Option<(u8, u8)> {
@@ -55,8 +64,14 @@ fn established() -> (Session, Instant) {
     assert_eq!(s.state(), State::OpenConfirm);
     let a = s.handle(t, Event::Message(Message::Keepalive));
     assert_eq!(s.state(), State::Established);
-    let Action::Established(n) = &a[0] else { panic!("{a:?}") };
-    assert_eq!(n.families, vec![Family::IPV4_UNICAST], "intersection of families");
+    let Action::Established(n) = &a[0] else {
+        panic!("{a:?}")
+    };
+    assert_eq!(
+        n.families,
+        vec![Family::IPV4_UNICAST],
+        "intersection of families"
+    );
     assert_eq!(n.hold_time, 30, "smaller hold time wins");
     assert!(n.context.four_octet_as && n.route_refresh);
     (s, t)
@@ -70,7 +85,10 @@ fn idle_to_established_active_side() {
 #[test]
 fn passive_waits_for_the_peer() {
     let t = Instant::now();
-    let mut s = Session::new(SessionConfig { passive: true, ..config() });
+    let mut s = Session::new(SessionConfig {
+        passive: true,
+        ..config()
+    });
     assert!(s.handle(t, Event::Start).is_empty());
     assert_eq!(s.state(), State::Active);
     assert_eq!(s.next_deadline(), None, "passive never connects out");
@@ -135,9 +153,12 @@ fn bad_peer_as_is_refused() {
     let mut s = Session::new(config());
     s.handle(t, Event::Start);
     s.handle(t, Event::TcpConnected);
-    let Message::Open(mut open) = peer_open(90) else { panic!() };
+    let Message::Open(mut open) = peer_open(90) else {
+        panic!()
+    };
     open.asn = 65099;
-    open.capabilities.retain(|c| !matches!(c, Capability::FourOctetAs(_)));
+    open.capabilities
+        .retain(|c| !matches!(c, Capability::FourOctetAs(_)));
     let a = s.handle(t, Event::Message(Message::Open(open)));
     assert_eq!(notification(&a), Some((2, 2)));
     assert!(a.contains(&Action::Disconnect));
@@ -148,7 +169,10 @@ fn bad_peer_as_is_refused() {
 #[test]
 fn ibgp_with_our_own_identifier_is_refused() {
     let t = Instant::now();
-    let mut s = Session::new(SessionConfig { peer_as: 65001, ..config() });
+    let mut s = Session::new(SessionConfig {
+        peer_as: 65001,
+        ..config()
+    });
     s.handle(t, Event::Start);
     s.handle(t, Event::TcpConnected);
     let open = Open {
@@ -199,7 +223,11 @@ fn peer_notification_takes_the_session_down() {
     let (mut s, t) = established();
     let n = Notification::cease(cease_sub::ADMINISTRATIVE_SHUTDOWN);
     let a = s.handle(t, Event::Message(Message::Notification(n)));
-    assert_eq!(notification(&a), None, "never answer a NOTIFICATION with one");
+    assert_eq!(
+        notification(&a),
+        None,
+        "never answer a NOTIFICATION with one"
+    );
     assert!(matches!(a.last(), Some(Action::Down(r)) if r.contains("Administrative Shutdown")));
     assert_eq!(s.state(), State::Active);
     // It reconnects after the initial backoff.
@@ -211,9 +239,20 @@ fn updates_and_refresh_in_established() {
     let (mut s, t) = established();
     let a = s.handle(t, Event::Message(Message::Update(Update::default())));
     assert_eq!(a, vec![Action::Update(Update::default())]);
-    let rr = |f| Event::Message(Message::RouteRefresh(RouteRefresh { family: f, subtype: 0 }));
-    assert_eq!(s.handle(t, rr(Family::IPV4_UNICAST)), vec![Action::Refresh(Family::IPV4_UNICAST)]);
-    assert!(s.handle(t, rr(Family::IPV6_UNICAST)).is_empty(), "not negotiated");
+    let rr = |f| {
+        Event::Message(Message::RouteRefresh(RouteRefresh {
+            family: f,
+            subtype: 0,
+        }))
+    };
+    assert_eq!(
+        s.handle(t, rr(Family::IPV4_UNICAST)),
+        vec![Action::Refresh(Family::IPV4_UNICAST)]
+    );
+    assert!(
+        s.handle(t, rr(Family::IPV6_UNICAST)).is_empty(),
+        "not negotiated"
+    );
 }
 
 #[test]
@@ -221,21 +260,32 @@ fn keepalive_timer_fires_at_a_third_of_hold() {
     let (mut s, t) = established();
     // OpenConfirm set the keepalive timer to hold/3 = 10 s.
     assert!(s.poll(t + Duration::from_secs(9)).is_empty());
-    assert_eq!(s.poll(t + Duration::from_secs(10)), vec![Action::Send(Message::Keepalive)]);
+    assert_eq!(
+        s.poll(t + Duration::from_secs(10)),
+        vec![Action::Send(Message::Keepalive)]
+    );
     assert!(s.poll(t + Duration::from_secs(19)).is_empty());
-    assert_eq!(s.poll(t + Duration::from_secs(20)), vec![Action::Send(Message::Keepalive)]);
+    assert_eq!(
+        s.poll(t + Duration::from_secs(20)),
+        vec![Action::Send(Message::Keepalive)]
+    );
 }
 
 #[test]
 fn hold_timer_expiry_and_restart() {
     let (mut s, t) = established();
     // A KEEPALIVE from the peer at 20 s pushes hold expiry to 50 s.
-    s.handle(t + Duration::from_secs(20), Event::Message(Message::Keepalive));
+    s.handle(
+        t + Duration::from_secs(20),
+        Event::Message(Message::Keepalive),
+    );
     let a = s.poll(t + Duration::from_secs(49));
     assert_eq!(notification(&a), None);
     let a = s.poll(t + Duration::from_secs(50));
     assert_eq!(notification(&a), Some((4, 0)));
-    assert!(matches!(a.iter().find(|a| matches!(a, Action::Down(_))), Some(Action::Down(r)) if r == "hold timer expired"));
+    assert!(
+        matches!(a.iter().find(|a| matches!(a, Action::Down(_))), Some(Action::Down(r)) if r == "hold timer expired")
+    );
     assert_eq!(s.state(), State::Active);
 }
 
@@ -248,7 +298,10 @@ fn hold_timer_runs_in_opensent() {
     assert_eq!(s.next_deadline().unwrap() - t, OPEN_HOLD_TIME);
     let a = s.poll(t + OPEN_HOLD_TIME);
     assert_eq!(notification(&a), Some((4, 0)));
-    assert!(!a.iter().any(|a| matches!(a, Action::Down(_))), "was never up");
+    assert!(
+        !a.iter().any(|a| matches!(a, Action::Down(_))),
+        "was never up"
+    );
 }
 
 #[test]
@@ -266,9 +319,18 @@ fn zero_hold_time_disables_keepalives() {
 #[test]
 fn stop_sends_cease_and_stays_idle() {
     let (mut s, t) = established();
-    let a = s.handle(t, Event::Stop(Notification::administrative_shutdown("maintenance")));
+    let a = s.handle(
+        t,
+        Event::Stop(Notification::administrative_shutdown("maintenance")),
+    );
     assert_eq!(notification(&a), Some((6, 2)));
-    assert_eq!(&a[1..], &[Action::Disconnect, Action::Down("stopped: Cease/Administrative Shutdown".into())]);
+    assert_eq!(
+        &a[1..],
+        &[
+            Action::Disconnect,
+            Action::Down("stopped: Cease/Administrative Shutdown".into())
+        ]
+    );
     assert_eq!(s.state(), State::Idle);
     assert_eq!(s.next_deadline(), None);
     // Stopping a session that is not connected sends nothing.
@@ -319,5 +381,8 @@ fn collision_rule() {
     assert!(!collision_keeps_existing(high, low, false));
     assert!(!collision_keeps_existing(low, high, true));
     assert!(collision_keeps_existing(low, high, false));
-    assert_eq!(collision_notification().describe(), "Cease/Connection Collision Resolution");
+    assert_eq!(
+        collision_notification().describe(),
+        "Cease/Connection Collision Resolution"
+    );
 }
