@@ -1,0 +1,91 @@
+//! `wasmbgp check` through the real binary: every mistake is printed as FILE:LINE:COL.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasmbgp-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn check(config: &str, name: &str) -> (i32, String) {
+    let dir = workdir(name);
+    let path = dir.join("wasmbgp.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp")).arg("check").arg(&path).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let text = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "CONFIG");
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[test]
+fn three_different_mistakes_each_with_its_line() {
+    let config = r#"router-id = "127.0.0.1"
+local-as = 65001
+
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+hold-time = 2
+
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+
+[[route]]
+prefix = "100.10.0.0/24"
+next-hop = "2001:db8::1"
+colour = "blue"
+"#;
+    let (code, text) = check(config, "three");
+    assert_eq!(code, 1, "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "CONFIG:7:13: neighbor[1].hold-time must be 0 or at least 3 seconds",
+            "CONFIG:10:11: duplicate neighbor 127.0.0.2",
+            "CONFIG:13:1: next-hop 2001:db8::1 is IPv6 but prefix 100.10.0.0/24 is IPv4",
+            "CONFIG:16:1: unknown key `colour` in route[1]",
+        ],
+        "{text}"
+    );
+}
+
+#[test]
+fn a_good_config_passes() {
+    let config = r#"router-id = "127.0.0.1"
+local-as = 65001
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+[[route]]
+prefix = "100.10.0.0/24"
+"#;
+    let (code, text) = check(config, "good");
+    assert_eq!(code, 0, "{text}");
+    assert!(text.ends_with("ok (1 neighbors, 1 routes)\n"), "{text}");
+}
+
+#[test]
+fn a_missing_component_is_refused_with_the_reason() {
+    let config = r#"router-id = "127.0.0.1"
+local-as = 65001
+[[plugin]]
+name = "web"
+world = "healthcheck"
+component = "nowhere/tcp-check.wasm"
+"#;
+    let (code, text) = check(config, "plugin");
+    assert_eq!(code, 1, "{text}");
+    assert!(text.starts_with("CONFIG:6:13: component "), "{text}");
+    assert!(text.contains("does not exist"), "{text}");
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let (code, text) = check("router-id = \"127.0.0.1\"\nlocal-as = \n", "syntax");
+    assert_eq!(code, 1);
+    assert!(text.starts_with("CONFIG:2:"), "{text}");
+}
