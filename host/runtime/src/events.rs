@@ -95,9 +95,15 @@ pub enum PluginEvent {
 /// be zero.
 pub fn parse_prefix(text: &str) -> Result<String, String> {
     let text = text.trim();
-    let (addr, len) = text.split_once('/').ok_or_else(|| format!("prefix {text:?} lacks /LENGTH"))?;
-    let ip: IpAddr = addr.parse().map_err(|_| format!("prefix {text:?}: bad address"))?;
-    let len: u8 = len.parse().map_err(|_| format!("prefix {text:?}: bad length"))?;
+    let (addr, len) = text
+        .split_once('/')
+        .ok_or_else(|| format!("prefix {text:?} lacks /LENGTH"))?;
+    let ip: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("prefix {text:?}: bad address"))?;
+    let len: u8 = len
+        .parse()
+        .map_err(|_| format!("prefix {text:?}: bad length"))?;
     let (bits, max) = match ip {
         IpAddr::V4(v4) => (u128::from(u32::from(v4)) << 96, 32u8),
         IpAddr::V6(v6) => (u128::from(v6), 128u8),
@@ -105,7 +111,11 @@ pub fn parse_prefix(text: &str) -> Result<String, String> {
     if len > max {
         return Err(format!("prefix {text:?}: length above {max}"));
     }
-    let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    };
     if bits & !mask != 0 {
         return Err(format!("prefix {text:?} has host bits set"));
     }

@@ -57,9 +57,13 @@ impl std::fmt::Display for ProbeKind {
 /// trailing "/" for HTTP grants).
 fn parse_target(list: &str, entry: &str) -> anyhow::Result<SocketAddr> {
     let trimmed = entry.trim();
-    let bare = trimmed.strip_prefix("http://").unwrap_or(trimmed).trim_end_matches('/');
-    bare.parse::<SocketAddr>()
-        .with_context(|| format!("grants.{list}: {entry:?} is not IP:PORT (names are not resolved; use an address)"))
+    let bare = trimmed
+        .strip_prefix("http://")
+        .unwrap_or(trimmed)
+        .trim_end_matches('/');
+    bare.parse::<SocketAddr>().with_context(|| {
+        format!("grants.{list}: {entry:?} is not IP:PORT (names are not resolved; use an address)")
+    })
 }
 
 impl CheckedGrants {
@@ -69,10 +73,16 @@ impl CheckedGrants {
             entries.iter().map(|e| parse_target(list, e)).collect()
         };
         if grants.memory < MIN_MEMORY || grants.memory > MAX_MEMORY {
-            bail!("grants.memory = {} bytes is out of range (1 MiB to 4 GiB)", grants.memory);
+            bail!(
+                "grants.memory = {} bytes is out of range (1 MiB to 4 GiB)",
+                grants.memory
+            );
         }
         if grants.deadline.is_zero() || grants.deadline > MAX_DEADLINE {
-            bail!("grants.deadline = {:?} is out of range (above 0, at most 60 s)", grants.deadline);
+            bail!(
+                "grants.deadline = {:?} is out of range (above 0, at most 60 s)",
+                grants.deadline
+            );
         }
         Ok(CheckedGrants {
             tcp: parse_all("tcp", &grants.tcp)?,
@@ -98,19 +108,22 @@ impl CheckedGrants {
     /// request means every granted neighbor. Errors name what is denied.
     pub fn neighbors_for(&self, requested: &[String]) -> Result<Vec<IpAddr>, NeighborError> {
         if self.neighbors.is_empty() {
-            return Err(NeighborError::Denied("no neighbors are granted to this plugin".into()));
+            return Err(NeighborError::Denied(
+                "no neighbors are granted to this plugin".into(),
+            ));
         }
         if requested.is_empty() {
             return Ok(self.neighbors.iter().copied().collect());
         }
         let mut out = Vec::with_capacity(requested.len());
         for text in requested {
-            let ip: IpAddr = text
-                .trim()
-                .parse()
-                .map_err(|_| NeighborError::Invalid(format!("neighbor {text:?} is not an IP address")))?;
+            let ip: IpAddr = text.trim().parse().map_err(|_| {
+                NeighborError::Invalid(format!("neighbor {text:?} is not an IP address"))
+            })?;
             if !self.neighbors.contains(&ip) {
-                return Err(NeighborError::Denied(format!("neighbor {ip} is not granted")));
+                return Err(NeighborError::Denied(format!(
+                    "neighbor {ip} is not granted"
+                )));
             }
             if !out.contains(&ip) {
                 out.push(ip);
@@ -156,20 +169,43 @@ mod tests {
     fn insane_grants_are_refused() {
         let mut g = grants();
         g.tcp.push("localhost:80".into());
-        assert!(CheckedGrants::new(&g).unwrap_err().to_string().contains("localhost"));
-        let g = Grants { memory: 10, ..Grants::default() };
+        assert!(
+            CheckedGrants::new(&g)
+                .unwrap_err()
+                .to_string()
+                .contains("localhost")
+        );
+        let g = Grants {
+            memory: 10,
+            ..Grants::default()
+        };
         assert!(CheckedGrants::new(&g).is_err());
-        let g = Grants { deadline: Duration::ZERO, ..Grants::default() };
+        let g = Grants {
+            deadline: Duration::ZERO,
+            ..Grants::default()
+        };
         assert!(CheckedGrants::new(&g).is_err());
     }
 
     #[test]
     fn neighbors() {
         let g = CheckedGrants::new(&grants()).unwrap();
-        assert_eq!(g.neighbors_for(&[]).unwrap(), vec!["127.0.0.2".parse::<IpAddr>().unwrap()]);
-        assert!(matches!(g.neighbors_for(&["127.0.0.3".into()]), Err(NeighborError::Denied(_))));
-        assert!(matches!(g.neighbors_for(&["x".into()]), Err(NeighborError::Invalid(_))));
+        assert_eq!(
+            g.neighbors_for(&[]).unwrap(),
+            vec!["127.0.0.2".parse::<IpAddr>().unwrap()]
+        );
+        assert!(matches!(
+            g.neighbors_for(&["127.0.0.3".into()]),
+            Err(NeighborError::Denied(_))
+        ));
+        assert!(matches!(
+            g.neighbors_for(&["x".into()]),
+            Err(NeighborError::Invalid(_))
+        ));
         let none = CheckedGrants::new(&Grants::default()).unwrap();
-        assert!(matches!(none.neighbors_for(&[]), Err(NeighborError::Denied(_))));
+        assert!(matches!(
+            none.neighbors_for(&[]),
+            Err(NeighborError::Denied(_))
+        ));
     }
 }

@@ -67,7 +67,12 @@ pub struct Hysteresis {
 impl Hysteresis {
     /// A fresh machine with no verdict yet.
     pub fn new(config: HysteresisConfig) -> Self {
-        Hysteresis { config, reported: None, passes: 0, failures: 0 }
+        Hysteresis {
+            config,
+            reported: None,
+            passes: 0,
+            failures: 0,
+        }
     }
 
     /// The configuration in force.
@@ -112,7 +117,11 @@ impl Hysteresis {
     pub fn disable(&mut self) -> Option<Health> {
         self.passes = 0;
         self.failures = 0;
-        if self.reported == Some(Health::Disabled) { None } else { self.report(Health::Disabled) }
+        if self.reported == Some(Health::Disabled) {
+            None
+        } else {
+            self.report(Health::Disabled)
+        }
     }
 
     /// Switches checks back on. Nothing is reported now; the next verdict
@@ -199,7 +208,10 @@ mod tests {
         assert!(!m.changing());
 
         let mut m = machine(3, 2);
-        assert_eq!(feed(&mut m, &[false, false]), vec![None, Some(Health::Down)]);
+        assert_eq!(
+            feed(&mut m, &[false, false]),
+            vec![None, Some(Health::Down)]
+        );
     }
 
     #[test]
@@ -217,7 +229,10 @@ mod tests {
         feed(&mut m, &[true, true]);
         assert_eq!(m.health(), Some(Health::Up));
         // two failures, then a pass: the fall streak restarts.
-        assert_eq!(feed(&mut m, &[false, false, true, false, false]), vec![None; 5]);
+        assert_eq!(
+            feed(&mut m, &[false, false, true, false, false]),
+            vec![None; 5]
+        );
         assert_eq!(m.record(false), Some(Health::Down));
         // one pass is not enough to rise.
         assert_eq!(feed(&mut m, &[true, false, true]), vec![None; 3]);
@@ -264,7 +279,12 @@ mod tests {
     fn set_config_keeps_health() {
         let mut m = machine(1, 1);
         m.record(true);
-        m.set_config(HysteresisConfig { interval: Duration::from_secs(9), fast_interval: Duration::from_secs(2), rise: 4, fall: 4 });
+        m.set_config(HysteresisConfig {
+            interval: Duration::from_secs(9),
+            fast_interval: Duration::from_secs(2),
+            rise: 4,
+            fall: 4,
+        });
         assert_eq!(m.health(), Some(Health::Up));
         assert_eq!(m.next_delay(), Some(Duration::from_secs(9)));
         assert_eq!(feed(&mut m, &[false; 3]), vec![None; 3]);

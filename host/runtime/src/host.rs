@@ -68,7 +68,11 @@ pub(crate) struct CallClock {
 impl CallClock {
     /// Starts timing a call with `deadline` of guest time.
     pub fn start(deadline: Duration) -> Self {
-        CallClock { started: Instant::now(), host_time: Duration::ZERO, deadline }
+        CallClock {
+            started: Instant::now(),
+            host_time: Duration::ZERO,
+            deadline,
+        }
     }
 
     /// Guest time used so far.
@@ -94,11 +98,21 @@ pub(crate) struct PluginCtx {
 impl PluginCtx {
     /// A context with a sandboxed WASI: no preopens, environment,
     /// arguments, network or name lookups; stdout/stderr go to the log.
-    pub fn new(shared: Arc<Shared>, grants: Arc<CheckedGrants>, events: UnboundedSender<PluginEvent>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        grants: Arc<CheckedGrants>,
+        events: UnboundedSender<PluginEvent>,
+    ) -> Self {
         let name: Arc<str> = Arc::from(shared.name.as_str());
         let wasi = WasiCtx::builder()
-            .stdout(LogStream { plugin: name.clone(), stream: "stdout" })
-            .stderr(LogStream { plugin: name.clone(), stream: "stderr" })
+            .stdout(LogStream {
+                plugin: name.clone(),
+                stream: "stdout",
+            })
+            .stderr(LogStream {
+                plugin: name.clone(),
+                stream: "stderr",
+            })
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -126,18 +140,28 @@ impl PluginCtx {
 
     /// Checks a probe target against the grant; a denial is logged,
     /// counted and returned, and nothing reaches the network.
-    fn authorize(&self, kind: ProbeKind, target: &str) -> Result<std::net::SocketAddr, ProbeFailure> {
+    fn authorize(
+        &self,
+        kind: ProbeKind,
+        target: &str,
+    ) -> Result<std::net::SocketAddr, ProbeFailure> {
         let addr = probes::parse_target(target)?;
         self.authorize_addr(kind, addr)
     }
 
-    fn authorize_addr(&self, kind: ProbeKind, addr: std::net::SocketAddr) -> Result<std::net::SocketAddr, ProbeFailure> {
+    fn authorize_addr(
+        &self,
+        kind: ProbeKind,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::SocketAddr, ProbeFailure> {
         if self.grants.allows(kind, &addr) {
             return Ok(addr);
         }
         self.shared.count_denied();
         tracing::warn!(plugin = %self.name, probe = %kind, target = %addr, "denied: target outside grants.{kind}");
-        Err(ProbeFailure::Denied(format!("{addr} is not in grants.{kind}")))
+        Err(ProbeFailure::Denied(format!(
+            "{addr} is not in grants.{kind}"
+        )))
     }
 
     fn probe_timeout(&self, timeout_ms: u32) -> Duration {
@@ -172,7 +196,10 @@ impl PluginCtx {
 
 impl WasiView for PluginCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -191,7 +218,11 @@ impl From<ProbeFailure> for probe::ProbeError {
 impl types::Host for PluginCtx {}
 
 impl probe::Host for PluginCtx {
-    async fn tcp_connect(&mut self, target: String, timeout_ms: u32) -> Result<u64, probe::ProbeError> {
+    async fn tcp_connect(
+        &mut self,
+        target: String,
+        timeout_ms: u32,
+    ) -> Result<u64, probe::ProbeError> {
         let addr = self.authorize(ProbeKind::Tcp, &target)?;
         let timeout = self.probe_timeout(timeout_ms);
         Ok(self.timed(probes::tcp_connect(addr, timeout)).await?)
@@ -210,7 +241,9 @@ impl probe::Host for PluginCtx {
             probe::RecordType::A => RecordKind::A,
             probe::RecordType::Aaaa => RecordKind::Aaaa,
         };
-        let answer = self.timed(probes::dns_query(addr, &name, kind, timeout)).await?;
+        let answer = self
+            .timed(probes::dns_query(addr, &name, kind, timeout))
+            .await?;
         Ok(probe::DnsAnswer {
             rcode: answer.rcode,
             addresses: answer.addresses.iter().map(ToString::to_string).collect(),
@@ -218,12 +251,21 @@ impl probe::Host for PluginCtx {
         })
     }
 
-    async fn http_get(&mut self, url: String, timeout_ms: u32, max_body: u32) -> Result<probe::HttpResponse, probe::ProbeError> {
+    async fn http_get(
+        &mut self,
+        url: String,
+        timeout_ms: u32,
+        max_body: u32,
+    ) -> Result<probe::HttpResponse, probe::ProbeError> {
         let parsed = probes::parse_http_url(&url)?;
         self.authorize_addr(ProbeKind::Http, parsed.addr)?;
         let timeout = self.probe_timeout(timeout_ms);
-        let max_body = usize::try_from(max_body).unwrap_or(usize::MAX).min(STATE_MAX_TOTAL);
-        let r = self.timed(probes::http_get(&parsed, timeout, max_body)).await?;
+        let max_body = usize::try_from(max_body)
+            .unwrap_or(usize::MAX)
+            .min(STATE_MAX_TOTAL);
+        let r = self
+            .timed(probes::http_get(&parsed, timeout, max_body))
+            .await?;
         Ok(probe::HttpResponse {
             status: r.status,
             headers: r.headers,
@@ -235,22 +277,26 @@ impl probe::Host for PluginCtx {
 }
 
 impl routes::Host for PluginCtx {
-    fn announce(&mut self, route: types::Route, neighbors: Vec<String>) -> Result<(), routes::RouteError> {
+    fn announce(
+        &mut self,
+        route: types::Route,
+        neighbors: Vec<String>,
+    ) -> Result<(), routes::RouteError> {
         let neighbors = self.neighbors(&neighbors)?;
         let prefix = parse_prefix(&route.prefix).map_err(routes::RouteError::Invalid)?;
         let next_hop = match &route.next_hop {
             None => None,
-            Some(text) => Some(
-                text.trim()
-                    .parse()
-                    .map_err(|_| routes::RouteError::Invalid(format!("next-hop {text:?} is not an IP address")))?,
-            ),
+            Some(text) => Some(text.trim().parse().map_err(|_| {
+                routes::RouteError::Invalid(format!("next-hop {text:?} is not an IP address"))
+            })?),
         };
         if !self.shared.own_route(&prefix, self.grants.max_routes) {
             self.shared.count_denied();
             let cap = self.grants.max_routes.unwrap_or(0);
             tracing::warn!(plugin = %self.name, %prefix, "route refused: max-routes {cap} reached");
-            return Err(routes::RouteError::LimitExceeded(format!("max-routes is {cap}")));
+            return Err(routes::RouteError::LimitExceeded(format!(
+                "max-routes is {cap}"
+            )));
         }
         let route = PluginRoute {
             prefix,
@@ -267,15 +313,27 @@ impl routes::Host for PluginCtx {
             large_communities: route.large_communities,
             extended_communities: route.extended_communities,
         };
-        let _ = self.events.send(PluginEvent::Announce { plugin: self.name.to_string(), route, neighbors });
+        let _ = self.events.send(PluginEvent::Announce {
+            plugin: self.name.to_string(),
+            route,
+            neighbors,
+        });
         Ok(())
     }
 
-    fn withdraw(&mut self, prefix: String, neighbors: Vec<String>) -> Result<(), routes::RouteError> {
+    fn withdraw(
+        &mut self,
+        prefix: String,
+        neighbors: Vec<String>,
+    ) -> Result<(), routes::RouteError> {
         let neighbors = self.neighbors(&neighbors)?;
         let prefix = parse_prefix(&prefix).map_err(routes::RouteError::Invalid)?;
         self.shared.disown_route(&prefix);
-        let _ = self.events.send(PluginEvent::Withdraw { plugin: self.name.to_string(), prefix, neighbors });
+        let _ = self.events.send(PluginEvent::Withdraw {
+            plugin: self.name.to_string(),
+            prefix,
+            neighbors,
+        });
         Ok(())
     }
 }
@@ -296,7 +354,10 @@ impl log::Host for PluginCtx {
 
 impl clock::Host for PluginCtx {
     fn now_ms(&mut self) -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 
     fn monotonic_us(&mut self) -> u64 {
@@ -391,7 +452,11 @@ impl IsTerminal for LogStream {
 
 impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
-        Box::new(LineLogger { plugin: self.plugin.clone(), stream: self.stream, line: Vec::new() })
+        Box::new(LineLogger {
+            plugin: self.plugin.clone(),
+            stream: self.stream,
+            line: Vec::new(),
+        })
     }
 }
 
@@ -414,7 +479,11 @@ impl LineLogger {
 }
 
 impl tokio::io::AsyncWrite for LineLogger {
-    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         for &b in buf {
             if b == b'\n' || self.line.len() >= MAX_LOG_LINE {
                 self.emit();
@@ -430,7 +499,10 @@ impl tokio::io::AsyncWrite for LineLogger {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        _cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
         self.emit();
         Poll::Ready(Ok(()))
     }

@@ -81,7 +81,10 @@ impl Runtime {
 
     /// A runtime with `options`.
     pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Self> {
-        Ok(Runtime { engine: Arc::new(engine::EngineShared::new(options.cache_dir.clone())?), options })
+        Ok(Runtime {
+            engine: Arc::new(engine::EngineShared::new(options.cache_dir.clone())?),
+            options,
+        })
     }
 
     /// Validates a spec without running anything: name, intervals and
@@ -96,8 +99,20 @@ impl Runtime {
     /// to `events`. Compiles synchronously (cached): for a large component
     /// not yet cached, call it from a blocking context. Must be called within
     /// a tokio runtime.
-    pub fn start(&self, spec: PluginSpec, events: UnboundedSender<PluginEvent>) -> anyhow::Result<PluginHandle> {
+    pub fn start(
+        &self,
+        spec: PluginSpec,
+        events: UnboundedSender<PluginEvent>,
+    ) -> anyhow::Result<PluginHandle> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            anyhow::bail!("Runtime::start must be called within a tokio runtime");
+        }
         let prepared = supervisor::prepare(&self.engine, spec)?;
-        Ok(PluginHandle::spawn(self.engine.clone(), prepared, self.options.restart, events))
+        Ok(PluginHandle::spawn(
+            self.engine.clone(),
+            prepared,
+            self.options.restart,
+            events,
+        ))
     }
 }

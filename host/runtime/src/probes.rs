@@ -41,7 +41,9 @@ impl std::fmt::Display for ProbeFailure {
 fn io_failure(e: std::io::Error) -> ProbeFailure {
     use std::io::ErrorKind::*;
     match e.kind() {
-        ConnectionRefused | ConnectionReset | ConnectionAborted => ProbeFailure::Refused(e.to_string()),
+        ConnectionRefused | ConnectionReset | ConnectionAborted => {
+            ProbeFailure::Refused(e.to_string())
+        }
         TimedOut => ProbeFailure::Timeout,
         _ => ProbeFailure::Failed(e.to_string()),
     }
@@ -51,7 +53,9 @@ async fn within<T>(
     timeout: Duration,
     fut: impl Future<Output = Result<T, ProbeFailure>>,
 ) -> Result<T, ProbeFailure> {
-    tokio::time::timeout(timeout, fut).await.unwrap_or(Err(ProbeFailure::Timeout))
+    tokio::time::timeout(timeout, fut)
+        .await
+        .unwrap_or(Err(ProbeFailure::Timeout))
 }
 
 /// Parses a probe target "IP:PORT" / "[IPv6]:PORT".
@@ -112,14 +116,18 @@ static NEXT_ID: AtomicU16 = AtomicU16::new(0x3a1d);
 pub fn dns_encode_query(id: u16, name: &str, kind: RecordKind) -> Result<Vec<u8>, ProbeFailure> {
     let name = name.trim().trim_end_matches('.');
     if name.is_empty() || name.len() > 253 {
-        return Err(ProbeFailure::Invalid(format!("DNS name {name:?} is empty or too long")));
+        return Err(ProbeFailure::Invalid(format!(
+            "DNS name {name:?} is empty or too long"
+        )));
     }
     let mut msg = Vec::with_capacity(18 + name.len());
     msg.extend_from_slice(&id.to_be_bytes());
     msg.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]); // RD; QDCOUNT=1
     for label in name.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(ProbeFailure::Invalid(format!("DNS name {name:?} has a bad label")));
+            return Err(ProbeFailure::Invalid(format!(
+                "DNS name {name:?} has a bad label"
+            )));
         }
         msg.push(label.len() as u8);
         msg.extend_from_slice(label.as_bytes());
@@ -165,7 +173,9 @@ pub fn dns_decode_answer(msg: &[u8], id: u16, kind: RecordKind) -> Option<(u8, V
         let data = msg.get(pos + 10..pos + 10 + rdlen)?;
         if rtype == kind.code() {
             match (kind, data.len()) {
-                (RecordKind::A, 4) => addresses.push(IpAddr::V4(Ipv4Addr::new(data[0], data[1], data[2], data[3]))),
+                (RecordKind::A, 4) => addresses.push(IpAddr::V4(Ipv4Addr::new(
+                    data[0], data[1], data[2], data[3],
+                ))),
                 (RecordKind::Aaaa, 16) => {
                     let octets: [u8; 16] = data.try_into().ok()?;
                     addresses.push(IpAddr::V6(Ipv6Addr::from(octets)));
@@ -202,7 +212,11 @@ pub async fn dns_query(
         loop {
             let n = socket.recv(&mut buf).await.map_err(io_failure)?;
             if let Some((rcode, addresses)) = dns_decode_answer(&buf[..n], id, kind) {
-                return Ok(DnsAnswer { rcode, addresses, elapsed_us: elapsed_us(start) });
+                return Ok(DnsAnswer {
+                    rcode,
+                    addresses,
+                    elapsed_us: elapsed_us(start),
+                });
             }
         }
     })
@@ -238,7 +252,10 @@ pub struct HttpUrl {
 /// Parses a plain-HTTP URL whose host is an IP literal.
 pub fn parse_http_url(url: &str) -> Result<HttpUrl, ProbeFailure> {
     let invalid = |why: &str| ProbeFailure::Invalid(format!("URL {url:?}: {why}"));
-    let rest = url.trim().strip_prefix("http://").ok_or_else(|| invalid("only http:// is supported"))?;
+    let rest = url
+        .trim()
+        .strip_prefix("http://")
+        .ok_or_else(|| invalid("only http:// is supported"))?;
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -257,14 +274,22 @@ pub fn parse_http_url(url: &str) -> Result<HttpUrl, ProbeFailure> {
             SocketAddr::new(ip, 80)
         }
     };
-    Ok(HttpUrl { addr, host: authority.to_string(), path: path.to_string() })
+    Ok(HttpUrl {
+        addr,
+        host: authority.to_string(),
+        path: path.to_string(),
+    })
 }
 
 /// The largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// Sends `GET` and reads the response, keeping at most `max_body` bytes.
-pub async fn http_get(url: &HttpUrl, timeout: Duration, max_body: usize) -> Result<HttpResponse, ProbeFailure> {
+pub async fn http_get(
+    url: &HttpUrl,
+    timeout: Duration,
+    max_body: usize,
+) -> Result<HttpResponse, ProbeFailure> {
     let start = Instant::now();
     within(timeout, async {
         let mut stream = TcpStream::connect(url.addr).await.map_err(io_failure)?;

@@ -60,7 +60,13 @@ pub struct Restarts {
 impl Restarts {
     /// No failures yet.
     pub fn new(policy: RestartPolicy) -> Self {
-        Restarts { policy, consecutive: 0, recent: VecDeque::new(), total: 0, failed: false }
+        Restarts {
+            policy,
+            consecutive: 0,
+            recent: VecDeque::new(),
+            total: 0,
+            failed: false,
+        }
     }
 
     /// Records a failure at `now` and says how long to wait.
@@ -82,9 +88,15 @@ impl Restarts {
             self.policy.max
         } else {
             let shift = self.consecutive.saturating_sub(1).min(31);
-            self.policy.initial.saturating_mul(1u32 << shift).min(self.policy.max)
+            self.policy
+                .initial
+                .saturating_mul(1u32 << shift)
+                .min(self.policy.max)
         };
-        RestartDecision { delay, failed: self.failed }
+        RestartDecision {
+            delay,
+            failed: self.failed,
+        }
     }
 
     /// Records a successful call: the doubling starts over and a failed
@@ -118,14 +130,26 @@ mod tests {
 
     #[test]
     fn doubles_up_to_the_cap() {
-        let policy = RestartPolicy { burst: 1000, ..RestartPolicy::default() };
+        let policy = RestartPolicy {
+            burst: 1000,
+            ..RestartPolicy::default()
+        };
         let mut r = Restarts::new(policy);
         let t = Instant::now();
-        let delays: Vec<u64> = (0..12).map(|i| r.failure(t + Duration::from_secs(i * 100)).delay.as_millis() as u64).collect();
+        let delays: Vec<u64> = (0..12)
+            .map(|i| {
+                r.failure(t + Duration::from_secs(i * 100))
+                    .delay
+                    .as_millis() as u64
+            })
+            .collect();
         assert_eq!(&delays[..5], &[100, 200, 400, 800, 1600]);
         assert_eq!(delays[11], 30_000);
         r.success();
-        assert_eq!(r.failure(t + Duration::from_secs(5000)).delay, Duration::from_millis(100));
+        assert_eq!(
+            r.failure(t + Duration::from_secs(5000)).delay,
+            Duration::from_millis(100)
+        );
         assert_eq!(r.total(), 13);
     }
 
@@ -149,7 +173,10 @@ mod tests {
         let mut r = Restarts::new(RestartPolicy::default());
         let t = Instant::now();
         for i in 0..10 {
-            assert!(!r.failure(t + Duration::from_secs(i * 20)).failed, "failure {i}");
+            assert!(
+                !r.failure(t + Duration::from_secs(i * 20)).failed,
+                "failure {i}"
+            );
         }
     }
 }

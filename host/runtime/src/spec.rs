@@ -158,14 +158,28 @@ impl PluginSpec {
 
     /// Checks the fields that need no component: name, intervals, counts.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
-        if self.name.is_empty() || self.name.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            anyhow::bail!("plugin name {:?} must be non-empty, without spaces", self.name);
+        if self.name.is_empty()
+            || self
+                .name
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            anyhow::bail!(
+                "plugin name {:?} must be non-empty, without spaces",
+                self.name
+            );
         }
         if self.interval.is_zero() || self.fast_interval.is_zero() {
-            anyhow::bail!("plugin {}: interval and fast-interval must be above 0", self.name);
+            anyhow::bail!(
+                "plugin {}: interval and fast-interval must be above 0",
+                self.name
+            );
         }
         if self.interval > MAX_INTERVAL || self.fast_interval > MAX_INTERVAL {
-            anyhow::bail!("plugin {}: interval and fast-interval must be at most a day", self.name);
+            anyhow::bail!(
+                "plugin {}: interval and fast-interval must be at most a day",
+                self.name
+            );
         }
         if self.rise == 0 || self.fall == 0 {
             anyhow::bail!("plugin {}: rise and fall must be at least 1", self.name);

@@ -157,7 +157,8 @@ impl Shared {
         if s.times_us.len() == TIMING_WINDOW {
             s.times_us.pop_front();
         }
-        s.times_us.push_back(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        s.times_us
+            .push_back(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
     }
 
     fn update(&self, f: impl FnOnce(&mut StatusInner)) {
@@ -168,7 +169,13 @@ impl Shared {
         let s = lock(&self.status);
         let mut times: Vec<u64> = s.times_us.iter().copied().collect();
         times.sort_unstable();
-        let pct = |p: usize| if times.is_empty() { 0 } else { times[((times.len() - 1) * p) / 100] };
+        let pct = |p: usize| {
+            if times.is_empty() {
+                0
+            } else {
+                times[((times.len() - 1) * p) / 100]
+            }
+        };
         PluginStatus {
             name: self.name.clone(),
             world: self.world,
@@ -232,7 +239,13 @@ impl PluginHandle {
             wake_at: tokio::time::Instant::now(),
         };
         let task = tokio::spawn(driver.run());
-        PluginHandle { name, engine, shared, control, task: Some(task) }
+        PluginHandle {
+            name,
+            engine,
+            shared,
+            control,
+            task: Some(task),
+        }
     }
 
     /// The plugin's name.
@@ -286,7 +299,9 @@ impl PluginHandle {
     pub async fn stop(mut self) {
         let _ = self.control.send(Control::Stop);
         if let Some(mut task) = self.task.take()
-            && tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err()
+            && tokio::time::timeout(Duration::from_secs(2), &mut task)
+                .await
+                .is_err()
         {
             task.abort();
         }
@@ -305,16 +320,27 @@ impl Drop for PluginHandle {
 }
 
 pub(crate) fn hysteresis_config(spec: &PluginSpec) -> HysteresisConfig {
-    HysteresisConfig { interval: spec.interval, fast_interval: spec.fast_interval, rise: spec.rise, fall: spec.fall }
+    HysteresisConfig {
+        interval: spec.interval,
+        fast_interval: spec.fast_interval,
+        rise: spec.rise,
+        fall: spec.fall,
+    }
 }
 
 /// Validates a spec and compiles, links and type-checks its component.
 pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result<Prepared> {
     spec.validate()?;
-    let grants = Arc::new(CheckedGrants::new(&spec.grants).map_err(|e| e.context(format!("plugin {}", spec.name)))?);
+    let grants = Arc::new(
+        CheckedGrants::new(&spec.grants).map_err(|e| e.context(format!("plugin {}", spec.name)))?,
+    );
     let component = engine.load(&spec.component)?;
     let export = spec.world.export_interface();
-    if component.component_type().get_export(&engine.engine, export).is_none() {
+    if component
+        .component_type()
+        .get_export(&engine.engine, export)
+        .is_none()
+    {
         anyhow::bail!(
             "{} does not export {export}: it is not a {} plugin",
             spec.component.display(),
@@ -326,7 +352,13 @@ pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result
         .instantiate_pre(&component)
         .and_then(HealthcheckPre::new)
         .map_err(crate::wasmtime_error)
-        .map_err(|e| e.context(format!("{} does not fit world {}", spec.component.display(), spec.world)))?;
+        .map_err(|e| {
+            e.context(format!(
+                "{} does not fit world {}",
+                spec.component.display(),
+                spec.world
+            ))
+        })?;
     Ok(Prepared { spec, grants, pre })
 }
 
@@ -385,7 +417,11 @@ impl Driver {
     fn emit_health(&self, health: Health, reason: String) {
         tracing::info!(plugin = %self.shared.name, %health, %reason, "health transition");
         self.shared.update(|s| s.health = Some(health));
-        let _ = self.events.send(PluginEvent::Health { plugin: self.name(), health, reason });
+        let _ = self.events.send(PluginEvent::Health {
+            plugin: self.name(),
+            health,
+            reason,
+        });
     }
 
     fn disable(&mut self) {
@@ -406,7 +442,8 @@ impl Driver {
 
     fn reload(&mut self, prepared: Prepared) {
         tracing::info!(plugin = %self.shared.name, component = %prepared.spec.component.display(), "reloading");
-        self.hysteresis.set_config(hysteresis_config(&prepared.spec));
+        self.hysteresis
+            .set_config(hysteresis_config(&prepared.spec));
         self.prepared = prepared;
         self.instance = None;
         self.restarts.clear();
@@ -440,7 +477,10 @@ impl Driver {
                 if let Some(health) = self.hysteresis.record(passed) {
                     self.emit_health(health, message);
                 }
-                let delay = self.hysteresis.next_delay().unwrap_or(self.prepared.spec.interval);
+                let delay = self
+                    .hysteresis
+                    .next_delay()
+                    .unwrap_or(self.prepared.spec.interval);
                 self.wake_at = tokio::time::Instant::now() + delay;
             }
             Err(fault) => {
@@ -456,7 +496,11 @@ impl Driver {
             Fault::Config(e) => format!("init refused the settings: {e}"),
         };
         let decision = self.restarts.failure(Instant::now());
-        let state = if decision.failed { PluginState::Failed } else { PluginState::Backoff };
+        let state = if decision.failed {
+            PluginState::Failed
+        } else {
+            PluginState::Backoff
+        };
         tracing::error!(
             plugin = %self.shared.name,
             error = %error,
@@ -475,12 +519,20 @@ impl Driver {
         // The daemon applies on-failure; the next verdict is re-stated.
         self.hysteresis.reset();
         let on_failure: OnFailure = self.prepared.spec.on_failure;
-        let _ = self.events.send(PluginEvent::Failed { plugin: self.name(), error, on_failure });
+        let _ = self.events.send(PluginEvent::Failed {
+            plugin: self.name(),
+            error,
+            on_failure,
+        });
         self.wake_at = tokio::time::Instant::now() + decision.delay;
     }
 
     fn new_store(&self) -> Store<PluginCtx> {
-        let ctx = PluginCtx::new(self.shared.clone(), self.prepared.grants.clone(), self.events.clone());
+        let ctx = PluginCtx::new(
+            self.shared.clone(),
+            self.prepared.grants.clone(),
+            self.events.clone(),
+        );
         let mut store = Store::new(&self.engine.engine, ctx);
         store.limiter(|ctx| &mut ctx.limits);
         // Every tick: yield to tokio, or interrupt once the call's guest
@@ -507,7 +559,10 @@ impl Driver {
         let settings = self.prepared.spec.settings.clone();
         let start = Instant::now();
         let result = timed_call(&mut store, deadline, async |store| {
-            bindings.wasmbgp_plugin_health_check().call_init(&mut *store, &settings).await
+            bindings
+                .wasmbgp_plugin_health_check()
+                .call_init(&mut *store, &settings)
+                .await
         })
         .await;
         self.shared.record_call(start.elapsed());
@@ -526,7 +581,10 @@ impl Driver {
         let bindings = &instance.bindings;
         let start = Instant::now();
         let result = timed_call(&mut instance.store, deadline, async |store| {
-            bindings.wasmbgp_plugin_health_check().call_check(&mut *store).await
+            bindings
+                .wasmbgp_plugin_health_check()
+                .call_check(&mut *store)
+                .await
         })
         .await;
         self.shared.record_call(start.elapsed());
@@ -554,7 +612,9 @@ async fn timed_call<T>(
 /// Names the usual faults plainly.
 fn describe_fault(error: &wasmtime::Error, deadline: Duration) -> String {
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => format!("deadline of {deadline:?} exceeded (interrupted)"),
+        Some(wasmtime::Trap::Interrupt) => {
+            format!("deadline of {deadline:?} exceeded (interrupted)")
+        }
         Some(wasmtime::Trap::UnreachableCodeReached) => {
             format!("trap: unreachable (a panic or an out-of-memory abort): {error:#}")
         }

@@ -20,7 +20,11 @@ async fn tcp_up_down(component_name: &str) {
     let runtime = runtime();
     let listener = Listener::bind("127.0.0.1:0").await;
     let addr = listener.addr.to_string();
-    let mut spec = spec("web", component_name, &[("address", &addr), ("timeout", "200ms")]);
+    let mut spec = spec(
+        "web",
+        component_name,
+        &[("address", &addr), ("timeout", "200ms")],
+    );
     spec.grants.tcp = vec![addr.clone()];
     let mut p = start(&runtime, spec);
 
@@ -40,14 +44,21 @@ async fn tcp_up_down(component_name: &str) {
     assert_eq!(health, Health::Down, "{reason}");
     assert!(reason.contains("refused"), "{reason}");
     // fall = 2: interval to the first failure, fast interval to the second.
-    assert!(down_since.elapsed() < Duration::from_millis(100 + 50 + 300), "{:?}", down_since.elapsed());
+    assert!(
+        down_since.elapsed() < Duration::from_millis(100 + 50 + 300),
+        "{:?}",
+        down_since.elapsed()
+    );
     assert!(p.handle.status().calls - calls_before >= 2);
     p.silent(Duration::from_millis(400)).await;
 
     let listener = Listener::bind(&addr).await;
     let (health, _) = p.health(T).await;
     assert_eq!(health, Health::Up);
-    eventually(T, "the listener to see the checks", || listener.count() >= 2).await;
+    eventually(T, "the listener to see the checks", || {
+        listener.count() >= 2
+    })
+    .await;
 
     let status = p.handle.status();
     eprintln!(
@@ -57,7 +68,10 @@ async fn tcp_up_down(component_name: &str) {
     assert_eq!(status.state, PluginState::Running);
     assert_eq!(status.health, Some(Health::Up));
     assert_eq!(status.restarts, 0);
-    assert!(status.p50_us > 0 && status.p99_us >= status.p50_us, "{status:?}");
+    assert!(
+        status.p50_us > 0 && status.p99_us >= status.p50_us,
+        "{status:?}"
+    );
     p.handle.stop().await;
 }
 
@@ -113,7 +127,10 @@ async fn http_server(status: Arc<AtomicU16>) -> std::net::SocketAddr {
                     }
                 }
                 let body = if status == 200 { "healthy\n" } else { "sick\n" };
-                let response = format!("HTTP/1.0 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                let response = format!(
+                    "HTTP/1.0 {status} X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                );
                 let _ = stream.write_all(response.as_bytes()).await;
             });
         }
@@ -127,7 +144,15 @@ async fn http_check_expects_a_status() {
     let status = Arc::new(AtomicU16::new(200));
     let addr = http_server(status.clone()).await;
     let url = format!("http://{addr}/health");
-    let mut spec = spec("api", "http-check", &[("url", &url), ("expect-status", "200"), ("expect-body", "healthy")]);
+    let mut spec = spec(
+        "api",
+        "http-check",
+        &[
+            ("url", &url),
+            ("expect-status", "200"),
+            ("expect-body", "healthy"),
+        ],
+    );
     spec.grants.http = vec![format!("http://{addr}")];
     let mut p = start(&runtime, spec);
 
@@ -175,11 +200,20 @@ impl Dnsmasq {
         // Ready when it answers (bounded: 5 s).
         let start = Instant::now();
         loop {
-            let q = wasmbgp_runtime::probes::dns_query(addr, "svc.test", wasmbgp_runtime::probes::RecordKind::A, Duration::from_millis(100)).await;
+            let q = wasmbgp_runtime::probes::dns_query(
+                addr,
+                "svc.test",
+                wasmbgp_runtime::probes::RecordKind::A,
+                Duration::from_millis(100),
+            )
+            .await;
             if q.is_ok() {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(5), "dnsmasq did not answer: {q:?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "dnsmasq did not answer: {q:?}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         Dnsmasq { child, addr }
@@ -205,7 +239,12 @@ async fn dns_check_against_dnsmasq() {
     let mut spec = spec(
         "resolver",
         "dns-check",
-        &[("server", &server), ("name", "svc.test"), ("expect", "192.0.2.10"), ("timeout", "200ms")],
+        &[
+            ("server", &server),
+            ("name", "svc.test"),
+            ("expect", "192.0.2.10"),
+            ("timeout", "200ms"),
+        ],
     );
     spec.grants.dns = vec![server.clone()];
     let mut p = start(&runtime, spec.clone());
@@ -231,7 +270,10 @@ async fn dns_check_against_dnsmasq() {
     dns.stop();
     let (health, reason) = p.health(T).await;
     assert_eq!(health, Health::Down, "{reason}");
-    assert!(reason.contains("timed out") || reason.contains("refused"), "{reason}");
+    assert!(
+        reason.contains("timed out") || reason.contains("refused"),
+        "{reason}"
+    );
     p.handle.stop().await;
 }
 
@@ -251,7 +293,10 @@ async fn reload_keeps_health_silently() {
     p.handle.reload(python).unwrap();
     let calls = p.handle.status().calls;
     p.silent(Duration::from_millis(600)).await;
-    assert!(p.handle.status().calls > calls + 2, "the new component is checking");
+    assert!(
+        p.handle.status().calls > calls + 2,
+        "the new component is checking"
+    );
     assert_eq!(p.handle.status().health, Some(Health::Up));
 
     // A broken reload changes nothing.

@@ -34,11 +34,18 @@ async fn probe_outside_grant_is_denied_and_never_sent() {
     let (health, reason) = p.health(T).await;
     assert_eq!(health, Health::Down, "{reason}");
     assert!(reason.contains("denied"), "{reason}");
-    eventually(T, "several denied attempts", || p.handle.status().denied >= 3).await;
+    eventually(T, "several denied attempts", || {
+        p.handle.status().denied >= 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(victim.count(), 0, "the denied target saw a connection");
     assert_eq!(granted.count(), 0);
-    assert_eq!(p.handle.status().restarts, 0, "a denial is an answer, not a fault");
+    assert_eq!(
+        p.handle.status().restarts,
+        0,
+        "a denial is an answer, not a fault"
+    );
     p.handle.stop().await;
 }
 
@@ -72,7 +79,9 @@ async fn infinite_loop_is_interrupted_and_restarted_with_backoff() {
     let mut times = Vec::new();
     for _ in 0..4 {
         match p.next(T).await {
-            PluginEvent::Failed { error, on_failure, .. } => {
+            PluginEvent::Failed {
+                error, on_failure, ..
+            } => {
                 assert!(error.contains("deadline"), "{error}");
                 assert_eq!(on_failure, OnFailure::Keep);
             }
@@ -83,11 +92,18 @@ async fn infinite_loop_is_interrupted_and_restarted_with_backoff() {
     // Each runaway call is interrupted once its 50 ms deadline is spent:
     // within a tick or two (10 ms each) of it, with slack for a loaded box.
     let status = p.handle.status();
-    eprintln!("runaway check interrupted after {} µs (p99; deadline 50 ms)", status.p99_us);
+    eprintln!(
+        "runaway check interrupted after {} µs (p99; deadline 50 ms)",
+        status.p99_us
+    );
     // (Half the calls are the quick `init`s; the p99 is a runaway check.)
     assert!(status.p99_us >= 50_000, "{status:?}");
     assert!(status.p99_us < 50_000 + 100_000, "{status:?}");
-    assert!(times[0] < Duration::from_millis(50 + 450), "first interrupt after {:?}", times[0]);
+    assert!(
+        times[0] < Duration::from_millis(50 + 450),
+        "first interrupt after {:?}",
+        times[0]
+    );
     // Backoff doubles: 100, 200, 400 ms between restarts (plus the deadline).
     let gaps: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps[0] >= Duration::from_millis(100 + 50), "{gaps:?}");
@@ -143,7 +159,10 @@ async fn init_errors_reach_the_operator() {
     let runtime = runtime();
     let mut p = start(&runtime, faulty("misconfigured", "init-fail", &[]));
     let error = p.failed(T).await;
-    assert!(error.contains("init refused the settings: init-fail mode"), "{error}");
+    assert!(
+        error.contains("init refused the settings: init-fail mode"),
+        "{error}"
+    );
     let mut q = start(&runtime, spec("nosettings", "tcp-check", &[]));
     let error = q.failed(T).await;
     assert!(error.contains("setting `address` is required"), "{error}");
@@ -169,7 +188,10 @@ async fn state_survives_restart_and_reload() {
     // Reload (new settings): the state store is kept and, the health being
     // unchanged, no event is sent.
     let mut reloaded = spec.clone();
-    reloaded.settings = vec![("mode".into(), "counter".into()), ("panic-at".into(), "0".into())];
+    reloaded.settings = vec![
+        ("mode".into(), "counter".into()),
+        ("panic-at".into(), "0".into()),
+    ];
     let before = count(&p);
     p.handle.reload(reloaded).unwrap();
     p.silent(Duration::from_millis(500)).await;
@@ -181,7 +203,10 @@ async fn state_survives_restart_and_reload() {
 
 fn count(p: &Running) -> u64 {
     let state = p.handle.state();
-    String::from_utf8(state.get("count").cloned().unwrap_or_default()).unwrap().parse().unwrap_or(0)
+    String::from_utf8(state.get("count").cloned().unwrap_or_default())
+        .unwrap()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,13 +217,20 @@ async fn routes_only_to_granted_neighbors_within_the_cap() {
     spec.grants.max_routes = Some(1);
     let mut p = start(&runtime, spec);
     match p.next(T).await {
-        PluginEvent::Announce { plugin, route, neighbors } => {
+        PluginEvent::Announce {
+            plugin,
+            route,
+            neighbors,
+        } => {
             assert_eq!(plugin, "announcer");
             assert_eq!(route.prefix, "100.10.0.100/32");
             assert_eq!(route.med, Some(100));
             assert_eq!(route.next_hop, None);
             assert_eq!(route.communities, vec!["65000:1".to_string()]);
-            assert_eq!(neighbors, vec!["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+            assert_eq!(
+                neighbors,
+                vec!["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+            );
         }
         other => panic!("expected an announcement, got {other:?}"),
     }
@@ -206,7 +238,10 @@ async fn routes_only_to_granted_neighbors_within_the_cap() {
     p.handle.stop().await;
 
     // No neighbor granted: denied, counted, nothing announced.
-    let mut p = start(&runtime, faulty("loner", "announce", &[("prefix", "100.10.0.100/32")]));
+    let mut p = start(
+        &runtime,
+        faulty("loner", "announce", &[("prefix", "100.10.0.100/32")]),
+    );
     let (health, reason) = p.health(T).await;
     assert_eq!(health, Health::Down);
     assert!(reason.contains("denied"), "{reason}");
@@ -233,7 +268,9 @@ async fn check_validates_without_running() {
 
     let mut missing = good.clone();
     missing.component = "/nonexistent/plugin.wasm".into();
-    assert!(format!("{:#}", runtime.check(&missing).unwrap_err()).contains("/nonexistent/plugin.wasm"));
+    assert!(
+        format!("{:#}", runtime.check(&missing).unwrap_err()).contains("/nonexistent/plugin.wasm")
+    );
 
     let dir = std::env::temp_dir().join(format!("wasmbgp-check-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -279,4 +316,44 @@ async fn a_faulty_plugin_does_not_disturb_another() {
     let _ = bad.failed(T).await;
     p.handle.stop().await;
     bad.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdout_and_stderr_are_captured_not_inherited() {
+    let runtime = runtime();
+    let mut p = start(&runtime, faulty("chatty", "print", &[]));
+    let (health, reason) = p.health(T).await;
+    assert_eq!((health, reason.as_str()), (Health::Up, "printed"));
+    p.handle.stop().await;
+}
+
+/// Not a benchmark: prints the bare cost of a warm `check` call (a guest
+/// that returns at once), for orientation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bare_call_cost() {
+    let runtime = runtime();
+    let mut spec = faulty("bare", "ok", &[]);
+    spec.interval = Duration::from_millis(1);
+    spec.fast_interval = Duration::from_millis(1);
+    let p = start(&runtime, spec);
+    eventually(T, "200 calls", || p.handle.status().calls >= 200).await;
+    let status = p.handle.status();
+    eprintln!(
+        "bare check call (Rust guest): p50 {} µs, p99 {} µs over {} calls",
+        status.p50_us, status.p99_us, status.calls
+    );
+    assert!(status.p50_us < 1000, "{status:?}");
+    assert_eq!(status.restarts, 0);
+    p.handle.stop().await;
+}
+
+#[test]
+fn start_outside_tokio_is_an_error_not_a_panic() {
+    let runtime = runtime();
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let err = runtime
+        .start(spec("x", "tcp-check", &[]), tx)
+        .err()
+        .expect("an error");
+    assert!(err.to_string().contains("tokio"), "{err}");
 }

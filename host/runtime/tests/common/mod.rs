@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
-use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginSpec, Runtime, RuntimeOptions, World};
+use wasmbgp_runtime::{
+    Health, PluginEvent, PluginHandle, PluginSpec, Runtime, RuntimeOptions, World,
+};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// The built component `name` (target/plugins/NAME.wasm), building every
@@ -43,7 +48,10 @@ pub fn component(name: &str) -> PathBuf {
 /// A runtime whose compiled components are cached under target/ (the
 /// Python component takes seconds to compile otherwise).
 pub fn runtime() -> Runtime {
-    let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("wasmbgp_runtime=debug,info").try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("wasmbgp_runtime=debug,info")
+        .try_init();
     Runtime::with_options(RuntimeOptions {
         cache_dir: Some(root().join("target/plugin-cache")),
         ..RuntimeOptions::default()
@@ -55,7 +63,10 @@ pub fn runtime() -> Runtime {
 /// (interval 100 ms, fast interval 50 ms, rise 2, fall 2).
 pub fn spec(plugin: &str, component_name: &str, settings: &[(&str, &str)]) -> PluginSpec {
     let mut spec = PluginSpec::new(plugin, World::Healthcheck, component(component_name));
-    spec.settings = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    spec.settings = settings
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     spec.interval = Duration::from_millis(100);
     spec.fast_interval = Duration::from_millis(50);
     spec.rise = 2;
@@ -81,7 +92,12 @@ impl Running {
     pub async fn next(&mut self, timeout: Duration) -> PluginEvent {
         tokio::time::timeout(timeout, self.events.recv())
             .await
-            .unwrap_or_else(|_| panic!("no event within {timeout:?}; status: {:?}", self.handle.status()))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "no event within {timeout:?}; status: {:?}",
+                    self.handle.status()
+                )
+            })
             .expect("event channel open")
     }
 
@@ -138,7 +154,11 @@ impl Listener {
                 drop(stream);
             }
         });
-        Listener { addr, accepted, task }
+        Listener {
+            addr,
+            accepted,
+            task,
+        }
     }
 
     /// Connections accepted so far.
@@ -156,5 +176,9 @@ impl Listener {
 
 /// A loopback UDP port that is free right now.
 pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
