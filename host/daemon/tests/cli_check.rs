@@ -13,7 +13,11 @@ fn check(config: &str, name: &str) -> (i32, String) {
     let dir = workdir(name);
     let path = dir.join("wasmbgp.toml");
     std::fs::write(&path, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp")).arg("check").arg(&path).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
     std::fs::remove_dir_all(&dir).ok();
     let text = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "CONFIG");
     (out.status.code().unwrap_or(-1), text)

@@ -113,6 +113,9 @@ pub enum Event {
     Message(Message),
     /// Bytes arrived that do not decode.
     DecodeError(DecodeError),
+    /// The daemon found a local reason to reset the session (e.g. the peer sent more
+    /// prefixes than allowed): send this NOTIFICATION and reconnect after backoff.
+    Reset(Notification, String),
 }
 
 /// Outputs of the state machine, carried out by the daemon in order.
@@ -257,8 +260,9 @@ impl Session {
             ),
             (
                 State::Idle | State::Connect | State::Active,
-                Event::Message(_) | Event::DecodeError(_),
+                Event::Message(_) | Event::DecodeError(_) | Event::Reset(..),
             ) => {}
+            (state, Event::Reset(n, why)) => self.fail(now, state, why, Some(n), &mut out),
             (state, Event::DecodeError(e)) => {
                 let reason = format!("malformed message: {}", e.reason);
                 self.fail(now, state, reason, Some(e.notification), &mut out)

@@ -386,3 +386,18 @@ fn collision_rule() {
         "Cease/Connection Collision Resolution"
     );
 }
+
+#[test]
+fn local_reset_sends_its_notification() {
+    let (mut s, t) = established();
+    let n = Notification::cease(cease_sub::MAX_PREFIXES);
+    let a = s.handle(t, Event::Reset(n, "too many prefixes".into()));
+    assert_eq!(notification(&a), Some((6, 1)));
+    assert!(matches!(a.last(), Some(Action::Down(r)) if r == "too many prefixes"));
+    assert_eq!(s.state(), State::Active);
+    let mut idle = Session::new(config());
+    assert!(
+        idle.handle(t, Event::Reset(Notification::cease(1), "x".into()))
+            .is_empty()
+    );
+}

@@ -85,6 +85,8 @@ pub struct NeighborConfig {
     pub families: Vec<Family>,
     /// Free text for operators.
     pub description: Option<String>,
+    /// Reset the session (Cease/Maximum Number of Prefixes) if the peer sends more.
+    pub max_prefixes: Option<u32>,
 }
 
 /// Routes declared by one `[[route]]` or `[[route-file]]` block.
@@ -430,6 +432,9 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                 .collect(),
         };
         let description = r.opt_str("description", sink).map(|(s, _)| s);
+        let max_prefixes = r
+            .opt_int("max-prefixes", 1, u32::MAX as i64, sink)
+            .map(|n| n as u32);
         r.finish(sink);
         if let (Some(address), Some(peer_as)) = (address, peer_as) {
             out.push(NeighborConfig {
@@ -444,6 +449,7 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                 connect_retry_max: connect_retry_max.max(connect_retry),
                 families,
                 description,
+                max_prefixes,
             });
         }
     });
