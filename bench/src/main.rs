@@ -203,20 +203,25 @@ impl Drop for Proc {
 
 /// Peak resident set size (VmHWM) of a process, in bytes.
 fn vm_hwm(pid: u32) -> Result<u64> {
+    vm_status(pid, "VmHWM:")
+}
+
+/// A `kB` line of /proc/PID/status, in bytes.
+fn vm_status(pid: u32, key: &str) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     for l in status.lines() {
-        if let Some(v) = l.strip_prefix("VmHWM:") {
+        if let Some(v) = l.strip_prefix(key) {
             let kb: u64 = v
                 .trim()
                 .trim_end_matches("kB")
                 .trim()
                 .parse()
-                .map_err(|e| format!("VmHWM: {e}"))?;
+                .map_err(|e| format!("{key} {e}"))?;
             return Ok(kb * 1024);
         }
     }
-    bail!("no VmHWM in /proc/{pid}/status")
+    bail!("no {key} in /proc/{pid}/status")
 }
 
 fn mib(b: u64) -> String {
@@ -570,6 +575,7 @@ struct Results {
     w_bytes: u64,
     hwm_empty: u64,
     hwm_1m: u64,
+    rss_1m: u64,
     hwm_after_ctl: u64,
     ctl_all: f64,
     ctl_answers: f64,
@@ -696,6 +702,7 @@ fn run(o: &Opts, dir: &Path) -> Result<Results> {
         r.w_100_receiver_clock = rx.up_at("wasm").map(|u| times[2] - u).unwrap_or(f64::NAN);
         std::thread::sleep(Duration::from_millis(200));
         r.hwm_1m = vm_hwm(w.proc.pid())?;
+        r.rss_1m = vm_status(w.proc.pid(), "VmRSS:")?;
 
         // 4. ctl: M announcements piped into `wasmbgp ctl -`.
         if o.ctl_routes > 0 {
@@ -822,6 +829,13 @@ fn report(o: &Opts, r: &Results) -> String {
             .to_string()
         })
         .unwrap_or_default();
+    let built = Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"])
+        .arg(&o.wasmbgp)
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -832,7 +846,7 @@ fn report(o: &Opts, r: &Results) -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     s += &format!(
-        "wasmbgp benchmark — {} IPv4 /24 routes, {} ctl announcements; wasmbgp {rev}, {bird_version}, {cpus} CPUs, {when}\n\n",
+        "wasmbgp benchmark — {} IPv4 /24 routes, {} ctl announcements; wasmbgp binary built {built} (HEAD {rev}), {bird_version}, {cpus} CPUs, {when}\n\n",
         r.routes, r.ctl_routes
     );
     s += "| Measure | wasmbgp | BIRD | Target | Met |\n|---|---|---|---|---|\n";
@@ -887,13 +901,14 @@ fn report(o: &Opts, r: &Results) -> String {
         "\nDetails: Established is the sender's own log line (wasmbgp \"session established\"; the originating BIRD's \
          \"State changed to up\"); measured from the receiver's \"State changed to up\" instead, 100 % took {} (wasmbgp) and {} (BIRD). \
          First route at BIRD {} after Established. wasmbgp encoded the Adj-RIB-Out in {:.1} ms ({:.1} MB of UPDATEs). \
-         Peak RSS after the ctl announcements: {}. Receiver counts are polled every 20 ms over BIRD's control socket \
+         Current RSS (VmRSS) once all routes were delivered: {}; peak RSS after the ctl announcements: {}. Receiver counts are polled every 20 ms over BIRD's control socket \
          (`show protocols all NAME`), so times carry up to ~20 ms of polling granularity.\n",
         secs(r.w_100_receiver_clock),
         secs(r.b_100_receiver_clock),
         r.w_established_to_first.map(secs).unwrap_or_default(),
         r.w_encode_ms,
         r.w_bytes as f64 / 1e6,
+        mib(r.rss_1m),
         mib(r.hwm_after_ctl),
     );
     s
