@@ -45,7 +45,7 @@ pub use events::{Origin, PluginEvent, PluginRoute};
 pub use healthcheck::Health;
 pub use host::KvStore;
 pub use restart::RestartPolicy;
-pub use spec::{Grants, OnFailure, PluginSpec, World};
+pub use spec::{Grants, OnFailure, PluginSpec, World, parse_size};
 pub use supervisor::{PluginHandle, PluginState, PluginStatus};
 
 /// Converts a wasmtime error (its own type in wasmtime 48, not anyhow's)

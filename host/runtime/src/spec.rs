@@ -113,6 +113,26 @@ impl Default for Grants {
     }
 }
 
+/// Parses a memory size as written in a config: "16MiB", "512KiB", "1GiB",
+/// "64MB" (decimal units), or a bare number of bytes.
+pub fn parse_size(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| anyhow::anyhow!("size {text:?} does not start with a number"))?;
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "kB" | "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => anyhow::bail!("size {text:?} has an unknown unit {other:?} (use B, KiB, MiB, GiB, kB, MB, GB)"),
+    };
+    number.checked_mul(factor).ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
+}
+
 /// Everything needed to run one plugin instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginSpec {
@@ -185,5 +205,35 @@ impl PluginSpec {
             anyhow::bail!("plugin {}: rise and fall must be at least 1", self.name);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("512 KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("3 parsecs").is_err());
+        assert!(parse_size("99999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn names_and_words() {
+        assert_eq!("healthcheck".parse::<World>().unwrap(), World::Healthcheck);
+        assert!("policy".parse::<World>().is_err());
+        assert_eq!("keep".parse::<OnFailure>().unwrap(), OnFailure::Keep);
+        let mut spec = PluginSpec::new("web", World::Healthcheck, "x.wasm");
+        spec.validate().unwrap();
+        spec.name = "has space".into();
+        assert!(spec.validate().is_err());
+        spec.name = "web".into();
+        spec.interval = Duration::from_secs(100_000);
+        assert!(spec.validate().is_err());
     }
 }
