@@ -1,0 +1,850 @@
+//! Support for the plugin end-to-end tests (`tests/plugins_*.rs`): built
+//! components, a local TCP service that can go down and up, a BIRD with
+//! several BGP sessions, and a `wasmbgp` started with `[[plugin]]` blocks.
+//!
+//! Addresses: plugin test block `B` (200..=254) uses `127.0.B.0/24`: BIRD on
+//! `127.0.B.2`, wasmbgp instances on `127.0.B.1` and `127.0.B.3`, services
+//! on `127.0.B.1x`; ports `20000 + 20 (B - 200) + k`. Nothing collides with
+//! the interop blocks (`127.0.N.x` for small N, ports `10000 + 10 N + k`).
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+use crate::process::Daemon;
+use crate::wait::{DEFAULT_TIMEOUT, wait_until};
+use crate::wasmbgp::{Config, NeighborConfig, binary};
+use crate::{run_command, workspace_root};
+
+/// BIRD's AS in every plugin test.
+pub const BIRD_AS: u32 = 65000;
+/// wasmbgp's AS (both instances of the primary/backup test share it, so
+/// BIRD compares their MEDs).
+pub const WASMBGP_AS: u32 = 65001;
+
+/// The built components directory, `target/plugins`. Runs
+/// `scripts/build-plugins.sh` (idempotent, flock-protected) once per process.
+pub fn plugins_dir() -> Result<PathBuf> {
+    static BUILT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = workspace_root();
+            run_command(Command::new("bash").arg(root.join("scripts/build-plugins.sh")))
+                .map(|_| root.join("target/plugins"))
+                .map_err(|e| format!("scripts/build-plugins.sh failed: {e:#}"))
+        })
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+/// `target/plugins/NAME.wasm`, built if needed.
+pub fn component(name: &str) -> Result<PathBuf> {
+    let path = plugins_dir()?.join(format!("{name}.wasm"));
+    if !path.is_file() {
+        bail!("{} was not built", path.display());
+    }
+    Ok(path)
+}
+
+/// A plugin test block: `127.0.B.x` and its own ports.
+#[derive(Debug, Clone, Copy)]
+pub struct PluginBlock(pub u8);
+
+impl PluginBlock {
+    /// `127.0.B.host`.
+    pub fn addr(self, host: u8) -> Ipv4Addr {
+        assert!(self.0 >= 200, "plugin blocks are 200..=254");
+        Ipv4Addr::new(127, 0, self.0, host)
+    }
+
+    /// Port `k` (0..20) of the block.
+    pub fn port(self, k: u16) -> u16 {
+        assert!(k < 20);
+        20000 + 20 * u16::from(self.0 - 200) + k
+    }
+
+    /// `127.0.B.host:port(k)`.
+    pub fn sock(self, host: u8, k: u16) -> String {
+        format!("{}:{}", self.addr(host), self.port(k))
+    }
+
+    /// `100.B.n.0`-style VIP: `100.10.B.n/32`.
+    pub fn vip(self, n: u8) -> String {
+        format!("100.10.{}.{n}/32", self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A TCP service that can be stopped and started again on the same address.
+
+/// A TCP listener on a fixed address with an accept loop in a thread; counts
+/// the connections it accepted. Dropped or [`TcpService::stop`]ped, the
+/// listening socket is closed (connections are then refused).
+#[derive(Debug)]
+pub struct TcpService {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TcpService {
+    /// Listens on `addr` (retrying for up to 5 s while the address is busy).
+    pub fn start(addr: &str) -> Result<Self> {
+        Self::start_counting(addr, Arc::new(AtomicUsize::new(0)))
+    }
+
+    fn start_counting(addr: &str, accepted: Arc<AtomicUsize>) -> Result<Self> {
+        let addr: SocketAddr = addr.parse().context("bad service address")?;
+        let started = Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(listener) => break listener,
+                Err(e) if started.elapsed() < Duration::from_secs(5) => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
+            }
+        };
+        listener.set_nonblocking(true)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            let accepted = accepted.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            drop(stream);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+                // The listener is dropped here: the port now refuses.
+            })
+        };
+        Ok(Self {
+            addr,
+            stop,
+            accepted,
+            thread: Some(thread),
+        })
+    }
+
+    /// Connections accepted so far (over every restart).
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Closes the listening socket and waits for it to be closed.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Listens again on the same address.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let fresh = Self::start_counting(&self.addr.to_string(), self.accepted.clone())?;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+impl Drop for TcpService {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// BIRD with several BGP sessions.
+
+/// One `protocol bgp` of a [`MultiBird`].
+#[derive(Debug, Clone)]
+pub struct BirdSession {
+    /// Protocol name (shown in `show route` as the path's source).
+    pub name: String,
+    /// BIRD's local address and port.
+    pub local: (Ipv4Addr, u16),
+    /// The wasmbgp instance: address, listen port, AS.
+    pub remote: (Ipv4Addr, u16, u32),
+}
+
+/// One path of a prefix in `birdc show route PREFIX all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BirdPath {
+    /// The protocol it came from.
+    pub protocol: String,
+    /// Whether BIRD selected it as best (`*`).
+    pub best: bool,
+    /// BGP.med, if any.
+    pub med: Option<u32>,
+}
+
+/// A BIRD 2 peering with one or more wasmbgp instances.
+#[derive(Debug)]
+pub struct MultiBird {
+    dir: PathBuf,
+    daemon: Option<Daemon>,
+}
+
+impl MultiBird {
+    /// Writes the config into `dir`, validates it and starts BIRD.
+    pub fn start(dir: &Path, router_id: Ipv4Addr, sessions: &[BirdSession]) -> Result<Self> {
+        let mut conf = String::new();
+        let _ = writeln!(conf, "router id {router_id};");
+        let _ = writeln!(conf, "log \"{}\" all;", dir.join("bird.log").display());
+        conf.push_str("protocol device {}\n");
+        for s in sessions {
+            let _ = writeln!(conf, "protocol bgp {} {{", s.name);
+            let _ = writeln!(
+                conf,
+                "  local {} port {} as {BIRD_AS};",
+                s.local.0, s.local.1
+            );
+            let _ = writeln!(
+                conf,
+                "  neighbor {} port {} as {};",
+                s.remote.0, s.remote.1, s.remote.2
+            );
+            conf.push_str("  multihop;\n  hold time 30;\n");
+            conf.push_str("  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n");
+            conf.push_str("  ipv4 { import all; export none; };\n}\n");
+        }
+        let conf_path = dir.join("bird.conf");
+        std::fs::write(&conf_path, conf)
+            .with_context(|| format!("cannot write {}", conf_path.display()))?;
+        run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
+            .context("BIRD rejected its configuration")?;
+        let mut cmd = Command::new("bird");
+        cmd.arg("-f")
+            .arg("-c")
+            .arg(&conf_path)
+            .arg("-s")
+            .arg(dir.join("bird.ctl"))
+            .arg("-P")
+            .arg(dir.join("bird.pid"));
+        let daemon = Daemon::spawn("bird", cmd, &dir.join("bird.stdout"))?;
+        let bird = Self {
+            dir: dir.to_path_buf(),
+            daemon: Some(daemon),
+        };
+        wait_until("birdc to answer", DEFAULT_TIMEOUT, || {
+            Ok(bird
+                .birdc(&["show", "status"])
+                .is_ok_and(|out| out.contains("Daemon is up")))
+        })?;
+        Ok(bird)
+    }
+
+    /// `birdc -s SOCK ARGS` (whatever its exit status: it exits 1 when a
+    /// route is not found).
+    pub fn birdc(&self, args: &[&str]) -> Result<String> {
+        let out = Command::new("birdc")
+            .arg("-s")
+            .arg(self.dir.join("bird.ctl"))
+            .args(args)
+            .output()
+            .context("cannot run birdc")?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("Unable to connect") {
+            bail!("birdc cannot connect: {text}");
+        }
+        Ok(text)
+    }
+
+    /// The `show protocols NAME` line: `(state, since)` such as
+    /// `("Established", "15:49:01.123")`.
+    pub fn protocol(&self, name: &str) -> Result<(String, String)> {
+        let out = self.birdc(&["show", "protocols", name])?;
+        let line = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .with_context(|| format!("no protocol {name} in {out:?}"))?;
+        // name proto table state since info...
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let since = words.get(4).copied().unwrap_or_default().to_owned();
+        let info = words.get(5..).map(|w| w.join(" ")).unwrap_or_default();
+        Ok((info, since))
+    }
+
+    /// Whether protocol `name` is Established.
+    pub fn established(&self, name: &str) -> Result<bool> {
+        Ok(self.protocol(name)?.0.starts_with("Established"))
+    }
+
+    /// Waits until every named protocol is Established.
+    pub fn wait_established(&self, names: &[&str]) -> Result<()> {
+        wait_until(
+            &format!("BIRD sessions {names:?} to be Established"),
+            DEFAULT_TIMEOUT,
+            || {
+                for name in names {
+                    if !self.established(name)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            },
+        )
+    }
+
+    /// Every path BIRD has for exactly `prefix`.
+    pub fn paths(&self, prefix: &str) -> Result<Vec<BirdPath>> {
+        let out = self.birdc(&["show", "route", prefix, "all"])?;
+        let mut paths: Vec<BirdPath> = Vec::new();
+        for line in out.lines() {
+            if line.starts_with("BIRD ") || line.starts_with("Table ") || line.is_empty() {
+                continue;
+            }
+            if let Some(attr) = line.strip_prefix('\t') {
+                if let Some(med) = attr.trim().strip_prefix("BGP.med:")
+                    && let Some(path) = paths.last_mut()
+                {
+                    path.med = Some(med.trim().parse().context("bad BGP.med")?);
+                }
+                continue;
+            }
+            // `PREFIX  unreachable [PROTO HH:MM:SS.mmm from ADDR] * (100) [AS65001i]`
+            // or, for a further path, the same with leading blanks.
+            let Some(open) = line.find('[') else { continue };
+            let protocol = line[open + 1..]
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            let after = line[open..].split_once(']').map(|(_, r)| r).unwrap_or("");
+            paths.push(BirdPath {
+                protocol,
+                best: after.trim_start().starts_with('*'),
+                med: None,
+            });
+        }
+        Ok(paths)
+    }
+
+    /// Whether BIRD has any path for `prefix`.
+    pub fn has_route(&self, prefix: &str) -> Result<bool> {
+        Ok(!self.paths(prefix)?.is_empty())
+    }
+
+    /// BIRD's best path for `prefix`.
+    pub fn best(&self, prefix: &str) -> Result<Option<BirdPath>> {
+        Ok(self.paths(prefix)?.into_iter().find(|p| p.best))
+    }
+
+    /// BIRD's log so far.
+    pub fn log(&self) -> String {
+        let mut out = String::new();
+        for name in ["bird.log", "bird.stdout"] {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
+                out.push_str(&text);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for MultiBird {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            let _ = daemon.kill();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `[[plugin]]` blocks and a wasmbgp that runs them.
+
+/// One `[[plugin]]` block with its routes.
+#[derive(Debug, Clone)]
+pub struct Plugin {
+    /// Unique name.
+    pub name: String,
+    /// Component file.
+    pub component: PathBuf,
+    /// `interval`.
+    pub interval: String,
+    /// `rise`.
+    pub rise: u32,
+    /// `fall`.
+    pub fall: u32,
+    /// `on-failure`.
+    pub on_failure: String,
+    /// `med-down`.
+    pub med_down: Option<u32>,
+    /// `med-disabled`.
+    pub med_disabled: Option<u32>,
+    /// `[plugin.settings]`.
+    pub settings: Vec<(String, String)>,
+    /// `grants.tcp`.
+    pub tcp: Vec<String>,
+    /// `grants.memory`.
+    pub memory: Option<String>,
+    /// `grants.deadline`.
+    pub deadline: Option<String>,
+    /// `[[plugin.route]]`s: prefix and MED while up.
+    pub routes: Vec<(String, u32)>,
+}
+
+impl Plugin {
+    /// A `tcp-check`-like plugin: checks `address` (granted), controls
+    /// `prefix` with MED `med`; interval 1 s, rise 2, fall 2, withdraw.
+    pub fn tcp(name: &str, component: PathBuf, address: &str, prefix: &str, med: u32) -> Self {
+        Self {
+            name: name.to_owned(),
+            component,
+            interval: "1s".to_owned(),
+            rise: 2,
+            fall: 2,
+            on_failure: "withdraw".to_owned(),
+            med_down: None,
+            med_disabled: None,
+            settings: vec![("address".to_owned(), address.to_owned())],
+            tcp: vec![address.to_owned()],
+            memory: None,
+            deadline: None,
+            routes: vec![(prefix.to_owned(), med)],
+        }
+    }
+
+    /// A `fixture-faulty` plugin in `mode` with extra settings; rise 1,
+    /// fall 1, controlling `prefix` (MED 100).
+    pub fn faulty(name: &str, mode: &str, extra: &[(&str, &str)], prefix: &str) -> Result<Self> {
+        let mut settings = vec![("mode".to_owned(), mode.to_owned())];
+        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        Ok(Self {
+            name: name.to_owned(),
+            component: component("fixture-faulty")?,
+            interval: "1s".to_owned(),
+            rise: 1,
+            fall: 1,
+            on_failure: "withdraw".to_owned(),
+            med_down: None,
+            med_disabled: None,
+            settings,
+            tcp: Vec::new(),
+            memory: None,
+            deadline: None,
+            routes: vec![(prefix.to_owned(), 100)],
+        })
+    }
+
+    /// The TOML block.
+    pub fn render(&self) -> String {
+        let quoted = |items: &[String]| {
+            items
+                .iter()
+                .map(|i| format!("\"{i}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = String::new();
+        let _ = writeln!(out, "\n[[plugin]]\nname = \"{}\"", self.name);
+        let _ = writeln!(out, "world = \"healthcheck\"");
+        let _ = writeln!(out, "component = \"{}\"", self.component.display());
+        let _ = writeln!(out, "interval = \"{}\"", self.interval);
+        let _ = writeln!(out, "rise = {}\nfall = {}", self.rise, self.fall);
+        let _ = writeln!(out, "on-failure = \"{}\"", self.on_failure);
+        if let Some(med) = self.med_down {
+            let _ = writeln!(out, "med-down = {med}");
+        }
+        if let Some(med) = self.med_disabled {
+            let _ = writeln!(out, "med-disabled = {med}");
+        }
+        out.push_str("[plugin.settings]\n");
+        for (k, v) in &self.settings {
+            let _ = writeln!(out, "{k} = \"{v}\"");
+        }
+        out.push_str("[plugin.grants]\n");
+        let _ = writeln!(out, "tcp = [{}]", quoted(&self.tcp));
+        if let Some(memory) = &self.memory {
+            let _ = writeln!(out, "memory = \"{memory}\"");
+        }
+        if let Some(deadline) = &self.deadline {
+            let _ = writeln!(out, "deadline = \"{deadline}\"");
+        }
+        for (prefix, med) in &self.routes {
+            let _ = writeln!(
+                out,
+                "[[plugin.route]]\nprefix = \"{prefix}\"\nnext-hop = \"self\"\nmed = {med}"
+            );
+        }
+        out
+    }
+}
+
+/// One entry of `ctl show plugins --json`.
+#[derive(Debug, Clone)]
+pub struct PluginStatus {
+    /// `running|backoff|failed|disabled|stopped`.
+    pub state: String,
+    /// `up|down|disabled`, or None before the first verdict.
+    pub health: Option<String>,
+    /// Restarts after faults.
+    pub restarts: u64,
+    /// Last error.
+    pub last_error: Option<String>,
+    /// Calls into the component.
+    pub calls: u64,
+    /// Median call time.
+    pub p50_us: u64,
+    /// p99 call time.
+    pub p99_us: u64,
+    /// Denied attempts.
+    pub denied: u64,
+    /// Routes owned.
+    pub routes_owned: u64,
+    /// The raw JSON.
+    pub raw: Value,
+}
+
+/// A wasmbgp daemon (`wasmbgp run`) with plugins, whose session(s) go to a
+/// BIRD at `neighbor`.
+#[derive(Debug)]
+pub struct PluginSpeaker {
+    dir: PathBuf,
+    socket: PathBuf,
+    config_path: PathBuf,
+    daemon: Daemon,
+}
+
+impl PluginSpeaker {
+    /// The base config of one instance: router id and source `local`,
+    /// listening on `local:listen_port`, one neighbor BIRD at
+    /// `bird:bird_port`.
+    pub fn base_config(local: Ipv4Addr, listen_port: u16, bird: Ipv4Addr, bird_port: u16) -> Config {
+        Config {
+            router_id: local.to_string(),
+            local_as: WASMBGP_AS,
+            listen: Some(format!("{local}:{listen_port}")),
+            neighbors: vec![NeighborConfig {
+                address: bird.to_string(),
+                port: bird_port,
+                peer_as: BIRD_AS,
+                local_address: Some(local.to_string()),
+                hold_time: None,
+                passive: false,
+                connect_retry: Some("1s".to_owned()),
+                families: vec!["ipv4-unicast".to_owned()],
+            }],
+            routes: Vec::new(),
+            route_files: Vec::new(),
+        }
+    }
+
+    /// Writes `config` plus `plugins` into `dir` (its own subdirectory per
+    /// instance), runs `wasmbgp check`, starts `wasmbgp run` and waits for the
+    /// control socket.
+    pub fn start(dir: &Path, config: &Config, plugins: &[Plugin]) -> Result<Self> {
+        let binary = binary()?;
+        let socket = dir.join("wasmbgp.sock");
+        let config_path = dir.join("wasmbgp.toml");
+        let mut text = config.render(&socket);
+        for plugin in plugins {
+            text.push_str(&plugin.render());
+        }
+        std::fs::write(&config_path, text)
+            .with_context(|| format!("cannot write {}", config_path.display()))?;
+        run_command(Command::new(&binary).arg("check").arg(&config_path))
+            .context("`wasmbgp check` rejected the test configuration")?;
+        let mut cmd = Command::new(&binary);
+        cmd.arg("run")
+            .arg(&config_path)
+            .args(["--log-format", "text", "--log-level", "info"]);
+        let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
+        let mut speaker = Self {
+            dir: dir.to_path_buf(),
+            socket,
+            config_path,
+            daemon,
+        };
+        wait_until("wasmbgp control socket to answer", DEFAULT_TIMEOUT, || {
+            if !speaker.daemon.is_running() {
+                bail!("wasmbgp exited");
+            }
+            Ok(speaker.socket.exists() && speaker.ctl(&["show", "neighbors", "--json"]).is_ok())
+        })
+        .with_context(|| format!("wasmbgp did not start; log:\n{}", speaker.log()))?;
+        Ok(speaker)
+    }
+
+    /// The config file.
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// `wasmbgp ctl --socket SOCK ARGS...`.
+    pub fn ctl(&self, args: &[&str]) -> Result<String> {
+        run_command(
+            Command::new(binary()?)
+                .arg("ctl")
+                .arg("--socket")
+                .arg(&self.socket)
+                .args(args),
+        )
+    }
+
+    fn ctl_json(&self, args: &[&str]) -> Result<Value> {
+        let out = self.ctl(args)?;
+        serde_json::from_str(&out)
+            .with_context(|| format!("`wasmbgp ctl {}` printed bad JSON: {out}", args.join(" ")))
+    }
+
+    /// `show plugins --json`, entry `name`.
+    pub fn plugin(&self, name: &str) -> Result<PluginStatus> {
+        let json = self.ctl_json(&["show", "plugins", "--json"])?;
+        let entry = json
+            .as_array()
+            .context("show plugins --json is not an array")?
+            .iter()
+            .find(|e| e["name"].as_str() == Some(name))
+            .with_context(|| format!("no plugin {name} in {json}"))?;
+        let n = |key: &str| entry[key].as_u64().unwrap_or_default();
+        Ok(PluginStatus {
+            state: entry["state"].as_str().unwrap_or_default().to_owned(),
+            health: entry["health"].as_str().map(str::to_owned),
+            restarts: n("restarts"),
+            last_error: entry["last-error"].as_str().map(str::to_owned),
+            calls: n("calls"),
+            p50_us: n("p50-us"),
+            p99_us: n("p99-us"),
+            denied: n("denied"),
+            routes_owned: n("routes-owned"),
+            raw: entry.clone(),
+        })
+    }
+
+    /// `(state, established-count)` of the (single) neighbor.
+    pub fn session(&self) -> Result<(String, u64)> {
+        let json = self.ctl_json(&["show", "neighbors", "--json"])?;
+        let entry = json
+            .as_array()
+            .and_then(|a| a.first())
+            .with_context(|| format!("no neighbor in {json}"))?;
+        Ok((
+            entry["state"].as_str().unwrap_or_default().to_owned(),
+            entry["established-count"].as_u64().unwrap_or_default(),
+        ))
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("wasmbgp.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PluginSpeaker {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Polling helpers.
+
+/// Polls `probe` every `every` until it holds, for at most `timeout`;
+/// returns the time it took.
+pub fn wait_fast(
+    what: &str,
+    every: Duration,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<bool>,
+) -> Result<Duration> {
+    let start = Instant::now();
+    let mut last_error = None;
+    loop {
+        match probe() {
+            Ok(true) => return Ok(start.elapsed()),
+            Ok(false) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if start.elapsed() >= timeout {
+            match last_error {
+                Some(e) => bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}"),
+                None => bail!("timed out after {timeout:?} waiting for {what}"),
+            }
+        }
+        std::thread::sleep(every);
+    }
+}
+
+/// Samples `probe` every `every` for `duration`; returns every sample (an
+/// error counts as a failed sample and is kept as text).
+pub fn sample<T>(
+    every: Duration,
+    duration: Duration,
+    mut probe: impl FnMut() -> Result<T>,
+) -> Vec<std::result::Result<T, String>> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while start.elapsed() < duration {
+        out.push(probe().map_err(|e| format!("{e:#}")));
+        std::thread::sleep(every);
+    }
+    out
+}
+
+/// A background sampler of BIRD routes: records, every ~50 ms, whether each
+/// prefix is present, until stopped.
+pub struct RouteWatch {
+    stop: Arc<AtomicBool>,
+    samples: Arc<Mutex<Vec<(Duration, Vec<bool>)>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RouteWatch {
+    /// Starts sampling `prefixes` at `bird_dir`'s BIRD.
+    pub fn start(bird: &MultiBird, prefixes: &[String]) -> Self {
+        let dir = bird.dir.clone();
+        let prefixes = prefixes.to_vec();
+        let stop = Arc::new(AtomicBool::new(false));
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let thread = {
+            let stop = stop.clone();
+            let samples = samples.clone();
+            std::thread::spawn(move || {
+                // A view on the same BIRD, not owning the daemon.
+                let view = MultiBird { dir, daemon: None };
+                let start = Instant::now();
+                // Bounded: at most 10 minutes of samples.
+                while !stop.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(600) {
+                    let present = prefixes
+                        .iter()
+                        .map(|p| view.has_route(p).unwrap_or(false))
+                        .collect();
+                    samples.lock().unwrap().push((start.elapsed(), present));
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        };
+        Self {
+            stop,
+            samples,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; returns `(time, presence per prefix)` samples.
+    pub fn finish(mut self) -> Vec<(Duration, Vec<bool>)> {
+        self.halt();
+        std::mem::take(&mut *self.samples.lock().unwrap())
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for RouteWatch {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Prints both daemons' log tails (for a failing test's output).
+pub fn dump_logs(test: &str, bird: &MultiBird, speakers: &[&PluginSpeaker]) {
+    let tail = |text: &str, n: usize| {
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    };
+    eprintln!("[{test}] --- BIRD log tail ---\n{}", tail(&bird.log(), 40));
+    for (i, s) in speakers.iter().enumerate() {
+        eprintln!("[{test}] --- wasmbgp #{i} log tail ---\n{}", tail(&s.log(), 60));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The usual rig: one BIRD, one wasmbgp with plugins, one session.
+
+/// BIRD's protocol name toward the single wasmbgp of a [`Rig`].
+pub const RIG_PROTOCOL: &str = "wasm";
+
+/// One BIRD (`127.0.B.2`, port 0 of the block) and one wasmbgp
+/// (`127.0.B.1`, port 1) running `plugins`, session Established.
+pub struct Rig {
+    /// Test name (for progress lines).
+    pub test: String,
+    /// The block.
+    pub block: PluginBlock,
+    /// wasmbgp.
+    pub speaker: PluginSpeaker,
+    /// BIRD.
+    pub bird: MultiBird,
+    /// BIRD's `since` of the session once Established.
+    pub bird_since: String,
+    /// The work directory (dropped last: kept when the test panics).
+    pub dir: crate::workdir::WorkDir,
+}
+
+impl Rig {
+    /// Starts BIRD and wasmbgp and waits for the session on both sides.
+    pub fn start(test: &str, block: PluginBlock, plugins: &[Plugin]) -> Result<Self> {
+        let dir = crate::workdir::WorkDir::new(test)?;
+        let bird = MultiBird::start(
+            &dir.subdir("bird")?,
+            block.addr(2),
+            &[BirdSession {
+                name: RIG_PROTOCOL.to_owned(),
+                local: (block.addr(2), block.port(0)),
+                remote: (block.addr(1), block.port(1), WASMBGP_AS),
+            }],
+        )?;
+        let config = PluginSpeaker::base_config(block.addr(1), block.port(1), block.addr(2), block.port(0));
+        let speaker = PluginSpeaker::start(&dir.subdir("wasmbgp")?, &config, plugins)?;
+        bird.wait_established(&[RIG_PROTOCOL])?;
+        wait_until("wasmbgp session Established", DEFAULT_TIMEOUT, || {
+            Ok(speaker.session()?.0 == "established")
+        })?;
+        let bird_since = bird.protocol(RIG_PROTOCOL)?.1;
+        crate::step(test, format!("session up (BIRD since {bird_since})"));
+        Ok(Self {
+            test: test.to_owned(),
+            block,
+            speaker,
+            bird,
+            bird_since,
+            dir,
+        })
+    }
+
+    /// Progress line.
+    pub fn step(&self, message: impl std::fmt::Display) {
+        crate::step(&self.test, message);
+    }
+
+    /// The session never reset: Established on both sides, wasmbgp's
+    /// `established-count` still 1 and BIRD's `since` unchanged.
+    pub fn assert_session_untouched(&self) -> Result<()> {
+        let (state, count) = self.speaker.session()?;
+        let (bird_state, since) = self.bird.protocol(RIG_PROTOCOL)?;
+        if state != "established" || count != 1 || !bird_state.starts_with("Established") || since != self.bird_since {
+            bail!(
+                "session disturbed: wasmbgp {state} established-count {count}; BIRD {bird_state} since {since} (was {})",
+                self.bird_since
+            );
+        }
+        Ok(())
+    }
+
+    /// Prints the log tails.
+    pub fn dump(&self) {
+        dump_logs(&self.test, &self.bird, &[&self.speaker]);
+    }
+}
