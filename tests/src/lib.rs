@@ -15,6 +15,7 @@
 //! - [`scenario`]: the interop checks shared by every `interop_*` test.
 
 pub mod peers;
+pub mod plugin_support;
 pub mod process;
 pub mod route;
 pub mod scenario;
