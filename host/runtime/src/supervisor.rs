@@ -60,7 +60,8 @@ pub struct PluginStatus {
     pub world: World,
     /// Lifecycle state.
     pub state: PluginState,
-    /// Health after hysteresis (`None` before the first verdict).
+    /// Health after hysteresis (`None` before the first verdict, and again
+    /// after a fault until the restarted plugin's first verdict).
     pub health: Option<Health>,
     /// Restarts after faults so far.
     pub restarts: u64,
@@ -512,6 +513,10 @@ impl Driver {
         self.shared.update(|s| {
             s.restarts = total;
             s.last_error = Some(error.clone());
+            // The verdict is forgotten (see `Hysteresis::reset`).
+            if s.health != Some(Health::Disabled) {
+                s.health = None;
+            }
             if s.state != PluginState::Disabled {
                 s.state = state;
             }
