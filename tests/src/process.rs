@@ -37,7 +37,9 @@ impl Daemon {
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err))
             .process_group(0);
-        let child = cmd.spawn().with_context(|| format!("cannot start {name}: {cmd:?}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}: {cmd:?}"))?;
         Ok(Self {
             name: name.to_owned(),
             pgid: child.id() as libc::pid_t,

@@ -76,6 +76,9 @@ pub struct Route {
     pub communities: Vec<String>,
     /// Large communities.
     pub large_communities: Vec<String>,
+    /// Extended communities in wasmbgp's spelling: `target:65001:7`,
+    /// `origin:65001:7` (see [`ext_community`]).
+    pub extended_communities: Vec<String>,
 }
 
 impl Route {
@@ -102,17 +105,53 @@ impl Route {
             }
         };
         compare("prefix", true, self.prefix.clone(), expected.prefix.clone());
-        compare("next hop", check.next_hop, format!("{:?}", self.next_hop), format!("{:?}", expected.next_hop));
-        compare("origin", check.origin, format!("{:?}", self.origin), format!("{:?}", expected.origin));
-        compare("as-path", check.as_path, format!("{:?}", self.as_path), format!("{:?}", expected.as_path));
-        compare("med", check.med, format!("{:?}", self.med), format!("{:?}", expected.med));
-        compare("local-pref", check.local_pref, format!("{:?}", self.local_pref), format!("{:?}", expected.local_pref));
-        compare("communities", check.communities, format!("{:?}", sorted(&self.communities)), format!("{:?}", sorted(&expected.communities)));
+        compare(
+            "next hop",
+            check.next_hop,
+            format!("{:?}", self.next_hop),
+            format!("{:?}", expected.next_hop),
+        );
+        compare(
+            "origin",
+            check.origin,
+            format!("{:?}", self.origin),
+            format!("{:?}", expected.origin),
+        );
+        compare(
+            "as-path",
+            check.as_path,
+            format!("{:?}", self.as_path),
+            format!("{:?}", expected.as_path),
+        );
+        compare(
+            "med",
+            check.med,
+            format!("{:?}", self.med),
+            format!("{:?}", expected.med),
+        );
+        compare(
+            "local-pref",
+            check.local_pref,
+            format!("{:?}", self.local_pref),
+            format!("{:?}", expected.local_pref),
+        );
+        compare(
+            "communities",
+            check.communities,
+            format!("{:?}", sorted(&self.communities)),
+            format!("{:?}", sorted(&expected.communities)),
+        );
         compare(
             "large communities",
             check.large_communities,
             format!("{:?}", sorted(&self.large_communities)),
             format!("{:?}", sorted(&expected.large_communities)),
+        );
+        compare(
+            "extended communities",
+            check.extended_communities,
+            format!("{:?}", sorted(&self.extended_communities)),
+            format!("{:?}", sorted(&expected.extended_communities)),
         );
         diffs
     }
@@ -135,6 +174,8 @@ pub struct AttrCheck {
     pub communities: bool,
     /// Compare large communities.
     pub large_communities: bool,
+    /// Compare extended communities.
+    pub extended_communities: bool,
 }
 
 impl AttrCheck {
@@ -147,6 +188,7 @@ impl AttrCheck {
         local_pref: true,
         communities: true,
         large_communities: true,
+        extended_communities: true,
     };
 }
 
@@ -167,7 +209,9 @@ pub fn canonical_prefix(text: &str) -> Result<String> {
         .parse()
         .with_context(|| format!("bad prefix address in {text:?}"))?;
     let len: u8 = match len {
-        Some(len) => len.parse().with_context(|| format!("bad prefix length in {text:?}"))?,
+        Some(len) => len
+            .parse()
+            .with_context(|| format!("bad prefix length in {text:?}"))?,
         None if addr.is_ipv4() => 32,
         None => 128,
     };
@@ -185,16 +229,44 @@ pub fn canonical_addr(text: &str) -> Result<String> {
 
 /// The family of a canonical prefix or address.
 pub fn family_of(prefix: &str) -> Family {
-    if prefix.contains(':') { Family::Ipv6 } else { Family::Ipv4 }
+    if prefix.contains(':') {
+        Family::Ipv6
+    } else {
+        Family::Ipv4
+    }
 }
 
 /// Indexes routes by prefix; a later route for the same prefix wins.
 pub fn by_prefix(routes: impl IntoIterator<Item = Route>) -> BTreeMap<String, Route> {
-    routes.into_iter().map(|route| (route.prefix.clone(), route)).collect()
+    routes
+        .into_iter()
+        .map(|route| (route.prefix.clone(), route))
+        .collect()
 }
 
 /// Counts the routes of each family.
 pub fn count_families(routes: &[Route]) -> (usize, usize) {
-    let v4 = routes.iter().filter(|route| route.family() == Family::Ipv4).count();
+    let v4 = routes
+        .iter()
+        .filter(|route| route.family() == Family::Ipv4)
+        .count();
     (v4, routes.len() - v4)
+}
+
+/// Normalises a route-target/route-origin extended community from the
+/// daemons' spellings (`rt, 65001, 7`, `RT:65001:7`, `SoO:...`, `ro:...`) to
+/// `target:65001:7` / `origin:65001:7`; anything else is kept as given.
+pub fn ext_community(text: &str) -> String {
+    let parts: Vec<&str> = text.split([',', ':']).map(str::trim).collect();
+    match parts.as_slice() {
+        [kind, rest @ ..] if !rest.is_empty() => {
+            let kind = match kind.to_ascii_lowercase().as_str() {
+                "rt" | "target" => "target".to_owned(),
+                "ro" | "soo" | "origin" => "origin".to_owned(),
+                other => other.to_owned(),
+            };
+            format!("{kind}:{}", rest.join(":"))
+        }
+        _ => text.trim().to_owned(),
+    }
 }

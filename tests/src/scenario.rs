@@ -14,10 +14,10 @@ use anyhow::{Context, Result, bail, ensure};
 use crate::peers::bird::Bird;
 use crate::peers::{Peer, PeerSpec, Remote};
 use crate::route::{AttrCheck, Family, Origin, Route, count_families};
+use crate::step;
 use crate::wait::{DEFAULT_TIMEOUT, wait_for, wait_until};
 use crate::wasmbgp::{Config, NeighborConfig, RouteAttrs, RouteFile, WasmBgp};
 use crate::workdir::WorkDir;
-use crate::step;
 
 /// Our AS in eBGP scenarios.
 pub const WASMBGP_AS: u32 = 65001;
@@ -55,8 +55,12 @@ impl Block {
 /// The [`BULK_ROUTES`] prefixes of `family` sent in bulk.
 pub fn bulk_prefixes(family: Family) -> Vec<String> {
     match family {
-        Family::Ipv4 => (0..BULK_ROUTES).map(|i| format!("100.{}.{}.0/24", 64 + i / 256, i % 256)).collect(),
-        Family::Ipv6 => (0..BULK_ROUTES).map(|i| format!("2001:db8:a:{i:x}::/64")).collect(),
+        Family::Ipv4 => (0..BULK_ROUTES)
+            .map(|i| format!("100.{}.{}.0/24", 64 + i / 256, i % 256))
+            .collect(),
+        Family::Ipv6 => (0..BULK_ROUTES)
+            .map(|i| format!("2001:db8:a:{i:x}::/64"))
+            .collect(),
     }
 }
 
@@ -92,10 +96,16 @@ pub fn peer_spec(dir: &std::path::Path, block: Block, peer_as: u32, remote_as: u
         address: block.peer(),
         port: block.port(1),
         asn: peer_as,
-        remote: Remote { address: block.local(), port: block.port(0), asn: remote_as },
+        remote: Remote {
+            address: block.local(),
+            port: block.port(0),
+            asn: remote_as,
+        },
         hold_time: 30,
         next_hop4: Ipv4Addr::new(192, 0, 2, block.0),
-        next_hop6: format!("2001:db8::{:x}", block.0).parse::<Ipv6Addr>().expect("valid address"),
+        next_hop6: format!("2001:db8::{:x}", block.0)
+            .parse::<Ipv6Addr>()
+            .expect("valid address"),
         originate: peer_originated_routes(peer_as),
         api_port: block.port(2),
     }
@@ -108,14 +118,23 @@ fn expected_from_peer(spec: &PeerSpec, route: &Route) -> Route {
         Family::Ipv4 => spec.next_hop4.to_string(),
         Family::Ipv6 => spec.next_hop6.to_string(),
     });
-    expected.as_path = if spec.is_ibgp() { Vec::new() } else { vec![spec.asn] };
+    expected.as_path = if spec.is_ibgp() {
+        Vec::new()
+    } else {
+        vec![spec.asn]
+    };
     expected
 }
 
 fn check_route(what: &str, got: Option<Route>, expected: &Route, check: &AttrCheck) -> Result<()> {
     let got = got.with_context(|| format!("{what}: route {} missing", expected.prefix))?;
     let diffs = got.differences(expected, check);
-    ensure!(diffs.is_empty(), "{what}: route {} differs: {}", expected.prefix, diffs.join("; "));
+    ensure!(
+        diffs.is_empty(),
+        "{what}: route {} differs: {}",
+        expected.prefix,
+        diffs.join("; ")
+    );
     Ok(())
 }
 
@@ -127,7 +146,12 @@ fn tail(text: &str, lines: usize) -> String {
 /// Driver self-test: the driven daemon peers with a BIRD stand-in for
 /// wasmbgp. Checks both views of the session, routes in both directions
 /// with attributes, restart after SIGKILL, and the Cease log wording.
-pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFactory) -> Result<()> {
+pub fn peer_selftest(
+    test: &str,
+    work: &WorkDir,
+    block: Block,
+    make_peer: PeerFactory,
+) -> Result<()> {
     let peer_as = 65100 + u32::from(block.0);
     let mut peer = make_peer(peer_spec(&work.subdir("peer")?, block, peer_as, WASMBGP_AS));
 
@@ -151,47 +175,84 @@ pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFa
         address: block.local(),
         port: block.port(0),
         asn: WASMBGP_AS,
-        remote: Remote { address: block.peer(), port: block.port(1), asn: peer_as },
+        remote: Remote {
+            address: block.peer(),
+            port: block.port(1),
+            asn: peer_as,
+        },
         hold_time: 30,
         next_hop4: DOCUMENTATION_NEXT_HOP4.parse()?,
         next_hop6: WASMBGP_NEXT_HOP6.parse()?,
         originate: [rich4.clone(), rich6.clone()]
             .into_iter()
-            .chain(bulk_prefixes(Family::Ipv4).iter().chain(&bulk_prefixes(Family::Ipv6)).map(|p| Route::new(p).expect("valid prefix")))
+            .chain(
+                bulk_prefixes(Family::Ipv4)
+                    .iter()
+                    .chain(&bulk_prefixes(Family::Ipv6))
+                    .map(|p| Route::new(p).expect("valid prefix")),
+            )
             .collect(),
         api_port: block.port(2),
     };
     let mut stand_in = Bird::new(stand_in_spec.clone());
     let full_table = (BULK_ROUTES + 1, BULK_ROUTES + 1);
 
-    step(test, format!("starting {} and a BIRD stand-in", peer.kind()));
+    step(
+        test,
+        format!("starting {} and a BIRD stand-in", peer.kind()),
+    );
     peer.start()?;
     stand_in.start()?;
     peer.wait_established(DEFAULT_TIMEOUT)?;
     stand_in.wait_established(DEFAULT_TIMEOUT)?;
 
-    step(test, "routes from the stand-in reach the peer with their attributes");
-    let check = AttrCheck { local_pref: false, ..AttrCheck::ALL };
+    step(
+        test,
+        "routes from the stand-in reach the peer with their attributes",
+    );
+    let check = AttrCheck {
+        local_pref: false,
+        ..AttrCheck::ALL
+    };
     for route in [&rich4, &rich6] {
         let expected = expected_from_peer(&stand_in_spec, route);
-        wait_until(&format!("{} at {}", route.prefix, peer.kind()), DEFAULT_TIMEOUT, || {
-            Ok(peer.received_route(&route.prefix)?.is_some())
-        })?;
-        check_route(peer.kind(), peer.received_route(&route.prefix)?, &expected, &check)?;
+        wait_until(
+            &format!("{} at {}", route.prefix, peer.kind()),
+            DEFAULT_TIMEOUT,
+            || Ok(peer.received_route(&route.prefix)?.is_some()),
+        )?;
+        check_route(
+            peer.kind(),
+            peer.received_route(&route.prefix)?,
+            &expected,
+            &check,
+        )?;
     }
     wait_for("the full table at the peer", DEFAULT_TIMEOUT, || {
         let counts = count_families(&peer.received_routes()?);
-        if counts == full_table { Ok(Some(())) } else { bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}") }
+        if counts == full_table {
+            Ok(Some(()))
+        } else {
+            bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
+        }
     })?;
 
-    step(test, "routes from the peer reach the stand-in with their attributes");
+    step(
+        test,
+        "routes from the peer reach the stand-in with their attributes",
+    );
     let originated = peer.spec().originate.clone();
     wait_until("peer routes at the stand-in", DEFAULT_TIMEOUT, || {
         Ok(stand_in.received_routes()?.len() == originated.len())
     })?;
     for route in &originated {
         let expected = expected_from_peer(peer.spec(), route);
-        check_route("stand-in", stand_in.received_route(&route.prefix)?, &expected, &check)?;
+        check_route(
+            "stand-in",
+            stand_in.received_route(&route.prefix)?,
+            &expected,
+            &check,
+        )?;
     }
 
     step(test, "SIGKILL and restart of the peer");
@@ -199,33 +260,63 @@ pub fn peer_selftest(test: &str, work: &WorkDir, block: Block, make_peer: PeerFa
     peer.start()?;
     peer.wait_established(DEFAULT_TIMEOUT)?;
     stand_in.wait_established(DEFAULT_TIMEOUT)?;
-    wait_until("the full table at the restarted peer", DEFAULT_TIMEOUT, || {
-        Ok(count_families(&peer.received_routes()?) == full_table)
-    })?;
+    wait_until(
+        "the full table at the restarted peer",
+        DEFAULT_TIMEOUT,
+        || Ok(count_families(&peer.received_routes()?) == full_table),
+    )?;
 
-    step(test, "administrative shutdown from the stand-in is logged by the peer");
+    step(
+        test,
+        "administrative shutdown from the stand-in is logged by the peer",
+    );
     stand_in.birdc(&["disable", crate::peers::bird::PROTOCOL])?;
-    wait_until("the peer to log the Cease", DEFAULT_TIMEOUT, || peer.received_cease())
-        .with_context(|| format!("{} log:\n{}", peer.kind(), tail(&peer.log().unwrap_or_default(), 30)))?;
+    wait_until("the peer to log the Cease", DEFAULT_TIMEOUT, || {
+        peer.received_cease()
+    })
+    .with_context(|| {
+        format!(
+            "{} log:\n{}",
+            peer.kind(),
+            tail(&peer.log().unwrap_or_default(), 30)
+        )
+    })?;
     peer.stop()?;
     stand_in.stop()?;
     Ok(())
 }
 
 /// The full wasmbgp interop scenario ("Must show 2") against one peer.
-pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, make_peer: PeerFactory) -> Result<()> {
-    let peer_as = if ibgp { WASMBGP_AS } else { 65100 + u32::from(block.0) };
+pub fn wasmbgp_interop(
+    test: &str,
+    work: &WorkDir,
+    block: Block,
+    ibgp: bool,
+    make_peer: PeerFactory,
+) -> Result<()> {
+    let peer_as = if ibgp {
+        WASMBGP_AS
+    } else {
+        65100 + u32::from(block.0)
+    };
     let mut peer = make_peer(peer_spec(&work.subdir("peer")?, block, peer_as, WASMBGP_AS));
     let local = block.local().to_string();
     let neighbor = block.peer().to_string();
 
     let (next_hop4_config, next_hop4) = if peer.rejects_loopback_next_hop() {
-        (DOCUMENTATION_NEXT_HOP4.to_owned(), DOCUMENTATION_NEXT_HOP4.to_owned())
+        (
+            DOCUMENTATION_NEXT_HOP4.to_owned(),
+            DOCUMENTATION_NEXT_HOP4.to_owned(),
+        )
     } else {
         ("self".to_owned(), local.clone())
     };
     let own_path = |path: &[u32]| -> Vec<u32> {
-        if ibgp { path.to_vec() } else { [&[WASMBGP_AS][..], path].concat() }
+        if ibgp {
+            path.to_vec()
+        } else {
+            [&[WASMBGP_AS][..], path].concat()
+        }
     };
 
     // Routes wasmbgp originates.
@@ -264,17 +355,27 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
             connect_retry: Some("1s".into()),
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
         }],
-        routes: vec![("198.18.0.0/24".into(), rich4_attrs.clone()), ("2001:db8:ffff::/48".into(), rich6_attrs.clone())],
+        routes: vec![
+            ("198.18.0.0/24".into(), rich4_attrs.clone()),
+            ("2001:db8:ffff::/48".into(), rich6_attrs.clone()),
+        ],
         route_files: vec![
             RouteFile {
                 name: "routes-v4.txt".into(),
                 lines: bulk4.clone(),
-                defaults: RouteAttrs { next_hop: Some(next_hop4_config.clone()), med: Some(10), ..RouteAttrs::default() },
+                defaults: RouteAttrs {
+                    next_hop: Some(next_hop4_config.clone()),
+                    med: Some(10),
+                    ..RouteAttrs::default()
+                },
             },
             RouteFile {
                 name: "routes-v6.txt".into(),
                 lines: bulk6.clone(),
-                defaults: RouteAttrs { next_hop: Some(WASMBGP_NEXT_HOP6.into()), ..RouteAttrs::default() },
+                defaults: RouteAttrs {
+                    next_hop: Some(WASMBGP_NEXT_HOP6.into()),
+                    ..RouteAttrs::default()
+                },
             },
         ],
     };
@@ -286,6 +387,7 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
         local_pref: ibgp.then_some(200),
         communities: rich4_attrs.communities.clone(),
         large_communities: rich4_attrs.large_communities.clone(),
+        extended_communities: rich4_attrs.extended_communities.clone(),
         ..Route::new("198.18.0.0/24")?
     };
     let expected_rich6 = Route {
@@ -311,36 +413,99 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
         ..Route::new(&bulk6[BULK_ROUTES / 2])?
     };
     let full_table = (BULK_ROUTES + 1, BULK_ROUTES + 1);
-    let check = AttrCheck { local_pref: ibgp, ..AttrCheck::ALL };
-    let bulk_check = AttrCheck { origin: false, local_pref: false, communities: false, large_communities: false, ..AttrCheck::ALL };
+    let check = AttrCheck {
+        local_pref: ibgp,
+        ..AttrCheck::ALL
+    };
+    let bulk_check = AttrCheck {
+        origin: false,
+        local_pref: false,
+        communities: false,
+        large_communities: false,
+        ..AttrCheck::ALL
+    };
 
-    step(test, format!("1. starting {} (AS {peer_as}) and wasmbgp (AS {WASMBGP_AS})", peer.kind()));
+    step(
+        test,
+        format!(
+            "1. starting {} (AS {peer_as}) and wasmbgp (AS {WASMBGP_AS})",
+            peer.kind()
+        ),
+    );
     peer.start()?;
     let mut wasmbgp = WasmBgp::start(&work.subdir("wasmbgp")?, &config)?;
-    wait_until("wasmbgp to report the session established", DEFAULT_TIMEOUT, || wasmbgp.is_established(&neighbor))
-        .context("step 1: session (wasmbgp view)")?;
-    peer.wait_established(DEFAULT_TIMEOUT).context("step 1: session (peer view)")?;
+    wait_until(
+        "wasmbgp to report the session established",
+        DEFAULT_TIMEOUT,
+        || wasmbgp.is_established(&neighbor),
+    )
+    .context("step 1: session (wasmbgp view)")?;
+    peer.wait_established(DEFAULT_TIMEOUT)
+        .context("step 1: session (peer view)")?;
 
-    step(test, format!("2. {} IPv4 + {} IPv6 routes arrive with their attributes", BULK_ROUTES + 1, BULK_ROUTES + 1));
-    wait_for("the full table at the peer", Duration::from_secs(60), || {
-        let counts = count_families(&peer.received_routes()?);
-        if counts == full_table { Ok(Some(())) } else { bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}") }
-    })
+    step(
+        test,
+        format!(
+            "2. {} IPv4 + {} IPv6 routes arrive with their attributes",
+            BULK_ROUTES + 1,
+            BULK_ROUTES + 1
+        ),
+    );
+    wait_for(
+        "the full table at the peer",
+        Duration::from_secs(60),
+        || {
+            let counts = count_families(&peer.received_routes()?);
+            if counts == full_table {
+                Ok(Some(()))
+            } else {
+                bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
+            }
+        },
+    )
     .context("step 2: full table")?;
-    check_route("step 2 rich IPv4", peer.received_route("198.18.0.0/24")?, &expected_rich4, &check)?;
-    check_route("step 2 rich IPv6", peer.received_route("2001:db8:ffff::/48")?, &expected_rich6, &check)?;
-    check_route("step 2 bulk IPv4", peer.received_route(&expected_bulk4.prefix)?, &expected_bulk4, &bulk_check)?;
-    check_route("step 2 bulk IPv6", peer.received_route(&expected_bulk6.prefix)?, &expected_bulk6, &bulk_check)?;
-    let adj_out = wasmbgp.adj_rib_out(&neighbor).context("step 2: show adj-rib-out")?;
+    check_route(
+        "step 2 rich IPv4",
+        peer.received_route("198.18.0.0/24")?,
+        &expected_rich4,
+        &check,
+    )?;
+    check_route(
+        "step 2 rich IPv6",
+        peer.received_route("2001:db8:ffff::/48")?,
+        &expected_rich6,
+        &check,
+    )?;
+    check_route(
+        "step 2 bulk IPv4",
+        peer.received_route(&expected_bulk4.prefix)?,
+        &expected_bulk4,
+        &bulk_check,
+    )?;
+    check_route(
+        "step 2 bulk IPv6",
+        peer.received_route(&expected_bulk6.prefix)?,
+        &expected_bulk6,
+        &bulk_check,
+    )?;
+    let adj_out = wasmbgp
+        .adj_rib_out(&neighbor)
+        .context("step 2: show adj-rib-out")?;
     ensure!(
         count_families(&adj_out) == full_table,
         "step 2: show adj-rib-out {neighbor} has (IPv4, IPv6) = {:?}, expecting {full_table:?}",
         count_families(&adj_out)
     );
     let sent = wasmbgp.neighbor(&neighbor)?.prefixes_sent;
-    ensure!(sent == 2 * (BULK_ROUTES as u64 + 1), "step 2: show neighbors reports prefixes-sent {sent}");
+    ensure!(
+        sent == 2 * (BULK_ROUTES as u64 + 1),
+        "step 2: show neighbors reports prefixes-sent {sent}"
+    );
 
-    step(test, "3. ctl announce adds routes, ctl withdraw removes them");
+    step(
+        test,
+        "3. ctl announce adds routes, ctl withdraw removes them",
+    );
     let announced4 = Route {
         next_hop: Some(next_hop4.clone()),
         origin: Some(Origin::Igp),
@@ -360,76 +525,142 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
     wasmbgp.ctl_line(&format!(
         "announce route 198.18.1.0/24 next-hop {next_hop4_config} med 300 origin igp community [ 65001:301 ] large-community [ 65001:3:1 ]"
     ))?;
-    wasmbgp.ctl_line(&format!("announce route 2001:db8:fffe::/48 next-hop {WASMBGP_NEXT_HOP6} med 7 origin igp"))?;
+    wasmbgp.ctl_line(&format!(
+        "announce route 2001:db8:fffe::/48 next-hop {WASMBGP_NEXT_HOP6} med 7 origin igp"
+    ))?;
     for route in [&announced4, &announced6] {
-        wait_until(&format!("announced {} at the peer", route.prefix), DEFAULT_TIMEOUT, || {
-            Ok(peer.received_route(&route.prefix)?.is_some())
-        })
+        wait_until(
+            &format!("announced {} at the peer", route.prefix),
+            DEFAULT_TIMEOUT,
+            || Ok(peer.received_route(&route.prefix)?.is_some()),
+        )
         .context("step 3: ctl announce")?;
-        check_route("step 3 announced", peer.received_route(&route.prefix)?, route, &AttrCheck { local_pref: false, ..check })?;
+        check_route(
+            "step 3 announced",
+            peer.received_route(&route.prefix)?,
+            route,
+            &AttrCheck {
+                local_pref: false,
+                ..check
+            },
+        )?;
     }
     wasmbgp.ctl(&["withdraw", "route", "198.18.1.0/24"])?;
     wasmbgp.ctl(&["withdraw", "route", "2001:db8:fffe::/48"])?;
     wasmbgp.ctl(&["withdraw", "route", &bulk4[0]])?;
     for prefix in ["198.18.1.0/24", "2001:db8:fffe::/48", bulk4[0].as_str()] {
-        wait_until(&format!("withdrawn {prefix} to leave the peer"), DEFAULT_TIMEOUT, || {
-            Ok(peer.received_route(prefix)?.is_none())
-        })
+        wait_until(
+            &format!("withdrawn {prefix} to leave the peer"),
+            DEFAULT_TIMEOUT,
+            || Ok(peer.received_route(prefix)?.is_none()),
+        )
         .context("step 3: ctl withdraw")?;
     }
     // Put the withdrawn bulk route back so the table is complete again, and
     // exercise `ctl -` (one command per line, one answer per line).
     let answers = wasmbgp.ctl_batch(&[
-        &format!("announce route {} next-hop {next_hop4_config} med 10", bulk4[0]),
+        &format!(
+            "announce route {} next-hop {next_hop4_config} med 10",
+            bulk4[0]
+        ),
         "no-such-command",
     ])?;
     ensure!(
         answers.len() == 2 && answers[0] == "ok" && answers[1].starts_with("error:"),
         "step 3: ctl - answered {answers:?}, expecting [\"ok\", \"error: ...\"]"
     );
-    wait_until("re-announced bulk route at the peer", DEFAULT_TIMEOUT, || {
-        Ok(peer.received_route(&bulk4[0])?.is_some())
-    })
+    wait_until(
+        "re-announced bulk route at the peer",
+        DEFAULT_TIMEOUT,
+        || Ok(peer.received_route(&bulk4[0])?.is_some()),
+    )
     .context("step 3: re-announce")?;
 
-    step(test, "4. routes the peer originates are in wasmbgp's adj-rib-in");
+    step(
+        test,
+        "4. routes the peer originates are in wasmbgp's adj-rib-in",
+    );
     let originated = peer.spec().originate.clone();
     wait_for("peer routes in adj-rib-in", DEFAULT_TIMEOUT, || {
         let routes = wasmbgp.adj_rib_in(&neighbor)?;
-        if routes.len() == originated.len() { Ok(Some(())) } else { bail!("adj-rib-in has {} routes: {routes:?}", routes.len()) }
+        if routes.len() == originated.len() {
+            Ok(Some(()))
+        } else {
+            bail!("adj-rib-in has {} routes: {routes:?}", routes.len())
+        }
     })
     .context("step 4: adj-rib-in")?;
     let adj_in = crate::route::by_prefix(wasmbgp.adj_rib_in(&neighbor)?);
     for route in &originated {
         let expected = expected_from_peer(peer.spec(), route);
-        let check = AttrCheck { local_pref: false, ..AttrCheck::ALL };
-        check_route("step 4 adj-rib-in", adj_in.get(&route.prefix).cloned(), &expected, &check)?;
+        let check = AttrCheck {
+            local_pref: false,
+            ..AttrCheck::ALL
+        };
+        check_route(
+            "step 4 adj-rib-in",
+            adj_in.get(&route.prefix).cloned(),
+            &expected,
+            &check,
+        )?;
     }
 
-    step(test, "5. the peer is SIGKILLed and restarted: session back within 10 s, table re-sent");
+    step(
+        test,
+        "5. the peer is SIGKILLed and restarted: session back within 10 s, table re-sent",
+    );
     let before = wasmbgp.neighbor(&neighbor)?.established_count;
     peer.kill()?;
     let restarted = Instant::now();
     peer.start()?;
-    wait_until("session back after restart (peer view)", RECONNECT_BOUND, || peer.session_established())
-        .context("step 5: reconnect")?;
-    wait_until("session back after restart (wasmbgp view)", RECONNECT_BOUND, || {
-        let status = wasmbgp.neighbor(&neighbor)?;
-        Ok(status.state == "established" && status.established_count > before)
-    })
+    wait_until(
+        "session back after restart (peer view)",
+        RECONNECT_BOUND,
+        || peer.session_established(),
+    )
+    .context("step 5: reconnect")?;
+    wait_until(
+        "session back after restart (wasmbgp view)",
+        RECONNECT_BOUND,
+        || {
+            let status = wasmbgp.neighbor(&neighbor)?;
+            Ok(status.state == "established" && status.established_count > before)
+        },
+    )
     .context("step 5: reconnect (wasmbgp)")?;
-    step(test, format!("   re-established after {:?}", restarted.elapsed()));
-    wait_for("the full table at the restarted peer", Duration::from_secs(60), || {
-        let counts = count_families(&peer.received_routes()?);
-        if counts == full_table { Ok(Some(())) } else { bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}") }
-    })
+    step(
+        test,
+        format!("   re-established after {:?}", restarted.elapsed()),
+    );
+    wait_for(
+        "the full table at the restarted peer",
+        Duration::from_secs(60),
+        || {
+            let counts = count_families(&peer.received_routes()?);
+            if counts == full_table {
+                Ok(Some(()))
+            } else {
+                bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
+            }
+        },
+    )
     .context("step 5: table re-sent")?;
 
-    step(test, "6. SIGTERM to wasmbgp sends Cease/Administrative Shutdown");
+    step(
+        test,
+        "6. SIGTERM to wasmbgp sends Cease/Administrative Shutdown",
+    );
     let status = wasmbgp.terminate().context("step 6: wasmbgp exit")?;
-    ensure!(status.success(), "step 6: wasmbgp exited with {status} after SIGTERM");
-    wait_until("the peer to log Cease/Administrative Shutdown", DEFAULT_TIMEOUT, || peer.received_cease())
-        .context("step 6: Cease at the peer")?;
+    ensure!(
+        status.success(),
+        "step 6: wasmbgp exited with {status} after SIGTERM"
+    );
+    wait_until(
+        "the peer to log Cease/Administrative Shutdown",
+        DEFAULT_TIMEOUT,
+        || peer.received_cease(),
+    )
+    .context("step 6: Cease at the peer")?;
     peer.stop()?;
     Ok(())
 }
@@ -437,7 +668,9 @@ pub fn wasmbgp_interop(test: &str, work: &WorkDir, block: Block, ibgp: bool, mak
 /// Runs [`wasmbgp_interop`] in a fresh work directory; on failure prints
 /// the tails of every log in it (the directory is kept) and panics.
 pub fn run_wasmbgp_interop(test: &str, block: Block, ibgp: bool, make_peer: PeerFactory) {
-    run_in_workdir(test, |work| wasmbgp_interop(test, work, block, ibgp, make_peer));
+    run_in_workdir(test, |work| {
+        wasmbgp_interop(test, work, block, ibgp, make_peer)
+    });
 }
 
 /// Runs [`peer_selftest`] like [`run_wasmbgp_interop`].
@@ -457,13 +690,22 @@ fn run_in_workdir(test: &str, body: impl FnOnce(&WorkDir) -> Result<()>) {
 fn print_logs(dir: &std::path::Path) {
     let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for path in entries.flatten().map(|entry| entry.path()) {
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "log" || ext == "stdout" || ext == "json") {
+            } else if path
+                .extension()
+                .is_some_and(|ext| ext == "log" || ext == "stdout" || ext == "json")
+            {
                 let text = crate::peers::read_optional(&path).unwrap_or_default();
-                eprintln!("----- {} (last 40 lines) -----\n{}", path.display(), tail(&text, 40));
+                eprintln!(
+                    "----- {} (last 40 lines) -----\n{}",
+                    path.display(),
+                    tail(&text, 40)
+                );
             }
         }
     }

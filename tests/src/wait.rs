@@ -37,7 +37,10 @@ pub fn wait_for<T>(
                     "timed out after {:?} ({attempts} attempts) waiting for {what}; last error: {error:#}",
                     timeout
                 ),
-                None => bail!("timed out after {:?} ({attempts} attempts) waiting for {what}", timeout),
+                None => bail!(
+                    "timed out after {:?} ({attempts} attempts) waiting for {what}",
+                    timeout
+                ),
             }
         }
         std::thread::sleep(POLL_INTERVAL);
@@ -45,6 +48,10 @@ pub fn wait_for<T>(
 }
 
 /// Like [`wait_for`] for a boolean condition.
-pub fn wait_until(what: &str, timeout: Duration, mut probe: impl FnMut() -> Result<bool>) -> Result<()> {
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<bool>,
+) -> Result<()> {
     wait_for(what, timeout, || Ok(probe()?.then_some(())))
 }

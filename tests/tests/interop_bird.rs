@@ -1,8 +1,8 @@
 //! Interop with BIRD 2 (`bird`, `birdc`).
 
 use wasmbgp_e2e::peers::Peer;
-use wasmbgp_e2e::peers::bird::Bird;
 use wasmbgp_e2e::peers::PeerSpec;
+use wasmbgp_e2e::peers::bird::Bird;
 use wasmbgp_e2e::scenario::{Block, run_peer_selftest, run_wasmbgp_interop};
 
 fn bird(spec: PeerSpec) -> Box<dyn Peer> {

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 
 use super::{Peer, PeerSpec, TIMEOUT, read_optional};
 use crate::process::Daemon;
-use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix};
+use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix, ext_community};
 use crate::run_command;
 use crate::wait::wait_until;
 
@@ -46,8 +46,16 @@ impl Bird {
 
     /// Runs `birdc` with `args` and returns its output.
     pub fn birdc(&self, args: &[&str]) -> Result<String> {
-        let out = run_command(Command::new("birdc").arg("-s").arg(self.socket()).args(args))?;
-        if out.lines().any(|line| line.starts_with("Unable to connect")) {
+        let out = run_command(
+            Command::new("birdc")
+                .arg("-s")
+                .arg(self.socket())
+                .args(args),
+        )?;
+        if out
+            .lines()
+            .any(|line| line.starts_with("Unable to connect"))
+        {
             bail!("birdc cannot connect: {out}");
         }
         Ok(out)
@@ -60,7 +68,11 @@ impl Bird {
         let _ = writeln!(conf, "log \"{}\" all;", self.path("bird.log").display());
         conf.push_str("protocol device { scan time 10; }\n");
         for (family, channel) in [(Family::Ipv4, "ipv4"), (Family::Ipv6, "ipv6")] {
-            let routes: Vec<&Route> = spec.originate.iter().filter(|r| r.family() == family).collect();
+            let routes: Vec<&Route> = spec
+                .originate
+                .iter()
+                .filter(|r| r.family() == family)
+                .collect();
             if routes.is_empty() {
                 continue;
             }
@@ -71,16 +83,29 @@ impl Bird {
             conf.push_str("}\n");
         }
         let _ = writeln!(conf, "protocol bgp {PROTOCOL} {{");
-        let _ = writeln!(conf, "  local {} port {} as {};", spec.address, spec.port, spec.asn);
-        let _ = writeln!(conf, "  neighbor {} port {} as {};", spec.remote.address, spec.remote.port, spec.remote.asn);
+        let _ = writeln!(
+            conf,
+            "  local {} port {} as {};",
+            spec.address, spec.port, spec.asn
+        );
+        let _ = writeln!(
+            conf,
+            "  neighbor {} port {} as {};",
+            spec.remote.address, spec.remote.port, spec.remote.asn
+        );
         conf.push_str("  multihop;\n");
         let _ = writeln!(conf, "  hold time {};", spec.hold_time);
-        conf.push_str("  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n");
+        conf.push_str(
+            "  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n",
+        );
         for (family, channel, next_hop) in [
             (Family::Ipv4, "ipv4", spec.next_hop4.to_string()),
             (Family::Ipv6, "ipv6", spec.next_hop6.to_string()),
         ] {
-            let _ = writeln!(conf, "  {channel} {{\n    import all;\n    export filter {{");
+            let _ = writeln!(
+                conf,
+                "  {channel} {{\n    import all;\n    export filter {{"
+            );
             conf.push_str("      if source != RTS_STATIC then reject;\n");
             let with_attributes = |route: &&Route| {
                 route.origin.is_some()
@@ -89,7 +114,12 @@ impl Bird {
                     || !route.communities.is_empty()
                     || !route.large_communities.is_empty()
             };
-            for route in spec.originate.iter().filter(|r| r.family() == family).filter(with_attributes) {
+            for route in spec
+                .originate
+                .iter()
+                .filter(|r| r.family() == family)
+                .filter(with_attributes)
+            {
                 let _ = writeln!(conf, "      if net = {} then {{", route.prefix);
                 if let Some(origin) = route.origin {
                     let name = match origin {
@@ -106,16 +136,28 @@ impl Bird {
                     let _ = writeln!(conf, "        bgp_local_pref = {pref};");
                 }
                 for community in &route.communities {
-                    let _ = writeln!(conf, "        bgp_community.add(({}));", community.replace(':', ","));
+                    let _ = writeln!(
+                        conf,
+                        "        bgp_community.add(({}));",
+                        community.replace(':', ",")
+                    );
                 }
                 for community in &route.large_communities {
-                    let _ = writeln!(conf, "        bgp_large_community.add(({}));", community.replace(':', ","));
+                    let _ = writeln!(
+                        conf,
+                        "        bgp_large_community.add(({}));",
+                        community.replace(':', ",")
+                    );
                 }
                 conf.push_str("      }\n");
             }
             conf.push_str("      accept;\n    };\n");
             let _ = writeln!(conf, "    next hop address {next_hop};");
-            let _ = writeln!(conf, "    gateway recursive;\n    igp table master{};\n  }};", &channel[3..]);
+            let _ = writeln!(
+                conf,
+                "    gateway recursive;\n    igp table master{};\n  }};",
+                &channel[3..]
+            );
         }
         conf.push_str("}\n");
         conf
@@ -147,13 +189,17 @@ impl Peer for Bird {
             .arg(self.path("bird.pid"));
         self.daemon = Some(Daemon::spawn("bird", cmd, &self.path("bird.stdout"))?);
         wait_until("birdc to answer", TIMEOUT, || {
-            Ok(self.birdc(&["show", "status"]).is_ok_and(|out| out.contains("Daemon is up")))
+            Ok(self
+                .birdc(&["show", "status"])
+                .is_ok_and(|out| out.contains("Daemon is up")))
         })
     }
 
     fn session_established(&self) -> Result<bool> {
         let out = self.birdc(&["show", "protocols", PROTOCOL])?;
-        Ok(out.lines().any(|line| line.starts_with(PROTOCOL) && line.contains("Established")))
+        Ok(out
+            .lines()
+            .any(|line| line.starts_with(PROTOCOL) && line.contains("Established")))
     }
 
     fn received_routes(&self) -> Result<Vec<Route>> {
@@ -163,13 +209,16 @@ impl Peer for Bird {
 
     fn received_route(&self, prefix: &str) -> Result<Option<Route>> {
         let prefix = canonical_prefix(prefix)?;
-        let out = match self.birdc(&["show", "route", "for", &prefix, "all", "protocol", PROTOCOL]) {
+        let out = match self.birdc(&["show", "route", "for", &prefix, "all", "protocol", PROTOCOL])
+        {
             Ok(out) => out,
             // birdc exits 1 when nothing matches.
             Err(error) if format!("{error:#}").contains("Network not found") => return Ok(None),
             Err(error) => return Err(error),
         };
-        Ok(parse_show_route_all(&out)?.into_iter().find(|route| route.prefix == prefix))
+        Ok(parse_show_route_all(&out)?
+            .into_iter()
+            .find(|route| route.prefix == prefix))
     }
 
     fn kill(&mut self) -> Result<()> {
@@ -204,15 +253,21 @@ pub fn parse_show_route_all(out: &str) -> Result<Vec<Route>> {
             continue;
         }
         if let Some(attr) = line.strip_prefix('\t') {
-            let route = routes.last_mut().context("attribute line before any route")?;
-            parse_attribute(route, attr.trim()).with_context(|| format!("bad BIRD line {line:?}"))?;
+            let route = routes
+                .last_mut()
+                .context("attribute line before any route")?;
+            parse_attribute(route, attr.trim())
+                .with_context(|| format!("bad BIRD line {line:?}"))?;
         } else if line.starts_with(' ') {
             // Another route for the same prefix (from an alternative path).
-            let prefix = current_prefix.clone().context("continuation line before any route")?;
+            let prefix = current_prefix
+                .clone()
+                .context("continuation line before any route")?;
             routes.push(Route::new(&prefix)?);
         } else {
             let prefix = line.split_whitespace().next().context("empty route line")?;
-            let route = Route::new(prefix).with_context(|| format!("bad BIRD route line {line:?}"))?;
+            let route =
+                Route::new(prefix).with_context(|| format!("bad BIRD route line {line:?}"))?;
             current_prefix = Some(route.prefix.clone());
             routes.push(route);
         }
@@ -230,7 +285,11 @@ fn parse_attribute(route: &mut Route, attr: &str) -> Result<()> {
         "BGP.as_path" => {
             route.as_path = value
                 .split_whitespace()
-                .map(|asn| asn.trim_matches(|c| c == '{' || c == '}').parse().context("bad AS number"))
+                .map(|asn| {
+                    asn.trim_matches(|c| c == '{' || c == '}')
+                        .parse()
+                        .context("bad AS number")
+                })
                 .collect::<Result<_>>()?;
         }
         "BGP.next_hop" => {
@@ -242,6 +301,12 @@ fn parse_attribute(route: &mut Route, attr: &str) -> Result<()> {
         "BGP.local_pref" => route.local_pref = Some(value.parse().context("bad local pref")?),
         "BGP.community" => route.communities = parse_tuples(value),
         "BGP.large_community" => route.large_communities = parse_tuples(value),
+        "BGP.ext_community" => {
+            route.extended_communities = parse_tuples(value)
+                .iter()
+                .map(|c| ext_community(c))
+                .collect();
+        }
         _ => {}
     }
     Ok(())
@@ -252,7 +317,13 @@ fn parse_tuples(value: &str) -> Vec<String> {
     value
         .split(')')
         .filter_map(|chunk| chunk.trim().strip_prefix('('))
-        .map(|tuple| tuple.split(',').map(str::trim).collect::<Vec<_>>().join(":"))
+        .map(|tuple| {
+            tuple
+                .split(',')
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(":")
+        })
         .collect()
 }
 
@@ -262,13 +333,14 @@ mod tests {
 
     #[test]
     fn parses_show_route_all() {
-        let out = "BIRD 2.0.12 ready.\nTable master4:\n198.51.100.0/24      unreachable [remote 15:19:49.383 from 127.0.9.1] * (100) [AS65011e]\n\tType: BGP univ\n\tBGP.origin: EGP\n\tBGP.as_path: 65001 65010 65011\n\tBGP.next_hop: 192.0.2.1\n\tBGP.med: 20\n\tBGP.local_pref: 100\n\tBGP.community: (65001,5) (65001,6)\n\tBGP.large_community: (65001, 1, 1)\n\nTable master6:\n2001:db8:5::/48      unreachable [remote 15:19:49.388 from 127.0.9.1] * (100) [AS65001?]\n\tType: BGP univ\n\tBGP.origin: Incomplete\n\tBGP.as_path: 65001\n\tBGP.next_hop: 2001:db8::1 fe80::1\n";
+        let out = "BIRD 2.0.12 ready.\nTable master4:\n198.51.100.0/24      unreachable [remote 15:19:49.383 from 127.0.9.1] * (100) [AS65011e]\n\tType: BGP univ\n\tBGP.origin: EGP\n\tBGP.as_path: 65001 65010 65011\n\tBGP.next_hop: 192.0.2.1\n\tBGP.med: 20\n\tBGP.local_pref: 100\n\tBGP.community: (65001,5) (65001,6)\n\tBGP.large_community: (65001, 1, 1)\n\tBGP.ext_community: (rt, 65001, 7)\n\nTable master6:\n2001:db8:5::/48      unreachable [remote 15:19:49.388 from 127.0.9.1] * (100) [AS65001?]\n\tType: BGP univ\n\tBGP.origin: Incomplete\n\tBGP.as_path: 65001\n\tBGP.next_hop: 2001:db8::1 fe80::1\n";
         let routes = parse_show_route_all(out).unwrap();
         assert_eq!(routes.len(), 2);
         assert_eq!(routes[0].as_path, vec![65001, 65010, 65011]);
         assert_eq!(routes[0].communities, vec!["65001:5", "65001:6"]);
         assert_eq!(routes[0].large_communities, vec!["65001:1:1"]);
         assert_eq!(routes[0].med, Some(20));
+        assert_eq!(routes[0].extended_communities, vec!["target:65001:7"]);
         assert_eq!(routes[1].prefix, "2001:db8:5::/48");
         assert_eq!(routes[1].next_hop.as_deref(), Some("2001:db8::1"));
         assert_eq!(routes[1].origin, Some(Origin::Incomplete));

@@ -54,7 +54,11 @@ pub struct Replay {
 impl ExaBgp {
     /// A driver for `spec`; nothing runs until [`Peer::start`].
     pub fn new(spec: PeerSpec) -> Self {
-        Self { spec, daemon: None, events_offset: 0 }
+        Self {
+            spec,
+            daemon: None,
+            events_offset: 0,
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -70,9 +74,21 @@ impl ExaBgp {
             self.path("receiver.sh").display()
         );
         let _ = writeln!(conf, "neighbor {} {{", spec.remote.address);
-        let _ = writeln!(conf, "  router-id {};\n  local-address {};", spec.address, spec.address);
-        let _ = writeln!(conf, "  local-as {};\n  peer-as {};", spec.asn, spec.remote.asn);
-        let _ = writeln!(conf, "  hold-time {};\n  passive false;\n  connect {};", spec.hold_time, spec.remote.port);
+        let _ = writeln!(
+            conf,
+            "  router-id {};\n  local-address {};",
+            spec.address, spec.address
+        );
+        let _ = writeln!(
+            conf,
+            "  local-as {};\n  peer-as {};",
+            spec.asn, spec.remote.asn
+        );
+        let _ = writeln!(
+            conf,
+            "  hold-time {};\n  passive false;\n  connect {};",
+            spec.hold_time, spec.remote.port
+        );
         conf.push_str("  family {\n    ipv4 unicast;\n    ipv6 unicast;\n  }\n");
         conf.push_str("  api {\n    processes [ receiver ];\n    receive { parsed; packets; update; notification; }\n    neighbor-changes;\n  }\n");
         conf.push_str("  static {\n");
@@ -99,7 +115,11 @@ impl ExaBgp {
                 let _ = write!(conf, " community [ {} ]", route.communities.join(" "));
             }
             if !route.large_communities.is_empty() {
-                let _ = write!(conf, " large-community [ {} ]", route.large_communities.join(" "));
+                let _ = write!(
+                    conf,
+                    " large-community [ {} ]",
+                    route.large_communities.join(" ")
+                );
             }
             conf.push_str(";\n");
         }
@@ -131,8 +151,11 @@ impl Peer for ExaBgp {
         let receiver = self.path("receiver.sh");
         let events = self.path("events.json");
         // No `exec`: the shell keeps ExaBGP's stdout pipe open.
-        std::fs::write(&receiver, format!("#!/bin/sh\ncat >> '{}'\n", events.display()))
-            .with_context(|| format!("cannot write {}", receiver.display()))?;
+        std::fs::write(
+            &receiver,
+            format!("#!/bin/sh\ncat >> '{}'\n", events.display()),
+        )
+        .with_context(|| format!("cannot write {}", receiver.display()))?;
         std::fs::set_permissions(&receiver, std::fs::Permissions::from_mode(0o755))
             .with_context(|| format!("cannot chmod {}", receiver.display()))?;
         self.events_offset = read_optional(&events)?.len();
@@ -198,13 +221,20 @@ impl Peer for ExaBgp {
 fn whoami() -> String {
     // SAFETY: geteuid has no preconditions.
     let uid = unsafe { libc::geteuid() };
-    if uid == 0 { "root".to_owned() } else { std::env::var("USER").unwrap_or_else(|_| "nobody".to_owned()) }
+    if uid == 0 {
+        "root".to_owned()
+    } else {
+        std::env::var("USER").unwrap_or_else(|_| "nobody".to_owned())
+    }
 }
 
 /// Replays ExaBGP JSON events (one object per line).
 pub fn replay_events(events: &str) -> Result<Replay> {
     let mut replay = Replay::default();
-    for line in events.lines().filter(|line| line.trim_start().starts_with('{')) {
+    for line in events
+        .lines()
+        .filter(|line| line.trim_start().starts_with('{'))
+    {
         let event: Value = match serde_json::from_str(line) {
             Ok(event) => event,
             // The last line may still be being written.
@@ -220,7 +250,9 @@ pub fn replay_events(events: &str) -> Result<Replay> {
                 // fails to parse a Cease that carries a Shutdown Communication
                 // (RFC 9003) and only the raw body shows what arrived.
                 let parsed = &event["neighbor"]["notification"];
-                let raw_body = event["neighbor"]["message"]["body"].as_str().unwrap_or_default();
+                let raw_body = event["neighbor"]["message"]["body"]
+                    .as_str()
+                    .unwrap_or_default();
                 let raw_body = raw_body.trim_start_matches("0x").to_ascii_uppercase();
                 if (parsed["code"].as_u64() == Some(6) && parsed["subcode"].as_u64() == Some(2))
                     || raw_body.starts_with("0602")
@@ -228,8 +260,10 @@ pub fn replay_events(events: &str) -> Result<Replay> {
                     replay.cease_received = true;
                 }
             }
-            Some("update") => apply_update(&mut replay.routes, &event["neighbor"]["message"]["update"])
-                .with_context(|| format!("bad ExaBGP update {line}"))?,
+            Some("update") => {
+                apply_update(&mut replay.routes, &event["neighbor"]["message"]["update"])
+                    .with_context(|| format!("bad ExaBGP update {line}"))?
+            }
             _ => {}
         }
     }
@@ -245,7 +279,13 @@ fn apply_update(routes: &mut BTreeMap<String, Route>, update: &Value) -> Result<
             .into_iter()
             .flatten()
             .map(|tuple| {
-                tuple.as_array().into_iter().flatten().map(|n| n.to_string()).collect::<Vec<_>>().join(":")
+                tuple
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(":")
             })
             .collect()
     };
@@ -262,15 +302,28 @@ fn apply_update(routes: &mut BTreeMap<String, Route>, update: &Value) -> Result<
         for by_next_hop in families.values() {
             for (next_hop, nlris) in by_next_hop.as_object().into_iter().flatten() {
                 for nlri in nlris.as_array().into_iter().flatten() {
-                    let Some(prefix) = nlri["nlri"].as_str() else { continue };
+                    let Some(prefix) = nlri["nlri"].as_str() else {
+                        continue;
+                    };
                     let mut route = Route::new(prefix)?;
                     route.next_hop = Some(canonical_addr(next_hop)?);
                     route.origin = attrs["origin"].as_str().map(Origin::parse).transpose()?;
-                    route.as_path = attrs["as-path"].as_array().into_iter().flatten().filter_map(number).collect();
+                    route.as_path = attrs["as-path"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(number)
+                        .collect();
                     route.med = number(&attrs["med"]);
                     route.local_pref = number(&attrs["local-preference"]);
                     route.communities = tuples(&attrs["community"]);
                     route.large_communities = tuples(&attrs["large-community"]);
+                    route.extended_communities = attrs["extended-community"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|c| c["string"].as_str().map(crate::route::ext_community))
+                        .collect();
                     routes.insert(route.prefix.clone(), route);
                 }
             }
@@ -286,7 +339,7 @@ mod tests {
     #[test]
     fn replays_events() {
         let events = r#"{ "type": "state", "neighbor": { "state": "up" } }
-{ "type": "update", "neighbor": { "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": [ 65008 ], "med": 5, "community": [ [ 65008, 7 ] ], "large-community": [ [ 65008, 1 , 2 ] ] }, "announce": { "ipv4 unicast": { "192.0.2.8": [ { "nlri": "203.0.118.0/24" }, { "nlri": "203.0.119.0/24" } ] } } } } } }
+{ "type": "update", "neighbor": { "direction": "receive", "message": { "update": { "attribute": { "origin": "igp", "as-path": [ 65008 ], "med": 5, "community": [ [ 65008, 7 ] ], "large-community": [ [ 65008, 1 , 2 ] ], "extended-community": [ { "value": 842127122628615, "string": "target:65001:7" } ] }, "announce": { "ipv4 unicast": { "192.0.2.8": [ { "nlri": "203.0.118.0/24" }, { "nlri": "203.0.119.0/24" } ] } } } } } }
 { "type": "update", "neighbor": { "direction": "receive", "message": { "update": { "withdraw": { "ipv4 unicast": [ { "nlri": "203.0.119.0/24" } ] } } } } }
 { "type": "notification", "neighbor": { "direction": "receive", "notification": { "code": 6, "subcode": 2, "data": "0x" } } }
 "#;
@@ -300,6 +353,7 @@ mod tests {
         assert_eq!(route.communities, vec!["65008:7"]);
         assert_eq!(route.large_communities, vec!["65008:1:2"]);
         assert_eq!(route.med, Some(5));
+        assert_eq!(route.extended_communities, vec!["target:65001:7"]);
         assert_eq!(route.next_hop.as_deref(), Some("192.0.2.8"));
     }
 }

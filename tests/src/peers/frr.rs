@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use super::{Peer, PeerSpec, TIMEOUT, read_optional};
 use crate::process::Daemon;
-use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix};
+use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix, ext_community};
 use crate::run_command;
 use crate::wait::wait_until;
 
@@ -61,7 +61,8 @@ impl Frr {
 
     fn vtysh_json(&self, command: &str) -> Result<Value> {
         let out = self.vtysh(command)?;
-        serde_json::from_str(&out).with_context(|| format!("vtysh {command:?} printed bad JSON: {out}"))
+        serde_json::from_str(&out)
+            .with_context(|| format!("vtysh {command:?} printed bad JSON: {out}"))
     }
 
     fn config(&self) -> String {
@@ -69,7 +70,11 @@ impl Frr {
         let remote = spec.remote.address;
         let mut conf = String::new();
         conf.push_str("frr defaults traditional\nhostname wasmbgp-e2e-frr\n");
-        let _ = writeln!(conf, "log file {} informational\n!", self.path("bgpd.log").display());
+        let _ = writeln!(
+            conf,
+            "log file {} informational\n!",
+            self.path("bgpd.log").display()
+        );
         let _ = writeln!(conf, "router bgp {}", spec.asn);
         let _ = writeln!(conf, " bgp router-id {}", spec.address);
         conf.push_str(" no bgp ebgp-requires-policy\n no bgp network import-check\n");
@@ -78,7 +83,12 @@ impl Frr {
         let _ = writeln!(conf, " neighbor {remote} port {}", spec.remote.port);
         let _ = writeln!(conf, " neighbor {remote} update-source {}", spec.address);
         let _ = writeln!(conf, " neighbor {remote} timers connect 1");
-        let _ = writeln!(conf, " neighbor {remote} timers {} {}", (spec.hold_time / 3).max(1), spec.hold_time);
+        let _ = writeln!(
+            conf,
+            " neighbor {remote} timers {} {}",
+            (spec.hold_time / 3).max(1),
+            spec.hold_time
+        );
         if !spec.is_ibgp() {
             let _ = writeln!(conf, " neighbor {remote} ebgp-multihop 255");
         }
@@ -98,7 +108,11 @@ impl Frr {
                 let _ = writeln!(route_maps, " set community {}", route.communities.join(" "));
             }
             if !route.large_communities.is_empty() {
-                let _ = writeln!(route_maps, " set large-community {}", route.large_communities.join(" "));
+                let _ = writeln!(
+                    route_maps,
+                    " set large-community {}",
+                    route.large_communities.join(" ")
+                );
             }
             route_maps.push_str("!\n");
         }
@@ -106,7 +120,11 @@ impl Frr {
             let _ = writeln!(conf, " address-family {name} unicast");
             for (index, route) in spec.originate.iter().enumerate() {
                 if route.family() == family {
-                    let _ = writeln!(conf, "  network {} route-map ORIGINATE_{index}", route.prefix);
+                    let _ = writeln!(
+                        conf,
+                        "  network {} route-map ORIGINATE_{index}",
+                        route.prefix
+                    );
                 }
             }
             let _ = writeln!(conf, "  neighbor {remote} activate");
@@ -212,7 +230,9 @@ impl Peer for Frr {
     fn received_cease(&self) -> Result<bool> {
         let log = self.log()?;
         let received = format!("received from neighbor {}", self.spec.remote.address);
-        Ok(log.lines().any(|line| line.contains(&received) && line.contains(self.cease_log_pattern())))
+        Ok(log
+            .lines()
+            .any(|line| line.contains(&received) && line.contains(self.cease_log_pattern())))
     }
 }
 
@@ -221,12 +241,17 @@ fn json_u32(value: &Value) -> Option<u32> {
 }
 
 fn next_hop_of(path: &Value) -> Result<Option<String>> {
-    let hops = path["nexthops"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let hops = path["nexthops"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     let hop = hops
         .iter()
         .find(|hop| hop["scope"].as_str() != Some("link-local"))
         .or_else(|| hops.first());
-    hop.and_then(|hop| hop["ip"].as_str()).map(canonical_addr).transpose()
+    hop.and_then(|hop| hop["ip"].as_str())
+        .map(canonical_addr)
+        .transpose()
 }
 
 /// Parses `show bgp FAMILY unicast json`, keeping paths from `neighbor`.
@@ -248,7 +273,10 @@ pub fn parse_table_json(json: &Value, neighbor: &str) -> Result<Vec<Route>> {
                 .as_str()
                 .unwrap_or_default()
                 .split_whitespace()
-                .map(|asn| asn.parse().with_context(|| format!("bad AS path {}", path["path"])))
+                .map(|asn| {
+                    asn.parse()
+                        .with_context(|| format!("bad AS path {}", path["path"]))
+                })
                 .collect::<Result<_>>()?;
             route.med = json_u32(&path["metric"]);
             route.local_pref = json_u32(&path["locPrf"]);
@@ -283,9 +311,18 @@ pub fn parse_prefix_json(json: &Value, prefix: &str, neighbor: &str) -> Result<O
     route.med = json_u32(&path["metric"]);
     route.local_pref = json_u32(&path["locPrf"]);
     let words = |value: &Value| -> Vec<String> {
-        value["string"].as_str().unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+        value["string"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
     };
     route.communities = words(&path["community"]);
     route.large_communities = words(&path["largeCommunity"]);
+    route.extended_communities = words(&path["extendedCommunity"])
+        .iter()
+        .map(|c| ext_community(c))
+        .collect();
     Ok(Some(route))
 }

@@ -80,7 +80,9 @@ impl GoBgp {
             (spec.hold_time / 3).max(1)
         );
         if !spec.is_ibgp() {
-            conf.push_str("  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 255\n");
+            conf.push_str(
+                "  [neighbors.ebgp-multihop.config]\n    enabled = true\n    multihop-ttl = 255\n",
+            );
         }
         for family in ["ipv4-unicast", "ipv6-unicast"] {
             let _ = write!(
@@ -97,7 +99,12 @@ impl GoBgp {
             Family::Ipv4 => ("ipv4", self.spec.next_hop4.to_string()),
             Family::Ipv6 => ("ipv6", self.spec.next_hop6.to_string()),
         };
-        let mut args = vec!["global".to_owned(), "rib".into(), "add".into(), route.prefix.clone()];
+        let mut args = vec![
+            "global".to_owned(),
+            "rib".into(),
+            "add".into(),
+            route.prefix.clone(),
+        ];
         args.extend(["nexthop".into(), next_hop]);
         if let Some(origin) = route.origin {
             args.extend(["origin".into(), origin.keyword().into()]);
@@ -162,7 +169,8 @@ impl Peer for GoBgp {
 
     fn session_established(&self) -> Result<bool> {
         let out = self.gobgp(&["neighbor", &self.spec.remote.address.to_string(), "-j"])?;
-        let json: Value = serde_json::from_str(&out).context("gobgp neighbor -j printed bad JSON")?;
+        let json: Value =
+            serde_json::from_str(&out).context("gobgp neighbor -j printed bad JSON")?;
         Ok(json["state"]["session_state"].as_u64() == Some(ESTABLISHED))
     }
 
@@ -175,7 +183,10 @@ impl Peer for GoBgp {
     fn received_route(&self, prefix: &str) -> Result<Option<Route>> {
         let prefix = canonical_prefix(prefix)?;
         let family = if prefix.contains(':') { "ipv6" } else { "ipv4" };
-        Ok(self.rib(family)?.into_iter().find(|route| route.prefix == prefix))
+        Ok(self
+            .rib(family)?
+            .into_iter()
+            .find(|route| route.prefix == prefix))
     }
 
     fn kill(&mut self) -> Result<()> {
@@ -221,7 +232,8 @@ pub fn parse_rib_json(out: &str, neighbor: &str) -> Result<Vec<Route>> {
             }
             let mut route = Route::new(prefix)?;
             for attr in path["attrs"].as_array().context("attrs is not an array")? {
-                parse_attr(&mut route, attr).with_context(|| format!("bad gobgp attribute {attr}"))?;
+                parse_attr(&mut route, attr)
+                    .with_context(|| format!("bad gobgp attribute {attr}"))?;
             }
             routes.push(route);
         }
@@ -230,7 +242,12 @@ pub fn parse_rib_json(out: &str, neighbor: &str) -> Result<Vec<Route>> {
 }
 
 fn parse_attr(route: &mut Route, attr: &Value) -> Result<()> {
-    let number = |value: &Value| value.as_u64().and_then(|n| u32::try_from(n).ok()).context("not a u32");
+    let number = |value: &Value| {
+        value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .context("not a u32")
+    };
     match attr["type"].as_u64() {
         Some(1) => route.origin = Some(Origin::parse(&attr["value"].to_string())?),
         Some(2) => {
@@ -242,7 +259,9 @@ fn parse_attr(route: &mut Route, attr: &Value) -> Result<()> {
             }
         }
         Some(3) | Some(14) => {
-            let next_hop = attr["nexthop"].as_str().context("next hop is not a string")?;
+            let next_hop = attr["nexthop"]
+                .as_str()
+                .context("next hop is not a string")?;
             route.next_hop = Some(canonical_addr(next_hop)?);
         }
         Some(4) => route.med = Some(number(&attr["metric"])?),
@@ -255,12 +274,34 @@ fn parse_attr(route: &mut Route, attr: &Value) -> Result<()> {
                 .map(|c| number(c).map(|c| format!("{}:{}", c >> 16, c & 0xffff)))
                 .collect::<Result<_>>()?;
         }
+        Some(16) => {
+            route.extended_communities = attr["value"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let value = c["value"].as_str().unwrap_or_default();
+                    match c["subtype"].as_u64() {
+                        Some(2) => format!("target:{value}"),
+                        Some(3) => format!("origin:{value}"),
+                        _ => format!("{}:{}:{value}", c["type"], c["subtype"]),
+                    }
+                })
+                .collect();
+        }
         Some(32) => {
             route.large_communities = attr["value"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|c| Ok(format!("{}:{}:{}", number(&c["ASN"])?, number(&c["LocalData1"])?, number(&c["LocalData2"])?)))
+                .map(|c| {
+                    Ok(format!(
+                        "{}:{}:{}",
+                        number(&c["ASN"])?,
+                        number(&c["LocalData1"])?,
+                        number(&c["LocalData2"])?
+                    ))
+                })
                 .collect::<Result<_>>()?;
         }
         Some(_) => {}
@@ -275,7 +316,7 @@ mod tests {
 
     #[test]
     fn parses_rib_json() {
-        let out = r#"{"198.51.100.0/24":[{"nlri":{"prefix":"198.51.100.0/24"},"age":1,"best":true,"attrs":[{"type":1,"value":1},{"type":2,"as_paths":[{"segment_type":2,"num":2,"asns":[65001,65010]}]},{"type":4,"metric":20},{"type":5,"value":150},{"type":8,"communities":[4259905541,4259905542]},{"type":32,"value":[{"ASN":65001,"LocalData1":1,"LocalData2":1}]},{"type":3,"nexthop":"192.0.2.1"}],"stale":false,"neighbor-ip":"127.0.2.1"}],
+        let out = r#"{"198.51.100.0/24":[{"nlri":{"prefix":"198.51.100.0/24"},"age":1,"best":true,"attrs":[{"type":1,"value":1},{"type":2,"as_paths":[{"segment_type":2,"num":2,"asns":[65001,65010]}]},{"type":4,"metric":20},{"type":5,"value":150},{"type":8,"communities":[4259905541,4259905542]},{"type":32,"value":[{"ASN":65001,"LocalData1":1,"LocalData2":1}]},{"type":16,"value":[{"type":0,"subtype":2,"value":"65001:7"}]},{"type":3,"nexthop":"192.0.2.1"}],"stale":false,"neighbor-ip":"127.0.2.1"}],
             "10.0.0.0/8":[{"nlri":{"prefix":"10.0.0.0/8"},"attrs":[],"stale":false}]}"#;
         let routes = parse_rib_json(out, "127.0.2.1").unwrap();
         assert_eq!(routes.len(), 1);
@@ -287,5 +328,6 @@ mod tests {
         assert_eq!(route.communities, vec!["65001:5", "65001:6"]);
         assert_eq!(route.large_communities, vec!["65001:1:1"]);
         assert_eq!(route.next_hop.as_deref(), Some("192.0.2.1"));
+        assert_eq!(route.extended_communities, vec!["target:65001:7"]);
     }
 }

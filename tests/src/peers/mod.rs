@@ -88,7 +88,10 @@ pub trait Peer {
     /// override it.
     fn received_route(&self, prefix: &str) -> Result<Option<Route>> {
         let prefix = crate::route::canonical_prefix(prefix)?;
-        Ok(self.received_routes()?.into_iter().find(|route| route.prefix == prefix))
+        Ok(self
+            .received_routes()?
+            .into_iter()
+            .find(|route| route.prefix == prefix))
     }
 
     /// SIGKILLs the daemon (no NOTIFICATION is sent).
@@ -123,7 +126,11 @@ pub trait Peer {
     /// Waits until [`Peer::session_established`].
     fn wait_established(&self, timeout: Duration) -> Result<()> {
         wait_until(
-            &format!("{} session to {} to be Established", self.kind(), self.spec().remote.address),
+            &format!(
+                "{} session to {} to be Established",
+                self.kind(),
+                self.spec().remote.address
+            ),
             timeout,
             || self.session_established(),
         )
