@@ -476,18 +476,22 @@ pub fn wasmbgp_interop(
         &expected_rich6,
         &check,
     )?;
-    check_route(
-        "step 2 bulk IPv4",
-        peer.received_route(&expected_bulk4.prefix)?,
-        &expected_bulk4,
-        &bulk_check,
-    )?;
-    check_route(
-        "step 2 bulk IPv6",
-        peer.received_route(&expected_bulk6.prefix)?,
-        &expected_bulk6,
-        &bulk_check,
-    )?;
+    // Every bulk route, as listed by the peer's bulk view.
+    let received = crate::route::by_prefix(peer.received_routes()?);
+    for (prefixes, template) in [(&bulk4, &expected_bulk4), (&bulk6, &expected_bulk6)] {
+        for prefix in prefixes {
+            let expected = Route {
+                prefix: crate::route::canonical_prefix(prefix)?,
+                ..template.clone()
+            };
+            check_route(
+                "step 2 bulk",
+                received.get(&expected.prefix).cloned(),
+                &expected,
+                &bulk_check,
+            )?;
+        }
+    }
     let adj_out = wasmbgp
         .adj_rib_out(&neighbor)
         .context("step 2: show adj-rib-out")?;
@@ -591,6 +595,12 @@ pub fn wasmbgp_interop(
     })
     .context("step 4: adj-rib-in")?;
     let adj_in = crate::route::by_prefix(wasmbgp.adj_rib_in(&neighbor)?);
+    let received_count = wasmbgp.neighbor(&neighbor)?.prefixes_received;
+    ensure!(
+        received_count == originated.len() as u64,
+        "step 4: show neighbors reports prefixes-received {received_count}, expecting {}",
+        originated.len()
+    );
     for route in &originated {
         let expected = expected_from_peer(peer.spec(), route);
         let check = AttrCheck {
