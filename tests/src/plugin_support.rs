@@ -848,3 +848,55 @@ impl Rig {
         dump_logs(&self.test, &self.bird, &[&self.speaker]);
     }
 }
+
+// ---------------------------------------------------------------------------
+// wasmbgp's text log.
+
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The log records (colours stripped; a record's continuation lines, such
+/// as a wasm backtrace, joined to it) that mention `plugin=NAME` and contain
+/// `needle`.
+pub fn plugin_log_lines(log: &str, plugin: &str, needle: &str) -> Vec<String> {
+    let mut records: Vec<String> = Vec::new();
+    for line in strip_ansi(log).lines() {
+        // Records start with a timestamp such as `2026-11-24T15:53:26.96Z`.
+        let starts = line.len() > 4 && line[..4].bytes().all(|b| b.is_ascii_digit());
+        match records.last_mut() {
+            Some(last) if !starts => {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            _ => records.push(line.to_owned()),
+        }
+    }
+    let tag = format!("plugin={plugin}");
+    records
+        .into_iter()
+        .filter(|r| {
+            r.split_whitespace().any(|w| w == tag) && r.contains(needle)
+        })
+        .collect()
+}
+
+/// The value of `key=VALUE` in a log line.
+pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let at = line.find(&format!(" {key}="))?;
+    line[at + key.len() + 2..].split_whitespace().next()
+}
