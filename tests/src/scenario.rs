@@ -1,5 +1,9 @@
 //! The checks shared by the `interop_*` test files.
 //!
+//! Blocks in use: 1-2 BIRD, 3 GoBGP, 4 FRR, 5 ExaBGP (full scenario);
+//! 6-9 the same daemons for [`passive_keepalive`]; 11, 13-15 driver
+//! self-tests; plugin tests use 200 and up (`plugin_support`).
+//!
 //! Addressing: test block `N` (unique per test, so tests run in parallel)
 //! uses `127.0.N.1` for wasmbgp (or the stand-in daemon of a driver
 //! self-test) and `127.0.N.2` for the peer, with ports `10000 + 10*N + k`
@@ -673,6 +677,91 @@ pub fn wasmbgp_interop(
     .context("step 6: Cease at the peer")?;
     peer.stop()?;
     Ok(())
+}
+
+/// Hold time used by [`passive_keepalive`].
+pub const SHORT_HOLD_TIME: u16 = 3;
+
+/// wasmbgp as the passive side with a 3 s hold time: the peer connects to
+/// wasmbgp's `listen` address, and the session must stay up (keepalives
+/// flowing both ways) for three hold times without being re-established.
+pub fn passive_keepalive(
+    test: &str,
+    work: &WorkDir,
+    block: Block,
+    make_peer: PeerFactory,
+) -> Result<()> {
+    let peer_as = 65100 + u32::from(block.0);
+    let mut spec = peer_spec(&work.subdir("peer")?, block, peer_as, WASMBGP_AS);
+    spec.hold_time = SHORT_HOLD_TIME;
+    let mut peer = make_peer(spec);
+    let local = block.local().to_string();
+    let neighbor = block.peer().to_string();
+    let config = Config {
+        router_id: local.clone(),
+        local_as: WASMBGP_AS,
+        listen: Some(format!("{local}:{}", block.port(0))),
+        neighbors: vec![NeighborConfig {
+            address: neighbor.clone(),
+            port: block.port(1),
+            peer_as,
+            local_address: Some(local.clone()),
+            hold_time: Some(SHORT_HOLD_TIME),
+            passive: true,
+            connect_retry: Some("1s".into()),
+            families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+        }],
+        routes: vec![(
+            "198.18.0.0/24".into(),
+            RouteAttrs {
+                next_hop: Some(DOCUMENTATION_NEXT_HOP4.into()),
+                ..RouteAttrs::default()
+            },
+        )],
+        route_files: Vec::new(),
+    };
+
+    step(
+        test,
+        format!(
+            "passive wasmbgp, {} connects, hold time {SHORT_HOLD_TIME} s",
+            peer.kind()
+        ),
+    );
+    let wasmbgp = WasmBgp::start(&work.subdir("wasmbgp")?, &config)?;
+    peer.start()?;
+    wait_until("wasmbgp to accept the session", DEFAULT_TIMEOUT, || {
+        wasmbgp.is_established(&neighbor)
+    })?;
+    peer.wait_established(DEFAULT_TIMEOUT)?;
+    wait_until("the route at the peer", DEFAULT_TIMEOUT, || {
+        Ok(peer.received_route("198.18.0.0/24")?.is_some())
+    })?;
+
+    step(test, "the session survives three hold times");
+    let deadline = Instant::now() + Duration::from_secs(3 * u64::from(SHORT_HOLD_TIME));
+    while Instant::now() < deadline {
+        let status = wasmbgp.neighbor(&neighbor)?;
+        ensure!(
+            status.state == "established" && status.established_count == 1,
+            "session flapped: state {}, established-count {}, last error {:?}",
+            status.state,
+            status.established_count,
+            status.last_error
+        );
+        ensure!(
+            peer.session_established()?,
+            "the peer reports the session down"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    peer.stop()?;
+    Ok(())
+}
+
+/// Runs [`passive_keepalive`] like [`run_wasmbgp_interop`].
+pub fn run_passive_keepalive(test: &str, block: Block, make_peer: PeerFactory) {
+    run_in_workdir(test, |work| passive_keepalive(test, work, block, make_peer));
 }
 
 /// Runs [`wasmbgp_interop`] in a fresh work directory; on failure prints

@@ -3,7 +3,7 @@
 use wasmbgp_e2e::peers::Peer;
 use wasmbgp_e2e::peers::PeerSpec;
 use wasmbgp_e2e::peers::bird::Bird;
-use wasmbgp_e2e::scenario::{Block, run_peer_selftest, run_wasmbgp_interop};
+use wasmbgp_e2e::scenario::{Block, run_passive_keepalive, run_peer_selftest, run_wasmbgp_interop};
 
 fn bird(spec: PeerSpec) -> Box<dyn Peer> {
     Box::new(Bird::new(spec))
@@ -25,4 +25,10 @@ fn wasmbgp_bird_ebgp() {
 #[test]
 fn wasmbgp_bird_ibgp() {
     run_wasmbgp_interop("bird-ibgp", Block(2), true, bird);
+}
+
+/// wasmbgp passive (the peer connects), 3 s hold time: no flap for 9 s.
+#[test]
+fn wasmbgp_bird_passive_keepalive() {
+    run_passive_keepalive("bird-passive", Block(6), bird);
 }

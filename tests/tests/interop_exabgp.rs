@@ -3,7 +3,7 @@
 use wasmbgp_e2e::peers::Peer;
 use wasmbgp_e2e::peers::PeerSpec;
 use wasmbgp_e2e::peers::exabgp::ExaBgp;
-use wasmbgp_e2e::scenario::{Block, run_peer_selftest, run_wasmbgp_interop};
+use wasmbgp_e2e::scenario::{Block, run_passive_keepalive, run_peer_selftest, run_wasmbgp_interop};
 
 fn exabgp(spec: PeerSpec) -> Box<dyn Peer> {
     Box::new(ExaBgp::new(spec))
@@ -19,4 +19,10 @@ fn exabgp_driver_selftest() {
 #[test]
 fn wasmbgp_exabgp_ebgp() {
     run_wasmbgp_interop("exabgp-ebgp", Block(5), false, exabgp);
+}
+
+/// wasmbgp passive (the peer connects), 3 s hold time: no flap for 9 s.
+#[test]
+fn wasmbgp_exabgp_passive_keepalive() {
+    run_passive_keepalive("exabgp-passive", Block(9), exabgp);
 }

@@ -3,7 +3,7 @@
 use wasmbgp_e2e::peers::Peer;
 use wasmbgp_e2e::peers::PeerSpec;
 use wasmbgp_e2e::peers::frr::Frr;
-use wasmbgp_e2e::scenario::{Block, run_peer_selftest, run_wasmbgp_interop};
+use wasmbgp_e2e::scenario::{Block, run_passive_keepalive, run_peer_selftest, run_wasmbgp_interop};
 
 fn frr(spec: PeerSpec) -> Box<dyn Peer> {
     Box::new(Frr::new(spec))
@@ -19,4 +19,10 @@ fn frr_driver_selftest() {
 #[test]
 fn wasmbgp_frr_ebgp() {
     run_wasmbgp_interop("frr-ebgp", Block(4), false, frr);
+}
+
+/// wasmbgp passive (the peer connects), 3 s hold time: no flap for 9 s.
+#[test]
+fn wasmbgp_frr_passive_keepalive() {
+    run_passive_keepalive("frr-passive", Block(8), frr);
 }

@@ -3,7 +3,7 @@
 use wasmbgp_e2e::peers::Peer;
 use wasmbgp_e2e::peers::PeerSpec;
 use wasmbgp_e2e::peers::gobgp::GoBgp;
-use wasmbgp_e2e::scenario::{Block, run_peer_selftest, run_wasmbgp_interop};
+use wasmbgp_e2e::scenario::{Block, run_passive_keepalive, run_peer_selftest, run_wasmbgp_interop};
 
 fn gobgp(spec: PeerSpec) -> Box<dyn Peer> {
     Box::new(GoBgp::new(spec))
@@ -19,4 +19,10 @@ fn gobgp_driver_selftest() {
 #[test]
 fn wasmbgp_gobgp_ebgp() {
     run_wasmbgp_interop("gobgp-ebgp", Block(3), false, gobgp);
+}
+
+/// wasmbgp passive (the peer connects), 3 s hold time: no flap for 9 s.
+#[test]
+fn wasmbgp_gobgp_passive_keepalive() {
+    run_passive_keepalive("gobgp-passive", Block(7), gobgp);
 }
