@@ -221,7 +221,9 @@ impl MultiBird {
                 s.remote.0, s.remote.1, s.remote.2
             );
             conf.push_str("  multihop;\n  hold time 30;\n");
-            conf.push_str("  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n");
+            conf.push_str(
+                "  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 5;\n",
+            );
             conf.push_str("  ipv4 { import all; export none; };\n}\n");
         }
         let conf_path = dir.join("bird.conf");
@@ -425,7 +427,11 @@ impl Plugin {
     /// fall 1, controlling `prefix` (MED 100).
     pub fn faulty(name: &str, mode: &str, extra: &[(&str, &str)], prefix: &str) -> Result<Self> {
         let mut settings = vec![("mode".to_owned(), mode.to_owned())];
-        settings.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        settings.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
         Ok(Self {
             name: name.to_owned(),
             component: component("fixture-faulty")?,
@@ -526,7 +532,12 @@ impl PluginSpeaker {
     /// The base config of one instance: router id and source `local`,
     /// listening on `local:listen_port`, one neighbor BIRD at
     /// `bird:bird_port`.
-    pub fn base_config(local: Ipv4Addr, listen_port: u16, bird: Ipv4Addr, bird_port: u16) -> Config {
+    pub fn base_config(
+        local: Ipv4Addr,
+        listen_port: u16,
+        bird: Ipv4Addr,
+        bird_port: u16,
+    ) -> Config {
         Config {
             router_id: local.to_string(),
             local_as: WASMBGP_AS,
@@ -674,7 +685,9 @@ pub fn wait_fast(
         }
         if start.elapsed() >= timeout {
             match last_error {
-                Some(e) => bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}"),
+                Some(e) => {
+                    bail!("timed out after {timeout:?} waiting for {what}; last error: {e:#}")
+                }
                 None => bail!("timed out after {timeout:?} waiting for {what}"),
             }
         }
@@ -766,7 +779,10 @@ pub fn dump_logs(test: &str, bird: &MultiBird, speakers: &[&PluginSpeaker]) {
     };
     eprintln!("[{test}] --- BIRD log tail ---\n{}", tail(&bird.log(), 40));
     for (i, s) in speakers.iter().enumerate() {
-        eprintln!("[{test}] --- wasmbgp #{i} log tail ---\n{}", tail(&s.log(), 60));
+        eprintln!(
+            "[{test}] --- wasmbgp #{i} log tail ---\n{}",
+            tail(&s.log(), 60)
+        );
     }
 }
 
@@ -806,7 +822,8 @@ impl Rig {
                 remote: (block.addr(1), block.port(1), WASMBGP_AS),
             }],
         )?;
-        let config = PluginSpeaker::base_config(block.addr(1), block.port(1), block.addr(2), block.port(0));
+        let config =
+            PluginSpeaker::base_config(block.addr(1), block.port(1), block.addr(2), block.port(0));
         let speaker = PluginSpeaker::start(&dir.subdir("wasmbgp")?, &config, plugins)?;
         bird.wait_established(&[RIG_PROTOCOL])?;
         wait_until("wasmbgp session Established", DEFAULT_TIMEOUT, || {
@@ -834,7 +851,11 @@ impl Rig {
     pub fn assert_session_untouched(&self) -> Result<()> {
         let (state, count) = self.speaker.session()?;
         let (bird_state, since) = self.bird.protocol(RIG_PROTOCOL)?;
-        if state != "established" || count != 1 || !bird_state.starts_with("Established") || since != self.bird_since {
+        if state != "established"
+            || count != 1
+            || !bird_state.starts_with("Established")
+            || since != self.bird_since
+        {
             bail!(
                 "session disturbed: wasmbgp {state} established-count {count}; BIRD {bird_state} since {since} (was {})",
                 self.bird_since
@@ -889,9 +910,7 @@ pub fn plugin_log_lines(log: &str, plugin: &str, needle: &str) -> Vec<String> {
     let tag = format!("plugin={plugin}");
     records
         .into_iter()
-        .filter(|r| {
-            r.split_whitespace().any(|w| w == tag) && r.contains(needle)
-        })
+        .filter(|r| r.split_whitespace().any(|w| w == tag) && r.contains(needle))
         .collect()
 }
 

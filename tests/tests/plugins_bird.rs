@@ -16,7 +16,12 @@ use wasmbgp_e2e::workdir::WorkDir;
 const POLL: Duration = Duration::from_millis(50);
 
 /// Runs `body` on a started rig; on failure prints the daemons' logs first.
-fn with_rig(test: &str, block: PluginBlock, plugins: &[Plugin], body: impl FnOnce(&Rig) -> Result<()>) {
+fn with_rig(
+    test: &str,
+    block: PluginBlock,
+    plugins: &[Plugin],
+    body: impl FnOnce(&Rig) -> Result<()>,
+) {
     let rig = match Rig::start(test, block, plugins) {
         Ok(rig) => rig,
         Err(e) => panic!("[{test}] cannot start the rig: {e:#}"),
@@ -34,40 +39,82 @@ fn tcp_up_down(test: &str, block: PluginBlock, component_name: &str) {
     let service_addr = block.sock(10, 2);
     let mut service = TcpService::start(&service_addr).expect("service");
     let vip = block.vip(100);
-    let plugin = Plugin::tcp("web", component(component_name).expect("component"), &service_addr, &vip, 100);
+    let plugin = Plugin::tcp(
+        "web",
+        component(component_name).expect("component"),
+        &service_addr,
+        &vip,
+        100,
+    );
     let (interval, rise, fall) = (Duration::from_secs(1), plugin.rise, plugin.fall);
     let started = Instant::now();
     with_rig(test, block, &[plugin], |rig| {
         let bird = &rig.bird;
-        wait_fast("the VIP at BIRD", POLL, Duration::from_secs(20), || bird.has_route(&vip))?;
+        wait_fast("the VIP at BIRD", POLL, Duration::from_secs(20), || {
+            bird.has_route(&vip)
+        })?;
         let paths = bird.paths(&vip)?;
-        ensure!(paths.len() == 1 && paths[0].med == Some(100), "VIP at BIRD: {paths:?}");
-        rig.step(format!("{vip} at BIRD with MED 100, {:?} after start", started.elapsed()));
+        ensure!(
+            paths.len() == 1 && paths[0].med == Some(100),
+            "VIP at BIRD: {paths:?}"
+        );
+        rig.step(format!(
+            "{vip} at BIRD with MED 100, {:?} after start",
+            started.elapsed()
+        ));
         let status = rig.speaker.plugin("web")?;
         ensure!(
-            status.state == "running" && status.health.as_deref() == Some("up") && status.restarts == 0,
+            status.state == "running"
+                && status.health.as_deref() == Some("up")
+                && status.restarts == 0,
             "show plugins: {:?}",
             status.raw
         );
-        ensure!(service.accepted() >= rise as usize, "the service saw {} checks", service.accepted());
+        ensure!(
+            service.accepted() >= rise as usize,
+            "the service saw {} checks",
+            service.accepted()
+        );
 
         // Down: fall failed checks, the first within one interval.
         service.stop();
-        let took = wait_fast("the VIP withdrawn at BIRD", POLL, Duration::from_secs(15), || {
-            Ok(!bird.has_route(&vip)?)
-        })?;
+        let took = wait_fast(
+            "the VIP withdrawn at BIRD",
+            POLL,
+            Duration::from_secs(15),
+            || Ok(!bird.has_route(&vip)?),
+        )?;
         let bound = interval * fall + Duration::from_secs(1);
-        rig.step(format!("service down → withdrawn at BIRD after {took:?} (bound {bound:?})"));
-        ensure!(took <= bound, "withdrawn after {took:?}, more than fall × interval + 1 s = {bound:?}");
+        rig.step(format!(
+            "service down → withdrawn at BIRD after {took:?} (bound {bound:?})"
+        ));
+        ensure!(
+            took <= bound,
+            "withdrawn after {took:?}, more than fall × interval + 1 s = {bound:?}"
+        );
         let status = rig.speaker.plugin("web")?;
-        ensure!(status.health.as_deref() == Some("down"), "show plugins: {:?}", status.raw);
+        ensure!(
+            status.health.as_deref() == Some("down"),
+            "show plugins: {:?}",
+            status.raw
+        );
 
         // Up: rise passing checks (the second one a fast interval after the first).
         service.restart()?;
-        let took = wait_fast("the VIP back at BIRD", POLL, Duration::from_secs(15), || bird.has_route(&vip))?;
+        let took = wait_fast(
+            "the VIP back at BIRD",
+            POLL,
+            Duration::from_secs(15),
+            || bird.has_route(&vip),
+        )?;
         let bound = interval * rise + Duration::from_secs(1);
-        rig.step(format!("service up → back at BIRD after {took:?} (bound {bound:?})"));
-        ensure!(took <= bound, "announced after {took:?}, more than rise × interval + 1 s = {bound:?}");
+        rig.step(format!(
+            "service up → back at BIRD after {took:?} (bound {bound:?})"
+        ));
+        ensure!(
+            took <= bound,
+            "announced after {took:?}, more than rise × interval + 1 s = {bound:?}"
+        );
         ensure!(
             took >= interval * (rise - 1) - Duration::from_millis(100),
             "announced after {took:?}: fewer than rise = {rise} checks"
@@ -148,41 +195,78 @@ fn plugins_primary_backup_by_med() {
 
     let result = (|| -> Result<()> {
         bird.wait_established(&["wasm_primary", "wasm_backup"])?;
-        let since = (bird.protocol("wasm_primary")?.1, bird.protocol("wasm_backup")?.1);
+        let since = (
+            bird.protocol("wasm_primary")?.1,
+            bird.protocol("wasm_backup")?.1,
+        );
         let best_is = |protocol: &str, med: u32| -> Result<bool> {
             let paths = bird.paths(&vip)?;
             Ok(paths.len() == 2
-                && paths.iter().any(|p| p.best && p.protocol == protocol && p.med == Some(med)))
+                && paths
+                    .iter()
+                    .any(|p| p.best && p.protocol == protocol && p.med == Some(med)))
         };
-        wait_fast("BIRD's best path from the primary (MED 100)", POLL, Duration::from_secs(20), || {
-            best_is("wasm_primary", 100)
-        })?;
-        step(test, format!("both paths at BIRD, best: primary {:?}", bird.paths(&vip)?));
+        wait_fast(
+            "BIRD's best path from the primary (MED 100)",
+            POLL,
+            Duration::from_secs(20),
+            || best_is("wasm_primary", 100),
+        )?;
+        step(
+            test,
+            format!("both paths at BIRD, best: primary {:?}", bird.paths(&vip)?),
+        );
 
         primary_service.stop();
-        let took = wait_fast("BIRD's best path from the backup (MED 200)", POLL, Duration::from_secs(15), || {
-            best_is("wasm_backup", 200)
-        })?;
+        let took = wait_fast(
+            "BIRD's best path from the backup (MED 200)",
+            POLL,
+            Duration::from_secs(15),
+            || best_is("wasm_backup", 200),
+        )?;
         let paths = bird.paths(&vip)?;
-        step(test, format!("primary service down → best is the backup after {took:?}: {paths:?}"));
-        ensure!(took <= Duration::from_secs(3), "failover took {took:?} (> fall × interval + 1 s)");
+        step(
+            test,
+            format!("primary service down → best is the backup after {took:?}: {paths:?}"),
+        );
         ensure!(
-            paths.iter().any(|p| p.protocol == "wasm_primary" && !p.best && p.med == Some(1000)),
+            took <= Duration::from_secs(3),
+            "failover took {took:?} (> fall × interval + 1 s)"
+        );
+        ensure!(
+            paths
+                .iter()
+                .any(|p| p.protocol == "wasm_primary" && !p.best && p.med == Some(1000)),
             "the primary should still announce with med-down 1000: {paths:?}"
         );
 
         primary_service.restart()?;
-        let took = wait_fast("BIRD's best path back at the primary", POLL, Duration::from_secs(15), || {
-            best_is("wasm_primary", 100)
-        })?;
-        step(test, format!("primary service up → best is the primary again after {took:?}"));
+        let took = wait_fast(
+            "BIRD's best path back at the primary",
+            POLL,
+            Duration::from_secs(15),
+            || best_is("wasm_primary", 100),
+        )?;
+        step(
+            test,
+            format!("primary service up → best is the primary again after {took:?}"),
+        );
 
         for (speaker, name) in [(&primary, "primary"), (&backup, "backup")] {
             let (state, count) = speaker.session()?;
-            ensure!(state == "established" && count == 1, "{name}: {state}, established-count {count}");
+            ensure!(
+                state == "established" && count == 1,
+                "{name}: {state}, established-count {count}"
+            );
         }
-        let now = (bird.protocol("wasm_primary")?.1, bird.protocol("wasm_backup")?.1);
-        ensure!(now == since, "BIRD sessions restarted: since {since:?} → {now:?}");
+        let now = (
+            bird.protocol("wasm_primary")?.1,
+            bird.protocol("wasm_backup")?.1,
+        );
+        ensure!(
+            now == since,
+            "BIRD sessions restarted: since {since:?} → {now:?}"
+        );
         Ok(())
     })();
     if let Err(e) = result {

@@ -28,45 +28,74 @@ fn plugins_disable_enable() {
     let service_addr = block.sock(10, 2);
     let _service = TcpService::start(&service_addr).expect("service");
     let tcp_check = component("tcp-check").expect("component");
-    let plain = Plugin::tcp("plain", tcp_check.clone(), &service_addr, &vip_withdraw, 100);
+    let plain = Plugin::tcp(
+        "plain",
+        tcp_check.clone(),
+        &service_addr,
+        &vip_withdraw,
+        100,
+    );
     let mut remed = Plugin::tcp("remed", tcp_check, &service_addr, &vip_remed, 100);
     remed.med_disabled = Some(500);
     let rig = Rig::start("plugins-disable-enable", block, &[plain, remed]).expect("rig");
     run(rig, |rig| {
         let bird = &rig.bird;
-        let med = |vip: &str| -> Result<Option<u32>> { Ok(bird.paths(vip)?.first().and_then(|p| p.med)) };
-        wait_fast("both VIPs at BIRD with MED 100", POLL, Duration::from_secs(20), || {
-            Ok(med(&vip_withdraw)? == Some(100) && med(&vip_remed)? == Some(100))
-        })?;
+        let med =
+            |vip: &str| -> Result<Option<u32>> { Ok(bird.paths(vip)?.first().and_then(|p| p.med)) };
+        wait_fast(
+            "both VIPs at BIRD with MED 100",
+            POLL,
+            Duration::from_secs(20),
+            || Ok(med(&vip_withdraw)? == Some(100) && med(&vip_remed)? == Some(100)),
+        )?;
 
         rig.speaker.ctl(&["plugin", "disable", "plain"])?;
         rig.speaker.ctl(&["plugin", "disable", "remed"])?;
-        let took = wait_fast("disable to reach BIRD", POLL, Duration::from_secs(10), || {
-            Ok(!bird.has_route(&vip_withdraw)? && med(&vip_remed)? == Some(500))
-        })?;
+        let took = wait_fast(
+            "disable to reach BIRD",
+            POLL,
+            Duration::from_secs(10),
+            || Ok(!bird.has_route(&vip_withdraw)? && med(&vip_remed)? == Some(500)),
+        )?;
         rig.step(format!(
             "disabled: {vip_withdraw} withdrawn, {vip_remed} MED 500 at BIRD after {took:?}"
         ));
         ensure!(took < Duration::from_secs(1), "disable took {took:?}");
         for name in ["plain", "remed"] {
             let s = rig.speaker.plugin(name)?;
-            ensure!(s.state == "disabled" && s.health.as_deref() == Some("disabled"), "{name}: {}", s.raw);
+            ensure!(
+                s.state == "disabled" && s.health.as_deref() == Some("disabled"),
+                "{name}: {}",
+                s.raw
+            );
         }
         // Disabled means no checks at all, and nothing flaps back.
         let calls = rig.speaker.plugin("plain")?.calls;
         std::thread::sleep(Duration::from_millis(2500));
-        ensure!(rig.speaker.plugin("plain")?.calls == calls, "a disabled plugin is still called");
+        ensure!(
+            rig.speaker.plugin("plain")?.calls == calls,
+            "a disabled plugin is still called"
+        );
         ensure!(!bird.has_route(&vip_withdraw)? && med(&vip_remed)? == Some(500));
 
         rig.speaker.ctl(&["plugin", "enable", "plain"])?;
         rig.speaker.ctl(&["plugin", "enable", "remed"])?;
-        let took = wait_fast("enable to reach BIRD", POLL, Duration::from_secs(10), || {
-            Ok(med(&vip_withdraw)? == Some(100) && med(&vip_remed)? == Some(100))
-        })?;
-        rig.step(format!("enabled: both VIPs back with MED 100 after {took:?}"));
+        let took = wait_fast(
+            "enable to reach BIRD",
+            POLL,
+            Duration::from_secs(10),
+            || Ok(med(&vip_withdraw)? == Some(100) && med(&vip_remed)? == Some(100)),
+        )?;
+        rig.step(format!(
+            "enabled: both VIPs back with MED 100 after {took:?}"
+        ));
         for name in ["plain", "remed"] {
             let s = rig.speaker.plugin(name)?;
-            ensure!(s.state == "running" && s.health.as_deref() == Some("up"), "{name}: {}", s.raw);
+            ensure!(
+                s.state == "running" && s.health.as_deref() == Some("up"),
+                "{name}: {}",
+                s.raw
+            );
         }
         rig.assert_session_untouched()
     });
@@ -89,20 +118,31 @@ fn plugins_hot_reload() {
     let rust = component("tcp-check").expect("component");
     let python = component("tcp-check-py").expect("component");
     std::fs::copy(&rust, &file).expect("copy component");
-    let rig = Rig::start(test, block, &[Plugin::tcp("web", file.clone(), &service_addr, &vip, 100)]).expect("rig");
+    let rig = Rig::start(
+        test,
+        block,
+        &[Plugin::tcp("web", file.clone(), &service_addr, &vip, 100)],
+    )
+    .expect("rig");
     run(rig, |rig| {
         let bird = &rig.bird;
-        wait_fast("the VIP at BIRD", POLL, Duration::from_secs(20), || bird.has_route(&vip))?;
+        wait_fast("the VIP at BIRD", POLL, Duration::from_secs(20), || {
+            bird.has_route(&vip)
+        })?;
         let watch = RouteWatch::start(bird, std::slice::from_ref(&vip));
-        let reloads = || plugin_log_lines(&rig.speaker.log(), "web", "plugin reloaded in place").len();
+        let reloads =
+            || plugin_log_lines(&rig.speaker.log(), "web", "plugin reloaded in place").len();
         // Waits for reload number `n` and then for two checks of the new
         // component; returns how long the swap took.
         let await_reload = |n: usize, what: &str| -> Result<Duration> {
             let took = wait_fast(what, POLL, Duration::from_secs(40), || Ok(reloads() >= n))?;
             let calls = rig.speaker.plugin("web")?.calls;
-            wait_fast("two checks by the new component", POLL, Duration::from_secs(10), || {
-                Ok(rig.speaker.plugin("web")?.calls >= calls + 2)
-            })?;
+            wait_fast(
+                "two checks by the new component",
+                POLL,
+                Duration::from_secs(10),
+                || Ok(rig.speaker.plugin("web")?.calls >= calls + 2),
+            )?;
             let s = rig.speaker.plugin("web")?;
             ensure!(
                 s.state == "running" && s.health.as_deref() == Some("up") && s.restarts == 0,
@@ -123,10 +163,15 @@ fn plugins_hot_reload() {
             slowest = slowest.max(t.elapsed());
             std::thread::sleep(POLL);
         }
-        rig.step(format!("slowest ctl answer while the new component loads: {slowest:?}"));
+        rig.step(format!(
+            "slowest ctl answer while the new component loads: {slowest:?}"
+        ));
         let took = await_reload(1, "reload after overwriting the file with tcp-check-py")?;
         let s = rig.speaker.plugin("web")?;
-        rig.step(format!("file overwritten (Rust → Python): reloaded after {took:?}; {}", s.raw));
+        rig.step(format!(
+            "file overwritten (Rust → Python): reloaded after {took:?}; {}",
+            s.raw
+        ));
         ensure!(
             plugin_log_lines(&rig.speaker.log(), "web", "component file changed").len() == 1,
             "the file watcher did not log the change"
@@ -137,7 +182,9 @@ fn plugins_hot_reload() {
         std::fs::copy(&rust, &tmp)?;
         std::fs::rename(&tmp, &file)?;
         let took = await_reload(2, "reload after renaming tcp-check over the file")?;
-        rig.step(format!("file replaced by rename (Python → Rust): reloaded after {took:?}"));
+        rig.step(format!(
+            "file replaced by rename (Python → Rust): reloaded after {took:?}"
+        ));
 
         // 3. ctl plugin reload.
         rig.speaker.ctl(&["plugin", "reload", "web"])?;
@@ -145,8 +192,16 @@ fn plugins_hot_reload() {
         rig.step(format!("ctl plugin reload: reloaded after {took:?}"));
 
         let samples = watch.finish();
-        let missing: Vec<Duration> = samples.iter().filter(|(_, p)| !p[0]).map(|(t, _)| *t).collect();
-        rig.step(format!("{} samples of {vip} at BIRD during the reloads, {} missing", samples.len(), missing.len()));
+        let missing: Vec<Duration> = samples
+            .iter()
+            .filter(|(_, p)| !p[0])
+            .map(|(t, _)| *t)
+            .collect();
+        rig.step(format!(
+            "{} samples of {vip} at BIRD during the reloads, {} missing",
+            samples.len(),
+            missing.len()
+        ));
         ensure!(samples.len() >= 20, "too few samples");
         ensure!(missing.is_empty(), "{vip} missing from BIRD at {missing:?}");
         ensure!(bird.paths(&vip)?.first().and_then(|p| p.med) == Some(100));
@@ -173,7 +228,13 @@ fn plugins_reload_does_not_stall_other_plugins() {
     std::fs::copy(component("tcp-check").expect("component"), &file).expect("copy component");
     let python = component("tcp-check-py").expect("component");
     let web = Plugin::tcp("web", file.clone(), &web_addr, &vip_web, 100);
-    let mut other = Plugin::tcp("other", component("tcp-check").expect("component"), &other_addr, &vip_other, 100);
+    let mut other = Plugin::tcp(
+        "other",
+        component("tcp-check").expect("component"),
+        &other_addr,
+        &vip_other,
+        100,
+    );
     other.rise = 1;
     other.fall = 1;
     let rig = Rig::start(test, block, &[web, other]).expect("rig");
@@ -189,15 +250,24 @@ fn plugins_reload_does_not_stall_other_plugins() {
         let t = Instant::now();
         rig.speaker.ctl(&["show", "plugins", "--json"])?;
         let ctl = t.elapsed();
-        let took = wait_fast("the other plugin's VIP withdrawn", POLL, Duration::from_secs(30), || {
-            Ok(!bird.has_route(&vip_other)?)
-        })?;
+        let took = wait_fast(
+            "the other plugin's VIP withdrawn",
+            POLL,
+            Duration::from_secs(30),
+            || Ok(!bird.has_route(&vip_other)?),
+        )?;
         let took = took + ctl;
         rig.step(format!(
             "during the reload of `web`: ctl answered after {ctl:?}; `other` withdrawn at BIRD after {took:?}"
         ));
-        ensure!(ctl < Duration::from_millis(500), "the control socket stalled for {ctl:?} during a reload");
-        ensure!(took <= Duration::from_secs(2), "`other` withdrawn after {took:?} (bound fall × interval + 1 s = 2 s)");
+        ensure!(
+            ctl < Duration::from_millis(500),
+            "the control socket stalled for {ctl:?} during a reload"
+        );
+        ensure!(
+            took <= Duration::from_secs(2),
+            "`other` withdrawn after {took:?} (bound fall × interval + 1 s = 2 s)"
+        );
         Ok(())
     });
     drop(work);
