@@ -30,11 +30,18 @@ enum Cmd {
         /// Log level or tracing filter (e.g. `info`, `debug`, `wasmbgp=debug`).
         #[arg(long, default_value = "info")]
         log_level: String,
+        /// Where compiled plugins are cached (default: $WASMBGP_CACHE_DIR, else
+        /// $XDG_CACHE_HOME/wasmbgp, else ~/.cache/wasmbgp).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Validate a config: exit 0, or print `FILE:LINE:COL: reason` per problem and exit 1.
     Check {
         /// The TOML config file.
         config: PathBuf,
+        /// Where compiled plugins are cached (see `run`).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
     },
     /// Send a command to the running daemon (`-` reads commands from standard input).
     Ctl {
@@ -60,9 +67,17 @@ fn main() -> ExitCode {
             config,
             log_format,
             log_level,
+            cache_dir,
         } => {
             init_logging(log_format, &log_level);
-            let config = match load(&config) {
+            let plugins = match plugin_runtime(cache_dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("wasmbgp: cannot start the plugin runtime: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = match load(&config, &plugins) {
                 Ok(c) => c,
                 Err(d) => {
                     eprintln!("{d}");
@@ -73,7 +88,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build();
             let result = match runtime {
-                Ok(rt) => rt.block_on(tasks::run(config)),
+                Ok(rt) => rt.block_on(tasks::run(config, plugins)),
                 Err(e) => Err(e.into()),
             };
             match result {
@@ -85,7 +100,17 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Check { config } => match load(&config) {
+        Cmd::Check { config, cache_dir } => match plugin_runtime(cache_dir)
+            .map_err(|e| config::Diagnostics {
+                file: config.display().to_string(),
+                items: vec![config::Diagnostic {
+                    line: 1,
+                    col: 1,
+                    message: format!("plugin runtime: {e:#}"),
+                }],
+            })
+            .and_then(|rt| load(&config, &rt))
+        {
             Ok(c) => {
                 let routes: usize = c.routes.iter().map(|g| g.routes.len()).sum();
                 println!(
@@ -119,18 +144,30 @@ fn main() -> ExitCode {
     }
 }
 
-/// Loads a config, checking each plugin's component with a plugin runtime.
-fn load(path: &std::path::Path) -> Result<config::Config, config::Diagnostics> {
-    let runtime = std::cell::OnceCell::new();
-    config::Config::load_with(path, &|spec| {
-        let rt = match runtime.get() {
-            Some(rt) => rt,
-            None => {
-                let rt = wasmbgp_runtime::Runtime::new()?;
-                runtime.get_or_init(|| rt)
-            }
-        };
-        rt.check(spec)
+/// Loads a config, checking each plugin's component with the plugin runtime (which
+/// compiles it once, into the cache `run` then uses).
+fn load(
+    path: &std::path::Path,
+    runtime: &wasmbgp_runtime::Runtime,
+) -> Result<config::Config, config::Diagnostics> {
+    config::Config::load_with(path, &|spec| runtime.check(spec))
+}
+
+/// The plugin runtime with its on-disk cache of compiled components.
+fn plugin_runtime(cache_dir: Option<PathBuf>) -> anyhow::Result<wasmbgp_runtime::Runtime> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = cache_dir
+        .or_else(|| env("WASMBGP_CACHE_DIR"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("wasmbgp")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache/wasmbgp")))
+        .unwrap_or_else(|| std::env::temp_dir().join("wasmbgp-cache"));
+    wasmbgp_runtime::Runtime::with_options(wasmbgp_runtime::RuntimeOptions {
+        cache_dir: Some(dir),
+        ..Default::default()
     })
 }
 

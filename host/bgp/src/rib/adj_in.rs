@@ -12,6 +12,8 @@ pub struct InChange {
     pub announced: usize,
     /// Prefixes removed (that were present).
     pub withdrawn: usize,
+    /// Announcements refused because our AS is in their path (loop, RFC 4271 §9.1.2).
+    pub looped: usize,
 }
 
 /// The routes one neighbor sent us, after RFC 7606 handling, attributes shared per UPDATE.
@@ -27,8 +29,10 @@ impl AdjRibIn {
         Self::default()
     }
 
-    /// Applies an UPDATE. From an eBGP neighbor, LOCAL_PREF is discarded (RFC 7606 §7.5).
-    pub fn apply(&mut self, update: &Update, ebgp: bool) -> InChange {
+    /// Applies an UPDATE. From an eBGP neighbor, LOCAL_PREF is discarded (RFC 7606 §7.5);
+    /// a route whose AS_PATH holds `local_as` is a loop and replaces nothing but is
+    /// dropped (an earlier route for the prefix is withdrawn).
+    pub fn apply(&mut self, update: &Update, ebgp: bool, local_as: u32) -> InChange {
         let mut change = InChange::default();
         for p in &update.withdrawn {
             change.withdrawn += self.v4.remove(p).is_some() as usize;
@@ -46,6 +50,26 @@ impl AdjRibIn {
         }
         let reach = update.mp_reach.as_ref().map(|m| &m.nlri);
         if update.nlri.is_empty() && reach.is_none_or(MpNlri::is_empty) {
+            return change;
+        }
+        if update.attributes.as_path.asns().any(|a| a == local_as) {
+            let mut dropped = 0;
+            for p in &update.nlri {
+                dropped += 1;
+                change.withdrawn += self.v4.remove(p).is_some() as usize;
+            }
+            match reach {
+                Some(MpNlri::Ipv4(v)) => v.iter().for_each(|p| {
+                    dropped += 1;
+                    change.withdrawn += self.v4.remove(p).is_some() as usize;
+                }),
+                Some(MpNlri::Ipv6(v)) => v.iter().for_each(|p| {
+                    dropped += 1;
+                    change.withdrawn += self.v6.remove(p).is_some() as usize;
+                }),
+                _ => {}
+            }
+            change.looped = dropped;
             return change;
         }
         let mut attrs = update.attributes.clone();
@@ -124,10 +148,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            rib.apply(&u, true),
+            rib.apply(&u, true, 65001),
             InChange {
                 announced: 2,
-                withdrawn: 0
+                withdrawn: 0,
+                looped: 0
             }
         );
         assert_eq!(
@@ -143,10 +168,11 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            rib.apply(&w, true),
+            rib.apply(&w, true, 65001),
             InChange {
                 announced: 0,
-                withdrawn: 1
+                withdrawn: 1,
+                looped: 0
             }
         );
         let w6 = Update {
@@ -156,7 +182,25 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(rib.apply(&w6, true), InChange::default());
+        assert_eq!(rib.apply(&w6, true, 65001), InChange::default());
         assert_eq!(rib.len(), 1);
+        // Our own AS in the path: a loop, and it replaces the earlier route.
+        let looped = Update {
+            nlri: vec!["10.0.1.0/24".parse().unwrap()],
+            attributes: PathAttributes {
+                as_path: crate::AsPath::from_sequence(vec![65000, 65001]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            rib.apply(&looped, true, 65001),
+            InChange {
+                announced: 0,
+                withdrawn: 1,
+                looped: 1
+            }
+        );
+        assert!(rib.is_empty());
     }
 }

@@ -87,6 +87,8 @@ pub struct NeighborConfig {
     pub description: Option<String>,
     /// Reset the session (Cease/Maximum Number of Prefixes) if the peer sends more.
     pub max_prefixes: Option<u32>,
+    /// GTSM (RFC 5082): the peer is at most this many hops away.
+    pub ttl_security: Option<u8>,
 }
 
 /// Routes declared by one `[[route]]` or `[[route-file]]` block.
@@ -435,6 +437,7 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
         let max_prefixes = r
             .opt_int("max-prefixes", 1, u32::MAX as i64, sink)
             .map(|n| n as u32);
+        let ttl_security = r.opt_int("ttl-security", 1, 254, sink).map(|n| n as u8);
         r.finish(sink);
         if let (Some(address), Some(peer_as)) = (address, peer_as) {
             out.push(NeighborConfig {
@@ -450,6 +453,7 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                 families,
                 description,
                 max_prefixes,
+                ttl_security,
             });
         }
     });

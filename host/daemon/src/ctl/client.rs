@@ -22,7 +22,9 @@ pub fn run_one(socket: &Path, command: &str) -> anyhow::Result<bool> {
         serde_json::from_str(&line).context("the daemon's reply is not valid JSON")?;
     if reply.ok {
         if !reply.output.is_empty() {
-            println!("{}", reply.output.trim_end());
+            // A reader that stops early (`| head`) is not an error.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", reply.output.trim_end()).and_then(|_| out.flush());
         }
         Ok(true)
     } else {
@@ -58,15 +60,18 @@ pub fn run_stream(socket: &Path) -> anyhow::Result<bool> {
     for line in BufReader::with_capacity(256 * 1024, &stream).lines() {
         let reply: Reply =
             serde_json::from_str(&line?).context("the daemon's reply is not valid JSON")?;
-        if reply.ok {
+        let written = if reply.ok {
             if reply.output.is_empty() {
-                writeln!(out, "ok")?;
+                writeln!(out, "ok")
             } else {
-                writeln!(out, "{}", reply.output.trim_end())?;
+                writeln!(out, "{}", reply.output.trim_end())
             }
         } else {
             all_ok = false;
-            writeln!(out, "error: {}", reply.error)?;
+            writeln!(out, "error: {}", reply.error)
+        };
+        if written.is_err() {
+            break; // the reader went away
         }
     }
     out.flush()?;

@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{debug, info};
+use wasmbgp_runtime::Runtime;
 
 use super::command;
 use super::json::Reply;
@@ -40,14 +41,20 @@ pub fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
 }
 
 /// Accepts control connections until the speaker stops.
-pub async fn serve(listener: UnixListener, speaker: SpeakerHandle, path: PathBuf) {
+pub async fn serve(
+    listener: UnixListener,
+    speaker: SpeakerHandle,
+    runtime: Runtime,
+    path: PathBuf,
+) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
         let speaker = speaker.clone();
+        let runtime = runtime.clone();
         tokio::spawn(async move {
-            if let Err(e) = session(stream, speaker).await {
+            if let Err(e) = session(stream, speaker, runtime).await {
                 debug!(error = %e, "control connection ended");
             }
         });
@@ -57,7 +64,11 @@ pub async fn serve(listener: UnixListener, speaker: SpeakerHandle, path: PathBuf
     }
 }
 
-async fn session(stream: UnixStream, speaker: SpeakerHandle) -> anyhow::Result<()> {
+async fn session(
+    stream: UnixStream,
+    speaker: SpeakerHandle,
+    runtime: Runtime,
+) -> anyhow::Result<()> {
     let (rd, wr) = stream.into_split();
     let mut reader = BufReader::with_capacity(256 * 1024, rd);
     let mut writer = BufWriter::with_capacity(256 * 1024, wr);
@@ -73,6 +84,15 @@ async fn session(stream: UnixStream, speaker: SpeakerHandle) -> anyhow::Result<(
             line.clear();
             reader.read_line(&mut line).await?;
             batch.push(command::parse(line.trim()));
+        }
+        for cmd in &batch {
+            if let Ok(command::Command::Plugin {
+                action: command::PluginAction::Reload,
+                name,
+            }) = cmd
+            {
+                speaker.precompile(&runtime, name).await;
+            }
         }
         let replies = match speaker.execute(batch).await {
             Some(r) => r,

@@ -6,6 +6,7 @@ pub mod listener;
 pub mod metrics_http;
 pub mod neighbor;
 pub mod plugins;
+pub mod sockopt;
 pub mod sources;
 pub mod speaker;
 
@@ -24,7 +25,7 @@ use neighbor::Shared;
 use sources::Sources;
 
 /// Runs the speaker until SIGTERM or SIGINT.
-pub async fn run(mut config: Config) -> anyhow::Result<()> {
+pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let sources = Sources::new();
     let shared = Shared {
@@ -75,7 +76,6 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
         tokio::spawn(listener::serve(l, inbound.clone()));
     }
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-    let runtime = wasmbgp_runtime::Runtime::new().context("starting the plugin runtime")?;
     let plugin_configs = std::mem::take(&mut config.plugins);
     let watched: Vec<_> = plugin_configs
         .iter()
@@ -86,11 +86,12 @@ pub async fn run(mut config: Config) -> anyhow::Result<()> {
     let _watcher = if watched.is_empty() {
         None
     } else {
-        Some(plugins::watch(watched, speaker.clone())?)
+        Some(plugins::watch(watched, speaker.clone(), runtime.clone())?)
     };
     tokio::spawn(ctl::server::serve(
         control,
         speaker.clone(),
+        runtime.clone(),
         config.control.socket.clone(),
     ));
 

@@ -326,6 +326,13 @@ impl Neighbor {
     }
 
     fn on_inbound(&mut self, stream: TcpStream) {
+        if let Some(hops) = self.config.ttl_security
+            && let Err(e) =
+                super::sockopt::set_ttl_security(&stream, self.config.address.is_ipv6(), hops)
+        {
+            warn!(neighbor = %self.label, error = %e, "cannot apply ttl-security to an accepted connection");
+            return;
+        }
         let events = self.events_tx.clone();
         let Ok(conn) = Connection::start(stream, false, events, self.shared.metrics.clone()) else {
             return;
@@ -550,7 +557,12 @@ impl Neighbor {
                     for d in &u.discarded {
                         debug!(neighbor = %self.label, attribute = %d, "attribute discarded (RFC 7606)");
                     }
-                    self.adj_in.apply(&u, self.policy.ebgp);
+                    let change = self
+                        .adj_in
+                        .apply(&u, self.policy.ebgp, self.shared.local_as);
+                    if change.looped > 0 {
+                        debug!(neighbor = %self.label, prefixes = change.looped, "routes with our AS in their path ignored (loop)");
+                    }
                     self.shared
                         .metrics
                         .prefixes_received(&self.label, self.adj_in.len() as i64);

@@ -129,6 +129,7 @@ pub fn status_text(list: &[PluginStatus]) -> String {
 pub fn watch(
     components: Vec<(String, PathBuf)>,
     speaker: SpeakerHandle,
+    runtime: Runtime,
 ) -> anyhow::Result<notify::RecommendedWatcher> {
     let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
@@ -164,6 +165,7 @@ pub fn watch(
                 let p = p.canonicalize().unwrap_or(p);
                 for name in by_path.get(&p).into_iter().flatten() {
                     info!(plugin = %name, file = %p.display(), "component file changed: reloading");
+                    speaker.precompile(&runtime, name).await;
                     speaker.reload_plugin(name.clone());
                 }
             }

@@ -29,6 +29,8 @@ pub enum SpeakerMsg {
     Batch(Vec<Result<Command, String>>, oneshot::Sender<Vec<Reply>>),
     /// A plugin's component file changed: swap it in place.
     ReloadPlugin(String),
+    /// A plugin's spec, to compile its component off the speaker before a reload.
+    PluginSpec(String, oneshot::Sender<Option<wasmbgp_runtime::PluginSpec>>),
     /// Stop every session with Cease/Administrative Shutdown.
     Shutdown(oneshot::Sender<()>),
 }
@@ -45,6 +47,25 @@ impl SpeakerHandle {
         let (tx, rx) = oneshot::channel();
         self.tx.send(SpeakerMsg::Batch(batch, tx)).ok()?;
         rx.await.ok()
+    }
+
+    /// The spec of a plugin, if it exists.
+    pub async fn plugin_spec(&self, name: &str) -> Option<wasmbgp_runtime::PluginSpec> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(SpeakerMsg::PluginSpec(name.to_string(), tx))
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Compiles a plugin's component on a blocking thread, into the runtime's cache, so
+    /// that the reload that follows does not stall the speaker. Errors are left for the
+    /// reload to report.
+    pub async fn precompile(&self, runtime: &wasmbgp_runtime::Runtime, name: &str) {
+        if let Some(spec) = self.plugin_spec(name).await {
+            let runtime = runtime.clone();
+            let _ = tokio::task::spawn_blocking(move || runtime.check(&spec)).await;
+        }
     }
 
     /// Asks for a plugin's component to be reloaded.
@@ -121,6 +142,14 @@ impl Speaker {
                 SpeakerMsg::Batch(batch, reply) => {
                     let replies = self.execute(batch).await;
                     let _ = reply.send(replies);
+                }
+                SpeakerMsg::PluginSpec(name, reply) => {
+                    let spec = self
+                        .plugins
+                        .iter()
+                        .find(|p| p.config.spec.name == name)
+                        .map(|p| p.config.spec.clone());
+                    let _ = reply.send(spec);
                 }
                 SpeakerMsg::ReloadPlugin(name) => {
                     let reply = self.plugin_action(PluginAction::Reload, &name);
