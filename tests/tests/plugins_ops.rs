@@ -214,7 +214,6 @@ fn plugins_hot_reload() {
 /// seconds to compile), another plugin's verdict must still reach BIRD
 /// within fall × interval + 1 s, and the control socket must keep answering.
 #[test]
-#[ignore = "wasmbgp bug: a reload compiles the component on the speaker task, stalling every other plugin's routes and ctl for seconds"]
 fn plugins_reload_does_not_stall_other_plugins() {
     let block = PluginBlock(206);
     let (vip_web, vip_other) = (block.vip(1), block.vip(2));
