@@ -108,12 +108,6 @@ impl RouteGroup {
 }
 
 impl Config {
-    /// Reads and validates `path`.
-    #[cfg(test)]
-    pub fn load(path: &Path) -> Result<Config, Diagnostics> {
-        Self::load_with(path, &|_| Ok(()))
-    }
-
     /// Reads and validates `path`, asking `check_plugin` about each plugin's component
     /// (that it loads and exports its world).
     pub fn load_with(path: &Path, check_plugin: PluginCheck) -> Result<Config, Diagnostics> {
