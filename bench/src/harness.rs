@@ -1,0 +1,402 @@
+//! Process, BIRD and /proc helpers for the plugin benchmark (`src/bin/plugins.rs`).
+//! A trimmed copy of the helpers in `src/main.rs` (left untouched so the 1M-route bench
+//! keeps its exact behaviour). Every wait here is bounded in time and iterations.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub type Result<T> = std::result::Result<T, String>;
+
+#[macro_export]
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(format!($($t)*)) };
+}
+
+/// A child process, killed when dropped (SIGTERM, then SIGKILL after 3 s) and when
+/// this process dies (PR_SET_PDEATHSIG).
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Proc> {
+        // SAFETY: prctl is async-signal-safe; the child dies with this (spawning) thread.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        eprintln!("bench: {} did not stop on SIGTERM, killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn exited(&mut self) -> Option<String> {
+        match self.child.try_wait() {
+            Ok(Some(st)) => Some(format!("{} exited: {st}", self.name)),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A `kB` line of /proc/PID/status, in bytes.
+pub fn vm_status(pid: u32, key: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    for l in status.lines() {
+        if let Some(v) = l.strip_prefix(key) {
+            let kb: u64 = v
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse()
+                .map_err(|e| format!("{key} {e}"))?;
+            return Ok(kb * 1024);
+        }
+    }
+    bail!("no {key} in /proc/{pid}/status")
+}
+
+/// utime + stime of a process (all its threads), in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')').ok_or("bad /proc stat")? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime 15.
+    let utime: u64 = f.get(11).and_then(|x| x.parse().ok()).ok_or("no utime")?;
+    let stime: u64 = f.get(12).and_then(|x| x.parse().ok()).ok_or("no stime")?;
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((utime + stime) as f64 / tck)
+}
+
+/// Threads of a process.
+pub fn threads(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|v| v.trim().parse().ok()))
+        })
+        .flatten()
+        .unwrap_or(0)
+}
+
+pub fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// An ephemeral TCP port free on `addr` right now.
+pub fn free_port(addr: Ipv4Addr) -> Result<u16> {
+    let l = TcpListener::bind((addr, 0)).map_err(|e| format!("bind {addr}:0: {e}"))?;
+    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
+}
+
+/// BIRD's control socket protocol, without a birdc process per poll.
+pub struct Birdc {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Birdc {
+    pub fn connect(sock: &Path, timeout: Duration) -> Result<Birdc> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match UnixStream::connect(sock) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(10)))
+                        .map_err(|e| e.to_string())?;
+                    let w = s.try_clone().map_err(|e| e.to_string())?;
+                    let mut b = Birdc {
+                        r: BufReader::new(s),
+                        w,
+                    };
+                    b.reply()?;
+                    return Ok(b);
+                }
+                Err(e) if Instant::now() > deadline => {
+                    bail!("cannot reach BIRD at {}: {e}", sock.display())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    fn reply(&mut self) -> Result<String> {
+        let mut out = String::new();
+        for _ in 0..100_000 {
+            let mut line = String::new();
+            let n = self
+                .r
+                .read_line(&mut line)
+                .map_err(|e| format!("reading from BIRD: {e}"))?;
+            if n == 0 {
+                bail!("BIRD closed its control socket");
+            }
+            let b = line.as_bytes();
+            let last = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
+            out.push_str(&line);
+            if last || (b.len() == 5 && b[..4].iter().all(u8::is_ascii_digit)) {
+                return Ok(out);
+            }
+        }
+        bail!("BIRD reply too long")
+    }
+
+    pub fn cmd(&mut self, c: &str) -> Result<String> {
+        writeln!(self.w, "{c}").map_err(|e| format!("writing to BIRD: {e}"))?;
+        self.reply()
+    }
+
+    /// Routes imported by a protocol's channel (`show protocols all NAME`).
+    pub fn imported(&mut self, proto: &str) -> Result<u64> {
+        let r = self.cmd(&format!("show protocols all {proto}"))?;
+        for l in r.lines() {
+            if let Some(rest) = l
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
+                .trim()
+                .strip_prefix("Routes:")
+            {
+                let n = rest.split_whitespace().next().unwrap_or("0");
+                return n.parse().map_err(|e| format!("Routes: {e}"));
+            }
+        }
+        Ok(0)
+    }
+}
+
+/// A BIRD process in its own directory with its own socket, pid file and log.
+pub struct Bird {
+    pub proc: Proc,
+    pub ctl: Birdc,
+}
+
+impl Bird {
+    pub fn start(bird: &str, dir: &Path, name: &str, conf: &str) -> Result<Bird> {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        let full = format!(
+            "log \"{}\" all;\ntimeformat log \"%s.%6f\";\n{conf}",
+            dir.join("bird.log").display()
+        );
+        let conf_path = dir.join("bird.conf");
+        std::fs::write(&conf_path, full).map_err(|e| e.to_string())?;
+        let sock = dir.join("bird.ctl");
+        let mut proc = Proc::spawn(
+            name,
+            Command::new(bird)
+                .arg("-c")
+                .arg(&conf_path)
+                .arg("-s")
+                .arg(&sock)
+                .arg("-P")
+                .arg(dir.join("bird.pid"))
+                .arg("-f")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(dir.join("bird.stderr")).map_err(|e| e.to_string())?),
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sock.exists() && Instant::now() < deadline {
+            if let Some(e) = proc.exited() {
+                let err = std::fs::read_to_string(dir.join("bird.stderr")).unwrap_or_default();
+                bail!("{e}: {}", err.trim());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ctl = Birdc::connect(&sock, Duration::from_secs(5))?;
+        Ok(Bird { proc, ctl })
+    }
+
+    /// Polls until the protocol's imported count is exactly `n` (every `poll`), bounded
+    /// by `timeout`; returns the time it took.
+    pub fn wait_imported(
+        &mut self,
+        proto: &str,
+        n: u64,
+        poll: Duration,
+        timeout: Duration,
+    ) -> Result<Duration> {
+        let t0 = Instant::now();
+        let max_polls = (timeout.as_micros() / poll.as_micros().max(1)) as u64 + 10;
+        let mut last = 0;
+        for _ in 0..max_polls {
+            last = self.ctl.imported(proto)?;
+            if last == n {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                break;
+            }
+            if let Some(e) = self.proc.exited() {
+                bail!("{e}");
+            }
+            std::thread::sleep(poll);
+        }
+        bail!("{proto}: {last} routes, not {n}, after {timeout:?}")
+    }
+}
+
+pub fn bird_receiver_conf(me: Ipv4Addr, my_port: u16, peer: Ipv4Addr, peer_port: u16) -> String {
+    format!(
+        "router id {me};\nprotocol device {{}}\n\
+         protocol bgp wasm {{ local {me} port {my_port} as 65000; neighbor {peer} port {peer_port} as 65001; \
+         multihop; connect delay time 1; connect retry time 1; ipv4 {{ import all; export none; }}; }}\n"
+    )
+}
+
+/// wasmbgp `run` with its own config, cache dir and log file (stderr).
+pub fn start_wasmbgp(bin: &Path, conf: &Path, cache: &Path, log: &Path) -> Result<Proc> {
+    Proc::spawn(
+        "wasmbgp",
+        Command::new(bin)
+            .arg("run")
+            .arg(conf)
+            .arg("--cache-dir")
+            .arg(cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).map_err(|e| e.to_string())?),
+    )
+}
+
+/// GET /metrics over plain HTTP/1.1 (loopback, 5 s timeout).
+pub fn http_metrics(addr: &str) -> Result<String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("metrics {addr}: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut body = String::new();
+    s.read_to_string(&mut body)
+        .map_err(|e| format!("metrics {addr}: {e}"))?;
+    Ok(body)
+}
+
+/// A Prometheus histogram's cumulative buckets (upper bound in s, count) and count.
+#[derive(Debug, Clone, Default)]
+pub struct Hist {
+    pub buckets: Vec<(f64, u64)>,
+    pub count: u64,
+}
+
+pub fn parse_hist(text: &str, name: &str) -> Hist {
+    let mut h = Hist::default();
+    let bucket = format!("{name}_bucket{{");
+    let count = format!("{name}_count");
+    for l in text.lines() {
+        if let Some(rest) = l.strip_prefix(&bucket) {
+            let Some(le) = rest.split("le=\"").nth(1).and_then(|x| x.split('"').next()) else {
+                continue;
+            };
+            let le = if le.contains("Inf") {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::NAN)
+            };
+            let n = l.rsplit(' ').next().and_then(|x| x.parse::<f64>().ok());
+            if let Some(n) = n {
+                h.buckets.push((le, n as u64));
+            }
+        } else if let Some(rest) = l.strip_prefix(&count) {
+            if let Some(n) = rest.split_whitespace().last().and_then(|x| x.parse::<f64>().ok()) {
+                h.count = n as u64;
+            }
+        }
+    }
+    h
+}
+
+impl Hist {
+    /// `self - before`, bucket by bucket.
+    pub fn minus(&self, before: &Hist) -> Hist {
+        Hist {
+            buckets: self
+                .buckets
+                .iter()
+                .map(|(le, n)| {
+                    let b = before
+                        .buckets
+                        .iter()
+                        .find(|(l, _)| l == le)
+                        .map(|x| x.1)
+                        .unwrap_or(0);
+                    (*le, n.saturating_sub(b))
+                })
+                .collect(),
+            count: self.count.saturating_sub(before.count),
+        }
+    }
+
+    /// The upper bound of the bucket holding quantile `q`.
+    pub fn quantile(&self, q: f64) -> f64 {
+        let target = (q * self.count as f64).ceil() as u64;
+        for (le, n) in &self.buckets {
+            if *n >= target.max(1) {
+                return *le;
+            }
+        }
+        f64::NAN
+    }
+}
+
+/// Value at quantile `q` of samples (nearest rank).
+pub fn pct(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    let i = ((q * s.len() as f64).ceil() as usize).clamp(1, s.len()) - 1;
+    s[i]
+}
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
