@@ -439,11 +439,7 @@ impl UpdatePacker {
                 |p, o| p.encode(o),
                 |p| p.encoded_len(),
             );
-            let mp_len = (out.len() - mp_at - MP_ATTR_HEADER) as u16;
-            out[mp_at + 2..mp_at + 4].copy_from_slice(&mp_len.to_be_bytes());
-            let alen = (out.len() - alen_at - 2) as u16;
-            out[alen_at..alen_at + 2].copy_from_slice(&alen.to_be_bytes());
-            finish_message(out, start, msg_type::UPDATE);
+            finish_mp_update(out, start, alen_at, mp_at);
             count += 1;
         }
         count
@@ -494,11 +490,7 @@ impl UpdatePacker {
                 |p, o| p.encode(o),
                 |p| p.encoded_len(),
             );
-            let mp_len = (out.len() - mp_at - MP_ATTR_HEADER) as u16;
-            out[mp_at + 2..mp_at + 4].copy_from_slice(&mp_len.to_be_bytes());
-            let alen = (out.len() - alen_at - 2) as u16;
-            out[alen_at..alen_at + 2].copy_from_slice(&alen.to_be_bytes());
-            finish_message(out, start, msg_type::UPDATE);
+            finish_mp_update(out, start, alen_at, mp_at);
             count += 1;
         }
         count
@@ -508,6 +500,16 @@ impl UpdatePacker {
     pub fn end_of_rib(&self, family: Family, out: &mut Vec<u8>) {
         super::Message::Update(Update::end_of_rib(family)).encode(&self.ctx, out);
     }
+}
+
+/// Fills in the lengths of an UPDATE whose last attribute is an MP_(UN)REACH begun at
+/// `mp_at`, its attribute field begun at `alen_at`, the message at `start`.
+fn finish_mp_update(out: &mut [u8], start: usize, alen_at: usize, mp_at: usize) {
+    let mp_len = (out.len() - mp_at - MP_ATTR_HEADER) as u16;
+    out[mp_at + 2..mp_at + 4].copy_from_slice(&mp_len.to_be_bytes());
+    let alen = (out.len() - alen_at - 2) as u16;
+    out[alen_at..alen_at + 2].copy_from_slice(&alen.to_be_bytes());
+    finish_message(out, start, msg_type::UPDATE);
 }
 
 /// Encodes items until the next would pass `limit` (an absolute offset in `out`); returns

@@ -217,27 +217,13 @@ impl AdjRibOut {
         let dirty_v4 = std::mem::take(&mut self.dirty_v4);
         let dirty_v6 = std::mem::take(&mut self.dirty_v6);
         if families.contains(&Family::IPV4_UNICAST) {
-            let mut withdrawn = Vec::new();
-            let groups = group(dirty_v4.iter().filter_map(|p| match self.v4.get(p) {
-                Some(e) => Some((*p, &e.attrs)),
-                None => {
-                    withdrawn.push(*p);
-                    None
-                }
-            }));
+            let (withdrawn, groups) = split_changes(&dirty_v4, &self.v4);
             stats.withdrawn += withdrawn.len();
             stats.messages += packer.withdraw_ipv4(&withdrawn, out);
             send_v4(packer, policy, groups, out, &mut stats);
         }
         if families.contains(&Family::IPV6_UNICAST) {
-            let mut withdrawn = Vec::new();
-            let groups = group(dirty_v6.iter().filter_map(|p| match self.v6.get(p) {
-                Some(e) => Some((*p, &e.attrs)),
-                None => {
-                    withdrawn.push(*p);
-                    None
-                }
-            }));
+            let (withdrawn, groups) = split_changes(&dirty_v6, &self.v6);
             stats.withdrawn += withdrawn.len();
             stats.messages += packer.withdraw_ipv6(&withdrawn, out);
             send_v6(packer, policy, groups, out, &mut stats);
@@ -282,6 +268,23 @@ impl AdjRibOut {
 }
 
 type Groups<'a, P> = Vec<(&'a Arc<PathAttributes>, Vec<P>)>;
+
+/// Splits changed prefixes into those gone (withdrawals) and those present, grouped by
+/// attributes (announcements).
+fn split_changes<'a, P: Ord + Copy>(
+    dirty: &BTreeSet<P>,
+    table: &'a BTreeMap<P, Entry>,
+) -> (Vec<P>, Groups<'a, P>) {
+    let mut withdrawn = Vec::new();
+    let groups = group(dirty.iter().filter_map(|p| match table.get(p) {
+        Some(e) => Some((*p, &e.attrs)),
+        None => {
+            withdrawn.push(*p);
+            None
+        }
+    }));
+    (withdrawn, groups)
+}
 
 /// Groups prefixes by their (interned) attribute set, keeping first-seen order.
 fn group<'a, P>(routes: impl Iterator<Item = (P, &'a Arc<PathAttributes>)>) -> Groups<'a, P> {
