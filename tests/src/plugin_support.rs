@@ -394,6 +394,8 @@ pub struct Plugin {
     pub settings: Vec<(String, String)>,
     /// `grants.tcp`.
     pub tcp: Vec<String>,
+    /// `grants.dns`.
+    pub dns: Vec<String>,
     /// `grants.memory`.
     pub memory: Option<String>,
     /// `grants.deadline`.
@@ -417,10 +419,34 @@ impl Plugin {
             med_disabled: None,
             settings: vec![("address".to_owned(), address.to_owned())],
             tcp: vec![address.to_owned()],
+            dns: Vec::new(),
             memory: None,
             deadline: None,
             routes: vec![(prefix.to_owned(), med)],
         }
+    }
+
+    /// A `dns-check` plugin: resolves `name` through `server` (granted),
+    /// expecting `expect`; controls `prefix` with MED `med`; interval 1 s,
+    /// rise 2, fall 2, withdraw.
+    pub fn dns(
+        name: &str,
+        server: &str,
+        query: &str,
+        expect: &str,
+        prefix: &str,
+        med: u32,
+    ) -> Result<Self> {
+        let mut p = Self::tcp(name, component("dns-check")?, server, prefix, med);
+        p.tcp.clear();
+        p.dns = vec![server.to_owned()];
+        p.settings = vec![
+            ("server".to_owned(), server.to_owned()),
+            ("name".to_owned(), query.to_owned()),
+            ("expect".to_owned(), expect.to_owned()),
+            ("timeout".to_owned(), "300ms".to_owned()),
+        ];
+        Ok(p)
     }
 
     /// A `fixture-faulty` plugin in `mode` with extra settings; rise 1,
@@ -443,6 +469,7 @@ impl Plugin {
             med_disabled: None,
             settings,
             tcp: Vec::new(),
+            dns: Vec::new(),
             memory: None,
             deadline: None,
             routes: vec![(prefix.to_owned(), 100)],
@@ -477,6 +504,9 @@ impl Plugin {
         }
         out.push_str("[plugin.grants]\n");
         let _ = writeln!(out, "tcp = [{}]", quoted(&self.tcp));
+        if !self.dns.is_empty() {
+            let _ = writeln!(out, "dns = [{}]", quoted(&self.dns));
+        }
         if let Some(memory) = &self.memory {
             let _ = writeln!(out, "memory = \"{memory}\"");
         }
@@ -490,6 +520,61 @@ impl Plugin {
             );
         }
         out
+    }
+}
+
+/// dnsmasq on loopback answering `name` with `address`, killed on drop.
+pub struct Dnsmasq {
+    child: std::process::Child,
+    args: Vec<String>,
+}
+
+impl Dnsmasq {
+    /// Starts it on `listen` (`IP:PORT`).
+    pub fn start(listen: &str, name: &str, address: &str) -> Result<Self> {
+        let (ip, port) = listen.rsplit_once(':').context("listen is IP:PORT")?;
+        let args = vec![
+            "--no-daemon".to_owned(),
+            format!("--port={port}"),
+            format!("--listen-address={ip}"),
+            "--bind-interfaces".to_owned(),
+            "--no-resolv".to_owned(),
+            "--no-hosts".to_owned(),
+            format!("--address=/{name}/{address}"),
+            "--conf-file=/dev/null".to_owned(),
+            "--pid-file=".to_owned(),
+            "--user=root".to_owned(),
+        ];
+        let child = Self::spawn(&args)?;
+        Ok(Self { child, args })
+    }
+
+    fn spawn(args: &[String]) -> Result<std::process::Child> {
+        std::process::Command::new("dnsmasq")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .context("dnsmasq (Debian dnsmasq-base) is installed")
+    }
+
+    /// Kills it (the check then times out).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again with the same arguments.
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.child = Self::spawn(&self.args)?;
+        Ok(())
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

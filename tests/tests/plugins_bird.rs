@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
 use wasmbgp_e2e::plugin_support::{
-    BirdSession, MultiBird, Plugin, PluginBlock, PluginSpeaker, Rig, TcpService, WASMBGP_AS,
-    component, dump_logs, wait_fast,
+    BirdSession, Dnsmasq, MultiBird, Plugin, PluginBlock, PluginSpeaker, Rig, TcpService,
+    WASMBGP_AS, component, dump_logs, wait_fast,
 };
 use wasmbgp_e2e::step;
 use wasmbgp_e2e::workdir::WorkDir;
@@ -273,4 +273,51 @@ fn plugins_primary_backup_by_med() {
         dump_logs(test, &bird, &[&primary, &backup]);
         panic!("[{test}] {e:#}");
     }
+}
+
+/// "Must show" 3: `dns-check` against a real DNS server (dnsmasq) on loopback
+/// moves the resolver's anycast /32 at BIRD: up while it answers with the
+/// expected address, withdrawn when it stops answering, back when it returns.
+#[test]
+fn plugins_dns_check_up_down() {
+    let block = PluginBlock(207);
+    let server = block.sock(10, 3);
+    let mut dns = Dnsmasq::start(&server, "svc.test", "192.0.2.10").expect("dnsmasq");
+    let vip = block.vip(53);
+    let plugin =
+        Plugin::dns("resolver", &server, "svc.test", "192.0.2.10", &vip, 100).expect("dns-check");
+    with_rig("plugins-dns-up-down", block, &[plugin], |rig| {
+        let bird = &rig.bird;
+        wait_fast(
+            "the resolver VIP at BIRD",
+            POLL,
+            Duration::from_secs(20),
+            || bird.has_route(&vip),
+        )?;
+        let status = rig.speaker.plugin("resolver")?;
+        ensure!(
+            status.health.as_deref() == Some("up"),
+            "show plugins: {:?}",
+            status.raw
+        );
+        dns.stop();
+        let took = wait_fast(
+            "the resolver VIP withdrawn",
+            POLL,
+            Duration::from_secs(15),
+            || Ok(!bird.has_route(&vip)?),
+        )?;
+        rig.step(format!("dnsmasq down → withdrawn at BIRD after {took:?}"));
+        ensure!(took <= Duration::from_secs(4), "withdrawn after {took:?}");
+        ensure!(rig.speaker.plugin("resolver")?.health.as_deref() == Some("down"));
+        dns.restart()?;
+        let took = wait_fast(
+            "the resolver VIP back",
+            POLL,
+            Duration::from_secs(15),
+            || bird.has_route(&vip),
+        )?;
+        rig.step(format!("dnsmasq up → back at BIRD after {took:?}"));
+        rig.assert_session_untouched()
+    });
 }
