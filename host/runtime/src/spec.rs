@@ -117,9 +117,13 @@ impl Default for Grants {
 /// "64MB" (decimal units), or a bare number of bytes.
 pub fn parse_size(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| anyhow::anyhow!("size {text:?} does not start with a number"))?;
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| anyhow::anyhow!("size {text:?} does not start with a number"))?;
     let factor: u64 = match unit.trim() {
         "" | "B" => 1,
         "KiB" => 1 << 10,
@@ -128,9 +132,13 @@ pub fn parse_size(text: &str) -> anyhow::Result<u64> {
         "kB" | "KB" => 1_000,
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
-        other => anyhow::bail!("size {text:?} has an unknown unit {other:?} (use B, KiB, MiB, GiB, kB, MB, GB)"),
+        other => anyhow::bail!(
+            "size {text:?} has an unknown unit {other:?} (use B, KiB, MiB, GiB, kB, MB, GB)"
+        ),
     };
-    number.checked_mul(factor).ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| anyhow::anyhow!("size {text:?} is too large"))
 }
 
 /// Everything needed to run one plugin instance.
