@@ -342,7 +342,11 @@ pub fn parse_hist(text: &str, name: &str) -> Hist {
                 h.buckets.push((le, n as u64));
             }
         } else if let Some(rest) = l.strip_prefix(&count) {
-            if let Some(n) = rest.split_whitespace().last().and_then(|x| x.parse::<f64>().ok()) {
+            if let Some(n) = rest
+                .split_whitespace()
+                .last()
+                .and_then(|x| x.parse::<f64>().ok())
+            {
                 h.count = n as u64;
             }
         }

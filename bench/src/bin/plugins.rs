@@ -86,16 +86,30 @@ fn parse_opts() -> Result<Opts> {
             _ => bail!("unknown argument {a:?} (try --help)"),
         }
     }
-    if o.flips > 100_000 || o.plugins == 0 || o.plugins > 250 || o.routes > 1_000_000 || o.cpu_secs > 600 || o.baseline_secs > 600 {
-        bail!("--flips ..=100000, --plugins 1..=250, --routes ..=1000000, --cpu-secs/--baseline-secs ..=600");
+    if o.flips > 100_000
+        || o.plugins == 0
+        || o.plugins > 250
+        || o.routes > 1_000_000
+        || o.cpu_secs > 600
+        || o.baseline_secs > 600
+    {
+        bail!(
+            "--flips ..=100000, --plugins 1..=250, --routes ..=1000000, --cpu-secs/--baseline-secs ..=600"
+        );
     }
     if !o.wasmbgp.is_file() {
-        bail!("{} not found: run `cargo build --release -p wasmbgp` first", o.wasmbgp.display());
+        bail!(
+            "{} not found: run `cargo build --release -p wasmbgp` first",
+            o.wasmbgp.display()
+        );
     }
     for p in ["tcp-check", "tcp-check-py", "fixture-faulty"] {
         let f = o.plugins_dir.join(format!("{p}.wasm"));
         if !f.is_file() {
-            bail!("{} not found: run scripts/build-plugins.sh first", f.display());
+            bail!(
+                "{} not found: run scripts/build-plugins.sh first",
+                f.display()
+            );
         }
     }
     Ok(o)
@@ -119,10 +133,17 @@ struct RtKind {
 }
 
 fn spec(o: &Opts, name: &str, file: &str, target: Option<&str>, every: Duration) -> PluginSpec {
-    let mut s = PluginSpec::new(name, World::Healthcheck, o.plugins_dir.join(format!("{file}.wasm")));
+    let mut s = PluginSpec::new(
+        name,
+        World::Healthcheck,
+        o.plugins_dir.join(format!("{file}.wasm")),
+    );
     match target {
         Some(t) => {
-            s.settings = vec![("address".into(), t.into()), ("timeout".into(), "200ms".into())];
+            s.settings = vec![
+                ("address".into(), t.into()),
+                ("timeout".into(), "200ms".into()),
+            ];
             s.grants.tcp = vec![t.into()];
         }
         None => s.settings = vec![("mode".into(), "ok".into())],
@@ -159,7 +180,11 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
     let kinds: Vec<(&str, &str, bool)> = [
         ("tcp-check (Rust)", "tcp-check", true),
         ("tcp-check-py (Python)", "tcp-check-py", true),
-        ("fixture-faulty mode=ok (Rust, no probe)", "fixture-faulty", false),
+        (
+            "fixture-faulty mode=ok (Rust, no probe)",
+            "fixture-faulty",
+            false,
+        ),
     ]
     .into_iter()
     .filter(|k| !(o.skip_python && k.1 == "tcp-check-py"))
@@ -182,19 +207,28 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
         let cache = dir.join(format!("cache-{file}"));
         for i in 0..cold_runs {
             let c = dir.join(format!("cache-{file}-cold{i}"));
-            let rt = Runtime::with_options(RuntimeOptions { cache_dir: Some(c), ..Default::default() })
-                .map_err(|e| format!("{e:#}"))?;
+            let rt = Runtime::with_options(RuntimeOptions {
+                cache_dir: Some(c),
+                ..Default::default()
+            })
+            .map_err(|e| format!("{e:#}"))?;
             let t = Instant::now();
             rt.check(&s).map_err(|e| format!("{e:#}"))?;
             k.compile.push(ms(t.elapsed()));
         }
         eprintln!("bench: {file}: compile {:?} ms", k.compile);
-        let rt = Runtime::with_options(RuntimeOptions { cache_dir: Some(cache.clone()), ..Default::default() })
-            .map_err(|e| format!("{e:#}"))?;
+        let rt = Runtime::with_options(RuntimeOptions {
+            cache_dir: Some(cache.clone()),
+            ..Default::default()
+        })
+        .map_err(|e| format!("{e:#}"))?;
         rt.check(&s).map_err(|e| format!("{e:#}"))?; // fills `cache`
         for _ in 0..5 {
-            let rt = Runtime::with_options(RuntimeOptions { cache_dir: Some(cache.clone()), ..Default::default() })
-                .map_err(|e| format!("{e:#}"))?;
+            let rt = Runtime::with_options(RuntimeOptions {
+                cache_dir: Some(cache.clone()),
+                ..Default::default()
+            })
+            .map_err(|e| format!("{e:#}"))?;
             let t = Instant::now();
             rt.check(&s).map_err(|e| format!("{e:#}"))?;
             k.disk.push(ms(t.elapsed()));
@@ -209,18 +243,27 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
         tokio.block_on(async {
             for i in 0..starts {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let s = spec(o, &format!("{file}-s{i}"), file, tgt, Duration::from_secs(3600));
+                let s = spec(
+                    o,
+                    &format!("{file}-s{i}"),
+                    file,
+                    tgt,
+                    Duration::from_secs(3600),
+                );
                 let t = Instant::now();
                 let h = rt.start(s, tx).map_err(|e| format!("{e:#}"))?;
                 k.start_call.push(ms(t.elapsed()));
                 let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
                 match ev {
-                    Ok(Some(PluginEvent::Health { health: Health::Up, .. })) => {
-                        k.first_verdict.push(ms(t.elapsed()))
-                    }
+                    Ok(Some(PluginEvent::Health {
+                        health: Health::Up, ..
+                    })) => k.first_verdict.push(ms(t.elapsed())),
                     other => {
                         h.stop().await;
-                        return Err(format!("{file}: first event {:?}", other.map(|e| format!("{e:?}"))));
+                        return Err(format!(
+                            "{file}: first event {:?}",
+                            other.map(|e| format!("{e:?}"))
+                        ));
                     }
                 }
                 h.stop().await;
@@ -230,7 +273,13 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
         // Calls: check every 2 ms until > 1024 calls (the status window), bounded.
         tokio.block_on(async {
             let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-            let s = spec(o, &format!("{file}-calls"), file, tgt, Duration::from_millis(2));
+            let s = spec(
+                o,
+                &format!("{file}-calls"),
+                file,
+                tgt,
+                Duration::from_millis(2),
+            );
             let h = rt.start(s, tx).map_err(|e| format!("{e:#}"))?;
             let deadline = Instant::now() + Duration::from_secs(60);
             while h.status().calls < 1100 && Instant::now() < deadline {
@@ -240,14 +289,20 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
             let st = h.status();
             h.stop().await;
             if st.calls < 1100 || st.last_error.is_some() || st.health != Some(Health::Up) {
-                return Err(format!("{file}: {} calls in 60 s, health {:?}, error {:?}", st.calls, st.health, st.last_error));
+                return Err(format!(
+                    "{file}: {} calls in 60 s, health {:?}, error {:?}",
+                    st.calls, st.health, st.last_error
+                ));
             }
             k.calls = st.calls;
             k.p50_us = st.p50_us;
             k.p99_us = st.p99_us;
             Ok::<(), String>(())
         })?;
-        eprintln!("bench: {file}: call p50 {} µs p99 {} µs", k.p50_us, k.p99_us);
+        eprintln!(
+            "bench: {file}: call p50 {} µs p99 {} µs",
+            k.p50_us, k.p99_us
+        );
         out.push(k);
     }
     acceptor.abort();
@@ -263,13 +318,22 @@ const B: Ipv4Addr = Ipv4Addr::new(127, 78, 0, 2);
 const T: Ipv4Addr = Ipv4Addr::new(127, 78, 0, 10);
 const HIST: &str = "wasmbgp_plugin_verdict_to_wire_seconds";
 
-fn daemon_conf(dir: &Path, wp: u16, bp: u16, metrics: Option<u16>, routes: Option<&str>, plugins: &str) -> String {
+fn daemon_conf(
+    dir: &Path,
+    wp: u16,
+    bp: u16,
+    metrics: Option<u16>,
+    routes: Option<&str>,
+    plugins: &str,
+) -> String {
     let mut s = format!(
         "router-id = \"{W}\"\nlocal-as = 65001\nlisten = \"{W}:{wp}\"\n{}\
          [control]\nsocket = \"{}\"\n\
          [[neighbor]]\naddress = \"{B}\"\nport = {bp}\npeer-as = 65000\nlocal-address = \"{W}\"\n\
          families = [\"ipv4-unicast\"]\nconnect-retry = \"1s\"\n",
-        metrics.map(|m| format!("metrics = \"{W}:{m}\"\n")).unwrap_or_default(),
+        metrics
+            .map(|m| format!("metrics = \"{W}:{m}\"\n"))
+            .unwrap_or_default(),
         dir.join("wasmbgp.sock").display()
     );
     if let Some(r) = routes {
@@ -305,14 +369,40 @@ fn flips_phase(o: &Opts, dir: &Path) -> Result<Flips> {
     std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
     let (wp, bp, mp) = (free_port(W)?, free_port(B)?, free_port(W)?);
     let mut listener = Some(TcpListener::bind((T, 0)).map_err(|e| e.to_string())?);
-    let taddr = listener.as_ref().unwrap().local_addr().map_err(|e| e.to_string())?;
-    let mut bird = Bird::start(&o.bird, &d.join("bird"), "bird receiver", &bird_receiver_conf(B, bp, W, wp))?;
+    let taddr = listener
+        .as_ref()
+        .unwrap()
+        .local_addr()
+        .map_err(|e| e.to_string())?;
+    let mut bird = Bird::start(
+        &o.bird,
+        &d.join("bird"),
+        "bird receiver",
+        &bird_receiver_conf(B, bp, W, wp),
+    )?;
     let conf = d.join("wasmbgp.toml");
-    let plugins = plugin_block(o, "flip", &taddr.to_string(), "20ms", Ipv4Addr::new(100, 64, 0, 1));
-    std::fs::write(&conf, daemon_conf(&d, wp, bp, Some(mp), None, &plugins)).map_err(|e| e.to_string())?;
-    let mut w = start_wasmbgp(&o.wasmbgp, &conf, &dir.join("cache"), &d.join("wasmbgp.log"))?;
+    let plugins = plugin_block(
+        o,
+        "flip",
+        &taddr.to_string(),
+        "20ms",
+        Ipv4Addr::new(100, 64, 0, 1),
+    );
+    std::fs::write(&conf, daemon_conf(&d, wp, bp, Some(mp), None, &plugins))
+        .map_err(|e| e.to_string())?;
+    let mut w = start_wasmbgp(
+        &o.wasmbgp,
+        &conf,
+        &dir.join("cache"),
+        &d.join("wasmbgp.log"),
+    )?;
     eprintln!("bench: flips: waiting for the session and the first route");
-    if let Err(e) = bird.wait_imported("wasm", 1, Duration::from_millis(20), Duration::from_secs(60)) {
+    if let Err(e) = bird.wait_imported(
+        "wasm",
+        1,
+        Duration::from_millis(20),
+        Duration::from_secs(60),
+    ) {
         bail!("{e}; {}", w.exited().unwrap_or_default());
     }
     let maddr = format!("{W}:{mp}");
@@ -337,7 +427,11 @@ fn flips_phase(o: &Opts, dir: &Path) -> Result<Flips> {
         let took = bird
             .wait_imported("wasm", want, poll, Duration::from_secs(3))
             .map_err(|e| format!("flip {i}: {e}"))?;
-        if up { f.e2e_down.push(ms(took)) } else { f.e2e_up.push(ms(took)) }
+        if up {
+            f.e2e_down.push(ms(took))
+        } else {
+            f.e2e_up.push(ms(took))
+        }
         f.done += 1;
         if let Some(e) = w.exited() {
             bail!("{e}");
@@ -345,7 +439,10 @@ fn flips_phase(o: &Opts, dir: &Path) -> Result<Flips> {
     }
     let after = parse_hist(&http_metrics(&maddr)?, HIST);
     f.hist = after.minus(&before);
-    eprintln!("bench: flips: {} done, histogram count +{}", f.done, f.hist.count);
+    eprintln!(
+        "bench: flips: {} done, histogram count +{}",
+        f.done, f.hist.count
+    );
     w.stop();
     bird.proc.stop();
     Ok(f)
@@ -384,7 +481,13 @@ fn cpu_phase(o: &Opts, dir: &Path, n_plugins: u32, window: u64) -> Result<Cpu> {
         let l = TcpListener::bind((T, 0)).map_err(|e| e.to_string())?;
         l.set_nonblocking(true).map_err(|e| e.to_string())?;
         let a = l.local_addr().map_err(|e| e.to_string())?.to_string();
-        plugins += &plugin_block(o, &format!("p{i}"), &a, "1s", Ipv4Addr::from((100u32 << 24) | (65 << 16) | i));
+        plugins += &plugin_block(
+            o,
+            &format!("p{i}"),
+            &a,
+            "1s",
+            Ipv4Addr::from((100u32 << 24) | (65 << 16) | i),
+        );
         listeners.push(l);
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -404,14 +507,33 @@ fn cpu_phase(o: &Opts, dir: &Path, n_plugins: u32, window: u64) -> Result<Cpu> {
     });
     let res = (|| {
         let (wp, bp) = (free_port(W)?, free_port(B)?);
-        let mut bird = Bird::start(&o.bird, &d.join("bird"), "bird receiver", &bird_receiver_conf(B, bp, W, wp))?;
+        let mut bird = Bird::start(
+            &o.bird,
+            &d.join("bird"),
+            "bird receiver",
+            &bird_receiver_conf(B, bp, W, wp),
+        )?;
         let conf = d.join("wasmbgp.toml");
-        std::fs::write(&conf, daemon_conf(&d, wp, bp, None, Some("../routes.txt"), &plugins)).map_err(|e| e.to_string())?;
+        std::fs::write(
+            &conf,
+            daemon_conf(&d, wp, bp, None, Some("../routes.txt"), &plugins),
+        )
+        .map_err(|e| e.to_string())?;
         let t0 = Instant::now();
-        let mut w = start_wasmbgp(&o.wasmbgp, &conf, &dir.join("cache"), &d.join("wasmbgp.log"))?;
+        let mut w = start_wasmbgp(
+            &o.wasmbgp,
+            &conf,
+            &dir.join("cache"),
+            &d.join("wasmbgp.log"),
+        )?;
         let want = o.routes as u64 + n_plugins as u64;
         eprintln!("bench: cpu: {n_plugins} plugins, waiting for {want} routes at BIRD");
-        if let Err(e) = bird.wait_imported("wasm", want, Duration::from_millis(50), Duration::from_secs(120)) {
+        if let Err(e) = bird.wait_imported(
+            "wasm",
+            want,
+            Duration::from_millis(50),
+            Duration::from_secs(120),
+        ) {
             bail!("{e}; {}", w.exited().unwrap_or_default());
         }
         let to_all = t0.elapsed().as_secs_f64();
@@ -455,8 +577,13 @@ fn plugin_calls(o: &Opts, d: &Path) -> Result<u64> {
         .output()
         .map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(text.trim()).map_err(|e| format!("ctl show plugins --json: {e}: {text}"))?;
-    let list = v.as_array().cloned().or_else(|| v["plugins"].as_array().cloned()).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .map_err(|e| format!("ctl show plugins --json: {e}: {text}"))?;
+    let list = v
+        .as_array()
+        .cloned()
+        .or_else(|| v["plugins"].as_array().cloned())
+        .unwrap_or_default();
     Ok(list.iter().map(|p| p["calls"].as_u64().unwrap_or(0)).sum())
 }
 
@@ -475,15 +602,33 @@ fn f1(v: &[f64]) -> String {
 }
 
 fn report(o: &Opts, rt: &[RtKind], fl: &Flips, cpu: &Cpu, base: Option<&Cpu>) -> String {
-    let sh = |c: &mut Command| c.output().ok().map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string()).unwrap_or_default();
-    let rev = sh(Command::new("git").args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]));
+    let sh = |c: &mut Command| {
+        c.output()
+            .ok()
+            .map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let rev = sh(Command::new("git").args([
+        "-C",
+        env!("CARGO_MANIFEST_DIR"),
+        "rev-parse",
+        "--short",
+        "HEAD",
+    ]));
     let when = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
-    let built = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"]).arg(&o.wasmbgp));
+    let built = sh(Command::new("date")
+        .args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"])
+        .arg(&o.wasmbgp));
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let mut s = format!(
         "wasmbgp plugin benchmark — wasmbgp built {built} (HEAD {rev}), {cpus} CPUs, {when}, load average at the end: {}\n\n",
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     s += "### Runtime (in process, `wasmbgp_runtime` public API)\n\n";
     s += "| Plugin | size | compile, cold (`check`, empty disk cache) | load from `.cwasm` cache (`check`, new runtime) | memory-cache hit (`check`) | `start()` call | `start()` → first verdict | call p50 / p99 (last 1024 of N calls) |\n|---|---|---|---|---|---|---|---|\n";
@@ -521,25 +666,40 @@ fn report(o: &Opts, rt: &[RtKind], fl: &Flips, cpu: &Cpu, base: Option<&Cpu>) ->
     );
     s += &format!(
         "| End to end: listener closed → BIRD has withdrawn / opened → BIRD has the route, p50 / p99 | {:.1} / {:.1} ms; {:.1} / {:.1} ms | — (includes up to one 20 ms check interval, 0.5 ms polling) | |\n",
-        pct(&fl.e2e_down, 0.5), pct(&fl.e2e_down, 0.99), pct(&fl.e2e_up, 0.5), pct(&fl.e2e_up, 0.99)
+        pct(&fl.e2e_down, 0.5),
+        pct(&fl.e2e_down, 0.99),
+        pct(&fl.e2e_up, 0.5),
+        pct(&fl.e2e_up, 0.99)
     );
     s += &format!(
         "| Steady-state CPU of wasmbgp, {} tcp-checks at 1 s + {} route-file /24s, session up ({:.0} s window; {} checks in it) | **{:.2} %** of one core | < 5 % | {} |\n",
-        cpu.plugins, o.routes, cpu.secs, cpu.calls, cpu.cpu_pct, yes(cpu.cpu_pct < 5.0)
+        cpu.plugins,
+        o.routes,
+        cpu.secs,
+        cpu.calls,
+        cpu.cpu_pct,
+        yes(cpu.cpu_pct < 5.0)
     );
     if let Some(b) = base {
         s += &format!(
             "| Same config without plugins ({:.0} s window) | {:.2} % of one core; RSS {} | — | |\n",
-            b.secs, b.cpu_pct, mib(b.rss)
+            b.secs,
+            b.cpu_pct,
+            mib(b.rss)
         );
     }
     s += &format!(
         "| RSS (VmRSS / VmHWM) with {} plugins; threads | {} / {}; {} threads | — | |\n",
-        cpu.plugins, mib(cpu.rss), mib(cpu.hwm), cpu.threads
+        cpu.plugins,
+        mib(cpu.rss),
+        mib(cpu.hwm),
+        cpu.threads
     );
     s += &format!(
         "| wasmbgp spawn → BIRD holds all {} routes ({} plugin /32s) | {:.2} s | — | |\n",
-        o.routes as u64 + cpu.plugins as u64, cpu.plugins, cpu.to_all_routes
+        o.routes as u64 + cpu.plugins as u64,
+        cpu.plugins,
+        cpu.to_all_routes
     );
     s += "\nVerdict-to-wire histogram buckets (delta over the flips; upper bound: cumulative count): ";
     s += &h
@@ -605,7 +765,9 @@ fn main() {
         Ok(table) => {
             println!("\n{table}");
             if let Some(p) = &o.results {
-                let body = format!("# wasmbgp plugin benchmark results\n\nCommand: `bench/run-plugins.sh` (see bench/README.md).\n\n{table}");
+                let body = format!(
+                    "# wasmbgp plugin benchmark results\n\nCommand: `bench/run-plugins.sh` (see bench/README.md).\n\n{table}"
+                );
                 if let Err(e) = std::fs::write(p, body) {
                     eprintln!("wasmbgp-bench-plugins: cannot write {}: {e}", p.display());
                 }
