@@ -2,6 +2,9 @@
 //! A trimmed copy of the helpers in `src/main.rs` (left untouched so the 1M-route bench
 //! keeps its exact behaviour). Every wait here is bounded in time and iterations.
 
+// Shared by two benchmark binaries; each uses a different part.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;

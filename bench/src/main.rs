@@ -13,11 +13,9 @@
 //! 4. a BIRD originator (`protocol static`, same N routes) to a BIRD receiver: same timings.
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -140,174 +138,9 @@ fn secs(x: f64) -> String {
 // ---------------------------------------------------------------------------------------
 // Processes: every child is killed when its guard drops, and when this process dies.
 
-struct Proc {
-    name: String,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Result<Proc> {
-        // SAFETY: prctl is async-signal-safe; the child dies with this (spawning) thread.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Proc {
-            name: name.to_string(),
-            child,
-        })
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, up to 3 s to exit, then SIGKILL.
-    fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        eprintln!("bench: {} did not stop on SIGTERM, killing it", self.name);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn exited(&mut self) -> Option<String> {
-        match self.child.try_wait() {
-            Ok(Some(st)) => Some(format!("{} exited: {st}", self.name)),
-            _ => None,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Peak resident set size (VmHWM) of a process, in bytes.
 fn vm_hwm(pid: u32) -> Result<u64> {
     vm_status(pid, "VmHWM:")
-}
-
-/// A `kB` line of /proc/PID/status, in bytes.
-fn vm_status(pid: u32, key: &str) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
-    for l in status.lines() {
-        if let Some(v) = l.strip_prefix(key) {
-            let kb: u64 = v
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse()
-                .map_err(|e| format!("{key} {e}"))?;
-            return Ok(kb * 1024);
-        }
-    }
-    bail!("no {key} in /proc/{pid}/status")
-}
-
-fn mib(b: u64) -> String {
-    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
-}
-
-/// An ephemeral TCP port free on `addr` right now.
-fn free_port(addr: Ipv4Addr) -> Result<u16> {
-    let l = TcpListener::bind((addr, 0)).map_err(|e| format!("bind {addr}:0: {e}"))?;
-    Ok(l.local_addr().map_err(|e| e.to_string())?.port())
-}
-
-// ---------------------------------------------------------------------------------------
-// BIRD control socket (the birdc protocol, without a birdc process per poll)
-
-struct Birdc {
-    r: BufReader<UnixStream>,
-    w: UnixStream,
-}
-
-impl Birdc {
-    fn connect(sock: &Path, timeout: Duration) -> Result<Birdc> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match UnixStream::connect(sock) {
-                Ok(s) => {
-                    s.set_read_timeout(Some(Duration::from_secs(10)))
-                        .map_err(|e| e.to_string())?;
-                    let w = s.try_clone().map_err(|e| e.to_string())?;
-                    let mut b = Birdc {
-                        r: BufReader::new(s),
-                        w,
-                    };
-                    b.reply()?; // "0001 BIRD x.y.z ready."
-                    return Ok(b);
-                }
-                Err(e) if Instant::now() > deadline => {
-                    bail!("cannot reach BIRD at {}: {e}", sock.display())
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-    }
-
-    fn reply(&mut self) -> Result<String> {
-        let mut out = String::new();
-        for _ in 0..100_000 {
-            let mut line = String::new();
-            let n = self
-                .r
-                .read_line(&mut line)
-                .map_err(|e| format!("reading from BIRD: {e}"))?;
-            if n == 0 {
-                bail!("BIRD closed its control socket");
-            }
-            let b = line.as_bytes();
-            let last = b.len() >= 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b' ';
-            out.push_str(&line);
-            if last || (b.len() == 5 && b[..4].iter().all(u8::is_ascii_digit)) {
-                return Ok(out);
-            }
-        }
-        bail!("BIRD reply too long")
-    }
-
-    fn cmd(&mut self, c: &str) -> Result<String> {
-        writeln!(self.w, "{c}").map_err(|e| format!("writing to BIRD: {e}"))?;
-        self.reply()
-    }
-
-    /// Routes imported by a protocol's channel (`show protocols all NAME`; O(1) in BIRD,
-    /// unlike `show route count`, which walks the table).
-    fn imported(&mut self, proto: &str) -> Result<u64> {
-        let r = self.cmd(&format!("show protocols all {proto}"))?;
-        for l in r.lines() {
-            if let Some(rest) = l
-                .trim_start_matches(|c: char| c.is_ascii_digit() || c == '-')
-                .trim()
-                .strip_prefix("Routes:")
-            {
-                let n = rest.trim().split_whitespace().next().unwrap_or("0");
-                return n.parse().map_err(|e| format!("Routes: {e}"));
-            }
-        }
-        Ok(0) // channel not up yet
-    }
 }
 
 /// A BIRD process in its own directory with its own socket, pid file and log.
@@ -913,6 +746,10 @@ fn report(o: &Opts, r: &Results) -> String {
     );
     s
 }
+
+mod harness;
+
+use harness::{Birdc, Proc, free_port, mib, vm_status};
 
 fn main() {
     let o = match parse_opts() {
