@@ -392,6 +392,14 @@ impl Speaker {
             })
     }
 
+    /// The route source of a running plugin.
+    fn plugin_source(&self, name: &str) -> Option<SourceId> {
+        self.plugins
+            .iter()
+            .find(|p| p.config.spec.name == name)
+            .map(|p| p.source)
+    }
+
     fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
         let slot = match self.plugin(name) {
             Ok(s) => s,
@@ -477,12 +485,7 @@ impl Speaker {
                 route,
                 neighbors,
             } => {
-                let Some(source) = self
-                    .plugins
-                    .iter()
-                    .find(|p| p.config.spec.name == plugin)
-                    .map(|p| p.source)
-                else {
+                let Some(source) = self.plugin_source(&plugin) else {
                     return;
                 };
                 match plugins::route_spec(&route) {
@@ -501,12 +504,7 @@ impl Speaker {
                 prefix,
                 neighbors,
             } => {
-                let Some(source) = self
-                    .plugins
-                    .iter()
-                    .find(|p| p.config.spec.name == plugin)
-                    .map(|p| p.source)
-                else {
+                let Some(source) = self.plugin_source(&plugin) else {
                     return;
                 };
                 match prefix.parse::<Prefix>() {
