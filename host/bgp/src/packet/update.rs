@@ -377,28 +377,20 @@ impl UpdatePacker {
     /// Appends UPDATEs announcing IPv4 unicast `prefixes` with pre-encoded attributes.
     /// Returns the number of messages written (0 if the attributes alone do not fit).
     pub fn announce_ipv4(&self, attrs: &[u8], prefixes: &[Ipv4Prefix], out: &mut Vec<u8>) -> usize {
-        let fixed = HEADER_LEN + 2 + 2 + attrs.len();
-        if fixed + 5 > self.max_len {
+        if HEADER_LEN + 2 + 2 + attrs.len() + 5 > self.max_len {
             return 0;
         }
-        let mut count = 0;
-        let mut rest = prefixes;
-        while !rest.is_empty() {
-            let start = begin_message(out);
-            out.extend_from_slice(&[0, 0]);
-            out.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
-            out.extend_from_slice(attrs);
-            rest = fill(
-                rest,
-                out,
-                start + self.max_len,
-                |p, o| p.encode(o),
-                |p| p.encoded_len(),
-            );
-            finish_message(out, start, msg_type::UPDATE);
-            count += 1;
-        }
-        count
+        self.pack(
+            prefixes,
+            out,
+            0,
+            |out| {
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+                out.extend_from_slice(attrs);
+            },
+            |out, start, ()| finish_message(out, start, msg_type::UPDATE),
+        )
     }
 
     /// Appends UPDATEs announcing IPv6 unicast `prefixes` in MP_REACH with `next_hop`
@@ -411,86 +403,85 @@ impl UpdatePacker {
         out: &mut Vec<u8>,
     ) -> usize {
         let mp_fixed = MP_ATTR_HEADER + 3 + 1 + 16 * next_hop.len() + 1;
-        let fixed = HEADER_LEN + 2 + 2 + attrs.len() + mp_fixed;
-        if fixed + 17 > self.max_len {
+        if HEADER_LEN + 2 + 2 + attrs.len() + mp_fixed + 17 > self.max_len {
             return 0;
         }
-        let mut count = 0;
-        let mut rest = prefixes;
-        while !rest.is_empty() {
-            let start = begin_message(out);
-            out.extend_from_slice(&[0, 0]);
-            let alen_at = out.len();
-            out.extend_from_slice(&[0, 0]);
-            out.extend_from_slice(attrs);
-            let mp_at = out.len();
-            attributes::put_attr_header(out, flag::OPTIONAL, attr_code::MP_REACH, 0);
-            out.extend_from_slice(&AFI_IPV6.to_be_bytes());
-            out.push(SAFI_UNICAST);
-            out.push((16 * next_hop.len()) as u8);
-            next_hop
-                .iter()
-                .for_each(|a| out.extend_from_slice(&a.octets()));
-            out.push(0);
-            rest = fill(
-                rest,
-                out,
-                start + self.max_len,
-                |p, o| p.encode(o),
-                |p| p.encoded_len(),
-            );
-            finish_mp_update(out, start, alen_at, mp_at);
-            count += 1;
-        }
-        count
+        self.pack(
+            prefixes,
+            out,
+            0,
+            |out| {
+                out.extend_from_slice(&[0, 0]);
+                let alen_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(attrs);
+                let mp_at = begin_mp_ipv6(out, attr_code::MP_REACH);
+                out.push((16 * next_hop.len()) as u8);
+                next_hop
+                    .iter()
+                    .for_each(|a| out.extend_from_slice(&a.octets()));
+                out.push(0);
+                (alen_at, mp_at)
+            },
+            |out, start, (alen_at, mp_at)| finish_mp_update(out, start, alen_at, mp_at),
+        )
     }
 
     /// Appends UPDATEs withdrawing IPv4 unicast `prefixes`.
     pub fn withdraw_ipv4(&self, prefixes: &[Ipv4Prefix], out: &mut Vec<u8>) -> usize {
-        let mut count = 0;
-        let mut rest = prefixes;
-        while !rest.is_empty() {
-            let start = begin_message(out);
-            let wlen_at = out.len();
-            out.extend_from_slice(&[0, 0]);
-            // Reserve the two octets of the (empty) attribute length.
-            rest = fill(
-                rest,
-                out,
-                start + self.max_len - 2,
-                |p, o| p.encode(o),
-                |p| p.encoded_len(),
-            );
-            let wlen = (out.len() - wlen_at - 2) as u16;
-            out[wlen_at..wlen_at + 2].copy_from_slice(&wlen.to_be_bytes());
-            out.extend_from_slice(&[0, 0]);
-            finish_message(out, start, msg_type::UPDATE);
-            count += 1;
-        }
-        count
+        // Two octets stay free after the prefixes for the (empty) attribute length.
+        self.pack(
+            prefixes,
+            out,
+            2,
+            |out| {
+                let wlen_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                wlen_at
+            },
+            |out, start, wlen_at| {
+                let wlen = (out.len() - wlen_at - 2) as u16;
+                out[wlen_at..wlen_at + 2].copy_from_slice(&wlen.to_be_bytes());
+                out.extend_from_slice(&[0, 0]);
+                finish_message(out, start, msg_type::UPDATE);
+            },
+        )
     }
 
     /// Appends UPDATEs withdrawing IPv6 unicast `prefixes` in MP_UNREACH.
     pub fn withdraw_ipv6(&self, prefixes: &[Ipv6Prefix], out: &mut Vec<u8>) -> usize {
+        self.pack(
+            prefixes,
+            out,
+            0,
+            |out| {
+                out.extend_from_slice(&[0, 0]);
+                let alen_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                (alen_at, begin_mp_ipv6(out, attr_code::MP_UNREACH))
+            },
+            |out, start, (alen_at, mp_at)| finish_mp_update(out, start, alen_at, mp_at),
+        )
+    }
+
+    /// Writes messages until every prefix is in one: `head` writes what precedes the
+    /// prefixes (returning positions to patch), as many prefixes follow as fit with
+    /// `reserve` octets to spare, and `tail` completes the message.
+    fn pack<P: Nlri, M>(
+        &self,
+        prefixes: &[P],
+        out: &mut Vec<u8>,
+        reserve: usize,
+        head: impl Fn(&mut Vec<u8>) -> M,
+        tail: impl Fn(&mut Vec<u8>, usize, M),
+    ) -> usize {
         let mut count = 0;
         let mut rest = prefixes;
         while !rest.is_empty() {
             let start = begin_message(out);
-            out.extend_from_slice(&[0, 0]);
-            let alen_at = out.len();
-            out.extend_from_slice(&[0, 0]);
-            let mp_at = out.len();
-            attributes::put_attr_header(out, flag::OPTIONAL, attr_code::MP_UNREACH, 0);
-            out.extend_from_slice(&AFI_IPV6.to_be_bytes());
-            out.push(SAFI_UNICAST);
-            rest = fill(
-                rest,
-                out,
-                start + self.max_len,
-                |p, o| p.encode(o),
-                |p| p.encoded_len(),
-            );
-            finish_mp_update(out, start, alen_at, mp_at);
+            let marks = head(out);
+            rest = fill(rest, out, start + self.max_len - reserve);
+            tail(out, start, marks);
             count += 1;
         }
         count
@@ -512,24 +503,52 @@ fn finish_mp_update(out: &mut [u8], start: usize, alen_at: usize, mp_at: usize) 
     finish_message(out, start, msg_type::UPDATE);
 }
 
-/// Encodes items until the next would pass `limit` (an absolute offset in `out`); returns
-/// the rest. Always takes at least one item so that progress is guaranteed.
-fn fill<'a, T>(
-    items: &'a [T],
-    out: &mut Vec<u8>,
-    limit: usize,
-    encode: impl Fn(&T, &mut Vec<u8>),
-    len: impl Fn(&T) -> usize,
-) -> &'a [T] {
+/// A prefix as carried in an NLRI field.
+trait Nlri {
+    fn put(&self, out: &mut Vec<u8>);
+    fn size(&self) -> usize;
+}
+
+impl Nlri for Ipv4Prefix {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.encode(out)
+    }
+    fn size(&self) -> usize {
+        self.encoded_len()
+    }
+}
+
+impl Nlri for Ipv6Prefix {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.encode(out)
+    }
+    fn size(&self) -> usize {
+        self.encoded_len()
+    }
+}
+
+/// Starts an IPv6 unicast MP_REACH/MP_UNREACH attribute (header, AFI, SAFI); returns
+/// where it begins, for [`finish_mp_update`].
+fn begin_mp_ipv6(out: &mut Vec<u8>, code: u8) -> usize {
+    let mp_at = out.len();
+    attributes::put_attr_header(out, flag::OPTIONAL, code, 0);
+    out.extend_from_slice(&AFI_IPV6.to_be_bytes());
+    out.push(SAFI_UNICAST);
+    mp_at
+}
+
+/// Encodes prefixes until the next would pass `limit` (an absolute offset in `out`);
+/// returns the rest. Always takes at least one so that progress is guaranteed.
+fn fill<'a, P: Nlri>(prefixes: &'a [P], out: &mut Vec<u8>, limit: usize) -> &'a [P] {
     let mut taken = 0;
-    for item in items {
-        if taken > 0 && out.len() + len(item) > limit {
+    for p in prefixes {
+        if taken > 0 && out.len() + p.size() > limit {
             break;
         }
-        encode(item, out);
+        p.put(out);
         taken += 1;
     }
-    &items[taken..]
+    &prefixes[taken..]
 }
 
 #[cfg(test)]
