@@ -37,6 +37,23 @@ pub const RECONNECT_BOUND: Duration = Duration::from_secs(10);
 /// Builds a driver from a spec.
 pub type PeerFactory = fn(PeerSpec) -> Box<dyn Peer>;
 
+/// Waits until `peer` holds exactly `full_table` (IPv4, IPv6) routes.
+fn wait_full_table(
+    peer: &dyn Peer,
+    full_table: (usize, usize),
+    what: &str,
+    timeout: Duration,
+) -> Result<()> {
+    wait_for(what, timeout, || {
+        let counts = count_families(&peer.received_routes()?);
+        if counts == full_table {
+            Ok(Some(()))
+        } else {
+            bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
+        }
+    })
+}
+
 /// Addresses and ports of one test block (see the module docs).
 #[derive(Debug, Clone, Copy)]
 pub struct Block(pub u8);
@@ -232,14 +249,12 @@ pub fn peer_selftest(
             &check,
         )?;
     }
-    wait_for("the full table at the peer", DEFAULT_TIMEOUT, || {
-        let counts = count_families(&peer.received_routes()?);
-        if counts == full_table {
-            Ok(Some(()))
-        } else {
-            bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
-        }
-    })?;
+    wait_full_table(
+        &*peer,
+        full_table,
+        "the full table at the peer",
+        DEFAULT_TIMEOUT,
+    )?;
 
     step(
         test,
@@ -455,17 +470,11 @@ pub fn wasmbgp_interop(
             BULK_ROUTES + 1
         ),
     );
-    wait_for(
+    wait_full_table(
+        &*peer,
+        full_table,
         "the full table at the peer",
         Duration::from_secs(60),
-        || {
-            let counts = count_families(&peer.received_routes()?);
-            if counts == full_table {
-                Ok(Some(()))
-            } else {
-                bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
-            }
-        },
     )
     .context("step 2: full table")?;
     check_route(
@@ -646,17 +655,11 @@ pub fn wasmbgp_interop(
         test,
         format!("   re-established after {:?}", restarted.elapsed()),
     );
-    wait_for(
+    wait_full_table(
+        &*peer,
+        full_table,
         "the full table at the restarted peer",
         Duration::from_secs(60),
-        || {
-            let counts = count_families(&peer.received_routes()?);
-            if counts == full_table {
-                Ok(Some(()))
-            } else {
-                bail!("peer has (IPv4, IPv6) = {counts:?}, expecting {full_table:?}")
-            }
-        },
     )
     .context("step 5: table re-sent")?;
 
