@@ -396,6 +396,10 @@ pub struct Plugin {
     pub tcp: Vec<String>,
     /// `grants.dns`.
     pub dns: Vec<String>,
+    /// `grants.neighbors` (for the `routes` interface).
+    pub neighbors: Vec<String>,
+    /// `grants.max-routes`.
+    pub max_routes: Option<u32>,
     /// `grants.memory`.
     pub memory: Option<String>,
     /// `grants.deadline`.
@@ -420,6 +424,8 @@ impl Plugin {
             settings: vec![("address".to_owned(), address.to_owned())],
             tcp: vec![address.to_owned()],
             dns: Vec::new(),
+            neighbors: Vec::new(),
+            max_routes: None,
             memory: None,
             deadline: None,
             routes: vec![(prefix.to_owned(), med)],
@@ -470,6 +476,8 @@ impl Plugin {
             settings,
             tcp: Vec::new(),
             dns: Vec::new(),
+            neighbors: Vec::new(),
+            max_routes: None,
             memory: None,
             deadline: None,
             routes: vec![(prefix.to_owned(), 100)],
@@ -506,6 +514,12 @@ impl Plugin {
         let _ = writeln!(out, "tcp = [{}]", quoted(&self.tcp));
         if !self.dns.is_empty() {
             let _ = writeln!(out, "dns = [{}]", quoted(&self.dns));
+        }
+        if !self.neighbors.is_empty() {
+            let _ = writeln!(out, "neighbors = [{}]", quoted(&self.neighbors));
+        }
+        if let Some(max) = self.max_routes {
+            let _ = writeln!(out, "max-routes = {max}");
         }
         if let Some(memory) = &self.memory {
             let _ = writeln!(out, "memory = \"{memory}\"");
@@ -597,6 +611,8 @@ pub struct PluginStatus {
     pub p99_us: u64,
     /// Denied attempts.
     pub denied: u64,
+    /// Route requests refused as malformed.
+    pub invalid: u64,
     /// Routes owned.
     pub routes_owned: u64,
     /// The raw JSON.
@@ -694,6 +710,32 @@ impl PluginSpeaker {
         )
     }
 
+    /// `wasmbgp ctl --socket SOCK -` with `input` on standard input, whatever its exit
+    /// status (the caller checks it).
+    pub fn ctl_stream(&self, input: &[u8]) -> Result<std::process::Output> {
+        use std::io::Write as _;
+        let mut child = Command::new(binary()?)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .arg("-")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .context("cannot run wasmbgp ctl -")?;
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        let input = input.to_vec();
+        // Written from a thread: the answers are read while the commands are sent.
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let output = child.wait_with_output().context("wasmbgp ctl -")?;
+        writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("stdin writer panicked"))?
+            .context("writing to wasmbgp ctl -")?;
+        Ok(output)
+    }
+
     fn ctl_json(&self, args: &[&str]) -> Result<Value> {
         let out = self.ctl(args)?;
         serde_json::from_str(&out)
@@ -719,6 +761,7 @@ impl PluginSpeaker {
             p50_us: n("p50-us"),
             p99_us: n("p99-us"),
             denied: n("denied"),
+            invalid: n("invalid"),
             routes_owned: n("routes-owned"),
             raw: entry.clone(),
         })

@@ -8,12 +8,14 @@
 //!   Adj-RIB-In it sent us.
 //! - [`words`]: ExaBGP's route syntax (`100.10.0.0/24 next-hop self med 100`), shared by the
 //!   config, the control socket and plugins.
+//! - [`text`]: quoting outside input in error messages.
 //!
 //! Nothing here depends on tokio or wasmtime, so it builds, tests and fuzzes fast.
 
 pub mod packet;
 pub mod rib;
 pub mod session;
+pub mod text;
 pub mod words;
 
 pub use packet::attributes::{AsPath, AsSegment, NextHop, Origin, PathAttributes};

@@ -4,6 +4,8 @@
 //!
 //! One parser serves the config (`[[route]]` values and `[[route-file]]` lines), the
 //! control socket (`announce route ...`) and plugins, so the words mean the same everywhere.
+//! Every input is outside input: the parsers return errors, never panic (fuzzed in
+//! `fuzz/`), and errors quote at most a short prefix of what they were given.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -11,6 +13,7 @@ use crate::packet::attributes::{
     AsPath, ExtendedCommunity, LargeCommunity, NextHop, Origin, PathAttributes,
 };
 use crate::packet::prefix::Prefix;
+use crate::text::quote;
 
 /// A route as an operator writes it: a prefix and the attributes to announce it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,15 +34,22 @@ pub fn tokenize(line: &str) -> Vec<String> {
 }
 
 /// Parses `PREFIX attribute-words...`, starting from `defaults` for every attribute not given.
-pub fn parse_route(words: &[String], defaults: &PathAttributes) -> Result<RouteSpec, String> {
+pub fn parse_route<W: AsRef<str>>(
+    words: &[W],
+    defaults: &PathAttributes,
+) -> Result<RouteSpec, String> {
     let (first, rest) = words.split_first().ok_or("missing prefix")?;
-    let prefix: Prefix = first
-        .parse()
-        .map_err(|e: crate::packet::prefix::PrefixError| e.0)?;
+    let prefix = parse_prefix(first.as_ref())?;
     let mut attrs = defaults.clone();
     apply_words(&mut attrs, rest)?;
     check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
     Ok(RouteSpec { prefix, attrs })
+}
+
+/// Parses a prefix (`192.0.2.0/24`, `2001:db8::/32`; a bare address is a host route).
+pub fn parse_prefix(v: &str) -> Result<Prefix, String> {
+    v.parse()
+        .map_err(|e: crate::packet::prefix::PrefixError| e.0)
 }
 
 /// Refuses an explicit next hop of the other address family than the prefix.
@@ -56,8 +66,8 @@ pub fn check_next_hop_family(prefix: &Prefix, next_hop: Option<&NextHop>) -> Res
 }
 
 /// Applies attribute words (everything after the prefix) to `attrs`.
-pub fn apply_words(attrs: &mut PathAttributes, words: &[String]) -> Result<(), String> {
-    let mut it = words.iter().map(String::as_str).peekable();
+pub fn apply_words<W: AsRef<str>>(attrs: &mut PathAttributes, words: &[W]) -> Result<(), String> {
+    let mut it = words.iter().map(AsRef::as_ref);
     while let Some(word) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{word} needs a value"));
         match word {
@@ -96,7 +106,7 @@ pub fn apply_words(attrs: &mut PathAttributes, words: &[String]) -> Result<(), S
                     }
                 }
             }
-            other => return Err(format!("unknown attribute word {other:?}")),
+            other => return Err(format!("unknown attribute word {}", quote(other))),
         }
     }
     Ok(())
@@ -121,8 +131,12 @@ fn list<'a>(word: &str, it: &mut impl Iterator<Item = &'a str>) -> Result<Vec<&'
 }
 
 fn parse_u32(word: &str, v: &str) -> Result<u32, String> {
-    v.parse()
-        .map_err(|_| format!("{word} must be a number from 0 to 4294967295, not {v:?}"))
+    v.parse().map_err(|_| {
+        format!(
+            "{word} must be a number from 0 to 4294967295, not {}",
+            quote(v)
+        )
+    })
 }
 
 /// Parses `self` or an address.
@@ -132,7 +146,7 @@ pub fn parse_next_hop(v: &str) -> Result<NextHop, String> {
     }
     v.parse::<IpAddr>()
         .map(NextHop::Addr)
-        .map_err(|_| format!("next-hop must be \"self\" or an address, not {v:?}"))
+        .map_err(|_| format!("next-hop must be \"self\" or an address, not {}", quote(v)))
 }
 
 /// Parses `igp`, `egp` or `incomplete`.
@@ -141,7 +155,10 @@ pub fn parse_origin(v: &str) -> Result<Origin, String> {
         "igp" => Ok(Origin::Igp),
         "egp" => Ok(Origin::Egp),
         "incomplete" => Ok(Origin::Incomplete),
-        _ => Err(format!("origin must be igp, egp or incomplete, not {v:?}")),
+        _ => Err(format!(
+            "origin must be igp, egp or incomplete, not {}",
+            quote(v)
+        )),
     }
 }
 
@@ -152,7 +169,8 @@ pub fn parse_asn(v: &str) -> Result<u32, String> {
             return Ok(((hi as u32) << 16) | lo as u32);
         }
     }
-    v.parse().map_err(|_| format!("invalid AS number {v:?}"))
+    v.parse()
+        .map_err(|_| format!("invalid AS number {}", quote(v)))
 }
 
 /// Parses a standard community `ASN:VALUE` or a well-known name.
@@ -165,7 +183,12 @@ pub fn parse_community(v: &str) -> Result<u32, String> {
         "blackhole" => return Ok(0xFFFF_029A),
         _ => {}
     }
-    let err = || format!("community must be ASN:VALUE with 16-bit parts, not {v:?}");
+    let err = || {
+        format!(
+            "community must be ASN:VALUE with 16-bit parts, not {}",
+            quote(v)
+        )
+    };
     let (a, b) = v.split_once(':').ok_or_else(err)?;
     let (a, b) = (
         a.parse::<u16>().map_err(|_| err())?,
@@ -177,7 +200,12 @@ pub fn parse_community(v: &str) -> Result<u32, String> {
 /// Parses a large community `A:B:C`.
 pub fn parse_large_community(v: &str) -> Result<LargeCommunity, String> {
     let parts: Vec<&str> = v.split(':').collect();
-    let err = || format!("large-community must be A:B:C with 32-bit parts, not {v:?}");
+    let err = || {
+        format!(
+            "large-community must be A:B:C with 32-bit parts, not {}",
+            quote(v)
+        )
+    };
     let [a, b, c] = parts.as_slice() else {
         return Err(err());
     };
@@ -193,18 +221,18 @@ pub fn parse_large_community(v: &str) -> Result<LargeCommunity, String> {
 pub fn parse_extended_community(v: &str) -> Result<ExtendedCommunity, String> {
     let err = || {
         format!(
-            "extended-community must be target:ASN:N, origin:ASN:N or 0x<16 hex digits>, not {v:?}"
+            "extended-community must be target:ASN:N, origin:ASN:N or 0x<16 hex digits>, not {}",
+            quote(v)
         )
     };
     if let Some(hex) = v.strip_prefix("0x") {
-        if hex.len() != 16 {
+        // Checked byte by byte first: a length of 16 bytes may still hold multi-byte
+        // characters, and from_str_radix alone would take a leading '+'.
+        if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(err());
         }
-        let mut b = [0u8; 8];
-        for (i, byte) in b.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| err())?;
-        }
-        return Ok(ExtendedCommunity(b));
+        let value = u64::from_str_radix(hex, 16).map_err(|_| err())?;
+        return Ok(ExtendedCommunity(value.to_be_bytes()));
     }
     let (kind, rest) = v.split_once(':').ok_or_else(err)?;
     let sub = match kind {
@@ -285,6 +313,38 @@ mod tests {
         );
         assert!(route("10.0.0.1/8").unwrap_err().contains("host bits"));
         assert!(parse_community("70000:1").is_err());
+    }
+
+    /// Found by fuzzing (issue 7): 16 bytes after `0x` holding a two-byte character
+    /// made the hex slicing panic.
+    #[test]
+    fn extended_community_hex_with_multibyte_character_is_an_error() {
+        let e = parse_extended_community("0x0é0000000000000").unwrap_err();
+        assert!(e.contains("0x<16 hex digits>"), "{e}");
+        for bad in [
+            "0x+000000000000000",
+            "0x00000000000000",
+            "0x000000000000000g",
+            "0x",
+        ] {
+            assert!(parse_extended_community(bad).is_err(), "{bad}");
+        }
+        assert!(
+            route("10.0.0.0/8 next-hop self extended-community [ 0x0é0000000000000 ]").is_err()
+        );
+    }
+
+    #[test]
+    fn errors_quote_a_short_prefix_of_long_input() {
+        let long = "7".repeat(100_000);
+        for e in [
+            route(&format!("10.0.0.0/8 med {long}")).unwrap_err(),
+            route(&format!("10.0.0.0/8 {long}")).unwrap_err(),
+            route(&format!("{long}/8")).unwrap_err(),
+            parse_extended_community(&long).unwrap_err(),
+        ] {
+            assert!(e.len() < 200, "{} bytes: {}", e.len(), &e[..200]);
+        }
     }
 
     #[test]

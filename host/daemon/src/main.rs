@@ -1,14 +1,10 @@
 //! `wasmbgp`: run the speaker, check a config, or talk to a running daemon.
 
-mod config;
-mod ctl;
-mod metrics;
-mod tasks;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use wasmbgp::{config, ctl, tasks};
 
 /// A BGP speaker whose API programs are sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -88,7 +84,13 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build();
             let result = match runtime {
-                Ok(rt) => rt.block_on(tasks::run(config, plugins)),
+                Ok(rt) => {
+                    let result = rt.block_on(tasks::run(config, plugins));
+                    // Tasks still running (after a critical task died) must not hold the
+                    // exit up: the service manager is waiting to restart us.
+                    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+                    result
+                }
                 Err(e) => Err(e.into()),
             };
             match result {

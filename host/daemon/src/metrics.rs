@@ -34,6 +34,13 @@ pub struct Metrics {
     /// Routes currently held per source, set by the speaker.
     source_routes: Family<SourceLabel, Gauge>,
     verdict_to_wire: Histogram,
+    ctl_replies: Family<ResultLabel, Counter>,
+    ctl_connection_errors: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,6 +75,8 @@ impl Metrics {
             treat_as_withdraw: Family::default(),
             source_routes: Family::default(),
             verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
+            ctl_replies: Family::default(),
+            ctl_connection_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -114,6 +123,16 @@ impl Metrics {
             "active_routes",
             "Routes announced by each source",
             m.source_routes.clone(),
+        );
+        registry.register(
+            "ctl_replies",
+            "Control commands answered, by result (ok, error)",
+            m.ctl_replies.clone(),
+        );
+        registry.register(
+            "ctl_connection_errors",
+            "Control connections that ended on an I/O error before every answer was written",
+            m.ctl_connection_errors.clone(),
         );
         registry.register(
             "plugin_verdict_to_wire_seconds",
@@ -203,6 +222,19 @@ impl Metrics {
     /// A plugin verdict reached the wire after `d`.
     pub fn verdict_to_wire(&self, d: std::time::Duration) {
         self.verdict_to_wire.observe(d.as_secs_f64());
+    }
+
+    /// A control command was answered.
+    pub fn ctl_reply(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.ctl_replies
+            .get_or_create(&ResultLabel { result })
+            .inc();
+    }
+
+    /// A control connection failed.
+    pub fn ctl_connection_error(&self) {
+        self.ctl_connection_errors.inc();
     }
 
     /// The OpenMetrics text exposition.

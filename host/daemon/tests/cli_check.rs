@@ -10,16 +10,26 @@ fn workdir(name: &str) -> PathBuf {
 }
 
 fn check(config: &str, name: &str) -> (i32, String) {
+    check_with_files(config, &[], name)
+}
+
+/// `check` with other files (route files) written beside the config.
+fn check_with_files(config: &str, files: &[(&str, &[u8])], name: &str) -> (i32, String) {
     let dir = workdir(name);
     let path = dir.join("wasmbgp.toml");
     std::fs::write(&path, config).unwrap();
+    for (file, content) in files {
+        std::fs::write(dir.join(file), content).unwrap();
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
         .arg("check")
         .arg(&path)
         .output()
         .unwrap();
     std::fs::remove_dir_all(&dir).ok();
-    let text = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "CONFIG");
+    let text = String::from_utf8_lossy(&out.stdout)
+        .replace(&path.display().to_string(), "CONFIG")
+        .replace(&dir.display().to_string(), "DIR");
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -92,4 +102,48 @@ fn syntax_errors_have_a_position() {
     let (code, text) = check("router-id = \"127.0.0.1\"\nlocal-as = \n", "syntax");
     assert_eq!(code, 1);
     assert!(text.starts_with("CONFIG:2:"), "{text}");
+}
+
+/// Issue 7: the extended community that once panicked the words parser, in a route
+/// file, is one `CONFIG:LINE:COL: FILE:LINE: reason` line and exit 1, not a backtrace.
+#[test]
+fn a_route_file_with_a_multibyte_extended_community_is_an_error_with_its_line() {
+    let config = r#"router-id = "127.0.0.1"
+local-as = 65001
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+[[route-file]]
+path = "bad.routes"
+"#;
+    let routes = "10.0.0.0/24\n10.0.1.0/24 extended-community 0x0é0000000000000\n";
+    let (code, text) = check_with_files(config, &[("bad.routes", routes.as_bytes())], "issue7");
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(
+        text.trim_end(),
+        "CONFIG:7:8: DIR/bad.routes:2: extended-community must be target:ASN:N, \
+         origin:ASN:N or 0x<16 hex digits>, not \"0x0é0000000000000\""
+    );
+}
+
+#[test]
+fn a_route_file_that_is_not_utf8_is_an_error_with_its_path() {
+    let config = r#"router-id = "127.0.0.1"
+local-as = 65001
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+[[route-file]]
+path = "binary.routes"
+"#;
+    let (code, text) = check_with_files(
+        config,
+        &[("binary.routes", b"10.0.0.0/24\n\xff\xfe\n")],
+        "utf8",
+    );
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.starts_with("CONFIG:7:8: cannot read route file DIR/binary.routes"),
+        "{text}"
+    );
 }

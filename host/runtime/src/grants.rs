@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use wasmbgp_bgp::text::quote;
 
 use crate::spec::Grants;
 
@@ -118,7 +119,7 @@ impl CheckedGrants {
         let mut out = Vec::with_capacity(requested.len());
         for text in requested {
             let ip: IpAddr = text.trim().parse().map_err(|_| {
-                NeighborError::Invalid(format!("neighbor {text:?} is not an IP address"))
+                NeighborError::Invalid(format!("neighbor {} is not an IP address", quote(text)))
             })?;
             if !self.neighbors.contains(&ip) {
                 return Err(NeighborError::Denied(format!(

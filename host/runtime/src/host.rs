@@ -14,7 +14,10 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::events::{Origin, PluginEvent, PluginRoute, parse_prefix};
+use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, Origin, PathAttributes};
+use wasmbgp_bgp::words::{self, RouteSpec};
+
+use crate::events::PluginEvent;
 use crate::grants::{CheckedGrants, NeighborError, ProbeKind};
 use crate::probes::{self, ProbeFailure, RecordKind};
 use crate::supervisor::Shared;
@@ -186,10 +189,17 @@ impl PluginCtx {
         routes::RouteError::Denied(why)
     }
 
+    /// Refuses a malformed route request: logged, counted and answered `invalid`.
+    fn route_invalid(&self, why: String) -> routes::RouteError {
+        self.shared.count_invalid();
+        tracing::warn!(plugin = %self.name, "route request invalid: {why}");
+        routes::RouteError::Invalid(why)
+    }
+
     fn neighbors(&self, requested: &[String]) -> Result<Vec<std::net::IpAddr>, routes::RouteError> {
         self.grants.neighbors_for(requested).map_err(|e| match e {
             NeighborError::Denied(why) => self.route_denied(why),
-            NeighborError::Invalid(why) => routes::RouteError::Invalid(why),
+            NeighborError::Invalid(why) => self.route_invalid(why),
         })
     }
 }
@@ -283,36 +293,15 @@ impl routes::Host for PluginCtx {
         neighbors: Vec<String>,
     ) -> Result<(), routes::RouteError> {
         let neighbors = self.neighbors(&neighbors)?;
-        let prefix = parse_prefix(&route.prefix).map_err(routes::RouteError::Invalid)?;
-        let next_hop = match &route.next_hop {
-            None => None,
-            Some(text) => Some(text.trim().parse().map_err(|_| {
-                routes::RouteError::Invalid(format!("next-hop {text:?} is not an IP address"))
-            })?),
-        };
-        if !self.shared.own_route(&prefix, self.grants.max_routes) {
+        let route = route_spec(&route).map_err(|why| self.route_invalid(why))?;
+        if !self.shared.own_route(route.prefix, self.grants.max_routes) {
             self.shared.count_denied();
             let cap = self.grants.max_routes.unwrap_or(0);
-            tracing::warn!(plugin = %self.name, %prefix, "route refused: max-routes {cap} reached");
+            tracing::warn!(plugin = %self.name, prefix = %route.prefix, "route refused: max-routes {cap} reached");
             return Err(routes::RouteError::LimitExceeded(format!(
                 "max-routes is {cap}"
             )));
         }
-        let route = PluginRoute {
-            prefix,
-            next_hop,
-            med: route.med,
-            local_pref: route.local_pref,
-            origin: match route.origin {
-                None | Some(types::Origin::Igp) => Origin::Igp,
-                Some(types::Origin::Egp) => Origin::Egp,
-                Some(types::Origin::Incomplete) => Origin::Incomplete,
-            },
-            as_path: route.as_path,
-            communities: route.communities,
-            large_communities: route.large_communities,
-            extended_communities: route.extended_communities,
-        };
         let _ = self.events.send(PluginEvent::Announce {
             plugin: self.name.to_string(),
             route,
@@ -327,7 +316,7 @@ impl routes::Host for PluginCtx {
         neighbors: Vec<String>,
     ) -> Result<(), routes::RouteError> {
         let neighbors = self.neighbors(&neighbors)?;
-        let prefix = parse_prefix(&prefix).map_err(routes::RouteError::Invalid)?;
+        let prefix = words::parse_prefix(&prefix).map_err(|why| self.route_invalid(why))?;
         self.shared.disown_route(&prefix);
         let _ = self.events.send(PluginEvent::Withdraw {
             plugin: self.name.to_string(),
@@ -336,6 +325,41 @@ impl routes::Host for PluginCtx {
         });
         Ok(())
     }
+}
+
+/// A `routes.announce` request in the speaker's terms, parsed with the same route
+/// words as the config and the control socket: a route that fails here never leaves
+/// the plugin's call.
+fn route_spec(route: &types::Route) -> Result<RouteSpec, String> {
+    let prefix = words::parse_prefix(&route.prefix)?;
+    let next_hop = match &route.next_hop {
+        None => NextHop::Local,
+        Some(text) => words::parse_next_hop(text)?,
+    };
+    let attrs = PathAttributes {
+        origin: match route.origin {
+            None | Some(types::Origin::Igp) => Origin::Igp,
+            Some(types::Origin::Egp) => Origin::Egp,
+            Some(types::Origin::Incomplete) => Origin::Incomplete,
+        },
+        as_path: AsPath::from_sequence(route.as_path.clone()),
+        next_hop: Some(next_hop),
+        med: route.med,
+        local_pref: route.local_pref,
+        communities: parse_all(&route.communities, words::parse_community)?,
+        large_communities: parse_all(&route.large_communities, words::parse_large_community)?,
+        extended_communities: parse_all(
+            &route.extended_communities,
+            words::parse_extended_community,
+        )?,
+        ..PathAttributes::default()
+    };
+    words::check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
+    Ok(RouteSpec { prefix, attrs })
+}
+
+fn parse_all<T>(items: &[String], parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    items.iter().map(|item| parse(item)).collect()
 }
 
 impl log::Host for PluginCtx {

@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use events::{Origin, PluginEvent, PluginRoute};
+pub use events::PluginEvent;
 pub use healthcheck::Health;
 pub use host::KvStore;
 pub use restart::RestartPolicy;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
+use wasmbgp_bgp::Prefix;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::engine::EngineShared;
@@ -75,6 +76,8 @@ pub struct PluginStatus {
     pub p99_us: u64,
     /// Probe or route requests denied by the grants.
     pub denied: u64,
+    /// Route requests refused as malformed (answered `invalid`).
+    pub invalid: u64,
     /// Prefixes the plugin owns through the `routes` interface.
     pub routes_owned: u64,
 }
@@ -86,8 +89,9 @@ pub(crate) struct Shared {
     pub born: Instant,
     world: World,
     state: Mutex<KvStore>,
-    owned: Mutex<BTreeSet<String>>,
+    owned: Mutex<BTreeSet<Prefix>>,
     denied: AtomicU64,
+    invalid: AtomicU64,
     status: Mutex<StatusInner>,
 }
 
@@ -113,6 +117,7 @@ impl Shared {
             state: Mutex::new(KvStore::default()),
             owned: Mutex::new(BTreeSet::new()),
             denied: AtomicU64::new(0),
+            invalid: AtomicU64::new(0),
             status: Mutex::new(StatusInner {
                 state: PluginState::Running,
                 health: None,
@@ -134,21 +139,26 @@ impl Shared {
         self.denied.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a request refused as malformed.
+    pub fn count_invalid(&self) {
+        self.invalid.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records ownership of `prefix`; false when it would exceed `max`.
-    pub fn own_route(&self, prefix: &str, max: Option<u32>) -> bool {
+    pub fn own_route(&self, prefix: Prefix, max: Option<u32>) -> bool {
         let mut owned = lock(&self.owned);
-        if owned.contains(prefix) {
+        if owned.contains(&prefix) {
             return true;
         }
         if max.is_some_and(|max| owned.len() >= max as usize) {
             return false;
         }
-        owned.insert(prefix.to_string());
+        owned.insert(prefix);
         true
     }
 
     /// Forgets ownership of `prefix`.
-    pub fn disown_route(&self, prefix: &str) {
+    pub fn disown_route(&self, prefix: &Prefix) {
         lock(&self.owned).remove(prefix);
     }
 
@@ -188,6 +198,7 @@ impl Shared {
             p50_us: pct(50),
             p99_us: pct(99),
             denied: self.denied.load(Ordering::Relaxed),
+            invalid: self.invalid.load(Ordering::Relaxed),
             routes_owned: lock(&self.owned).len() as u64,
         }
     }

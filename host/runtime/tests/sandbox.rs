@@ -8,6 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use wasmbgp_bgp::NextHop;
 use wasmbgp_runtime::{Health, OnFailure, PluginEvent, PluginState, World};
 
 const T: Duration = Duration::from_secs(5);
@@ -225,10 +226,10 @@ async fn routes_only_to_granted_neighbors_within_the_cap() {
             neighbors,
         } => {
             assert_eq!(plugin, "announcer");
-            assert_eq!(route.prefix, "100.10.0.100/32");
-            assert_eq!(route.med, Some(100));
-            assert_eq!(route.next_hop, None);
-            assert_eq!(route.communities, vec!["65000:1".to_string()]);
+            assert_eq!(route.prefix.to_string(), "100.10.0.100/32");
+            assert_eq!(route.attrs.med, Some(100));
+            assert_eq!(route.attrs.next_hop, Some(NextHop::Local));
+            assert_eq!(route.attrs.communities, vec![(65000 << 16) | 1]);
             assert_eq!(
                 neighbors,
                 vec!["127.0.0.2".parse::<std::net::IpAddr>().unwrap()]
@@ -358,4 +359,33 @@ fn start_outside_tokio_is_an_error_not_a_panic() {
         .err()
         .expect("an error");
     assert!(err.to_string().contains("tokio"), "{err}");
+}
+
+/// Issue 7: malformed route requests are answered `invalid` inside the plugin's
+/// call and counted; nothing of them reaches the daemon, and the well-formed
+/// announcement that follows does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_routes_are_invalid_at_the_boundary() {
+    let runtime = runtime();
+    let mut spec = faulty("bad", "bad-routes", &[("prefix", "100.10.0.100/32")]);
+    spec.grants.neighbors = vec!["127.0.0.2".parse().unwrap()];
+    spec.grants.max_routes = Some(1);
+    let mut p = start(&runtime, spec);
+    // Every check announces (rise = 2): only the good route may arrive before the verdict.
+    let (health, reason) = loop {
+        match p.next(T).await {
+            PluginEvent::Announce { route, .. } => {
+                assert_eq!(route.prefix.to_string(), "100.10.0.100/32")
+            }
+            PluginEvent::Health { health, reason, .. } => break (health, reason),
+            other => panic!("expected the good announcement or a verdict, got {other:?}"),
+        }
+    };
+    assert_eq!(health, Health::Up, "{reason}");
+    assert!(reason.contains("9 malformed requests refused"), "{reason}");
+    let status = p.handle.status();
+    assert!(status.invalid >= 9, "{status:?}");
+    // The refused requests took no room under max-routes = 1.
+    assert_eq!(status.routes_owned, 1);
+    p.handle.stop().await;
 }

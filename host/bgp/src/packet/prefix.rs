@@ -4,6 +4,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use crate::text::quote;
+
 /// Address Family Identifier (IANA).
 pub const AFI_IPV4: u16 = 1;
 /// Address Family Identifier (IANA).
@@ -75,7 +77,8 @@ impl FromStr for Family {
             "ipv4-flowspec" => Ok(Family::IPV4_FLOWSPEC),
             "ipv6-flowspec" => Ok(Family::IPV6_FLOWSPEC),
             _ => Err(format!(
-                "unknown family {s:?} (expected ipv4-unicast, ipv6-unicast, ipv4-flowspec or ipv6-flowspec)"
+                "unknown family {} (expected ipv4-unicast, ipv6-unicast, ipv4-flowspec or ipv6-flowspec)",
+                quote(s)
             )),
         }
     }
@@ -196,21 +199,22 @@ macro_rules! prefix_type {
                 };
                 let addr: $addr = addr
                     .parse()
-                    .map_err(|_| PrefixError(format!("invalid address in prefix {s:?}")))?;
+                    .map_err(|_| PrefixError(format!("invalid address in prefix {}", quote(s))))?;
                 let len = match len {
-                    Some(l) => l
-                        .parse::<u8>()
-                        .map_err(|_| PrefixError(format!("invalid length in prefix {s:?}")))?,
+                    Some(l) => l.parse::<u8>().map_err(|_| {
+                        PrefixError(format!("invalid length in prefix {}", quote(s)))
+                    })?,
                     None => $max,
                 };
                 if len > $max {
                     return Err(PrefixError(format!(
-                        "prefix length {len} exceeds {} in {s:?}",
-                        $max
+                        "prefix length {len} exceeds {} in {}",
+                        $max,
+                        quote(s)
                     )));
                 }
                 Self::new_strict(addr, len)
-                    .ok_or_else(|| PrefixError(format!("prefix {s:?} has host bits set")))
+                    .ok_or_else(|| PrefixError(format!("prefix {} has host bits set", quote(s))))
             }
         }
     };

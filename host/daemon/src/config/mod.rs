@@ -91,13 +91,16 @@ pub struct NeighborConfig {
     pub ttl_security: Option<u8>,
 }
 
+/// Routes with their (interned) attributes.
+pub type Routes = Vec<(Prefix, Arc<PathAttributes>)>;
+
 /// Routes declared by one `[[route]]` or `[[route-file]]` block.
 #[derive(Debug, Clone)]
 pub struct RouteGroup {
     /// Only these neighbors get the routes (default: every neighbor of the family).
     pub neighbors: Option<Vec<IpAddr>>,
     /// The routes, attributes shared.
-    pub routes: Vec<(Prefix, Arc<PathAttributes>)>,
+    pub routes: Routes,
 }
 
 impl RouteGroup {
@@ -538,9 +541,19 @@ fn load_route_file(
     path: &Path,
     defaults: &PathAttributes,
     interner: &mut Interner,
-) -> Result<Vec<(Prefix, Arc<PathAttributes>)>, String> {
+) -> Result<Routes, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read route file {}: {e}", path.display()))?;
+    parse_route_lines(&text, defaults, interner)
+        .map_err(|(line, e)| format!("{}:{line}: {e}", path.display()))
+}
+
+/// The lines of a route file, parsed; an error names its 1-based line.
+pub fn parse_route_lines(
+    text: &str,
+    defaults: &PathAttributes,
+    interner: &mut Interner,
+) -> Result<Routes, (usize, String)> {
     let shared = interner.intern(defaults.clone());
     // Exact capacity: growing (or shrinking) a million-entry vector would copy it.
     let mut routes = Vec::with_capacity(text.lines().count());
@@ -549,11 +562,9 @@ fn load_route_file(
         if line.is_empty() {
             continue;
         }
-        let at = |e: String| format!("{}:{}: {e}", path.display(), i + 1);
+        let at = |e: String| (i + 1, e);
         if !line.contains(char::is_whitespace) {
-            let p: Prefix = line
-                .parse()
-                .map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| at(e.0))?;
+            let p = words::parse_prefix(line).map_err(at)?;
             words::check_next_hop_family(&p, defaults.next_hop.as_ref()).map_err(at)?;
             routes.push((p, shared.clone()));
         } else {

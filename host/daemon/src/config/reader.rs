@@ -59,10 +59,15 @@ impl<'s> Sink<'s> {
 
     /// Records a problem at a byte span (or the file start when unknown).
     pub fn error(&mut self, span: Option<Range<usize>>, message: impl Into<String>) {
+        // Bytes, not `str` slicing: a span from the TOML parser's error need not fall on
+        // a character boundary. Columns count bytes, 1-based.
         let at = span.map(|s| s.start).unwrap_or(0).min(self.text.len());
-        let before = &self.text[..at];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map(|i| at - i).unwrap_or(at + 1);
+        let before = &self.text.as_bytes()[..at];
+        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+        let col = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(at + 1, |i| at - i);
         self.items.push(Diagnostic {
             line,
             col,

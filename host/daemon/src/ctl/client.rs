@@ -8,16 +8,23 @@ use anyhow::Context as _;
 
 use super::json::Reply;
 
-/// Sends one command; prints its output; returns false if the daemon reported an error.
+/// Sends one command; prints its output; returns false if the daemon reported an error
+/// or closed the connection without answering.
 pub fn run_one(socket: &Path, command: &str) -> anyhow::Result<bool> {
     let stream = connect(socket)?;
     let mut w = BufWriter::new(&stream);
-    writeln!(w, "{command}")?;
-    w.flush()?;
+    writeln!(w, "{command}")
+        .and_then(|()| w.flush())
+        .context("sending the command to the daemon")?;
     let mut r = BufReader::new(&stream);
     let mut line = String::new();
-    r.read_line(&mut line)
-        .context("reading the daemon's reply")?;
+    if r.read_line(&mut line)
+        .context("reading the daemon's reply")?
+        == 0
+    {
+        eprintln!("error: the daemon closed the connection without answering");
+        return Ok(false);
+    }
     let reply: Reply =
         serde_json::from_str(&line).context("the daemon's reply is not valid JSON")?;
     if reply.ok {
@@ -34,32 +41,29 @@ pub fn run_one(socket: &Path, command: &str) -> anyhow::Result<bool> {
 }
 
 /// Streams commands from standard input, one per line, printing one answer line per
-/// command (`ok`, the output, or `error: ...`). Returns false if any command failed.
+/// command (`ok`, the output, or `error: ...`). Returns false if any command failed, or
+/// if fewer answers came back than commands were sent. Lines go to the daemon as bytes,
+/// so one that is not UTF-8 is answered by the daemon like any other bad command.
 pub fn run_stream(socket: &Path) -> anyhow::Result<bool> {
     let stream = connect(socket)?;
     let writer_stream = stream.try_clone()?;
     // A separate writer keeps the pipe full while answers are read back.
-    let writer = std::thread::spawn(move || -> std::io::Result<usize> {
-        let mut w = BufWriter::with_capacity(256 * 1024, &writer_stream);
+    let writer = std::thread::spawn(move || -> (usize, std::io::Result<()>) {
         let mut sent = 0;
-        for line in std::io::stdin().lock().lines() {
-            let line = line?;
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
-            writeln!(w, "{line}")?;
-            sent += 1;
-        }
-        w.flush()?;
-        writer_stream.shutdown(std::net::Shutdown::Write)?;
-        Ok(sent)
+        let result = send_commands(&writer_stream, &mut sent);
+        // Always end our half, so the answers end too, even after a failed read.
+        let _ = writer_stream.shutdown(std::net::Shutdown::Write);
+        (sent, result)
     });
+    let mut answers = 0usize;
     let mut all_ok = true;
+    let mut reader_gone = false;
     let out = std::io::stdout();
     let mut out = BufWriter::new(out.lock());
     for line in BufReader::with_capacity(256 * 1024, &stream).lines() {
         let reply: Reply =
             serde_json::from_str(&line?).context("the daemon's reply is not valid JSON")?;
+        answers += 1;
         let written = if reply.ok {
             if reply.output.is_empty() {
                 writeln!(out, "ok")
@@ -71,14 +75,36 @@ pub fn run_stream(socket: &Path) -> anyhow::Result<bool> {
             writeln!(out, "error: {}", reply.error)
         };
         if written.is_err() {
-            break; // the reader went away
+            reader_gone = true; // the reader went away (`| head`)
+            break;
         }
     }
-    out.flush()?;
-    writer
+    let _ = out.flush();
+    let (sent, result) = writer
         .join()
-        .map_err(|_| anyhow::anyhow!("stdin reader panicked"))??;
+        .map_err(|_| anyhow::anyhow!("stdin reader panicked"))?;
+    result.context("sending commands")?;
+    if !reader_gone && answers < sent {
+        eprintln!("error: the daemon closed the connection after {answers} of {sent} answers");
+        return Ok(false);
+    }
     Ok(all_ok)
+}
+
+/// Copies standard input to the daemon line by line, skipping blank and `#` lines.
+fn send_commands(stream: &UnixStream, sent: &mut usize) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(256 * 1024, stream);
+    for line in std::io::stdin().lock().split(b'\n') {
+        let line = line?;
+        let text = line.trim_ascii();
+        if text.is_empty() || text.starts_with(b"#") {
+            continue;
+        }
+        w.write_all(&line)?;
+        w.write_all(b"\n")?;
+        *sent += 1;
+    }
+    w.flush()
 }
 
 fn connect(socket: &Path) -> anyhow::Result<UnixStream> {

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::attributes::PathAttributes;
+use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::words::{self, RouteSpec};
 
 /// What `show` lists.
@@ -30,6 +31,15 @@ pub enum PluginAction {
     Enable,
     /// Reload the component from its file.
     Reload,
+}
+
+/// Which task `debug panic` makes panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanicTarget {
+    /// The speaker task.
+    Speaker,
+    /// One neighbor's task.
+    Neighbor(IpAddr),
 }
 
 /// A control command.
@@ -63,26 +73,27 @@ pub enum Command {
         /// The plugin's name.
         name: String,
     },
+    /// `debug panic speaker|neighbor ADDR`: fault injection for the tests of the task
+    /// supervision; refused unless wasmbgp runs with `WASMBGP_FAULT_INJECTION=1`.
+    DebugPanic(PanicTarget),
 }
 
-/// Parses one command line.
+/// Parses one command line. Never panics: every input is outside input (fuzzed in
+/// `fuzz/`), and errors quote at most a short prefix of it.
 pub fn parse(line: &str) -> Result<Command, String> {
-    let tokens = words::tokenize(line);
+    let mut tokens = words::tokenize(line);
+    let json = tokens.iter().any(|w| w == "--json");
+    tokens.retain(|w| w != "--json");
     let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
-    let json = t.contains(&"--json");
-    let t: Vec<&str> = t.into_iter().filter(|w| *w != "--json").collect();
     match t.as_slice() {
         [] => Err("empty command".into()),
         ["show", rest @ ..] => parse_show(rest).map(|what| Command::Show { what, json }),
         ["neighbor", list, rest @ ..] => {
             let neighbors = list
                 .split(',')
-                .map(|a| {
-                    a.parse::<IpAddr>()
-                        .map_err(|_| format!("invalid neighbor address {a:?}"))
-                })
+                .map(parse_neighbor)
                 .collect::<Result<Vec<_>, _>>()?;
-            parse_route_command(rest, &tokens[tokens.len() - rest.len()..], Some(neighbors))
+            parse_route_command(rest, Some(neighbors))
         }
         ["plugin", action, name] => {
             let action = match *action {
@@ -91,7 +102,8 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 "reload" => PluginAction::Reload,
                 other => {
                     return Err(format!(
-                        "unknown plugin action {other:?} (disable, enable, reload)"
+                        "unknown plugin action {} (disable, enable, reload)",
+                        quote(other)
                     ));
                 }
             };
@@ -100,18 +112,25 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 name: name.to_string(),
             })
         }
-        _ => parse_route_command(&t, &tokens, None),
+        ["debug", "panic", "speaker"] => Ok(Command::DebugPanic(PanicTarget::Speaker)),
+        ["debug", "panic", "neighbor", address] => {
+            parse_neighbor(address).map(|a| Command::DebugPanic(PanicTarget::Neighbor(a)))
+        }
+        ["debug", ..] => Err("debug what? (debug panic speaker|neighbor ADDR)".into()),
+        _ => parse_route_command(&t, None),
     }
+}
+
+fn parse_neighbor(text: &str) -> Result<IpAddr, String> {
+    text.parse()
+        .map_err(|_| format!("invalid neighbor address {}", quote(text)))
 }
 
 fn parse_show(rest: &[&str]) -> Result<Show, String> {
     let neighbor = |rest: &[&str]| -> Result<Option<IpAddr>, String> {
         match rest {
             [] => Ok(None),
-            [a] => a
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("invalid neighbor address {a:?}")),
+            [a] => parse_neighbor(a).map(Some),
             _ => Err("too many arguments".into()),
         }
     };
@@ -125,26 +144,23 @@ fn parse_show(rest: &[&str]) -> Result<Show, String> {
     }
 }
 
-fn parse_route_command(
-    t: &[&str],
-    tokens: &[String],
-    neighbors: Option<Vec<IpAddr>>,
-) -> Result<Command, String> {
+fn parse_route_command(t: &[&str], neighbors: Option<Vec<IpAddr>>) -> Result<Command, String> {
     match t {
-        ["announce", "route", ..] => {
-            let route = words::parse_route(&tokens[2..], &PathAttributes::default())?;
+        ["announce", "route", route @ ..] => {
+            let route = words::parse_route(route, &PathAttributes::default())?;
             if route.attrs.next_hop.is_none() {
                 return Err("announce route needs next-hop (an address or self)".into());
             }
             Ok(Command::Announce { neighbors, route })
         }
         ["withdraw", "route", prefix, ..] => {
-            let prefix = prefix.parse::<Prefix>().map_err(|e| e.0)?;
+            let prefix = words::parse_prefix(prefix)?;
             Ok(Command::Withdraw { neighbors, prefix })
         }
         ["withdraw", "route"] => Err("withdraw route needs a prefix".into()),
         [other, ..] => Err(format!(
-            "unknown command {other:?} (show, announce route, withdraw route, neighbor A announce|withdraw route, plugin)"
+            "unknown command {} (show, announce route, withdraw route, neighbor A announce|withdraw route, plugin)",
+            quote(other)
         )),
         [] => Err("missing command after neighbor".into()),
     }
@@ -196,6 +212,39 @@ mod tests {
                 name: "web".into()
             }
         );
+    }
+
+    #[test]
+    fn json_flag_anywhere_and_neighbor_prefix() {
+        let c = parse("neighbor 127.0.0.2 announce route 10.0.0.0/8 next-hop self --json");
+        assert!(matches!(c, Ok(Command::Announce { .. })), "{c:?}");
+        assert!(matches!(
+            parse("--json show plugins"),
+            Ok(Command::Show {
+                what: Show::Plugins,
+                json: true
+            })
+        ));
+    }
+
+    /// Issue 7: the extended community that panicked the words parser, and input far
+    /// longer than any command, get short errors.
+    #[test]
+    fn outside_input_gets_short_errors() {
+        let e =
+            parse("announce route 10.0.0.0/24 next-hop self extended-community 0x0é0000000000000")
+                .unwrap_err();
+        assert!(e.contains("extended-community"), "{e}");
+        let long = "x".repeat(100_000);
+        for line in [
+            long.clone(),
+            format!("neighbor {long} withdraw route 10.0.0.0/8"),
+            format!("plugin {long} web"),
+            format!("withdraw route {long}"),
+        ] {
+            let e = parse(&line).unwrap_err();
+            assert!(e.len() < 200, "{}", &e[..200]);
+        }
     }
 
     #[test]

@@ -28,8 +28,7 @@ pub async fn serve(
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
             Err(e) => {
-                warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                super::pause_after_accept_error("BGP listener", &e).await;
                 continue;
             }
         };

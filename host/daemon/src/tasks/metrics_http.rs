@@ -28,8 +28,12 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
 /// Answers scrapes forever.
 pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                super::pause_after_accept_error("metrics server", &e).await;
+                continue;
+            }
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {

@@ -2,6 +2,7 @@
 //! socket, and stop everything cleanly on SIGTERM.
 
 pub mod connection;
+pub mod critical;
 pub mod listener;
 pub mod metrics_http;
 pub mod neighbor;
@@ -21,11 +22,16 @@ use wasmbgp_bgp::rib::AdjRibOut;
 use crate::config::Config;
 use crate::ctl;
 use crate::metrics::Metrics;
+use critical::CriticalTasks;
 use neighbor::Shared;
 use sources::Sources;
 
-/// Runs the speaker until SIGTERM or SIGINT.
+/// The environment variable that enables `ctl debug panic` (fault injection for tests).
+pub const FAULT_INJECTION_ENV: &str = "WASMBGP_FAULT_INJECTION";
+
+/// Runs the speaker until SIGTERM or SIGINT; fails if a critical task ends before that.
 pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyhow::Result<()> {
+    let mut critical = CriticalTasks::default();
     let metrics = Arc::new(Metrics::new());
     let sources = Sources::new();
     let shared = Shared {
@@ -42,10 +48,10 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
     }
     let control = ctl::server::bind(&config.control.socket, config.control.mode)?;
     if let Some(addr) = config.metrics {
-        tokio::spawn(metrics_http::serve(
-            metrics_http::bind(addr).await?,
-            metrics.clone(),
-        ));
+        critical.spawn(
+            format!("metrics server {addr}"),
+            metrics_http::serve(metrics_http::bind(addr).await?, metrics.clone()),
+        );
     }
 
     let routes = std::mem::take(&mut config.routes);
@@ -61,7 +67,7 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
                 .cloned();
             adj_out.load(routes, sources::CONFIG);
         }
-        let (handle, _task) = neighbor::spawn(n.clone(), shared.clone(), adj_out);
+        let handle = neighbor::spawn(n.clone(), shared.clone(), adj_out, &mut critical);
         handles.push(handle);
     }
     drop(routes);
@@ -72,8 +78,11 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
         .iter()
         .map(|h| (h.config.address, h.tx.clone()))
         .collect();
-    for l in listeners {
-        tokio::spawn(listener::serve(l, inbound.clone()));
+    for (addr, l) in config.listen.iter().zip(listeners) {
+        critical.spawn(
+            format!("listener {addr}"),
+            listener::serve(l, inbound.clone()),
+        );
     }
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let plugin_configs = std::mem::take(&mut config.plugins);
@@ -82,26 +91,40 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
         .map(|p| (p.spec.name.clone(), p.spec.component.clone()))
         .collect();
     let slots = plugins::start(&runtime, plugin_configs, &sources, &events_tx)?;
-    let speaker = speaker::Speaker::new(handles, slots, metrics.clone()).spawn(events_rx);
+    let fault_injection = std::env::var_os(FAULT_INJECTION_ENV).is_some_and(|v| v == "1");
+    if fault_injection {
+        tracing::warn!("{FAULT_INJECTION_ENV}=1: `ctl debug panic` can crash this daemon");
+    }
+    let speaker = speaker::Speaker::new(handles, slots, metrics.clone(), fault_injection)
+        .spawn(events_rx, &mut critical);
     let _watcher = if watched.is_empty() {
         None
     } else {
         Some(plugins::watch(watched, speaker.clone(), runtime.clone())?)
     };
-    tokio::spawn(ctl::server::serve(
-        control,
-        speaker.clone(),
-        runtime.clone(),
-        config.control.socket.clone(),
-    ));
+    critical.spawn(
+        "control socket",
+        ctl::server::serve(control, speaker.clone(), runtime.clone(), metrics.clone()),
+    );
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     tokio::select! {
         _ = term.recv() => info!("SIGTERM: shutting down"),
         _ = int.recv() => info!("SIGINT: shutting down"),
+        why = critical.first_ended() => {
+            let _ = std::fs::remove_file(&config.control.socket);
+            anyhow::bail!("{why}; exiting so that the service manager restarts wasmbgp");
+        }
     }
     speaker.shutdown().await;
     let _ = std::fs::remove_file(&config.control.socket);
     Ok(())
+}
+
+/// After a failed `accept` (out of file descriptors, say): log it and pause briefly, so
+/// that a persistent error neither spins a core nor floods the log.
+pub(crate) async fn pause_after_accept_error(what: &str, error: &std::io::Error) {
+    tracing::warn!(error = %error, "{what}: accept failed");
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 }

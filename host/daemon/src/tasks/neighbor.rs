@@ -17,6 +17,7 @@ use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
 use wasmbgp_bgp::{Family, Prefix};
 
 use super::connection::{self, Connection, ReadEvent};
+use super::critical::CriticalTasks;
 use super::sources::Sources;
 use crate::config::NeighborConfig;
 use crate::ctl::json::{NeighborStatus, RouteRow};
@@ -58,6 +59,9 @@ pub enum NeighborMsg {
     AdjRibIn(oneshot::Sender<Vec<RouteRow>>),
     /// Send Cease/Administrative Shutdown, close, and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Panic, to test that the daemon does not run on without this task
+    /// (`ctl debug panic neighbor ADDR`, only with fault injection enabled).
+    Panic,
 }
 
 /// The speaker's handle on a neighbor task.
@@ -89,17 +93,19 @@ pub fn spawn(
     config: NeighborConfig,
     shared: Shared,
     adj_out: AdjRibOut,
-) -> (NeighborHandle, JoinHandle<()>) {
+    tasks: &mut CriticalTasks,
+) -> NeighborHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = NeighborHandle {
         config: config.clone(),
         tx,
     };
-    let task = tokio::spawn(async move {
+    let name = format!("neighbor {}", config.address);
+    tasks.spawn(name, async move {
         let mut n = Neighbor::new(config, shared, adj_out);
         n.run(rx).await;
     });
-    (handle, task)
+    handle
 }
 
 /// Upper bound on waiting for queued bytes to leave at shutdown.
@@ -181,12 +187,13 @@ impl Neighbor {
             let deadline = self.session.next_deadline();
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(NeighborMsg::Shutdown(done)) => {
-                        self.shutdown().await;
-                        let _ = done.send(());
-                        return;
+                    Some(msg) => {
+                        if let Some(done) = self.on_message(msg, &mut rx) {
+                            self.shutdown().await;
+                            let _ = done.send(());
+                            return;
+                        }
                     }
-                    Some(msg) => self.on_message(msg, &mut rx),
                     None => {
                         self.shutdown().await;
                         return;
@@ -206,13 +213,19 @@ impl Neighbor {
         }
     }
 
-    fn on_message(&mut self, msg: NeighborMsg, rx: &mut mpsc::UnboundedReceiver<NeighborMsg>) {
+    /// Handles one message (and the route batches queued behind it); returns the
+    /// reply channel of a Shutdown met on the way, for `run` to carry out.
+    fn on_message(
+        &mut self,
+        msg: NeighborMsg,
+        rx: &mut mpsc::UnboundedReceiver<NeighborMsg>,
+    ) -> Option<oneshot::Sender<()>> {
         match msg {
             NeighborMsg::Routes { ops, since } => {
                 self.apply_routes(ops);
                 let mut oldest = since;
                 // Merge route batches already queued into the same flush.
-                let mut deferred = Vec::new();
+                let mut deferred = None;
                 for _ in 0..MAX_BATCHES_PER_FLUSH {
                     match rx.try_recv() {
                         Ok(NeighborMsg::Routes { ops, since }) => {
@@ -223,15 +236,15 @@ impl Neighbor {
                             };
                         }
                         Ok(other) => {
-                            deferred.push(other);
+                            deferred = Some(other);
                             break;
                         }
                         Err(_) => break,
                     }
                 }
                 self.flush(oldest);
-                for other in deferred {
-                    self.on_message(other, rx);
+                if let Some(other) = deferred {
+                    return self.on_message(other, rx);
                 }
             }
             NeighborMsg::Inbound(stream) => self.on_inbound(stream),
@@ -257,8 +270,13 @@ impl Neighbor {
                     .collect();
                 let _ = reply.send(rows);
             }
-            NeighborMsg::Shutdown(_) => unreachable!("handled in run"),
+            NeighborMsg::Shutdown(done) => return Some(done),
+            NeighborMsg::Panic => panic!(
+                "fault injection: `ctl debug panic neighbor {}`",
+                self.config.address
+            ),
         }
+        None
     }
 
     fn apply_routes(&mut self, ops: Vec<RouteOp>) {

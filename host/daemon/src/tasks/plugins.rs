@@ -9,11 +9,8 @@ use anyhow::Context as _;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
-use wasmbgp_bgp::Prefix;
-use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, Origin, PathAttributes};
 use wasmbgp_bgp::rib::SourceId;
-use wasmbgp_bgp::words::{self, RouteSpec};
-use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginRoute, PluginStatus, Runtime};
+use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginStatus, Runtime};
 
 use super::sources::Sources;
 use super::speaker::SpeakerHandle;
@@ -61,43 +58,6 @@ pub fn start(
     Ok(slots)
 }
 
-/// A route requested through the `routes` interface, in the speaker's terms.
-pub fn route_spec(route: &PluginRoute) -> Result<RouteSpec, String> {
-    let prefix: Prefix = route
-        .prefix
-        .parse()
-        .map_err(|e: wasmbgp_bgp::packet::prefix::PrefixError| e.0)?;
-    let mut attrs = PathAttributes {
-        origin: match route.origin {
-            wasmbgp_runtime::Origin::Igp => Origin::Igp,
-            wasmbgp_runtime::Origin::Egp => Origin::Egp,
-            wasmbgp_runtime::Origin::Incomplete => Origin::Incomplete,
-        },
-        as_path: AsPath::from_sequence(route.as_path.clone()),
-        next_hop: Some(route.next_hop.map(NextHop::Addr).unwrap_or(NextHop::Local)),
-        med: route.med,
-        local_pref: route.local_pref,
-        ..PathAttributes::default()
-    };
-    attrs.communities = route
-        .communities
-        .iter()
-        .map(|c| words::parse_community(c))
-        .collect::<Result<_, _>>()?;
-    attrs.large_communities = route
-        .large_communities
-        .iter()
-        .map(|c| words::parse_large_community(c))
-        .collect::<Result<_, _>>()?;
-    attrs.extended_communities = route
-        .extended_communities
-        .iter()
-        .map(|c| words::parse_extended_community(c))
-        .collect::<Result<_, _>>()?;
-    words::check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
-    Ok(RouteSpec { prefix, attrs })
-}
-
 /// `show plugins` as text.
 pub fn status_text(list: &[PluginStatus]) -> String {
     if list.is_empty() {
@@ -106,7 +66,7 @@ pub fn status_text(list: &[PluginStatus]) -> String {
     list.iter()
         .map(|s| {
             format!(
-                "{:<16} {:<12} state {:<9} health {:<9} restarts {:<4} calls {:<8} p50 {}µs p99 {}µs denied {} routes {}{}",
+                "{:<16} {:<12} state {:<9} health {:<9} restarts {:<4} calls {:<8} p50 {}µs p99 {}µs denied {} invalid {} routes {}{}",
                 s.name,
                 s.world.name(),
                 format!("{:?}", s.state).to_lowercase(),
@@ -116,6 +76,7 @@ pub fn status_text(list: &[PluginStatus]) -> String {
                 s.p50_us,
                 s.p99_us,
                 s.denied,
+                s.invalid,
                 s.routes_owned,
                 s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
             )

@@ -14,11 +14,12 @@ use wasmbgp_bgp::words::RouteSpec;
 
 use wasmbgp_runtime::{Health, OnFailure, PluginEvent};
 
+use super::critical::CriticalTasks;
 use super::neighbor::{NeighborHandle, NeighborMsg, RouteOp};
 use super::plugins::{self, PluginSlot};
 use super::sources;
 use crate::config::Degraded;
-use crate::ctl::command::{Command, PluginAction, Show};
+use crate::ctl::command::{Command, PanicTarget, PluginAction, Show};
 use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
 use crate::metrics::Metrics;
 
@@ -89,6 +90,8 @@ pub struct Speaker {
     interner: Interner,
     metrics: Arc<Metrics>,
     commands_since_prune: usize,
+    /// `ctl debug panic` is allowed (`WASMBGP_FAULT_INJECTION=1`).
+    fault_injection: bool,
 }
 
 impl Speaker {
@@ -97,6 +100,7 @@ impl Speaker {
         neighbors: Vec<NeighborHandle>,
         plugins: Vec<PluginSlot>,
         metrics: Arc<Metrics>,
+        fault_injection: bool,
     ) -> Self {
         Speaker {
             neighbors,
@@ -104,13 +108,18 @@ impl Speaker {
             interner: Interner::new(),
             metrics,
             commands_since_prune: 0,
+            fault_injection,
         }
     }
 
-    /// Starts the speaker task; plugin events arrive on `events`.
-    pub fn spawn(self, events: mpsc::UnboundedReceiver<PluginEvent>) -> SpeakerHandle {
+    /// Starts the speaker as a critical task; plugin events arrive on `events`.
+    pub fn spawn(
+        self,
+        events: mpsc::UnboundedReceiver<PluginEvent>,
+        tasks: &mut CriticalTasks,
+    ) -> SpeakerHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(self.run(rx, events));
+        tasks.spawn("speaker", self.run(rx, events));
         SpeakerHandle { tx }
     }
 
@@ -196,6 +205,7 @@ impl Speaker {
                     self.show(what, json).await
                 }
                 Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name),
+                Ok(Command::DebugPanic(target)) => self.debug_panic(target),
             };
             replies.push(reply);
         }
@@ -206,6 +216,27 @@ impl Speaker {
             self.commands_since_prune = 0;
         }
         replies
+    }
+
+    /// Fault injection for the tests of the task supervision.
+    fn debug_panic(&self, target: PanicTarget) -> Reply {
+        if !self.fault_injection {
+            return Reply::err(
+                "debug commands are off (they need WASMBGP_FAULT_INJECTION=1 in wasmbgp's environment)",
+            );
+        }
+        match target {
+            PanicTarget::Speaker => panic!("fault injection: `ctl debug panic speaker`"),
+            PanicTarget::Neighbor(address) => {
+                match self.neighbors.iter().find(|n| n.config.address == address) {
+                    Some(n) => {
+                        let _ = n.tx.send(NeighborMsg::Panic);
+                        Reply::ok("")
+                    }
+                    None => Reply::err(format!("{address} is not a configured neighbor")),
+                }
+            }
+        }
     }
 
     fn send_ops(&self, ops: &mut HashMap<usize, Vec<RouteOp>>, since: Option<std::time::Instant>) {
@@ -488,15 +519,10 @@ impl Speaker {
                 let Some(source) = self.plugin_source(&plugin) else {
                     return;
                 };
-                match plugins::route_spec(&route) {
-                    Ok(spec) => {
-                        let filter = (!neighbors.is_empty()).then_some(neighbors);
-                        let r = self.announce(filter.as_deref(), spec, source, ops);
-                        if !r.ok {
-                            tracing::warn!(%plugin, error = %r.error, "plugin route not announced");
-                        }
-                    }
-                    Err(e) => tracing::warn!(%plugin, error = %e, "plugin route refused"),
+                let filter = (!neighbors.is_empty()).then_some(neighbors);
+                let r = self.announce(filter.as_deref(), route, source, ops);
+                if !r.ok {
+                    tracing::warn!(%plugin, error = %r.error, "plugin route not announced");
                 }
             }
             PluginEvent::Withdraw {
@@ -507,13 +533,8 @@ impl Speaker {
                 let Some(source) = self.plugin_source(&plugin) else {
                     return;
                 };
-                match prefix.parse::<Prefix>() {
-                    Ok(p) => {
-                        let filter = (!neighbors.is_empty()).then_some(neighbors);
-                        let _ = self.withdraw(filter.as_deref(), p, source, ops);
-                    }
-                    Err(e) => tracing::warn!(%plugin, error = %e.0, "plugin withdraw refused"),
-                }
+                let filter = (!neighbors.is_empty()).then_some(neighbors);
+                let _ = self.withdraw(filter.as_deref(), prefix, source, ops);
             }
         }
     }

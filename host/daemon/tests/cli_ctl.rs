@@ -1,0 +1,217 @@
+//! `wasmbgp ctl` and `wasmbgp run` through the real binary: the client never reports
+//! success for a command that got no answer, and a critical task that dies takes the
+//! daemon down with a reason instead of leaving it running headless (issue 7).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn workdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("wasmbgp-ctl-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `wasmbgp ctl --socket SOCKET -` with `input` on standard input.
+fn ctl_stream(socket: &Path, input: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
+        .args(["ctl", "--socket"])
+        .arg(socket)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_connection_closed_before_every_answer_is_a_failure() {
+    let dir = workdir("early-close");
+    let socket = dir.join("fake.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    // A daemon that answers the first command, then goes away.
+    let fake = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream)
+            .write_all(b"{\"ok\":true,\"output\":\"\"}\n")
+            .unwrap();
+    });
+    let out = ctl_stream(&socket, b"show neighbors\nshow plugins\nshow metrics\n");
+    fake.join().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    assert!(
+        stderr.contains("the daemon closed the connection after 1 of 3 answers"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_command_without_an_answer_is_a_failure() {
+    let dir = workdir("no-answer");
+    let socket = dir.join("fake.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    // A daemon that reads the command and goes away without answering.
+    let fake = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
+        .args(["ctl", "--socket"])
+        .arg(&socket)
+        .args(["show", "neighbors"])
+        .output()
+        .unwrap();
+    fake.join().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("closed the connection without answering"),
+        "{stderr}"
+    );
+}
+
+/// A daemon with one neighbor that never answers (connection refused on port 9).
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+impl Daemon {
+    fn start(name: &str, fault_injection: bool) -> Daemon {
+        let dir = workdir(name);
+        let socket = dir.join("wasmbgp.sock");
+        let config = dir.join("wasmbgp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "router-id = \"127.0.0.1\"\nlocal-as = 65001\n[control]\nsocket = \"{}\"\n\
+                 [[neighbor]]\naddress = \"127.0.0.1\"\nport = 9\npeer-as = 65000\n\
+                 connect-retry = \"1s\"\n",
+                socket.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmbgp"));
+        cmd.arg("run")
+            .arg(&config)
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .env_remove("WASMBGP_FAULT_INJECTION")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("wasmbgp.log")).unwrap());
+        if fault_injection {
+            cmd.env("WASMBGP_FAULT_INJECTION", "1");
+        }
+        let mut daemon = Daemon {
+            child: cmd.spawn().unwrap(),
+            dir,
+            socket,
+        };
+        let start = Instant::now();
+        while daemon.ctl("show neighbors").0 != Some(0) {
+            assert!(
+                daemon.child.try_wait().unwrap().is_none(),
+                "{}",
+                daemon.log()
+            );
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "{}",
+                daemon.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        daemon
+    }
+
+    fn ctl(&self, command: &str) -> (Option<i32>, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
+            .args(["ctl", "--socket"])
+            .arg(&self.socket)
+            .args(command.split(' '))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("wasmbgp.log")).unwrap_or_default()
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    fn exit_within(&mut self, limit: Duration) -> Option<(ExitStatus, Duration)> {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some((status, start.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+fn dies_with_reason(task: &str, command: &str) {
+    let mut daemon = Daemon::start(&format!("panic-{task}"), true);
+    // The command may or may not be answered before the process goes.
+    let _ = daemon.ctl(command);
+    let (status, took) = daemon
+        .exit_within(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("still running after a {task} panic:\n{}", daemon.log()));
+    let log = daemon.log();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(took < Duration::from_secs(1), "exited after {took:?}");
+    let why = format!("the {task} task panicked: fault injection");
+    assert!(log.contains(&why), "no {why:?} in:\n{log}");
+    assert!(
+        log.contains("exiting so that the service manager restarts wasmbgp"),
+        "{log}"
+    );
+    assert!(
+        !daemon.socket.exists(),
+        "the control socket was left behind"
+    );
+}
+
+#[test]
+fn a_panicking_speaker_stops_the_daemon_with_its_reason() {
+    dies_with_reason("speaker", "debug panic speaker");
+}
+
+#[test]
+fn a_panicking_neighbor_task_stops_the_daemon_with_its_reason() {
+    dies_with_reason("neighbor 127.0.0.1", "debug panic neighbor 127.0.0.1");
+}
+
+#[test]
+fn debug_commands_are_refused_without_fault_injection() {
+    let mut daemon = Daemon::start("no-fault-injection", false);
+    let (code, text) = daemon.ctl("debug panic speaker");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("debug commands are off"), "{text}");
+    assert!(daemon.exit_within(Duration::from_millis(300)).is_none());
+    assert_eq!(daemon.ctl("show neighbors").0, Some(0), "{}", daemon.log());
+}
