@@ -14,8 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGETS=(words ctl config)
 export CARGO_TARGET_DIR=target/fuzz
 BIN=$CARGO_TARGET_DIR/release
-# AFL++ in a container: no CPU frequency governor to check, no core dump handler to trust.
-export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1
+# AFL++ in a container: no CPU frequency governor to check, no core dump handler to
+# trust, and cores shared with whatever else runs (no pinning).
+export AFL_SKIP_CPUFREQ=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_NO_UI=1 AFL_NO_AFFINITY=1
 
 die() { echo "fuzz/run.sh: $*" >&2; exit 1; }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole wasmbgp test suite on a fresh machine: installs what is missing
-# (Debian peers, the wasm32-wasip2 target, componentize-py), builds the daemon and
-# the plugins, then runs every test. Quiet on success; the test runner's summary
+# (Debian peers, the wasm32-wasip2 target, componentize-py, cargo-afl), builds the
+# daemon and the plugins, fuzzes every text parser for a minute, then runs every test. Quiet on success; the test runner's summary
 # is printed last. Logs of each step: target/test-logs/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,6 +21,8 @@ step() {
 step install-deps scripts/install-deps.sh
 step build-plugins scripts/build-plugins.sh
 step build cargo build --release --locked --workspace --all-targets
+# A minute of coverage-guided fuzzing over every text parser (fuzz/README.md).
+step fuzz-smoke fuzz/run.sh smoke 60
 if ! command -v cargo-nextest >/dev/null 2>&1; then
     step install-nextest cargo install --locked cargo-nextest
 fi

@@ -413,6 +413,10 @@ struct Results {
     ctl_all: f64,
     ctl_answers: f64,
     ctl_errors: u64,
+    /// Bad-input batch: time until all answers were back, and whether they were
+    /// three errors then `ok`, with exit 1 and the good route at BIRD.
+    bad_answers: f64,
+    bad_as_expected: bool,
     b_load: f64,
     b_99: f64,
     b_100: f64,
@@ -577,6 +581,42 @@ fn run(o: &Opts, dir: &Path) -> Result<Results> {
             r.ctl_errors = errors + (o.ctl_routes as u64).saturating_sub(answers);
             std::thread::sleep(Duration::from_millis(200));
             r.hwm_after_ctl = vm_hwm(w.proc.pid())?;
+
+            // 4b. Bad input (issue 7): the extended community that once panicked the
+            // parser, a line that is not UTF-8, a 100 KB line, then a good command.
+            let mut batch = b"announce route 102.0.0.0/24 next-hop self extended-community 0x0\xc3\xa90000000000000\n\
+                              announce route \xff\xfe next-hop self\nannounce route "
+                .to_vec();
+            batch.extend(std::iter::repeat_n(b'7', 100_000));
+            batch.extend_from_slice(b"\nannounce route 102.0.1.0/24 next-hop self\n");
+            let t0 = now();
+            let mut ctl = Command::new(&o.wasmbgp)
+                .args(["ctl", "--socket"])
+                .arg(&w.sock)
+                .arg("-")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("wasmbgp ctl: {e}"))?;
+            let mut stdin = ctl.stdin.take().ok_or("no ctl stdin")?;
+            let writer = std::thread::spawn(move || stdin.write_all(&batch));
+            let out = ctl
+                .wait_with_output()
+                .map_err(|e| format!("wasmbgp ctl: {e}"))?;
+            r.bad_answers = now() - t0;
+            let _ = writer.join();
+            let answers = String::from_utf8_lossy(&out.stdout);
+            let kinds: Vec<bool> = answers.lines().map(|l| l.starts_with("error: ")).collect();
+            let delivered = rx
+                .wait_counts(
+                    "wasm",
+                    &[n + o.ctl_routes as u64 + 1],
+                    Duration::from_secs(10),
+                )
+                .is_ok();
+            r.bad_as_expected =
+                kinds == [true, true, true, false] && out.status.code() == Some(1) && delivered;
         }
         w.proc.stop();
         rx.proc.stop();
@@ -728,6 +768,12 @@ fn report(o: &Opts, r: &Results) -> String {
             r.ctl_errors,
             secs(r.ctl_all),
             yes(r.ctl_all <= 0.5 && r.ctl_errors == 0)
+        );
+        s += &format!(
+            "| `wasmbgp ctl -` batch of bad input (the issue-7 extended community, a line not UTF-8, a 100 KB line) then a good announce → every answer back (3 errors, ok, exit 1, route at BIRD: {}) | {} | — | ≤ 1 s | {} |\n",
+            if r.bad_as_expected { "yes" } else { "NO" },
+            secs(r.bad_answers),
+            yes(r.bad_answers <= 1.0 && r.bad_as_expected)
         );
     }
     s += &format!(

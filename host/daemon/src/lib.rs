@@ -4,10 +4,12 @@
 //!
 //! - [`config`]: the TOML config, with `FILE:LINE:COL` diagnostics;
 //! - [`ctl`]: the control socket (commands, server, client, JSON shapes);
-//! - [`tasks`]: where I/O happens: neighbor tasks, the speaker, listeners, plugins;
+//! - `tasks`: where I/O happens: neighbor tasks, the speaker, listeners, plugins (with
+//!   the `engine` feature, on by default);
 //! - [`metrics`]: the Prometheus registry.
 
 pub mod config;
 pub mod ctl;
 pub mod metrics;
+#[cfg(feature = "engine")]
 pub mod tasks;

@@ -1,5 +1,5 @@
-//! The wasmtime engine, its epoch ticker, the linker shared by every plugin,
-//! and the compiled-component cache.
+//! The [`Runtime`]: the wasmtime engine, its epoch ticker, the linker shared
+//! by every plugin, and the compiled-component cache.
 //!
 //! One [`Engine`] serves every plugin. Epoch interruption is on; a
 //! background thread advances the epoch every [`EPOCH_TICK`], which bounds
@@ -24,6 +24,8 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::host::PluginCtx;
+use crate::{PluginEvent, PluginHandle, PluginSpec, RestartPolicy};
+use tokio::sync::mpsc::UnboundedSender;
 
 /// How often the epoch advances.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -54,10 +56,10 @@ impl EngineShared {
         // Plugins are called one call at a time per store; without the
         // component-model-async machinery a call costs about half as much.
         config.concurrency_support(false);
-        let engine = Engine::new(&config).map_err(crate::wasmtime_error)?;
+        let engine = Engine::new(&config).map_err(wasmtime_error)?;
 
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(crate::wasmtime_error)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasmtime_error)?;
         crate::host::add_to_linker(&mut linker)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
@@ -211,15 +213,84 @@ impl ComponentCache {
 
 fn compile(engine: &Engine, bytes: &[u8], path: &Path) -> anyhow::Result<Component> {
     Component::new(engine, bytes)
-        .map_err(crate::wasmtime_error)
+        .map_err(wasmtime_error)
         .with_context(|| format!("compiling component {}", path.display()))
 }
 
 fn write_artifact(dir: &Path, file: &Path, component: &Component) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    let serialized = component.serialize().map_err(crate::wasmtime_error)?;
+    let serialized = component.serialize().map_err(wasmtime_error)?;
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, serialized)?;
     std::fs::rename(&tmp, file)?;
     Ok(())
+}
+
+/// Converts a wasmtime error (its own type in wasmtime 48, not anyhow's)
+/// into an anyhow error, keeping its message chain.
+pub(crate) fn wasmtime_error(error: wasmtime::Error) -> anyhow::Error {
+    anyhow::Error::from_boxed(error.into_boxed_dyn_error())
+}
+
+/// Options of a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached as `.cwasm` files (created if
+    /// missing; keep it private to the daemon). `None`: memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// The restart backoff after faults.
+    pub restart: RestartPolicy,
+}
+
+/// The plugin runtime: one wasmtime engine with epoch interruption, a
+/// 10 ms epoch ticker thread, the host linker and the component cache.
+/// Cheap to clone; plugins keep what they need alive.
+#[derive(Clone)]
+pub struct Runtime {
+    engine: Arc<EngineShared>,
+    options: RuntimeOptions,
+}
+
+impl Runtime {
+    /// A runtime with default options (memory-only component cache).
+    pub fn new() -> anyhow::Result<Self> {
+        Self::with_options(RuntimeOptions::default())
+    }
+
+    /// A runtime with `options`.
+    pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Self> {
+        Ok(Runtime {
+            engine: Arc::new(EngineShared::new(options.cache_dir.clone())?),
+            options,
+        })
+    }
+
+    /// Validates a spec without running anything: name, intervals and
+    /// counts, grants (addresses parse, memory and deadline in range), the
+    /// component (exists, is a component, exports the world's interface and
+    /// imports nothing the host lacks). Compiles the component (cached).
+    pub fn check(&self, spec: &PluginSpec) -> anyhow::Result<()> {
+        crate::supervisor::prepare(&self.engine, spec.clone()).map(drop)
+    }
+
+    /// Checks and starts a plugin on the current tokio runtime; its events go
+    /// to `events`. Compiles synchronously (cached): for a large component
+    /// not yet cached, call it from a blocking context. Must be called within
+    /// a tokio runtime.
+    pub fn start(
+        &self,
+        spec: PluginSpec,
+        events: UnboundedSender<PluginEvent>,
+    ) -> anyhow::Result<PluginHandle> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            anyhow::bail!("Runtime::start must be called within a tokio runtime");
+        }
+        let prepared = crate::supervisor::prepare(&self.engine, spec)?;
+        Ok(PluginHandle::spawn(
+            self.engine.clone(),
+            prepared,
+            self.options.restart,
+            events,
+        ))
+    }
 }

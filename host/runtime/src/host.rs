@@ -54,7 +54,7 @@ pub const MAX_LOG_LINE: usize = 4096;
 /// Links the package's host interfaces into `linker`.
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginCtx>) -> anyhow::Result<()> {
     bindings::Healthcheck::add_to_linker::<PluginCtx, HasSelf<PluginCtx>>(linker, |ctx| ctx)
-        .map_err(crate::wasmtime_error)
+        .map_err(crate::engine::wasmtime_error)
 }
 
 /// Time accounting of the call in progress, read by the epoch callback.

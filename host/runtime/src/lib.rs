@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Modules, one per concern:
-//! - [`engine`]: the wasmtime engine, epoch ticker and compiled-component cache;
+//! - [`engine`]: the [`Runtime`]: the wasmtime engine, epoch ticker and
+//!   compiled-component cache;
 //! - [`grants`]: capability grants and their checks;
 //! - [`probes`]: the TCP, DNS and HTTP probes;
 //! - [`healthcheck`]: the rise/fall hysteresis (pure);
@@ -26,93 +27,26 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "engine")]
 pub mod engine;
 pub mod events;
 pub mod grants;
 pub mod healthcheck;
+#[cfg(feature = "engine")]
 mod host;
 pub mod probes;
 pub mod restart;
 pub mod spec;
+#[cfg(feature = "engine")]
 mod supervisor;
 
-use std::path::PathBuf;
-use std::sync::Arc;
-
-use tokio::sync::mpsc::UnboundedSender;
-
+#[cfg(feature = "engine")]
+pub use engine::{Runtime, RuntimeOptions};
 pub use events::PluginEvent;
 pub use healthcheck::Health;
+#[cfg(feature = "engine")]
 pub use host::KvStore;
 pub use restart::RestartPolicy;
 pub use spec::{Grants, OnFailure, PluginSpec, World, parse_size};
+#[cfg(feature = "engine")]
 pub use supervisor::{PluginHandle, PluginState, PluginStatus};
-
-/// Converts a wasmtime error (its own type in wasmtime 48, not anyhow's)
-/// into an anyhow error, keeping its message chain.
-pub(crate) fn wasmtime_error(error: wasmtime::Error) -> anyhow::Error {
-    anyhow::Error::from_boxed(error.into_boxed_dyn_error())
-}
-
-/// Options of a [`Runtime`].
-#[derive(Debug, Clone, Default)]
-pub struct RuntimeOptions {
-    /// Where compiled components are cached as `.cwasm` files (created if
-    /// missing; keep it private to the daemon). `None`: memory only.
-    pub cache_dir: Option<PathBuf>,
-    /// The restart backoff after faults.
-    pub restart: RestartPolicy,
-}
-
-/// The plugin runtime: one wasmtime engine with epoch interruption, a
-/// 10 ms epoch ticker thread, the host linker and the component cache.
-/// Cheap to clone; plugins keep what they need alive.
-#[derive(Clone)]
-pub struct Runtime {
-    engine: Arc<engine::EngineShared>,
-    options: RuntimeOptions,
-}
-
-impl Runtime {
-    /// A runtime with default options (memory-only component cache).
-    pub fn new() -> anyhow::Result<Self> {
-        Self::with_options(RuntimeOptions::default())
-    }
-
-    /// A runtime with `options`.
-    pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Self> {
-        Ok(Runtime {
-            engine: Arc::new(engine::EngineShared::new(options.cache_dir.clone())?),
-            options,
-        })
-    }
-
-    /// Validates a spec without running anything: name, intervals and
-    /// counts, grants (addresses parse, memory and deadline in range), the
-    /// component (exists, is a component, exports the world's interface and
-    /// imports nothing the host lacks). Compiles the component (cached).
-    pub fn check(&self, spec: &PluginSpec) -> anyhow::Result<()> {
-        supervisor::prepare(&self.engine, spec.clone()).map(drop)
-    }
-
-    /// Checks and starts a plugin on the current tokio runtime; its events go
-    /// to `events`. Compiles synchronously (cached): for a large component
-    /// not yet cached, call it from a blocking context. Must be called within
-    /// a tokio runtime.
-    pub fn start(
-        &self,
-        spec: PluginSpec,
-        events: UnboundedSender<PluginEvent>,
-    ) -> anyhow::Result<PluginHandle> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            anyhow::bail!("Runtime::start must be called within a tokio runtime");
-        }
-        let prepared = supervisor::prepare(&self.engine, spec)?;
-        Ok(PluginHandle::spawn(
-            self.engine.clone(),
-            prepared,
-            self.options.restart,
-            events,
-        ))
-    }
-}

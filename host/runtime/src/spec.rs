@@ -185,6 +185,7 @@ impl PluginSpec {
     }
 
     /// Checks the fields that need no component: name, intervals, counts.
+    #[cfg_attr(not(feature = "engine"), allow(dead_code))]
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         if self.name.is_empty()
             || self

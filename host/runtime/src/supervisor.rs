@@ -363,7 +363,7 @@ pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result
         .linker
         .instantiate_pre(&component)
         .and_then(HealthcheckPre::new)
-        .map_err(crate::wasmtime_error)
+        .map_err(crate::engine::wasmtime_error)
         .map_err(|e| {
             e.context(format!(
                 "{} does not fit world {}",

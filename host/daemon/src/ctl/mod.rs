@@ -7,4 +7,5 @@
 pub mod client;
 pub mod command;
 pub mod json;
+#[cfg(feature = "engine")]
 pub mod server;
