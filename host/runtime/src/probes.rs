@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use wasmbgp_bgp::text::quote;
 
 /// Why a probe failed (mirrors the WIT `probe-error`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +64,7 @@ pub fn parse_target(target: &str) -> Result<SocketAddr, ProbeFailure> {
     target
         .trim()
         .parse()
-        .map_err(|_| ProbeFailure::Invalid(format!("target {target:?} is not IP:PORT")))
+        .map_err(|_| ProbeFailure::Invalid(format!("target {} is not IP:PORT", quote(target))))
 }
 
 /// Connects to `addr` and closes; returns the connect time in µs.
@@ -117,7 +118,8 @@ pub fn dns_encode_query(id: u16, name: &str, kind: RecordKind) -> Result<Vec<u8>
     let name = name.trim().trim_end_matches('.');
     if name.is_empty() || name.len() > 253 {
         return Err(ProbeFailure::Invalid(format!(
-            "DNS name {name:?} is empty or too long"
+            "DNS name {} is empty or too long",
+            quote(name)
         )));
     }
     let mut msg = Vec::with_capacity(18 + name.len());
@@ -126,7 +128,8 @@ pub fn dns_encode_query(id: u16, name: &str, kind: RecordKind) -> Result<Vec<u8>
     for label in name.split('.') {
         if label.is_empty() || label.len() > 63 {
             return Err(ProbeFailure::Invalid(format!(
-                "DNS name {name:?} has a bad label"
+                "DNS name {} has a bad label",
+                quote(name)
             )));
         }
         msg.push(label.len() as u8);
@@ -251,7 +254,7 @@ pub struct HttpUrl {
 
 /// Parses a plain-HTTP URL whose host is an IP literal.
 pub fn parse_http_url(url: &str) -> Result<HttpUrl, ProbeFailure> {
-    let invalid = |why: &str| ProbeFailure::Invalid(format!("URL {url:?}: {why}"));
+    let invalid = |why: &str| ProbeFailure::Invalid(format!("URL {}: {why}", quote(url)));
     let rest = url
         .trim()
         .strip_prefix("http://")
@@ -337,7 +340,7 @@ pub async fn http_get(
         let status = parts.next().and_then(|s| s.parse::<u16>().ok());
         let status = match (version.starts_with("HTTP/"), status) {
             (true, Some(status)) => status,
-            _ => return Err(ProbeFailure::Failed(format!("bad status line {status_line:?}"))),
+            _ => return Err(ProbeFailure::Failed(format!("bad status line {}", quote(status_line)))),
         };
         let headers = lines
             .filter_map(|line| {

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
@@ -618,11 +619,27 @@ async fn timed_call<T>(
     store.data_mut().call = CallClock::start(deadline);
     store.set_epoch_deadline(1);
     let wall = deadline + MAX_HOST_TIME_PER_CALL;
-    match tokio::time::timeout(wall, call(store)).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(describe_fault(&e, deadline)),
+    // A panic in a host function (a wasmbgp bug that this plugin's input reached) is
+    // this plugin's fault like a trap: the instance is dropped and restarted with
+    // backoff, instead of the plugin's driver task dying unnoticed.
+    let call = std::panic::AssertUnwindSafe(call(store)).catch_unwind();
+    match tokio::time::timeout(wall, call).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(e))) => Err(describe_fault(&e, deadline)),
+        Ok(Err(panic)) => Err(format!(
+            "host fault: a wasmbgp host function panicked during the call: {}",
+            panic_message(panic.as_ref())
+        )),
         Err(_) => Err(format!("call hung for more than {wall:?}")),
     }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)")
 }
 
 /// Names the usual faults plainly.
@@ -643,5 +660,30 @@ async fn sleep_until(when: Option<tokio::time::Instant>) {
     match when {
         Some(when) => tokio::time::sleep_until(when).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_host_panic_during_a_call_is_a_fault_not_a_dead_task() {
+        let engine = EngineShared::new(None).unwrap();
+        let shared = Arc::new(Shared::new("p".into(), World::Healthcheck));
+        let (events, _rx) = unbounded_channel();
+        let ctx = PluginCtx::new(shared, Arc::new(CheckedGrants::default()), events);
+        let mut store = Store::new(&engine.engine, ctx);
+        let fault = timed_call(
+            &mut store,
+            Duration::from_millis(50),
+            async |_store| -> wasmtime::Result<()> { panic!("host bug {}", 42) },
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            fault.ends_with("host function panicked during the call: host bug 42"),
+            "{fault}"
+        );
     }
 }

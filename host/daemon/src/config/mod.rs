@@ -656,6 +656,16 @@ next-hop = "2001:db8::1"
         assert!(d.to_string().starts_with("test.toml:1:"), "{d}");
     }
 
+    /// Found by fuzzing (`fuzz/regressions/config/toml-edit-0.23-*`): after syntax
+    /// errors, a dotted key over a plain value panicked inside toml_edit 0.23 ("all
+    /// items have spans"); 0.25 reports it like any syntax error.
+    #[test]
+    fn a_dotted_key_over_a_value_after_syntax_errors_is_an_error() {
+        let d = parse("{{{{{{to go u\u{1} g\nfall ===== \nfall = 2      {{{o g\nfall.= 2     -")
+            .unwrap_err();
+        assert!(d.to_string().starts_with("test.toml:1:"), "{d}");
+    }
+
     #[test]
     fn route_file_bulk_form() {
         let dir = std::env::temp_dir().join(format!("wasmbgp-cfg-{}", std::process::id()));
