@@ -87,11 +87,11 @@ async fn session(
         let Some(first) = read_line(&mut reader, &mut line).await? else {
             return Ok(());
         };
-        let mut batch = vec![first.and_then(|text| command::parse(&text))];
+        let mut batch = vec![first.and_then(command::parse)];
         // Take every complete line already buffered, without waiting for more.
         while batch.len() < MAX_BATCH && reader.buffer().contains(&b'\n') {
             match read_line(&mut reader, &mut line).await? {
-                Some(next) => batch.push(next.and_then(|text| command::parse(&text))),
+                Some(next) => batch.push(next.and_then(command::parse)),
                 None => break,
             }
         }
@@ -123,10 +123,10 @@ async fn session(
 /// stream, else the line's text, or the error to answer it with when it is longer
 /// than [`MAX_LINE`] or not UTF-8. Either way the whole line is consumed, so the
 /// commands after it still run; at most [`MAX_LINE`] bytes of it are ever held.
-async fn read_line<R: AsyncBufRead + Unpin>(
+async fn read_line<'b, R: AsyncBufRead + Unpin>(
     reader: &mut R,
-    buf: &mut Vec<u8>,
-) -> std::io::Result<Option<Result<String, String>>> {
+    buf: &'b mut Vec<u8>,
+) -> std::io::Result<Option<Result<&'b str, String>>> {
     buf.clear();
     // Bytes of the line, without its newline; only the first MAX_LINE + 1 are kept.
     let mut length = 0usize;
@@ -158,7 +158,7 @@ async fn read_line<R: AsyncBufRead + Unpin>(
         ))));
     }
     Ok(Some(match std::str::from_utf8(buf) {
-        Ok(text) => Ok(text.trim().to_string()),
+        Ok(text) => Ok(text),
         Err(e) => Err(format!(
             "command line is not valid UTF-8 (at byte {})",
             e.valid_up_to()
@@ -174,7 +174,7 @@ mod tests {
         let mut buf = Vec::new();
         let mut out = Vec::new();
         while let Some(line) = read_line(&mut input, &mut buf).await.unwrap() {
-            out.push(line);
+            out.push(line.map(str::to_string));
         }
         out
     }
