@@ -104,20 +104,24 @@ fn syntax_errors_have_a_position() {
     assert!(text.starts_with("CONFIG:2:"), "{text}");
 }
 
+/// A config with one neighbor and the route file `path`.
+fn route_file_config(path: &str) -> String {
+    format!(
+        "router-id = \"127.0.0.1\"\nlocal-as = 65001\n[[neighbor]]\naddress = \"127.0.0.2\"\n\
+         peer-as = 65000\n[[route-file]]\npath = \"{path}\"\n"
+    )
+}
+
 /// Issue 7: the extended community that once panicked the words parser, in a route
 /// file, is one `CONFIG:LINE:COL: FILE:LINE: reason` line and exit 1, not a backtrace.
 #[test]
 fn a_route_file_with_a_multibyte_extended_community_is_an_error_with_its_line() {
-    let config = r#"router-id = "127.0.0.1"
-local-as = 65001
-[[neighbor]]
-address = "127.0.0.2"
-peer-as = 65000
-[[route-file]]
-path = "bad.routes"
-"#;
     let routes = "10.0.0.0/24\n10.0.1.0/24 extended-community 0x0é0000000000000\n";
-    let (code, text) = check_with_files(config, &[("bad.routes", routes.as_bytes())], "issue7");
+    let (code, text) = check_with_files(
+        &route_file_config("bad.routes"),
+        &[("bad.routes", routes.as_bytes())],
+        "issue7",
+    );
     assert_eq!(code, 1, "{text}");
     assert_eq!(
         text.trim_end(),
@@ -128,16 +132,8 @@ path = "bad.routes"
 
 #[test]
 fn a_route_file_that_is_not_utf8_is_an_error_with_its_path() {
-    let config = r#"router-id = "127.0.0.1"
-local-as = 65001
-[[neighbor]]
-address = "127.0.0.2"
-peer-as = 65000
-[[route-file]]
-path = "binary.routes"
-"#;
     let (code, text) = check_with_files(
-        config,
+        &route_file_config("binary.routes"),
         &[("binary.routes", b"10.0.0.0/24\n\xff\xfe\n")],
         "utf8",
     );

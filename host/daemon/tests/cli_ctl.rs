@@ -29,20 +29,27 @@ fn ctl_stream(socket: &Path, input: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A daemon at `socket` that reads the first command, answers it `ok` if `answer`,
+/// then goes away.
+fn fake_daemon(socket: &Path, answer: bool) -> std::thread::JoinHandle<()> {
+    let listener = UnixListener::bind(socket).unwrap();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        if answer {
+            (&stream)
+                .write_all(b"{\"ok\":true,\"output\":\"\"}\n")
+                .unwrap();
+        }
+    })
+}
+
 #[test]
 fn a_connection_closed_before_every_answer_is_a_failure() {
     let dir = workdir("early-close");
     let socket = dir.join("fake.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    // A daemon that answers the first command, then goes away.
-    let fake = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line).unwrap();
-        (&stream)
-            .write_all(b"{\"ok\":true,\"output\":\"\"}\n")
-            .unwrap();
-    });
+    let fake = fake_daemon(&socket, true);
     let out = ctl_stream(&socket, b"show neighbors\nshow plugins\nshow metrics\n");
     fake.join().unwrap();
     std::fs::remove_dir_all(&dir).ok();
@@ -59,13 +66,7 @@ fn a_connection_closed_before_every_answer_is_a_failure() {
 fn a_command_without_an_answer_is_a_failure() {
     let dir = workdir("no-answer");
     let socket = dir.join("fake.sock");
-    let listener = UnixListener::bind(&socket).unwrap();
-    // A daemon that reads the command and goes away without answering.
-    let fake = std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut line = String::new();
-        BufReader::new(&stream).read_line(&mut line).unwrap();
-    });
+    let fake = fake_daemon(&socket, false);
     let out = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
         .args(["ctl", "--socket"])
         .arg(&socket)
