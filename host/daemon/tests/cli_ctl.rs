@@ -216,3 +216,36 @@ fn debug_commands_are_refused_without_fault_injection() {
     assert!(daemon.exit_within(Duration::from_millis(300)).is_none());
     assert_eq!(daemon.ctl("show neighbors").0, Some(0), "{}", daemon.log());
 }
+
+/// `wasmbgp_ctl_replies_total{result}` counts answers, and a client that goes away
+/// before reading its answers shows in `wasmbgp_ctl_connection_errors_total`.
+#[test]
+fn control_answers_and_failed_connections_are_counted() {
+    let daemon = Daemon::start("ctl-metrics", false);
+    let metric = |name: &str| -> u64 {
+        let (code, text) = daemon.ctl("show metrics");
+        assert_eq!(code, Some(0), "{text}");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    assert_eq!(daemon.ctl("frobnicate").0, Some(1));
+    assert!(metric("wasmbgp_ctl_replies_total{result=\"error\"}") >= 1);
+    assert!(metric("wasmbgp_ctl_replies_total{result=\"ok\"}") >= 1);
+    assert_eq!(metric("wasmbgp_ctl_connection_errors_total"), 0);
+    // Megabytes of answers to a client that closes without reading one.
+    let stream = std::os::unix::net::UnixStream::connect(&daemon.socket).unwrap();
+    (&stream)
+        .write_all(&b"show metrics\n".repeat(2000))
+        .unwrap();
+    drop(stream);
+    let start = Instant::now();
+    while metric("wasmbgp_ctl_connection_errors_total") == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
