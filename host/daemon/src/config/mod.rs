@@ -19,6 +19,7 @@ use reader::{Sink, TableReader};
 use toml_edit::{Document, Item};
 use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, PathAttributes};
 use wasmbgp_bgp::rib::Interner;
+use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::words;
 use wasmbgp_bgp::{Family, Prefix};
 
@@ -172,7 +173,10 @@ fn parse_document(
                 _ => {
                     sink.error(
                         span,
-                        format!("router-id must be a non-zero IPv4 address, not {s:?}"),
+                        format!(
+                            "router-id must be a non-zero IPv4 address, not {}",
+                            quote(&s)
+                        ),
                     );
                     None
                 }
@@ -192,7 +196,8 @@ fn parse_document(
                     sink.error(
                         span,
                         format!(
-                            "metrics must be an address:port such as \"127.0.0.1:9179\", not {s:?}"
+                            "metrics must be an address:port such as \"127.0.0.1:9179\", not {}",
+                            quote(&s)
                         ),
                     );
                     None
@@ -319,7 +324,10 @@ fn parse_listen(top: &mut TableReader, sink: &mut Sink) -> Vec<SocketAddr> {
             Ok(a) => out.push(a),
             Err(_) => sink.error(
                 sp.or(span.clone()),
-                format!("listen must be address:port such as \"127.0.0.1:1790\", not {s:?}"),
+                format!(
+                    "listen must be address:port such as \"127.0.0.1:1790\", not {}",
+                    quote(&s)
+                ),
             ),
         }
     }
@@ -345,7 +353,10 @@ fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
             Ok(m) if m <= 0o777 => control.mode = m,
             _ => sink.error(
                 span,
-                format!("control.mode must be an octal file mode such as \"0600\", not {s:?}"),
+                format!(
+                    "control.mode must be an octal file mode such as \"0600\", not {}",
+                    quote(&s)
+                ),
             ),
         }
     }
@@ -369,7 +380,7 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                 Err(_) => {
                     sink.error(
                         span,
-                        format!("{name}.address must be an IP address, not {s:?}"),
+                        format!("{name}.address must be an IP address, not {}", quote(&s)),
                     );
                     None
                 }
@@ -392,7 +403,10 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                     Err(_) => {
                         sink.error(
                             span,
-                            format!("{name}.local-address must be an IP address, not {s:?}"),
+                            format!(
+                                "{name}.local-address must be an IP address, not {}",
+                                quote(&s)
+                            ),
                         );
                         None
                     }
@@ -404,7 +418,10 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                     Err(_) => {
                         sink.error(
                             span,
-                            format!("{name}.next-hop-ipv6 must be an IPv6 address, not {s:?}"),
+                            format!(
+                                "{name}.next-hop-ipv6 must be an IPv6 address, not {}",
+                                quote(&s)
+                            ),
                         );
                         None
                     }
@@ -528,7 +545,10 @@ pub(crate) fn parse_route_neighbors(
         match s.parse::<IpAddr>() {
             Ok(a) if known.contains(&a) => out.push(a),
             Ok(a) => sink.error(span, format!("{a} is not a configured neighbor")),
-            Err(_) => sink.error(span, format!("neighbors must list IP addresses, not {s:?}")),
+            Err(_) => sink.error(
+                span,
+                format!("neighbors must list IP addresses, not {}", quote(&s)),
+            ),
         }
     }
     Some(out)

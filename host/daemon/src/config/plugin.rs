@@ -9,6 +9,7 @@ use std::sync::Arc;
 use toml_edit::{Item, Table};
 use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::rib::Interner;
+use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::{Prefix, words};
 use wasmbgp_runtime::{Grants, OnFailure, PluginSpec, World};
 
@@ -241,7 +242,7 @@ fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink
             if bare.parse::<std::net::SocketAddr>().is_err() {
                 sink.error(
                     span,
-                    format!("{label}.{key} entries must be IP:PORT, not {s:?}"),
+                    format!("{label}.{key} entries must be IP:PORT, not {}", quote(&s)),
                 );
             } else {
                 out.push(s);
@@ -258,7 +259,10 @@ fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink
             Ok(a) => sink.error(span, format!("{a} is not a configured neighbor")),
             Err(_) => sink.error(
                 span,
-                format!("{label}.neighbors must list IP addresses, not {s:?}"),
+                format!(
+                    "{label}.neighbors must list IP addresses, not {}",
+                    quote(&s)
+                ),
             ),
         }
     }
@@ -271,7 +275,8 @@ fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink
             _ => sink.error(
                 span,
                 format!(
-                    "{label}.memory must be a size of at least 1MiB such as \"16MiB\", not {s:?}"
+                    "{label}.memory must be a size of at least 1MiB such as \"16MiB\", not {}",
+                    quote(&s)
                 ),
             ),
         }
