@@ -249,3 +249,60 @@ fn control_answers_and_failed_connections_are_counted() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A reader that stops early (`ctl - | head -1`) ends the client: it neither hangs on
+/// a daemon still answering nor reports the closed pipe as a failure.
+#[test]
+fn a_reader_that_stops_early_ends_the_client() {
+    let dir = workdir("head");
+    let socket = dir.join("fake.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    // A daemon that answers every command with 64 KiB of output.
+    let fake = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let answer = format!("{{\"ok\":true,\"output\":\"{}\"}}\n", "x".repeat(64 * 1024));
+        for line in BufReader::new(&stream).lines() {
+            if line.is_err() || (&stream).write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbgp"))
+        .args(["ctl", "--socket"])
+        .arg(&socket)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&b"show metrics\n".repeat(20_000));
+    });
+    // Read one answer line, then close the pipe, as `head -1` does.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("xxx"),
+        "{}",
+        &first[..first.len().min(80)]
+    );
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "ctl - hangs after its reader left"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    feeder.join().unwrap();
+    fake.join().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -80,11 +80,19 @@ pub fn run_stream(socket: &Path) -> anyhow::Result<bool> {
         }
     }
     let _ = out.flush();
+    if reader_gone {
+        // Nobody reads the answers any more: stop sending too, or the writer could
+        // wait forever on a daemon waiting for us to read.
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
     let (sent, result) = writer
         .join()
         .map_err(|_| anyhow::anyhow!("stdin reader panicked"))?;
+    if reader_gone {
+        return Ok(all_ok);
+    }
     result.context("sending commands")?;
-    if !reader_gone && answers < sent {
+    if answers < sent {
         eprintln!("error: the daemon closed the connection after {answers} of {sent} answers");
         return Ok(false);
     }
