@@ -1,5 +1,13 @@
 //! Prometheus metrics for everything an operator alerts on: session state, flaps,
-//! NOTIFICATIONs, route counts and update rates.
+//! NOTIFICATIONs, route counts and update rates, and each plugin's calls, faults and
+//! (for policies) verdicts, read from the plugin at every scrape.
+
+use std::sync::{Arc, Mutex};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -36,6 +44,70 @@ pub struct Metrics {
     verdict_to_wire: Histogram,
     ctl_replies: Family<ResultLabel, Counter>,
     ctl_connection_errors: Counter,
+    plugins: Arc<PluginCollector>,
+}
+
+/// The plugins' own counters, encoded at scrape time.
+#[derive(Debug, Default)]
+struct PluginCollector {
+    sources: Mutex<Vec<wasmbgp_runtime::StatusSource>>,
+}
+
+impl Collector for PluginCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let statuses: Vec<_> = self
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|s| s.status())
+            .collect();
+        if statuses.is_empty() {
+            return Ok(());
+        }
+        let counters: [(&str, &str, fn(&wasmbgp_runtime::PluginStatus) -> u64); 4] = [
+            ("plugin_calls", "Calls into the plugin (init, check, evaluate)", |s| s.calls),
+            ("plugin_restarts", "Restarts of the plugin after faults", |s| s.restarts),
+            ("plugin_denied", "Requests the plugin's grants denied", |s| s.denied),
+            ("plugin_invalid", "Route requests refused as malformed", |s| s.invalid),
+        ];
+        for (name, help, read) in counters {
+            let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+            for s in &statuses {
+                let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
+                ConstCounter::new(read(s)).encode(family.encode_family(&labels)?)?;
+            }
+        }
+        let mut up = encoder.encode_descriptor(
+            "plugin_up",
+            "1 while the plugin runs (0 in backoff, failed, disabled or stopped)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for s in &statuses {
+            let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
+            let running = i64::from(s.state == wasmbgp_runtime::PluginState::Running);
+            ConstGauge::new(running).encode(up.encode_family(&labels)?)?;
+        }
+        let mut verdicts = encoder.encode_descriptor(
+            "policy_routes",
+            "Routes judged by a policy, by verdict (unjudged: fault or backoff, given on-failure)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in statuses.iter().filter(|s| s.world == wasmbgp_runtime::World::Policy) {
+            for (verdict, n) in [
+                ("accepted", s.routes_accepted),
+                ("rejected", s.routes_rejected),
+                ("modified", s.routes_modified),
+                ("unjudged", s.routes_unjudged),
+            ] {
+                let labels = [("plugin", s.name.as_str()), ("verdict", verdict)];
+                ConstCounter::new(n).encode(verdicts.encode_family(&labels)?)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -77,6 +149,7 @@ impl Metrics {
             verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             ctl_replies: Family::default(),
             ctl_connection_errors: Counter::default(),
+            plugins: Arc::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -109,9 +182,10 @@ impl Metrics {
             "Prefixes withdrawn from the neighbor",
             m.withdrawn.clone(),
         );
+        registry.register_collector(Box::new(m.plugins.clone()));
         registry.register(
             "prefixes_received",
-            "Prefixes in the neighbor's Adj-RIB-In",
+            "Prefixes in the neighbor's Adj-RIB-In (after import policy)",
             m.received.clone(),
         );
         registry.register(
@@ -235,6 +309,15 @@ impl Metrics {
     /// A control connection failed.
     pub fn ctl_connection_error(&self) {
         self.ctl_connection_errors.inc();
+    }
+
+    /// Serves these plugins' counters (replacing any before).
+    pub fn watch_plugins(&self, sources: Vec<wasmbgp_runtime::StatusSource>) {
+        *self
+            .plugins
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = sources;
     }
 
     /// The OpenMetrics text exposition.

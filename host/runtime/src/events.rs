@@ -45,6 +45,13 @@ pub enum PluginEvent {
         /// The neighbors to send it to (granted ones only, never empty).
         neighbors: Vec<IpAddr>,
     },
+    /// A policy's verdicts may have changed (it was reloaded, its data files changed,
+    /// or it is back after a fault, during which its routes were judged by
+    /// `on-failure`): the daemon judges the routes it filters again.
+    PolicyChanged {
+        /// The plugin's name.
+        plugin: String,
+    },
     /// A withdrawal through the `routes` interface.
     Withdraw {
         /// The plugin's name.

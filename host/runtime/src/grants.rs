@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use wasmbgp_bgp::text::quote;
 
 use crate::spec::Grants;
 
@@ -15,6 +15,8 @@ use crate::spec::Grants;
 pub const MIN_MEMORY: u64 = 1 << 20;
 /// The largest memory cap accepted.
 pub const MAX_MEMORY: u64 = 4 << 30;
+/// The largest data file a plugin may be granted.
+pub const MAX_DATA_FILE: u64 = 64 << 20;
 /// The longest per-call deadline accepted.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -25,6 +27,8 @@ pub struct CheckedGrants {
     dns: BTreeSet<SocketAddr>,
     http: BTreeSet<SocketAddr>,
     neighbors: BTreeSet<IpAddr>,
+    /// Data files the plugin is handed (read by the host; no WASI filesystem).
+    pub files: Vec<PathBuf>,
     /// The cap on prefixes owned through the `routes` interface.
     pub max_routes: Option<u32>,
     /// The memory cap in bytes.
@@ -90,6 +94,7 @@ impl CheckedGrants {
             dns: parse_all("dns", &grants.dns)?,
             http: parse_all("http", &grants.http)?,
             neighbors: grants.neighbors.iter().copied().collect(),
+            files: grants.files.clone(),
             max_routes: grants.max_routes,
             memory: grants.memory,
             deadline: grants.deadline,
@@ -107,7 +112,7 @@ impl CheckedGrants {
 
     /// Resolves a route request's neighbor list against the grant: an empty
     /// request means every granted neighbor. Errors name what is denied.
-    pub fn neighbors_for(&self, requested: &[String]) -> Result<Vec<IpAddr>, NeighborError> {
+    pub fn neighbors_for(&self, requested: &[IpAddr]) -> Result<Vec<IpAddr>, NeighborError> {
         if self.neighbors.is_empty() {
             return Err(NeighborError::Denied(
                 "no neighbors are granted to this plugin".into(),
@@ -117,20 +122,39 @@ impl CheckedGrants {
             return Ok(self.neighbors.iter().copied().collect());
         }
         let mut out = Vec::with_capacity(requested.len());
-        for text in requested {
-            let ip: IpAddr = text.trim().parse().map_err(|_| {
-                NeighborError::Invalid(format!("neighbor {} is not an IP address", quote(text)))
-            })?;
-            if !self.neighbors.contains(&ip) {
+        for ip in requested {
+            if !self.neighbors.contains(ip) {
                 return Err(NeighborError::Denied(format!(
                     "neighbor {ip} is not granted"
                 )));
             }
-            if !out.contains(&ip) {
-                out.push(ip);
+            if !out.contains(ip) {
+                out.push(*ip);
             }
         }
         Ok(out)
+    }
+
+    /// Reads the granted data files, each at most [`MAX_DATA_FILE`] bytes.
+    pub fn read_files(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+        self.files
+            .iter()
+            .map(|path| {
+                let size = std::fs::metadata(path)
+                    .with_context(|| format!("granted file {}", path.display()))?
+                    .len();
+                if size > MAX_DATA_FILE {
+                    bail!(
+                        "granted file {} is larger than {} MiB",
+                        path.display(),
+                        MAX_DATA_FILE >> 20
+                    );
+                }
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("reading granted file {}", path.display()))?;
+                Ok((path.display().to_string(), bytes))
+            })
+            .collect()
     }
 }
 
@@ -139,8 +163,6 @@ impl CheckedGrants {
 pub enum NeighborError {
     /// Outside the grant.
     Denied(String),
-    /// Not an address.
-    Invalid(String),
 }
 
 #[cfg(test)]
@@ -196,12 +218,8 @@ mod tests {
             vec!["127.0.0.2".parse::<IpAddr>().unwrap()]
         );
         assert!(matches!(
-            g.neighbors_for(&["127.0.0.3".into()]),
+            g.neighbors_for(&["127.0.0.3".parse().unwrap()]),
             Err(NeighborError::Denied(_))
-        ));
-        assert!(matches!(
-            g.neighbors_for(&["x".into()]),
-            Err(NeighborError::Invalid(_))
         ));
         let none = CheckedGrants::new(&Grants::default()).unwrap();
         assert!(matches!(

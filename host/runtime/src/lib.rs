@@ -1,7 +1,7 @@
 //! # wasmbgp-runtime
 //!
 //! The plugin runtime of wasmbgp: runs the operator's plugins, WebAssembly
-//! components built against the `wasmbgp:plugin@0.1.0` WIT package (`wit/`),
+//! components built against the `wasmbgp:plugin@0.2.0` WIT package (`wit/`),
 //! each sandboxed with only the capabilities its config grants.
 //!
 //! ```ignore
@@ -22,8 +22,10 @@
 //! - [`probes`]: the TCP, DNS and HTTP probes;
 //! - [`healthcheck`]: the rise/fall hysteresis (pure);
 //! - [`restart`]: the restart backoff policy (pure);
-//! - `host`: bindings and host interface implementations;
-//! - `supervisor`: the per-plugin driver task and [`PluginHandle`].
+//! - `host`: bindings, and one module per host interface;
+//! - `supervisor`: what every world shares (instances, faults, [`PluginHandle`]) and
+//!   one driver per world: health checks on a schedule, policies on request through a
+//!   [`PolicyClient`].
 
 #![warn(missing_docs)]
 
@@ -49,4 +51,9 @@ pub use host::KvStore;
 pub use restart::RestartPolicy;
 pub use spec::{Grants, OnFailure, PluginSpec, World, parse_size};
 #[cfg(feature = "engine")]
-pub use supervisor::{PluginHandle, PluginState, PluginStatus};
+pub use supervisor::policy::{Direction, MAX_BATCH};
+#[cfg(feature = "engine")]
+pub use supervisor::{
+    PluginHandle, PluginState, PluginStatus, PolicyClient, StatusSource, PolicySession, PolicyUnavailable,
+    Verdict, Verdicts,
+};

@@ -9,13 +9,14 @@ use serde::Serialize;
 /// The longest `interval` / `fast-interval` accepted.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
-/// The WIT world a component is configured for. Only `healthcheck` exists
-/// today; `policy` and `exporter` will join it.
+/// The WIT world a component is configured for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
     /// `wasmbgp:plugin/healthcheck`: exports `health-check` (`init`, `check`).
     Healthcheck,
+    /// `wasmbgp:plugin/policy`: exports `route-policy` (`init`, `evaluate`).
+    Policy,
 }
 
 impl World {
@@ -23,13 +24,23 @@ impl World {
     pub fn name(self) -> &'static str {
         match self {
             World::Healthcheck => "healthcheck",
+            World::Policy => "policy",
         }
     }
 
     /// The fully qualified name of the interface the component must export.
     pub fn export_interface(self) -> &'static str {
         match self {
-            World::Healthcheck => "wasmbgp:plugin/health-check@0.1.0",
+            World::Healthcheck => "wasmbgp:plugin/health-check@0.2.0",
+            World::Policy => "wasmbgp:plugin/route-policy@0.2.0",
+        }
+    }
+
+    /// What `on-failure` means when the config does not say.
+    pub fn default_on_failure(self) -> OnFailure {
+        match self {
+            World::Healthcheck => OnFailure::Withdraw,
+            World::Policy => OnFailure::Reject,
         }
     }
 }
@@ -41,7 +52,8 @@ impl std::str::FromStr for World {
     fn from_str(s: &str) -> anyhow::Result<Self> {
         match s {
             "healthcheck" => Ok(World::Healthcheck),
-            other => anyhow::bail!("unknown world {other:?} (known: healthcheck)"),
+            "policy" => Ok(World::Policy),
+            other => anyhow::bail!("unknown world {other:?} (known: healthcheck, policy)"),
         }
     }
 }
@@ -52,16 +64,41 @@ impl std::fmt::Display for World {
     }
 }
 
-/// What happens to a plugin's routes while it is down after a fault.
-/// The daemon applies it on [`PluginEvent::Failed`](crate::PluginEvent::Failed).
+/// What happens to routes while a plugin is down after a fault: for a health check,
+/// to the routes it drives (applied on [`PluginEvent::Failed`](crate::PluginEvent::Failed));
+/// for a policy, to the routes it could not judge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFailure {
-    /// Withdraw the plugin's routes until it is healthy again (the default).
+    /// Health check: withdraw its routes until it is healthy again (the default).
     #[default]
     Withdraw,
-    /// Keep the routes as they are.
+    /// Health check: keep the routes as they are.
     Keep,
+    /// Policy: reject the routes (fail closed; the default).
+    Reject,
+    /// Policy: accept the routes unchanged (fail open).
+    Accept,
+}
+
+impl OnFailure {
+    /// The values a world accepts, for the config's error messages.
+    pub fn known_for(world: World) -> &'static [OnFailure] {
+        match world {
+            World::Healthcheck => &[OnFailure::Withdraw, OnFailure::Keep],
+            World::Policy => &[OnFailure::Reject, OnFailure::Accept],
+        }
+    }
+
+    /// The config word.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnFailure::Withdraw => "withdraw",
+            OnFailure::Keep => "keep",
+            OnFailure::Reject => "reject",
+            OnFailure::Accept => "accept",
+        }
+    }
 }
 
 impl std::str::FromStr for OnFailure {
@@ -72,7 +109,11 @@ impl std::str::FromStr for OnFailure {
         match s {
             "withdraw" => Ok(OnFailure::Withdraw),
             "keep" => Ok(OnFailure::Keep),
-            other => anyhow::bail!("unknown on-failure {other:?} (known: withdraw, keep)"),
+            "reject" => Ok(OnFailure::Reject),
+            "accept" => Ok(OnFailure::Accept),
+            other => anyhow::bail!(
+                "unknown on-failure {other:?} (known: withdraw, keep for health checks; reject, accept for policies)"
+            ),
         }
     }
 }
@@ -86,6 +127,8 @@ pub struct Grants {
     pub dns: Vec<String>,
     /// HTTP origins the plugin may GET from, "IP:PORT" or "http://IP:PORT".
     pub http: Vec<String>,
+    /// Data files handed to the plugin (a policy's `init`), re-read when they change.
+    pub files: Vec<PathBuf>,
     /// Neighbors the plugin may announce to through the `routes` interface.
     pub neighbors: Vec<IpAddr>,
     /// The most prefixes the plugin may own through `routes` (`None`: no cap
@@ -105,6 +148,7 @@ impl Default for Grants {
             tcp: Vec::new(),
             dns: Vec::new(),
             http: Vec::new(),
+            files: Vec::new(),
             neighbors: Vec::new(),
             max_routes: None,
             memory: 64 << 20,
@@ -168,7 +212,8 @@ pub struct PluginSpec {
 
 impl PluginSpec {
     /// A spec with ExaBGP healthcheck's defaults: interval 5 s, fast
-    /// interval 1 s, rise 3, fall 3, withdraw on failure, nothing granted.
+    /// interval 1 s, rise 3, fall 3, nothing granted; on failure, health checks
+    /// withdraw and policies reject.
     pub fn new(name: impl Into<String>, world: World, component: impl Into<PathBuf>) -> Self {
         PluginSpec {
             name: name.into(),
@@ -180,7 +225,7 @@ impl PluginSpec {
             fast_interval: Duration::from_secs(1),
             rise: 3,
             fall: 3,
-            on_failure: OnFailure::Withdraw,
+            on_failure: world.default_on_failure(),
         }
     }
 
@@ -213,6 +258,17 @@ impl PluginSpec {
         if self.rise == 0 || self.fall == 0 {
             anyhow::bail!("plugin {}: rise and fall must be at least 1", self.name);
         }
+        let known = OnFailure::known_for(self.world);
+        if !known.contains(&self.on_failure) {
+            let names: Vec<&str> = known.iter().map(|o| o.name()).collect();
+            anyhow::bail!(
+                "plugin {}: on-failure {:?} is not for a {} plugin (use {})",
+                self.name,
+                self.on_failure.name(),
+                self.world,
+                names.join(" or ")
+            );
+        }
         Ok(())
     }
 }
@@ -235,7 +291,8 @@ mod tests {
     #[test]
     fn names_and_words() {
         assert_eq!("healthcheck".parse::<World>().unwrap(), World::Healthcheck);
-        assert!("policy".parse::<World>().is_err());
+        assert_eq!("policy".parse::<World>().unwrap(), World::Policy);
+        assert!("exporter".parse::<World>().is_err());
         assert_eq!("keep".parse::<OnFailure>().unwrap(), OnFailure::Keep);
         let mut spec = PluginSpec::new("web", World::Healthcheck, "x.wasm");
         spec.validate().unwrap();
@@ -244,5 +301,10 @@ mod tests {
         spec.name = "web".into();
         spec.interval = Duration::from_secs(100_000);
         assert!(spec.validate().is_err());
+        let mut policy = PluginSpec::new("p", World::Policy, "x.wasm");
+        assert_eq!(policy.on_failure, OnFailure::Reject);
+        policy.validate().unwrap();
+        policy.on_failure = OnFailure::Withdraw;
+        assert!(policy.validate().unwrap_err().to_string().contains("reject or accept"));
     }
 }

@@ -33,18 +33,30 @@ impl AdjRibIn {
     /// a route whose AS_PATH holds `local_as` is a loop and replaces nothing but is
     /// dropped (an earlier route for the prefix is withdrawn).
     pub fn apply(&mut self, update: &Update, ebgp: bool, local_as: u32) -> InChange {
+        self.apply_and_list(update, ebgp, local_as, &mut Vec::new())
+    }
+
+    /// [`apply`](Self::apply), also listing in `changed` every prefix the UPDATE
+    /// announced or withdrew (present before or not), for the import policy to follow.
+    pub fn apply_and_list(
+        &mut self,
+        update: &Update,
+        ebgp: bool,
+        local_as: u32,
+        changed: &mut Vec<Prefix>,
+    ) -> InChange {
         let mut change = InChange::default();
+        let mut withdraw = |rib: &mut Self, p: Prefix, change: &mut InChange| {
+            change.withdrawn += rib.remove(&p) as usize;
+            changed.push(p);
+        };
         for p in &update.withdrawn {
-            change.withdrawn += self.v4.remove(p).is_some() as usize;
+            withdraw(self, Prefix::V4(*p), &mut change);
         }
         if let Some(u) = &update.mp_unreach {
             match &u.withdrawn {
-                MpNlri::Ipv4(v) => v
-                    .iter()
-                    .for_each(|p| change.withdrawn += self.v4.remove(p).is_some() as usize),
-                MpNlri::Ipv6(v) => v
-                    .iter()
-                    .for_each(|p| change.withdrawn += self.v6.remove(p).is_some() as usize),
+                MpNlri::Ipv4(v) => v.iter().for_each(|p| withdraw(self, Prefix::V4(*p), &mut change)),
+                MpNlri::Ipv6(v) => v.iter().for_each(|p| withdraw(self, Prefix::V6(*p), &mut change)),
                 MpNlri::Other(_) => {}
             }
         }
@@ -52,22 +64,18 @@ impl AdjRibIn {
         if update.nlri.is_empty() && reach.is_none_or(MpNlri::is_empty) {
             return change;
         }
+        let announced = update.nlri.iter().map(|p| Prefix::V4(*p)).chain(
+            match reach {
+                Some(MpNlri::Ipv4(v)) => v.iter().map(|p| Prefix::V4(*p)).collect::<Vec<_>>(),
+                Some(MpNlri::Ipv6(v)) => v.iter().map(|p| Prefix::V6(*p)).collect(),
+                _ => Vec::new(),
+            },
+        );
         if update.attributes.as_path.asns().any(|a| a == local_as) {
             let mut dropped = 0;
-            for p in &update.nlri {
+            for p in announced {
                 dropped += 1;
-                change.withdrawn += self.v4.remove(p).is_some() as usize;
-            }
-            match reach {
-                Some(MpNlri::Ipv4(v)) => v.iter().for_each(|p| {
-                    dropped += 1;
-                    change.withdrawn += self.v4.remove(p).is_some() as usize;
-                }),
-                Some(MpNlri::Ipv6(v)) => v.iter().for_each(|p| {
-                    dropped += 1;
-                    change.withdrawn += self.v6.remove(p).is_some() as usize;
-                }),
-                _ => {}
+                withdraw(self, p, &mut change);
             }
             change.looped = dropped;
             return change;
@@ -77,22 +85,36 @@ impl AdjRibIn {
             attrs.local_pref = None;
         }
         let attrs = Arc::new(attrs);
-        for p in &update.nlri {
-            self.v4.insert(*p, attrs.clone());
+        for p in announced {
+            self.insert(p, attrs.clone());
+            changed.push(p);
             change.announced += 1;
         }
-        match reach {
-            Some(MpNlri::Ipv4(v)) => v.iter().for_each(|p| {
-                self.v4.insert(*p, attrs.clone());
-                change.announced += 1;
-            }),
-            Some(MpNlri::Ipv6(v)) => v.iter().for_each(|p| {
-                self.v6.insert(*p, attrs.clone());
-                change.announced += 1;
-            }),
-            _ => {}
-        }
         change
+    }
+
+    /// The route for `prefix`, if any.
+    pub fn get(&self, prefix: &Prefix) -> Option<&Arc<PathAttributes>> {
+        match prefix {
+            Prefix::V4(p) => self.v4.get(p),
+            Prefix::V6(p) => self.v6.get(p),
+        }
+    }
+
+    /// Adds or replaces the route for `prefix`.
+    pub fn insert(&mut self, prefix: Prefix, attrs: Arc<PathAttributes>) {
+        match prefix {
+            Prefix::V4(p) => self.v4.insert(p, attrs),
+            Prefix::V6(p) => self.v6.insert(p, attrs),
+        };
+    }
+
+    /// Removes the route for `prefix`; false if there was none.
+    pub fn remove(&mut self, prefix: &Prefix) -> bool {
+        match prefix {
+            Prefix::V4(p) => self.v4.remove(p).is_some(),
+            Prefix::V6(p) => self.v6.remove(p).is_some(),
+        }
     }
 
     /// Forgets everything (the session went down).
@@ -202,5 +224,25 @@ mod tests {
             }
         );
         assert!(rib.is_empty());
+    }
+
+    #[test]
+    fn changes_are_listed() {
+        let mut rib = AdjRibIn::new();
+        let mut changed = Vec::new();
+        let u = Update {
+            nlri: vec!["10.0.0.0/24".parse().unwrap()],
+            withdrawn: vec!["10.9.0.0/24".parse().unwrap()],
+            ..Default::default()
+        };
+        rib.apply_and_list(&u, false, 65001, &mut changed);
+        assert_eq!(
+            changed,
+            vec![
+                Prefix::V4("10.9.0.0/24".parse().unwrap()),
+                Prefix::V4("10.0.0.0/24".parse().unwrap())
+            ]
+        );
+        assert!(rib.get(&changed[1]).is_some());
     }
 }

@@ -39,7 +39,8 @@ pub struct FlushStats {
 pub struct AdjRibOut {
     v4: BTreeMap<Ipv4Prefix, Entry>,
     v6: BTreeMap<Ipv6Prefix, Entry>,
-    shadowed: HashMap<(Prefix, SourceId), Arc<PathAttributes>>,
+    /// Routes of other sources waiting behind the advertised one, by prefix then source.
+    shadowed: BTreeMap<(Prefix, SourceId), Arc<PathAttributes>>,
     dirty_v4: BTreeSet<Ipv4Prefix>,
     dirty_v6: BTreeSet<Ipv6Prefix>,
 }
@@ -110,7 +111,11 @@ impl AdjRibOut {
         if self.shadowed.remove(&(prefix, source)).is_some() {
             return true;
         }
-        let promoted = self.shadowed.keys().find(|(p, _)| *p == prefix).copied();
+        let promoted = self
+            .shadowed
+            .range((prefix, SourceId::MIN)..=(prefix, SourceId::MAX))
+            .next()
+            .map(|(k, _)| *k);
         let promoted = promoted.and_then(|k| self.shadowed.remove(&k).map(|a| (k.1, a)));
         by_family!(self, prefix, |map, dirty, p| {
             match map.get(&p) {
@@ -130,6 +135,54 @@ impl AdjRibOut {
                 }
             }
         })
+    }
+
+    /// Makes `route` (attributes and source) the advertised route for `prefix`, or
+    /// removes it with `None`, whatever source held it and without keeping anything
+    /// aside: for a table whose content is decided elsewhere (what the speaker gives a
+    /// neighbor). Returns false, marking nothing, if nothing changed.
+    pub fn set(&mut self, prefix: Prefix, route: Option<(Arc<PathAttributes>, SourceId)>) -> bool {
+        by_family!(self, prefix, |map, dirty, p| {
+            let changed = match route {
+                Some((attrs, source)) => match map.insert(p, Entry { attrs, source }) {
+                    Some(old) => {
+                        let new = &map[&p];
+                        old.source != new.source || !Arc::ptr_eq(&old.attrs, &new.attrs)
+                    }
+                    None => true,
+                },
+                None => map.remove(&p).is_some(),
+            };
+            if changed {
+                dirty.insert(p);
+            }
+            changed
+        })
+    }
+
+    /// The changes since they were last taken (or flushed): each changed prefix with
+    /// its advertised route now, `None` if it has none. Forgets them.
+    pub fn take_changes(&mut self) -> Vec<(Prefix, Option<(Arc<PathAttributes>, SourceId)>)> {
+        let dirty_v4 = std::mem::take(&mut self.dirty_v4);
+        let dirty_v6 = std::mem::take(&mut self.dirty_v6);
+        let v4 = dirty_v4.into_iter().map(|p| {
+            let route = self.v4.get(&p).map(|e| (e.attrs.clone(), e.source));
+            (Prefix::V4(p), route)
+        });
+        let v6 = dirty_v6.into_iter().map(|p| {
+            let route = self.v6.get(&p).map(|e| (e.attrs.clone(), e.source));
+            (Prefix::V6(p), route)
+        });
+        v4.chain(v6).collect()
+    }
+
+    /// A copy of the advertised routes only (nothing aside, nothing pending).
+    pub fn advertised(&self) -> AdjRibOut {
+        AdjRibOut {
+            v4: self.v4.clone(),
+            v6: self.v6.clone(),
+            ..AdjRibOut::default()
+        }
     }
 
     /// Withdraws every route of `source`; returns how many.
@@ -475,5 +528,44 @@ mod tests {
         );
         assert_eq!(stats, FlushStats::default());
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn set_replaces_without_shadowing_and_changes_are_taken_once() {
+        let mut rib = AdjRibOut::new();
+        let p: Prefix = "10.0.0.0/8".parse().unwrap();
+        let a = Arc::new(PathAttributes::default());
+        assert!(rib.set(p, Some((a.clone(), 1))));
+        assert!(!rib.set(p, Some((a.clone(), 1))), "same route: no change");
+        assert!(rib.set(p, Some((a.clone(), 2))), "another source is a change");
+        let changes = rib.take_changes();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].1.as_ref().map(|r| r.1), Some(2));
+        assert!(rib.take_changes().is_empty());
+        assert!(rib.set(p, None));
+        assert!(!rib.set(p, None));
+        assert_eq!(rib.take_changes(), vec![(p, None)]);
+        assert!(rib.is_empty());
+    }
+
+    #[test]
+    fn withdraw_promotes_a_shadowed_route_of_the_same_prefix_only() {
+        let mut rib = AdjRibOut::new();
+        let p: Prefix = "10.0.0.0/8".parse().unwrap();
+        let q: Prefix = "10.0.0.0/9".parse().unwrap();
+        let a = Arc::new(PathAttributes::default());
+        let b = Arc::new(PathAttributes {
+            med: Some(1),
+            ..Default::default()
+        });
+        rib.announce(q, a.clone(), 3);
+        rib.announce(q, b.clone(), 4);
+        rib.announce(p, a.clone(), 1);
+        rib.announce(p, b.clone(), 2);
+        assert!(rib.withdraw(p, 2));
+        assert_eq!(rib.get(&p).map(|r| r.1), Some(1));
+        assert!(rib.withdraw(p, 1));
+        assert_eq!(rib.get(&p), None);
+        assert_eq!(rib.get(&q).map(|r| r.1), Some(4));
     }
 }

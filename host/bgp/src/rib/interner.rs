@@ -26,6 +26,16 @@ impl Interner {
         a
     }
 
+    /// The shared copy of an attribute set already behind an `Arc` (a policy's
+    /// rewrite): equal sets from different batches end up as one allocation.
+    pub fn intern_arc(&mut self, attrs: Arc<PathAttributes>) -> Arc<PathAttributes> {
+        if let Some(a) = self.set.get(&attrs) {
+            return a.clone();
+        }
+        self.set.insert(attrs.clone());
+        attrs
+    }
+
     /// Forgets attribute sets no route uses any more.
     pub fn prune(&mut self) {
         self.set.retain(|a| Arc::strong_count(a) > 1);

@@ -22,6 +22,7 @@ use wasmbgp_bgp::rib::Interner;
 use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::words;
 use wasmbgp_bgp::{Family, Prefix};
+use wasmbgp_runtime::World;
 
 /// Validates a plugin's component (given by the daemon, which owns the runtime).
 pub type PluginCheck<'a> = &'a dyn Fn(&wasmbgp_runtime::PluginSpec) -> anyhow::Result<()>;
@@ -90,6 +91,10 @@ pub struct NeighborConfig {
     pub max_prefixes: Option<u32>,
     /// GTSM (RFC 5082): the peer is at most this many hops away.
     pub ttl_security: Option<u8>,
+    /// Policy plugins run, in order, on routes received from the neighbor.
+    pub import_policy: Vec<String>,
+    /// Policy plugins run, in order, on routes about to be sent to the neighbor.
+    pub export_policy: Vec<String>,
 }
 
 /// Routes with their (interned) attributes.
@@ -204,7 +209,7 @@ fn parse_document(
                 }
             });
     let control = parse_control(top.item("control"), sink);
-    let neighbors = parse_neighbors(top.item("neighbor"), sink);
+    let (neighbors, policy_refs) = parse_neighbors(top.item("neighbor"), sink);
     let known: HashSet<IpAddr> = neighbors.iter().map(|n| n.address).collect();
     let mut routes = Vec::new();
     for_each_table(top.item("route"), "route", sink, |t, name, sink| {
@@ -262,6 +267,16 @@ fn parse_document(
         interner,
         check_plugin,
     );
+    for (name, span) in policy_refs {
+        match plugins.iter().find(|p| p.spec.name == name) {
+            Some(p) if p.spec.world == World::Policy => {}
+            Some(p) => sink.error(
+                span,
+                format!("plugin {name:?} is a {} plugin, not a policy", p.spec.world),
+            ),
+            None => sink.error(span, format!("no policy plugin named {name:?}")),
+        }
+    }
     for n in neighbors.iter().filter(|n| n.passive) {
         if listen.is_empty() {
             sink.error(
@@ -364,8 +379,13 @@ fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
     control
 }
 
-fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> {
+/// A policy named by a neighbor, where it was named.
+type PolicyRef = (String, Option<Range<usize>>);
+
+/// The neighbors, and every policy name they refer to (checked once plugins are read).
+fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> (Vec<NeighborConfig>, Vec<PolicyRef>) {
     let mut out: Vec<NeighborConfig> = Vec::new();
+    let mut policy_refs: Vec<PolicyRef> = Vec::new();
     let mut seen: HashSet<IpAddr> = HashSet::new();
     for_each_table(item, "neighbor", sink, |t, name, sink| {
         let mut r = TableReader::new(t, name.clone());
@@ -452,6 +472,9 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
             .opt_int("max-prefixes", 1, u32::MAX as i64, sink)
             .map(|n| n as u32);
         let ttl_security = r.opt_int("ttl-security", 1, 254, sink).map(|n| n as u8);
+        // Checked against the `[[plugin]]` blocks once those are read.
+        let import_policy = r.opt_str_list("import-policy", sink).unwrap_or_default();
+        let export_policy = r.opt_str_list("export-policy", sink).unwrap_or_default();
         r.finish(sink);
         if let (Some(address), Some(peer_as)) = (address, peer_as) {
             out.push(NeighborConfig {
@@ -468,10 +491,13 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> Vec<NeighborConfig> 
                 description,
                 max_prefixes,
                 ttl_security,
+                import_policy: import_policy.iter().map(|(n, _)| n.clone()).collect(),
+                export_policy: export_policy.iter().map(|(n, _)| n.clone()).collect(),
             });
+            policy_refs.extend(import_policy.into_iter().chain(export_policy));
         }
     });
-    out
+    (out, policy_refs)
 }
 
 /// Reads the route attribute keys shared by `[[route]]`, `[[route-file]]` and plugin routes.

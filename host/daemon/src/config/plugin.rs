@@ -184,7 +184,9 @@ fn parse_plugin(
     }
     if let Some(item) = r.item("grants") {
         match item.as_table() {
-            Some(g) => spec.grants = parse_grants(g, &format!("{label}.grants"), known, sink),
+            Some(g) => {
+                spec.grants = parse_grants(g, &format!("{label}.grants"), base, known, sink)
+            }
             None => sink.error(item.span(), format!("{label}.grants must be a table")),
         }
     }
@@ -223,6 +225,12 @@ fn parse_plugin(
             }
         },
     );
+    if world == Some(World::Policy) && !routes.is_empty() {
+        sink.error(
+            r.span_of("route"),
+            format!("{label}: a policy drives no routes; [[plugin.route]] is for health checks"),
+        );
+    }
     r.finish(sink);
     name?;
     world?;
@@ -230,7 +238,13 @@ fn parse_plugin(
     Some(PluginConfig { spec, routes })
 }
 
-fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink) -> Grants {
+fn parse_grants(
+    t: &Table,
+    label: &str,
+    base: &Path,
+    known: &HashSet<IpAddr>,
+    sink: &mut Sink,
+) -> Grants {
     let mut r = TableReader::new(t, label);
     let mut g = Grants::default();
     let endpoints = |r: &mut TableReader, key: &str, sink: &mut Sink| -> Vec<String> {
@@ -264,6 +278,17 @@ fn parse_grants(t: &Table, label: &str, known: &HashSet<IpAddr>, sink: &mut Sink
                     quote(&s)
                 ),
             ),
+        }
+    }
+    for (s, span) in r.opt_str_list("files", sink).unwrap_or_default() {
+        let path = base.join(&s);
+        if path.is_file() {
+            g.files.push(path);
+        } else {
+            sink.error(
+                span,
+                format!("{label}.files: {} is not a readable file", path.display()),
+            );
         }
     }
     g.max_routes = r

@@ -12,10 +12,22 @@ use wasmbgp_bgp::words::{self, RouteSpec};
 pub enum Show {
     /// Sessions.
     Neighbors,
-    /// Routes sent, optionally for one neighbor.
-    AdjRibOut(Option<IpAddr>),
-    /// Routes received, optionally from one neighbor.
-    AdjRibIn(Option<IpAddr>),
+    /// Routes sent, optionally for one neighbor: after export policy, or before it
+    /// (`--pre-policy`: the originated routes the policy judges).
+    AdjRibOut {
+        /// Only this neighbor.
+        neighbor: Option<IpAddr>,
+        /// Before export policy.
+        pre_policy: bool,
+    },
+    /// Routes received, optionally from one neighbor: after import policy, or as
+    /// received (`--pre-policy`).
+    AdjRibIn {
+        /// Only this neighbor.
+        neighbor: Option<IpAddr>,
+        /// Before import policy.
+        pre_policy: bool,
+    },
     /// Plugins.
     Plugins,
     /// Prometheus metrics text.
@@ -73,6 +85,10 @@ pub enum Command {
         /// The plugin's name.
         name: String,
     },
+    /// `policy reevaluate NAME`: judge again every route the policy filters (after
+    /// editing something it reads that wasmbgp cannot see change); only differences
+    /// reach the wire.
+    PolicyReevaluate(String),
     /// `debug panic speaker|neighbor ADDR`: fault injection for the tests of the task
     /// supervision; refused unless wasmbgp runs with `WASMBGP_FAULT_INJECTION=1`.
     DebugPanic(PanicTarget),
@@ -84,10 +100,16 @@ pub fn parse(line: &str) -> Result<Command, String> {
     let mut tokens = words::tokenize(line);
     let json = tokens.iter().any(|w| w == "--json");
     tokens.retain(|w| w != "--json");
+    let pre_policy = tokens.first().is_some_and(|w| w == "show") && tokens.iter().any(|w| w == "--pre-policy");
+    if pre_policy {
+        tokens.retain(|w| w != "--pre-policy");
+    }
     let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
     match t.as_slice() {
         [] => Err("empty command".into()),
-        ["show", rest @ ..] => parse_show(rest).map(|what| Command::Show { what, json }),
+        ["show", rest @ ..] => parse_show(rest, pre_policy).map(|what| Command::Show { what, json }),
+        ["policy", "reevaluate", name] => Ok(Command::PolicyReevaluate(name.to_string())),
+        ["policy", ..] => Err("policy what? (policy reevaluate NAME)".into()),
         ["neighbor", list, rest @ ..] => {
             let neighbors = list
                 .split(',')
@@ -126,7 +148,7 @@ fn parse_neighbor(text: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("invalid neighbor address {}", quote(text)))
 }
 
-fn parse_show(rest: &[&str]) -> Result<Show, String> {
+fn parse_show(rest: &[&str], pre_policy: bool) -> Result<Show, String> {
     let neighbor = |rest: &[&str]| -> Result<Option<IpAddr>, String> {
         match rest {
             [] => Ok(None),
@@ -134,13 +156,22 @@ fn parse_show(rest: &[&str]) -> Result<Show, String> {
             _ => Err("too many arguments".into()),
         }
     };
+    if pre_policy && !matches!(rest.first(), Some(&"adj-rib-in" | &"adj-rib-out")) {
+        return Err("--pre-policy is for show adj-rib-in and show adj-rib-out".into());
+    }
     match rest {
         ["neighbors" | "neighbor"] => Ok(Show::Neighbors),
-        ["adj-rib-out", n @ ..] => neighbor(n).map(Show::AdjRibOut),
-        ["adj-rib-in", n @ ..] => neighbor(n).map(Show::AdjRibIn),
+        ["adj-rib-out", n @ ..] => neighbor(n).map(|neighbor| Show::AdjRibOut {
+            neighbor,
+            pre_policy,
+        }),
+        ["adj-rib-in", n @ ..] => neighbor(n).map(|neighbor| Show::AdjRibIn {
+            neighbor,
+            pre_policy,
+        }),
         ["plugins"] => Ok(Show::Plugins),
         ["metrics"] => Ok(Show::Metrics),
-        _ => Err("show what? (neighbors, adj-rib-out [NEIGHBOR], adj-rib-in [NEIGHBOR], plugins, metrics)".into()),
+        _ => Err("show what? (neighbors, adj-rib-out [NEIGHBOR] [--pre-policy], adj-rib-in [NEIGHBOR] [--pre-policy], plugins, metrics)".into()),
     }
 }
 
@@ -201,9 +232,27 @@ mod tests {
         assert_eq!(
             parse("show adj-rib-in 127.0.0.2").unwrap(),
             Command::Show {
-                what: Show::AdjRibIn(Some("127.0.0.2".parse().unwrap())),
+                what: Show::AdjRibIn {
+                    neighbor: Some("127.0.0.2".parse().unwrap()),
+                    pre_policy: false
+                },
                 json: false
             }
+        );
+        assert_eq!(
+            parse("show adj-rib-out --pre-policy --json").unwrap(),
+            Command::Show {
+                what: Show::AdjRibOut {
+                    neighbor: None,
+                    pre_policy: true
+                },
+                json: true
+            }
+        );
+        assert!(parse("show neighbors --pre-policy").is_err());
+        assert_eq!(
+            parse("policy reevaluate rov").unwrap(),
+            Command::PolicyReevaluate("rov".into())
         );
         assert_eq!(
             parse("plugin disable web").unwrap(),

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
-use super::neighbor::NeighborMsg;
+use super::messages::NeighborMsg;
 
 /// Binds `addr` (failing loudly, e.g. when the port is taken).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {

@@ -4,9 +4,11 @@
 pub mod connection;
 pub mod critical;
 pub mod listener;
+pub mod messages;
 pub mod metrics_http;
 pub mod neighbor;
 pub mod plugins;
+pub mod ribs;
 pub mod sockopt;
 pub mod sources;
 pub mod speaker;
@@ -18,6 +20,7 @@ use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
 use wasmbgp_bgp::rib::AdjRibOut;
+use wasmbgp_runtime::World;
 
 use crate::config::Config;
 use crate::ctl;
@@ -34,12 +37,14 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
     let mut critical = CriticalTasks::default();
     let metrics = Arc::new(Metrics::new());
     let sources = Sources::new();
+    let (neighbor_events, from_neighbors) = tokio::sync::mpsc::unbounded_channel();
     let shared = Shared {
         local_as: config.local_as,
         router_id: config.router_id,
         graceful_restart: config.graceful_restart,
         sources: sources.clone(),
         metrics: metrics.clone(),
+        events: neighbor_events,
     };
     // Bind everything first so that a taken port or socket fails before any session starts.
     let mut listeners = Vec::new();
@@ -57,18 +62,19 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
     let routes = std::mem::take(&mut config.routes);
     let total: usize = routes.iter().map(|g| g.routes.len()).sum();
     let mut handles = Vec::new();
-    for n in &config.neighbors {
-        let mut adj_out = AdjRibOut::new();
+    let mut ribs = Vec::new();
+    for (index, n) in config.neighbors.iter().enumerate() {
+        let mut originated = AdjRibOut::new();
         for group in routes.iter().filter(|g| g.applies_to(&n.address)) {
             let routes = group
                 .routes
                 .iter()
                 .filter(|(p, _)| n.families.contains(&p.family()))
                 .cloned();
-            adj_out.load(routes, sources::CONFIG);
+            originated.load(routes, sources::CONFIG);
         }
-        let handle = neighbor::spawn(n.clone(), shared.clone(), adj_out, &mut critical);
-        handles.push(handle);
+        ribs.push(ribs::NeighborRibs::new(originated, !n.import_policy.is_empty()));
+        handles.push(neighbor::spawn(n.clone(), index, shared.clone(), &mut critical));
     }
     drop(routes);
     metrics.source_routes("config", total as i64);
@@ -86,17 +92,35 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
     }
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let plugin_configs = std::mem::take(&mut config.plugins);
+    // A change to a component, or to a data file a policy is granted, reloads the plugin.
     let watched: Vec<_> = plugin_configs
         .iter()
-        .map(|p| (p.spec.name.clone(), p.spec.component.clone()))
+        .flat_map(|p| {
+            let files = match p.spec.world {
+                World::Policy => p.spec.grants.files.clone(),
+                World::Healthcheck => Vec::new(),
+            };
+            std::iter::once(p.spec.component.clone())
+                .chain(files)
+                .map(|path| (p.spec.name.clone(), path))
+        })
         .collect();
     let slots = plugins::start(&runtime, plugin_configs, &sources, &events_tx)?;
+    metrics.watch_plugins(slots.iter().map(|s| s.handle.status_source()).collect());
     let fault_injection = std::env::var_os(FAULT_INJECTION_ENV).is_some_and(|v| v == "1");
     if fault_injection {
         tracing::warn!("{FAULT_INJECTION_ENV}=1: `ctl debug panic` can crash this daemon");
     }
-    let speaker = speaker::Speaker::new(handles, slots, metrics.clone(), fault_injection)
-        .spawn(events_rx, &mut critical);
+    let speaker = speaker::Speaker::new(
+        config.local_as,
+        sources.clone(),
+        handles,
+        ribs,
+        slots,
+        metrics.clone(),
+        fault_injection,
+    )
+    .spawn(events_rx, from_neighbors, &mut critical);
     let _watcher = if watched.is_empty() {
         None
     } else {

@@ -1,5 +1,8 @@
-//! The task of one neighbor: it owns the session machine, the connection, and the
-//! neighbor's Adj-RIB-Out and Adj-RIB-In, and carries out what the machine decides.
+//! The task of one neighbor: it owns the session machine and the connection, carries out
+//! what the machine decides, and sends what the speaker gives it. It keeps the copy of
+//! its Adj-RIB-Out (after export policy) that it resends when the session comes up or
+//! the peer asks for a refresh; what goes in it is the speaker's decision. UPDATEs
+//! received go to the speaker, which owns the Adj-RIB-In.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -10,59 +13,18 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
-use wasmbgp_bgp::packet::attributes::PathAttributes;
+use wasmbgp_bgp::Family;
 use wasmbgp_bgp::packet::{self, Context, Message, Notification, UpdatePacker};
-use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, ExportPolicy, SourceId};
+use wasmbgp_bgp::rib::{AdjRibOut, ExportPolicy};
 use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
-use wasmbgp_bgp::{Family, Prefix};
 
 use super::connection::{self, Connection, ReadEvent};
 use super::critical::CriticalTasks;
+use super::messages::{NeighborEvent, NeighborMsg, RouteChange};
 use super::sources::Sources;
 use crate::config::NeighborConfig;
 use crate::ctl::json::{NeighborStatus, RouteRow};
 use crate::metrics::Metrics;
-
-/// A change to a neighbor's Adj-RIB-Out.
-#[derive(Debug, Clone)]
-pub enum RouteOp {
-    /// Announce a prefix for a source.
-    Announce(Prefix, Arc<PathAttributes>, SourceId),
-    /// Withdraw a source's prefix; with `any`, whatever source holds it if that one does not.
-    Withdraw {
-        prefix: Prefix,
-        source: SourceId,
-        any: bool,
-    },
-    /// Withdraw everything a source announced.
-    WithdrawSource(SourceId),
-}
-
-/// Messages to a neighbor task.
-#[derive(Debug)]
-pub enum NeighborMsg {
-    /// Route changes, applied in order. `since` is when the plugin verdict that caused
-    /// them arrived, to time how fast it reaches the wire.
-    Routes {
-        /// The changes.
-        ops: Vec<RouteOp>,
-        /// When their cause arrived, if a plugin verdict.
-        since: Option<Instant>,
-    },
-    /// The peer connected to our listener.
-    Inbound(TcpStream),
-    /// Report the session's status.
-    Status(oneshot::Sender<NeighborStatus>),
-    /// List what the neighbor is sent.
-    AdjRibOut(oneshot::Sender<Vec<RouteRow>>),
-    /// List what the neighbor sent.
-    AdjRibIn(oneshot::Sender<Vec<RouteRow>>),
-    /// Send Cease/Administrative Shutdown, close, and stop.
-    Shutdown(oneshot::Sender<()>),
-    /// Panic, to test that the daemon does not run on without this task
-    /// (`ctl debug panic neighbor ADDR`, only with fault injection enabled).
-    Panic,
-}
 
 /// The speaker's handle on a neighbor task.
 #[derive(Debug, Clone)]
@@ -86,13 +48,16 @@ pub struct Shared {
     pub sources: Sources,
     /// Counters and gauges.
     pub metrics: Arc<Metrics>,
+    /// Where received UPDATEs and session changes go (the speaker).
+    pub events: mpsc::UnboundedSender<NeighborEvent>,
 }
 
-/// Starts a neighbor task with its initial Adj-RIB-Out.
+/// Starts the task of the neighbor at `index` in the speaker's list. Its session starts
+/// when the speaker sends the initial Adj-RIB-Out ([`NeighborMsg::Start`]).
 pub fn spawn(
     config: NeighborConfig,
+    index: usize,
     shared: Shared,
-    adj_out: AdjRibOut,
     tasks: &mut CriticalTasks,
 ) -> NeighborHandle {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -102,7 +67,7 @@ pub fn spawn(
     };
     let name = format!("neighbor {}", config.address);
     tasks.spawn(name, async move {
-        let mut n = Neighbor::new(config, shared, adj_out);
+        let mut n = Neighbor::new(config, index, shared);
         n.run(rx).await;
     });
     handle
@@ -115,10 +80,11 @@ const MAX_BATCHES_PER_FLUSH: usize = 64;
 
 struct Neighbor {
     config: NeighborConfig,
+    /// Its index in the speaker's list, to tag what it reports.
+    index: usize,
     shared: Shared,
     session: Session,
     adj_out: AdjRibOut,
-    adj_in: AdjRibIn,
     conn: Option<Connection>,
     /// An inbound connection waiting for its OPEN to settle a collision.
     pending: Option<Connection>,
@@ -137,7 +103,7 @@ struct Neighbor {
 }
 
 impl Neighbor {
-    fn new(config: NeighborConfig, shared: Shared, adj_out: AdjRibOut) -> Self {
+    fn new(config: NeighborConfig, index: usize, shared: Shared) -> Self {
         let session = Session::new(SessionConfig {
             local_as: shared.local_as,
             peer_as: config.peer_as,
@@ -159,10 +125,10 @@ impl Neighbor {
         let label = config.address.to_string();
         Neighbor {
             config,
+            index,
             shared,
             session,
-            adj_out,
-            adj_in: AdjRibIn::new(),
+            adj_out: AdjRibOut::new(),
             conn: None,
             pending: None,
             connecting: None,
@@ -181,8 +147,6 @@ impl Neighbor {
     }
 
     async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<NeighborMsg>) {
-        let actions = self.session.handle(Instant::now(), Event::Start);
-        self.execute(actions);
         loop {
             let deadline = self.session.next_deadline();
             tokio::select! {
@@ -221,15 +185,20 @@ impl Neighbor {
         rx: &mut mpsc::UnboundedReceiver<NeighborMsg>,
     ) -> Option<oneshot::Sender<()>> {
         match msg {
-            NeighborMsg::Routes { ops, since } => {
-                self.apply_routes(ops);
+            NeighborMsg::Start(table) => {
+                self.adj_out = *table;
+                let actions = self.session.handle(Instant::now(), Event::Start);
+                self.execute(actions);
+            }
+            NeighborMsg::Routes { changes, since } => {
+                self.apply_routes(changes);
                 let mut oldest = since;
                 // Merge route batches already queued into the same flush.
                 let mut deferred = None;
                 for _ in 0..MAX_BATCHES_PER_FLUSH {
                     match rx.try_recv() {
-                        Ok(NeighborMsg::Routes { ops, since }) => {
-                            self.apply_routes(ops);
+                        Ok(NeighborMsg::Routes { changes, since }) => {
+                            self.apply_routes(changes);
                             oldest = match (oldest, since) {
                                 (Some(a), Some(b)) => Some(a.min(b)),
                                 (a, b) => a.or(b),
@@ -262,14 +231,6 @@ impl Neighbor {
                     .collect();
                 let _ = reply.send(rows);
             }
-            NeighborMsg::AdjRibIn(reply) => {
-                let rows = self
-                    .adj_in
-                    .routes()
-                    .map(|(p, a)| RouteRow::new(self.config.address, p, a, None))
-                    .collect();
-                let _ = reply.send(rows);
-            }
             NeighborMsg::Shutdown(done) => return Some(done),
             NeighborMsg::Panic => panic!(
                 "fault injection: `ctl debug panic neighbor {}`",
@@ -279,29 +240,9 @@ impl Neighbor {
         None
     }
 
-    fn apply_routes(&mut self, ops: Vec<RouteOp>) {
-        for op in ops {
-            match op {
-                RouteOp::Announce(p, attrs, source) => {
-                    if self.config.families.contains(&p.family()) {
-                        self.adj_out.announce(p, attrs, source);
-                    }
-                }
-                RouteOp::Withdraw {
-                    prefix,
-                    source,
-                    any,
-                } => {
-                    if !self.adj_out.withdraw(prefix, source) && any {
-                        if let Some((_, holder)) = self.adj_out.get(&prefix) {
-                            self.adj_out.withdraw(prefix, holder);
-                        }
-                    }
-                }
-                RouteOp::WithdrawSource(source) => {
-                    self.adj_out.withdraw_source(source);
-                }
-            }
+    fn apply_routes(&mut self, changes: Vec<RouteChange>) {
+        for change in changes {
+            self.adj_out.set(change.prefix, change.route);
         }
     }
 
@@ -561,7 +502,9 @@ impl Neighbor {
                 Action::Established(neg) => self.on_established(neg),
                 Action::Down(reason) => {
                     warn!(neighbor = %self.label, %reason, "session down");
-                    self.adj_in.clear();
+                    let _ = self.shared.events.send(NeighborEvent::Down {
+                        neighbor: self.index,
+                    });
                     self.established_at = None;
                     self.families.clear();
                     self.shared.metrics.session_state(&self.label, false, 0);
@@ -575,15 +518,10 @@ impl Neighbor {
                     for d in &u.discarded {
                         debug!(neighbor = %self.label, attribute = %d, "attribute discarded (RFC 7606)");
                     }
-                    let change = self
-                        .adj_in
-                        .apply(&u, self.policy.ebgp, self.shared.local_as);
-                    if change.looped > 0 {
-                        debug!(neighbor = %self.label, prefixes = change.looped, "routes with our AS in their path ignored (loop)");
-                    }
-                    self.shared
-                        .metrics
-                        .prefixes_received(&self.label, self.adj_in.len() as i64);
+                    let _ = self.shared.events.send(NeighborEvent::Update {
+                        neighbor: self.index,
+                        update: Box::new(u),
+                    });
                 }
                 Action::Refresh(family) => {
                     info!(neighbor = %self.label, %family, "route refresh requested");
@@ -670,7 +608,8 @@ impl Neighbor {
             state: self.session.state().name().to_string(),
             uptime_secs: self.established_at.map(|t| t.elapsed().as_secs_f64()),
             established_count: self.established_count,
-            prefixes_received: self.adj_in.len(),
+            // The speaker owns the Adj-RIB-In and fills this in.
+            prefixes_received: 0,
             prefixes_sent: sent,
             adj_rib_out: self.adj_out.len(),
             updates_received: self.updates_received,

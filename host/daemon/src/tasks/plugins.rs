@@ -10,7 +10,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use wasmbgp_bgp::rib::SourceId;
-use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginStatus, Runtime};
+use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginStatus, Runtime, World};
 
 use super::sources::Sources;
 use super::speaker::SpeakerHandle;
@@ -65,19 +65,28 @@ pub fn status_text(list: &[PluginStatus]) -> String {
     }
     list.iter()
         .map(|s| {
+            let world = match s.world {
+                World::Healthcheck => format!(
+                    "health {:<9} denied {} invalid {} routes {}",
+                    s.health.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                    s.denied,
+                    s.invalid,
+                    s.routes_owned,
+                ),
+                World::Policy => format!(
+                    "accepted {} rejected {} modified {} unjudged {}",
+                    s.routes_accepted, s.routes_rejected, s.routes_modified, s.routes_unjudged,
+                ),
+            };
             format!(
-                "{:<16} {:<12} state {:<9} health {:<9} restarts {:<4} calls {:<8} p50 {}µs p99 {}µs denied {} invalid {} routes {}{}",
+                "{:<16} {:<12} state {:<9} restarts {:<4} calls {:<8} p50 {}µs p99 {}µs {world}{}",
                 s.name,
                 s.world.name(),
                 format!("{:?}", s.state).to_lowercase(),
-                s.health.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
                 s.restarts,
                 s.calls,
                 s.p50_us,
                 s.p99_us,
-                s.denied,
-                s.invalid,
-                s.routes_owned,
                 s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
             )
         })

@@ -1,7 +1,6 @@
 //! The speaker: carries out control commands (and, through the same path, plugin route
 //! requests) by turning them into route changes for the neighbor tasks.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,26 +14,16 @@ use wasmbgp_bgp::words::RouteSpec;
 use wasmbgp_runtime::{Health, OnFailure, PluginEvent};
 
 use super::critical::CriticalTasks;
-use super::neighbor::{NeighborHandle, NeighborMsg, RouteOp};
+pub use super::messages::SpeakerMsg;
+use super::messages::{NeighborEvent, NeighborMsg};
+use super::neighbor::NeighborHandle;
 use super::plugins::{self, PluginSlot};
+use super::ribs::{self, NeighborRibs, PolicyLink};
 use super::sources;
 use crate::config::Degraded;
 use crate::ctl::command::{Command, PanicTarget, PluginAction, Show};
 use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
 use crate::metrics::Metrics;
-
-/// Requests to the speaker.
-#[derive(Debug)]
-pub enum SpeakerMsg {
-    /// Control commands (or their parse errors), answered in order.
-    Batch(Vec<Result<Command, String>>, oneshot::Sender<Vec<Reply>>),
-    /// A plugin's component file changed: swap it in place.
-    ReloadPlugin(String),
-    /// A plugin's spec, to compile its component off the speaker before a reload.
-    PluginSpec(String, oneshot::Sender<Option<wasmbgp_runtime::PluginSpec>>),
-    /// Stop every session with Cease/Administrative Shutdown.
-    Shutdown(oneshot::Sender<()>),
-}
 
 /// A cloneable handle on the speaker task.
 #[derive(Debug, Clone)]
@@ -85,7 +74,11 @@ impl SpeakerHandle {
 
 /// The speaker's state.
 pub struct Speaker {
+    local_as: u32,
+    sources: sources::Sources,
     neighbors: Vec<NeighborHandle>,
+    /// The routes of each neighbor, in the order of `neighbors`.
+    ribs: Vec<NeighborRibs>,
     plugins: Vec<PluginSlot>,
     interner: Interner,
     metrics: Arc<Metrics>,
@@ -97,13 +90,19 @@ pub struct Speaker {
 impl Speaker {
     /// A speaker over the given neighbor tasks.
     pub fn new(
+        local_as: u32,
+        sources: sources::Sources,
         neighbors: Vec<NeighborHandle>,
+        ribs: Vec<NeighborRibs>,
         plugins: Vec<PluginSlot>,
         metrics: Arc<Metrics>,
         fault_injection: bool,
     ) -> Self {
         Speaker {
+            local_as,
+            sources,
             neighbors,
+            ribs,
             plugins,
             interner: Interner::new(),
             metrics,
@@ -112,14 +111,17 @@ impl Speaker {
         }
     }
 
-    /// Starts the speaker as a critical task; plugin events arrive on `events`.
+    /// Starts the speaker as a critical task; plugin events arrive on `events`, what the
+    /// neighbors receive on `from_neighbors`. It first gives every neighbor its initial
+    /// Adj-RIB-Out (after export policy), which starts their sessions.
     pub fn spawn(
         self,
         events: mpsc::UnboundedReceiver<PluginEvent>,
+        from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
         tasks: &mut CriticalTasks,
     ) -> SpeakerHandle {
         let (tx, rx) = mpsc::unbounded_channel();
-        tasks.spawn("speaker", self.run(rx, events));
+        tasks.spawn("speaker", self.run(rx, events, from_neighbors));
         SpeakerHandle { tx }
     }
 
@@ -127,19 +129,24 @@ impl Speaker {
         mut self,
         mut rx: mpsc::UnboundedReceiver<SpeakerMsg>,
         mut events: mpsc::UnboundedReceiver<PluginEvent>,
+        mut from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
     ) {
+        self.start_neighbors().await;
         loop {
             let msg = tokio::select! {
                 biased;
                 Some(ev) = events.recv() => {
                     let since = std::time::Instant::now();
-                    let mut ops = HashMap::new();
-                    self.on_plugin_event(ev, &mut ops);
+                    self.on_plugin_event(ev).await;
                     // Take every event already queued before sending, so a burst becomes one flush.
                     while let Ok(ev) = events.try_recv() {
-                        self.on_plugin_event(ev, &mut ops);
+                        self.on_plugin_event(ev).await;
                     }
-                    self.send_ops(&mut ops, Some(since));
+                    self.publish(Some(since)).await;
+                    continue;
+                }
+                Some(ev) = from_neighbors.recv() => {
+                    self.on_neighbor_event(ev).await;
                     continue;
                 }
                 msg = rx.recv() => match msg {
@@ -190,26 +197,38 @@ impl Speaker {
 
     async fn execute(&mut self, batch: Vec<Result<Command, String>>) -> Vec<Reply> {
         let mut replies = Vec::with_capacity(batch.len());
-        let mut ops: HashMap<usize, Vec<RouteOp>> = HashMap::new();
         for cmd in batch {
             let reply = match cmd {
                 Err(e) => Reply::err(e),
                 Ok(Command::Announce { neighbors, route }) => {
-                    self.announce(neighbors.as_deref(), route, sources::CTL, &mut ops)
+                    self.announce(neighbors.as_deref(), route, sources::CTL)
                 }
                 Ok(Command::Withdraw { neighbors, prefix }) => {
-                    self.withdraw(neighbors.as_deref(), prefix, sources::CTL, &mut ops)
+                    self.withdraw(neighbors.as_deref(), prefix, sources::CTL)
                 }
                 Ok(Command::Show { what, json }) => {
-                    self.send_ops(&mut ops, None);
+                    self.publish(None).await;
                     self.show(what, json).await
                 }
                 Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name),
+                Ok(Command::PolicyReevaluate(name)) => {
+                    self.publish(None).await;
+                    match self.plugin(&name) {
+                        Err(r) => r,
+                        Ok(slot) if slot.handle.policy().is_none() => {
+                            Reply::err(format!("plugin {name} is not a policy"))
+                        }
+                        Ok(_) => {
+                            let changed = self.reevaluate(&name).await;
+                            Reply::ok(format!("{changed} export decisions sent"))
+                        }
+                    }
+                }
                 Ok(Command::DebugPanic(target)) => self.debug_panic(target),
             };
             replies.push(reply);
         }
-        self.send_ops(&mut ops, None);
+        self.publish(None).await;
         self.commands_since_prune += replies.len();
         if self.commands_since_prune > 100_000 {
             self.interner.prune();
@@ -239,12 +258,131 @@ impl Speaker {
         }
     }
 
-    fn send_ops(&self, ops: &mut HashMap<usize, Vec<RouteOp>>, since: Option<std::time::Instant>) {
-        for (i, list) in ops.drain() {
-            let _ = self.neighbors[i]
-                .tx
-                .send(NeighborMsg::Routes { ops: list, since });
+    /// The policies of a chain, by name (names were checked against the config).
+    fn chain(&self, names: &[String]) -> Vec<PolicyLink> {
+        names
+            .iter()
+            .filter_map(|name| {
+                let slot = self.plugins.iter().find(|p| &p.config.spec.name == name)?;
+                Some(PolicyLink {
+                    client: slot.handle.policy()?.clone(),
+                    on_failure: slot.config.spec.on_failure,
+                })
+            })
+            .collect()
+    }
+
+    fn policy_session(&self, i: usize) -> wasmbgp_runtime::PolicySession {
+        let c = &self.neighbors[i].config;
+        ribs::session(c.address, c.peer_as, self.local_as)
+    }
+
+    /// Gives every neighbor its initial Adj-RIB-Out (after export policy); this starts
+    /// its session.
+    async fn start_neighbors(&mut self) {
+        for i in 0..self.neighbors.len() {
+            let chain = self.chain(&self.neighbors[i].config.export_policy);
+            let session = self.policy_session(i);
+            let table = if chain.is_empty() {
+                self.ribs[i].originated.advertised()
+            } else {
+                let started = std::time::Instant::now();
+                let changes = self.ribs[i]
+                    .export_all(&chain, session, &mut self.interner)
+                    .await;
+                let mut table = wasmbgp_bgp::rib::AdjRibOut::new();
+                let (mut accepted, total) = (0usize, changes.len());
+                for c in changes {
+                    if c.route.is_some() {
+                        accepted += 1;
+                        table.set(c.prefix, c.route);
+                    }
+                }
+                table.clear_pending();
+                info!(neighbor = %self.neighbors[i].config.address, routes = total, accepted, ms = started.elapsed().as_millis() as u64, "export policy applied to the initial Adj-RIB-Out");
+                table
+            };
+            self.ribs[i].originated.clear_pending();
+            let _ = self.neighbors[i].tx.send(NeighborMsg::Start(Box::new(table)));
         }
+    }
+
+    /// Sends every neighbor the changes of its originated routes, through its export
+    /// policy.
+    async fn publish(&mut self, since: Option<std::time::Instant>) {
+        for i in 0..self.neighbors.len() {
+            if !self.ribs[i].originated.has_pending() {
+                continue;
+            }
+            let chain = self.chain(&self.neighbors[i].config.export_policy);
+            let session = self.policy_session(i);
+            let changes = self.ribs[i]
+                .export_changes(&chain, session, &mut self.interner)
+                .await;
+            if !changes.is_empty() {
+                let _ = self.neighbors[i]
+                    .tx
+                    .send(NeighborMsg::Routes { changes, since });
+            }
+        }
+    }
+
+    /// Judges again every route `policy` filters, in both directions; the neighbor
+    /// tasks send only what changed. Returns the number of export decisions sent.
+    async fn reevaluate(&mut self, policy: &str) -> usize {
+        let mut sent = 0;
+        for i in 0..self.neighbors.len() {
+            let config = &self.neighbors[i].config;
+            let export = config.export_policy.iter().any(|p| p == policy);
+            let import = config.import_policy.iter().any(|p| p == policy);
+            let session = self.policy_session(i);
+            if export {
+                let chain = self.chain(&self.neighbors[i].config.export_policy);
+                let changes = self.ribs[i]
+                    .export_all(&chain, session, &mut self.interner)
+                    .await;
+                sent += changes.len();
+                let _ = self.neighbors[i].tx.send(NeighborMsg::Routes {
+                    changes,
+                    since: None,
+                });
+            }
+            if import {
+                let chain = self.chain(&self.neighbors[i].config.import_policy);
+                self.ribs[i]
+                    .import_all(&chain, session, &mut self.interner)
+                    .await;
+                self.count_received(i);
+            }
+            if export || import {
+                info!(%policy, neighbor = %self.neighbors[i].config.address, export, import, "routes judged again");
+            }
+        }
+        sent
+    }
+
+    async fn on_neighbor_event(&mut self, event: NeighborEvent) {
+        match event {
+            NeighborEvent::Update { neighbor: i, update } => {
+                let chain = self.chain(&self.neighbors[i].config.import_policy);
+                let session = self.policy_session(i);
+                let ebgp = session.peer_as != session.local_as;
+                self.ribs[i]
+                    .import(&update, ebgp, self.local_as, &chain, session, &mut self.interner)
+                    .await;
+                self.count_received(i);
+            }
+            NeighborEvent::Down { neighbor: i } => {
+                self.ribs[i].session_down();
+                self.count_received(i);
+            }
+        }
+    }
+
+    fn count_received(&self, i: usize) {
+        let label = self.neighbors[i].config.address.to_string();
+        self.metrics
+            .prefixes_received(&label, self.ribs[i].accepted().len() as i64);
     }
 
     /// Indices of the neighbors a command targets, or an error naming an unknown one.
@@ -273,23 +411,15 @@ impl Speaker {
     }
 
     /// Announces a route from `source` to the targeted neighbors.
-    pub fn announce(
-        &mut self,
-        filter: Option<&[IpAddr]>,
-        route: RouteSpec,
-        source: SourceId,
-        ops: &mut HashMap<usize, Vec<RouteOp>>,
-    ) -> Reply {
+    pub fn announce(&mut self, filter: Option<&[IpAddr]>, route: RouteSpec, source: SourceId) -> Reply {
         match self.targets(filter, &route.prefix) {
             Err(e) => Reply::err(e),
             Ok(targets) => {
                 let attrs = self.interner.intern(route.attrs);
                 for i in targets {
-                    ops.entry(i).or_default().push(RouteOp::Announce(
-                        route.prefix,
-                        attrs.clone(),
-                        source,
-                    ));
+                    self.ribs[i]
+                        .originated
+                        .announce(route.prefix, attrs.clone(), source);
                 }
                 Reply::ok("")
             }
@@ -297,22 +427,18 @@ impl Speaker {
     }
 
     /// Withdraws `source`'s route (for ctl: whichever source holds the prefix).
-    pub fn withdraw(
-        &mut self,
-        filter: Option<&[IpAddr]>,
-        prefix: Prefix,
-        source: SourceId,
-        ops: &mut HashMap<usize, Vec<RouteOp>>,
-    ) -> Reply {
+    pub fn withdraw(&mut self, filter: Option<&[IpAddr]>, prefix: Prefix, source: SourceId) -> Reply {
         match self.targets(filter, &prefix) {
             Err(e) => Reply::err(e),
             Ok(targets) => {
                 for i in targets {
-                    ops.entry(i).or_default().push(RouteOp::Withdraw {
-                        prefix,
-                        source,
-                        any: source == sources::CTL,
-                    });
+                    let table = &mut self.ribs[i].originated;
+                    if !table.withdraw(prefix, source)
+                        && source == sources::CTL
+                        && let Some((_, holder)) = table.get(&prefix)
+                    {
+                        table.withdraw(prefix, holder);
+                    }
                 }
                 Reply::ok("")
             }
@@ -323,11 +449,12 @@ impl Speaker {
         match what {
             Show::Neighbors => {
                 let mut list: Vec<NeighborStatus> = Vec::new();
-                for n in &self.neighbors {
+                for (n, ribs) in self.neighbors.iter().zip(&self.ribs) {
                     let (tx, rx) = oneshot::channel();
                     if n.tx.send(NeighborMsg::Status(tx)).is_ok()
-                        && let Ok(s) = rx.await
+                        && let Ok(mut s) = rx.await
                     {
+                        s.prefixes_received = ribs.accepted().len();
                         list.push(s);
                     }
                 }
@@ -360,30 +487,40 @@ impl Speaker {
                     .collect();
                 Reply::ok(lines.join("\n"))
             }
-            Show::AdjRibOut(filter) | Show::AdjRibIn(filter) => {
-                let out = matches!(what, Show::AdjRibOut(_));
-                let mut rows: Vec<RouteRow> = Vec::new();
-                for n in self
-                    .neighbors
-                    .iter()
-                    .filter(|n| filter.is_none_or(|f| f == n.config.address))
-                {
-                    let (tx, rx) = oneshot::channel();
-                    let msg = if out {
-                        NeighborMsg::AdjRibOut(tx)
-                    } else {
-                        NeighborMsg::AdjRibIn(tx)
-                    };
-                    if n.tx.send(msg).is_ok()
-                        && let Ok(r) = rx.await
-                    {
-                        rows.extend(r);
-                    }
-                }
-                if let Some(f) = filter
+            Show::AdjRibOut { neighbor, pre_policy } | Show::AdjRibIn { neighbor, pre_policy } => {
+                if let Some(f) = neighbor
                     && !self.neighbors.iter().any(|n| n.config.address == f)
                 {
                     return Reply::err(format!("{f} is not a configured neighbor"));
+                }
+                let out = matches!(what, Show::AdjRibOut { .. });
+                let names = self.sources.snapshot();
+                let mut rows: Vec<RouteRow> = Vec::new();
+                for (n, ribs) in self
+                    .neighbors
+                    .iter()
+                    .zip(&self.ribs)
+                    .filter(|(n, _)| neighbor.is_none_or(|f| f == n.config.address))
+                {
+                    let address = n.config.address;
+                    match (out, pre_policy) {
+                        // After export policy: what the neighbor task holds and sends.
+                        (true, false) => {
+                            let (tx, rx) = oneshot::channel();
+                            if n.tx.send(NeighborMsg::AdjRibOut(tx)).is_ok()
+                                && let Ok(r) = rx.await
+                            {
+                                rows.extend(r);
+                            }
+                        }
+                        (true, true) => rows.extend(ribs.originated.routes().map(|(p, a, s)| {
+                            RouteRow::new(address, p, a, names.get(s as usize).cloned())
+                        })),
+                        (false, pre) => {
+                            let table = if pre { &ribs.adj_in } else { ribs.accepted() };
+                            rows.extend(table.routes().map(|(p, a)| RouteRow::new(address, p, a, None)));
+                        }
+                    }
                 }
                 if json {
                     return json_reply(&rows);
@@ -437,8 +574,16 @@ impl Speaker {
             Err(r) => return r,
         };
         match action {
-            PluginAction::Disable => slot.handle.disable(),
-            PluginAction::Enable => slot.handle.enable(),
+            PluginAction::Disable | PluginAction::Enable => {
+                let result = if action == PluginAction::Disable {
+                    slot.handle.disable()
+                } else {
+                    slot.handle.enable()
+                };
+                if let Err(e) = result {
+                    return Reply::err(format!("plugin {name}: {e:#}"));
+                }
+            }
             PluginAction::Reload => {
                 if let Err(e) = slot.handle.reload(slot.config.spec.clone()) {
                     return Reply::err(format!("plugin {name}: reload refused: {e:#}"));
@@ -449,7 +594,7 @@ impl Speaker {
         Reply::ok("")
     }
 
-    fn on_plugin_event(&mut self, ev: PluginEvent, ops: &mut HashMap<usize, Vec<RouteOp>>) {
+    async fn on_plugin_event(&mut self, ev: PluginEvent) {
         match ev {
             PluginEvent::Health {
                 plugin,
@@ -480,11 +625,8 @@ impl Speaker {
                                 attrs,
                             },
                             source,
-                            ops,
                         ),
-                        None => {
-                            self.withdraw(route.neighbors.as_deref(), route.prefix, source, ops)
-                        }
+                        None => self.withdraw(route.neighbors.as_deref(), route.prefix, source),
                     };
                 }
             }
@@ -504,10 +646,8 @@ impl Speaker {
                 if on_failure == OnFailure::Withdraw {
                     slot.health = None;
                     let source = slot.source;
-                    for i in 0..self.neighbors.len() {
-                        ops.entry(i)
-                            .or_default()
-                            .push(RouteOp::WithdrawSource(source));
+                    for ribs in &mut self.ribs {
+                        ribs.originated.withdraw_source(source);
                     }
                 }
             }
@@ -520,7 +660,7 @@ impl Speaker {
                     return;
                 };
                 let filter = (!neighbors.is_empty()).then_some(neighbors);
-                let r = self.announce(filter.as_deref(), route, source, ops);
+                let r = self.announce(filter.as_deref(), route, source);
                 if !r.ok {
                     tracing::warn!(%plugin, error = %r.error, "plugin route not announced");
                 }
@@ -534,7 +674,13 @@ impl Speaker {
                     return;
                 };
                 let filter = (!neighbors.is_empty()).then_some(neighbors);
-                let _ = self.withdraw(filter.as_deref(), prefix, source, ops);
+                let _ = self.withdraw(filter.as_deref(), prefix, source);
+            }
+            PluginEvent::PolicyChanged { plugin } => {
+                // Changes queued so far go out judged by the old verdicts' successor too.
+                self.publish(None).await;
+                let sent = self.reevaluate(&plugin).await;
+                tracing::info!(%plugin, export_decisions = sent, "policy changed: routes judged again");
             }
         }
     }

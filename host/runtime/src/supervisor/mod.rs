@@ -1,11 +1,19 @@
-//! Running one plugin: the driver task that instantiates the component,
-//! schedules its checks through the hysteresis, contains its faults and
-//! restarts it with backoff; and the [`PluginHandle`] the daemon holds.
+//! Running plugins. What every world shares lives here: preparing a component against
+//! its world, the per-plugin [`Shared`] data that outlives instances (state store,
+//! counters, status), new stores with their limits and deadline, calls that turn traps,
+//! deadlines and host panics into faults, and the [`PluginHandle`] the daemon holds.
+//! One driver per world runs the plugin's task:
+//!
+//! - [`healthcheck`]: checks on a schedule through the hysteresis;
+//! - [`policy`]: judges batches of routes on request.
 //!
 //! Each plugin runs in its own tokio task with its own `Store`. A guest
 //! that computes yields to tokio at every epoch tick and is interrupted
 //! when its guest-time deadline passes; probes are async. Nothing here
 //! blocks the daemon's tasks.
+
+mod healthcheck;
+pub mod policy;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,11 +30,13 @@ use wasmtime::{Store, UpdateDeadline};
 use crate::engine::EngineShared;
 use crate::events::PluginEvent;
 use crate::grants::CheckedGrants;
-use crate::healthcheck::{Health, Hysteresis, HysteresisConfig};
-use crate::host::bindings::{Healthcheck, HealthcheckPre};
+use crate::healthcheck::{Health, HysteresisConfig};
+use crate::host::bindings::HealthcheckPre;
+use crate::host::bindings::policy::PolicyPre;
 use crate::host::{CallClock, KvStore, PluginCtx};
-use crate::restart::{RestartPolicy, Restarts};
-use crate::spec::{OnFailure, PluginSpec, World};
+use crate::restart::RestartPolicy;
+use crate::spec::{PluginSpec, World};
+pub use policy::{PolicyClient, PolicySession, PolicyUnavailable, Verdict, Verdicts};
 
 /// Extra wall-clock time a call may spend awaiting host probes beyond its
 /// guest deadline before it is abandoned as hung.
@@ -81,6 +91,15 @@ pub struct PluginStatus {
     pub invalid: u64,
     /// Prefixes the plugin owns through the `routes` interface.
     pub routes_owned: u64,
+    /// Policy: routes judged "accept unchanged" so far.
+    pub routes_accepted: u64,
+    /// Policy: routes judged "reject".
+    pub routes_rejected: u64,
+    /// Policy: routes accepted with changed attributes.
+    pub routes_modified: u64,
+    /// Policy: routes given the `on-failure` treatment because the plugin could not
+    /// judge them (a fault, or down in backoff).
+    pub routes_unjudged: u64,
 }
 
 /// Per-plugin data that outlives instances: state store, owned routes,
@@ -93,6 +112,8 @@ pub(crate) struct Shared {
     owned: Mutex<BTreeSet<Prefix>>,
     denied: AtomicU64,
     invalid: AtomicU64,
+    /// Policy verdict counters: accepted, rejected, modified, unjudged.
+    verdicts: [AtomicU64; 4],
     status: Mutex<StatusInner>,
 }
 
@@ -119,6 +140,7 @@ impl Shared {
             owned: Mutex::new(BTreeSet::new()),
             denied: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
+            verdicts: Default::default(),
             status: Mutex::new(StatusInner {
                 state: PluginState::Running,
                 health: None,
@@ -143,6 +165,13 @@ impl Shared {
     /// Counts a request refused as malformed.
     pub fn count_invalid(&self) {
         self.invalid.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a policy's verdicts: accepted, rejected, modified, unjudged.
+    pub fn count_verdicts(&self, counts: [u64; 4]) {
+        for (counter, n) in self.verdicts.iter().zip(counts) {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// Records ownership of `prefix`; false when it would exceed `max`.
@@ -201,8 +230,36 @@ impl Shared {
             denied: self.denied.load(Ordering::Relaxed),
             invalid: self.invalid.load(Ordering::Relaxed),
             routes_owned: lock(&self.owned).len() as u64,
+            routes_accepted: self.verdicts[0].load(Ordering::Relaxed),
+            routes_rejected: self.verdicts[1].load(Ordering::Relaxed),
+            routes_modified: self.verdicts[2].load(Ordering::Relaxed),
+            routes_unjudged: self.verdicts[3].load(Ordering::Relaxed),
         }
     }
+}
+
+/// Reads a plugin's status; see [`PluginHandle::status_source`].
+#[derive(Clone)]
+pub struct StatusSource(Arc<Shared>);
+
+impl StatusSource {
+    /// A snapshot of the plugin's status.
+    pub fn status(&self) -> PluginStatus {
+        self.0.snapshot()
+    }
+}
+
+impl std::fmt::Debug for StatusSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("StatusSource").field(&self.0.name).finish()
+    }
+}
+
+/// A component instantiable for its world.
+#[derive(Clone)]
+pub(crate) enum WorldPre {
+    Healthcheck(HealthcheckPre<PluginCtx>),
+    Policy(PolicyPre<PluginCtx>),
 }
 
 /// A component compiled, linked and checked against its spec: ready to
@@ -210,13 +267,18 @@ impl Shared {
 pub(crate) struct Prepared {
     pub spec: PluginSpec,
     pub grants: Arc<CheckedGrants>,
-    pub pre: HealthcheckPre<PluginCtx>,
+    pub pre: WorldPre,
 }
 
-enum Control {
+/// What the daemon asks of a plugin's driver.
+pub(crate) enum Control {
+    /// Health check: stop checking; report disabled.
     Disable,
+    /// Health check: resume.
     Enable,
+    /// Swap in a new component, settings or grants (and re-read data files).
     Reload(Box<Prepared>),
+    /// Stop for good.
     Stop,
 }
 
@@ -226,6 +288,7 @@ pub struct PluginHandle {
     engine: Arc<EngineShared>,
     shared: Arc<Shared>,
     control: UnboundedSender<Control>,
+    policy: Option<PolicyClient>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -234,29 +297,32 @@ impl PluginHandle {
     pub(crate) fn spawn(
         engine: Arc<EngineShared>,
         prepared: Prepared,
-        policy: RestartPolicy,
+        restart: RestartPolicy,
         events: UnboundedSender<PluginEvent>,
     ) -> Self {
         let name = prepared.spec.name.clone();
         let shared = Arc::new(Shared::new(name.clone(), prepared.spec.world));
         let (control, rx) = unbounded_channel();
-        let driver = Driver {
-            hysteresis: Hysteresis::new(hysteresis_config(&prepared.spec)),
-            restarts: Restarts::new(policy),
+        let core = DriverCore {
             engine: engine.clone(),
             prepared,
             shared: shared.clone(),
             events,
             control: rx,
-            instance: None,
-            wake_at: tokio::time::Instant::now(),
         };
-        let task = tokio::spawn(driver.run());
+        let (task, policy) = match core.prepared.pre {
+            WorldPre::Healthcheck(_) => (tokio::spawn(healthcheck::run(core, restart)), None),
+            WorldPre::Policy(_) => {
+                let (client, task) = policy::spawn(core, restart);
+                (task, Some(client))
+            }
+        };
         PluginHandle {
             name,
             engine,
             shared,
             control,
+            policy,
             task: Some(task),
         }
     }
@@ -266,23 +332,50 @@ impl PluginHandle {
         &self.name
     }
 
-    /// Operator maintenance switch: stops checking and reports
+    /// The plugin's world.
+    pub fn world(&self) -> World {
+        self.shared.world
+    }
+
+    /// A policy plugin's client, through which routes are judged; `None` for other
+    /// worlds.
+    pub fn policy(&self) -> Option<&PolicyClient> {
+        self.policy.as_ref()
+    }
+
+    /// Operator maintenance switch of a health check: stops checking and reports
     /// [`Health::Disabled`] (the daemon withdraws or re-MEDs the routes).
-    pub fn disable(&self) {
+    pub fn disable(&self) -> anyhow::Result<()> {
+        self.health_check_only("disable")?;
         let _ = self.control.send(Control::Disable);
+        Ok(())
     }
 
-    /// Ends maintenance: checks resume and the next verdict is reported.
-    pub fn enable(&self) {
+    /// Ends a health check's maintenance: checks resume and the next verdict is reported.
+    pub fn enable(&self) -> anyhow::Result<()> {
+        self.health_check_only("enable")?;
         let _ = self.control.send(Control::Enable);
+        Ok(())
     }
 
-    /// Hot swap to a new spec (new component, settings, grants, intervals).
-    /// The new component is compiled and checked first: on error nothing
-    /// changes. The state store, the health and the owned routes are kept;
-    /// no Health event is sent unless the health changes. The name and
-    /// world must stay the same. Compiles synchronously (seconds for a
-    /// Python component unless cached): call it from a blocking context.
+    fn health_check_only(&self, what: &str) -> anyhow::Result<()> {
+        if self.shared.world != World::Healthcheck {
+            anyhow::bail!(
+                "{what} is for health checks; {} is a {} plugin",
+                self.name,
+                self.shared.world
+            );
+        }
+        Ok(())
+    }
+
+    /// Hot swap to a new spec (new component, settings, grants, intervals), and for a
+    /// policy a fresh read of its data files. The new component is compiled and
+    /// checked first: on error nothing changes. The state store, the health and the
+    /// owned routes are kept; no Health event is sent unless the health changes; a
+    /// policy reports [`PluginEvent::PolicyChanged`]. The name and world must stay the
+    /// same. Compiles synchronously (seconds for a Python component unless cached):
+    /// call it from a blocking context.
     pub fn reload(&self, spec: PluginSpec) -> anyhow::Result<()> {
         if spec.name != self.name {
             anyhow::bail!("reload of {} cannot rename it to {}", self.name, spec.name);
@@ -299,6 +392,12 @@ impl PluginHandle {
     /// A snapshot of the plugin's status.
     pub fn status(&self) -> PluginStatus {
         self.shared.snapshot()
+    }
+
+    /// A reader of the plugin's status that outlives borrowing the handle (for the
+    /// metrics endpoint, which reads it at every scrape).
+    pub fn status_source(&self) -> StatusSource {
+        StatusSource(self.shared.clone())
     }
 
     /// A copy of the plugin's `state` store (for diagnostics).
@@ -332,219 +431,19 @@ impl Drop for PluginHandle {
     }
 }
 
-pub(crate) fn hysteresis_config(spec: &PluginSpec) -> HysteresisConfig {
-    HysteresisConfig {
-        interval: spec.interval,
-        fast_interval: spec.fast_interval,
-        rise: spec.rise,
-        fall: spec.fall,
-    }
+/// What every world's driver holds: the engine, the prepared component, the plugin's
+/// shared data, where events go, and the daemon's control messages.
+pub(crate) struct DriverCore {
+    pub engine: Arc<EngineShared>,
+    pub prepared: Prepared,
+    pub shared: Arc<Shared>,
+    pub events: UnboundedSender<PluginEvent>,
+    pub control: UnboundedReceiver<Control>,
 }
 
-/// Validates a spec and compiles, links and type-checks its component.
-pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result<Prepared> {
-    spec.validate()?;
-    let grants = Arc::new(
-        CheckedGrants::new(&spec.grants).map_err(|e| e.context(format!("plugin {}", spec.name)))?,
-    );
-    let component = engine.load(&spec.component)?;
-    let export = spec.world.export_interface();
-    if component
-        .component_type()
-        .get_export(&engine.engine, export)
-        .is_none()
-    {
-        anyhow::bail!(
-            "{} does not export {export}: it is not a {} plugin",
-            spec.component.display(),
-            spec.world
-        );
-    }
-    let pre = engine
-        .linker
-        .instantiate_pre(&component)
-        .and_then(HealthcheckPre::new)
-        .map_err(crate::engine::wasmtime_error)
-        .map_err(|e| {
-            e.context(format!(
-                "{} does not fit world {}",
-                spec.component.display(),
-                spec.world
-            ))
-        })?;
-    Ok(Prepared { spec, grants, pre })
-}
-
-/// A live instance.
-struct Instance {
-    store: Store<PluginCtx>,
-    bindings: Healthcheck,
-}
-
-/// Why a call did not complete.
-enum Fault {
-    /// A trap, deadline, memory cap or hung host call: the instance is dead.
-    Died(String),
-    /// `init` refused the settings.
-    Config(String),
-}
-
-struct Driver {
-    engine: Arc<EngineShared>,
-    prepared: Prepared,
-    shared: Arc<Shared>,
-    events: UnboundedSender<PluginEvent>,
-    control: UnboundedReceiver<Control>,
-    hysteresis: Hysteresis,
-    restarts: Restarts,
-    instance: Option<Instance>,
-    /// When the next check (or restart) is due.
-    wake_at: tokio::time::Instant,
-}
-
-impl Driver {
-    async fn run(mut self) {
-        tracing::info!(plugin = %self.shared.name, component = %self.prepared.spec.component.display(), "plugin started");
-        loop {
-            let wake = (!self.hysteresis.is_disabled()).then_some(self.wake_at);
-            tokio::select! {
-                biased;
-                message = self.control.recv() => match message {
-                    None | Some(Control::Stop) => break,
-                    Some(Control::Disable) => self.disable(),
-                    Some(Control::Enable) => self.enable(),
-                    Some(Control::Reload(prepared)) => self.reload(*prepared),
-                },
-                () = sleep_until(wake) => self.tick().await,
-            }
-        }
-        self.instance = None;
-        self.shared.update(|s| s.state = PluginState::Stopped);
-        tracing::info!(plugin = %self.shared.name, "plugin stopped");
-    }
-
-    fn name(&self) -> String {
-        self.shared.name.clone()
-    }
-
-    fn emit_health(&self, health: Health, reason: String) {
-        tracing::info!(plugin = %self.shared.name, %health, %reason, "health transition");
-        self.shared.update(|s| s.health = Some(health));
-        let _ = self.events.send(PluginEvent::Health {
-            plugin: self.name(),
-            health,
-            reason,
-        });
-    }
-
-    fn disable(&mut self) {
-        self.shared.update(|s| s.state = PluginState::Disabled);
-        if let Some(health) = self.hysteresis.disable() {
-            self.emit_health(health, "disabled by operator".into());
-        }
-    }
-
-    fn enable(&mut self) {
-        if self.hysteresis.is_disabled() {
-            self.hysteresis.enable();
-            self.shared.update(|s| s.state = PluginState::Running);
-            self.wake_at = tokio::time::Instant::now();
-            tracing::info!(plugin = %self.shared.name, "enabled by operator");
-        }
-    }
-
-    fn reload(&mut self, prepared: Prepared) {
-        tracing::info!(plugin = %self.shared.name, component = %prepared.spec.component.display(), "reloading");
-        self.hysteresis
-            .set_config(hysteresis_config(&prepared.spec));
-        self.prepared = prepared;
-        self.instance = None;
-        self.restarts.clear();
-        if !self.hysteresis.is_disabled() {
-            self.shared.update(|s| s.state = PluginState::Running);
-        }
-        self.wake_at = tokio::time::Instant::now();
-    }
-
-    /// One scheduled step: make sure there is an instance, then check.
-    async fn tick(&mut self) {
-        if self.instance.is_none() {
-            match self.instantiate().await {
-                Ok(instance) => self.instance = Some(instance),
-                Err(fault) => return self.fail(fault),
-            }
-        }
-        match self.call_check().await {
-            Ok(result) => {
-                self.restarts.success();
-                self.shared.update(|s| {
-                    if s.state != PluginState::Disabled {
-                        s.state = PluginState::Running;
-                    }
-                });
-                let (passed, message) = match result {
-                    Ok(detail) => (true, detail),
-                    Err(reason) => (false, reason),
-                };
-                tracing::debug!(plugin = %self.shared.name, passed, %message, "check");
-                if let Some(health) = self.hysteresis.record(passed) {
-                    self.emit_health(health, message);
-                }
-                let delay = self
-                    .hysteresis
-                    .next_delay()
-                    .unwrap_or(self.prepared.spec.interval);
-                self.wake_at = tokio::time::Instant::now() + delay;
-            }
-            Err(fault) => {
-                self.instance = None;
-                self.fail(fault);
-            }
-        }
-    }
-
-    fn fail(&mut self, fault: Fault) {
-        let error = match fault {
-            Fault::Died(e) => e,
-            Fault::Config(e) => format!("init refused the settings: {e}"),
-        };
-        let decision = self.restarts.failure(Instant::now());
-        let state = if decision.failed {
-            PluginState::Failed
-        } else {
-            PluginState::Backoff
-        };
-        tracing::error!(
-            plugin = %self.shared.name,
-            error = %error,
-            restart_in = ?decision.delay,
-            failed = decision.failed,
-            "plugin fault; restarting with backoff"
-        );
-        let total = self.restarts.total();
-        self.shared.update(|s| {
-            s.restarts = total;
-            s.last_error = Some(error.clone());
-            // The verdict is forgotten (see `Hysteresis::reset`).
-            if s.health != Some(Health::Disabled) {
-                s.health = None;
-            }
-            if s.state != PluginState::Disabled {
-                s.state = state;
-            }
-        });
-        // The daemon applies on-failure; the next verdict is re-stated.
-        self.hysteresis.reset();
-        let on_failure: OnFailure = self.prepared.spec.on_failure;
-        let _ = self.events.send(PluginEvent::Failed {
-            plugin: self.name(),
-            error,
-            on_failure,
-        });
-        self.wake_at = tokio::time::Instant::now() + decision.delay;
-    }
-
-    fn new_store(&self) -> Store<PluginCtx> {
+impl DriverCore {
+    /// A new store for an instance: the plugin's context, memory cap and deadline.
+    pub fn new_store(&self) -> Store<PluginCtx> {
         let ctx = PluginCtx::new(
             self.shared.clone(),
             self.prepared.grants.clone(),
@@ -564,54 +463,75 @@ impl Driver {
         store
     }
 
-    async fn instantiate(&mut self) -> Result<Instance, Fault> {
-        let mut store = self.new_store();
-        let deadline = self.prepared.grants.deadline.max(MIN_SETUP_DEADLINE);
-        let pre = self.prepared.pre.clone();
-        let bindings = timed_call(&mut store, deadline, async |store| {
-            pre.instantiate_async(&mut *store).await
-        })
-        .await
-        .map_err(|e| Fault::Died(format!("instantiation failed: {e}")))?;
-        let settings = self.prepared.spec.settings.clone();
-        let start = Instant::now();
-        let result = timed_call(&mut store, deadline, async |store| {
-            bindings
-                .wasmbgp_plugin_health_check()
-                .call_init(&mut *store, &settings)
-                .await
-        })
-        .await;
-        self.shared.record_call(start.elapsed());
-        match result {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(message)) => Err(Fault::Config(message)),
-            Err(e) => Err(Fault::Died(format!("init: {e}"))),
-        }
+    /// The guest time allowed to instantiation and `init`.
+    pub fn setup_deadline(&self) -> Duration {
+        self.prepared.grants.deadline.max(MIN_SETUP_DEADLINE)
     }
+}
 
-    async fn call_check(&mut self) -> Result<Result<String, String>, Fault> {
-        let deadline = self.prepared.grants.deadline;
-        let Some(instance) = self.instance.as_mut() else {
-            return Err(Fault::Died("no instance".into()));
-        };
-        let bindings = &instance.bindings;
-        let start = Instant::now();
-        let result = timed_call(&mut instance.store, deadline, async |store| {
-            bindings
-                .wasmbgp_plugin_health_check()
-                .call_check(&mut *store)
-                .await
-        })
-        .await;
-        self.shared.record_call(start.elapsed());
-        result.map_err(|e| Fault::Died(format!("check: {e}")))
+pub(crate) fn hysteresis_config(spec: &PluginSpec) -> HysteresisConfig {
+    HysteresisConfig {
+        interval: spec.interval,
+        fast_interval: spec.fast_interval,
+        rise: spec.rise,
+        fall: spec.fall,
     }
+}
+
+/// Validates a spec and compiles, links and type-checks its component against its
+/// world; a policy's data files must be readable.
+pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result<Prepared> {
+    spec.validate()?;
+    let grants = Arc::new(
+        CheckedGrants::new(&spec.grants).map_err(|e| e.context(format!("plugin {}", spec.name)))?,
+    );
+    grants
+        .read_files()
+        .map_err(|e| e.context(format!("plugin {}", spec.name)))?;
+    let component = engine.load(&spec.component)?;
+    let export = spec.world.export_interface();
+    if component
+        .component_type()
+        .get_export(&engine.engine, export)
+        .is_none()
+    {
+        anyhow::bail!(
+            "{} does not export {export}: it is not a {} plugin (for wasmbgp:plugin@0.2.0)",
+            spec.component.display(),
+            spec.world
+        );
+    }
+    let pre = engine
+        .linker
+        .instantiate_pre(&component)
+        .and_then(|pre| {
+            Ok(match spec.world {
+                World::Healthcheck => WorldPre::Healthcheck(HealthcheckPre::new(pre)?),
+                World::Policy => WorldPre::Policy(PolicyPre::new(pre)?),
+            })
+        })
+        .map_err(crate::engine::wasmtime_error)
+        .map_err(|e| {
+            e.context(format!(
+                "{} does not fit world {}",
+                spec.component.display(),
+                spec.world
+            ))
+        })?;
+    Ok(Prepared { spec, grants, pre })
+}
+
+/// Why a call did not complete.
+pub(crate) enum Fault {
+    /// A trap, deadline, memory cap or hung host call: the instance is dead.
+    Died(String),
+    /// `init` refused the settings.
+    Config(String),
 }
 
 /// Runs one call with a guest-time `deadline` (enforced by the epoch
 /// callback) and a wall-clock cap for hung host calls; describes faults.
-async fn timed_call<T>(
+pub(crate) async fn timed_call<T>(
     store: &mut Store<PluginCtx>,
     deadline: Duration,
     call: impl AsyncFnOnce(&mut Store<PluginCtx>) -> wasmtime::Result<T>,
@@ -656,7 +576,7 @@ fn describe_fault(error: &wasmtime::Error, deadline: Duration) -> String {
     }
 }
 
-async fn sleep_until(when: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_until(when: Option<tokio::time::Instant>) {
     match when {
         Some(when) => tokio::time::sleep_until(when).await,
         None => std::future::pending().await,

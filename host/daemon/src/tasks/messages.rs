@@ -1,0 +1,106 @@
+//! Every message that travels between the daemon's tasks, and the channels they use.
+//!
+//! ```text
+//!   ctl clients ──┐                    plugin drivers (runtime)
+//!   file watcher ─┤ SpeakerMsg              │ PluginEvent        ▲ policy batches
+//!                 ▼                         ▼                    │ (PolicyClient, bounded 16)
+//!             ┌──────────────────────── speaker ─────────────────┘
+//!             │  owns: originated routes per neighbor (sources ranked),
+//!             │        Adj-RIB-In before and after import policy,
+//!             │        runs export and import policies
+//!             └──┬──────────────────────────▲───────────────────────
+//!      NeighborMsg│ (routes after export      │ NeighborEvent (UPDATEs received,
+//!                 │  policy, status queries)  │  session up/down)
+//!                 ▼                           │
+//!   listener ──▶ neighbor task (one per peer): session machine, connection, and the
+//!    Inbound      copy of its Adj-RIB-Out it resends on establishment or refresh
+//!                 ▲ ReadEvent
+//!               connection reader/writer tasks ◀──▶ socket
+//! ```
+//!
+//! All of these channels are unbounded today, as they were before policies: the
+//! speaker and neighbor tasks never block on a send, so a burst (a million routes at
+//! once) queues in memory rather than stalling a session's keepalives. Bounding them
+//! with a stated overflow behaviour is the hardening issue's job. The one bounded
+//! channel is a policy's request queue: when it is full the speaker waits for the
+//! policy, which bounds its memory and paces route processing to the policy's speed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use wasmbgp_bgp::Prefix;
+use wasmbgp_bgp::packet::Update;
+use wasmbgp_bgp::packet::attributes::PathAttributes;
+use wasmbgp_bgp::rib::{AdjRibOut, SourceId};
+
+use crate::ctl::command::Command;
+use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
+
+/// Requests to the speaker (from the control socket and the plugin file watcher).
+#[derive(Debug)]
+pub enum SpeakerMsg {
+    /// Control commands (or their parse errors), answered in order.
+    Batch(Vec<Result<Command, String>>, oneshot::Sender<Vec<Reply>>),
+    /// A plugin's component or data file changed: swap it in place.
+    ReloadPlugin(String),
+    /// A plugin's spec, to compile its component off the speaker before a reload.
+    PluginSpec(String, oneshot::Sender<Option<wasmbgp_runtime::PluginSpec>>),
+    /// Stop every session with Cease/Administrative Shutdown.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// What a neighbor task tells the speaker, in the order it happened.
+#[derive(Debug)]
+pub enum NeighborEvent {
+    /// An UPDATE received (after RFC 7606 handling), for the Adj-RIB-In.
+    Update {
+        /// The neighbor's index in the speaker's list.
+        neighbor: usize,
+        /// The message.
+        update: Box<Update>,
+    },
+    /// The session went down: the neighbor's Adj-RIB-In is gone.
+    Down {
+        /// The neighbor's index.
+        neighbor: usize,
+    },
+}
+
+/// The speaker's decision about one prefix on its way to one neighbor, after export
+/// policy: the route to advertise (attributes and where it came from), or none.
+#[derive(Debug, Clone)]
+pub struct RouteChange {
+    /// The prefix.
+    pub prefix: Prefix,
+    /// What to advertise; `None` withdraws it.
+    pub route: Option<(Arc<PathAttributes>, SourceId)>,
+}
+
+/// Messages to a neighbor task.
+#[derive(Debug)]
+pub enum NeighborMsg {
+    /// The initial Adj-RIB-Out, after export policy: the session starts once it has it,
+    /// so a peer never sees routes the policy would not let through.
+    Start(Box<AdjRibOut>),
+    /// Route changes, applied in order. `since` is when the plugin verdict that caused
+    /// them arrived, to time how fast it reaches the wire.
+    Routes {
+        /// The changes.
+        changes: Vec<RouteChange>,
+        /// When their cause arrived, if a plugin verdict.
+        since: Option<Instant>,
+    },
+    /// The peer connected to our listener.
+    Inbound(TcpStream),
+    /// Report the session's status.
+    Status(oneshot::Sender<NeighborStatus>),
+    /// List what the neighbor is sent (after export policy).
+    AdjRibOut(oneshot::Sender<Vec<RouteRow>>),
+    /// Send Cease/Administrative Shutdown, close, and stop.
+    Shutdown(oneshot::Sender<()>),
+    /// Panic, to test that the daemon does not run on without this task
+    /// (`ctl debug panic neighbor ADDR`, only with fault injection enabled).
+    Panic,
+}

@@ -1,0 +1,126 @@
+//! `probe`: TCP, DNS and HTTP probes, each target checked against the plugin's grants
+//! before anything touches the network; probe time is charged to the host, not the
+//! guest's deadline.
+
+use std::time::{Duration, Instant};
+
+use super::bindings::wasmbgp::plugin::probe;
+use super::{MAX_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT, PluginCtx, STATE_MAX_TOTAL};
+use crate::grants::ProbeKind;
+use crate::probes::{self, ProbeFailure, RecordKind};
+
+impl PluginCtx {
+    /// Checks a probe target against the grant; a denial is logged,
+    /// counted and returned, and nothing reaches the network.
+    fn authorize(
+        &self,
+        kind: ProbeKind,
+        target: &str,
+    ) -> Result<std::net::SocketAddr, ProbeFailure> {
+        let addr = probes::parse_target(target)?;
+        self.authorize_addr(kind, addr)
+    }
+
+    fn authorize_addr(
+        &self,
+        kind: ProbeKind,
+        addr: std::net::SocketAddr,
+    ) -> Result<std::net::SocketAddr, ProbeFailure> {
+        if self.grants.allows(kind, &addr) {
+            return Ok(addr);
+        }
+        self.shared.count_denied();
+        tracing::warn!(plugin = %self.name, probe = %kind, target = %addr, "denied: target outside grants.{kind}");
+        Err(ProbeFailure::Denied(format!(
+            "{addr} is not in grants.{kind}"
+        )))
+    }
+
+    fn probe_timeout(&self, timeout_ms: u32) -> Duration {
+        if timeout_ms == 0 {
+            DEFAULT_PROBE_TIMEOUT
+        } else {
+            Duration::from_millis(u64::from(timeout_ms)).min(MAX_PROBE_TIMEOUT)
+        }
+    }
+
+    /// Awaits a probe, charging its time to the host rather than the guest.
+    async fn timed<T>(&mut self, fut: impl Future<Output = T>) -> T {
+        let start = Instant::now();
+        let out = fut.await;
+        self.call.host_time += start.elapsed();
+        out
+    }
+}
+
+impl From<ProbeFailure> for probe::ProbeError {
+    fn from(f: ProbeFailure) -> Self {
+        match f {
+            ProbeFailure::Denied(s) => probe::ProbeError::Denied(s),
+            ProbeFailure::Timeout => probe::ProbeError::Timeout,
+            ProbeFailure::Refused(s) => probe::ProbeError::Refused(s),
+            ProbeFailure::Invalid(s) => probe::ProbeError::Invalid(s),
+            ProbeFailure::Failed(s) => probe::ProbeError::Failed(s),
+        }
+    }
+}
+
+impl probe::Host for PluginCtx {
+    async fn tcp_connect(
+        &mut self,
+        target: String,
+        timeout_ms: u32,
+    ) -> Result<u64, probe::ProbeError> {
+        let addr = self.authorize(ProbeKind::Tcp, &target)?;
+        let timeout = self.probe_timeout(timeout_ms);
+        Ok(self.timed(probes::tcp_connect(addr, timeout)).await?)
+    }
+
+    async fn dns_query(
+        &mut self,
+        server: String,
+        name: String,
+        kind: probe::RecordType,
+        timeout_ms: u32,
+    ) -> Result<probe::DnsAnswer, probe::ProbeError> {
+        let addr = self.authorize(ProbeKind::Dns, &server)?;
+        let timeout = self.probe_timeout(timeout_ms);
+        let kind = match kind {
+            probe::RecordType::A => RecordKind::A,
+            probe::RecordType::Aaaa => RecordKind::Aaaa,
+        };
+        let answer = self
+            .timed(probes::dns_query(addr, &name, kind, timeout))
+            .await?;
+        Ok(probe::DnsAnswer {
+            rcode: answer.rcode,
+            addresses: answer.addresses.iter().map(ToString::to_string).collect(),
+            elapsed_us: answer.elapsed_us,
+        })
+    }
+
+    async fn http_get(
+        &mut self,
+        url: String,
+        timeout_ms: u32,
+        max_body: u32,
+    ) -> Result<probe::HttpResponse, probe::ProbeError> {
+        let parsed = probes::parse_http_url(&url)?;
+        self.authorize_addr(ProbeKind::Http, parsed.addr)?;
+        let timeout = self.probe_timeout(timeout_ms);
+        let max_body = usize::try_from(max_body)
+            .unwrap_or(usize::MAX)
+            .min(STATE_MAX_TOTAL);
+        let r = self
+            .timed(probes::http_get(&parsed, timeout, max_body))
+            .await?;
+        Ok(probe::HttpResponse {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+            truncated: r.truncated,
+            elapsed_us: r.elapsed_us,
+        })
+    }
+}
+

@@ -1,0 +1,85 @@
+//! `routes`: originating routes, checked against the grants, `max-routes` and the BGP
+//! core's rules before anything reaches the speaker.
+
+use std::net::IpAddr;
+
+use wasmbgp_bgp::words::{self, RouteSpec};
+
+use super::bindings::wasmbgp::plugin::{routes, types};
+use super::{PluginCtx, convert};
+use crate::events::PluginEvent;
+use crate::grants::NeighborError;
+
+impl PluginCtx {
+    fn route_denied(&self, why: String) -> routes::RouteError {
+        self.shared.count_denied();
+        tracing::warn!(plugin = %self.name, "route request denied: {why}");
+        routes::RouteError::Denied(why)
+    }
+
+    /// Refuses a malformed route request: logged, counted and answered `invalid`.
+    fn route_invalid(&self, why: String) -> routes::RouteError {
+        self.shared.count_invalid();
+        tracing::warn!(plugin = %self.name, "route request invalid: {why}");
+        routes::RouteError::Invalid(why)
+    }
+
+    fn neighbors(&self, requested: &[types::IpAddress]) -> Result<Vec<IpAddr>, routes::RouteError> {
+        let requested: Vec<IpAddr> = requested.iter().map(convert::address_in).collect();
+        self.grants
+            .neighbors_for(&requested)
+            .map_err(|NeighborError::Denied(why)| self.route_denied(why))
+    }
+}
+
+impl routes::Host for PluginCtx {
+    fn announce(
+        &mut self,
+        prefix: types::Prefix,
+        attributes: types::Attributes,
+        neighbors: Vec<types::IpAddress>,
+    ) -> Result<(), routes::RouteError> {
+        let neighbors = self.neighbors(&neighbors)?;
+        let route = route_spec(&prefix, &attributes).map_err(|why| self.route_invalid(why))?;
+        if !self.shared.own_route(route.prefix, self.grants.max_routes) {
+            self.shared.count_denied();
+            let cap = self.grants.max_routes.unwrap_or(0);
+            tracing::warn!(plugin = %self.name, prefix = %route.prefix, "route refused: max-routes {cap} reached");
+            return Err(routes::RouteError::LimitExceeded(format!(
+                "max-routes is {cap}"
+            )));
+        }
+        let _ = self.events.send(PluginEvent::Announce {
+            plugin: self.name.to_string(),
+            route,
+            neighbors,
+        });
+        Ok(())
+    }
+
+    fn withdraw(
+        &mut self,
+        prefix: types::Prefix,
+        neighbors: Vec<types::IpAddress>,
+    ) -> Result<(), routes::RouteError> {
+        let neighbors = self.neighbors(&neighbors)?;
+        let prefix = convert::prefix_in(&prefix).map_err(|why| self.route_invalid(why))?;
+        self.shared.disown_route(&prefix);
+        let _ = self.events.send(PluginEvent::Withdraw {
+            plugin: self.name.to_string(),
+            prefix,
+            neighbors,
+        });
+        Ok(())
+    }
+}
+
+/// A `routes.announce` request in the speaker's terms, held to the same rules as a
+/// route from the config or the control socket: one that fails here never leaves the
+/// plugin's call.
+fn route_spec(prefix: &types::Prefix, attributes: &types::Attributes) -> Result<RouteSpec, String> {
+    let prefix = convert::prefix_in(prefix)?;
+    let attrs = convert::attributes_in(attributes, true)?;
+    words::check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
+    Ok(RouteSpec { prefix, attrs })
+}

@@ -1,0 +1,575 @@
+//! The `policy` world's driver, and the [`PolicyClient`] through which the daemon has
+//! routes judged.
+//!
+//! ```text
+//!  speaker ──evaluate(routes)──▶ PolicyClient ──Request (bounded, 16)──▶ driver task ──▶ guest
+//!     ◀────────── Verdicts ◀──── (columns → verdicts) ◀──── oneshot ◀───────┘
+//! ```
+//!
+//! The client turns routes into the WIT batch (columns, each distinct attribute set
+//! once) in the caller's task and the verdicts back into attribute sets; the driver
+//! owns the instance and only makes calls. When the request queue is full the caller
+//! waits: a slow policy slows the routes it judges, nothing else. A fault fails the
+//! batch in flight (the caller applies `on-failure`), and until the restarted instance
+//! is up every batch is answered at once with [`PolicyUnavailable`]; once it is up
+//! again the driver reports [`PluginEvent::PolicyChanged`] so that the routes judged
+//! by `on-failure` meanwhile are judged again.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use wasmbgp_bgp::packet::attributes::PathAttributes;
+use wasmbgp_bgp::Prefix;
+
+use super::{Control, DriverCore, Fault, PluginState, Prepared, Shared, WorldPre, sleep_until, timed_call};
+use crate::events::PluginEvent;
+use crate::host::bindings::policy::Policy;
+use crate::host::bindings::policy::exports::wasmbgp::plugin::route_policy as wit;
+use crate::host::{PluginCtx, attributes_in, attributes_out};
+use crate::restart::{RestartPolicy, Restarts};
+
+/// Batches waiting for the driver; beyond this the caller waits.
+const QUEUE: usize = 16;
+/// The most routes in one call; longer lists are split.
+pub const MAX_BATCH: usize = 4096;
+
+/// Which way the routes are going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Received from a neighbor.
+    Import,
+    /// About to be sent to a neighbor.
+    Export,
+}
+
+/// The session a batch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicySession {
+    /// The neighbor's address.
+    pub neighbor: IpAddr,
+    /// The neighbor's AS.
+    pub peer_as: u32,
+    /// Our AS on the session.
+    pub local_as: u32,
+}
+
+/// The policy could not judge the routes: they get its `on-failure` treatment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyUnavailable(pub String);
+
+impl std::fmt::Display for PolicyUnavailable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What a policy made of one route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict<'a> {
+    /// Accepted as it is.
+    Accept,
+    /// Rejected.
+    Reject,
+    /// Accepted with these attributes instead of its own.
+    Replace(&'a Arc<PathAttributes>),
+}
+
+/// The verdicts on a list of routes, in the list's order.
+#[derive(Debug, Clone, Default)]
+pub struct Verdicts {
+    /// Per route: 0 accept, 1 reject, 2 + i replace with `rewritten[i]`.
+    codes: Vec<u32>,
+    rewritten: Vec<Arc<PathAttributes>>,
+}
+
+impl Verdicts {
+    /// Number of verdicts (= routes judged).
+    pub fn len(&self) -> usize {
+        self.codes.len()
+    }
+
+    /// True when no route was judged.
+    pub fn is_empty(&self) -> bool {
+        self.codes.is_empty()
+    }
+
+    /// The verdict on route `i`.
+    pub fn get(&self, i: usize) -> Verdict<'_> {
+        match self.codes[i] {
+            0 => Verdict::Accept,
+            1 => Verdict::Reject,
+            n => Verdict::Replace(&self.rewritten[(n - 2) as usize]),
+        }
+    }
+
+    /// Accepted, rejected, modified (for the plugin's counters).
+    fn counts(&self) -> [u64; 4] {
+        let mut c = [0u64; 4];
+        for &code in &self.codes {
+            c[code.min(2) as usize] += 1;
+        }
+        c
+    }
+}
+
+struct Request {
+    batch: wit::RouteBatch,
+    reply: oneshot::Sender<Result<wit::Verdicts, String>>,
+}
+
+/// Has routes judged by one policy plugin. Cheap to clone.
+#[derive(Clone)]
+pub struct PolicyClient {
+    shared: Arc<Shared>,
+    requests: mpsc::Sender<Request>,
+}
+
+impl std::fmt::Debug for PolicyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyClient")
+            .field("plugin", &self.shared.name)
+            .finish()
+    }
+}
+
+impl PolicyClient {
+    /// The policy's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Judges `routes` (any number: long lists are split into calls of at most
+    /// [`MAX_BATCH`]). On `Err` none of them was judged.
+    pub async fn evaluate(
+        &self,
+        direction: Direction,
+        session: PolicySession,
+        routes: &[(Prefix, Arc<PathAttributes>)],
+    ) -> Result<Verdicts, PolicyUnavailable> {
+        let mut all = Verdicts::default();
+        for chunk in routes.chunks(MAX_BATCH) {
+            let verdicts = match self.evaluate_batch(direction, session, chunk).await {
+                Ok(v) => v,
+                Err(e) => {
+                    self.shared.count_verdicts([0, 0, 0, routes.len() as u64]);
+                    return Err(e);
+                }
+            };
+            let base = all.rewritten.len() as u32;
+            all.codes.extend(
+                verdicts
+                    .codes
+                    .iter()
+                    .map(|&c| if c >= 2 { c + base } else { c }),
+            );
+            all.rewritten.extend(verdicts.rewritten);
+        }
+        self.shared.count_verdicts(all.counts());
+        Ok(all)
+    }
+
+    async fn evaluate_batch(
+        &self,
+        direction: Direction,
+        session: PolicySession,
+        routes: &[(Prefix, Arc<PathAttributes>)],
+    ) -> Result<Verdicts, PolicyUnavailable> {
+        let (batch, order) = build_batch(direction, session, routes);
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { batch, reply })
+            .await
+            .map_err(|_| PolicyUnavailable(format!("policy {} has stopped", self.name())))?;
+        let raw = answer
+            .await
+            .map_err(|_| PolicyUnavailable(format!("policy {} has stopped", self.name())))?
+            .map_err(PolicyUnavailable)?;
+        match read_verdicts(raw, &order, direction) {
+            Ok(v) => Ok(v),
+            Err(why) => {
+                // Answering nonsense is the plugin's fault like a trap, but the instance
+                // is not dead: count it and let on-failure judge this batch.
+                let error = format!("policy {} answered a malformed verdict list: {why}", self.name());
+                tracing::error!(plugin = %self.shared.name, "{error}");
+                self.shared.update(|s| s.last_error = Some(error.clone()));
+                Err(PolicyUnavailable(error))
+            }
+        }
+    }
+}
+
+/// The WIT batch for `routes`, and for each route its position in the verdict list
+/// (IPv4 routes first, then IPv6).
+fn build_batch(
+    direction: Direction,
+    session: PolicySession,
+    routes: &[(Prefix, Arc<PathAttributes>)],
+) -> (wit::RouteBatch, Vec<u32>) {
+    let v4_count = routes.iter().filter(|(p, _)| matches!(p, Prefix::V4(_))).count();
+    let mut batch = wit::RouteBatch {
+        direction: match direction {
+            Direction::Import => wit::Direction::Import,
+            Direction::Export => wit::Direction::Export,
+        },
+        session: wit::Session {
+            neighbor: crate::host::address_out(session.neighbor),
+            peer_as: session.peer_as,
+            local_as: session.local_as,
+        },
+        attributes: Vec::new(),
+        v4_addresses: Vec::with_capacity(v4_count),
+        v4_lengths: Vec::with_capacity(v4_count),
+        v4_attributes: Vec::with_capacity(v4_count),
+        v6_addresses: Vec::with_capacity(2 * (routes.len() - v4_count)),
+        v6_lengths: Vec::with_capacity(routes.len() - v4_count),
+        v6_attributes: Vec::with_capacity(routes.len() - v4_count),
+    };
+    let mut index: HashMap<*const PathAttributes, u32> = HashMap::new();
+    // Runs of routes sharing one attribute set are the common case: skip the lookup.
+    let mut last: Option<(*const PathAttributes, u32)> = None;
+    let mut order = Vec::with_capacity(routes.len());
+    let (mut v4_seen, mut v6_seen) = (0u32, 0u32);
+    for (prefix, attrs) in routes {
+        let key = Arc::as_ptr(attrs);
+        let attr_index = match last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let i = *index.entry(key).or_insert_with(|| {
+                    batch.attributes.push(attributes_out(attrs));
+                    (batch.attributes.len() - 1) as u32
+                });
+                last = Some((key, i));
+                i
+            }
+        };
+        match prefix {
+            Prefix::V4(p) => {
+                batch.v4_addresses.push(u32::from(p.addr()));
+                batch.v4_lengths.push(p.len());
+                batch.v4_attributes.push(attr_index);
+                order.push(v4_seen);
+                v4_seen += 1;
+            }
+            Prefix::V6(p) => {
+                let bits = u128::from(p.addr());
+                batch.v6_addresses.push((bits >> 64) as u64);
+                batch.v6_addresses.push(bits as u64);
+                batch.v6_lengths.push(p.len());
+                batch.v6_attributes.push(attr_index);
+                order.push(v4_count as u32 + v6_seen);
+                v6_seen += 1;
+            }
+        }
+    }
+    (batch, order)
+}
+
+/// Checks the guest's verdicts and puts them in the caller's order.
+fn read_verdicts(raw: wit::Verdicts, order: &[u32], direction: Direction) -> Result<Verdicts, String> {
+    if raw.routes.len() != order.len() {
+        return Err(format!(
+            "{} verdicts for {} routes",
+            raw.routes.len(),
+            order.len()
+        ));
+    }
+    let limit = 2 + raw.attributes.len() as u64;
+    if let Some(bad) = raw.routes.iter().find(|&&c| u64::from(c) >= limit) {
+        return Err(format!(
+            "verdict {bad} refers to attribute set {} of {}",
+            bad - 2,
+            raw.attributes.len()
+        ));
+    }
+    // An export policy's `next-hop: none` keeps "self"; on import there is no self.
+    let none_is_self = direction == Direction::Export;
+    let rewritten = raw
+        .attributes
+        .iter()
+        .map(|a| attributes_in(a, none_is_self).map(Arc::new))
+        .collect::<Result<Vec<_>, _>>()?;
+    let codes = order.iter().map(|&i| raw.routes[i as usize]).collect();
+    Ok(Verdicts { codes, rewritten })
+}
+
+/// Starts a policy's driver; returns the client and the task.
+pub(crate) fn spawn(core: DriverCore, restart: RestartPolicy) -> (PolicyClient, JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let client = PolicyClient {
+        shared: core.shared.clone(),
+        requests: tx,
+    };
+    let driver = Driver {
+        core,
+        restarts: Restarts::new(restart),
+        instance: None,
+        start_at: Some(tokio::time::Instant::now()),
+        recovering: false,
+    };
+    (client, tokio::spawn(driver.run(rx)))
+}
+
+struct Instance {
+    store: wasmtime::Store<PluginCtx>,
+    bindings: Policy,
+}
+
+struct Driver {
+    core: DriverCore,
+    restarts: Restarts,
+    instance: Option<Instance>,
+    /// When to (re)start the instance: at spawn, and after a fault's backoff.
+    start_at: Option<tokio::time::Instant>,
+    /// A fault took the instance down; its successor's start is reported.
+    recovering: bool,
+}
+
+impl Driver {
+    async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
+        tracing::info!(plugin = %self.core.shared.name, component = %self.core.prepared.spec.component.display(), "policy started");
+        loop {
+            let start_at = if self.instance.is_none() { self.start_at } else { None };
+            tokio::select! {
+                biased;
+                message = self.core.control.recv() => match message {
+                    None | Some(Control::Stop) => break,
+                    Some(Control::Reload(prepared)) => self.reload(*prepared),
+                    Some(Control::Disable | Control::Enable) => {}
+                },
+                () = sleep_until(start_at) => {
+                    self.start_at = None;
+                    self.start().await;
+                }
+                request = requests.recv() => match request {
+                    None => break,
+                    Some(request) => {
+                        let answer = self.serve(request.batch).await;
+                        let _ = request.reply.send(answer);
+                    }
+                },
+            }
+        }
+        self.instance = None;
+        self.core.shared.update(|s| s.state = PluginState::Stopped);
+        tracing::info!(plugin = %self.core.shared.name, "policy stopped");
+    }
+
+    fn reload(&mut self, prepared: Prepared) {
+        tracing::info!(plugin = %self.core.shared.name, component = %prepared.spec.component.display(), "reloading");
+        self.core.prepared = prepared;
+        self.instance = None;
+        self.restarts.clear();
+        self.start_at = Some(tokio::time::Instant::now());
+        // The verdicts may change: the daemon judges the routes again.
+        self.recovering = true;
+    }
+
+    /// Judges one batch; on a fault the instance is dropped and restarted after backoff.
+    async fn serve(&mut self, batch: wit::RouteBatch) -> Result<wit::Verdicts, String> {
+        if self.instance.is_none() {
+            if self.start_at.is_some_and(|at| at > tokio::time::Instant::now()) {
+                let why = self.core.shared.snapshot().last_error.unwrap_or_default();
+                return Err(format!("policy {} is restarting after: {why}", self.core.shared.name));
+            }
+            self.start_at = None;
+            if !self.start().await {
+                return Err(format!(
+                    "policy {} could not start: {}",
+                    self.core.shared.name,
+                    self.core.shared.snapshot().last_error.unwrap_or_default()
+                ));
+            }
+        }
+        let deadline = self.core.prepared.grants.deadline;
+        let Some(instance) = self.instance.as_mut() else {
+            return Err("no instance".into());
+        };
+        let bindings = &instance.bindings;
+        let started = Instant::now();
+        let result = timed_call(&mut instance.store, deadline, async |store| {
+            bindings
+                .wasmbgp_plugin_route_policy()
+                .call_evaluate(&mut *store, &batch)
+                .await
+        })
+        .await;
+        self.core.shared.record_call(started.elapsed());
+        match result {
+            Ok(verdicts) => {
+                self.restarts.success();
+                Ok(verdicts)
+            }
+            Err(e) => {
+                self.instance = None;
+                let error = format!("evaluate: {e}");
+                self.fail(Fault::Died(error.clone()));
+                Err(format!("policy {}: {error}", self.core.shared.name))
+            }
+        }
+    }
+
+    /// Instantiates and initialises; true on success.
+    async fn start(&mut self) -> bool {
+        match self.instantiate().await {
+            Ok(instance) => {
+                self.instance = Some(instance);
+                self.core.shared.update(|s| s.state = PluginState::Running);
+                if std::mem::take(&mut self.recovering) {
+                    let _ = self.core.events.send(PluginEvent::PolicyChanged {
+                        plugin: self.core.shared.name.clone(),
+                    });
+                }
+                true
+            }
+            Err(fault) => {
+                self.fail(fault);
+                false
+            }
+        }
+    }
+
+    async fn instantiate(&mut self) -> Result<Instance, Fault> {
+        let files = self
+            .core
+            .prepared
+            .grants
+            .read_files()
+            .map_err(|e| Fault::Config(format!("{e:#}")))?
+            .into_iter()
+            .map(|(path, contents)| wit::DataFile { path, contents })
+            .collect::<Vec<_>>();
+        let mut store = self.core.new_store();
+        let deadline = self.core.setup_deadline();
+        let WorldPre::Policy(pre) = self.core.prepared.pre.clone() else {
+            return Err(Fault::Died("not a policy".into()));
+        };
+        let bindings = timed_call(&mut store, deadline, async |store| {
+            pre.instantiate_async(&mut *store).await
+        })
+        .await
+        .map_err(|e| Fault::Died(format!("instantiation failed: {e}")))?;
+        let settings = self.core.prepared.spec.settings.clone();
+        let started = Instant::now();
+        let result = timed_call(&mut store, deadline, async |store| {
+            bindings
+                .wasmbgp_plugin_route_policy()
+                .call_init(&mut *store, &settings, &files)
+                .await
+        })
+        .await;
+        self.core.shared.record_call(started.elapsed());
+        match result {
+            Ok(Ok(())) => Ok(Instance { store, bindings }),
+            Ok(Err(message)) => Err(Fault::Config(format!("init refused the settings: {message}"))),
+            Err(e) => Err(Fault::Died(format!("init: {e}"))),
+        }
+    }
+
+    fn fail(&mut self, fault: Fault) {
+        let error = match fault {
+            Fault::Died(e) | Fault::Config(e) => e,
+        };
+        let decision = self.restarts.failure(Instant::now());
+        tracing::error!(
+            plugin = %self.core.shared.name,
+            error = %error,
+            restart_in = ?decision.delay,
+            failed = decision.failed,
+            "policy fault; its routes get on-failure = {} until it is back",
+            self.core.prepared.spec.on_failure.name()
+        );
+        let total = self.restarts.total();
+        let state = if decision.failed {
+            PluginState::Failed
+        } else {
+            PluginState::Backoff
+        };
+        self.core.shared.update(|s| {
+            s.restarts = total;
+            s.last_error = Some(error.clone());
+            s.state = state;
+        });
+        let _ = self.core.events.send(PluginEvent::Failed {
+            plugin: self.core.shared.name.clone(),
+            error,
+            on_failure: self.core.prepared.spec.on_failure,
+        });
+        self.start_at = Some(tokio::time::Instant::now() + decision.delay);
+        self.recovering = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmbgp_bgp::words;
+
+    fn route(text: &str) -> (Prefix, Arc<PathAttributes>) {
+        let r = words::parse_route(&words::tokenize(text), &PathAttributes::default()).unwrap();
+        (r.prefix, Arc::new(r.attrs))
+    }
+
+    fn session() -> PolicySession {
+        PolicySession {
+            neighbor: "127.0.0.2".parse().unwrap(),
+            peer_as: 65002,
+            local_as: 65001,
+        }
+    }
+
+    #[test]
+    fn batches_are_columns_with_shared_attributes() {
+        let a = route("10.0.0.0/8 med 1");
+        let b = route("2001:db8::/32 med 2");
+        let shared = a.1.clone();
+        let routes = vec![
+            a.clone(),
+            b.clone(),
+            (words::parse_prefix("10.1.0.0/16").unwrap(), shared),
+        ];
+        let (batch, order) = build_batch(Direction::Import, session(), &routes);
+        assert_eq!(batch.attributes.len(), 2);
+        assert_eq!(batch.v4_addresses, vec![0x0a00_0000, 0x0a01_0000]);
+        assert_eq!(batch.v4_lengths, vec![8, 16]);
+        assert_eq!(batch.v4_attributes, vec![0, 0]);
+        assert_eq!(batch.v6_addresses, vec![0x2001_0db8_0000_0000, 0]);
+        assert_eq!(batch.v6_attributes, vec![1]);
+        // Verdicts come back IPv4 first: route 1 (IPv6) is the last one.
+        assert_eq!(order, vec![0, 2, 1]);
+    }
+
+    #[test]
+    fn verdicts_are_checked_and_reordered() {
+        let routes = vec![route("10.0.0.0/8"), route("2001:db8::/32"), route("10.1.0.0/16")];
+        let (_, order) = build_batch(Direction::Export, session(), &routes);
+        let mut rewritten = attributes_out(&routes[0].1);
+        rewritten.med = Some(7);
+        let raw = wit::Verdicts {
+            routes: vec![1, 2, 0],
+            attributes: vec![rewritten],
+        };
+        let v = read_verdicts(raw, &order, Direction::Export).unwrap();
+        assert_eq!(v.get(0), Verdict::Reject);
+        assert_eq!(v.get(1), Verdict::Accept);
+        let Verdict::Replace(a) = v.get(2) else {
+            panic!("expected a replacement")
+        };
+        assert_eq!(a.med, Some(7));
+        assert_eq!(v.counts(), [1, 1, 1, 0]);
+
+        let short = wit::Verdicts {
+            routes: vec![0, 0],
+            attributes: vec![],
+        };
+        assert!(read_verdicts(short, &order, Direction::Export).unwrap_err().contains("2 verdicts for 3"));
+        let out_of_range = wit::Verdicts {
+            routes: vec![0, 0, 2],
+            attributes: vec![],
+        };
+        assert!(read_verdicts(out_of_range, &order, Direction::Export).is_err());
+    }
+}
