@@ -73,7 +73,8 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let config = match load(&config, &plugins) {
+            let config_path = config;
+            let config = match load(&config_path, &plugins) {
                 Ok(c) => c,
                 Err(d) => {
                     eprintln!("{d}");
@@ -85,7 +86,7 @@ fn main() -> ExitCode {
                 .build();
             let result = match runtime {
                 Ok(rt) => {
-                    let result = rt.block_on(tasks::run(config, plugins));
+                    let result = rt.block_on(tasks::run(config, config_path, plugins));
                     // Tasks still running (after a critical task died) must not hold the
                     // exit up: the service manager is waiting to restart us.
                     rt.shutdown_timeout(std::time::Duration::from_millis(500));

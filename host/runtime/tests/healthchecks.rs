@@ -95,7 +95,7 @@ async fn disable_and_enable() {
     let mut p = start(&runtime, spec);
     assert_eq!(p.health(T).await.0, Health::Up);
 
-    p.handle.disable();
+    p.handle.disable().unwrap();
     let (health, reason) = p.health(T).await;
     assert_eq!(health, Health::Disabled);
     assert!(reason.contains("operator"));
@@ -104,7 +104,7 @@ async fn disable_and_enable() {
     p.silent(Duration::from_millis(300)).await;
     assert_eq!(p.handle.status().calls, calls, "no checks while disabled");
 
-    p.handle.enable();
+    p.handle.enable().unwrap();
     assert_eq!(p.health(T).await.0, Health::Up);
     assert_eq!(p.handle.status().state, PluginState::Running);
     p.handle.stop().await;

@@ -33,7 +33,11 @@ use sources::Sources;
 pub const FAULT_INJECTION_ENV: &str = "WASMBGP_FAULT_INJECTION";
 
 /// Runs the speaker until SIGTERM or SIGINT; fails if a critical task ends before that.
-pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyhow::Result<()> {
+pub async fn run(
+    mut config: Config,
+    config_path: std::path::PathBuf,
+    runtime: wasmbgp_runtime::Runtime,
+) -> anyhow::Result<()> {
     let mut critical = CriticalTasks::default();
     let metrics = Arc::new(Metrics::new());
     let sources = Sources::new();
@@ -113,6 +117,7 @@ pub async fn run(mut config: Config, runtime: wasmbgp_runtime::Runtime) -> anyho
     }
     let speaker = speaker::Speaker::new(
         config.local_as,
+        (config_path, runtime.clone()),
         sources.clone(),
         handles,
         ribs,

@@ -75,6 +75,10 @@ impl SpeakerHandle {
 /// The speaker's state.
 pub struct Speaker {
     local_as: u32,
+    /// The config file and the runtime that checks it: `plugin reload` takes the
+    /// plugin's block from the file as it is now.
+    config_path: std::path::PathBuf,
+    runtime: wasmbgp_runtime::Runtime,
     sources: sources::Sources,
     neighbors: Vec<NeighborHandle>,
     /// The routes of each neighbor, in the order of `neighbors`.
@@ -91,6 +95,7 @@ impl Speaker {
     /// A speaker over the given neighbor tasks.
     pub fn new(
         local_as: u32,
+        (config_path, runtime): (std::path::PathBuf, wasmbgp_runtime::Runtime),
         sources: sources::Sources,
         neighbors: Vec<NeighborHandle>,
         ribs: Vec<NeighborRibs>,
@@ -100,6 +105,8 @@ impl Speaker {
     ) -> Self {
         Speaker {
             local_as,
+            config_path,
+            runtime,
             sources,
             neighbors,
             ribs,
@@ -568,6 +575,28 @@ impl Speaker {
             .map(|p| p.source)
     }
 
+    /// The plugin's spec as the config file says now (component, settings, grants);
+    /// a config that does not load is refused with its FILE:LINE:COL diagnostics.
+    fn current_spec(&self, name: &str) -> Result<wasmbgp_runtime::PluginSpec, String> {
+        let runtime = &self.runtime;
+        let config = crate::config::Config::load_with(&self.config_path, &|spec| runtime.check(spec))
+            .map_err(|d| d.to_string())?;
+        let running = self.plugin(name).map_err(|r| r.error)?;
+        let spec = config
+            .plugins
+            .into_iter()
+            .find(|p| p.spec.name == name)
+            .map(|p| p.spec)
+            .ok_or_else(|| format!("{} no longer configures it", self.config_path.display()))?;
+        if spec.world != running.config.spec.world {
+            return Err(format!(
+                "the config makes it a {} plugin; a reload cannot change the world",
+                spec.world
+            ));
+        }
+        Ok(spec)
+    }
+
     fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
         let slot = match self.plugin(name) {
             Ok(s) => s,
@@ -585,9 +614,22 @@ impl Speaker {
                 }
             }
             PluginAction::Reload => {
-                if let Err(e) = slot.handle.reload(slot.config.spec.clone()) {
+                let spec = match self.current_spec(name) {
+                    Ok(spec) => spec,
+                    Err(e) => {
+                        return Reply::err(format!(
+                            "plugin {name}: reload refused, the running one keeps running: {e}"
+                        ));
+                    }
+                };
+                let slot = match self.plugins.iter_mut().find(|p| p.config.spec.name == name) {
+                    Some(slot) => slot,
+                    None => return Reply::err(format!("no plugin named {name:?}")),
+                };
+                if let Err(e) = slot.handle.reload(spec.clone()) {
                     return Reply::err(format!("plugin {name}: reload refused: {e:#}"));
                 }
+                slot.config.spec = spec;
                 info!(plugin = %name, "plugin reloaded in place");
             }
         }
