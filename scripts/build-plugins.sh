@@ -2,11 +2,22 @@
 # Builds every wasmbgp plugin and runtime test fixture as a WebAssembly
 # component (wasm32-wasip2) and places them at target/plugins/NAME.wasm:
 #
-#   target/plugins/tcp-check.wasm      plugins/tcp-check     (Rust)
-#   target/plugins/http-check.wasm     plugins/http-check    (Rust)
-#   target/plugins/dns-check.wasm      plugins/dns-check     (Rust)
-#   target/plugins/tcp-check-py.wasm   plugins/tcp-check-py  (Python, componentize-py)
-#   target/plugins/fixture-faulty.wasm tests/fixtures/plugins/faulty (Rust)
+#   target/plugins/tcp-check.wasm          plugins/tcp-check          (Rust, healthcheck)
+#   target/plugins/http-check.wasm         plugins/http-check         (Rust, healthcheck)
+#   target/plugins/dns-check.wasm          plugins/dns-check          (Rust, healthcheck)
+#   target/plugins/community-tagger.wasm   plugins/community-tagger   (Rust, policy)
+#   target/plugins/bogon-filter.wasm       plugins/bogon-filter       (Rust, policy)
+#   target/plugins/as-path-filter.wasm     plugins/as-path-filter     (Rust, policy)
+#   target/plugins/rpki-rov.wasm           plugins/rpki-rov           (Rust, policy)
+#   target/plugins/tcp-check-py.wasm       plugins/tcp-check-py       (Python, healthcheck)
+#   target/plugins/bogon-filter-py.wasm    plugins/bogon-filter-py    (Python, policy)
+#   target/plugins/fixture-faulty.wasm     tests/fixtures/plugins/faulty          (Rust, healthcheck)
+#   target/plugins/fixture-policy.wasm     tests/fixtures/plugins/fixture-policy  (Rust, policy)
+#
+# The Rust crates are members of the cargo workspace plugins/Cargo.toml; each
+# one listed in RUST_PLUGINS below must be there. Every directory
+# plugins/NAME-py is a Python plugin (componentize-py, module `app`) and names
+# its WIT world in the one-word file plugins/NAME-py/world.
 #
 # Installs what is missing (the rustup target, componentize-py in a venv at
 # target/pyvenv), rebuilds only what changed, and prints nothing on success.
@@ -17,10 +28,18 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/target/plugins"
 VENV="$ROOT/target/pyvenv"
 COMPONENTIZE_PY_VERSION="0.25.1"
+# The Rust crates whose components are copied to target/plugins/ (cargo names
+# the file after the crate, with '_' for '-').
+RUST_PLUGINS=(
+    tcp-check http-check dns-check
+    community-tagger bogon-filter as-path-filter rpki-rov
+    fixture-faulty fixture-policy
+)
 VERBOSE=0
 [[ "${1:-}" == "--verbose" ]] && VERBOSE=1
 
 log() { if [[ $VERBOSE == 1 ]]; then echo "build-plugins: $*" >&2; fi; }
+die() { echo "build-plugins: $*" >&2; exit 1; }
 
 # Runs a command; its output is shown only when it fails (or with --verbose).
 quiet() {
@@ -46,8 +65,9 @@ fi
 log "cargo build (plugins workspace)"
 quiet cargo build --release --locked --manifest-path "$ROOT/plugins/Cargo.toml" \
     --target wasm32-wasip2 --target-dir "$ROOT/target"
-for crate in tcp-check http-check dns-check fixture-faulty; do
+for crate in "${RUST_PLUGINS[@]}"; do
     src="$ROOT/target/wasm32-wasip2/release/${crate//-/_}.wasm"
+    [[ -f "$src" ]] || die "cargo built no ${src#"$ROOT"/}: is crate $crate a member of plugins/Cargo.toml?"
     if ! cmp -s "$src" "$OUT/$crate.wasm" 2>/dev/null; then
         cp "$src" "$OUT/$crate.wasm.tmp" && mv "$OUT/$crate.wasm.tmp" "$OUT/$crate.wasm"
     fi
@@ -60,14 +80,21 @@ if ! "$VENV/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_
     quiet "$VENV/bin/pip" install --quiet "componentize-py==$COMPONENTIZE_PY_VERSION"
 fi
 for dir in "$ROOT"/plugins/*-py; do
+    [[ -d "$dir" ]] || continue
     name="$(basename "$dir")"
     out="$OUT/$name.wasm"
-    # Rebuild when any input (the app or the WIT) is newer than the output.
+    # The plugin's WIT world, from its `world` file (e.g. "healthcheck").
+    [[ -f "$dir/world" ]] || die "plugins/$name/world is missing: write the plugin's WIT world there (healthcheck, policy)"
+    world="$(tr -d '[:space:]' < "$dir/world")"
+    [[ "$world" =~ ^[a-z][a-z0-9-]*$ ]] && grep -qE "^world $world[[:space:]]*\{" "$ROOT"/wit/*.wit \
+        || die "plugins/$name/world: no world \"$world\" in wit/"
+    # Rebuild when any input (the app, its world file or the WIT) is newer
+    # than the output.
     if [[ -f "$out" ]] && [[ -z "$(find "$dir" "$ROOT/wit" -newer "$out" -type f -not -path '*/__pycache__/*' | head -1)" ]]; then
         continue
     fi
-    log "componentize-py $name"
-    quiet "$VENV/bin/componentize-py" -d "$ROOT/wit" -w healthcheck componentize \
+    log "componentize-py $name (world $world)"
+    quiet "$VENV/bin/componentize-py" -d "$ROOT/wit" -w "$world" componentize \
         -p "$dir" app -o "$out.tmp"
     mv "$out.tmp" "$out"
 done

@@ -21,6 +21,10 @@ step() {
 step install-deps scripts/install-deps.sh
 step build-plugins scripts/build-plugins.sh
 step build cargo build --release --locked --workspace --all-targets
+# The guest workspace's pure code (SDK text and route helpers, the policies' logic), natively.
+step plugin-unit-tests cargo test --release --locked --manifest-path plugins/Cargo.toml \
+    --target-dir target/sdk-host --workspace
+step python-plugin-tests python3 -m unittest discover -s plugins/bogon-filter-py -p 'test_*.py' </dev/null
 # A minute of coverage-guided fuzzing over every text parser (fuzz/README.md).
 step fuzz-smoke fuzz/run.sh smoke 60
 if ! command -v cargo-nextest >/dev/null 2>&1; then

@@ -1,7 +1,8 @@
 """tcp-check in Python: healthy while a TCP connection to `address` succeeds.
 
 The twin of plugins/tcp-check (Rust), built with componentize-py against the
-same WIT world (`wasmbgp:plugin/healthcheck`). Settings: `address`
+same WIT world (`wasmbgp:plugin/healthcheck` of `wasmbgp:plugin@0.2.0`, named in
+the file `world`). Settings: `address`
 ("IP:PORT", required), `timeout` (milliseconds or e.g. "500ms"/"2s",
 default 1s).
 """

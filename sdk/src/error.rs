@@ -1,15 +1,17 @@
-//! The error type of health checks.
+//! The error type of plugins.
 
 use std::fmt;
 
 use crate::bindings::wasmbgp::plugin::probe::ProbeError;
 use crate::bindings::wasmbgp::plugin::routes::RouteError;
 use crate::settings::SettingsError;
+use crate::text::ParseError;
 
-/// Why a health check failed or could not start: a message for the operator.
+/// Why a plugin could not start, or a health check failed: a message for
+/// the operator.
 ///
-/// Converts from strings, [`SettingsError`], probe and route errors, so `?`
-/// works on all of them.
+/// Converts from strings, [`SettingsError`], [`ParseError`], probe and route
+/// errors, so `?` works on all of them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(String);
 
@@ -48,6 +50,14 @@ impl From<SettingsError> for Error {
         Error(error.to_string())
     }
 }
+
+impl From<ParseError> for Error {
+    fn from(error: ParseError) -> Self {
+        Error(error.to_string())
+    }
+}
+
+impl std::error::Error for Error {}
 
 impl From<ProbeError> for Error {
     fn from(error: ProbeError) -> Self {

@@ -1,9 +1,26 @@
 //! # wasmbgp-sdk
 //!
 //! Write [wasmbgp](../README.md) plugins in Rust. A plugin is a WebAssembly
-//! component built for `wasm32-wasip2` against the `wasmbgp:plugin@0.1.0` WIT
-//! package in `wit/`; this crate holds the generated bindings and the glue
-//! that makes a health check a few lines long:
+//! component built for `wasm32-wasip2` against the `wasmbgp:plugin@0.2.0`
+//! WIT package in `wit/`, for one of two worlds:
+//!
+//! - **`healthcheck`**: implement [`HealthCheck`] and invoke
+//!   [`export_healthcheck!`]. The host calls `check` on a schedule and,
+//!   after rise/fall hysteresis, announces or withdraws the routes the
+//!   operator configured. A check may also announce routes itself
+//!   ([`routes`]).
+//! - **`policy`**: implement [`Policy`] and invoke [`export_policy!`]. The
+//!   host calls it with batches of routes received from a neighbor
+//!   (import) or about to be sent to one (export); it accepts, rejects or
+//!   modifies each route.
+//!
+//! Routes travel in binary form (addresses as integers, communities as
+//! numbers); this crate parses and prints the usual text:
+//! [`Prefix`] ("192.0.2.0/24"), [`types::IpAddress`] ("2001:db8::1"),
+//! [`Community`] ("65001:100", "no-export"), [`LargeCommunity`]
+//! ("65001:1:2"), [`ExtendedCommunity`] ("target:65001:7").
+//!
+//! A health check:
 //!
 //! ```ignore
 //! use std::time::Duration;
@@ -29,19 +46,70 @@
 //! ```
 //!
 //! `check` returning `Ok(detail)` means healthy; `Err(reason)` means
-//! unhealthy. The host applies rise/fall hysteresis and announces or
-//! withdraws the routes the operator configured.
+//! unhealthy.
+//!
+//! A policy that tags the routes inside some prefixes:
+//!
+//! ```ignore
+//! use wasmbgp_sdk::{Community, DataFile, Error, Modification, Policy, Prefix, PrefixSet, Route, Settings, Verdict};
+//!
+//! struct Tagger { prefixes: PrefixSet, tag: Modification }
+//!
+//! impl Policy for Tagger {
+//!     fn init(settings: &Settings, _files: &[DataFile]) -> Result<Self, Error> {
+//!         settings.only(&["prefixes", "community"])?;
+//!         let community: Community = settings.required("community")?.parse()?;
+//!         Ok(Tagger {
+//!             prefixes: settings.parse_list::<Prefix>("prefixes")?.into_iter().collect(),
+//!             tag: Modification::new().add_community(community),   // prepared once
+//!         })
+//!     }
+//!     fn evaluate(&mut self, route: &Route<'_>) -> Verdict<'_> {
+//!         if self.prefixes.covers(&route.prefix()) {
+//!             Verdict::Modify(&self.tag)
+//!         } else {
+//!             Verdict::Accept
+//!         }
+//!     }
+//! }
+//!
+//! wasmbgp_sdk::export_policy!(Tagger);
+//! ```
+//!
+//! The policy glue is built for a budget of a few tens of nanoseconds per
+//! route in the guest: a [`Route`] is a view over one row of the batch's
+//! columns, and accept, reject and a modification kept by the plugin
+//! allocate nothing per route; each distinct (attribute set, modification)
+//! pair of a batch is applied once. See [`policy`] for the design.
+//!
+//! A policy imports only [`log`] and [`state`]; the other host interfaces
+//! ([`probe`], [`routes`], [`clock`]) belong to the `healthcheck` world, and
+//! a policy component that calls them is refused by the host.
 
 #![warn(missing_docs)]
 
+mod attributes;
 mod error;
+mod hash;
+pub mod net;
+pub mod policy;
+mod prefix_map;
 mod settings;
+pub mod text;
 
+pub use attributes::OriginAs;
 pub use error::Error;
+pub use net::Prefix;
+pub use policy::{BatchInfo, DataFile, Direction, Modification, Policy, Route, Session, Verdict, find_file};
+pub use prefix_map::{Covering, PrefixMap, PrefixSet};
 pub use settings::{Settings, SettingsError, parse_duration};
+pub use text::{Asn, Community, ExtendedCommunity, LargeCommunity, ParseError, parse_asn};
+pub use types::{Attributes, IpAddress, Origin};
 
-/// The bindings generated from `wit/` (world `healthcheck`). Most plugins
-/// need only the friendlier modules re-exported at the crate root.
+/// The bindings generated from `wit/`: world `healthcheck` here, world
+/// `policy` in [`bindings::policy`], sharing the `types`, `log` and `state`
+/// interfaces (the same Rust types in both). Most plugins need only the
+/// friendlier modules re-exported at the crate root.
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
@@ -50,29 +118,77 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_healthcheck_world",
         default_bindings_module: "wasmbgp_sdk::bindings",
+        // Equality and hashing on attributes: the policy glue compares and
+        // deduplicates them.
+        additional_derives: [PartialEq, Eq, Hash],
     });
+
+    /// World `policy`.
+    pub mod policy {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "policy",
+            pub_export_macro: true,
+            export_macro_name: "__export_policy_world",
+            default_bindings_module: "wasmbgp_sdk::bindings::policy",
+            with: {
+                "wasmbgp:plugin/types@0.2.0": crate::bindings::wasmbgp::plugin::types,
+                "wasmbgp:plugin/log@0.2.0": crate::bindings::wasmbgp::plugin::log,
+                "wasmbgp:plugin/state@0.2.0": crate::bindings::wasmbgp::plugin::state,
+            },
+            additional_derives: [PartialEq, Eq, Hash],
+        });
+    }
 }
 
-/// Shared types: [`types::Route`], [`types::Origin`], [`types::Health`].
+/// The binary types of the WIT package: [`types::IpAddress`],
+/// [`types::Prefix`] (the WIT record; the SDK's [`Prefix`] converts to and
+/// from it), [`types::Attributes`], [`types::Origin`], [`types::AsSegment`],
+/// [`types::Health`]...
 pub use bindings::wasmbgp::plugin::types;
 
-/// Announcing and withdrawing routes directly (needs `grants.neighbors`).
-pub use bindings::wasmbgp::plugin::routes;
-
-/// Wall-clock and monotonic time from the host.
+/// Wall-clock and monotonic time from the host (`healthcheck` world).
 pub use bindings::wasmbgp::plugin::clock;
 
 /// The plugin's small key/value store that survives restarts and reloads.
 pub use bindings::wasmbgp::plugin::state;
 
-/// Network probes run by the host, limited to the plugin's grants.
+/// Announcing and withdrawing routes directly (`healthcheck` world; needs
+/// `grants.neighbors`).
+///
+/// ```ignore
+/// let attributes = Attributes::new().with_med(100).with_community("65001:100".parse()?);
+/// routes::announce("192.0.2.1/32".parse()?, &attributes, &[])?;   // every granted neighbor
+/// routes::withdraw("192.0.2.1/32".parse()?, &["127.0.0.2".parse()?])?;
+/// ```
+pub mod routes {
+    use crate::Prefix;
+    pub use crate::bindings::wasmbgp::plugin::routes::RouteError;
+    use crate::types::{Attributes, IpAddress};
+
+    /// The raw WIT functions: they send whatever they are given, malformed
+    /// prefixes included (the host answers `invalid`).
+    pub use crate::bindings::wasmbgp::plugin::routes as raw;
+
+    /// Announces `prefix` with `attributes` to `neighbors` (empty: every
+    /// granted neighbor). Announcing a prefix again replaces its attributes.
+    pub fn announce(prefix: Prefix, attributes: &Attributes, neighbors: &[IpAddress]) -> Result<(), RouteError> {
+        raw::announce(prefix.into(), attributes, neighbors)
+    }
+
+    /// Withdraws `prefix` from `neighbors` (empty: every granted neighbor).
+    pub fn withdraw(prefix: Prefix, neighbors: &[IpAddress]) -> Result<(), RouteError> {
+        raw::withdraw(prefix.into(), neighbors)
+    }
+}
+
+/// Network probes run by the host, limited to the plugin's grants
+/// (`healthcheck` world).
 pub mod probe {
     use std::time::Duration;
 
-    pub use crate::bindings::wasmbgp::plugin::probe::{
-        DnsAnswer, HttpResponse, ProbeError, RecordType,
-    };
     use crate::bindings::wasmbgp::plugin::probe as raw;
+    pub use crate::bindings::wasmbgp::plugin::probe::{DnsAnswer, HttpResponse, ProbeError, RecordType};
 
     fn millis(timeout: Duration) -> u32 {
         u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
@@ -86,12 +202,7 @@ pub mod probe {
 
     /// Asks the DNS server `server` ("IP:PORT") for records of `kind` for
     /// `name`.
-    pub fn dns_query(
-        server: &str,
-        name: &str,
-        kind: RecordType,
-        timeout: Duration,
-    ) -> Result<DnsAnswer, ProbeError> {
+    pub fn dns_query(server: &str, name: &str, kind: RecordType, timeout: Duration) -> Result<DnsAnswer, ProbeError> {
         raw::dns_query(server, name, kind, millis(timeout))
     }
 
@@ -113,10 +224,14 @@ pub mod probe {
     }
 }
 
-/// Logging to the host log, tagged with the plugin's name.
+/// Logging to the host log, tagged with the plugin's name (both worlds).
 pub mod log {
     pub use crate::bindings::wasmbgp::plugin::log::{Level, log};
 
+    /// Logs `message` at trace level.
+    pub fn trace(message: &str) {
+        log(Level::Trace, message)
+    }
     /// Logs `message` at debug level.
     pub fn debug(message: &str) {
         log(Level::Debug, message)
@@ -175,8 +290,8 @@ pub mod __private {
 }
 
 /// Exports a [`HealthCheck`] implementation as the component's
-/// `wasmbgp:plugin/health-check` interface. Invoke it once, at the crate's
-/// top level: `wasmbgp_sdk::export_healthcheck!(MyCheck);`
+/// `wasmbgp:plugin/health-check` interface (world `healthcheck`). Invoke it
+/// once, at the crate's top level: `wasmbgp_sdk::export_healthcheck!(MyCheck);`
 #[macro_export]
 macro_rules! export_healthcheck {
     ($ty:ty) => {
@@ -194,5 +309,41 @@ macro_rules! export_healthcheck {
         }
 
         $crate::bindings::__export_healthcheck_world!(__WasmbgpHealthCheck with_types_in $crate::bindings);
+    };
+}
+
+/// Exports a [`Policy`] implementation as the component's
+/// `wasmbgp:plugin/route-policy` interface (world `policy`). Invoke it once,
+/// at the crate's top level: `wasmbgp_sdk::export_policy!(MyPolicy);`
+#[macro_export]
+macro_rules! export_policy {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WasmbgpPolicy;
+
+        impl $crate::policy::Guest for __WasmbgpPolicy {
+            fn init(
+                settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                files: ::std::vec::Vec<$crate::policy::DataFile>,
+            ) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::policy::run_init::<$ty>(settings, files)
+            }
+            fn evaluate(batch: $crate::policy::RouteBatch) -> $crate::policy::Verdicts {
+                $crate::policy::run_evaluate::<$ty>(batch)
+            }
+        }
+
+        $crate::export_policy_guest!(__WasmbgpPolicy);
+    };
+}
+
+/// The escape hatch under [`export_policy!`]: exports a type implementing
+/// the raw WIT trait [`policy::Guest`] (columns in, verdict list out), for
+/// plugins that need the batch as it is. Such a type can still delegate to
+/// the SDK's glue with [`policy::run_init`] and [`policy::run_evaluate`].
+#[macro_export]
+macro_rules! export_policy_guest {
+    ($guest:ident) => {
+        $crate::bindings::policy::__export_policy_world!($guest with_types_in $crate::bindings::policy);
     };
 }

@@ -18,6 +18,16 @@ pub enum SettingsError {
         /// What the value should look like.
         expected: String,
     },
+    /// A key's value, or one item of a comma-separated list, does not
+    /// parse; `reason` is the parser's error.
+    Unparsable {
+        /// The key.
+        key: String,
+        /// The value or the item (trimmed).
+        value: String,
+        /// Why it does not parse.
+        reason: String,
+    },
     /// Keys the plugin does not know (likely typos).
     Unknown(Vec<String>),
 }
@@ -28,6 +38,13 @@ impl fmt::Display for SettingsError {
             SettingsError::Missing(key) => write!(f, "setting `{key}` is required"),
             SettingsError::Invalid { key, value, expected } => {
                 write!(f, "setting `{key}` = {value:?} is invalid: expected {expected}")
+            }
+            // The SDK's parsers already quote the value: say it once.
+            SettingsError::Unparsable { key, value, reason } if reason.contains(&format!("{value:?}")) => {
+                write!(f, "setting `{key}`: {reason}")
+            }
+            SettingsError::Unparsable { key, value, reason } => {
+                write!(f, "setting `{key}` = {value:?} is invalid: {reason}")
             }
             SettingsError::Unknown(keys) => write!(f, "unknown setting(s): {}", keys.join(", ")),
         }
@@ -65,12 +82,8 @@ impl Settings {
 
     /// Fails with [`SettingsError::Unknown`] when a key is not in `known`.
     pub fn only(&self, known: &[&str]) -> Result<(), SettingsError> {
-        let unknown: Vec<String> = self
-            .pairs
-            .iter()
-            .filter(|(k, _)| !known.contains(&k.as_str()))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let unknown: Vec<String> =
+            self.pairs.iter().filter(|(k, _)| !known.contains(&k.as_str())).map(|(k, _)| k.clone()).collect();
         if unknown.is_empty() { Ok(()) } else { Err(SettingsError::Unknown(unknown)) }
     }
 
@@ -124,6 +137,44 @@ impl Settings {
         self.get(key)
             .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
             .unwrap_or_default()
+    }
+
+    /// `key` parsed with [`FromStr`], if set; unlike [`Settings::parse`],
+    /// an error carries the parser's own message (for the SDK's text types:
+    /// prefixes, communities, addresses).
+    pub fn parse_text<T>(&self, key: &str) -> Result<Option<T>, SettingsError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.get(key) {
+            None => Ok(None),
+            Some(value) => value.trim().parse().map(Some).map_err(|e: T::Err| SettingsError::Unparsable {
+                key: key.to_string(),
+                value: value.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// `key` as a comma-separated list of items parsed with [`FromStr`]
+    /// (empty when unset); an error names the key and the bad item, with
+    /// the item's parse error as the reason.
+    pub fn parse_list<T>(&self, key: &str) -> Result<Vec<T>, SettingsError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.list(key)
+            .into_iter()
+            .map(|item| {
+                item.parse().map_err(|e: T::Err| SettingsError::Unparsable {
+                    key: key.to_string(),
+                    reason: e.to_string(),
+                    value: item,
+                })
+            })
+            .collect()
     }
 
     /// Every (key, value) pair as given.
@@ -186,5 +237,14 @@ mod tests {
         assert!(err.contains("`timeout`"), "{err}");
         assert!(s.required("address").unwrap_err().to_string().contains("`address` is required"));
         assert!(s.only(&["address"]).unwrap_err().to_string().contains("timeout"));
+    }
+
+    #[test]
+    fn lists_parse_item_by_item() {
+        let s = Settings::new(vec![("ports".into(), " 1, 2 ,,3 ".into()), ("bad".into(), "1, x".into())]);
+        assert_eq!(s.parse_list::<u16>("ports").unwrap(), [1, 2, 3]);
+        assert_eq!(s.parse_list::<u16>("unset").unwrap(), Vec::<u16>::new());
+        let err = s.parse_list::<u16>("bad").unwrap_err().to_string();
+        assert!(err.contains("`bad`") && err.contains("\"x\""), "{err}");
     }
 }

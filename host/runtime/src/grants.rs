@@ -4,12 +4,11 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::spec::Grants;
+use crate::spec::{GrantedFile, Grants};
 
 /// The smallest memory cap accepted (a Rust guest needs about 1 MiB).
 pub const MIN_MEMORY: u64 = 1 << 20;
@@ -28,7 +27,7 @@ pub struct CheckedGrants {
     http: BTreeSet<SocketAddr>,
     neighbors: BTreeSet<IpAddr>,
     /// Data files the plugin is handed (read by the host; no WASI filesystem).
-    pub files: Vec<PathBuf>,
+    pub files: Vec<GrantedFile>,
     /// The cap on prefixes owned through the `routes` interface.
     pub max_routes: Option<u32>,
     /// The memory cap in bytes.
@@ -139,7 +138,7 @@ impl CheckedGrants {
     pub fn read_files(&self) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         self.files
             .iter()
-            .map(|path| {
+            .map(|GrantedFile { name, path }| {
                 let size = std::fs::metadata(path)
                     .with_context(|| format!("granted file {}", path.display()))?
                     .len();
@@ -152,7 +151,7 @@ impl CheckedGrants {
                 }
                 let bytes = std::fs::read(path)
                     .with_context(|| format!("reading granted file {}", path.display()))?;
-                Ok((path.display().to_string(), bytes))
+                Ok((name.clone(), bytes))
             })
             .collect()
     }

@@ -49,7 +49,7 @@ pub use healthcheck::Health;
 #[cfg(feature = "engine")]
 pub use host::KvStore;
 pub use restart::RestartPolicy;
-pub use spec::{Grants, OnFailure, PluginSpec, World, parse_size};
+pub use spec::{GrantedFile, Grants, OnFailure, PluginSpec, World, parse_size};
 #[cfg(feature = "engine")]
 pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]

@@ -118,6 +118,16 @@ impl std::str::FromStr for OnFailure {
     }
 }
 
+/// A data file granted to a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantedFile {
+    /// The path as the operator wrote it in the grant: what the plugin is told (its
+    /// settings name the file the same way).
+    pub name: String,
+    /// Where the host reads it (relative names resolved against the config's folder).
+    pub path: PathBuf,
+}
+
 /// The capabilities granted to a plugin. Everything not listed is denied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grants {
@@ -128,7 +138,7 @@ pub struct Grants {
     /// HTTP origins the plugin may GET from, "IP:PORT" or "http://IP:PORT".
     pub http: Vec<String>,
     /// Data files handed to the plugin (a policy's `init`), re-read when they change.
-    pub files: Vec<PathBuf>,
+    pub files: Vec<GrantedFile>,
     /// Neighbors the plugin may announce to through the `routes` interface.
     pub neighbors: Vec<IpAddr>,
     /// The most prefixes the plugin may own through `routes` (`None`: no cap

@@ -34,10 +34,10 @@ impl HealthCheck for HttpCheck {
         if response.status != self.status {
             return Err(format!("{} answered {} (expected {})", self.url, response.status, self.status).into());
         }
-        if let Some(needle) = &self.body {
-            if !String::from_utf8_lossy(&response.body).contains(needle.as_str()) {
-                return Err(format!("{} body lacks {needle:?}", self.url).into());
-            }
+        if let Some(needle) = &self.body
+            && !String::from_utf8_lossy(&response.body).contains(needle.as_str())
+        {
+            return Err(format!("{} body lacks {needle:?}", self.url).into());
         }
         Ok(format!("{} answered {} in {} µs", self.url, response.status, response.elapsed_us))
     }

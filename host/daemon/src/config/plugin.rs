@@ -11,7 +11,7 @@ use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::rib::Interner;
 use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::{Prefix, words};
-use wasmbgp_runtime::{Grants, OnFailure, PluginSpec, World};
+use wasmbgp_runtime::{GrantedFile, Grants, OnFailure, PluginSpec, World};
 
 use super::reader::{Sink, TableReader};
 use super::{for_each_table, parse_attributes, parse_route_neighbors};
@@ -283,7 +283,7 @@ fn parse_grants(
     for (s, span) in r.opt_str_list("files", sink).unwrap_or_default() {
         let path = base.join(&s);
         if path.is_file() {
-            g.files.push(path);
+            g.files.push(GrantedFile { name: s, path });
         } else {
             sink.error(
                 span,

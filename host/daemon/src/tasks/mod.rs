@@ -101,7 +101,7 @@ pub async fn run(
         .iter()
         .flat_map(|p| {
             let files = match p.spec.world {
-                World::Policy => p.spec.grants.files.clone(),
+                World::Policy => p.spec.grants.files.iter().map(|f| f.path.clone()).collect(),
                 World::Healthcheck => Vec::new(),
             };
             std::iter::once(p.spec.component.clone())
