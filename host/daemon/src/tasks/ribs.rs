@@ -45,6 +45,8 @@ pub struct NeighborRibs {
     pub adj_in: AdjRibIn,
     /// Routes received after import policy; `None` when the neighbor has none.
     pub adj_in_accepted: Option<AdjRibIn>,
+    /// Prefixes received since the import policy last ran.
+    to_judge: Vec<Prefix>,
 }
 
 impl NeighborRibs {
@@ -54,6 +56,7 @@ impl NeighborRibs {
             originated,
             adj_in: AdjRibIn::new(),
             adj_in_accepted: import_policy.then(AdjRibIn::new),
+            to_judge: Vec::new(),
         }
     }
 
@@ -65,6 +68,7 @@ impl NeighborRibs {
     /// The session went down: everything received is gone.
     pub fn session_down(&mut self) {
         self.adj_in.clear();
+        self.to_judge.clear();
         if let Some(t) = &mut self.adj_in_accepted {
             t.clear();
         }
@@ -97,22 +101,21 @@ impl NeighborRibs {
         export(all, chain, session, interner).await
     }
 
-    /// Applies an UPDATE received; with an import policy, judges what it announced.
-    pub async fn import(
-        &mut self,
-        update: &Update,
-        ebgp: bool,
-        local_as: u32,
-        chain: &[PolicyLink],
-        session: PolicySession,
-        interner: &mut Interner,
-    ) {
+    /// Applies an UPDATE received to the Adj-RIB-In as received; with an import policy,
+    /// what it changed waits for [`judge_received`](Self::judge_received), so that the UPDATEs
+    /// queued together are judged in one batch.
+    pub fn receive(&mut self, update: &Update, ebgp: bool, local_as: u32) {
         let mut changed = Vec::new();
         self.adj_in
             .apply_and_list(update, ebgp, local_as, &mut changed);
         if self.adj_in_accepted.is_some() {
-            self.judge_received(changed, chain, session, interner).await;
+            self.to_judge.extend(changed);
         }
+    }
+
+    /// True when received routes wait for the import policy.
+    pub fn has_unjudged(&self) -> bool {
+        !self.to_judge.is_empty()
     }
 
     /// Judges every received route again (after the import policy changed).
@@ -130,18 +133,19 @@ impl NeighborRibs {
             .map(|(p, _)| p)
             .filter(|p| self.adj_in.get(p).is_none())
             .collect();
-        let all: Vec<Prefix> = self.adj_in.routes().map(|(p, _)| p).chain(stale).collect();
-        self.judge_received(all, chain, session, interner).await;
+        self.to_judge = self.adj_in.routes().map(|(p, _)| p).chain(stale).collect();
+        self.judge_received(chain, session, interner).await;
     }
 
-    /// Brings the accepted table up to date for `prefixes` of the received one.
-    async fn judge_received(
+    /// Brings the accepted table up to date for the prefixes received since the last
+    /// call, through the import policy.
+    pub async fn judge_received(
         &mut self,
-        prefixes: Vec<Prefix>,
         chain: &[PolicyLink],
         session: PolicySession,
         interner: &mut Interner,
     ) {
+        let prefixes = std::mem::take(&mut self.to_judge);
         let Some(accepted) = &mut self.adj_in_accepted else {
             return;
         };

@@ -72,6 +72,9 @@ impl SpeakerHandle {
     }
 }
 
+/// The most neighbor events taken in one go before their import policies run.
+const MAX_EVENTS_PER_JUDGEMENT: usize = 1024;
+
 /// The speaker's state.
 pub struct Speaker {
     local_as: u32,
@@ -153,7 +156,16 @@ impl Speaker {
                     continue;
                 }
                 Some(ev) = from_neighbors.recv() => {
-                    self.on_neighbor_event(ev).await;
+                    self.on_neighbor_event(ev);
+                    // UPDATEs queued together are judged together (one policy call per
+                    // neighbor rather than one per UPDATE).
+                    for _ in 0..MAX_EVENTS_PER_JUDGEMENT {
+                        match from_neighbors.try_recv() {
+                            Ok(ev) => self.on_neighbor_event(ev),
+                            Err(_) => break,
+                        }
+                    }
+                    self.judge_received().await;
                     continue;
                 }
                 msg = rx.recv() => match msg {
@@ -365,24 +377,39 @@ impl Speaker {
                 info!(%policy, neighbor = %self.neighbors[i].config.address, export, import, "routes judged again");
             }
         }
+        // The attribute sets of the old verdicts are no longer used.
+        self.interner.prune();
         sent
     }
 
-    async fn on_neighbor_event(&mut self, event: NeighborEvent) {
+    fn on_neighbor_event(&mut self, event: NeighborEvent) {
         match event {
             NeighborEvent::Update { neighbor: i, update } => {
-                let chain = self.chain(&self.neighbors[i].config.import_policy);
-                let session = self.policy_session(i);
-                let ebgp = session.peer_as != session.local_as;
-                self.ribs[i]
-                    .import(&update, ebgp, self.local_as, &chain, session, &mut self.interner)
-                    .await;
-                self.count_received(i);
+                let ebgp = self.neighbors[i].config.peer_as != self.local_as;
+                self.ribs[i].receive(&update, ebgp, self.local_as);
+                if !self.ribs[i].has_unjudged() {
+                    self.count_received(i);
+                }
             }
             NeighborEvent::Down { neighbor: i } => {
                 self.ribs[i].session_down();
                 self.count_received(i);
             }
+        }
+    }
+
+    /// Runs the import policies on what the neighbors sent since they last ran.
+    async fn judge_received(&mut self) {
+        for i in 0..self.neighbors.len() {
+            if !self.ribs[i].has_unjudged() {
+                continue;
+            }
+            let chain = self.chain(&self.neighbors[i].config.import_policy);
+            let session = self.policy_session(i);
+            self.ribs[i]
+                .judge_received(&chain, session, &mut self.interner)
+                .await;
+            self.count_received(i);
         }
     }
 
