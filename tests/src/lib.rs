@@ -13,9 +13,11 @@
 //! - [`peers`]: the [`peers::Peer`] trait and one driver per daemon.
 //! - [`wasmbgp`]: config writer and driver for our own daemon.
 //! - [`scenario`]: the interop checks shared by every `interop_*` test.
+//! - [`plugin_support`], [`policy_support`]: the plugin and policy tests' rigs.
 
 pub mod peers;
 pub mod plugin_support;
+pub mod policy_support;
 pub mod process;
 pub mod route;
 pub mod scenario;

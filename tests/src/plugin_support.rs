@@ -633,6 +633,16 @@ pub struct PluginStatus {
     pub invalid: u64,
     /// Routes owned.
     pub routes_owned: u64,
+    /// `healthcheck` or `policy`.
+    pub world: String,
+    /// Policy: routes accepted unchanged.
+    pub routes_accepted: u64,
+    /// Policy: routes rejected.
+    pub routes_rejected: u64,
+    /// Policy: routes accepted with changed attributes.
+    pub routes_modified: u64,
+    /// Policy: routes given the `on-failure` treatment (fault or backoff).
+    pub routes_unjudged: u64,
     /// The raw JSON.
     pub raw: Value,
 }
@@ -670,6 +680,8 @@ impl PluginSpeaker {
                 passive: false,
                 connect_retry: Some("1s".to_owned()),
                 families: vec!["ipv4-unicast".to_owned()],
+                import_policy: Vec::new(),
+                export_policy: Vec::new(),
             }],
             routes: Vec::new(),
             route_files: Vec::new(),
@@ -680,15 +692,26 @@ impl PluginSpeaker {
     /// instance), runs `wasmbgp check`, starts `wasmbgp run` and waits for the
     /// control socket.
     pub fn start(dir: &Path, config: &Config, plugins: &[Plugin]) -> Result<Self> {
+        let extra: String = plugins.iter().map(Plugin::render).collect();
+        Self::start_with(dir, config, &extra)
+    }
+
+    /// Like [`PluginSpeaker::start`], with `extra` TOML (such as policy
+    /// `[[plugin]]` blocks) appended to the rendered `config`; the config's
+    /// route files are written beside it.
+    pub fn start_with(dir: &Path, config: &Config, extra: &str) -> Result<Self> {
         let binary = binary()?;
         let socket = dir.join("wasmbgp.sock");
         let config_path = dir.join("wasmbgp.toml");
         let mut text = config.render(&socket);
-        for plugin in plugins {
-            text.push_str(&plugin.render());
-        }
+        text.push_str(extra);
         std::fs::write(&config_path, text)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
+        for file in &config.route_files {
+            let path = dir.join(&file.name);
+            std::fs::write(&path, file.lines.join("\n") + "\n")
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
         run_command(Command::new(&binary).arg("check").arg(&config_path))
             .context("`wasmbgp check` rejected the test configuration")?;
         let mut cmd = Command::new(&binary);
@@ -754,7 +777,8 @@ impl PluginSpeaker {
         Ok(output)
     }
 
-    fn ctl_json(&self, args: &[&str]) -> Result<Value> {
+    /// `wasmbgp ctl ARGS` whose output is JSON.
+    pub fn ctl_json(&self, args: &[&str]) -> Result<Value> {
         let out = self.ctl(args)?;
         serde_json::from_str(&out)
             .with_context(|| format!("`wasmbgp ctl {}` printed bad JSON: {out}", args.join(" ")))
@@ -781,6 +805,11 @@ impl PluginSpeaker {
             denied: n("denied"),
             invalid: n("invalid"),
             routes_owned: n("routes-owned"),
+            world: entry["world"].as_str().unwrap_or_default().to_owned(),
+            routes_accepted: n("routes-accepted"),
+            routes_rejected: n("routes-rejected"),
+            routes_modified: n("routes-modified"),
+            routes_unjudged: n("routes-unjudged"),
             raw: entry.clone(),
         })
     }

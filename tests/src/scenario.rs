@@ -373,6 +373,8 @@ pub fn wasmbgp_interop(
             passive: false,
             connect_retry: Some("1s".into()),
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+            import_policy: Vec::new(),
+            export_policy: Vec::new(),
         }],
         routes: vec![
             ("198.18.0.0/24".into(), rich4_attrs.clone()),
@@ -713,6 +715,8 @@ pub fn passive_keepalive(
             passive: true,
             connect_retry: Some("1s".into()),
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
+            import_policy: Vec::new(),
+            export_policy: Vec::new(),
         }],
         routes: vec![(
             "198.18.0.0/24".into(),

@@ -121,6 +121,10 @@ pub struct NeighborConfig {
     pub connect_retry: Option<String>,
     /// Families, e.g. `ipv4-unicast`.
     pub families: Vec<String>,
+    /// `import-policy`: policy plugins judging the routes received, in order.
+    pub import_policy: Vec<String>,
+    /// `export-policy`: policy plugins judging the routes about to be sent, in order.
+    pub export_policy: Vec<String>,
 }
 
 /// Attributes of a `[[route]]`, or the defaults of a `[[route-file]]`.
@@ -263,6 +267,15 @@ impl Config {
                 .map(|f| format!("\"{f}\""))
                 .collect::<Vec<_>>();
             let _ = writeln!(out, "families = [{}]", families.join(", "));
+            for (key, chain) in [
+                ("import-policy", &neighbor.import_policy),
+                ("export-policy", &neighbor.export_policy),
+            ] {
+                if !chain.is_empty() {
+                    let names: Vec<String> = chain.iter().map(|n| format!("\"{n}\"")).collect();
+                    let _ = writeln!(out, "{key} = [{}]", names.join(", "));
+                }
+            }
         }
         for (prefix, attrs) in &self.routes {
             let _ = writeln!(out, "\n[[route]]\nprefix = \"{prefix}\"");

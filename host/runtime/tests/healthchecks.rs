@@ -290,7 +290,11 @@ async fn reload_keeps_health_silently() {
     // Swap to the Python twin: same health, so no event.
     let mut python = spec.clone();
     python.component = component("tcp-check-py");
-    p.handle.reload(python).unwrap();
+    tokio::task::block_in_place(|| p.handle.reload(python))
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap();
     let calls = p.handle.status().calls;
     p.silent(Duration::from_millis(600)).await;
     assert!(
@@ -306,6 +310,13 @@ async fn reload_keeps_health_silently() {
     let mut renamed = spec.clone();
     renamed.name = "other".into();
     assert!(p.handle.reload(renamed).is_err());
+    // Settings its init refuses: refused once an instance tried them; the running
+    // plugin keeps checking.
+    let mut refused = spec.clone();
+    refused.settings.push(("colour".into(), "red".into()));
+    let err = p.handle.reload(refused).unwrap().outcome().await.unwrap_err();
+    assert!(err.to_string().contains("init refused the settings"), "{err}");
+    assert_eq!(p.handle.status().restarts, 0);
     p.silent(Duration::from_millis(200)).await;
     p.handle.stop().await;
 }

@@ -201,7 +201,11 @@ async fn data_files_reach_init_under_the_name_granted() {
         r#"{"roas": [{"asn": "AS65011", "prefix": "20.0.0.0/16", "maxLength": 25}]}"#,
     )
     .unwrap();
-    tokio::task::block_in_place(|| p.handle.reload(spec)).unwrap();
+    tokio::task::block_in_place(|| p.handle.reload(spec.clone()))
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap();
     loop {
         if let PluginEvent::PolicyChanged { .. } = p.next(T).await {
             break;
@@ -210,6 +214,19 @@ async fn data_files_reach_init_under_the_name_granted() {
     let v = client.evaluate(Direction::Import, session(), &input).await.unwrap();
     let got: Vec<Verdict> = (0..4).map(|i| v.get(i)).collect();
     assert_eq!(got, vec![Verdict::Reject, Verdict::Accept, Verdict::Reject, Verdict::Accept]);
+
+    // A broken file is refused at reload: the running instance keeps its verdicts,
+    // and a later restart would still start from the last good contents.
+    std::fs::write(&file, r#"{"roas": [ broken"#).unwrap();
+    let err = tokio::task::block_in_place(|| p.handle.reload(spec))
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("init refused"), "{err}");
+    let v = client.evaluate(Direction::Import, session(), &input).await.unwrap();
+    assert_eq!(v.get(1), Verdict::Accept);
+    assert_eq!(p.handle.status().state, PluginState::Running);
     let _ = std::fs::remove_dir_all(dir);
 }
 

@@ -196,7 +196,7 @@ async fn state_survives_restart_and_reload() {
         ("panic-at".into(), "0".into()),
     ];
     let before = count(&p);
-    p.handle.reload(reloaded).unwrap();
+    p.handle.reload(reloaded).unwrap().outcome().await.unwrap();
     p.silent(Duration::from_millis(500)).await;
     let after = count(&p);
     assert!(after > before + 2, "count {before} -> {after}");

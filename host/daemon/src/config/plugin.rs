@@ -145,7 +145,22 @@ fn parse_plugin(
     }
     if let Some((s, span)) = r.opt_str("on-failure", sink) {
         match s.parse::<OnFailure>() {
-            Ok(o) => spec.on_failure = o,
+            Ok(o) if OnFailure::known_for(spec.world).contains(&o) => spec.on_failure = o,
+            Ok(o) => {
+                let known: Vec<&str> = OnFailure::known_for(spec.world)
+                    .iter()
+                    .map(|k| k.name())
+                    .collect();
+                sink.error(
+                    span,
+                    format!(
+                        "on-failure {:?} is not for a {} plugin (use {})",
+                        o.name(),
+                        spec.world,
+                        known.join(" or ")
+                    ),
+                );
+            }
             Err(e) => sink.error(span, e.to_string()),
         }
     }

@@ -187,7 +187,7 @@ impl Speaker {
                     let _ = reply.send(spec);
                 }
                 SpeakerMsg::ReloadPlugin(name) => {
-                    let reply = self.plugin_action(PluginAction::Reload, &name);
+                    let reply = self.plugin_action(PluginAction::Reload, &name).await;
                     if !reply.ok {
                         tracing::error!(plugin = %name, error = %reply.error, "reload refused; the running component keeps running");
                     }
@@ -229,7 +229,7 @@ impl Speaker {
                     self.publish(None).await;
                     self.show(what, json).await
                 }
-                Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name),
+                Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name).await,
                 Ok(Command::PolicyReevaluate(name)) => {
                     self.publish(None).await;
                     match self.plugin(&name) {
@@ -624,7 +624,7 @@ impl Speaker {
         Ok(spec)
     }
 
-    fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
+    async fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
         let slot = match self.plugin(name) {
             Ok(s) => s,
             Err(r) => return r,
@@ -653,8 +653,14 @@ impl Speaker {
                     Some(slot) => slot,
                     None => return Reply::err(format!("no plugin named {name:?}")),
                 };
-                if let Err(e) = slot.handle.reload(spec.clone()) {
-                    return Reply::err(format!("plugin {name}: reload refused: {e:#}"));
+                let outcome = match slot.handle.reload(spec.clone()) {
+                    Ok(reload) => reload.outcome().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = outcome {
+                    return Reply::err(format!(
+                        "plugin {name}: reload refused, the running one keeps running: {e:#}"
+                    ));
                 }
                 slot.config.spec = spec;
                 info!(plugin = %name, "plugin reloaded in place");

@@ -5,7 +5,12 @@ use std::time::Instant;
 
 use wasmtime::Store;
 
-use super::{Control, DriverCore, Fault, PluginState, Prepared, WorldPre, hysteresis_config, sleep_until, timed_call};
+use tokio::sync::oneshot;
+
+use super::{
+    Control, DriverCore, Fault, PluginState, Prepared, WorldPre, hysteresis_config,
+    setup_deadline, sleep_until, timed_call,
+};
 use crate::events::PluginEvent;
 use crate::healthcheck::{Health, Hysteresis};
 use crate::host::PluginCtx;
@@ -50,7 +55,7 @@ impl Driver {
                     None | Some(Control::Stop) => break,
                     Some(Control::Disable) => self.disable(),
                     Some(Control::Enable) => self.enable(),
-                    Some(Control::Reload(prepared)) => self.reload(*prepared),
+                    Some(Control::Reload(prepared, reply)) => self.reload(*prepared, reply).await,
                 },
                 () = sleep_until(wake) => self.tick().await,
             }
@@ -90,13 +95,18 @@ impl Driver {
         }
     }
 
-    fn reload(&mut self, prepared: Prepared) {
+    async fn reload(&mut self, prepared: Prepared, reply: oneshot::Sender<Result<(), String>>) {
         tracing::info!(plugin = %self.core.shared.name, component = %prepared.spec.component.display(), "reloading");
+        let instance = match instantiate(&self.core, &prepared).await {
+            Ok(instance) => instance,
+            Err(fault) => return self.core.refuse_reload(reply, fault),
+        };
         self.hysteresis
             .set_config(hysteresis_config(&prepared.spec));
         self.core.prepared = prepared;
-        self.instance = None;
+        self.instance = Some(instance);
         self.restarts.clear();
+        let _ = reply.send(Ok(()));
         if !self.hysteresis.is_disabled() {
             self.core.shared.update(|s| s.state = PluginState::Running);
         }
@@ -106,7 +116,7 @@ impl Driver {
     /// One scheduled step: make sure there is an instance, then check.
     async fn tick(&mut self) {
         if self.instance.is_none() {
-            match self.instantiate().await {
+            match instantiate(&self.core, &self.core.prepared).await {
                 Ok(instance) => self.instance = Some(instance),
                 Err(fault) => return self.fail(fault),
             }
@@ -181,33 +191,6 @@ impl Driver {
         self.wake_at = tokio::time::Instant::now() + decision.delay;
     }
 
-    async fn instantiate(&mut self) -> Result<Instance, Fault> {
-        let mut store = self.core.new_store();
-        let deadline = self.core.setup_deadline();
-        let WorldPre::Healthcheck(pre) = self.core.prepared.pre.clone() else {
-            return Err(Fault::Died("not a health check".into()));
-        };
-        let bindings = timed_call(&mut store, deadline, async |store| {
-            pre.instantiate_async(&mut *store).await
-        })
-        .await
-        .map_err(|e| Fault::Died(format!("instantiation failed: {e}")))?;
-        let settings = self.core.prepared.spec.settings.clone();
-        let start = Instant::now();
-        let result = timed_call(&mut store, deadline, async |store| {
-            bindings
-                .wasmbgp_plugin_health_check()
-                .call_init(&mut *store, &settings)
-                .await
-        })
-        .await;
-        self.core.shared.record_call(start.elapsed());
-        match result {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(message)) => Err(Fault::Config(message)),
-            Err(e) => Err(Fault::Died(format!("init: {e}"))),
-        }
-    }
 
     async fn call_check(&mut self) -> Result<Result<String, String>, Fault> {
         let deadline = self.core.prepared.grants.deadline;
@@ -228,3 +211,31 @@ impl Driver {
     }
 }
 
+/// Instantiates `prepared` and runs its `init`.
+async fn instantiate(core: &DriverCore, prepared: &Prepared) -> Result<Instance, Fault> {
+    let mut store = core.new_store(prepared);
+    let deadline = setup_deadline(prepared);
+    let WorldPre::Healthcheck(pre) = prepared.pre.clone() else {
+        return Err(Fault::Died("not a health check".into()));
+    };
+    let bindings = timed_call(&mut store, deadline, async |store| {
+        pre.instantiate_async(&mut *store).await
+    })
+    .await
+    .map_err(|e| Fault::Died(format!("instantiation failed: {e}")))?;
+    let settings = prepared.spec.settings.clone();
+    let start = Instant::now();
+    let result = timed_call(&mut store, deadline, async |store| {
+        bindings
+            .wasmbgp_plugin_health_check()
+            .call_init(&mut *store, &settings)
+            .await
+    })
+    .await;
+    core.shared.record_call(start.elapsed());
+    match result {
+        Ok(Ok(())) => Ok(Instance { store, bindings }),
+        Ok(Err(message)) => Err(Fault::Config(message)),
+        Err(e) => Err(Fault::Died(format!("init: {e}"))),
+    }
+}

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use futures::FutureExt as _;
 use serde::Serialize;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wasmbgp_bgp::Prefix;
 use wasmtime::{Store, UpdateDeadline};
@@ -238,6 +239,20 @@ impl Shared {
     }
 }
 
+/// A reload in progress; see [`PluginHandle::reload`].
+#[must_use = "a reload can still be refused: await its outcome"]
+pub struct Reload(oneshot::Receiver<Result<(), String>>);
+
+impl Reload {
+    /// Whether the new component, settings and files took over.
+    pub async fn outcome(self) -> anyhow::Result<()> {
+        match self.0.await {
+            Ok(result) => result.map_err(anyhow::Error::msg),
+            Err(_) => anyhow::bail!("the plugin stopped during the reload"),
+        }
+    }
+}
+
 /// Reads a plugin's status; see [`PluginHandle::status_source`].
 #[derive(Clone)]
 pub struct StatusSource(Arc<Shared>);
@@ -268,6 +283,9 @@ pub(crate) struct Prepared {
     pub spec: PluginSpec,
     pub grants: Arc<CheckedGrants>,
     pub pre: WorldPre,
+    /// The granted data files as read when prepared: instances restarted after a
+    /// fault get these same contents, whatever the files hold by then.
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 /// What the daemon asks of a plugin's driver.
@@ -276,8 +294,9 @@ pub(crate) enum Control {
     Disable,
     /// Health check: resume.
     Enable,
-    /// Swap in a new component, settings or grants (and re-read data files).
-    Reload(Box<Prepared>),
+    /// Swap in a new component, settings or grants (and data files) once an instance
+    /// of it has started; the answer says whether it did.
+    Reload(Box<Prepared>, oneshot::Sender<Result<(), String>>),
     /// Stop for good.
     Stop,
 }
@@ -371,12 +390,15 @@ impl PluginHandle {
 
     /// Hot swap to a new spec (new component, settings, grants, intervals), and for a
     /// policy a fresh read of its data files. The new component is compiled and
-    /// checked first: on error nothing changes. The state store, the health and the
-    /// owned routes are kept; no Health event is sent unless the health changes; a
-    /// policy reports [`PluginEvent::PolicyChanged`]. The name and world must stay the
-    /// same. Compiles synchronously (seconds for a Python component unless cached):
-    /// call it from a blocking context.
-    pub fn reload(&self, spec: PluginSpec) -> anyhow::Result<()> {
+    /// checked here, then the driver starts an instance of it (`init` with the new
+    /// settings and files) beside the running one: only if that succeeds does it take
+    /// over. On any error nothing changes and the running plugin keeps running; await
+    /// [`Reload::outcome`] to learn which. The state store, the health and the owned
+    /// routes are kept; no Health event is sent unless the health changes; a policy
+    /// reports [`PluginEvent::PolicyChanged`]. The name and world must stay the same.
+    /// Compiles synchronously (seconds for a Python component unless cached): call it
+    /// from a blocking context.
+    pub fn reload(&self, spec: PluginSpec) -> anyhow::Result<Reload> {
         if spec.name != self.name {
             anyhow::bail!("reload of {} cannot rename it to {}", self.name, spec.name);
         }
@@ -384,9 +406,11 @@ impl PluginHandle {
             anyhow::bail!("reload of {} cannot change its world", self.name);
         }
         let prepared = prepare(&self.engine, spec)?;
+        let (reply, outcome) = oneshot::channel();
         self.control
-            .send(Control::Reload(Box::new(prepared)))
-            .map_err(|_| anyhow::anyhow!("plugin {} has stopped", self.name))
+            .send(Control::Reload(Box::new(prepared), reply))
+            .map_err(|_| anyhow::anyhow!("plugin {} has stopped", self.name))?;
+        Ok(Reload(outcome))
     }
 
     /// A snapshot of the plugin's status.
@@ -442,11 +466,12 @@ pub(crate) struct DriverCore {
 }
 
 impl DriverCore {
-    /// A new store for an instance: the plugin's context, memory cap and deadline.
-    pub fn new_store(&self) -> Store<PluginCtx> {
+    /// A new store for an instance of `prepared`: the plugin's context, memory cap
+    /// and deadline.
+    pub fn new_store(&self, prepared: &Prepared) -> Store<PluginCtx> {
         let ctx = PluginCtx::new(
             self.shared.clone(),
-            self.prepared.grants.clone(),
+            prepared.grants.clone(),
             self.events.clone(),
         );
         let mut store = Store::new(&self.engine.engine, ctx);
@@ -463,10 +488,23 @@ impl DriverCore {
         store
     }
 
-    /// The guest time allowed to instantiation and `init`.
-    pub fn setup_deadline(&self) -> Duration {
-        self.prepared.grants.deadline.max(MIN_SETUP_DEADLINE)
+    /// Logs and answers a refused reload; the running plugin keeps running.
+    pub fn refuse_reload(&self, reply: oneshot::Sender<Result<(), String>>, fault: Fault) {
+        let error = match fault {
+            Fault::Died(e) => e,
+            Fault::Config(e) => format!("init refused the settings: {e}"),
+        };
+        tracing::error!(plugin = %self.shared.name, %error, "reload refused; the running plugin keeps running");
+        let _ = reply.send(Err(error));
     }
+}
+
+/// The guest time allowed to instantiation and `init`.
+pub(crate) fn setup_deadline(prepared: &Prepared) -> Duration {
+    prepared.grants.deadline.max(MIN_SETUP_DEADLINE)
+}
+
+impl DriverCore {
 }
 
 pub(crate) fn hysteresis_config(spec: &PluginSpec) -> HysteresisConfig {
@@ -485,7 +523,7 @@ pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result
     let grants = Arc::new(
         CheckedGrants::new(&spec.grants).map_err(|e| e.context(format!("plugin {}", spec.name)))?,
     );
-    grants
+    let files = grants
         .read_files()
         .map_err(|e| e.context(format!("plugin {}", spec.name)))?;
     let component = engine.load(&spec.component)?;
@@ -518,7 +556,12 @@ pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result
                 spec.world
             ))
         })?;
-    Ok(Prepared { spec, grants, pre })
+    Ok(Prepared {
+        spec,
+        grants,
+        pre,
+        files,
+    })
 }
 
 /// Why a call did not complete.

@@ -25,7 +25,10 @@ use tokio::task::JoinHandle;
 use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::Prefix;
 
-use super::{Control, DriverCore, Fault, PluginState, Prepared, Shared, WorldPre, sleep_until, timed_call};
+use super::{
+    Control, DriverCore, Fault, PluginState, Prepared, Shared, WorldPre, setup_deadline,
+    sleep_until, timed_call,
+};
 use crate::events::PluginEvent;
 use crate::host::bindings::policy::Policy;
 use crate::host::bindings::policy::exports::wasmbgp::plugin::route_policy as wit;
@@ -337,7 +340,7 @@ impl Driver {
                 biased;
                 message = self.core.control.recv() => match message {
                     None | Some(Control::Stop) => break,
-                    Some(Control::Reload(prepared)) => self.reload(*prepared),
+                    Some(Control::Reload(prepared, reply)) => self.reload(*prepared, reply).await,
                     Some(Control::Disable | Control::Enable) => {}
                 },
                 () = sleep_until(start_at) => {
@@ -358,14 +361,23 @@ impl Driver {
         tracing::info!(plugin = %self.core.shared.name, "policy stopped");
     }
 
-    fn reload(&mut self, prepared: Prepared) {
+    async fn reload(&mut self, prepared: Prepared, reply: oneshot::Sender<Result<(), String>>) {
         tracing::info!(plugin = %self.core.shared.name, component = %prepared.spec.component.display(), "reloading");
+        let instance = match instantiate(&self.core, &prepared).await {
+            Ok(instance) => instance,
+            Err(fault) => return self.core.refuse_reload(reply, fault),
+        };
         self.core.prepared = prepared;
-        self.instance = None;
+        self.instance = Some(instance);
         self.restarts.clear();
-        self.start_at = Some(tokio::time::Instant::now());
+        self.start_at = None;
+        self.recovering = false;
+        self.core.shared.update(|s| s.state = PluginState::Running);
+        let _ = reply.send(Ok(()));
         // The verdicts may change: the daemon judges the routes again.
-        self.recovering = true;
+        let _ = self.core.events.send(PluginEvent::PolicyChanged {
+            plugin: self.core.shared.name.clone(),
+        });
     }
 
     /// Judges one batch; on a fault the instance is dropped and restarted after backoff.
@@ -414,7 +426,7 @@ impl Driver {
 
     /// Instantiates and initialises; true on success.
     async fn start(&mut self) -> bool {
-        match self.instantiate().await {
+        match instantiate(&self.core, &self.core.prepared).await {
             Ok(instance) => {
                 self.instance = Some(instance);
                 self.core.shared.update(|s| s.state = PluginState::Running);
@@ -432,46 +444,11 @@ impl Driver {
         }
     }
 
-    async fn instantiate(&mut self) -> Result<Instance, Fault> {
-        let files = self
-            .core
-            .prepared
-            .grants
-            .read_files()
-            .map_err(|e| Fault::Config(format!("{e:#}")))?
-            .into_iter()
-            .map(|(path, contents)| wit::DataFile { path, contents })
-            .collect::<Vec<_>>();
-        let mut store = self.core.new_store();
-        let deadline = self.core.setup_deadline();
-        let WorldPre::Policy(pre) = self.core.prepared.pre.clone() else {
-            return Err(Fault::Died("not a policy".into()));
-        };
-        let bindings = timed_call(&mut store, deadline, async |store| {
-            pre.instantiate_async(&mut *store).await
-        })
-        .await
-        .map_err(|e| Fault::Died(format!("instantiation failed: {e}")))?;
-        let settings = self.core.prepared.spec.settings.clone();
-        let started = Instant::now();
-        let result = timed_call(&mut store, deadline, async |store| {
-            bindings
-                .wasmbgp_plugin_route_policy()
-                .call_init(&mut *store, &settings, &files)
-                .await
-        })
-        .await;
-        self.core.shared.record_call(started.elapsed());
-        match result {
-            Ok(Ok(())) => Ok(Instance { store, bindings }),
-            Ok(Err(message)) => Err(Fault::Config(format!("init refused the settings: {message}"))),
-            Err(e) => Err(Fault::Died(format!("init: {e}"))),
-        }
-    }
 
     fn fail(&mut self, fault: Fault) {
         let error = match fault {
-            Fault::Died(e) | Fault::Config(e) => e,
+            Fault::Died(e) => e,
+            Fault::Config(e) => format!("init refused the settings: {e}"),
         };
         let decision = self.restarts.failure(Instant::now());
         tracing::error!(
@@ -500,6 +477,43 @@ impl Driver {
         });
         self.start_at = Some(tokio::time::Instant::now() + decision.delay);
         self.recovering = true;
+    }
+}
+
+/// Instantiates `prepared` and runs its `init`.
+async fn instantiate(core: &DriverCore, prepared: &Prepared) -> Result<Instance, Fault> {
+    let files: Vec<wit::DataFile> = prepared
+        .files
+        .iter()
+        .map(|(path, contents)| wit::DataFile {
+            path: path.clone(),
+            contents: contents.clone(),
+        })
+        .collect();
+    let mut store = core.new_store(prepared);
+    let deadline = setup_deadline(prepared);
+    let WorldPre::Policy(pre) = prepared.pre.clone() else {
+        return Err(Fault::Died("not a policy".into()));
+    };
+    let bindings = timed_call(&mut store, deadline, async |store| {
+        pre.instantiate_async(&mut *store).await
+    })
+    .await
+    .map_err(|e| Fault::Died(format!("instantiation failed: {e}")))?;
+    let settings = prepared.spec.settings.clone();
+    let started = Instant::now();
+    let result = timed_call(&mut store, deadline, async |store| {
+        bindings
+            .wasmbgp_plugin_route_policy()
+            .call_init(&mut *store, &settings, &files)
+            .await
+    })
+    .await;
+    core.shared.record_call(started.elapsed());
+    match result {
+        Ok(Ok(())) => Ok(Instance { store, bindings }),
+        Ok(Err(message)) => Err(Fault::Config(message)),
+        Err(e) => Err(Fault::Died(format!("init: {e}"))),
     }
 }
 

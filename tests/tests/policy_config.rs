@@ -1,0 +1,147 @@
+//! `wasmbgp check` refuses policy chains that name no policy: an unknown
+//! plugin, a health check, each reported as FILE:LINE:COL at the name; and
+//! a policy's `on-failure` must be one a policy knows.
+
+use std::path::Path;
+use std::process::Command;
+
+use wasmbgp_e2e::plugin_support::component;
+use wasmbgp_e2e::wasmbgp::binary;
+use wasmbgp_e2e::workdir::WorkDir;
+
+/// Runs `wasmbgp check` on `config`; returns its exit code and stdout with
+/// the config's path replaced by `CONFIG`.
+fn check(dir: &Path, config: &str) -> (Option<i32>, String) {
+    let path = dir.join("wasmbgp.toml");
+    std::fs::write(&path, config).expect("write config");
+    let out = Command::new(binary().expect("wasmbgp binary"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .expect("run wasmbgp check");
+    let text = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "CONFIG")
+        + &String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "CONFIG");
+    (out.status.code(), text)
+}
+
+/// `CONFIG:LINE:COL` of the first occurrence of `needle` in `config`
+/// (1-based, columns in characters).
+fn position(config: &str, needle: &str) -> String {
+    for (i, line) in config.lines().enumerate() {
+        if let Some(at) = line.find(needle) {
+            return format!("CONFIG:{}:{}", i + 1, line[..at].chars().count() + 1);
+        }
+    }
+    panic!("{needle:?} not in the config");
+}
+
+fn header() -> String {
+    "router-id = \"127.0.0.1\"\nlocal-as = 65001\n".to_owned()
+}
+
+#[test]
+fn policy_chain_names_must_be_policies() {
+    let dir = WorkDir::new("policy-config").expect("workdir");
+    let tcp_check = component("tcp-check").expect("tcp-check");
+    let policy = component("fixture-policy").expect("fixture-policy");
+    let config = format!(
+        r#"{}
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+import-policy = ["good", "nope"]
+export-policy = ["web"]
+
+[[plugin]]
+name = "good"
+world = "policy"
+component = "{}"
+[plugin.settings]
+mode = "accept"
+
+[[plugin]]
+name = "web"
+world = "healthcheck"
+component = "{}"
+[plugin.settings]
+address = "127.0.0.1:8080"
+[plugin.grants]
+tcp = ["127.0.0.1:8080"]
+"#,
+        header(),
+        policy.display(),
+        tcp_check.display()
+    );
+    let (code, text) = check(dir.path(), &config);
+    eprintln!("wasmbgp check said:\n{text}");
+    assert_eq!(code, Some(1), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    let unknown = format!(
+        "{}: no policy plugin named \"nope\"",
+        position(&config, "\"nope\"")
+    );
+    // The first `"web"` is the chain's (the plugin's name comes later).
+    let healthcheck = format!(
+        "{}: plugin \"web\" is a healthcheck plugin, not a policy",
+        position(&config, "\"web\"")
+    );
+    assert!(
+        lines.contains(&unknown.as_str()),
+        "expected {unknown:?} in:\n{text}"
+    );
+    assert!(
+        lines.contains(&healthcheck.as_str()),
+        "expected {healthcheck:?} in:\n{text}"
+    );
+    assert_eq!(lines.len(), 2, "exactly the two mistakes:\n{text}");
+
+    // The same config with both chains fixed passes.
+    let fixed = config
+        .replace("[\"good\", \"nope\"]", "[\"good\"]")
+        .replace("export-policy = [\"web\"]\n", "");
+    let (code, text) = check(dir.path(), &fixed);
+    assert_eq!(code, Some(0), "{text}");
+}
+
+#[test]
+fn policy_on_failure_is_reject_or_accept() {
+    let dir = WorkDir::new("policy-config-on-failure").expect("workdir");
+    let policy = component("fixture-policy").expect("fixture-policy");
+    let config = format!(
+        r#"{}
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+import-policy = ["p"]
+
+[[plugin]]
+name = "p"
+world = "policy"
+component = "{}"
+on-failure = "withdraw"
+[plugin.settings]
+mode = "accept"
+"#,
+        header(),
+        policy.display()
+    );
+    let (code, text) = check(dir.path(), &config);
+    eprintln!("wasmbgp check said:\n{text}");
+    assert_eq!(code, Some(1), "{text}");
+    // At the value refused, like every other config mistake.
+    let at = position(&config, "\"withdraw\"");
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!("{at}: "))
+            && l.contains("withdraw")
+            && l.contains("reject")
+            && l.contains("accept")),
+        "expected an error at {at} naming withdraw and the choices reject/accept:\n{text}"
+    );
+    for good in ["reject", "accept"] {
+        let (code, text) = check(
+            dir.path(),
+            &config.replace("\"withdraw\"", &format!("\"{good}\"")),
+        );
+        assert_eq!(code, Some(0), "on-failure = {good}: {text}");
+    }
+}
