@@ -629,44 +629,32 @@ impl Speaker {
             Ok(s) => s,
             Err(r) => return r,
         };
-        match action {
-            PluginAction::Disable | PluginAction::Enable => {
-                let result = if action == PluginAction::Disable {
-                    slot.handle.disable()
-                } else {
-                    slot.handle.enable()
-                };
-                if let Err(e) = result {
-                    return Reply::err(format!("plugin {name}: {e:#}"));
-                }
-            }
-            PluginAction::Reload => {
-                let spec = match self.current_spec(name) {
-                    Ok(spec) => spec,
-                    Err(e) => {
-                        return Reply::err(format!(
-                            "plugin {name}: reload refused, the running one keeps running: {e}"
-                        ));
-                    }
-                };
-                let slot = match self.plugins.iter_mut().find(|p| p.config.spec.name == name) {
-                    Some(slot) => slot,
-                    None => return Reply::err(format!("no plugin named {name:?}")),
-                };
-                let outcome = match slot.handle.reload(spec.clone()) {
-                    Ok(reload) => reload.outcome().await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = outcome {
-                    return Reply::err(format!(
-                        "plugin {name}: reload refused, the running one keeps running: {e:#}"
-                    ));
-                }
-                slot.config.spec = spec;
-                info!(plugin = %name, "plugin reloaded in place");
-            }
+        let result = match action {
+            PluginAction::Disable => slot.handle.disable(),
+            PluginAction::Enable => slot.handle.enable(),
+            PluginAction::Reload => self.reload_plugin(name).await.map_err(|e| {
+                anyhow::anyhow!("reload refused, the running one keeps running: {e:#}")
+            }),
+        };
+        match result {
+            Ok(()) => Reply::ok(""),
+            Err(e) => Reply::err(format!("plugin {name}: {e:#}")),
         }
-        Reply::ok("")
+    }
+
+    /// Swaps a plugin for its block in the config file as it is now; on any error the
+    /// running one keeps running.
+    async fn reload_plugin(&mut self, name: &str) -> anyhow::Result<()> {
+        let spec = self.current_spec(name).map_err(anyhow::Error::msg)?;
+        let slot = self
+            .plugins
+            .iter_mut()
+            .find(|p| p.config.spec.name == name)
+            .ok_or_else(|| anyhow::anyhow!("no plugin named {name:?}"))?;
+        slot.handle.reload(spec.clone())?.outcome().await?;
+        slot.config.spec = spec;
+        info!(plugin = %name, "plugin reloaded in place");
+        Ok(())
     }
 
     async fn on_plugin_event(&mut self, ev: PluginEvent) {
