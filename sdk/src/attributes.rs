@@ -69,7 +69,10 @@ impl Attributes {
         self.as_path = if asns.is_empty() {
             Vec::new()
         } else {
-            vec![AsSegment { kind: SegmentKind::Sequence, asns: asns.to_vec() }]
+            vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns: asns.to_vec(),
+            }]
         };
         self
     }
@@ -130,7 +133,9 @@ impl Attributes {
 
     /// True when `asn` appears anywhere in the AS path (any segment kind).
     pub fn as_path_contains(&self, asn: u32) -> bool {
-        self.as_path.iter().any(|segment| segment.asns.contains(&asn))
+        self.as_path
+            .iter()
+            .any(|segment| segment.asns.contains(&asn))
     }
 
     /// The origin AS (RFC 6811, 2): the last ASN of the path when the last
@@ -139,15 +144,19 @@ impl Attributes {
     /// can match); [`OriginAs::Empty`] when there is no such segment (a
     /// route originated in the local AS or confederation).
     pub fn origin_as(&self) -> OriginAs {
-        let last = self
-            .as_path
-            .iter()
-            .rev()
-            .find(|s| matches!(s.kind, SegmentKind::Sequence | SegmentKind::Set) && !s.asns.is_empty());
+        let last = self.as_path.iter().rev().find(|s| {
+            matches!(s.kind, SegmentKind::Sequence | SegmentKind::Set) && !s.asns.is_empty()
+        });
         match last {
             None => OriginAs::Empty,
-            Some(AsSegment { kind: SegmentKind::Set, .. }) => OriginAs::Set,
-            Some(segment) => segment.asns.last().map_or(OriginAs::Empty, |&asn| OriginAs::Asn(asn)),
+            Some(AsSegment {
+                kind: SegmentKind::Set,
+                ..
+            }) => OriginAs::Set,
+            Some(segment) => segment
+                .asns
+                .last()
+                .map_or(OriginAs::Empty, |&asn| OriginAs::Asn(asn)),
         }
     }
 }
@@ -181,7 +190,13 @@ mod tests {
 
     fn path(segments: &[(SegmentKind, &[u32])]) -> Attributes {
         Attributes {
-            as_path: segments.iter().map(|(kind, asns)| AsSegment { kind: *kind, asns: asns.to_vec() }).collect(),
+            as_path: segments
+                .iter()
+                .map(|(kind, asns)| AsSegment {
+                    kind: *kind,
+                    asns: asns.to_vec(),
+                })
+                .collect(),
             ..Attributes::new()
         }
     }
@@ -191,18 +206,41 @@ mod tests {
         use SegmentKind::*;
         assert_eq!(Attributes::new().as_path_length(), 0);
         assert_eq!(path(&[(Sequence, &[1, 2, 3])]).as_path_length(), 3);
-        assert_eq!(path(&[(Sequence, &[1, 2]), (Set, &[3, 4, 5])]).as_path_length(), 3);
-        assert_eq!(path(&[(ConfedSequence, &[9, 9]), (Sequence, &[1]), (ConfedSet, &[7])]).as_path_length(), 1);
+        assert_eq!(
+            path(&[(Sequence, &[1, 2]), (Set, &[3, 4, 5])]).as_path_length(),
+            3
+        );
+        assert_eq!(
+            path(&[
+                (ConfedSequence, &[9, 9]),
+                (Sequence, &[1]),
+                (ConfedSet, &[7])
+            ])
+            .as_path_length(),
+            1
+        );
     }
 
     #[test]
     fn origin_as_follows_rfc_6811() {
         use SegmentKind::*;
         assert_eq!(Attributes::new().origin_as(), OriginAs::Empty);
-        assert_eq!(path(&[(Sequence, &[1, 2, 3])]).origin_as(), OriginAs::Asn(3));
-        assert_eq!(path(&[(Sequence, &[1, 2]), (Set, &[3, 4])]).origin_as(), OriginAs::Set);
-        assert_eq!(path(&[(Set, &[3, 4]), (Sequence, &[1, 2])]).origin_as(), OriginAs::Asn(2));
-        assert_eq!(path(&[(Sequence, &[1]), (ConfedSequence, &[9])]).origin_as(), OriginAs::Asn(1));
+        assert_eq!(
+            path(&[(Sequence, &[1, 2, 3])]).origin_as(),
+            OriginAs::Asn(3)
+        );
+        assert_eq!(
+            path(&[(Sequence, &[1, 2]), (Set, &[3, 4])]).origin_as(),
+            OriginAs::Set
+        );
+        assert_eq!(
+            path(&[(Set, &[3, 4]), (Sequence, &[1, 2])]).origin_as(),
+            OriginAs::Asn(2)
+        );
+        assert_eq!(
+            path(&[(Sequence, &[1]), (ConfedSequence, &[9])]).origin_as(),
+            OriginAs::Asn(1)
+        );
         assert_eq!(path(&[(ConfedSequence, &[9])]).origin_as(), OriginAs::Empty);
     }
 

@@ -100,7 +100,9 @@ pub mod text;
 pub use attributes::OriginAs;
 pub use error::Error;
 pub use net::Prefix;
-pub use policy::{BatchInfo, DataFile, Direction, Modification, Policy, Route, Session, Verdict, find_file};
+pub use policy::{
+    BatchInfo, DataFile, Direction, Modification, Policy, Route, Session, Verdict, find_file,
+};
 pub use prefix_map::{Covering, PrefixMap, PrefixSet};
 pub use settings::{Settings, SettingsError, parse_duration};
 pub use text::{Asn, Community, ExtendedCommunity, LargeCommunity, ParseError, parse_asn};
@@ -172,7 +174,11 @@ pub mod routes {
 
     /// Announces `prefix` with `attributes` to `neighbors` (empty: every
     /// granted neighbor). Announcing a prefix again replaces its attributes.
-    pub fn announce(prefix: Prefix, attributes: &Attributes, neighbors: &[IpAddress]) -> Result<(), RouteError> {
+    pub fn announce(
+        prefix: Prefix,
+        attributes: &Attributes,
+        neighbors: &[IpAddress],
+    ) -> Result<(), RouteError> {
         raw::announce(prefix.into(), attributes, neighbors)
     }
 
@@ -188,7 +194,9 @@ pub mod probe {
     use std::time::Duration;
 
     use crate::bindings::wasmbgp::plugin::probe as raw;
-    pub use crate::bindings::wasmbgp::plugin::probe::{DnsAnswer, HttpResponse, ProbeError, RecordType};
+    pub use crate::bindings::wasmbgp::plugin::probe::{
+        DnsAnswer, HttpResponse, ProbeError, RecordType,
+    };
 
     fn millis(timeout: Duration) -> u32 {
         u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX)
@@ -202,13 +210,22 @@ pub mod probe {
 
     /// Asks the DNS server `server` ("IP:PORT") for records of `kind` for
     /// `name`.
-    pub fn dns_query(server: &str, name: &str, kind: RecordType, timeout: Duration) -> Result<DnsAnswer, ProbeError> {
+    pub fn dns_query(
+        server: &str,
+        name: &str,
+        kind: RecordType,
+        timeout: Duration,
+    ) -> Result<DnsAnswer, ProbeError> {
         raw::dns_query(server, name, kind, millis(timeout))
     }
 
     /// Sends `GET url` ("http://IP:PORT/path") and keeps at most `max_body`
     /// bytes of the body.
-    pub fn http_get(url: &str, timeout: Duration, max_body: u32) -> Result<HttpResponse, ProbeError> {
+    pub fn http_get(
+        url: &str,
+        timeout: Duration,
+        max_body: u32,
+    ) -> Result<HttpResponse, ProbeError> {
         raw::http_get(url, millis(timeout), max_body)
     }
 

@@ -75,7 +75,13 @@ impl FromStr for IpAddress {
         text.trim()
             .parse::<IpAddr>()
             .map(IpAddress::from)
-            .map_err(|_| ParseError::new("IP address", text, "expected an address such as 192.0.2.1 or 2001:db8::1"))
+            .map_err(|_| {
+                ParseError::new(
+                    "IP address",
+                    text,
+                    "expected an address such as 192.0.2.1 or 2001:db8::1",
+                )
+            })
     }
 }
 
@@ -144,10 +150,18 @@ impl Prefix {
     /// 192.0.2.0/24).
     pub fn new(addr: IpAddr, len: u8) -> Result<Prefix, ParseError> {
         let prefix = match addr {
-            IpAddr::V4(v4) => Prefix::V4 { addr: u32::from(v4), len },
-            IpAddr::V6(v6) => Prefix::V6 { addr: u128::from(v6), len },
+            IpAddr::V4(v4) => Prefix::V4 {
+                addr: u32::from(v4),
+                len,
+            },
+            IpAddr::V6(v6) => Prefix::V6 {
+                addr: u128::from(v6),
+                len,
+            },
         };
-        prefix.check().map_err(|reason| ParseError::new("prefix", &format!("{addr}/{len}"), &reason))?;
+        prefix
+            .check()
+            .map_err(|reason| ParseError::new("prefix", &format!("{addr}/{len}"), &reason))?;
         Ok(prefix)
     }
 
@@ -161,7 +175,10 @@ impl Prefix {
             ));
         }
         if self.network() != *self {
-            return Err(format!("host bits are set (the network is {})", self.network()));
+            return Err(format!(
+                "host bits are set (the network is {})",
+                self.network()
+            ));
         }
         Ok(())
     }
@@ -198,8 +215,14 @@ impl Prefix {
     #[inline]
     pub fn network(&self) -> Prefix {
         match *self {
-            Prefix::V4 { addr, len } => Prefix::V4 { addr: addr & mask_v4(len), len },
-            Prefix::V6 { addr, len } => Prefix::V6 { addr: addr & mask_v6(len), len },
+            Prefix::V4 { addr, len } => Prefix::V4 {
+                addr: addr & mask_v4(len),
+                len,
+            },
+            Prefix::V6 { addr, len } => Prefix::V6 {
+                addr: addr & mask_v6(len),
+                len,
+            },
         }
     }
 
@@ -208,12 +231,20 @@ impl Prefix {
     #[inline]
     pub fn contains(&self, other: &Prefix) -> bool {
         match (*self, *other) {
-            (Prefix::V4 { addr, len }, Prefix::V4 { addr: inner, len: inner_len }) => {
-                len <= inner_len && (addr ^ inner) & mask_v4(len) == 0
-            }
-            (Prefix::V6 { addr, len }, Prefix::V6 { addr: inner, len: inner_len }) => {
-                len <= inner_len && (addr ^ inner) & mask_v6(len) == 0
-            }
+            (
+                Prefix::V4 { addr, len },
+                Prefix::V4 {
+                    addr: inner,
+                    len: inner_len,
+                },
+            ) => len <= inner_len && (addr ^ inner) & mask_v4(len) == 0,
+            (
+                Prefix::V6 { addr, len },
+                Prefix::V6 {
+                    addr: inner,
+                    len: inner_len,
+                },
+            ) => len <= inner_len && (addr ^ inner) & mask_v6(len) == 0,
             _ => false,
         }
     }
@@ -221,8 +252,14 @@ impl Prefix {
     /// True when the address `addr` lies inside this prefix.
     pub fn contains_addr(&self, addr: IpAddr) -> bool {
         let host = match addr {
-            IpAddr::V4(v4) => Prefix::V4 { addr: u32::from(v4), len: 32 },
-            IpAddr::V6(v6) => Prefix::V6 { addr: u128::from(v6), len: 128 },
+            IpAddr::V4(v4) => Prefix::V4 {
+                addr: u32::from(v4),
+                len: 32,
+            },
+            IpAddr::V6(v6) => Prefix::V6 {
+                addr: u128::from(v6),
+                len: 128,
+            },
         };
         self.contains(&host)
     }
@@ -243,18 +280,26 @@ impl FromStr for Prefix {
     fn from_str(text: &str) -> Result<Self, ParseError> {
         let trimmed = text.trim();
         let error = |reason: &str| ParseError::new("prefix", text, reason);
-        let (addr, len) = trimmed
-            .split_once('/')
-            .ok_or_else(|| error("expected ADDRESS/LENGTH such as 192.0.2.0/24 or 2001:db8::/32"))?;
-        let addr: IpAddr = addr.parse().map_err(|_| error("the address is not an IPv4 or IPv6 address"))?;
+        let (addr, len) = trimmed.split_once('/').ok_or_else(|| {
+            error("expected ADDRESS/LENGTH such as 192.0.2.0/24 or 2001:db8::/32")
+        })?;
+        let addr: IpAddr = addr
+            .parse()
+            .map_err(|_| error("the address is not an IPv4 or IPv6 address"))?;
         // u8::from_str would take a leading '+'; the length is digits only.
         if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
             return Err(error("the length is not a number"));
         }
         let len: u8 = len.parse().map_err(|_| error("the length is above 128"))?;
         let prefix = match addr {
-            IpAddr::V4(v4) => Prefix::V4 { addr: u32::from(v4), len },
-            IpAddr::V6(v6) => Prefix::V6 { addr: u128::from(v6), len },
+            IpAddr::V4(v4) => Prefix::V4 {
+                addr: u32::from(v4),
+                len,
+            },
+            IpAddr::V6(v6) => Prefix::V6 {
+                addr: u128::from(v6),
+                len,
+            },
         };
         prefix.check().map_err(|reason| error(&reason))?;
         Ok(prefix)
@@ -264,8 +309,14 @@ impl FromStr for Prefix {
 impl From<Prefix> for types::Prefix {
     fn from(prefix: Prefix) -> Self {
         match prefix {
-            Prefix::V4 { addr, len } => types::Prefix { address: IpAddress::V4(addr), length: len },
-            Prefix::V6 { addr, len } => types::Prefix { address: IpAddress::V6(split_v6(addr)), length: len },
+            Prefix::V4 { addr, len } => types::Prefix {
+                address: IpAddress::V4(addr),
+                length: len,
+            },
+            Prefix::V6 { addr, len } => types::Prefix {
+                address: IpAddress::V6(split_v6(addr)),
+                length: len,
+            },
         }
     }
 }
@@ -304,7 +355,10 @@ mod tests {
         let addr: Ipv4Addr = "192.0.2.1".parse().unwrap();
         assert_eq!(IpAddress::from(addr), IpAddress::V4(0xc000_0201));
         assert_eq!(IpAddr::from(IpAddress::V4(0xc000_0201)), IpAddr::V4(addr));
-        assert_eq!("192.0.2.1".parse::<IpAddress>().unwrap(), IpAddress::V4(0xc000_0201));
+        assert_eq!(
+            "192.0.2.1".parse::<IpAddress>().unwrap(),
+            IpAddress::V4(0xc000_0201)
+        );
         assert_eq!(IpAddress::V4(0xc000_0201).to_string(), "192.0.2.1");
     }
 
@@ -317,31 +371,79 @@ mod tests {
         assert_eq!(wit.to_string(), "2001:db8::1");
         let every_bit: u128 = 0x0123_4567_89ab_cdef_fedc_ba98_7654_3210;
         assert_eq!(join_v6(split_v6(every_bit)), every_bit);
-        assert_eq!(split_v6(every_bit), (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210));
+        assert_eq!(
+            split_v6(every_bit),
+            (0x0123_4567_89ab_cdef, 0xfedc_ba98_7654_3210)
+        );
         assert!("banana".parse::<IpAddress>().is_err());
     }
 
     #[test]
     fn prefixes_parse_and_print() {
         let p: Prefix = "192.0.2.0/24".parse().unwrap();
-        assert_eq!(p, Prefix::V4 { addr: 0xc000_0200, len: 24 });
+        assert_eq!(
+            p,
+            Prefix::V4 {
+                addr: 0xc000_0200,
+                len: 24
+            }
+        );
         assert_eq!(p.to_string(), "192.0.2.0/24");
         let p: Prefix = "2001:db8::/32".parse().unwrap();
-        assert_eq!(p, Prefix::V6 { addr: 0x2001_0db8 << 96, len: 32 });
+        assert_eq!(
+            p,
+            Prefix::V6 {
+                addr: 0x2001_0db8 << 96,
+                len: 32
+            }
+        );
         assert_eq!(p.to_string(), "2001:db8::/32");
-        assert_eq!("0.0.0.0/0".parse::<Prefix>().unwrap(), Prefix::V4 { addr: 0, len: 0 });
+        assert_eq!(
+            "0.0.0.0/0".parse::<Prefix>().unwrap(),
+            Prefix::V4 { addr: 0, len: 0 }
+        );
         assert_eq!("::/0".parse::<Prefix>().unwrap().length(), 0);
-        assert_eq!("::1/128".parse::<Prefix>().unwrap(), Prefix::V6 { addr: 1, len: 128 });
+        assert_eq!(
+            "::1/128".parse::<Prefix>().unwrap(),
+            Prefix::V6 { addr: 1, len: 128 }
+        );
     }
 
     #[test]
     fn prefix_errors_are_clear() {
         let host_bits = "192.0.2.1/24".parse::<Prefix>().unwrap_err().to_string();
-        assert!(host_bits.contains("host bits") && host_bits.contains("192.0.2.0/24"), "{host_bits}");
-        assert!("192.0.2.0/33".parse::<Prefix>().unwrap_err().to_string().contains("above 32"));
-        assert!("2001:db8::/129".parse::<Prefix>().unwrap_err().to_string().contains("above 128"));
-        assert!("192.0.2.0".parse::<Prefix>().unwrap_err().to_string().contains("ADDRESS/LENGTH"));
-        for bad in ["192.0.2.0/+24", "192.0.2.0/", "x/é", "192.0.2.0/2a", "192.0.2.0/1000"] {
+        assert!(
+            host_bits.contains("host bits") && host_bits.contains("192.0.2.0/24"),
+            "{host_bits}"
+        );
+        assert!(
+            "192.0.2.0/33"
+                .parse::<Prefix>()
+                .unwrap_err()
+                .to_string()
+                .contains("above 32")
+        );
+        assert!(
+            "2001:db8::/129"
+                .parse::<Prefix>()
+                .unwrap_err()
+                .to_string()
+                .contains("above 128")
+        );
+        assert!(
+            "192.0.2.0"
+                .parse::<Prefix>()
+                .unwrap_err()
+                .to_string()
+                .contains("ADDRESS/LENGTH")
+        );
+        for bad in [
+            "192.0.2.0/+24",
+            "192.0.2.0/",
+            "x/é",
+            "192.0.2.0/2a",
+            "192.0.2.0/1000",
+        ] {
             assert!(bad.parse::<Prefix>().is_err(), "{bad}");
         }
     }
@@ -364,11 +466,26 @@ mod tests {
     #[test]
     fn wit_prefix_both_ways() {
         let wit: types::Prefix = "2001:db8::/32".parse().unwrap();
-        assert_eq!(wit, types::Prefix { address: IpAddress::V6((0x2001_0db8_0000_0000, 0)), length: 32 });
+        assert_eq!(
+            wit,
+            types::Prefix {
+                address: IpAddress::V6((0x2001_0db8_0000_0000, 0)),
+                length: 32
+            }
+        );
         assert_eq!(Prefix::try_from(wit).unwrap().to_string(), "2001:db8::/32");
-        let bad = types::Prefix { address: IpAddress::V4(0xc000_0201), length: 24 };
+        let bad = types::Prefix {
+            address: IpAddress::V4(0xc000_0201),
+            length: 24,
+        };
         assert_eq!(bad.to_string(), "192.0.2.1/24");
         assert!(Prefix::try_from(bad).is_err());
-        assert!(Prefix::try_from(types::Prefix { address: IpAddress::V4(0), length: 33 }).is_err());
+        assert!(
+            Prefix::try_from(types::Prefix {
+                address: IpAddress::V4(0),
+                length: 33
+            })
+            .is_err()
+        );
     }
 }

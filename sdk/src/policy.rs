@@ -132,8 +132,19 @@ pub struct Route<'a> {
 impl<'a> Route<'a> {
     /// A route view, for testing a policy outside a batch (the attribute
     /// set index is 0).
-    pub fn new(direction: Direction, session: &'a Session, prefix: Prefix, attributes: &'a Attributes) -> Self {
-        Route { direction, session, prefix, attributes, attributes_index: 0 }
+    pub fn new(
+        direction: Direction,
+        session: &'a Session,
+        prefix: Prefix,
+        attributes: &'a Attributes,
+    ) -> Self {
+        Route {
+            direction,
+            session,
+            prefix,
+            attributes,
+            attributes_index: 0,
+        }
     }
 
     /// Import (received from the neighbor) or export (about to be sent).
@@ -250,7 +261,11 @@ struct ListChange<T> {
 
 impl<T> Default for ListChange<T> {
     fn default() -> Self {
-        ListChange { replace: None, remove: Vec::new(), add: Vec::new() }
+        ListChange {
+            replace: None,
+            remove: Vec::new(),
+            add: Vec::new(),
+        }
     }
 }
 
@@ -307,7 +322,10 @@ impl Default for Modification {
 impl Modification {
     /// A modification that changes nothing (yet).
     pub fn new() -> Self {
-        Modification { id: fresh_id(), changes: Changes::default() }
+        Modification {
+            id: fresh_id(),
+            changes: Changes::default(),
+        }
     }
 
     /// Changes the contents under a fresh id.
@@ -395,7 +413,10 @@ impl Modification {
     }
 
     /// Replaces every large community with `communities`.
-    pub fn replace_large_communities(self, communities: impl IntoIterator<Item = LargeCommunity>) -> Self {
+    pub fn replace_large_communities(
+        self,
+        communities: impl IntoIterator<Item = LargeCommunity>,
+    ) -> Self {
         let list = communities.into_iter().map(Into::into).collect();
         self.change(|c| c.large_communities.replace(list))
     }
@@ -411,7 +432,10 @@ impl Modification {
     }
 
     /// Replaces every extended community with `communities`.
-    pub fn replace_extended_communities(self, communities: impl IntoIterator<Item = ExtendedCommunity>) -> Self {
+    pub fn replace_extended_communities(
+        self,
+        communities: impl IntoIterator<Item = ExtendedCommunity>,
+    ) -> Self {
         let list = communities.into_iter().map(|c| c.0).collect();
         self.change(|c| c.extended_communities.replace(list))
     }
@@ -463,9 +487,11 @@ impl Changes {
         }
         self.communities.apply(&mut out.communities);
         self.large_communities.apply(&mut out.large_communities);
-        self.extended_communities.apply(&mut out.extended_communities);
+        self.extended_communities
+            .apply(&mut out.extended_communities);
         if !self.remove_unknown.is_empty() {
-            out.unknown.retain(|u| !self.remove_unknown.contains(&u.code));
+            out.unknown
+                .retain(|u| !self.remove_unknown.contains(&u.code));
         }
         for set in &self.set_unknown {
             match out.unknown.iter_mut().find(|u| u.code == set.code) {
@@ -495,7 +521,13 @@ fn prepend(path: &mut Vec<AsSegment>, asns: &[u32]) {
     while !rest.is_empty() {
         let take = rest.len().min(MAX_SEGMENT);
         let (head, tail) = rest.split_at(rest.len() - take);
-        path.insert(0, AsSegment { kind: SegmentKind::Sequence, asns: tail.to_vec() });
+        path.insert(
+            0,
+            AsSegment {
+                kind: SegmentKind::Sequence,
+                asns: tail.to_vec(),
+            },
+        );
         rest = head;
     }
 }
@@ -507,7 +539,11 @@ pub fn find_file<'f>(files: &'f [DataFile], path: &str) -> Result<&'f DataFile, 
         let granted: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         Error::new(format!(
             "no granted data file {path:?} (grant it in grants.files; granted: {})",
-            if granted.is_empty() { "none".to_string() } else { granted.join(", ") }
+            if granted.is_empty() {
+                "none".to_string()
+            } else {
+                granted.join(", ")
+            }
         ))
     })
 }
@@ -537,7 +573,10 @@ pub struct Evaluator<T> {
 impl<T: Policy> Evaluator<T> {
     /// Wraps a policy (built with [`Policy::init`], or by hand in tests).
     pub fn new(policy: T) -> Self {
-        Evaluator { policy, scratch: Scratch::default() }
+        Evaluator {
+            policy,
+            scratch: Scratch::default(),
+        }
     }
 
     /// The policy.
@@ -558,14 +597,29 @@ impl<T: Policy> Evaluator<T> {
         let sets = batch.attributes.as_slice();
         let direction = batch.direction;
         let session = &batch.session;
-        self.policy.begin_batch(&BatchInfo { direction, session, attribute_sets: sets, v4_routes, v6_routes });
+        self.policy.begin_batch(&BatchInfo {
+            direction,
+            session,
+            attribute_sets: sets,
+            v4_routes,
+            v6_routes,
+        });
 
         self.scratch.by_id.clear();
         self.scratch.by_contents.clear();
-        let mut book = Book { sets, new_sets: Vec::new(), scratch: &mut self.scratch, last: None };
+        let mut book = Book {
+            sets,
+            new_sets: Vec::new(),
+            scratch: &mut self.scratch,
+            last: None,
+        };
         let mut routes = Vec::with_capacity(v4_routes + v6_routes);
 
-        let v4 = batch.v4_addresses.iter().zip(&batch.v4_lengths).zip(&batch.v4_attributes);
+        let v4 = batch
+            .v4_addresses
+            .iter()
+            .zip(&batch.v4_lengths)
+            .zip(&batch.v4_attributes);
         for ((&addr, &len), &index) in v4 {
             let route = Route {
                 direction,
@@ -577,19 +631,29 @@ impl<T: Policy> Evaluator<T> {
             let verdict = self.policy.evaluate(&route);
             routes.push(book.code(verdict, index));
         }
-        let v6 = batch.v6_addresses.chunks_exact(2).zip(&batch.v6_lengths).zip(&batch.v6_attributes);
+        let v6 = batch
+            .v6_addresses
+            .chunks_exact(2)
+            .zip(&batch.v6_lengths)
+            .zip(&batch.v6_attributes);
         for ((halves, &len), &index) in v6 {
             let route = Route {
                 direction,
                 session,
-                prefix: Prefix::V6 { addr: join_v6((halves[0], halves[1])), len },
+                prefix: Prefix::V6 {
+                    addr: join_v6((halves[0], halves[1])),
+                    len,
+                },
                 attributes: attribute_set(sets, index),
                 attributes_index: index,
             };
             let verdict = self.policy.evaluate(&route);
             routes.push(book.code(verdict, index));
         }
-        Verdicts { routes, attributes: book.new_sets }
+        Verdicts {
+            routes,
+            attributes: book.new_sets,
+        }
     }
 }
 
@@ -628,24 +692,33 @@ fn route_counts(batch: &RouteBatch) -> (usize, usize) {
 pub fn views(batch: &RouteBatch) -> impl Iterator<Item = Route<'_>> {
     route_counts(batch);
     let (direction, session, sets) = (batch.direction, &batch.session, batch.attributes.as_slice());
-    let v4 = batch.v4_addresses.iter().zip(&batch.v4_lengths).zip(&batch.v4_attributes).map(
-        move |((&addr, &len), &index)| Route {
+    let v4 = batch
+        .v4_addresses
+        .iter()
+        .zip(&batch.v4_lengths)
+        .zip(&batch.v4_attributes)
+        .map(move |((&addr, &len), &index)| Route {
             direction,
             session,
             prefix: Prefix::V4 { addr, len },
             attributes: attribute_set(sets, index),
             attributes_index: index,
-        },
-    );
-    let v6 = batch.v6_addresses.chunks_exact(2).zip(&batch.v6_lengths).zip(&batch.v6_attributes).map(
-        move |((halves, &len), &index)| Route {
+        });
+    let v6 = batch
+        .v6_addresses
+        .chunks_exact(2)
+        .zip(&batch.v6_lengths)
+        .zip(&batch.v6_attributes)
+        .map(move |((halves, &len), &index)| Route {
             direction,
             session,
-            prefix: Prefix::V6 { addr: join_v6((halves[0], halves[1])), len },
+            prefix: Prefix::V6 {
+                addr: join_v6((halves[0], halves[1])),
+                len,
+            },
             attributes: attribute_set(sets, index),
             attributes_index: index,
-        },
-    );
+        });
     v4.chain(v6)
 }
 
@@ -680,7 +753,11 @@ impl Book<'_> {
             Verdict::Accept => ACCEPT,
             Verdict::Reject => REJECT,
             Verdict::Modify(modification) => match self.last {
-                Some((last_set, last_id, code)) if last_set == set && last_id == modification.id => code,
+                Some((last_set, last_id, code))
+                    if last_set == set && last_id == modification.id =>
+                {
+                    code
+                }
                 _ => self.prepared(set, modification),
             },
             Verdict::ModifyOwned(modification) => self.owned(set, modification),
@@ -740,7 +817,10 @@ thread_local! {
 /// The glue of `init`: builds `T` and keeps it for [`run_evaluate`]. Public
 /// for plugins that implement [`Guest`] themselves (see
 /// [`export_policy_guest!`](crate::export_policy_guest)).
-pub fn run_init<T: Policy>(settings: Vec<(String, String)>, files: Vec<DataFile>) -> Result<(), String> {
+pub fn run_init<T: Policy>(
+    settings: Vec<(String, String)>,
+    files: Vec<DataFile>,
+) -> Result<(), String> {
     let settings = Settings::new(settings);
     let policy = T::init(&settings, &files).map_err(|e| e.to_string())?;
     INSTANCE.with(|slot| *slot.borrow_mut() = Some(Box::new(Evaluator::new(policy))));
@@ -769,7 +849,11 @@ mod tests {
     use crate::types::Aggregator;
 
     fn session() -> Session {
-        Session { neighbor: IpAddress::V4(0x7f00_0002), peer_as: 65000, local_as: 65001 }
+        Session {
+            neighbor: IpAddress::V4(0x7f00_0002),
+            peer_as: 65000,
+            local_as: 65001,
+        }
     }
 
     fn set(med: u32) -> Attributes {
@@ -790,13 +874,17 @@ mod tests {
             v6_attributes: vec![],
         };
         for &(prefix, index) in v4 {
-            let Prefix::V4 { addr, len } = p(prefix) else { panic!() };
+            let Prefix::V4 { addr, len } = p(prefix) else {
+                panic!()
+            };
             b.v4_addresses.push(addr);
             b.v4_lengths.push(len);
             b.v4_attributes.push(index);
         }
         for &(prefix, index) in v6 {
-            let Prefix::V6 { addr, len } = p(prefix) else { panic!() };
+            let Prefix::V6 { addr, len } = p(prefix) else {
+                panic!()
+            };
             let (hi, lo) = crate::net::split_v6(addr);
             b.v6_addresses.extend([hi, lo]);
             b.v6_lengths.push(len);
@@ -814,7 +902,10 @@ mod tests {
 
     impl Policy for Test {
         fn init(_: &Settings, _: &[DataFile]) -> Result<Self, Error> {
-            Ok(Test { tag: Modification::new().add_community(Community::new(65001, 1)), seen: vec![] })
+            Ok(Test {
+                tag: Modification::new().add_community(Community::new(65001, 1)),
+                seen: vec![],
+            })
         }
         fn evaluate(&mut self, route: &Route<'_>) -> Verdict<'_> {
             self.seen.push(route.prefix().to_string());
@@ -869,9 +960,20 @@ mod tests {
 
     #[test]
     fn views_walk_the_batch_in_verdict_order() {
-        let b = batch(vec![set(1), set(2)], &[("10.0.0.0/24", 1), ("10.0.1.0/24", 0)], &[("2001:db8::/48", 1)]);
-        let seen: Vec<(String, u32, Option<u32>)> =
-            views(&b).map(|r| (r.prefix().to_string(), r.attributes_index(), r.attributes().med)).collect();
+        let b = batch(
+            vec![set(1), set(2)],
+            &[("10.0.0.0/24", 1), ("10.0.1.0/24", 0)],
+            &[("2001:db8::/48", 1)],
+        );
+        let seen: Vec<(String, u32, Option<u32>)> = views(&b)
+            .map(|r| {
+                (
+                    r.prefix().to_string(),
+                    r.attributes_index(),
+                    r.attributes().med,
+                )
+            })
+            .collect();
         assert_eq!(
             seen,
             [
@@ -905,7 +1007,10 @@ mod tests {
         }
         impl Policy for Counter {
             fn init(_: &Settings, _: &[DataFile]) -> Result<Self, Error> {
-                Ok(Counter { m: Modification::new(), n: 0 })
+                Ok(Counter {
+                    m: Modification::new(),
+                    n: 0,
+                })
             }
             fn evaluate(&mut self, _: &Route<'_>) -> Verdict<'_> {
                 self.n += 1;
@@ -915,7 +1020,11 @@ mod tests {
             }
         }
         let mut evaluator = Evaluator::new(Counter::init(&Settings::default(), &[]).unwrap());
-        let v = evaluator.evaluate(&batch(vec![set(0)], &[("10.0.0.0/24", 0), ("10.0.1.0/24", 0)], &[]));
+        let v = evaluator.evaluate(&batch(
+            vec![set(0)],
+            &[("10.0.0.0/24", 0), ("10.0.1.0/24", 0)],
+            &[],
+        ));
         assert_eq!(v.routes, [2, 3]);
         assert_eq!(v.attributes[1].med, Some(2));
     }
@@ -927,7 +1036,12 @@ mod tests {
         assert_eq!(add.apply(&set), set);
         let mut book_scratch = Scratch::default();
         let sets = [set];
-        let mut book = Book { sets: &sets, new_sets: vec![], scratch: &mut book_scratch, last: None };
+        let mut book = Book {
+            sets: &sets,
+            new_sets: vec![],
+            scratch: &mut book_scratch,
+            last: None,
+        };
         assert_eq!(book.code(Verdict::Modify(&add), 0), ACCEPT);
         assert_eq!(book.code(Verdict::ModifyOwned(add.clone()), 0), ACCEPT);
         assert!(book.new_sets.is_empty());
@@ -940,7 +1054,11 @@ mod tests {
             large_communities: vec![(1, 2, 3)],
             extended_communities: vec![9],
             aggregator: Some(Aggregator { asn: 1, address: 2 }),
-            unknown: vec![UnknownAttribute { flags: 0xc0, code: 99, value: vec![1] }],
+            unknown: vec![UnknownAttribute {
+                flags: 0xc0,
+                code: 99,
+                value: vec![1],
+            }],
             ..set(10)
         };
         let m = Modification::new()
@@ -960,24 +1078,48 @@ mod tests {
         assert_eq!(out.local_pref, Some(200));
         assert_eq!(out.next_hop, Some(IpAddress::V4(0xc000_0201)));
         assert_eq!(out.origin, Origin::Incomplete);
-        assert_eq!(out.as_path, vec![AsSegment { kind: SegmentKind::Sequence, asns: vec![65001, 65001, 65000] }]);
+        assert_eq!(
+            out.as_path,
+            vec![AsSegment {
+                kind: SegmentKind::Sequence,
+                asns: vec![65001, 65001, 65000]
+            }]
+        );
         assert_eq!(out.communities, [1, 3, 4]);
         assert_eq!(out.large_communities, [(1, 2, 3), (7, 8, 9)]);
         assert_eq!(out.extended_communities, [5]);
-        assert_eq!(out.unknown, [UnknownAttribute { flags: 0xc0, code: 100, value: vec![2] }]);
+        assert_eq!(
+            out.unknown,
+            [UnknownAttribute {
+                flags: 0xc0,
+                code: 100,
+                value: vec![2]
+            }]
+        );
         assert_eq!(out.aggregator, input.aggregator);
         // Later calls win on the same community.
-        let m = Modification::new().remove_community(Community(1)).add_community(Community(1));
+        let m = Modification::new()
+            .remove_community(Community(1))
+            .add_community(Community(1));
         assert_eq!(m.apply(&input).communities, [1, 2, 3]);
         assert!(Modification::new().is_empty());
     }
 
     #[test]
     fn prepending_respects_segment_sizes() {
-        let mut path = vec![AsSegment { kind: SegmentKind::Set, asns: vec![1, 2] }];
+        let mut path = vec![AsSegment {
+            kind: SegmentKind::Set,
+            asns: vec![1, 2],
+        }];
         prepend(&mut path, &[7; 300]);
-        assert_eq!(path.iter().map(|s| s.asns.len()).collect::<Vec<_>>(), [45, 255, 2]);
-        let mut path = vec![AsSegment { kind: SegmentKind::Sequence, asns: vec![1; 250] }];
+        assert_eq!(
+            path.iter().map(|s| s.asns.len()).collect::<Vec<_>>(),
+            [45, 255, 2]
+        );
+        let mut path = vec![AsSegment {
+            kind: SegmentKind::Sequence,
+            asns: vec![1; 250],
+        }];
         prepend(&mut path, &[5, 6, 7, 8, 9, 10]);
         assert_eq!(path[0].asns, [5]);
         assert_eq!(path[1].asns.len(), 255);
@@ -1016,10 +1158,15 @@ mod tests {
         }
         impl Policy for ByPosition {
             fn init(_: &Settings, _: &[DataFile]) -> Result<Self, Error> {
-                Ok(ByPosition { tag: Modification::new().add_community(Community(1)), verdict: 0 })
+                Ok(ByPosition {
+                    tag: Modification::new().add_community(Community(1)),
+                    verdict: 0,
+                })
             }
             fn evaluate(&mut self, route: &Route<'_>) -> Verdict<'_> {
-                let Prefix::V4 { addr, .. } = route.prefix() else { return Verdict::Accept };
+                let Prefix::V4 { addr, .. } = route.prefix() else {
+                    return Verdict::Accept;
+                };
                 match (addr >> 8) % 4 {
                     _ if self.verdict == 0 => Verdict::Accept,
                     0 | 1 => Verdict::Modify(&self.tag),
@@ -1035,7 +1182,8 @@ mod tests {
             b.v4_attributes.push(i / 250_000);
         }
         for mode in [0, 1] {
-            let mut evaluator = Evaluator::new(ByPosition::init(&Settings::default(), &[]).unwrap());
+            let mut evaluator =
+                Evaluator::new(ByPosition::init(&Settings::default(), &[]).unwrap());
             evaluator.policy().verdict = mode;
             let mut best = u128::MAX;
             for _ in 0..10 {
@@ -1043,16 +1191,32 @@ mod tests {
                 std::hint::black_box(evaluator.evaluate(&b));
                 best = best.min(cpu_ns() - start);
             }
-            let name = if mode == 0 { "accept-all" } else { "accept/reject/modify" };
-            println!("{name}: {:.1} ns per route (CPU time, best of 10)", best as f64 / 1e6);
+            let name = if mode == 0 {
+                "accept-all"
+            } else {
+                "accept/reject/modify"
+            };
+            println!(
+                "{name}: {:.1} ns per route (CPU time, best of 10)",
+                best as f64 / 1e6
+            );
         }
     }
 
     #[test]
     fn data_files_are_found_by_path() {
-        let files = vec![DataFile { path: "/etc/vrps.json".into(), contents: b"{}".to_vec() }];
-        assert_eq!(find_file(&files, "/etc/vrps.json").unwrap().text().unwrap(), "{}");
+        let files = vec![DataFile {
+            path: "/etc/vrps.json".into(),
+            contents: b"{}".to_vec(),
+        }];
+        assert_eq!(
+            find_file(&files, "/etc/vrps.json").unwrap().text().unwrap(),
+            "{}"
+        );
         let e = find_file(&files, "vrps.json").unwrap_err().to_string();
-        assert!(e.contains("/etc/vrps.json") && e.contains("grants.files"), "{e}");
+        assert!(
+            e.contains("/etc/vrps.json") && e.contains("grants.files"),
+            "{e}"
+        );
     }
 }

@@ -98,7 +98,11 @@ const INDEXED: usize = 16_384;
 
 impl<K: Bits> Table<K> {
     fn new() -> Self {
-        Table { keys: Vec::new(), parents: Vec::new(), starts: Vec::new() }
+        Table {
+            keys: Vec::new(),
+            parents: Vec::new(),
+            starts: Vec::new(),
+        }
     }
 
     /// Computes the parents of sorted, unique keys with a stack of the
@@ -143,7 +147,12 @@ impl<K: Bits> Table<K> {
             Some(&[low, high]) => (low as usize, high as usize),
             _ => (0, self.keys.len()),
         };
-        let after = low + self.keys.get(low..high).unwrap_or_default().partition_point(|&key| key <= query);
+        let after = low
+            + self
+                .keys
+                .get(low..high)
+                .unwrap_or_default()
+                .partition_point(|&key| key <= query);
         let mut index = if after == 0 { NONE } else { (after - 1) as u32 };
         while index != NONE {
             let (entry_addr, entry_len) = K::unpack(self.keys[index as usize]);
@@ -186,7 +195,11 @@ pub type PrefixSet = PrefixMap<()>;
 
 impl<V> Default for PrefixMap<V> {
     fn default() -> Self {
-        PrefixMap { v4: Table::new(), v6: Table::new(), values: Vec::new() }
+        PrefixMap {
+            v4: Table::new(),
+            v6: Table::new(),
+            values: Vec::new(),
+        }
     }
 }
 
@@ -202,7 +215,10 @@ impl<V> PrefixMap<V> {
     /// # Panics
     ///
     /// With more than 2³² − 2 entries of one family.
-    pub fn build(entries: impl IntoIterator<Item = (Prefix, V)>, mut merge: impl FnMut(&mut V, V)) -> Self {
+    pub fn build(
+        entries: impl IntoIterator<Item = (Prefix, V)>,
+        mut merge: impl FnMut(&mut V, V),
+    ) -> Self {
         let mut v4: Vec<(u32, u8, V)> = Vec::new();
         let mut v6: Vec<(u128, u8, V)> = Vec::new();
         for (prefix, value) in entries {
@@ -219,7 +235,10 @@ impl<V> PrefixMap<V> {
         fill(&mut map.v4, &mut map.values, v4, &mut merge);
         let v4_values = map.values.len();
         fill(&mut map.v6, &mut map.values, v6, &mut merge);
-        assert!(v4_values < NONE as usize && map.values.len() - v4_values < NONE as usize, "too many prefixes");
+        assert!(
+            v4_values < NONE as usize && map.values.len() - v4_values < NONE as usize,
+            "too many prefixes"
+        );
         map.v4.link();
         map.v6.link();
         map
@@ -266,13 +285,23 @@ impl<V> PrefixMap<V> {
             Prefix::V4 { addr, len } => (false, self.v4.deepest(addr, len)),
             Prefix::V6 { addr, len } => (true, self.v6.deepest(addr, len)),
         };
-        Covering { map: self, v6, index }
+        Covering {
+            map: self,
+            v6,
+            index,
+        }
     }
 
     /// Every entry, IPv4 first, each family sorted by (network, length).
     pub fn iter(&self) -> impl Iterator<Item = (Prefix, &V)> {
-        let v4 = self.v4.prefixes().map(|(addr, len)| Prefix::V4 { addr, len });
-        let v6 = self.v6.prefixes().map(|(addr, len)| Prefix::V6 { addr, len });
+        let v4 = self
+            .v4
+            .prefixes()
+            .map(|(addr, len)| Prefix::V4 { addr, len });
+        let v6 = self
+            .v6
+            .prefixes()
+            .map(|(addr, len)| Prefix::V6 { addr, len });
         v4.chain(v6).zip(self.values.iter())
     }
 }
@@ -380,7 +409,8 @@ mod tests {
         assert_eq!(covering(&map, "2001:db8:1:2::/64"), ["g", "f"]);
         assert_eq!(covering(&map, "2001:db8::/31"), Vec::<&str>::new());
         assert_eq!(
-            map.longest_match(&p("10.2.3.0/24")).map(|(prefix, v)| (prefix.to_string(), *v)),
+            map.longest_match(&p("10.2.3.0/24"))
+                .map(|(prefix, v)| (prefix.to_string(), *v)),
             Some(("10.2.0.0/16".into(), "d"))
         );
         assert_eq!(map.get(&p("10.1.0.0/16")), Some(&"b"));
@@ -401,13 +431,26 @@ mod tests {
     #[test]
     fn duplicates_merge() {
         let map = PrefixMap::build(
-            [(p("10.0.0.0/8"), vec![1]), (p("10.0.0.0/8"), vec![2]), (p("10.0.0.0/16"), vec![3])],
+            [
+                (p("10.0.0.0/8"), vec![1]),
+                (p("10.0.0.0/8"), vec![2]),
+                (p("10.0.0.0/16"), vec![3]),
+            ],
             |earlier, later| earlier.extend(later),
         );
         assert_eq!(map.len(), 2);
         assert_eq!(map.get(&p("10.0.0.0/8")), Some(&vec![1, 2]));
-        let all: Vec<_> = map.iter().map(|(prefix, v)| (prefix.to_string(), v.clone())).collect();
-        assert_eq!(all, [("10.0.0.0/8".to_string(), vec![1, 2]), ("10.0.0.0/16".to_string(), vec![3])]);
+        let all: Vec<_> = map
+            .iter()
+            .map(|(prefix, v)| (prefix.to_string(), v.clone()))
+            .collect();
+        assert_eq!(
+            all,
+            [
+                ("10.0.0.0/8".to_string(), vec![1, 2]),
+                ("10.0.0.0/16".to_string(), vec![3])
+            ]
+        );
     }
 
     /// Compares with a linear scan on pseudo-random nested prefixes: few
@@ -426,17 +469,27 @@ mod tests {
             if v6 {
                 let len = (next() % 129) as u8;
                 let addr = (u128::from(bits) << 96) | u128::from(next());
-                Prefix::V6 { addr: addr & mask_v6(len), len }
+                Prefix::V6 {
+                    addr: addr & mask_v6(len),
+                    len,
+                }
             } else {
                 let len = (next() % 33) as u8;
-                Prefix::V4 { addr: bits & mask_v4(len), len }
+                Prefix::V4 {
+                    addr: bits & mask_v4(len),
+                    len,
+                }
             }
         };
         let entries: Vec<(Prefix, usize)> = (0..entries).map(|i| (random_prefix(), i)).collect();
         let map: PrefixMap<usize> = entries.iter().copied().collect();
         for _ in 0..queries {
             let query = random_prefix();
-            let mut expected: Vec<Prefix> = entries.iter().map(|e| e.0).filter(|e| e.contains(&query)).collect();
+            let mut expected: Vec<Prefix> = entries
+                .iter()
+                .map(|e| e.0)
+                .filter(|e| e.contains(&query))
+                .collect();
             expected.sort_by_key(|e| std::cmp::Reverse(e.length()));
             expected.dedup();
             let got: Vec<Prefix> = map.covering(&query).map(|(prefix, _)| prefix).collect();

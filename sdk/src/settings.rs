@@ -36,11 +36,20 @@ impl fmt::Display for SettingsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SettingsError::Missing(key) => write!(f, "setting `{key}` is required"),
-            SettingsError::Invalid { key, value, expected } => {
-                write!(f, "setting `{key}` = {value:?} is invalid: expected {expected}")
+            SettingsError::Invalid {
+                key,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "setting `{key}` = {value:?} is invalid: expected {expected}"
+                )
             }
             // The SDK's parsers already quote the value: say it once.
-            SettingsError::Unparsable { key, value, reason } if reason.contains(&format!("{value:?}")) => {
+            SettingsError::Unparsable { key, value, reason }
+                if reason.contains(&format!("{value:?}")) =>
+            {
                 write!(f, "setting `{key}`: {reason}")
             }
             SettingsError::Unparsable { key, value, reason } => {
@@ -67,12 +76,17 @@ impl Settings {
 
     /// The raw value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The value of `key`, or [`SettingsError::Missing`].
     pub fn required(&self, key: &str) -> Result<&str, SettingsError> {
-        self.get(key).ok_or_else(|| SettingsError::Missing(key.to_string()))
+        self.get(key)
+            .ok_or_else(|| SettingsError::Missing(key.to_string()))
     }
 
     /// The value of `key`, or `default` when unset.
@@ -82,20 +96,36 @@ impl Settings {
 
     /// Fails with [`SettingsError::Unknown`] when a key is not in `known`.
     pub fn only(&self, known: &[&str]) -> Result<(), SettingsError> {
-        let unknown: Vec<String> =
-            self.pairs.iter().filter(|(k, _)| !known.contains(&k.as_str())).map(|(k, _)| k.clone()).collect();
-        if unknown.is_empty() { Ok(()) } else { Err(SettingsError::Unknown(unknown)) }
+        let unknown: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(k, _)| !known.contains(&k.as_str()))
+            .map(|(k, _)| k.clone())
+            .collect();
+        if unknown.is_empty() {
+            Ok(())
+        } else {
+            Err(SettingsError::Unknown(unknown))
+        }
     }
 
     /// `key` parsed with [`FromStr`], if set.
     pub fn parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, SettingsError> {
         match self.get(key) {
             None => Ok(None),
-            Some(value) => value.trim().parse().map(Some).map_err(|_| SettingsError::Invalid {
-                key: key.to_string(),
-                value: value.to_string(),
-                expected: std::any::type_name::<T>().rsplit("::").next().unwrap_or("a value").to_string(),
-            }),
+            Some(value) => value
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| SettingsError::Invalid {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    expected: std::any::type_name::<T>()
+                        .rsplit("::")
+                        .next()
+                        .unwrap_or("a value")
+                        .to_string(),
+                }),
         }
     }
 
@@ -106,18 +136,21 @@ impl Settings {
 
     /// `key` parsed with [`FromStr`]; required.
     pub fn parse_required<T: FromStr>(&self, key: &str) -> Result<T, SettingsError> {
-        self.parse(key)?.ok_or_else(|| SettingsError::Missing(key.to_string()))
+        self.parse(key)?
+            .ok_or_else(|| SettingsError::Missing(key.to_string()))
     }
 
     /// `key` as a duration ("500ms", "2s", "1m30s"), if set.
     pub fn get_duration(&self, key: &str) -> Result<Option<Duration>, SettingsError> {
         match self.get(key) {
             None => Ok(None),
-            Some(value) => parse_duration(value).map(Some).ok_or_else(|| SettingsError::Invalid {
-                key: key.to_string(),
-                value: value.to_string(),
-                expected: "a duration such as 500ms, 2s or 1m".to_string(),
-            }),
+            Some(value) => parse_duration(value)
+                .map(Some)
+                .ok_or_else(|| SettingsError::Invalid {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    expected: "a duration such as 500ms, 2s or 1m".to_string(),
+                }),
         }
     }
 
@@ -128,14 +161,21 @@ impl Settings {
 
     /// `key` as a duration; required.
     pub fn duration_required(&self, key: &str) -> Result<Duration, SettingsError> {
-        self.get_duration(key)?.ok_or_else(|| SettingsError::Missing(key.to_string()))
+        self.get_duration(key)?
+            .ok_or_else(|| SettingsError::Missing(key.to_string()))
     }
 
     /// `key` as a comma-separated list of trimmed, non-empty items (empty
     /// when unset).
     pub fn list(&self, key: &str) -> Vec<String> {
         self.get(key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -149,11 +189,17 @@ impl Settings {
     {
         match self.get(key) {
             None => Ok(None),
-            Some(value) => value.trim().parse().map(Some).map_err(|e: T::Err| SettingsError::Unparsable {
-                key: key.to_string(),
-                value: value.to_string(),
-                reason: e.to_string(),
-            }),
+            Some(value) => {
+                value
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|e: T::Err| SettingsError::Unparsable {
+                        key: key.to_string(),
+                        value: value.to_string(),
+                        reason: e.to_string(),
+                    })
+            }
         }
     }
 
@@ -196,13 +242,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let number: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let term = match rest[..unit_len].trim() {
             "us" | "µs" => Duration::from_micros(number),
             "ms" => Duration::from_millis(number),
@@ -235,13 +285,26 @@ mod tests {
         let s = Settings::new(vec![("timeout".into(), "soon".into())]);
         let err = s.get_duration("timeout").unwrap_err().to_string();
         assert!(err.contains("`timeout`"), "{err}");
-        assert!(s.required("address").unwrap_err().to_string().contains("`address` is required"));
-        assert!(s.only(&["address"]).unwrap_err().to_string().contains("timeout"));
+        assert!(
+            s.required("address")
+                .unwrap_err()
+                .to_string()
+                .contains("`address` is required")
+        );
+        assert!(
+            s.only(&["address"])
+                .unwrap_err()
+                .to_string()
+                .contains("timeout")
+        );
     }
 
     #[test]
     fn lists_parse_item_by_item() {
-        let s = Settings::new(vec![("ports".into(), " 1, 2 ,,3 ".into()), ("bad".into(), "1, x".into())]);
+        let s = Settings::new(vec![
+            ("ports".into(), " 1, 2 ,,3 ".into()),
+            ("bad".into(), "1, x".into()),
+        ]);
         assert_eq!(s.parse_list::<u16>("ports").unwrap(), [1, 2, 3]);
         assert_eq!(s.parse_list::<u16>("unset").unwrap(), Vec::<u16>::new());
         let err = s.parse_list::<u16>("bad").unwrap_err().to_string();

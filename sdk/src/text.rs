@@ -27,7 +27,11 @@ impl ParseError {
             Some((cut, _)) => format!("{}...", &input[..cut]),
             None => input.to_string(),
         };
-        ParseError { what, input, reason: reason.to_string() }
+        ParseError {
+            what,
+            input,
+            reason: reason.to_string(),
+        }
     }
 
     /// Why the input was refused.
@@ -68,7 +72,11 @@ pub fn parse_asn(text: &str) -> Result<u32, ParseError> {
     } else if let Some(asn) = number::<u32>(digits) {
         return Ok(asn);
     }
-    Err(ParseError::new("AS number", text, "expected a number from 0 to 4294967295 (or AS65001, or asdot 1.10)"))
+    Err(ParseError::new(
+        "AS number",
+        text,
+        "expected a number from 0 to 4294967295 (or AS65001, or asdot 1.10)",
+    ))
 }
 
 /// An AS number that parses from "65001", "AS65001" or asdot "1.10" and
@@ -160,7 +168,10 @@ impl FromStr for Community {
     /// "no-export-subconfed", "graceful-shutdown" or "blackhole".
     fn from_str(text: &str) -> Result<Self, ParseError> {
         let trimmed = text.trim();
-        if let Some((_, community)) = Community::NAMES.iter().find(|(name, _)| name.eq_ignore_ascii_case(trimmed)) {
+        if let Some((_, community)) = Community::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(trimmed))
+        {
             return Ok(*community);
         }
         trimmed
@@ -190,13 +201,21 @@ pub struct LargeCommunity {
 impl LargeCommunity {
     /// `global:local1:local2`.
     pub const fn new(global: u32, local1: u32, local2: u32) -> Self {
-        LargeCommunity { global, local1, local2 }
+        LargeCommunity {
+            global,
+            local1,
+            local2,
+        }
     }
 }
 
 impl From<(u32, u32, u32)> for LargeCommunity {
     fn from((global, local1, local2): (u32, u32, u32)) -> Self {
-        LargeCommunity { global, local1, local2 }
+        LargeCommunity {
+            global,
+            local1,
+            local2,
+        }
     }
 }
 
@@ -218,12 +237,17 @@ impl FromStr for LargeCommunity {
     /// Parses "65001:1:2".
     fn from_str(text: &str) -> Result<Self, ParseError> {
         let mut parts = text.trim().split(':');
-        if let (Some(a), Some(b), Some(c), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        if let (Some(a), Some(b), Some(c), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
             && let (Some(a), Some(b), Some(c)) = (number(a), number(b), number(c))
         {
             return Ok(LargeCommunity::new(a, b, c));
         }
-        Err(ParseError::new("large community", text, "expected GLOBAL:LOCAL1:LOCAL2 with 32-bit parts (65001:1:2)"))
+        Err(ParseError::new(
+            "large community",
+            text,
+            "expected GLOBAL:LOCAL1:LOCAL2 with 32-bit parts (65001:1:2)",
+        ))
     }
 }
 
@@ -281,7 +305,9 @@ impl FromStr for ExtendedCommunity {
             if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(error());
             }
-            return u64::from_str_radix(hex, 16).map(ExtendedCommunity).map_err(|_| error());
+            return u64::from_str_radix(hex, 16)
+                .map(ExtendedCommunity)
+                .map_err(|_| error());
         }
         let (kind, rest) = trimmed.split_once(':').ok_or_else(error)?;
         let subtype: u64 = match kind {
@@ -327,8 +353,14 @@ mod tests {
             assert_eq!(c.0, value, "{text}");
             assert_eq!(c.to_string(), text);
         }
-        assert_eq!("NO-EXPORT".parse::<Community>().unwrap(), Community::NO_EXPORT);
-        assert_eq!("65535:65281".parse::<Community>().unwrap().to_string(), "no-export");
+        assert_eq!(
+            "NO-EXPORT".parse::<Community>().unwrap(),
+            Community::NO_EXPORT
+        );
+        assert_eq!(
+            "65535:65281".parse::<Community>().unwrap().to_string(),
+            "no-export"
+        );
         for bad in ["70000:1", "1:70000", "1", "1:2:3", "+1:2", "a:b", ""] {
             let e = bad.parse::<Community>().unwrap_err().to_string();
             assert!(e.contains("ASN:VALUE"), "{bad}: {e}");
@@ -340,7 +372,13 @@ mod tests {
         let c: LargeCommunity = "65001:1:2".parse().unwrap();
         assert_eq!(<(u32, u32, u32)>::from(c), (65001, 1, 2));
         assert_eq!(c.to_string(), "65001:1:2");
-        assert_eq!("4294967295:0:4294967295".parse::<LargeCommunity>().unwrap().global, u32::MAX);
+        assert_eq!(
+            "4294967295:0:4294967295"
+                .parse::<LargeCommunity>()
+                .unwrap()
+                .global,
+            u32::MAX
+        );
         for bad in ["1:2", "1:2:3:4", "1:2:4294967296", "a:1:2"] {
             assert!(bad.parse::<LargeCommunity>().is_err(), "{bad}");
         }
@@ -359,7 +397,14 @@ mod tests {
             assert_eq!(c.0, value, "{text}");
             assert_eq!(c.to_string(), text);
         }
-        for bad in ["0x0é0000000000000", "0x+000000000000000", "0x", "target:1", "color:1:2", "target:70000:1"] {
+        for bad in [
+            "0x0é0000000000000",
+            "0x+000000000000000",
+            "0x",
+            "target:1",
+            "color:1:2",
+            "target:70000:1",
+        ] {
             assert!(bad.parse::<ExtendedCommunity>().is_err(), "{bad}");
         }
     }

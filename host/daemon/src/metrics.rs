@@ -2,11 +2,16 @@
 //! NOTIFICATIONs, route counts and update rates, and each plugin's calls, faults and
 //! (for policies) verdicts, read from the plugin at every scrape.
 
+#[cfg(feature = "engine")]
 use std::sync::{Arc, Mutex};
 
+#[cfg(feature = "engine")]
 use prometheus_client::collector::Collector;
+#[cfg(feature = "engine")]
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+#[cfg(feature = "engine")]
 use prometheus_client::metrics::counter::ConstCounter;
+#[cfg(feature = "engine")]
 use prometheus_client::metrics::gauge::ConstGauge;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -44,15 +49,18 @@ pub struct Metrics {
     verdict_to_wire: Histogram,
     ctl_replies: Family<ResultLabel, Counter>,
     ctl_connection_errors: Counter,
+    #[cfg(feature = "engine")]
     plugins: Arc<PluginCollector>,
 }
 
 /// The plugins' own counters, encoded at scrape time.
+#[cfg(feature = "engine")]
 #[derive(Debug, Default)]
 struct PluginCollector {
     sources: Mutex<Vec<wasmbgp_runtime::StatusSource>>,
 }
 
+#[cfg(feature = "engine")]
 impl Collector for PluginCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let statuses: Vec<_> = self
@@ -66,13 +74,34 @@ impl Collector for PluginCollector {
             return Ok(());
         }
         let counters: [(&str, &str, fn(&wasmbgp_runtime::PluginStatus) -> u64); 4] = [
-            ("plugin_calls", "Calls into the plugin (init, check, evaluate)", |s| s.calls),
-            ("plugin_restarts", "Restarts of the plugin after faults", |s| s.restarts),
-            ("plugin_denied", "Requests the plugin's grants denied", |s| s.denied),
-            ("plugin_invalid", "Route requests refused as malformed", |s| s.invalid),
+            (
+                "plugin_calls",
+                "Calls into the plugin (init, check, evaluate)",
+                |s| s.calls,
+            ),
+            (
+                "plugin_restarts",
+                "Restarts of the plugin after faults",
+                |s| s.restarts,
+            ),
+            (
+                "plugin_denied",
+                "Requests the plugin's grants denied",
+                |s| s.denied,
+            ),
+            (
+                "plugin_invalid",
+                "Route requests refused as malformed",
+                |s| s.invalid,
+            ),
         ];
         for (name, help, read) in counters {
-            let mut family = encoder.encode_descriptor(name, help, None, prometheus_client::metrics::MetricType::Counter)?;
+            let mut family = encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
             for s in &statuses {
                 let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
                 ConstCounter::new(read(s)).encode(family.encode_family(&labels)?)?;
@@ -95,7 +124,10 @@ impl Collector for PluginCollector {
             None,
             prometheus_client::metrics::MetricType::Counter,
         )?;
-        for s in statuses.iter().filter(|s| s.world == wasmbgp_runtime::World::Policy) {
+        for s in statuses
+            .iter()
+            .filter(|s| s.world == wasmbgp_runtime::World::Policy)
+        {
             for (verdict, n) in [
                 ("accepted", s.routes_accepted),
                 ("rejected", s.routes_rejected),
@@ -149,6 +181,7 @@ impl Metrics {
             verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             ctl_replies: Family::default(),
             ctl_connection_errors: Counter::default(),
+            #[cfg(feature = "engine")]
             plugins: Arc::default(),
             registry: Registry::default(),
         };
@@ -182,6 +215,7 @@ impl Metrics {
             "Prefixes withdrawn from the neighbor",
             m.withdrawn.clone(),
         );
+        #[cfg(feature = "engine")]
         registry.register_collector(Box::new(m.plugins.clone()));
         registry.register(
             "prefixes_received",
@@ -312,6 +346,7 @@ impl Metrics {
     }
 
     /// Serves these plugins' counters (replacing any before).
+    #[cfg(feature = "engine")]
     pub fn watch_plugins(&self, sources: Vec<wasmbgp_runtime::StatusSource>) {
         *self
             .plugins

@@ -54,6 +54,6 @@ pub use spec::{GrantedFile, Grants, OnFailure, PluginSpec, World, parse_size};
 pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]
 pub use supervisor::{
-    PluginHandle, PluginState, PluginStatus, PolicyClient, Reload, StatusSource, PolicySession, PolicyUnavailable,
-    Verdict, Verdicts,
+    PluginHandle, PluginState, PluginStatus, PolicyClient, PolicySession, PolicyUnavailable,
+    Reload, StatusSource, Verdict, Verdicts,
 };

@@ -315,6 +315,12 @@ mod tests {
         assert_eq!(policy.on_failure, OnFailure::Reject);
         policy.validate().unwrap();
         policy.on_failure = OnFailure::Withdraw;
-        assert!(policy.validate().unwrap_err().to_string().contains("reject or accept"));
+        assert!(
+            policy
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("reject or accept")
+        );
     }
 }

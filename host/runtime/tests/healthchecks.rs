@@ -314,8 +314,17 @@ async fn reload_keeps_health_silently() {
     // plugin keeps checking.
     let mut refused = spec.clone();
     refused.settings.push(("colour".into(), "red".into()));
-    let err = p.handle.reload(refused).unwrap().outcome().await.unwrap_err();
-    assert!(err.to_string().contains("init refused the settings"), "{err}");
+    let err = p
+        .handle
+        .reload(refused)
+        .unwrap()
+        .outcome()
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("init refused the settings"),
+        "{err}"
+    );
     assert_eq!(p.handle.status().restarts, 0);
     p.silent(Duration::from_millis(200)).await;
     p.handle.stop().await;

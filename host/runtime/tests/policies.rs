@@ -37,8 +37,7 @@ fn routes(lines: &[&str]) -> Vec<(Prefix, Arc<PathAttributes>)> {
     lines
         .iter()
         .map(|line| {
-            let r = words::parse_route(&words::tokenize(line), &PathAttributes::default())
-                .unwrap();
+            let r = words::parse_route(&words::tokenize(line), &PathAttributes::default()).unwrap();
             (r.prefix, Arc::new(r.attrs))
         })
         .collect()
@@ -63,7 +62,10 @@ async fn verdicts_come_back_in_the_callers_order() {
         policy(
             "tagger",
             "community-tagger",
-            &[("prefixes", "10.0.0.0/8, 2001:db8::/32"), ("communities", "65001:7")],
+            &[
+                ("prefixes", "10.0.0.0/8, 2001:db8::/32"),
+                ("communities", "65001:7"),
+            ],
         ),
     );
     let client = p.handle.policy().expect("a policy client").clone();
@@ -97,7 +99,10 @@ async fn verdicts_come_back_in_the_callers_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_larger_than_one_call_are_split() {
     let runtime = runtime();
-    let p = start(&runtime, policy("med", "fixture-policy", &[("mode", "med"), ("med", "42")]));
+    let p = start(
+        &runtime,
+        policy("med", "fixture-policy", &[("mode", "med"), ("med", "42")]),
+    );
     let client = p.handle.policy().unwrap().clone();
     let input = many(10_000);
     let v = client
@@ -114,11 +119,17 @@ async fn a_trap_fails_the_batch_and_the_policy_comes_back() {
     let runtime = runtime();
     let mut p = start(
         &runtime,
-        policy("trap", "fixture-policy", &[("mode", "trap-every"), ("n", "1000")]),
+        policy(
+            "trap",
+            "fixture-policy",
+            &[("mode", "trap-every"), ("n", "1000")],
+        ),
     );
     let client = p.handle.policy().unwrap().clone();
     // 600 routes: fine; 600 more cross 1000: the batch traps.
-    let first = client.evaluate(Direction::Import, session(), &many(600)).await;
+    let first = client
+        .evaluate(Direction::Import, session(), &many(600))
+        .await;
     assert!(first.is_ok());
     let second = client
         .evaluate(Direction::Import, session(), &many(600))
@@ -126,7 +137,10 @@ async fn a_trap_fails_the_batch_and_the_policy_comes_back() {
         .unwrap_err();
     assert!(second.0.contains("evaluate"), "{second}");
     match p.next(T).await {
-        PluginEvent::Failed { error, .. } => assert!(error.contains("trap") || error.contains("unreachable"), "{error}"),
+        PluginEvent::Failed { error, .. } => assert!(
+            error.contains("trap") || error.contains("unreachable"),
+            "{error}"
+        ),
         other => panic!("expected the fault, got {other:?}"),
     }
     // Back after the backoff, with a fresh count, and it says so.
@@ -134,7 +148,12 @@ async fn a_trap_fails_the_batch_and_the_policy_comes_back() {
         PluginEvent::PolicyChanged { plugin } => assert_eq!(plugin, "trap"),
         other => panic!("expected PolicyChanged, got {other:?}"),
     }
-    assert!(client.evaluate(Direction::Import, session(), &many(600)).await.is_ok());
+    assert!(
+        client
+            .evaluate(Direction::Import, session(), &many(600))
+            .await
+            .is_ok()
+    );
     let status = p.handle.status();
     assert_eq!(status.restarts, 1);
     assert_eq!(status.routes_unjudged, 600);
@@ -143,7 +162,10 @@ async fn a_trap_fails_the_batch_and_the_policy_comes_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nonsense_and_runaway_guests_are_faults() {
     let runtime = runtime();
-    let p = start(&runtime, policy("bad", "fixture-policy", &[("mode", "bad-verdicts")]));
+    let p = start(
+        &runtime,
+        policy("bad", "fixture-policy", &[("mode", "bad-verdicts")]),
+    );
     let client = p.handle.policy().unwrap().clone();
     let err = client
         .evaluate(Direction::Export, session(), &many(10))
@@ -163,7 +185,12 @@ async fn nonsense_and_runaway_guests_are_faults() {
     assert!(matches!(spin.next(T).await, PluginEvent::Failed { .. }));
     // While it waits to restart, batches are answered at once.
     let started = std::time::Instant::now();
-    assert!(client.evaluate(Direction::Export, session(), &many(10)).await.is_err());
+    assert!(
+        client
+            .evaluate(Direction::Export, session(), &many(10))
+            .await
+            .is_err()
+    );
     assert!(started.elapsed() < Duration::from_millis(40));
 }
 
@@ -191,9 +218,20 @@ async fn data_files_reach_init_under_the_name_granted() {
         "20.0.0.0/25 as-path [ 65002 65010 ]", // invalid: longer than maxLength
         "30.0.0.0/24 as-path [ 65002 65011 ]", // not found
     ]);
-    let v = client.evaluate(Direction::Import, session(), &input).await.unwrap();
+    let v = client
+        .evaluate(Direction::Import, session(), &input)
+        .await
+        .unwrap();
     let got: Vec<Verdict> = (0..4).map(|i| v.get(i)).collect();
-    assert_eq!(got, vec![Verdict::Accept, Verdict::Reject, Verdict::Reject, Verdict::Accept]);
+    assert_eq!(
+        got,
+        vec![
+            Verdict::Accept,
+            Verdict::Reject,
+            Verdict::Reject,
+            Verdict::Accept
+        ]
+    );
 
     // New contents on reload: the policy reports the change and judges by them.
     std::fs::write(
@@ -211,9 +249,20 @@ async fn data_files_reach_init_under_the_name_granted() {
             break;
         }
     }
-    let v = client.evaluate(Direction::Import, session(), &input).await.unwrap();
+    let v = client
+        .evaluate(Direction::Import, session(), &input)
+        .await
+        .unwrap();
     let got: Vec<Verdict> = (0..4).map(|i| v.get(i)).collect();
-    assert_eq!(got, vec![Verdict::Reject, Verdict::Accept, Verdict::Reject, Verdict::Accept]);
+    assert_eq!(
+        got,
+        vec![
+            Verdict::Reject,
+            Verdict::Accept,
+            Verdict::Reject,
+            Verdict::Accept
+        ]
+    );
 
     // A broken file is refused at reload: the running instance keeps its verdicts,
     // and a later restart would still start from the last good contents.
@@ -224,7 +273,10 @@ async fn data_files_reach_init_under_the_name_granted() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("init refused"), "{err}");
-    let v = client.evaluate(Direction::Import, session(), &input).await.unwrap();
+    let v = client
+        .evaluate(Direction::Import, session(), &input)
+        .await
+        .unwrap();
     assert_eq!(v.get(1), Verdict::Accept);
     assert_eq!(p.handle.status().state, PluginState::Running);
     let _ = std::fs::remove_dir_all(dir);
@@ -239,10 +291,16 @@ fn a_missing_data_file_or_a_healthcheck_component_is_refused() {
         path: "/nonexistent/vrps.json".into(),
     }];
     let err = runtime.check(&spec).unwrap_err();
-    assert!(format!("{err:#}").contains("/nonexistent/vrps.json"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("/nonexistent/vrps.json"),
+        "{err:#}"
+    );
     let wrong = policy("p", "tcp-check", &[]);
     let err = runtime.check(&wrong).unwrap_err();
-    assert!(format!("{err:#}").contains("not a policy plugin"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("not a policy plugin"),
+        "{err:#}"
+    );
 }
 
 fn tempdir() -> std::path::PathBuf {

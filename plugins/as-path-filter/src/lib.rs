@@ -27,7 +27,10 @@ pub struct AsPathFilter {
 impl AsPathFilter {
     /// True when a route with `attributes` must be rejected.
     pub fn rejects(&self, attributes: &Attributes) -> bool {
-        if self.max_length.is_some_and(|max| attributes.as_path_length() > max) {
+        if self
+            .max_length
+            .is_some_and(|max| attributes.as_path_length() > max)
+        {
             return true;
         }
         !self.deny.is_empty()
@@ -42,17 +45,28 @@ impl AsPathFilter {
 impl Policy for AsPathFilter {
     fn init(settings: &Settings, _files: &[DataFile]) -> Result<Self, Error> {
         settings.only(&["deny-asns", "max-length"])?;
-        let mut deny: Vec<u32> = settings.parse_list::<Asn>("deny-asns")?.into_iter().map(u32::from).collect();
+        let mut deny: Vec<u32> = settings
+            .parse_list::<Asn>("deny-asns")?
+            .into_iter()
+            .map(u32::from)
+            .collect();
         if settings.get("deny-asns").is_some() && deny.is_empty() {
             return Err("setting `deny-asns` lists no AS number".into());
         }
         let max_length: Option<u32> = settings.parse("max-length")?;
         if deny.is_empty() && max_length.is_none() {
-            return Err("set `deny-asns`, `max-length` or both: with neither, the filter would do nothing".into());
+            return Err(
+                "set `deny-asns`, `max-length` or both: with neither, the filter would do nothing"
+                    .into(),
+            );
         }
         deny.sort_unstable();
         deny.dedup();
-        Ok(AsPathFilter { deny, max_length, cache: Vec::new() })
+        Ok(AsPathFilter {
+            deny,
+            max_length,
+            cache: Vec::new(),
+        })
     }
 
     fn begin_batch(&mut self, batch: &BatchInfo<'_>) {
@@ -72,7 +86,11 @@ impl Policy for AsPathFilter {
             // A route outside a batch (a unit test): no cache.
             None => self.rejects(route.attributes()),
         };
-        if reject { Verdict::Reject } else { Verdict::Accept }
+        if reject {
+            Verdict::Reject
+        } else {
+            Verdict::Accept
+        }
     }
 }
 
@@ -85,12 +103,26 @@ mod tests {
     use super::*;
 
     fn filter(pairs: &[(&str, &str)]) -> Result<AsPathFilter, Error> {
-        AsPathFilter::init(&Settings::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()), &[])
+        AsPathFilter::init(
+            &Settings::new(
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            &[],
+        )
     }
 
     fn path(segments: &[(SegmentKind, &[u32])]) -> Attributes {
         Attributes {
-            as_path: segments.iter().map(|(kind, asns)| AsSegment { kind: *kind, asns: asns.to_vec() }).collect(),
+            as_path: segments
+                .iter()
+                .map(|(kind, asns)| AsSegment {
+                    kind: *kind,
+                    asns: asns.to_vec(),
+                })
+                .collect(),
             ..Attributes::new()
         }
     }
@@ -114,15 +146,48 @@ mod tests {
         assert!(f.rejects(&path(&[(Sequence, &[1, 2, 3, 4])])));
         assert!(!f.rejects(&path(&[(Sequence, &[1, 2]), (Set, &[3, 4, 5, 6])])));
         assert!(f.rejects(&path(&[(Sequence, &[1, 2, 3]), (Set, &[4])])));
-        assert!(!f.rejects(&path(&[(ConfedSequence, &[7, 8, 9]), (Sequence, &[1, 2, 3])])));
+        assert!(!f.rejects(&path(&[
+            (ConfedSequence, &[7, 8, 9]),
+            (Sequence, &[1, 2, 3])
+        ])));
     }
 
     #[test]
     fn settings_errors_are_clear() {
-        assert!(filter(&[]).err().unwrap().to_string().contains("set `deny-asns`, `max-length` or both"));
-        assert!(filter(&[("deny-asns", "")]).err().unwrap().to_string().contains("lists no AS"));
-        assert!(filter(&[("deny-asns", "65001, x")]).err().unwrap().to_string().contains("`deny-asns`"));
-        assert!(filter(&[("max-length", "-1")]).err().unwrap().to_string().contains("`max-length`"));
-        assert!(filter(&[("max-len", "3")]).err().unwrap().to_string().contains("unknown setting"));
+        assert!(
+            filter(&[])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("set `deny-asns`, `max-length` or both")
+        );
+        assert!(
+            filter(&[("deny-asns", "")])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("lists no AS")
+        );
+        assert!(
+            filter(&[("deny-asns", "65001, x")])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("`deny-asns`")
+        );
+        assert!(
+            filter(&[("max-length", "-1")])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("`max-length`")
+        );
+        assert!(
+            filter(&[("max-len", "3")])
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("unknown setting")
+        );
     }
 }

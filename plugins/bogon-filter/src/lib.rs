@@ -16,7 +16,9 @@
 //! A prefix that merely contains a bogon (192.0.0.0/8) is not one. No
 //! settings.
 
-use wasmbgp_sdk::{DataFile, Direction, Error, Policy, Prefix, PrefixSet, Route, Settings, Verdict};
+use wasmbgp_sdk::{
+    DataFile, Direction, Error, Policy, Prefix, PrefixSet, Route, Settings, Verdict,
+};
 
 /// The IPv4 special-purpose blocks.
 const V4_BOGONS: [&str; 14] = [
@@ -39,7 +41,15 @@ const V4_BOGONS: [&str; 14] = [
 /// The IPv6 special-purpose blocks. All but 2001:db8::/32 lie outside
 /// 2000::/3 and are rejected by that rule already; they are listed so that
 /// the list reads as the documentation says.
-const V6_BOGONS: [&str; 7] = ["::/8", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8"];
+const V6_BOGONS: [&str; 7] = [
+    "::/8",
+    "100::/64",
+    "2001:db8::/32",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
 
 /// The longest IPv4 prefix accepted.
 const MAX_V4_LENGTH: u8 = 24;
@@ -71,7 +81,10 @@ impl Policy for BogonFilter {
             .chain(V6_BOGONS.iter())
             .map(|text| text.parse::<Prefix>())
             .collect::<Result<PrefixSet, _>>()?;
-        Ok(BogonFilter { bogons, global_unicast: "2000::/3".parse()? })
+        Ok(BogonFilter {
+            bogons,
+            global_unicast: "2000::/3".parse()?,
+        })
     }
 
     #[inline]
@@ -94,7 +107,11 @@ mod tests {
 
     fn verdict(direction: Direction, prefix: &str) -> bool {
         let mut filter = BogonFilter::init(&Settings::default(), &[]).unwrap();
-        let session = Session { neighbor: IpAddress::V4(0x7f00_0002), peer_as: 65000, local_as: 65001 };
+        let session = Session {
+            neighbor: IpAddress::V4(0x7f00_0002),
+            peer_as: 65000,
+            local_as: 65001,
+        };
         let attributes = Attributes::new();
         let route = Route::new(direction, &session, prefix.parse().unwrap(), &attributes);
         matches!(filter.evaluate(&route), Verdict::Accept)
@@ -121,14 +138,27 @@ mod tests {
 
     #[test]
     fn accepts_the_rest() {
-        for good in ["8.8.8.0/24", "192.0.0.0/8", "0.0.0.0/0", "11.0.0.0/8", "2001:db9::/32", "2a00::/12", "2000::/3"] {
+        for good in [
+            "8.8.8.0/24",
+            "192.0.0.0/8",
+            "0.0.0.0/0",
+            "11.0.0.0/8",
+            "2001:db9::/32",
+            "2a00::/12",
+            "2000::/3",
+        ] {
             assert!(verdict(Direction::Import, good), "{good}");
         }
     }
 
     #[test]
     fn accepts_everything_on_export() {
-        for prefix in ["192.0.2.0/24", "10.0.0.0/8", "2001:db8::/32", "192.0.2.1/32"] {
+        for prefix in [
+            "192.0.2.0/24",
+            "10.0.0.0/8",
+            "2001:db8::/32",
+            "192.0.2.1/32",
+        ] {
             assert!(verdict(Direction::Export, prefix), "{prefix}");
         }
     }

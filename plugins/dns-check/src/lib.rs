@@ -24,7 +24,11 @@ impl HealthCheck for DnsCheck {
         let kind = match settings.get_or("type", "A").to_ascii_uppercase().as_str() {
             "A" => RecordType::A,
             "AAAA" => RecordType::Aaaa,
-            other => return Err(format!("setting `type` = {other:?} is invalid: expected A or AAAA").into()),
+            other => {
+                return Err(
+                    format!("setting `type` = {other:?} is invalid: expected A or AAAA").into(),
+                );
+            }
         };
         Ok(DnsCheck {
             server: settings.required("server")?.to_string(),
@@ -38,15 +42,35 @@ impl HealthCheck for DnsCheck {
     fn check(&mut self) -> Result<String, Error> {
         let answer = probe::dns_query(&self.server, &self.name, self.kind, self.timeout)?;
         if answer.rcode != 0 {
-            return Err(format!("{} answered rcode {} for {}", self.server, answer.rcode, self.name).into());
+            return Err(format!(
+                "{} answered rcode {} for {}",
+                self.server, answer.rcode, self.name
+            )
+            .into());
         }
         if answer.addresses.is_empty() {
             return Err(format!("{} has no address for {}", self.server, self.name).into());
         }
-        if let Some(missing) = self.expect.iter().find(|want| !answer.addresses.contains(want)) {
-            return Err(format!("{} lacks {missing} for {} (got {})", self.server, self.name, answer.addresses.join(", ")).into());
+        if let Some(missing) = self
+            .expect
+            .iter()
+            .find(|want| !answer.addresses.contains(want))
+        {
+            return Err(format!(
+                "{} lacks {missing} for {} (got {})",
+                self.server,
+                self.name,
+                answer.addresses.join(", ")
+            )
+            .into());
         }
-        Ok(format!("{} resolved {} to {} in {} µs", self.server, self.name, answer.addresses.join(", "), answer.elapsed_us))
+        Ok(format!(
+            "{} resolved {} to {} in {} µs",
+            self.server,
+            self.name,
+            answer.addresses.join(", "),
+            answer.elapsed_us
+        ))
     }
 }
 

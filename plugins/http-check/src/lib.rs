@@ -32,14 +32,21 @@ impl HealthCheck for HttpCheck {
     fn check(&mut self) -> Result<String, Error> {
         let response = probe::http_get(&self.url, self.timeout, MAX_BODY)?;
         if response.status != self.status {
-            return Err(format!("{} answered {} (expected {})", self.url, response.status, self.status).into());
+            return Err(format!(
+                "{} answered {} (expected {})",
+                self.url, response.status, self.status
+            )
+            .into());
         }
         if let Some(needle) = &self.body
             && !String::from_utf8_lossy(&response.body).contains(needle.as_str())
         {
             return Err(format!("{} body lacks {needle:?}", self.url).into());
         }
-        Ok(format!("{} answered {} in {} µs", self.url, response.status, response.elapsed_us))
+        Ok(format!(
+            "{} answered {} in {} µs",
+            self.url, response.status, response.elapsed_us
+        ))
     }
 }
 

@@ -26,8 +26,8 @@ mod vrps;
 
 pub use vrps::{Validity, Vrps};
 use wasmbgp_sdk::{
-    Community, DataFile, Direction, Error, LargeCommunity, Modification, OriginAs, Policy, Route, Settings, Verdict,
-    find_file,
+    Community, DataFile, Direction, Error, LargeCommunity, Modification, OriginAs, Policy, Route,
+    Settings, Verdict, find_file,
 };
 
 /// The policy: the VRPs, and what to do with invalid routes.
@@ -54,7 +54,8 @@ impl RpkiRov {
 
 /// Parses `tag-community`: standard or large, by the number of colons.
 fn tag(text: &str) -> Result<Modification, Error> {
-    let in_setting = |e: wasmbgp_sdk::ParseError| Error::new(format!("setting `tag-community`: {e}"));
+    let in_setting =
+        |e: wasmbgp_sdk::ParseError| Error::new(format!("setting `tag-community`: {e}"));
     Ok(if text.matches(':').count() == 2 {
         Modification::new().add_large_community(text.parse::<LargeCommunity>().map_err(in_setting)?)
     } else {
@@ -65,23 +66,36 @@ fn tag(text: &str) -> Result<Modification, Error> {
 impl Policy for RpkiRov {
     fn init(settings: &Settings, files: &[DataFile]) -> Result<Self, Error> {
         settings.only(&["vrps", "invalid", "tag-community"])?;
-        let tag = match (settings.get_or("invalid", "reject"), settings.get("tag-community")) {
+        let tag = match (
+            settings.get_or("invalid", "reject"),
+            settings.get("tag-community"),
+        ) {
             ("reject", None) => None,
             ("reject", Some(_)) => {
                 return Err("setting `tag-community` is used only with invalid = \"tag\"".into());
             }
             ("tag", Some(community)) => Some(tag(community)?),
-            ("tag", None) => return Err("setting `tag-community` is required with invalid = \"tag\"".into()),
+            ("tag", None) => {
+                return Err("setting `tag-community` is required with invalid = \"tag\"".into());
+            }
             (other, _) => {
-                return Err(format!("setting `invalid` = {other:?} is invalid: expected \"reject\" or \"tag\"").into());
+                return Err(format!(
+                    "setting `invalid` = {other:?} is invalid: expected \"reject\" or \"tag\""
+                )
+                .into());
             }
         };
         let path = settings.required("vrps")?;
-        let file = find_file(files, path).map_err(|e| Error::new(format!("setting `vrps`: {e}")))?;
+        let file =
+            find_file(files, path).map_err(|e| Error::new(format!("setting `vrps`: {e}")))?;
         let vrps = Vrps::from_json(&file.contents)
             .map_err(|e| Error::new(format!("VRP file {path:?} (setting `vrps`): {e}")))?;
         #[cfg(target_arch = "wasm32")]
-        wasmbgp_sdk::log::info(&format!("{} VRPs for {} prefixes from {path}", vrps.len(), vrps.prefixes()));
+        wasmbgp_sdk::log::info(&format!(
+            "{} VRPs for {} prefixes from {path}",
+            vrps.len(),
+            vrps.prefixes()
+        ));
         Ok(RpkiRov { vrps, tag })
     }
 
@@ -112,7 +126,10 @@ mod tests {
     ]}"#;
 
     fn files() -> Vec<DataFile> {
-        vec![DataFile { path: "/var/lib/rpki/vrps.json".into(), contents: VRPS.to_vec() }]
+        vec![DataFile {
+            path: "/var/lib/rpki/vrps.json".into(),
+            contents: VRPS.to_vec(),
+        }]
     }
 
     fn policy(pairs: &[(&str, &str)]) -> Result<RpkiRov, Error> {
@@ -121,10 +138,25 @@ mod tests {
         RpkiRov::init(&Settings::new(all), &files())
     }
 
-    fn judge(policy: &mut RpkiRov, direction: Direction, prefix: &str, path: &[(SegmentKind, &[u32])]) -> String {
-        let session = Session { neighbor: IpAddress::V4(0x7f00_0002), peer_as: 65000, local_as: 65001 };
+    fn judge(
+        policy: &mut RpkiRov,
+        direction: Direction,
+        prefix: &str,
+        path: &[(SegmentKind, &[u32])],
+    ) -> String {
+        let session = Session {
+            neighbor: IpAddress::V4(0x7f00_0002),
+            peer_as: 65000,
+            local_as: 65001,
+        };
         let attributes = Attributes {
-            as_path: path.iter().map(|(kind, asns)| AsSegment { kind: *kind, asns: asns.to_vec() }).collect(),
+            as_path: path
+                .iter()
+                .map(|(kind, asns)| AsSegment {
+                    kind: *kind,
+                    asns: asns.to_vec(),
+                })
+                .collect(),
             ..Attributes::new()
         };
         let route = Route::new(direction, &session, prefix.parse().unwrap(), &attributes);
@@ -141,20 +173,66 @@ mod tests {
         use SegmentKind::*;
         let mut p = policy(&[]).unwrap();
         let import = Direction::Import;
-        assert_eq!(judge(&mut p, import, "192.0.2.0/24", &[(Sequence, &[65000, 65001])]), "accept");
-        assert_eq!(judge(&mut p, import, "192.0.2.0/24", &[(Sequence, &[65001, 65000])]), "reject");
-        assert_eq!(judge(&mut p, import, "10.0.0.0/8", &[(Sequence, &[65000])]), "accept");
+        assert_eq!(
+            judge(
+                &mut p,
+                import,
+                "192.0.2.0/24",
+                &[(Sequence, &[65000, 65001])]
+            ),
+            "accept"
+        );
+        assert_eq!(
+            judge(
+                &mut p,
+                import,
+                "192.0.2.0/24",
+                &[(Sequence, &[65001, 65000])]
+            ),
+            "reject"
+        );
+        assert_eq!(
+            judge(&mut p, import, "10.0.0.0/8", &[(Sequence, &[65000])]),
+            "accept"
+        );
         // AS_SET last: NONE.
-        assert_eq!(judge(&mut p, import, "192.0.2.0/24", &[(Sequence, &[65000]), (Set, &[65001])]), "reject");
-        assert_eq!(judge(&mut p, import, "10.0.0.0/8", &[(Sequence, &[65000]), (Set, &[65001])]), "accept");
+        assert_eq!(
+            judge(
+                &mut p,
+                import,
+                "192.0.2.0/24",
+                &[(Sequence, &[65000]), (Set, &[65001])]
+            ),
+            "reject"
+        );
+        assert_eq!(
+            judge(
+                &mut p,
+                import,
+                "10.0.0.0/8",
+                &[(Sequence, &[65000]), (Set, &[65001])]
+            ),
+            "accept"
+        );
         // Empty path: the peer's AS on import, ours on export.
         assert_eq!(judge(&mut p, import, "198.51.100.0/24", &[]), "accept");
         assert_eq!(judge(&mut p, import, "192.0.2.0/24", &[]), "reject");
-        assert_eq!(judge(&mut p, Direction::Export, "192.0.2.0/24", &[]), "accept");
-        assert_eq!(judge(&mut p, Direction::Export, "198.51.100.0/24", &[]), "reject");
+        assert_eq!(
+            judge(&mut p, Direction::Export, "192.0.2.0/24", &[]),
+            "accept"
+        );
+        assert_eq!(
+            judge(&mut p, Direction::Export, "198.51.100.0/24", &[]),
+            "reject"
+        );
         // Confederation segments do not count.
         assert_eq!(
-            judge(&mut p, import, "192.0.2.0/24", &[(Sequence, &[65001]), (ConfedSequence, &[64512])]),
+            judge(
+                &mut p,
+                import,
+                "192.0.2.0/24",
+                &[(Sequence, &[65001]), (ConfedSequence, &[64512])]
+            ),
             "accept"
         );
     }
@@ -168,7 +246,10 @@ mod tests {
             judge(&mut p, Direction::Import, "192.0.2.0/24", path),
             format!("modify {:?}", [(65001u32 << 16) | 666])
         );
-        assert_eq!(judge(&mut p, Direction::Import, "10.0.0.0/8", path), "accept");
+        assert_eq!(
+            judge(&mut p, Direction::Import, "10.0.0.0/8", path),
+            "accept"
+        );
         let p = policy(&[("invalid", "tag"), ("tag-community", "65001:0:6")]).unwrap();
         assert!(p.tag.is_some());
     }
@@ -180,11 +261,26 @@ mod tests {
         assert!(error(&[("tag-community", "1:1")]).contains("only with invalid"));
         assert!(error(&[("invalid", "drop")]).contains("\"reject\" or \"tag\""));
         assert!(error(&[("invalid", "tag"), ("tag-community", "x")]).contains("`tag-community`"));
-        let missing = RpkiRov::init(&Settings::new(vec![("vrps".into(), "other.json".into())]), &files());
+        let missing = RpkiRov::init(
+            &Settings::new(vec![("vrps".into(), "other.json".into())]),
+            &files(),
+        );
         let e = missing.err().unwrap().to_string();
-        assert!(e.contains("setting `vrps`") && e.contains("/var/lib/rpki/vrps.json"), "{e}");
-        let bad = vec![DataFile { path: "v.json".into(), contents: b"{\"roas\": 5}".to_vec() }];
-        let e = RpkiRov::init(&Settings::new(vec![("vrps".into(), "v.json".into())]), &bad).err().unwrap().to_string();
-        assert!(e.contains("VRP file \"v.json\"") && e.contains("list of ROAs"), "{e}");
+        assert!(
+            e.contains("setting `vrps`") && e.contains("/var/lib/rpki/vrps.json"),
+            "{e}"
+        );
+        let bad = vec![DataFile {
+            path: "v.json".into(),
+            contents: b"{\"roas\": 5}".to_vec(),
+        }];
+        let e = RpkiRov::init(&Settings::new(vec![("vrps".into(), "v.json".into())]), &bad)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("VRP file \"v.json\"") && e.contains("list of ROAs"),
+            "{e}"
+        );
     }
 }

@@ -48,8 +48,10 @@ pub struct Vrps {
 impl Vrps {
     /// Builds the set from (prefix, origin AS, max length) triples.
     pub fn new(vrps: impl IntoIterator<Item = (Prefix, u32, u8)>) -> Vrps {
-        let mut all: Vec<(Prefix, Authorization)> =
-            vrps.into_iter().map(|(prefix, asn, max_length)| (prefix, Authorization { asn, max_length })).collect();
+        let mut all: Vec<(Prefix, Authorization)> = vrps
+            .into_iter()
+            .map(|(prefix, asn, max_length)| (prefix, Authorization { asn, max_length }))
+            .collect();
         all.sort_unstable();
         all.dedup();
         let mut groups: Vec<(Prefix, (u32, u32))> = Vec::new();
@@ -64,7 +66,10 @@ impl Vrps {
             }
             authorizations.push(authorization);
         }
-        Vrps { by_prefix: groups.into_iter().collect(), authorizations }
+        Vrps {
+            by_prefix: groups.into_iter().collect(),
+            authorizations,
+        }
     }
 
     /// Parses a VRP file (see the module documentation).
@@ -98,11 +103,18 @@ impl Vrps {
             let Some(origin) = origin else { break };
             let range = start as usize..start as usize + count as usize;
             let authorizations = self.authorizations.get(range).unwrap_or_default();
-            if authorizations.iter().any(|a| a.asn == origin && a.asn != 0 && prefix.length() <= a.max_length) {
+            if authorizations
+                .iter()
+                .any(|a| a.asn == origin && a.asn != 0 && prefix.length() <= a.max_length)
+            {
                 return Validity::Valid;
             }
         }
-        if covered { Validity::Invalid } else { Validity::NotFound }
+        if covered {
+            Validity::Invalid
+        } else {
+            Validity::NotFound
+        }
     }
 }
 
@@ -134,7 +146,9 @@ impl<'de> Visitor<'de> for RoaListVisitor {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RoaList, A::Error> {
         let mut vrps = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
         while let Some(roa) = seq.next_element::<Roa<'de>>()? {
-            let vrp = roa.check().map_err(|e| de::Error::custom(format!("roas[{}]: {e}", vrps.len())))?;
+            let vrp = roa
+                .check()
+                .map_err(|e| de::Error::custom(format!("roas[{}]: {e}", vrps.len())))?;
             vrps.push(vrp);
         }
         Ok(RoaList(vrps))
@@ -185,7 +199,9 @@ impl Visitor<'_> for AsnVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<AsnField, E> {
-        u32::try_from(value).map(AsnField).map_err(|_| E::custom(format!("AS number {value} is above 4294967295")))
+        u32::try_from(value)
+            .map(AsnField)
+            .map_err(|_| E::custom(format!("AS number {value} is above 4294967295")))
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<AsnField, E> {
@@ -231,27 +247,63 @@ mod tests {
         // Covered, matching origin and length.
         assert_eq!(v.validate(&p("192.0.2.0/24"), Some(65001)), Validity::Valid);
         // Covered, wrong origin.
-        assert_eq!(v.validate(&p("192.0.2.0/24"), Some(65099)), Validity::Invalid);
+        assert_eq!(
+            v.validate(&p("192.0.2.0/24"), Some(65099)),
+            Validity::Invalid
+        );
         // Covered, too specific for maxLength.
-        assert_eq!(v.validate(&p("192.0.2.0/25"), Some(65001)), Validity::Invalid);
+        assert_eq!(
+            v.validate(&p("192.0.2.0/25"), Some(65001)),
+            Validity::Invalid
+        );
         // Not covered (less specific than the VRP).
-        assert_eq!(v.validate(&p("192.0.0.0/16"), Some(65001)), Validity::NotFound);
-        assert_eq!(v.validate(&p("10.0.0.0/8"), Some(65001)), Validity::NotFound);
+        assert_eq!(
+            v.validate(&p("192.0.0.0/16"), Some(65001)),
+            Validity::NotFound
+        );
+        assert_eq!(
+            v.validate(&p("10.0.0.0/8"), Some(65001)),
+            Validity::NotFound
+        );
         // Two covering VRPs: either one may match.
-        assert_eq!(v.validate(&p("198.51.100.0/24"), Some(65002)), Validity::Valid);
-        assert_eq!(v.validate(&p("198.51.100.0/24"), Some(65003)), Validity::Valid);
-        assert_eq!(v.validate(&p("198.51.101.0/24"), Some(65003)), Validity::Invalid);
-        assert_eq!(v.validate(&p("198.51.101.0/24"), Some(65002)), Validity::Valid);
+        assert_eq!(
+            v.validate(&p("198.51.100.0/24"), Some(65002)),
+            Validity::Valid
+        );
+        assert_eq!(
+            v.validate(&p("198.51.100.0/24"), Some(65003)),
+            Validity::Valid
+        );
+        assert_eq!(
+            v.validate(&p("198.51.101.0/24"), Some(65003)),
+            Validity::Invalid
+        );
+        assert_eq!(
+            v.validate(&p("198.51.101.0/24"), Some(65002)),
+            Validity::Valid
+        );
         // Origin NONE (AS_SET): invalid when covered, not found otherwise.
         assert_eq!(v.validate(&p("192.0.2.0/24"), None), Validity::Invalid);
         assert_eq!(v.validate(&p("10.0.0.0/8"), None), Validity::NotFound);
         // AS0 authorizes no one, not even AS 0.
         assert_eq!(v.validate(&p("203.0.113.0/24"), Some(0)), Validity::Invalid);
-        assert_eq!(v.validate(&p("203.0.113.0/24"), Some(65001)), Validity::Invalid);
+        assert_eq!(
+            v.validate(&p("203.0.113.0/24"), Some(65001)),
+            Validity::Invalid
+        );
         // IPv6.
-        assert_eq!(v.validate(&p("2001:db8:1::/48"), Some(65001)), Validity::Valid);
-        assert_eq!(v.validate(&p("2001:db8:1::/49"), Some(65001)), Validity::Invalid);
-        assert_eq!(v.validate(&p("2001:db9::/32"), Some(65001)), Validity::NotFound);
+        assert_eq!(
+            v.validate(&p("2001:db8:1::/48"), Some(65001)),
+            Validity::Valid
+        );
+        assert_eq!(
+            v.validate(&p("2001:db8:1::/49"), Some(65001)),
+            Validity::Invalid
+        );
+        assert_eq!(
+            v.validate(&p("2001:db9::/32"), Some(65001)),
+            Validity::NotFound
+        );
     }
 
     #[test]
@@ -287,11 +339,19 @@ mod tests {
         json.push_str("{\"asn\": 1, \"prefix\": \"10.0.0.0/8\", \"maxLength\": 8}]}");
         let start = std::time::Instant::now();
         let v = Vrps::from_json(json.as_bytes()).unwrap();
-        println!("{} MB of JSON, {} VRPs parsed and indexed in {:?}", json.len() / 1_000_000, v.len(), start.elapsed());
+        println!(
+            "{} MB of JSON, {} VRPs parsed and indexed in {:?}",
+            json.len() / 1_000_000,
+            v.len(),
+            start.elapsed()
+        );
         let start = std::time::Instant::now();
         let mut valid = 0;
         for i in 0..1_000_000u32 {
-            let prefix = Prefix::V4 { addr: 0x0100_0000 + ((i % 800_000) << 8), len: 24 };
+            let prefix = Prefix::V4 {
+                addr: 0x0100_0000 + ((i % 800_000) << 8),
+                len: 24,
+            };
             valid += usize::from(v.validate(&prefix, Some(64512 + i % 1000)) == Validity::Valid);
         }
         println!("1M validations in {:?} ({valid} valid)", start.elapsed());
@@ -312,15 +372,21 @@ mod tests {
         let error = |json: &str| Vrps::from_json(json.as_bytes()).err().unwrap();
         assert!(error("").contains("EOF"));
         assert!(error("{}").contains("missing field `roas`"));
-        let e = error(r#"{"roas": [{"asn": 1, "prefix": "10.0.0.0/8"}, {"asn": 1, "prefix": "10.0.0.1/8"}]}"#);
+        let e = error(
+            r#"{"roas": [{"asn": 1, "prefix": "10.0.0.0/8"}, {"asn": 1, "prefix": "10.0.0.1/8"}]}"#,
+        );
         assert!(e.contains("roas[1]") && e.contains("host bits"), "{e}");
         let e = error(r#"{"roas": [{"asn": 1, "prefix": "10.0.0.0/8", "maxLength": 7}]}"#);
         assert!(e.contains("maxLength 7"), "{e}");
         let e = error(r#"{"roas": [{"asn": 1, "prefix": "10.0.0.0/8", "maxLength": 33}]}"#);
         assert!(e.contains("maxLength 33"), "{e}");
-        assert!(error(r#"{"roas": [{"asn": "ASx", "prefix": "10.0.0.0/8"}]}"#).contains("AS number"));
+        assert!(
+            error(r#"{"roas": [{"asn": "ASx", "prefix": "10.0.0.0/8"}]}"#).contains("AS number")
+        );
         assert!(error(r#"{"roas": [{"asn": -1, "prefix": "10.0.0.0/8"}]}"#).contains("negative"));
-        assert!(error(r#"{"roas": [{"asn": 4294967296, "prefix": "10.0.0.0/8"}]}"#).contains("above"));
+        assert!(
+            error(r#"{"roas": [{"asn": 4294967296, "prefix": "10.0.0.0/8"}]}"#).contains("above")
+        );
         assert!(error(r#"{"roas": [{"prefix": "10.0.0.0/8"}]}"#).contains("missing field `asn`"));
     }
 }

@@ -55,8 +55,12 @@ impl AdjRibIn {
         }
         if let Some(u) = &update.mp_unreach {
             match &u.withdrawn {
-                MpNlri::Ipv4(v) => v.iter().for_each(|p| withdraw(self, Prefix::V4(*p), &mut change)),
-                MpNlri::Ipv6(v) => v.iter().for_each(|p| withdraw(self, Prefix::V6(*p), &mut change)),
+                MpNlri::Ipv4(v) => v
+                    .iter()
+                    .for_each(|p| withdraw(self, Prefix::V4(*p), &mut change)),
+                MpNlri::Ipv6(v) => v
+                    .iter()
+                    .for_each(|p| withdraw(self, Prefix::V6(*p), &mut change)),
                 MpNlri::Other(_) => {}
             }
         }
@@ -64,13 +68,15 @@ impl AdjRibIn {
         if update.nlri.is_empty() && reach.is_none_or(MpNlri::is_empty) {
             return change;
         }
-        let announced = update.nlri.iter().map(|p| Prefix::V4(*p)).chain(
-            match reach {
+        let announced = update
+            .nlri
+            .iter()
+            .map(|p| Prefix::V4(*p))
+            .chain(match reach {
                 Some(MpNlri::Ipv4(v)) => v.iter().map(|p| Prefix::V4(*p)).collect::<Vec<_>>(),
                 Some(MpNlri::Ipv6(v)) => v.iter().map(|p| Prefix::V6(*p)).collect(),
                 _ => Vec::new(),
-            },
-        );
+            });
         if update.attributes.as_path.asns().any(|a| a == local_as) {
             let mut dropped = 0;
             for p in announced {

@@ -537,7 +537,10 @@ mod tests {
         let a = Arc::new(PathAttributes::default());
         assert!(rib.set(p, Some((a.clone(), 1))));
         assert!(!rib.set(p, Some((a.clone(), 1))), "same route: no change");
-        assert!(rib.set(p, Some((a.clone(), 2))), "another source is a change");
+        assert!(
+            rib.set(p, Some((a.clone(), 2))),
+            "another source is a change"
+        );
         let changes = rib.take_changes();
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].1.as_ref().map(|r| r.1), Some(2));

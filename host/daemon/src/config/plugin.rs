@@ -199,9 +199,7 @@ fn parse_plugin(
     }
     if let Some(item) = r.item("grants") {
         match item.as_table() {
-            Some(g) => {
-                spec.grants = parse_grants(g, &format!("{label}.grants"), base, known, sink)
-            }
+            Some(g) => spec.grants = parse_grants(g, &format!("{label}.grants"), base, known, sink),
             None => sink.error(item.span(), format!("{label}.grants must be a table")),
         }
     }

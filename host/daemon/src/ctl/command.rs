@@ -100,14 +100,17 @@ pub fn parse(line: &str) -> Result<Command, String> {
     let mut tokens = words::tokenize(line);
     let json = tokens.iter().any(|w| w == "--json");
     tokens.retain(|w| w != "--json");
-    let pre_policy = tokens.first().is_some_and(|w| w == "show") && tokens.iter().any(|w| w == "--pre-policy");
+    let pre_policy =
+        tokens.first().is_some_and(|w| w == "show") && tokens.iter().any(|w| w == "--pre-policy");
     if pre_policy {
         tokens.retain(|w| w != "--pre-policy");
     }
     let t: Vec<&str> = tokens.iter().map(String::as_str).collect();
     match t.as_slice() {
         [] => Err("empty command".into()),
-        ["show", rest @ ..] => parse_show(rest, pre_policy).map(|what| Command::Show { what, json }),
+        ["show", rest @ ..] => {
+            parse_show(rest, pre_policy).map(|what| Command::Show { what, json })
+        }
         ["policy", "reevaluate", name] => Ok(Command::PolicyReevaluate(name.to_string())),
         ["policy", ..] => Err("policy what? (policy reevaluate NAME)".into()),
         ["neighbor", list, rest @ ..] => {

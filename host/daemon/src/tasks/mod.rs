@@ -77,8 +77,16 @@ pub async fn run(
                 .cloned();
             originated.load(routes, sources::CONFIG);
         }
-        ribs.push(ribs::NeighborRibs::new(originated, !n.import_policy.is_empty()));
-        handles.push(neighbor::spawn(n.clone(), index, shared.clone(), &mut critical));
+        ribs.push(ribs::NeighborRibs::new(
+            originated,
+            !n.import_policy.is_empty(),
+        ));
+        handles.push(neighbor::spawn(
+            n.clone(),
+            index,
+            shared.clone(),
+            &mut critical,
+        ));
     }
     drop(routes);
     metrics.source_routes("config", total as i64);

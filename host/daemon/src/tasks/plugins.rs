@@ -68,7 +68,9 @@ pub fn status_text(list: &[PluginStatus]) -> String {
             let world = match s.world {
                 World::Healthcheck => format!(
                     "health {:<9} denied {} invalid {} routes {}",
-                    s.health.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                    s.health
+                        .map(|h| h.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     s.denied,
                     s.invalid,
                     s.routes_owned,
@@ -87,7 +89,10 @@ pub fn status_text(list: &[PluginStatus]) -> String {
                 s.calls,
                 s.p50_us,
                 s.p99_us,
-                s.last_error.as_deref().map(|e| format!(" last error: {e}")).unwrap_or_default()
+                s.last_error
+                    .as_deref()
+                    .map(|e| format!(" last error: {e}"))
+                    .unwrap_or_default()
             )
         })
         .collect::<Vec<_>>()

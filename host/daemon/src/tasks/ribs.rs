@@ -16,10 +16,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::Update;
 use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, Interner, SourceId};
-use wasmbgp_bgp::Prefix;
 use wasmbgp_runtime::{Direction, OnFailure, PolicyClient, PolicySession, Verdict};
 
 use super::messages::RouteChange;

@@ -322,7 +322,9 @@ impl Speaker {
                 table
             };
             self.ribs[i].originated.clear_pending();
-            let _ = self.neighbors[i].tx.send(NeighborMsg::Start(Box::new(table)));
+            let _ = self.neighbors[i]
+                .tx
+                .send(NeighborMsg::Start(Box::new(table)));
         }
     }
 
@@ -384,7 +386,10 @@ impl Speaker {
 
     fn on_neighbor_event(&mut self, event: NeighborEvent) {
         match event {
-            NeighborEvent::Update { neighbor: i, update } => {
+            NeighborEvent::Update {
+                neighbor: i,
+                update,
+            } => {
                 let ebgp = self.neighbors[i].config.peer_as != self.local_as;
                 self.ribs[i].receive(&update, ebgp, self.local_as);
                 if !self.ribs[i].has_unjudged() {
@@ -445,7 +450,12 @@ impl Speaker {
     }
 
     /// Announces a route from `source` to the targeted neighbors.
-    pub fn announce(&mut self, filter: Option<&[IpAddr]>, route: RouteSpec, source: SourceId) -> Reply {
+    pub fn announce(
+        &mut self,
+        filter: Option<&[IpAddr]>,
+        route: RouteSpec,
+        source: SourceId,
+    ) -> Reply {
         match self.targets(filter, &route.prefix) {
             Err(e) => Reply::err(e),
             Ok(targets) => {
@@ -461,7 +471,12 @@ impl Speaker {
     }
 
     /// Withdraws `source`'s route (for ctl: whichever source holds the prefix).
-    pub fn withdraw(&mut self, filter: Option<&[IpAddr]>, prefix: Prefix, source: SourceId) -> Reply {
+    pub fn withdraw(
+        &mut self,
+        filter: Option<&[IpAddr]>,
+        prefix: Prefix,
+        source: SourceId,
+    ) -> Reply {
         match self.targets(filter, &prefix) {
             Err(e) => Reply::err(e),
             Ok(targets) => {
@@ -521,7 +536,14 @@ impl Speaker {
                     .collect();
                 Reply::ok(lines.join("\n"))
             }
-            Show::AdjRibOut { neighbor, pre_policy } | Show::AdjRibIn { neighbor, pre_policy } => {
+            Show::AdjRibOut {
+                neighbor,
+                pre_policy,
+            }
+            | Show::AdjRibIn {
+                neighbor,
+                pre_policy,
+            } => {
                 if let Some(f) = neighbor
                     && !self.neighbors.iter().any(|n| n.config.address == f)
                 {
@@ -552,7 +574,11 @@ impl Speaker {
                         })),
                         (false, pre) => {
                             let table = if pre { &ribs.adj_in } else { ribs.accepted() };
-                            rows.extend(table.routes().map(|(p, a)| RouteRow::new(address, p, a, None)));
+                            rows.extend(
+                                table
+                                    .routes()
+                                    .map(|(p, a)| RouteRow::new(address, p, a, None)),
+                            );
                         }
                     }
                 }
@@ -606,8 +632,9 @@ impl Speaker {
     /// a config that does not load is refused with its FILE:LINE:COL diagnostics.
     fn current_spec(&self, name: &str) -> Result<wasmbgp_runtime::PluginSpec, String> {
         let runtime = &self.runtime;
-        let config = crate::config::Config::load_with(&self.config_path, &|spec| runtime.check(spec))
-            .map_err(|d| d.to_string())?;
+        let config =
+            crate::config::Config::load_with(&self.config_path, &|spec| runtime.check(spec))
+                .map_err(|d| d.to_string())?;
         let running = self.plugin(name).map_err(|r| r.error)?;
         let spec = config
             .plugins

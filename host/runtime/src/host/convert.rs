@@ -136,7 +136,11 @@ pub(crate) fn attributes_in(
             u.code
         ));
     }
-    if let Some(u) = a.unknown.iter().find(|u| u.value.len() > usize::from(u16::MAX)) {
+    if let Some(u) = a
+        .unknown
+        .iter()
+        .find(|u| u.value.len() > usize::from(u16::MAX))
+    {
         return Err(format!(
             "unknown attribute {} is longer than 65535 bytes",
             u.code

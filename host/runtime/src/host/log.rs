@@ -38,7 +38,6 @@ impl clock::Host for PluginCtx {
     }
 }
 
-
 fn cut(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
@@ -125,7 +124,6 @@ impl Drop for LineLogger {
         self.emit();
     }
 }
-
 
 #[cfg(test)]
 mod tests {

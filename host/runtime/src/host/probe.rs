@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::bindings::wasmbgp::plugin::probe;
-use super::{MAX_PROBE_TIMEOUT, DEFAULT_PROBE_TIMEOUT, PluginCtx, STATE_MAX_TOTAL};
+use super::{DEFAULT_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT, PluginCtx, STATE_MAX_TOTAL};
 use crate::grants::ProbeKind;
 use crate::probes::{self, ProbeFailure, RecordKind};
 
@@ -123,4 +123,3 @@ impl probe::Host for PluginCtx {
         })
     }
 }
-

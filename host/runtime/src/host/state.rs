@@ -67,7 +67,6 @@ impl KvStore {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

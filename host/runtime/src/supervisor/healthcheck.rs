@@ -8,8 +8,8 @@ use wasmtime::Store;
 use tokio::sync::oneshot;
 
 use super::{
-    Control, DriverCore, Fault, PluginState, Prepared, WorldPre, hysteresis_config,
-    setup_deadline, sleep_until, timed_call,
+    Control, DriverCore, Fault, PluginState, Prepared, WorldPre, hysteresis_config, setup_deadline,
+    sleep_until, timed_call,
 };
 use crate::events::PluginEvent;
 use crate::healthcheck::{Health, Hysteresis};
@@ -190,7 +190,6 @@ impl Driver {
         });
         self.wake_at = tokio::time::Instant::now() + decision.delay;
     }
-
 
     async fn call_check(&mut self) -> Result<Result<String, String>, Fault> {
         let deadline = self.core.prepared.grants.deadline;

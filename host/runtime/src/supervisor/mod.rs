@@ -504,8 +504,7 @@ pub(crate) fn setup_deadline(prepared: &Prepared) -> Duration {
     prepared.grants.deadline.max(MIN_SETUP_DEADLINE)
 }
 
-impl DriverCore {
-}
+impl DriverCore {}
 
 pub(crate) fn hysteresis_config(spec: &PluginSpec) -> HysteresisConfig {
     HysteresisConfig {

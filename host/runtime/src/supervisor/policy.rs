@@ -22,8 +22,8 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::Prefix;
+use wasmbgp_bgp::packet::attributes::PathAttributes;
 
 use super::{
     Control, DriverCore, Fault, PluginState, Prepared, Shared, WorldPre, setup_deadline,
@@ -196,7 +196,10 @@ impl PolicyClient {
             Err(why) => {
                 // Answering nonsense is the plugin's fault like a trap, but the instance
                 // is not dead: count it and let on-failure judge this batch.
-                let error = format!("policy {} answered a malformed verdict list: {why}", self.name());
+                let error = format!(
+                    "policy {} answered a malformed verdict list: {why}",
+                    self.name()
+                );
                 tracing::error!(plugin = %self.shared.name, "{error}");
                 self.shared.update(|s| s.last_error = Some(error.clone()));
                 Err(PolicyUnavailable(error))
@@ -212,7 +215,10 @@ fn build_batch(
     session: PolicySession,
     routes: &[(Prefix, Arc<PathAttributes>)],
 ) -> (wit::RouteBatch, Vec<u32>) {
-    let v4_count = routes.iter().filter(|(p, _)| matches!(p, Prefix::V4(_))).count();
+    let v4_count = routes
+        .iter()
+        .filter(|(p, _)| matches!(p, Prefix::V4(_)))
+        .count();
     let mut batch = wit::RouteBatch {
         direction: match direction {
             Direction::Import => wit::Direction::Import,
@@ -272,7 +278,11 @@ fn build_batch(
 }
 
 /// Checks the guest's verdicts and puts them in the caller's order.
-fn read_verdicts(raw: wit::Verdicts, order: &[u32], direction: Direction) -> Result<Verdicts, String> {
+fn read_verdicts(
+    raw: wit::Verdicts,
+    order: &[u32],
+    direction: Direction,
+) -> Result<Verdicts, String> {
     if raw.routes.len() != order.len() {
         return Err(format!(
             "{} verdicts for {} routes",
@@ -335,7 +345,11 @@ impl Driver {
     async fn run(mut self, mut requests: mpsc::Receiver<Request>) {
         tracing::info!(plugin = %self.core.shared.name, component = %self.core.prepared.spec.component.display(), "policy started");
         loop {
-            let start_at = if self.instance.is_none() { self.start_at } else { None };
+            let start_at = if self.instance.is_none() {
+                self.start_at
+            } else {
+                None
+            };
             tokio::select! {
                 biased;
                 message = self.core.control.recv() => match message {
@@ -383,9 +397,15 @@ impl Driver {
     /// Judges one batch; on a fault the instance is dropped and restarted after backoff.
     async fn serve(&mut self, batch: wit::RouteBatch) -> Result<wit::Verdicts, String> {
         if self.instance.is_none() {
-            if self.start_at.is_some_and(|at| at > tokio::time::Instant::now()) {
+            if self
+                .start_at
+                .is_some_and(|at| at > tokio::time::Instant::now())
+            {
                 let why = self.core.shared.snapshot().last_error.unwrap_or_default();
-                return Err(format!("policy {} is restarting after: {why}", self.core.shared.name));
+                return Err(format!(
+                    "policy {} is restarting after: {why}",
+                    self.core.shared.name
+                ));
             }
             self.start_at = None;
             if !self.start().await {
@@ -443,7 +463,6 @@ impl Driver {
             }
         }
     }
-
 
     fn fail(&mut self, fault: Fault) {
         let error = match fault {
@@ -558,7 +577,11 @@ mod tests {
 
     #[test]
     fn verdicts_are_checked_and_reordered() {
-        let routes = vec![route("10.0.0.0/8"), route("2001:db8::/32"), route("10.1.0.0/16")];
+        let routes = vec![
+            route("10.0.0.0/8"),
+            route("2001:db8::/32"),
+            route("10.1.0.0/16"),
+        ];
         let (_, order) = build_batch(Direction::Export, session(), &routes);
         let mut rewritten = attributes_out(&routes[0].1);
         rewritten.med = Some(7);
@@ -579,7 +602,11 @@ mod tests {
             routes: vec![0, 0],
             attributes: vec![],
         };
-        assert!(read_verdicts(short, &order, Direction::Export).unwrap_err().contains("2 verdicts for 3"));
+        assert!(
+            read_verdicts(short, &order, Direction::Export)
+                .unwrap_err()
+                .contains("2 verdicts for 3")
+        );
         let out_of_range = wit::Verdicts {
             routes: vec![0, 0, 2],
             attributes: vec![],
