@@ -1,4 +1,5 @@
-//! Process, BIRD and /proc helpers for the plugin benchmark (`src/bin/plugins.rs`).
+//! Process, BIRD and /proc helpers for the plugin and policy benchmarks
+//! (`src/bin/plugins.rs`, `src/bin/policy.rs`).
 //! A trimmed copy of the helpers in `src/main.rs` (left untouched so the 1M-route bench
 //! keeps its exact behaviour). Every wait here is bounded in time and iterations.
 
@@ -217,6 +218,18 @@ pub struct Bird {
 
 impl Bird {
     pub fn start(bird: &str, dir: &Path, name: &str, conf: &str) -> Result<Bird> {
+        Self::start_within(bird, dir, name, conf, Duration::from_secs(30))
+    }
+
+    /// As [`Bird::start`], waiting up to `timeout` for the control socket (a config
+    /// with a 1M-route static protocol takes BIRD seconds to parse).
+    pub fn start_within(
+        bird: &str,
+        dir: &Path,
+        name: &str,
+        conf: &str,
+        timeout: Duration,
+    ) -> Result<Bird> {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
         let full = format!(
             "log \"{}\" all;\ntimeformat log \"%s.%6f\";\n{conf}",
@@ -239,7 +252,7 @@ impl Bird {
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(dir.join("bird.stderr")).map_err(|e| e.to_string())?),
         )?;
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + timeout;
         while !sock.exists() && Instant::now() < deadline {
             if let Some(e) = proc.exited() {
                 let err = std::fs::read_to_string(dir.join("bird.stderr")).unwrap_or_default();
@@ -406,4 +419,233 @@ pub fn root() -> PathBuf {
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf()
+}
+
+// ---------------------------------------------------------------------------------------
+// Added for the policy benchmark (`src/bin/policy.rs`); nothing above depends on it.
+
+/// Wall clock in epoch seconds (to compare with the daemons' log timestamps).
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// `2026-11-24T15:39:00.078524Z` -> epoch seconds.
+pub fn parse_rfc3339_utc(s: &str) -> Option<f64> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (hh, mm) = (
+        t.next()?.parse::<i64>().ok()?,
+        t.next()?.parse::<i64>().ok()?,
+    );
+    let ss = t.next()?.parse::<f64>().ok()?;
+    // days from civil (Howard Hinnant)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some((days * 86400 + hh * 3600 + mm * 60) as f64 + ss)
+}
+
+/// The 1M-route bench's table (`src/main.rs`): route `i` is the /24 at 20.0.0.0 + i·256
+/// (20.0.0.0/24 .. 35.66.63.0/24 for 1M), all outside bogon space.
+pub fn table_prefix(i: u32) -> Ipv4Addr {
+    Ipv4Addr::from((20u32 << 24) + (i << 8))
+}
+
+/// Writes `n` lines made by `f` (which adds the newline) to `path`.
+pub fn write_lines(path: &Path, n: u32, f: impl Fn(u32) -> String) -> Result<()> {
+    let file = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+    for i in 0..n {
+        w.write_all(f(i).as_bytes()).map_err(|e| e.to_string())?;
+    }
+    w.flush().map_err(|e| e.to_string())
+}
+
+/// Median (upper median for an even count); NaN when empty.
+pub fn median(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let mut s = v.to_vec();
+    s.sort_by(|a, b| a.total_cmp(b));
+    s[s.len() / 2]
+}
+
+/// wasmbgp `run --log-format json` with its own config and cache dir; its JSON log is
+/// copied to a file and followed, so that the benchmark can wait for log lines.
+pub struct JsonDaemon {
+    pub proc: Proc,
+    /// When the process was spawned (epoch seconds).
+    pub spawned_at: f64,
+    log: std::sync::mpsc::Receiver<(f64, serde_json::Value)>,
+    seen: Vec<(f64, serde_json::Value)>,
+}
+
+impl JsonDaemon {
+    pub fn start(bin: &Path, conf: &Path, cache: &Path, log_copy: &Path) -> Result<JsonDaemon> {
+        let mut cmd = Command::new(bin);
+        cmd.arg("run")
+            .arg(conf)
+            .args(["--log-format", "json", "--cache-dir"])
+            .arg(cache)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let spawned_at = now();
+        let mut proc = Proc::spawn("wasmbgp", &mut cmd)?;
+        let stderr = proc.child.stderr.take().ok_or("no stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut copy = std::fs::File::create(log_copy).map_err(|e| e.to_string())?;
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let _ = writeln!(copy, "{line}");
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                    let ts = v["timestamp"]
+                        .as_str()
+                        .and_then(parse_rfc3339_utc)
+                        .unwrap_or_else(now);
+                    if tx.send((ts, v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        Ok(JsonDaemon {
+            proc,
+            spawned_at,
+            log: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// Takes the log lines that arrived so far; WARN and ERROR lines are echoed.
+    fn drain(&mut self) {
+        while let Ok((ts, v)) = self.log.try_recv() {
+            self.note(ts, v);
+        }
+    }
+
+    fn note(&mut self, ts: f64, v: serde_json::Value) {
+        if v["level"] == "ERROR" || v["level"] == "WARN" {
+            eprintln!("bench: wasmbgp: {}", v["fields"]);
+        }
+        self.seen.push((ts, v));
+    }
+
+    /// The first log line seen so far with this message (no wait).
+    pub fn logged(&mut self, message: &str) -> Option<(f64, serde_json::Value)> {
+        self.drain();
+        self.seen
+            .iter()
+            .find(|(_, v)| v["fields"]["message"] == message)
+            .cloned()
+    }
+
+    /// Lines seen so far at WARN or ERROR level.
+    pub fn warnings(&mut self) -> usize {
+        self.drain();
+        self.seen
+            .iter()
+            .filter(|(_, v)| v["level"] == "ERROR" || v["level"] == "WARN")
+            .count()
+    }
+
+    /// Waits (bounded) for a log line with this message; returns its timestamp and fields.
+    pub fn wait_log(
+        &mut self,
+        message: &str,
+        timeout: Duration,
+    ) -> Result<(f64, serde_json::Value)> {
+        if let Some(x) = self.logged(message) {
+            return Ok(x);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.log.recv_timeout(Duration::from_millis(50)) {
+                Ok((ts, v)) => {
+                    let hit = v["fields"]["message"] == message;
+                    self.note(ts, v.clone());
+                    if hit {
+                        return Ok((ts, v));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(e) = self.proc.exited() {
+                        bail!("{e} while waiting for {message:?}");
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    bail!("wasmbgp closed its log before {message:?}")
+                }
+            }
+        }
+        bail!("no {message:?} from wasmbgp within {timeout:?}")
+    }
+}
+
+/// wasmbgp's control socket, spoken directly (one JSON reply line per command line), so
+/// that polling costs no `wasmbgp ctl` process per poll.
+pub struct Ctl {
+    r: BufReader<UnixStream>,
+    w: UnixStream,
+}
+
+impl Ctl {
+    /// Connects (retrying every 20 ms up to `timeout`); each reply may take `reply_timeout`.
+    pub fn connect(sock: &Path, timeout: Duration, reply_timeout: Duration) -> Result<Ctl> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match UnixStream::connect(sock) {
+                Ok(s) => {
+                    s.set_read_timeout(Some(reply_timeout))
+                        .map_err(|e| e.to_string())?;
+                    let w = s.try_clone().map_err(|e| e.to_string())?;
+                    return Ok(Ctl {
+                        r: BufReader::new(s),
+                        w,
+                    });
+                }
+                Err(e) if Instant::now() > deadline => {
+                    bail!("cannot reach wasmbgp at {}: {e}", sock.display())
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Runs one command; its output on success.
+    pub fn cmd(&mut self, line: &str) -> Result<String> {
+        writeln!(self.w, "{line}").map_err(|e| format!("writing to wasmbgp's socket: {e}"))?;
+        let mut reply = String::new();
+        let n = self
+            .r
+            .read_line(&mut reply)
+            .map_err(|e| format!("reading wasmbgp's answer to {line:?}: {e}"))?;
+        if n == 0 {
+            bail!("wasmbgp closed its control socket");
+        }
+        let v: serde_json::Value = serde_json::from_str(reply.trim())
+            .map_err(|e| format!("answer to {line:?} is not JSON: {e}"))?;
+        if v["ok"] != true {
+            bail!("{line:?}: {}", v["error"]);
+        }
+        Ok(v["output"].as_str().unwrap_or("").to_string())
+    }
+
+    /// Runs a `--json` show command; its output parsed.
+    pub fn json(&mut self, line: &str) -> Result<serde_json::Value> {
+        let out = self.cmd(line)?;
+        serde_json::from_str(&out).map_err(|e| format!("output of {line:?} is not JSON: {e}"))
+    }
 }
