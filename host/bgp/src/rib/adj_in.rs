@@ -16,11 +16,30 @@ pub struct InChange {
     pub looped: usize,
 }
 
-/// The routes one neighbor sent us, after RFC 7606 handling, attributes shared per UPDATE.
+/// One route received: its attributes as received, and what the import policy made of
+/// them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteIn {
+    /// As received (after RFC 7606 handling).
+    pub received: Arc<PathAttributes>,
+    /// As accepted by import policy (the same `Arc` when unchanged); `None`: rejected.
+    pub accepted: Option<Arc<PathAttributes>>,
+}
+
+/// A change an UPDATE makes to one prefix: the attributes announced, or `None` for a
+/// withdrawal (a looped announcement is one too).
+pub type ReceivedChange = (Prefix, Option<Arc<PathAttributes>>);
+
+/// The routes one neighbor sent us, after RFC 7606 handling, attributes shared per
+/// UPDATE, each with the import policy's verdict beside it: one table serves both the
+/// "as received" and the "accepted" views, so a route received costs one insertion
+/// whether or not a policy judges it.
 #[derive(Debug, Default)]
 pub struct AdjRibIn {
-    v4: BTreeMap<Ipv4Prefix, Arc<PathAttributes>>,
-    v6: BTreeMap<Ipv6Prefix, Arc<PathAttributes>>,
+    v4: BTreeMap<Ipv4Prefix, RouteIn>,
+    v6: BTreeMap<Ipv6Prefix, RouteIn>,
+    /// Routes whose `accepted` is `Some`.
+    accepted: usize,
 }
 
 impl AdjRibIn {
@@ -29,38 +48,46 @@ impl AdjRibIn {
         Self::default()
     }
 
-    /// Applies an UPDATE. From an eBGP neighbor, LOCAL_PREF is discarded (RFC 7606 §7.5);
-    /// a route whose AS_PATH holds `local_as` is a loop and replaces nothing but is
-    /// dropped (an earlier route for the prefix is withdrawn).
+    /// Applies an UPDATE, accepting every route as received (no import policy). From an
+    /// eBGP neighbor, LOCAL_PREF is discarded (RFC 7606 §7.5); a route whose AS_PATH
+    /// holds `local_as` is a loop and replaces nothing but is dropped (an earlier route
+    /// for the prefix is withdrawn).
     pub fn apply(&mut self, update: &Update, ebgp: bool, local_as: u32) -> InChange {
-        self.apply_and_list(update, ebgp, local_as, &mut Vec::new())
+        let mut changes = Vec::new();
+        let mut change = Self::changes(update, ebgp, local_as, &mut changes);
+        change.withdrawn = 0;
+        for (prefix, announced) in changes {
+            match announced {
+                Some(attrs) => {
+                    self.set(prefix, Some((attrs.clone(), Some(attrs))));
+                }
+                None => change.withdrawn += self.set(prefix, None) as usize,
+            }
+        }
+        change
     }
 
-    /// [`apply`](Self::apply), also listing in `changed` every prefix the UPDATE
-    /// announced or withdrew (present before or not), for the import policy to follow.
-    pub fn apply_and_list(
-        &mut self,
+    /// What an UPDATE changes, in order, without applying it: withdrawals first, then
+    /// the announcements (withdrawals when they loop). `InChange::withdrawn` counts
+    /// every withdrawal listed, present or not.
+    pub fn changes(
         update: &Update,
         ebgp: bool,
         local_as: u32,
-        changed: &mut Vec<Prefix>,
+        out: &mut Vec<ReceivedChange>,
     ) -> InChange {
         let mut change = InChange::default();
-        let mut withdraw = |rib: &mut Self, p: Prefix, change: &mut InChange| {
-            change.withdrawn += rib.remove(&p) as usize;
-            changed.push(p);
+        let mut withdraw = |p: Prefix, change: &mut InChange| {
+            change.withdrawn += 1;
+            out.push((p, None));
         };
         for p in &update.withdrawn {
-            withdraw(self, Prefix::V4(*p), &mut change);
+            withdraw(Prefix::V4(*p), &mut change);
         }
         if let Some(u) = &update.mp_unreach {
             match &u.withdrawn {
-                MpNlri::Ipv4(v) => v
-                    .iter()
-                    .for_each(|p| withdraw(self, Prefix::V4(*p), &mut change)),
-                MpNlri::Ipv6(v) => v
-                    .iter()
-                    .for_each(|p| withdraw(self, Prefix::V6(*p), &mut change)),
+                MpNlri::Ipv4(v) => v.iter().for_each(|p| withdraw(Prefix::V4(*p), &mut change)),
+                MpNlri::Ipv6(v) => v.iter().for_each(|p| withdraw(Prefix::V6(*p), &mut change)),
                 MpNlri::Other(_) => {}
             }
         }
@@ -68,22 +95,17 @@ impl AdjRibIn {
         if update.nlri.is_empty() && reach.is_none_or(MpNlri::is_empty) {
             return change;
         }
-        let announced = update
-            .nlri
-            .iter()
-            .map(|p| Prefix::V4(*p))
-            .chain(match reach {
-                Some(MpNlri::Ipv4(v)) => v.iter().map(|p| Prefix::V4(*p)).collect::<Vec<_>>(),
-                Some(MpNlri::Ipv6(v)) => v.iter().map(|p| Prefix::V6(*p)).collect(),
-                _ => Vec::new(),
-            });
+        let v4 = update.nlri.iter().map(|p| Prefix::V4(*p));
+        let mp: Box<dyn Iterator<Item = Prefix>> = match reach {
+            Some(MpNlri::Ipv4(v)) => Box::new(v.iter().map(|p| Prefix::V4(*p))),
+            Some(MpNlri::Ipv6(v)) => Box::new(v.iter().map(|p| Prefix::V6(*p))),
+            _ => Box::new(std::iter::empty()),
+        };
         if update.attributes.as_path.asns().any(|a| a == local_as) {
-            let mut dropped = 0;
-            for p in announced {
-                dropped += 1;
-                withdraw(self, p, &mut change);
+            for p in v4.chain(mp) {
+                change.looped += 1;
+                withdraw(p, &mut change);
             }
-            change.looped = dropped;
             return change;
         }
         let mut attrs = update.attributes.clone();
@@ -91,52 +113,86 @@ impl AdjRibIn {
             attrs.local_pref = None;
         }
         let attrs = Arc::new(attrs);
-        for p in announced {
-            self.insert(p, attrs.clone());
-            changed.push(p);
+        for p in v4.chain(mp) {
+            out.push((p, Some(attrs.clone())));
             change.announced += 1;
         }
         change
     }
 
+    /// Sets the route for `prefix` (attributes received, and accepted or not), or
+    /// removes it with `None`. Returns true if a route was there before.
+    pub fn set(
+        &mut self,
+        prefix: Prefix,
+        route: Option<(Arc<PathAttributes>, Option<Arc<PathAttributes>>)>,
+    ) -> bool {
+        let new = route.map(|(received, accepted)| RouteIn { received, accepted });
+        self.accepted += new.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
+        let old = match (prefix, new) {
+            (Prefix::V4(p), Some(r)) => self.v4.insert(p, r),
+            (Prefix::V6(p), Some(r)) => self.v6.insert(p, r),
+            (Prefix::V4(p), None) => self.v4.remove(&p),
+            (Prefix::V6(p), None) => self.v6.remove(&p),
+        };
+        self.accepted -= old.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
+        old.is_some()
+    }
+
     /// The route for `prefix`, if any.
-    pub fn get(&self, prefix: &Prefix) -> Option<&Arc<PathAttributes>> {
+    pub fn get(&self, prefix: &Prefix) -> Option<&RouteIn> {
         match prefix {
             Prefix::V4(p) => self.v4.get(p),
             Prefix::V6(p) => self.v6.get(p),
         }
     }
 
-    /// Adds or replaces the route for `prefix`.
-    pub fn insert(&mut self, prefix: Prefix, attrs: Arc<PathAttributes>) {
-        match prefix {
-            Prefix::V4(p) => self.v4.insert(p, attrs),
-            Prefix::V6(p) => self.v6.insert(p, attrs),
-        };
-    }
-
-    /// Removes the route for `prefix`; false if there was none.
-    pub fn remove(&mut self, prefix: &Prefix) -> bool {
-        match prefix {
-            Prefix::V4(p) => self.v4.remove(p).is_some(),
-            Prefix::V6(p) => self.v6.remove(p).is_some(),
+    /// Sets every route's `accepted` from `verdicts`, one per route in [`routes`]
+    /// order (after the import policy changed).
+    ///
+    /// [`routes`]: Self::routes
+    pub fn set_accepted(
+        &mut self,
+        verdicts: impl IntoIterator<Item = Option<Arc<PathAttributes>>>,
+    ) {
+        let mut verdicts = verdicts.into_iter();
+        let mut accepted = 0;
+        for route in self.v4.values_mut().chain(self.v6.values_mut()) {
+            route.accepted = verdicts.next().flatten();
+            accepted += route.accepted.is_some() as usize;
         }
+        self.accepted = accepted;
     }
 
     /// Forgets everything (the session went down).
     pub fn clear(&mut self) {
         self.v4.clear();
         self.v6.clear();
+        self.accepted = 0;
     }
 
-    /// Every route: prefix and attributes, IPv4 first, in prefix order.
+    /// Every route as received: prefix and attributes, IPv4 first, in prefix order.
     pub fn routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>)> {
-        let v4 = self.v4.iter().map(|(p, a)| (Prefix::V4(*p), a));
-        let v6 = self.v6.iter().map(|(p, a)| (Prefix::V6(*p), a));
+        let v4 = self.v4.iter().map(|(p, r)| (Prefix::V4(*p), &r.received));
+        let v6 = self.v6.iter().map(|(p, r)| (Prefix::V6(*p), &r.received));
         v4.chain(v6)
     }
 
-    /// Number of routes of a unicast family.
+    /// Every route accepted by import policy, with its accepted attributes, in the
+    /// same order.
+    pub fn accepted_routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>)> {
+        let v4 = self
+            .v4
+            .iter()
+            .filter_map(|(p, r)| r.accepted.as_ref().map(|a| (Prefix::V4(*p), a)));
+        let v6 = self
+            .v6
+            .iter()
+            .filter_map(|(p, r)| r.accepted.as_ref().map(|a| (Prefix::V6(*p), a)));
+        v4.chain(v6)
+    }
+
+    /// Number of routes received of a unicast family.
     pub fn len_family(&self, family: Family) -> usize {
         match family {
             Family::IPV4_UNICAST => self.v4.len(),
@@ -145,9 +201,14 @@ impl AdjRibIn {
         }
     }
 
-    /// Number of routes.
+    /// Number of routes received.
     pub fn len(&self) -> usize {
         self.v4.len() + self.v6.len()
+    }
+
+    /// Number of routes accepted by import policy.
+    pub fn accepted_len(&self) -> usize {
+        self.accepted
     }
 
     /// True if empty.
@@ -233,22 +294,29 @@ mod tests {
     }
 
     #[test]
-    fn changes_are_listed() {
-        let mut rib = AdjRibIn::new();
-        let mut changed = Vec::new();
+    fn changes_are_listed_in_order_and_verdicts_kept_beside_the_route() {
         let u = Update {
             nlri: vec!["10.0.0.0/24".parse().unwrap()],
             withdrawn: vec!["10.9.0.0/24".parse().unwrap()],
             ..Default::default()
         };
-        rib.apply_and_list(&u, false, 65001, &mut changed);
-        assert_eq!(
-            changed,
-            vec![
-                Prefix::V4("10.9.0.0/24".parse().unwrap()),
-                Prefix::V4("10.0.0.0/24".parse().unwrap())
-            ]
+        let mut changes = Vec::new();
+        AdjRibIn::changes(&u, false, 65001, &mut changes);
+        let p = |s: &str| Prefix::V4(s.parse().unwrap());
+        assert_eq!(changes[0], (p("10.9.0.0/24"), None));
+        assert_eq!(changes[1].0, p("10.0.0.0/24"));
+        let mut rib = AdjRibIn::new();
+        let received = changes[1].1.clone().unwrap();
+        rib.set(p("10.0.0.0/24"), Some((received.clone(), None)));
+        rib.set(
+            p("10.1.0.0/24"),
+            Some((received.clone(), Some(received.clone()))),
         );
-        assert!(rib.get(&changed[1]).is_some());
+        assert_eq!((rib.len(), rib.accepted_len()), (2, 1));
+        assert_eq!(rib.accepted_routes().count(), 1);
+        rib.set_accepted([Some(received.clone()), None]);
+        assert_eq!(rib.accepted_routes().next().unwrap().0, p("10.0.0.0/24"));
+        assert!(rib.set(p("10.0.0.0/24"), None));
+        assert_eq!((rib.len(), rib.accepted_len()), (1, 0));
     }
 }

@@ -185,6 +185,67 @@ impl AdjRibOut {
         }
     }
 
+    /// Keeps the advertised routes for which `judge` returns true, in table order (IPv4
+    /// first, then IPv6, each by prefix), letting it change their attributes; marks
+    /// nothing pending. One pass, no lookups: how a whole table goes through a policy.
+    pub fn retain_routes(
+        &mut self,
+        mut judge: impl FnMut(Prefix, &mut Arc<PathAttributes>) -> bool,
+    ) {
+        self.v4.retain(|p, e| judge(Prefix::V4(*p), &mut e.attrs));
+        self.v6.retain(|p, e| judge(Prefix::V6(*p), &mut e.attrs));
+    }
+
+    /// Becomes `new` (advertised routes only), marking pending exactly the prefixes
+    /// whose route changed (added, removed, other attributes or source): after a policy
+    /// changed, only the differences go out. A merge of the two sorted tables.
+    pub fn replace_with(&mut self, new: AdjRibOut) {
+        fn diff<P: Ord + Copy>(
+            old: &BTreeMap<P, Entry>,
+            new: &BTreeMap<P, Entry>,
+            dirty: &mut BTreeSet<P>,
+        ) {
+            let same =
+                |a: &Entry, b: &Entry| a.source == b.source && Arc::ptr_eq(&a.attrs, &b.attrs);
+            let (mut o, mut n) = (old.iter().peekable(), new.iter().peekable());
+            loop {
+                match (o.peek(), n.peek()) {
+                    (None, None) => break,
+                    (Some((p, _)), None) => {
+                        dirty.insert(**p);
+                        o.next();
+                    }
+                    (None, Some((p, _))) => {
+                        dirty.insert(**p);
+                        n.next();
+                    }
+                    (Some((po, eo)), Some((pn, en))) => match po.cmp(pn) {
+                        std::cmp::Ordering::Less => {
+                            dirty.insert(**po);
+                            o.next();
+                        }
+                        std::cmp::Ordering::Greater => {
+                            dirty.insert(**pn);
+                            n.next();
+                        }
+                        std::cmp::Ordering::Equal => {
+                            if !same(eo, en) {
+                                dirty.insert(**po);
+                            }
+                            o.next();
+                            n.next();
+                        }
+                    },
+                }
+            }
+        }
+        diff(&self.v4, &new.v4, &mut self.dirty_v4);
+        diff(&self.v6, &new.v6, &mut self.dirty_v6);
+        self.v4 = new.v4;
+        self.v6 = new.v6;
+        self.shadowed.clear();
+    }
+
     /// Withdraws every route of `source`; returns how many.
     pub fn withdraw_source(&mut self, source: SourceId) -> usize {
         let owned: Vec<Prefix> = self
@@ -570,5 +631,34 @@ mod tests {
         assert!(rib.withdraw(p, 1));
         assert_eq!(rib.get(&p), None);
         assert_eq!(rib.get(&q).map(|r| r.1), Some(4));
+    }
+
+    #[test]
+    fn replace_with_marks_exactly_the_differences() {
+        let p = |s: &str| -> Prefix { s.parse().unwrap() };
+        let a = Arc::new(PathAttributes::default());
+        let b = Arc::new(PathAttributes {
+            med: Some(1),
+            ..Default::default()
+        });
+        let mut old = AdjRibOut::new();
+        for (prefix, attrs) in [("10.0.0.0/8", &a), ("10.1.0.0/16", &a), ("10.2.0.0/16", &a)] {
+            old.set(p(prefix), Some((attrs.clone(), 1)));
+        }
+        old.clear_pending();
+        let mut new = old.advertised();
+        new.retain_routes(|prefix, attrs| {
+            if prefix == p("10.1.0.0/16") {
+                *attrs = b.clone();
+            }
+            prefix != p("10.2.0.0/16")
+        });
+        new.set(p("2001:db8::/32"), Some((a.clone(), 1)));
+        old.replace_with(new);
+        let changes = old.take_changes();
+        let changed: Vec<String> = changes.iter().map(|(p, _)| p.to_string()).collect();
+        assert_eq!(changed, ["10.1.0.0/16", "10.2.0.0/16", "2001:db8::/32"]);
+        assert_eq!(changes[1].1, None);
+        assert_eq!(old.len(), 3);
     }
 }

@@ -84,6 +84,9 @@ pub enum NeighborMsg {
     /// The initial Adj-RIB-Out, after export policy: the session starts once it has it,
     /// so a peer never sees routes the policy would not let through.
     Start(Box<AdjRibOut>),
+    /// The whole Adj-RIB-Out after export policy, judged again (a policy changed): the
+    /// neighbor sends only what differs from what it has.
+    Replace(Box<AdjRibOut>),
     /// Route changes, applied in order. `since` is when the plugin verdict that caused
     /// them arrived, to time how fast it reaches the wire.
     Routes {

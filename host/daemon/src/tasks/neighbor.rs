@@ -190,6 +190,10 @@ impl Neighbor {
                 let actions = self.session.handle(Instant::now(), Event::Start);
                 self.execute(actions);
             }
+            NeighborMsg::Replace(table) => {
+                self.adj_out.replace_with(*table);
+                self.flush(None);
+            }
             NeighborMsg::Routes { changes, since } => {
                 self.apply_routes(changes);
                 let mut oldest = since;

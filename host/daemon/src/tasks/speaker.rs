@@ -302,25 +302,19 @@ impl Speaker {
         for i in 0..self.neighbors.len() {
             let chain = self.chain(&self.neighbors[i].config.export_policy);
             let session = self.policy_session(i);
-            let table = if chain.is_empty() {
-                self.ribs[i].originated.advertised()
-            } else {
-                let started = std::time::Instant::now();
-                let changes = self.ribs[i]
-                    .export_all(&chain, session, &mut self.interner)
-                    .await;
-                let mut table = wasmbgp_bgp::rib::AdjRibOut::new();
-                let (mut accepted, total) = (0usize, changes.len());
-                for c in changes {
-                    if c.route.is_some() {
-                        accepted += 1;
-                        table.set(c.prefix, c.route);
-                    }
-                }
-                table.clear_pending();
-                info!(neighbor = %self.neighbors[i].config.address, routes = total, accepted, ms = started.elapsed().as_millis() as u64, "export policy applied to the initial Adj-RIB-Out");
-                table
-            };
+            let started = std::time::Instant::now();
+            let table = self.ribs[i]
+                .export_table(&chain, session, &mut self.interner)
+                .await;
+            if !chain.is_empty() {
+                info!(
+                    neighbor = %self.neighbors[i].config.address,
+                    routes = self.ribs[i].originated.len(),
+                    accepted = table.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "export policy applied to the initial Adj-RIB-Out"
+                );
+            }
             self.ribs[i].originated.clear_pending();
             let _ = self.neighbors[i]
                 .tx
@@ -359,14 +353,13 @@ impl Speaker {
             let session = self.policy_session(i);
             if export {
                 let chain = self.chain(&self.neighbors[i].config.export_policy);
-                let changes = self.ribs[i]
-                    .export_all(&chain, session, &mut self.interner)
+                let table = self.ribs[i]
+                    .export_table(&chain, session, &mut self.interner)
                     .await;
-                sent += changes.len();
-                let _ = self.neighbors[i].tx.send(NeighborMsg::Routes {
-                    changes,
-                    since: None,
-                });
+                sent += self.ribs[i].originated.len();
+                let _ = self.neighbors[i]
+                    .tx
+                    .send(NeighborMsg::Replace(Box::new(table)));
             }
             if import {
                 let chain = self.chain(&self.neighbors[i].config.import_policy);
@@ -421,7 +414,7 @@ impl Speaker {
     fn count_received(&self, i: usize) {
         let label = self.neighbors[i].config.address.to_string();
         self.metrics
-            .prefixes_received(&label, self.ribs[i].accepted().len() as i64);
+            .prefixes_received(&label, self.ribs[i].adj_in.accepted_len() as i64);
     }
 
     /// Indices of the neighbors a command targets, or an error naming an unknown one.
@@ -503,7 +496,7 @@ impl Speaker {
                     if n.tx.send(NeighborMsg::Status(tx)).is_ok()
                         && let Ok(mut s) = rx.await
                     {
-                        s.prefixes_received = ribs.accepted().len();
+                        s.prefixes_received = ribs.adj_in.accepted_len();
                         list.push(s);
                     }
                 }
@@ -572,14 +565,16 @@ impl Speaker {
                         (true, true) => rows.extend(ribs.originated.routes().map(|(p, a, s)| {
                             RouteRow::new(address, p, a, names.get(s as usize).cloned())
                         })),
-                        (false, pre) => {
-                            let table = if pre { &ribs.adj_in } else { ribs.accepted() };
-                            rows.extend(
-                                table
-                                    .routes()
-                                    .map(|(p, a)| RouteRow::new(address, p, a, None)),
-                            );
-                        }
+                        (false, true) => rows.extend(
+                            ribs.adj_in
+                                .routes()
+                                .map(|(p, a)| RouteRow::new(address, p, a, None)),
+                        ),
+                        (false, false) => rows.extend(
+                            ribs.adj_in
+                                .accepted_routes()
+                                .map(|(p, a)| RouteRow::new(address, p, a, None)),
+                        ),
                     }
                 }
                 if json {

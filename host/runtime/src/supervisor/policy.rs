@@ -109,6 +109,15 @@ impl Verdicts {
         }
     }
 
+    /// Replaces each rewritten attribute set by `f` of it, once per set rather than
+    /// once per route (the caller's interner: equal sets from different batches
+    /// become one allocation).
+    pub fn map_rewritten(&mut self, mut f: impl FnMut(Arc<PathAttributes>) -> Arc<PathAttributes>) {
+        for attrs in &mut self.rewritten {
+            *attrs = f(attrs.clone());
+        }
+    }
+
     /// Accepted, rejected, modified (for the plugin's counters).
     fn counts(&self) -> [u64; 4] {
         let mut c = [0u64; 4];
