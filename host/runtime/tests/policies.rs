@@ -33,6 +33,11 @@ fn session() -> PolicySession {
     }
 }
 
+/// The borrowed form `evaluate` takes.
+fn refs(routes: &[(Prefix, Arc<PathAttributes>)]) -> Vec<(Prefix, &PathAttributes)> {
+    routes.iter().map(|(p, a)| (*p, &**a)).collect()
+}
+
 fn routes(lines: &[&str]) -> Vec<(Prefix, Arc<PathAttributes>)> {
     lines
         .iter()
@@ -77,7 +82,7 @@ async fn verdicts_come_back_in_the_callers_order() {
         "2001:db9::/32 next-hop 2001:db8::1",
     ]);
     let v = client
-        .evaluate(Direction::Export, session(), &input)
+        .evaluate(Direction::Export, session(), &refs(&input))
         .await
         .unwrap();
     assert_eq!(v.len(), 4);
@@ -106,7 +111,7 @@ async fn batches_larger_than_one_call_are_split() {
     let client = p.handle.policy().unwrap().clone();
     let input = many(10_000);
     let v = client
-        .evaluate(Direction::Import, session(), &input)
+        .evaluate(Direction::Import, session(), &refs(&input))
         .await
         .unwrap();
     assert_eq!(v.len(), 10_000);
@@ -128,11 +133,11 @@ async fn a_trap_fails_the_batch_and_the_policy_comes_back() {
     let client = p.handle.policy().unwrap().clone();
     // 600 routes: fine; 600 more cross 1000: the batch traps.
     let first = client
-        .evaluate(Direction::Import, session(), &many(600))
+        .evaluate(Direction::Import, session(), &refs(&many(600)))
         .await;
     assert!(first.is_ok());
     let second = client
-        .evaluate(Direction::Import, session(), &many(600))
+        .evaluate(Direction::Import, session(), &refs(&many(600)))
         .await
         .unwrap_err();
     assert!(second.0.contains("evaluate"), "{second}");
@@ -150,7 +155,7 @@ async fn a_trap_fails_the_batch_and_the_policy_comes_back() {
     }
     assert!(
         client
-            .evaluate(Direction::Import, session(), &many(600))
+            .evaluate(Direction::Import, session(), &refs(&many(600)))
             .await
             .is_ok()
     );
@@ -168,7 +173,7 @@ async fn nonsense_and_runaway_guests_are_faults() {
     );
     let client = p.handle.policy().unwrap().clone();
     let err = client
-        .evaluate(Direction::Export, session(), &many(10))
+        .evaluate(Direction::Export, session(), &refs(&many(10)))
         .await
         .unwrap_err();
     assert!(err.0.contains("9 verdicts for 10 routes"), "{err}");
@@ -178,7 +183,7 @@ async fn nonsense_and_runaway_guests_are_faults() {
     let mut spin = start(&runtime, spec);
     let client = spin.handle.policy().unwrap().clone();
     let err = client
-        .evaluate(Direction::Export, session(), &many(10))
+        .evaluate(Direction::Export, session(), &refs(&many(10)))
         .await
         .unwrap_err();
     assert!(err.0.contains("deadline"), "{err}");
@@ -187,7 +192,7 @@ async fn nonsense_and_runaway_guests_are_faults() {
     let started = std::time::Instant::now();
     assert!(
         client
-            .evaluate(Direction::Export, session(), &many(10))
+            .evaluate(Direction::Export, session(), &refs(&many(10)))
             .await
             .is_err()
     );
@@ -219,7 +224,7 @@ async fn data_files_reach_init_under_the_name_granted() {
         "30.0.0.0/24 as-path [ 65002 65011 ]", // not found
     ]);
     let v = client
-        .evaluate(Direction::Import, session(), &input)
+        .evaluate(Direction::Import, session(), &refs(&input))
         .await
         .unwrap();
     let got: Vec<Verdict> = (0..4).map(|i| v.get(i)).collect();
@@ -250,7 +255,7 @@ async fn data_files_reach_init_under_the_name_granted() {
         }
     }
     let v = client
-        .evaluate(Direction::Import, session(), &input)
+        .evaluate(Direction::Import, session(), &refs(&input))
         .await
         .unwrap();
     let got: Vec<Verdict> = (0..4).map(|i| v.get(i)).collect();
@@ -274,7 +279,7 @@ async fn data_files_reach_init_under_the_name_granted() {
         .unwrap_err();
     assert!(err.to_string().contains("init refused"), "{err}");
     let v = client
-        .evaluate(Direction::Import, session(), &input)
+        .evaluate(Direction::Import, session(), &refs(&input))
         .await
         .unwrap();
     assert_eq!(v.get(1), Verdict::Accept);

@@ -92,16 +92,21 @@ impl NeighborRibs {
         if chain.is_empty() {
             return table;
         }
-        let routes: Vec<(Prefix, Arc<PathAttributes>)> =
-            table.routes().map(|(p, a, _)| (p, a.clone())).collect();
+        // The copy and the original list the same routes in the same order.
+        let routes: Vec<(Prefix, &PathAttributes)> = self
+            .originated
+            .routes()
+            .map(|(p, a, _)| (p, &**a))
+            .collect();
         let verdicts = judge_all(chain, Direction::Export, session, &routes, interner).await;
         let mut verdicts = verdicts.into_iter();
-        table.retain_routes(|_, attrs| match verdicts.next().flatten() {
-            Some(judged) => {
+        table.retain_routes(|_, attrs| match verdicts.next() {
+            Some(Judged::Accepted) => true,
+            Some(Judged::Rewritten(judged)) => {
                 *attrs = judged;
                 true
             }
-            None => false,
+            Some(Judged::Rejected) | None => false,
         });
         table
     }
@@ -132,14 +137,21 @@ impl NeighborRibs {
         interner: &mut Interner,
     ) {
         let changes = std::mem::take(&mut self.to_judge);
-        let announced: Vec<(Prefix, Arc<PathAttributes>)> = changes
+        let announced: Vec<(Prefix, &PathAttributes)> = changes
             .iter()
-            .filter_map(|(p, a)| a.as_ref().map(|a| (*p, a.clone())))
+            .filter_map(|(p, a)| a.as_ref().map(|a| (*p, &**a)))
             .collect();
         let verdicts = judge_all(chain, Direction::Import, session, &announced, interner).await;
+        drop(announced);
         let mut verdicts = verdicts.into_iter();
         for (prefix, received) in changes {
-            let route = received.map(|received| (received, verdicts.next().flatten()));
+            let route = received.map(|received| {
+                let accepted = verdicts
+                    .next()
+                    .unwrap_or(Judged::Rejected)
+                    .attributes(&received);
+                (received, accepted)
+            });
             self.adj_in.set(prefix, route);
         }
     }
@@ -153,24 +165,38 @@ impl NeighborRibs {
     ) {
         let routes: Vec<(Prefix, Arc<PathAttributes>)> =
             self.adj_in.routes().map(|(p, a)| (p, a.clone())).collect();
-        let verdicts = judge_all(chain, Direction::Import, session, &routes, interner).await;
-        self.adj_in.set_accepted(verdicts);
+        let refs: Vec<(Prefix, &PathAttributes)> = routes.iter().map(|(p, a)| (*p, &**a)).collect();
+        let verdicts = judge_all(chain, Direction::Import, session, &refs, interner).await;
+        drop(refs);
+        self.adj_in.set_accepted(
+            verdicts
+                .into_iter()
+                .zip(&routes)
+                .map(|(judged, (_, own))| judged.attributes(own)),
+        );
     }
 }
 
-/// `routes` through `chain`, in calls of at most [`CHUNK`] routes.
-async fn judge_all(
-    chain: &[PolicyLink],
-    direction: Direction,
-    session: PolicySession,
-    routes: &[(Prefix, Arc<PathAttributes>)],
-    interner: &mut Interner,
-) -> Vec<Option<Arc<PathAttributes>>> {
-    let mut out = Vec::with_capacity(routes.len());
-    for chunk in routes.chunks(CHUNK) {
-        out.extend(run_chain(chain, direction, session, chunk, interner).await);
+/// What a chain of policies made of one route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Judged {
+    /// Accepted with its own attributes.
+    Accepted,
+    /// Rejected.
+    Rejected,
+    /// Accepted with these (interned) attributes.
+    Rewritten(Arc<PathAttributes>),
+}
+
+impl Judged {
+    /// The attributes to keep for a route whose own are `own`; `None` if rejected.
+    pub fn attributes(self, own: &Arc<PathAttributes>) -> Option<Arc<PathAttributes>> {
+        match self {
+            Judged::Accepted => Some(own.clone()),
+            Judged::Rejected => None,
+            Judged::Rewritten(attrs) => Some(attrs),
+        }
     }
-    out
 }
 
 /// Originated changes through export policy, in chunks.
@@ -186,60 +212,79 @@ async fn export(
             .map(|(prefix, route)| RouteChange { prefix, route })
             .collect();
     }
-    let mut out = Vec::with_capacity(changes.len());
-    for chunk in changes.chunks(CHUNK) {
-        let announced: Vec<(Prefix, Arc<PathAttributes>)> = chunk
-            .iter()
-            .filter_map(|(p, r)| r.as_ref().map(|(a, _)| (*p, a.clone())))
-            .collect();
-        let mut verdicts = run_chain(chain, Direction::Export, session, &announced, interner)
-            .await
-            .into_iter();
-        for (prefix, route) in chunk {
-            let route = match route {
-                Some((_, source)) => verdicts.next().flatten().map(|a| (a, *source)),
-                None => None,
-            };
-            out.push(RouteChange {
-                prefix: *prefix,
-                route,
-            });
-        }
+    let announced: Vec<(Prefix, &PathAttributes)> = changes
+        .iter()
+        .filter_map(|(p, r)| r.as_ref().map(|(a, _)| (*p, &**a)))
+        .collect();
+    let mut verdicts = judge_all(chain, Direction::Export, session, &announced, interner)
+        .await
+        .into_iter();
+    changes
+        .into_iter()
+        .map(|(prefix, route)| RouteChange {
+            prefix,
+            route: route.and_then(|(attrs, source)| {
+                let judged = verdicts.next().unwrap_or(Judged::Rejected);
+                judged.attributes(&attrs).map(|a| (a, source))
+            }),
+        })
+        .collect()
+}
+
+/// `routes` through `chain`, in calls of at most [`CHUNK`] routes.
+async fn judge_all(
+    chain: &[PolicyLink],
+    direction: Direction,
+    session: PolicySession,
+    routes: &[(Prefix, &PathAttributes)],
+    interner: &mut Interner,
+) -> Vec<Judged> {
+    let mut out = Vec::with_capacity(routes.len());
+    for chunk in routes.chunks(CHUNK) {
+        out.extend(run_chain(chain, direction, session, chunk, interner).await);
     }
     out
 }
 
-/// Runs `routes` through `chain`; per route, its attributes after the chain, or `None`
-/// if a policy rejected it.
+/// Runs `routes` through `chain`: per route, what the chain made of it. Nothing is
+/// cloned for a route that is accepted as it is (the common case).
 pub async fn run_chain(
     chain: &[PolicyLink],
     direction: Direction,
     session: PolicySession,
-    routes: &[(Prefix, Arc<PathAttributes>)],
+    routes: &[(Prefix, &PathAttributes)],
     interner: &mut Interner,
-) -> Vec<Option<Arc<PathAttributes>>> {
-    let mut result: Vec<Option<Arc<PathAttributes>>> =
-        routes.iter().map(|(_, a)| Some(a.clone())).collect();
+) -> Vec<Judged> {
+    let mut result = vec![Judged::Accepted; routes.len()];
     // Indices of the routes still accepted, fed to the next policy.
     let mut alive: Vec<usize> = (0..routes.len()).collect();
-    for link in chain {
+    for (n, link) in chain.iter().enumerate() {
         if alive.is_empty() {
             break;
         }
-        let batch: Vec<(Prefix, Arc<PathAttributes>)> = alive
-            .iter()
-            .filter_map(|&i| result[i].clone().map(|a| (routes[i].0, a)))
-            .collect();
-        match link.client.evaluate(direction, session, &batch).await {
+        // The first policy judges `routes` as given; the next ones what is left.
+        let outcome = if n == 0 {
+            link.client.evaluate(direction, session, routes).await
+        } else {
+            let batch: Vec<(Prefix, &PathAttributes)> = alive
+                .iter()
+                .map(|&i| match &result[i] {
+                    Judged::Rewritten(a) => (routes[i].0, &**a),
+                    _ => routes[i],
+                })
+                .collect();
+            link.client.evaluate(direction, session, &batch).await
+        };
+        match outcome {
             Ok(mut verdicts) => {
                 verdicts.map_rewritten(|attrs| interner.intern_arc(attrs));
                 let mut next = Vec::with_capacity(alive.len());
                 for (k, &i) in alive.iter().enumerate() {
                     match verdicts.get(k) {
                         Verdict::Accept => next.push(i),
-                        Verdict::Reject => result[i] = None,
+                        Verdict::Reject => result[i] = Judged::Rejected,
                         Verdict::Replace(attrs) => {
-                            result[i] = Some(attrs.clone());
+                            result[i] = Judged::Rewritten(attrs.clone());
                             next.push(i);
                         }
                     }
@@ -255,7 +300,7 @@ pub async fn run_chain(
                 );
                 if link.on_failure != OnFailure::Accept {
                     for i in alive.drain(..) {
-                        result[i] = None;
+                        result[i] = Judged::Rejected;
                     }
                 }
             }

@@ -155,12 +155,14 @@ impl PolicyClient {
     }
 
     /// Judges `routes` (any number: long lists are split into calls of at most
-    /// [`MAX_BATCH`]). On `Err` none of them was judged.
+    /// [`MAX_BATCH`]). On `Err` none of them was judged. Routes refer to their
+    /// attributes: those at one address travel as one attribute set (pass the same
+    /// interned set for routes that share one), and nothing is cloned per route.
     pub async fn evaluate(
         &self,
         direction: Direction,
         session: PolicySession,
-        routes: &[(Prefix, Arc<PathAttributes>)],
+        routes: &[(Prefix, &PathAttributes)],
     ) -> Result<Verdicts, PolicyUnavailable> {
         let mut all = Verdicts::default();
         for chunk in routes.chunks(MAX_BATCH) {
@@ -188,7 +190,7 @@ impl PolicyClient {
         &self,
         direction: Direction,
         session: PolicySession,
-        routes: &[(Prefix, Arc<PathAttributes>)],
+        routes: &[(Prefix, &PathAttributes)],
     ) -> Result<Verdicts, PolicyUnavailable> {
         let (batch, order) = build_batch(direction, session, routes);
         let (reply, answer) = oneshot::channel();
@@ -222,7 +224,7 @@ impl PolicyClient {
 fn build_batch(
     direction: Direction,
     session: PolicySession,
-    routes: &[(Prefix, Arc<PathAttributes>)],
+    routes: &[(Prefix, &PathAttributes)],
 ) -> (wit::RouteBatch, Vec<u32>) {
     let v4_count = routes
         .iter()
@@ -252,7 +254,7 @@ fn build_batch(
     let mut order = Vec::with_capacity(routes.len());
     let (mut v4_seen, mut v6_seen) = (0u32, 0u32);
     for (prefix, attrs) in routes {
-        let key = Arc::as_ptr(attrs);
+        let key: *const PathAttributes = *attrs;
         let attr_index = match last {
             Some((k, i)) if k == key => i,
             _ => {
@@ -555,6 +557,10 @@ mod tests {
         (r.prefix, Arc::new(r.attrs))
     }
 
+    fn refs(routes: &[(Prefix, Arc<PathAttributes>)]) -> Vec<(Prefix, &PathAttributes)> {
+        routes.iter().map(|(p, a)| (*p, &**a)).collect()
+    }
+
     fn session() -> PolicySession {
         PolicySession {
             neighbor: "127.0.0.2".parse().unwrap(),
@@ -573,7 +579,7 @@ mod tests {
             b.clone(),
             (words::parse_prefix("10.1.0.0/16").unwrap(), shared),
         ];
-        let (batch, order) = build_batch(Direction::Import, session(), &routes);
+        let (batch, order) = build_batch(Direction::Import, session(), &refs(&routes));
         assert_eq!(batch.attributes.len(), 2);
         assert_eq!(batch.v4_addresses, vec![0x0a00_0000, 0x0a01_0000]);
         assert_eq!(batch.v4_lengths, vec![8, 16]);
@@ -591,7 +597,7 @@ mod tests {
             route("2001:db8::/32"),
             route("10.1.0.0/16"),
         ];
-        let (_, order) = build_batch(Direction::Export, session(), &routes);
+        let (_, order) = build_batch(Direction::Export, session(), &refs(&routes));
         let mut rewritten = attributes_out(&routes[0].1);
         rewritten.med = Some(7);
         let raw = wit::Verdicts {
