@@ -92,13 +92,20 @@ impl NeighborRibs {
         if chain.is_empty() {
             return table;
         }
-        // The copy and the original list the same routes in the same order.
-        let routes: Vec<(Prefix, &PathAttributes)> = self
-            .originated
-            .routes()
-            .map(|(p, a, _)| (p, &**a))
-            .collect();
-        let verdicts = judge_all(chain, Direction::Export, session, &routes, interner).await;
+        // The copy and the original list the same routes in the same order; the
+        // original is walked a chunk at a time, so that no second list of every route
+        // is ever built.
+        let mut verdicts = Vec::with_capacity(table.len());
+        let mut routes = self.originated.routes().map(|(p, a, _)| (p, &**a));
+        let mut chunk = Vec::with_capacity(CHUNK);
+        loop {
+            chunk.clear();
+            chunk.extend(routes.by_ref().take(CHUNK));
+            if chunk.is_empty() {
+                break;
+            }
+            verdicts.extend(run_chain(chain, Direction::Export, session, &chunk, interner).await);
+        }
         let mut verdicts = verdicts.into_iter();
         table.retain_routes(|_, attrs| match verdicts.next() {
             Some(Judged::Accepted) => true,
@@ -123,9 +130,9 @@ impl NeighborRibs {
         }
     }
 
-    /// True when received routes wait for the import policy.
-    pub fn has_unjudged(&self) -> bool {
-        !self.to_judge.is_empty()
+    /// Routes received and waiting for the import policy.
+    pub fn unjudged(&self) -> usize {
+        self.to_judge.len()
     }
 
     /// Runs the import policy on the changes received since the last call and applies

@@ -74,6 +74,8 @@ impl SpeakerHandle {
 
 /// The most neighbor events taken in one go before their import policies run.
 const MAX_EVENTS_PER_JUDGEMENT: usize = 1024;
+/// The most received routes staged before their import policies run.
+const MAX_ROUTES_PER_JUDGEMENT: usize = 4 * ribs::CHUNK;
 
 /// The speaker's state.
 pub struct Speaker {
@@ -156,12 +158,16 @@ impl Speaker {
                     continue;
                 }
                 Some(ev) = from_neighbors.recv() => {
-                    self.on_neighbor_event(ev);
-                    // UPDATEs queued together are judged together (one policy call per
-                    // neighbor rather than one per UPDATE).
+                    let mut staged = self.on_neighbor_event(ev);
+                    // UPDATEs queued together are judged together (a few policy calls
+                    // per neighbor rather than one per UPDATE), up to a bound that
+                    // keeps the staged lists small.
                     for _ in 0..MAX_EVENTS_PER_JUDGEMENT {
+                        if staged >= MAX_ROUTES_PER_JUDGEMENT {
+                            break;
+                        }
                         match from_neighbors.try_recv() {
-                            Ok(ev) => self.on_neighbor_event(ev),
+                            Ok(ev) => staged += self.on_neighbor_event(ev),
                             Err(_) => break,
                         }
                     }
@@ -377,21 +383,26 @@ impl Speaker {
         sent
     }
 
-    fn on_neighbor_event(&mut self, event: NeighborEvent) {
+    /// Applies what a neighbor reported; returns the routes it staged for the import
+    /// policy.
+    fn on_neighbor_event(&mut self, event: NeighborEvent) -> usize {
         match event {
             NeighborEvent::Update {
                 neighbor: i,
                 update,
             } => {
                 let ebgp = self.neighbors[i].config.peer_as != self.local_as;
+                let before = self.ribs[i].unjudged();
                 self.ribs[i].receive(&update, ebgp, self.local_as);
-                if !self.ribs[i].has_unjudged() {
+                if self.ribs[i].unjudged() == 0 {
                     self.count_received(i);
                 }
+                self.ribs[i].unjudged() - before
             }
             NeighborEvent::Down { neighbor: i } => {
                 self.ribs[i].session_down();
                 self.count_received(i);
+                0
             }
         }
     }
@@ -399,7 +410,7 @@ impl Speaker {
     /// Runs the import policies on what the neighbors sent since they last ran.
     async fn judge_received(&mut self) {
         for i in 0..self.neighbors.len() {
-            if !self.ribs[i].has_unjudged() {
+            if self.ribs[i].unjudged() == 0 {
                 continue;
             }
             let chain = self.chain(&self.neighbors[i].config.import_policy);
