@@ -73,7 +73,8 @@ impl Collector for PluginCollector {
         if statuses.is_empty() {
             return Ok(());
         }
-        let counters: [(&str, &str, fn(&wasmbgp_runtime::PluginStatus) -> u64); 4] = [
+        type Read = fn(&wasmbgp_runtime::PluginStatus) -> u64;
+        let counters: [(&str, &str, Read); 4] = [
             (
                 "plugin_calls",
                 "Calls into the plugin (init, check, evaluate)",

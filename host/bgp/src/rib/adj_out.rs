@@ -11,6 +11,9 @@ use crate::packet::prefix::{Family, Ipv4Prefix, Ipv6Prefix, Prefix};
 /// the names.
 pub type SourceId = u16;
 
+/// An advertised route's attributes and source.
+pub type Advertised = (Arc<PathAttributes>, SourceId);
+
 #[derive(Debug, Clone)]
 struct Entry {
     attrs: Arc<PathAttributes>,
@@ -141,7 +144,7 @@ impl AdjRibOut {
     /// removes it with `None`, whatever source held it and without keeping anything
     /// aside: for a table whose content is decided elsewhere (what the speaker gives a
     /// neighbor). Returns false, marking nothing, if nothing changed.
-    pub fn set(&mut self, prefix: Prefix, route: Option<(Arc<PathAttributes>, SourceId)>) -> bool {
+    pub fn set(&mut self, prefix: Prefix, route: Option<Advertised>) -> bool {
         by_family!(self, prefix, |map, dirty, p| {
             let changed = match route {
                 Some((attrs, source)) => match map.insert(p, Entry { attrs, source }) {
@@ -162,7 +165,7 @@ impl AdjRibOut {
 
     /// The changes since they were last taken (or flushed): each changed prefix with
     /// its advertised route now, `None` if it has none. Forgets them.
-    pub fn take_changes(&mut self) -> Vec<(Prefix, Option<(Arc<PathAttributes>, SourceId)>)> {
+    pub fn take_changes(&mut self) -> Vec<(Prefix, Option<Advertised>)> {
         let dirty_v4 = std::mem::take(&mut self.dirty_v4);
         let dirty_v6 = std::mem::take(&mut self.dirty_v6);
         let v4 = dirty_v4.into_iter().map(|p| {

@@ -25,15 +25,13 @@
 //! channel is a policy's request queue: when it is full the speaker waits for the
 //! policy, which bounds its memory and paces route processing to the policy's speed.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::Update;
-use wasmbgp_bgp::packet::attributes::PathAttributes;
-use wasmbgp_bgp::rib::{AdjRibOut, SourceId};
+use wasmbgp_bgp::rib::{AdjRibOut, Advertised};
 
 use crate::ctl::command::Command;
 use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
@@ -75,7 +73,7 @@ pub struct RouteChange {
     /// The prefix.
     pub prefix: Prefix,
     /// What to advertise; `None` withdraws it.
-    pub route: Option<(Arc<PathAttributes>, SourceId)>,
+    pub route: Option<Advertised>,
 }
 
 /// Messages to a neighbor task.

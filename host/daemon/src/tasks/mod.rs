@@ -123,16 +123,17 @@ pub async fn run(
     if fault_injection {
         tracing::warn!("{FAULT_INJECTION_ENV}=1: `ctl debug panic` can crash this daemon");
     }
-    let speaker = speaker::Speaker::new(
-        config.local_as,
-        (config_path, runtime.clone()),
-        sources.clone(),
-        handles,
+    let speaker = speaker::Speaker::new(speaker::SpeakerParts {
+        local_as: config.local_as,
+        config_path,
+        runtime: runtime.clone(),
+        sources: sources.clone(),
+        neighbors: handles,
         ribs,
-        slots,
-        metrics.clone(),
+        plugins: slots,
+        metrics: metrics.clone(),
         fault_injection,
-    )
+    })
     .spawn(events_rx, from_neighbors, &mut critical);
     let _watcher = if watched.is_empty() {
         None

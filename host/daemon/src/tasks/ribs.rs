@@ -21,7 +21,7 @@ use std::sync::Arc;
 use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::Update;
 use wasmbgp_bgp::packet::attributes::PathAttributes;
-use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, Interner, ReceivedChange, SourceId};
+use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, Advertised, Interner, ReceivedChange};
 use wasmbgp_runtime::{Direction, OnFailure, PolicyClient, PolicySession, Verdict};
 
 use super::messages::RouteChange;
@@ -208,7 +208,7 @@ impl Judged {
 
 /// Originated changes through export policy, in chunks.
 async fn export(
-    changes: Vec<(Prefix, Option<(Arc<PathAttributes>, SourceId)>)>,
+    changes: Vec<(Prefix, Option<Advertised>)>,
     chain: &[PolicyLink],
     session: PolicySession,
     interner: &mut Interner,

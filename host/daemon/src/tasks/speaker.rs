@@ -77,6 +77,28 @@ const MAX_EVENTS_PER_JUDGEMENT: usize = 1024;
 /// The most received routes staged before their import policies run.
 const MAX_ROUTES_PER_JUDGEMENT: usize = 4 * ribs::CHUNK;
 
+/// What a speaker is made of.
+pub struct SpeakerParts {
+    /// Our AS.
+    pub local_as: u32,
+    /// The config file, for `plugin reload`.
+    pub config_path: std::path::PathBuf,
+    /// The plugin runtime, to check a plugin's block from the config file.
+    pub runtime: wasmbgp_runtime::Runtime,
+    /// Names of route sources.
+    pub sources: sources::Sources,
+    /// The neighbor tasks.
+    pub neighbors: Vec<NeighborHandle>,
+    /// Their routes, in the same order.
+    pub ribs: Vec<NeighborRibs>,
+    /// The running plugins.
+    pub plugins: Vec<PluginSlot>,
+    /// Counters and gauges.
+    pub metrics: Arc<Metrics>,
+    /// `ctl debug panic` is allowed.
+    pub fault_injection: bool,
+}
+
 /// The speaker's state.
 pub struct Speaker {
     local_as: u32,
@@ -97,29 +119,20 @@ pub struct Speaker {
 }
 
 impl Speaker {
-    /// A speaker over the given neighbor tasks.
-    pub fn new(
-        local_as: u32,
-        (config_path, runtime): (std::path::PathBuf, wasmbgp_runtime::Runtime),
-        sources: sources::Sources,
-        neighbors: Vec<NeighborHandle>,
-        ribs: Vec<NeighborRibs>,
-        plugins: Vec<PluginSlot>,
-        metrics: Arc<Metrics>,
-        fault_injection: bool,
-    ) -> Self {
+    /// A speaker over the given neighbor tasks and their routes.
+    pub fn new(parts: SpeakerParts) -> Self {
         Speaker {
-            local_as,
-            config_path,
-            runtime,
-            sources,
-            neighbors,
-            ribs,
-            plugins,
+            local_as: parts.local_as,
+            config_path: parts.config_path,
+            runtime: parts.runtime,
+            sources: parts.sources,
+            neighbors: parts.neighbors,
+            ribs: parts.ribs,
+            plugins: parts.plugins,
             interner: Interner::new(),
-            metrics,
+            metrics: parts.metrics,
             commands_since_prune: 0,
-            fault_injection,
+            fault_injection: parts.fault_injection,
         }
     }
 
