@@ -649,3 +649,43 @@ impl Ctl {
         serde_json::from_str(&out).map_err(|e| format!("output of {line:?} is not JSON: {e}"))
     }
 }
+
+/// The `main` of every benchmark binary: runs `run` in a fresh temporary folder (kept with
+/// `keep`), prints the table it returns and writes it to `results` under `title`, noting
+/// the `script` that reproduces it. Exits 2 if the folder cannot be made, 1 on failure.
+pub fn bench_main(
+    name: &str,
+    title: &str,
+    script: &str,
+    keep: bool,
+    results: Option<&Path>,
+    run: impl FnOnce(&Path) -> std::result::Result<String, String>,
+) {
+    let dir = std::env::temp_dir().join(format!("{name}.{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("{name}: {}: {e}", dir.display());
+        std::process::exit(2);
+    }
+    let result = run(&dir);
+    if keep {
+        eprintln!("bench: kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    match result {
+        Ok(table) => {
+            println!("\n{table}");
+            if let Some(p) = results {
+                let body =
+                    format!("# {title}\n\nCommand: `{script}` (see bench/README.md).\n\n{table}");
+                if let Err(e) = std::fs::write(p, body) {
+                    eprintln!("{name}: cannot write {}: {e}", p.display());
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -805,33 +805,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let dir = std::env::temp_dir().join(format!("wasmbgp-bench.{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("wasmbgp-bench: {}: {e}", dir.display());
-        std::process::exit(2);
-    }
-    let result = run(&o, &dir);
-    if !o.keep {
-        let _ = std::fs::remove_dir_all(&dir);
-    } else {
-        eprintln!("bench: kept {}", dir.display());
-    }
-    match result {
-        Ok(r) => {
-            let table = report(&o, &r);
-            println!("\n{table}");
-            if let Some(p) = &o.results {
-                let body = format!(
-                    "# wasmbgp benchmark results\n\nCommand: `bench/run.sh` (see bench/README.md).\n\n{table}"
-                );
-                if let Err(e) = std::fs::write(p, body) {
-                    eprintln!("wasmbgp-bench: cannot write {}: {e}", p.display());
-                }
-            }
-        }
-        Err(e) => {
-            eprintln!("wasmbgp-bench: {e}");
-            std::process::exit(1);
-        }
-    }
+    harness::bench_main(
+        "wasmbgp-bench",
+        "wasmbgp benchmark results",
+        "bench/run.sh",
+        o.keep,
+        o.results.as_deref(),
+        |dir| run(&o, dir).map(|r| report(&o, &r)),
+    );
 }

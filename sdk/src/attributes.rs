@@ -63,6 +63,19 @@ impl Attributes {
         self
     }
 
+    /// With an AS path of any segments, leftmost first: `&[(SegmentKind::Sequence,
+    /// &[65001, 65002]), (SegmentKind::Set, &[65010, 65011])]`.
+    pub fn with_segments(mut self, segments: &[(SegmentKind, &[u32])]) -> Self {
+        self.as_path = segments
+            .iter()
+            .map(|(kind, asns)| AsSegment {
+                kind: *kind,
+                asns: asns.to_vec(),
+            })
+            .collect();
+        self
+    }
+
     /// With the AS path `asns` (one AS_SEQUENCE, leftmost first; for an
     /// originated route, what comes after the local AS).
     pub fn with_as_path(mut self, asns: &[u32]) -> Self {
@@ -189,16 +202,7 @@ mod tests {
     use super::*;
 
     fn path(segments: &[(SegmentKind, &[u32])]) -> Attributes {
-        Attributes {
-            as_path: segments
-                .iter()
-                .map(|(kind, asns)| AsSegment {
-                    kind: *kind,
-                    asns: asns.to_vec(),
-                })
-                .collect(),
-            ..Attributes::new()
-        }
+        Attributes::new().with_segments(segments)
     }
 
     #[test]

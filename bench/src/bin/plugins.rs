@@ -750,32 +750,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let dir = std::env::temp_dir().join(format!("wasmbgp-bench-plugins.{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("wasmbgp-bench-plugins: {}: {e}", dir.display());
-        std::process::exit(2);
-    }
-    let result = run(&o, &dir);
-    if o.keep {
-        eprintln!("bench: kept {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    match result {
-        Ok(table) => {
-            println!("\n{table}");
-            if let Some(p) = &o.results {
-                let body = format!(
-                    "# wasmbgp plugin benchmark results\n\nCommand: `bench/run-plugins.sh` (see bench/README.md).\n\n{table}"
-                );
-                if let Err(e) = std::fs::write(p, body) {
-                    eprintln!("wasmbgp-bench-plugins: cannot write {}: {e}", p.display());
-                }
-            }
-        }
-        Err(e) => {
-            eprintln!("wasmbgp-bench-plugins: {e}");
-            std::process::exit(1);
-        }
-    }
+    bench_main(
+        "wasmbgp-bench-plugins",
+        "wasmbgp plugin benchmark results",
+        "bench/run-plugins.sh",
+        o.keep,
+        o.results.as_deref(),
+        |dir| run(&o, dir),
+    );
 }

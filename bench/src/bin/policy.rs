@@ -1353,34 +1353,14 @@ fn main() {
             "wasmbgp-bench-policy: warning: rustc is running on this machine; timings will be disturbed"
         );
     }
-    let dir = std::env::temp_dir().join(format!("wasmbgp-bench-policy.{}", std::process::id()));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("wasmbgp-bench-policy: {}: {e}", dir.display());
-        std::process::exit(2);
-    }
-    let result = run(&o, &dir);
-    if o.keep {
-        eprintln!("bench: kept {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    match result {
-        Ok(table) => {
-            println!("\n{table}");
-            if let Some(p) = &o.results {
-                let body = format!(
-                    "# wasmbgp policy benchmark results\n\nCommand: `bench/run-policy.sh` (see bench/README.md).\n\n{table}"
-                );
-                if let Err(e) = std::fs::write(p, body) {
-                    eprintln!("wasmbgp-bench-policy: cannot write {}: {e}", p.display());
-                }
-            }
-        }
-        Err(e) => {
-            eprintln!("wasmbgp-bench-policy: {e}");
-            std::process::exit(1);
-        }
-    }
+    bench_main(
+        "wasmbgp-bench-policy",
+        "wasmbgp policy benchmark results",
+        "bench/run-policy.sh",
+        o.keep,
+        o.results.as_deref(),
+        |dir| run(&o, dir),
+    );
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ wasmbgp_sdk::export_policy!(AsPathFilter);
 
 #[cfg(test)]
 mod tests {
-    use wasmbgp_sdk::types::{AsSegment, SegmentKind};
+    use wasmbgp_sdk::types::SegmentKind;
 
     use super::*;
 
@@ -115,16 +115,7 @@ mod tests {
     }
 
     fn path(segments: &[(SegmentKind, &[u32])]) -> Attributes {
-        Attributes {
-            as_path: segments
-                .iter()
-                .map(|(kind, asns)| AsSegment {
-                    kind: *kind,
-                    asns: asns.to_vec(),
-                })
-                .collect(),
-            ..Attributes::new()
-        }
+        Attributes::new().with_segments(segments)
     }
 
     #[test]

@@ -115,7 +115,7 @@ wasmbgp_sdk::export_policy!(RpkiRov);
 
 #[cfg(test)]
 mod tests {
-    use wasmbgp_sdk::types::{AsSegment, SegmentKind};
+    use wasmbgp_sdk::types::SegmentKind;
     use wasmbgp_sdk::{Attributes, IpAddress, Session};
 
     use super::*;
@@ -149,16 +149,7 @@ mod tests {
             peer_as: 65000,
             local_as: 65001,
         };
-        let attributes = Attributes {
-            as_path: path
-                .iter()
-                .map(|(kind, asns)| AsSegment {
-                    kind: *kind,
-                    asns: asns.to_vec(),
-                })
-                .collect(),
-            ..Attributes::new()
-        };
+        let attributes = Attributes::new().with_segments(path);
         let route = Route::new(direction, &session, prefix.parse().unwrap(), &attributes);
         match policy.evaluate(&route) {
             Verdict::Accept => "accept".into(),
