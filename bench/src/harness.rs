@@ -422,8 +422,6 @@ pub fn root() -> PathBuf {
 }
 
 // ---------------------------------------------------------------------------------------
-// Added for the policy benchmark (`src/bin/policy.rs`); nothing above depends on it.
-
 /// Wall clock in epoch seconds (to compare with the daemons' log timestamps).
 pub fn now() -> f64 {
     std::time::SystemTime::now()
@@ -481,6 +479,36 @@ pub fn median(v: &[f64]) -> f64 {
     s[s.len() / 2]
 }
 
+/// A JSON log line, with its timestamp (epoch seconds).
+pub type LogLine = (f64, serde_json::Value);
+
+/// Follows a daemon's JSON log on its stderr: every line is copied to `log_copy`, and each
+/// one that parses arrives on the returned channel with its timestamp.
+pub fn follow_json_log(
+    proc: &mut Proc,
+    log_copy: &Path,
+) -> Result<std::sync::mpsc::Receiver<LogLine>> {
+    let stderr = proc.child.stderr.take().ok_or("no stderr")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut copy = std::fs::File::create(log_copy).map_err(|e| e.to_string())?;
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = writeln!(copy, "{line}");
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                let ts = v["timestamp"]
+                    .as_str()
+                    .and_then(parse_rfc3339_utc)
+                    .unwrap_or_else(now);
+                if tx.send((ts, v)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
 /// wasmbgp `run --log-format json` with its own config and cache dir; its JSON log is
 /// copied to a file and followed, so that the benchmark can wait for log lines.
 pub struct JsonDaemon {
@@ -503,24 +531,7 @@ impl JsonDaemon {
             .stderr(Stdio::piped());
         let spawned_at = now();
         let mut proc = Proc::spawn("wasmbgp", &mut cmd)?;
-        let stderr = proc.child.stderr.take().ok_or("no stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut copy = std::fs::File::create(log_copy).map_err(|e| e.to_string())?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(copy, "{line}");
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let ts = v["timestamp"]
-                        .as_str()
-                        .and_then(parse_rfc3339_utc)
-                        .unwrap_or_else(now);
-                    if tx.send((ts, v)).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let rx = follow_json_log(&mut proc, log_copy)?;
         Ok(JsonDaemon {
             proc,
             spawned_at,

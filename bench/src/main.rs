@@ -12,12 +12,12 @@
 //!    `wasmbgp ctl -` -> all M at BIRD;
 //! 4. a BIRD originator (`protocol static`, same N routes) to a BIRD receiver: same timings.
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -100,36 +100,6 @@ fn parse_opts() -> Result<Opts> {
 
 // ---------------------------------------------------------------------------------------
 // Time helpers (wall clock, epoch seconds, to compare with the daemons' log timestamps)
-
-fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// `2026-11-24T15:39:00.078524Z` -> epoch seconds.
-fn parse_rfc3339_utc(s: &str) -> Option<f64> {
-    let s = s.strip_suffix('Z')?;
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let mut t = time.split(':');
-    let (hh, mm) = (
-        t.next()?.parse::<i64>().ok()?,
-        t.next()?.parse::<i64>().ok()?,
-    );
-    let ss = t.next()?.parse::<f64>().ok()?;
-    // days from civil (Howard Hinnant)
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146097 + doe - 719468;
-    Some((days * 86400 + hh * 3600 + mm * 60) as f64 + ss)
-}
 
 fn secs(x: f64) -> String {
     format!("{x:.3} s")
@@ -262,24 +232,7 @@ impl Wasmbgp {
             .stderr(Stdio::piped());
         let spawned_at = now();
         let mut proc = Proc::spawn("wasmbgp", &mut cmd)?;
-        let stderr = proc.child.stderr.take().ok_or("no stderr")?;
-        let (tx, rx) = mpsc::channel();
-        let mut copy = std::fs::File::create(log_copy).map_err(|e| e.to_string())?;
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                let _ = writeln!(copy, "{line}");
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                    let ts = v["timestamp"]
-                        .as_str()
-                        .and_then(parse_rfc3339_utc)
-                        .unwrap_or_else(now);
-                    if tx.send((ts, v)).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let rx = harness::follow_json_log(&mut proc, log_copy)?;
         Ok(Wasmbgp {
             proc,
             spawned_at,
@@ -795,7 +748,7 @@ fn report(o: &Opts, r: &Results) -> String {
 
 mod harness;
 
-use harness::{Birdc, Proc, free_port, mib, vm_status};
+use harness::{Birdc, Proc, free_port, mib, now, vm_status};
 
 fn main() {
     let o = match parse_opts() {
