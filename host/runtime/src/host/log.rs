@@ -8,13 +8,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
+use super::MAX_LOG_LINE;
 use super::bindings::wasmbgp::plugin::{clock, log};
-use super::{MAX_LOG_LINE, PluginCtx};
 
-impl log::Host for PluginCtx {
+/// What `log` may touch: the plugin's name, to tag its lines.
+pub(crate) struct LogCtx {
+    pub plugin: Arc<str>,
+}
+
+/// What `clock` may touch: when the plugin was first started (the monotonic origin).
+pub(crate) struct ClockCtx {
+    pub born: std::time::Instant,
+}
+
+impl log::Host for LogCtx {
     fn log(&mut self, level: log::Level, message: String) {
         let message = cut(&message, MAX_LOG_LINE);
-        let plugin = &*self.name;
+        let plugin = &*self.plugin;
         match level {
             log::Level::Trace => tracing::trace!(plugin, "{message}"),
             log::Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -25,7 +35,7 @@ impl log::Host for PluginCtx {
     }
 }
 
-impl clock::Host for PluginCtx {
+impl clock::Host for ClockCtx {
     fn now_ms(&mut self) -> u64 {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -34,7 +44,7 @@ impl clock::Host for PluginCtx {
     }
 
     fn monotonic_us(&mut self) -> u64 {
-        u64::try_from(self.shared.born.elapsed().as_micros()).unwrap_or(u64::MAX)
+        u64::try_from(self.born.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 }
 

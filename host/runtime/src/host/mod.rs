@@ -23,7 +23,11 @@ use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub(crate) use convert::{address_out, attributes_in, attributes_out};
+use log::{ClockCtx, LogCtx};
+use probe::ProbeCtx;
+use routes::RoutesCtx;
 pub use state::KvStore;
+use state::StateCtx;
 
 use crate::events::PluginEvent;
 use crate::grants::CheckedGrants;
@@ -76,52 +80,50 @@ pub const STATE_MAX_TOTAL: usize = 1 << 20;
 /// Longest log line kept (longer ones are cut).
 pub const MAX_LOG_LINE: usize = 4096;
 
-/// Links every host interface of the package into `linker` (the `healthcheck` world
-/// imports all of them; the other worlds import a subset).
+/// Links every host interface of the package into `linker`, each to its own context
+/// in [`PluginCtx`] (the `healthcheck` world imports all of them; the other worlds
+/// import a subset).
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginCtx>) -> anyhow::Result<()> {
-    bindings::Healthcheck::add_to_linker::<PluginCtx, HasSelf<PluginCtx>>(linker, |ctx| ctx)
-        .map_err(crate::engine::wasmtime_error)
+    use bindings::wasmbgp::plugin::{clock, log, probe, routes, state};
+    let error = crate::engine::wasmtime_error;
+    types::add_to_linker::<PluginCtx, HasSelf<ClockCtx>>(linker, |c| &mut c.clock)
+        .map_err(error)?;
+    log::add_to_linker::<PluginCtx, HasSelf<LogCtx>>(linker, |c| &mut c.log).map_err(error)?;
+    clock::add_to_linker::<PluginCtx, HasSelf<ClockCtx>>(linker, |c| &mut c.clock)
+        .map_err(error)?;
+    state::add_to_linker::<PluginCtx, HasSelf<StateCtx>>(linker, |c| &mut c.state)
+        .map_err(error)?;
+    probe::add_to_linker::<PluginCtx, HasSelf<ProbeCtx>>(linker, |c| &mut c.probe)
+        .map_err(error)?;
+    routes::add_to_linker::<PluginCtx, HasSelf<RoutesCtx>>(linker, |c| &mut c.routes)
+        .map_err(error)?;
+    Ok(())
 }
 
-/// Time accounting of the call in progress, read by the epoch callback.
+/// The call in progress, read by the epoch callback.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallClock {
     /// When the call started.
     pub started: Instant,
-    /// Time spent awaiting host probes during the call.
-    pub host_time: Duration,
     /// Guest time allowed.
     pub deadline: Duration,
 }
 
-impl CallClock {
-    /// Starts timing a call with `deadline` of guest time.
-    pub fn start(deadline: Duration) -> Self {
-        CallClock {
-            started: Instant::now(),
-            host_time: Duration::ZERO,
-            deadline,
-        }
-    }
-
-    /// Guest time used so far.
-    pub fn guest_time(&self) -> Duration {
-        self.started.elapsed().saturating_sub(self.host_time)
-    }
-}
-
-/// The data of one plugin instance's `Store`.
+/// The data of one plugin instance's `Store`: the sandboxed WASI context, the limits,
+/// the call in progress, and one small context per host interface, holding only what
+/// that interface may touch.
 pub(crate) struct PluginCtx {
-    pub(crate) name: Arc<str>,
     wasi: WasiCtx,
     table: ResourceTable,
     /// Memory and instance limits (wired into the store's limiter).
     pub limits: StoreLimits,
-    pub(crate) shared: Arc<Shared>,
-    pub(crate) grants: Arc<CheckedGrants>,
-    pub(crate) events: UnboundedSender<PluginEvent>,
     /// The call in progress.
     pub call: CallClock,
+    log: LogCtx,
+    clock: ClockCtx,
+    state: StateCtx,
+    probe: ProbeCtx,
+    routes: RoutesCtx,
 }
 
 impl PluginCtx {
@@ -156,19 +158,54 @@ impl PluginCtx {
             .trap_on_grow_failure(false)
             .build();
         PluginCtx {
-            name,
             wasi,
             table: ResourceTable::new(),
             limits,
-            shared,
-            grants,
-            events,
-            call: CallClock::start(Duration::from_secs(1)),
+            call: CallClock {
+                started: Instant::now(),
+                deadline: Duration::from_secs(1),
+            },
+            log: LogCtx {
+                plugin: name.clone(),
+            },
+            clock: ClockCtx { born: shared.born },
+            state: StateCtx {
+                shared: shared.clone(),
+            },
+            probe: ProbeCtx {
+                plugin: name.clone(),
+                shared: shared.clone(),
+                grants: grants.clone(),
+                host_time: Duration::ZERO,
+            },
+            routes: RoutesCtx {
+                plugin: name,
+                shared,
+                grants,
+                events,
+            },
         }
+    }
+
+    /// Starts timing a call with `deadline` of guest time.
+    pub fn start_call(&mut self, deadline: Duration) {
+        self.call = CallClock {
+            started: Instant::now(),
+            deadline,
+        };
+        self.probe.host_time = Duration::ZERO;
+    }
+
+    /// Guest time used by the call so far: its time minus what the host spent in probes.
+    pub fn guest_time(&self) -> Duration {
+        self.call
+            .started
+            .elapsed()
+            .saturating_sub(self.probe.host_time)
     }
 }
 
-impl types::Host for PluginCtx {}
+impl types::Host for ClockCtx {}
 
 impl WasiView for PluginCtx {
     fn ctx(&mut self) -> WasiCtxView<'_> {

@@ -2,14 +2,25 @@
 //! before anything touches the network; probe time is charged to the host, not the
 //! guest's deadline.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bindings::wasmbgp::plugin::probe;
-use super::{DEFAULT_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT, PluginCtx, STATE_MAX_TOTAL};
-use crate::grants::ProbeKind;
+use super::{DEFAULT_PROBE_TIMEOUT, MAX_PROBE_TIMEOUT, STATE_MAX_TOTAL};
+use crate::grants::{CheckedGrants, ProbeKind};
 use crate::probes::{self, ProbeFailure, RecordKind};
+use crate::supervisor::Shared;
 
-impl PluginCtx {
+/// What `probe` may touch: the grants it checks, the counter of denials, and the time
+/// the call in progress spent waiting on probes (not charged to the guest's deadline).
+pub(crate) struct ProbeCtx {
+    pub plugin: Arc<str>,
+    pub shared: Arc<Shared>,
+    pub grants: Arc<CheckedGrants>,
+    pub host_time: Duration,
+}
+
+impl ProbeCtx {
     /// Checks a probe target against the grant; a denial is logged,
     /// counted and returned, and nothing reaches the network.
     fn authorize(
@@ -30,7 +41,7 @@ impl PluginCtx {
             return Ok(addr);
         }
         self.shared.count_denied();
-        tracing::warn!(plugin = %self.name, probe = %kind, target = %addr, "denied: target outside grants.{kind}");
+        tracing::warn!(plugin = %self.plugin, probe = %kind, target = %addr, "denied: target outside grants.{kind}");
         Err(ProbeFailure::Denied(format!(
             "{addr} is not in grants.{kind}"
         )))
@@ -48,7 +59,7 @@ impl PluginCtx {
     async fn timed<T>(&mut self, fut: impl Future<Output = T>) -> T {
         let start = Instant::now();
         let out = fut.await;
-        self.call.host_time += start.elapsed();
+        self.host_time += start.elapsed();
         out
     }
 }
@@ -65,7 +76,7 @@ impl From<ProbeFailure> for probe::ProbeError {
     }
 }
 
-impl probe::Host for PluginCtx {
+impl probe::Host for ProbeCtx {
     async fn tcp_connect(
         &mut self,
         target: String,

@@ -5,22 +5,36 @@ use std::net::IpAddr;
 
 use wasmbgp_bgp::words::{self, RouteSpec};
 
-use super::bindings::wasmbgp::plugin::{routes, types};
-use super::{PluginCtx, convert};
-use crate::events::PluginEvent;
-use crate::grants::NeighborError;
+use std::sync::Arc;
 
-impl PluginCtx {
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::bindings::wasmbgp::plugin::{routes, types};
+use super::convert;
+use crate::events::PluginEvent;
+use crate::grants::{CheckedGrants, NeighborError};
+use crate::supervisor::Shared;
+
+/// What `routes` may touch: the grants (neighbors, `max-routes`), the plugin's owned
+/// routes and counters, and the channel to the speaker.
+pub(crate) struct RoutesCtx {
+    pub plugin: Arc<str>,
+    pub shared: Arc<Shared>,
+    pub grants: Arc<CheckedGrants>,
+    pub events: UnboundedSender<PluginEvent>,
+}
+
+impl RoutesCtx {
     fn route_denied(&self, why: String) -> routes::RouteError {
         self.shared.count_denied();
-        tracing::warn!(plugin = %self.name, "route request denied: {why}");
+        tracing::warn!(plugin = %self.plugin, "route request denied: {why}");
         routes::RouteError::Denied(why)
     }
 
     /// Refuses a malformed route request: logged, counted and answered `invalid`.
     fn route_invalid(&self, why: String) -> routes::RouteError {
         self.shared.count_invalid();
-        tracing::warn!(plugin = %self.name, "route request invalid: {why}");
+        tracing::warn!(plugin = %self.plugin, "route request invalid: {why}");
         routes::RouteError::Invalid(why)
     }
 
@@ -32,7 +46,7 @@ impl PluginCtx {
     }
 }
 
-impl routes::Host for PluginCtx {
+impl routes::Host for RoutesCtx {
     fn announce(
         &mut self,
         prefix: types::Prefix,
@@ -44,13 +58,13 @@ impl routes::Host for PluginCtx {
         if !self.shared.own_route(route.prefix, self.grants.max_routes) {
             self.shared.count_denied();
             let cap = self.grants.max_routes.unwrap_or(0);
-            tracing::warn!(plugin = %self.name, prefix = %route.prefix, "route refused: max-routes {cap} reached");
+            tracing::warn!(plugin = %self.plugin, prefix = %route.prefix, "route refused: max-routes {cap} reached");
             return Err(routes::RouteError::LimitExceeded(format!(
                 "max-routes is {cap}"
             )));
         }
         let _ = self.events.send(PluginEvent::Announce {
-            plugin: self.name.to_string(),
+            plugin: self.plugin.to_string(),
             route,
             neighbors,
         });
@@ -66,7 +80,7 @@ impl routes::Host for PluginCtx {
         let prefix = convert::prefix_in(&prefix).map_err(|why| self.route_invalid(why))?;
         self.shared.disown_route(&prefix);
         let _ = self.events.send(PluginEvent::Withdraw {
-            plugin: self.name.to_string(),
+            plugin: self.plugin.to_string(),
             prefix,
             neighbors,
         });

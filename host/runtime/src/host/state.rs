@@ -2,10 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use super::bindings::wasmbgp::plugin::state;
-use super::{PluginCtx, STATE_MAX_KEY, STATE_MAX_TOTAL, STATE_MAX_VALUE};
+use std::sync::Arc;
 
-impl state::Host for PluginCtx {
+use super::bindings::wasmbgp::plugin::state;
+use super::{STATE_MAX_KEY, STATE_MAX_TOTAL, STATE_MAX_VALUE};
+use crate::supervisor::Shared;
+
+/// What `state` may touch: the plugin's store, which outlives its instances.
+pub(crate) struct StateCtx {
+    pub shared: Arc<Shared>,
+}
+
+impl state::Host for StateCtx {
     fn get(&mut self, key: String) -> Option<Vec<u8>> {
         self.shared.state().get(&key).cloned()
     }

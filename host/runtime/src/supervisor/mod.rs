@@ -34,7 +34,7 @@ use crate::grants::CheckedGrants;
 use crate::healthcheck::{Health, HysteresisConfig};
 use crate::host::bindings::HealthcheckPre;
 use crate::host::bindings::policy::PolicyPre;
-use crate::host::{CallClock, KvStore, PluginCtx};
+use crate::host::{KvStore, PluginCtx};
 use crate::restart::RestartPolicy;
 use crate::spec::{PluginSpec, World};
 pub use policy::{PolicyClient, PolicySession, PolicyUnavailable, Verdict, Verdicts};
@@ -479,7 +479,7 @@ impl DriverCore {
         // Every tick: yield to tokio, or interrupt once the call's guest
         // time is spent.
         store.epoch_deadline_callback(|ctx| {
-            if ctx.data().call.guest_time() >= ctx.data().call.deadline {
+            if ctx.data().guest_time() >= ctx.data().call.deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -578,7 +578,7 @@ pub(crate) async fn timed_call<T>(
     deadline: Duration,
     call: impl AsyncFnOnce(&mut Store<PluginCtx>) -> wasmtime::Result<T>,
 ) -> Result<T, String> {
-    store.data_mut().call = CallClock::start(deadline);
+    store.data_mut().start_call(deadline);
     store.set_epoch_deadline(1);
     let wall = deadline + MAX_HOST_TIME_PER_CALL;
     // A panic in a host function (a wasmbgp bug that this plugin's input reached) is
