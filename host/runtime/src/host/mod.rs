@@ -1,6 +1,7 @@
 //! The host side of the WIT package (`wit/`): generated bindings for each world, the
 //! per-store data ([`PluginCtx`]) with its sandboxed WASI context, and one module per
-//! host interface a plugin may import:
+//! host interface a plugin may import, each with its own small context (what that
+//! interface may touch, and nothing else), linked to its field of the store data:
 //!
 //! - [`routes`]: originating routes (grants, `max-routes`, validation);
 //! - [`probe`]: TCP, DNS and HTTP probes (grants);
