@@ -145,3 +145,69 @@ mode = "accept"
         assert_eq!(code, Some(0), "on-failure = {good}: {text}");
     }
 }
+
+/// `check` (and `run`, which loads the config the same way) starts each plugin once
+/// and runs its `init`: settings or a data file the plugin refuses are reported with
+/// its reason, at the plugin's component, before anything starts.
+#[test]
+fn settings_and_data_files_the_plugin_refuses_fail_the_check() {
+    let dir = WorkDir::new("policy-config-init").expect("workdir");
+    let rov = component("rpki-rov").expect("rpki-rov");
+    let tcp_check = component("tcp-check").expect("tcp-check");
+    let vrps = dir.path().join("vrps.json");
+    std::fs::write(&vrps, r#"{"roas": [ broken"#).expect("write vrps");
+    let config = format!(
+        r#"{}
+[[plugin]]
+name = "rov"
+world = "policy"
+component = "{}"
+[plugin.settings]
+vrps = "{vrps}"
+[plugin.grants]
+files = ["{vrps}"]
+
+[[plugin]]
+name = "web"
+world = "healthcheck"
+component = "{}"
+[plugin.settings]
+address = "127.0.0.1:80"
+colour = "red"
+[[plugin.route]]
+prefix = "100.10.0.100/32"
+"#,
+        header(),
+        rov.display(),
+        tcp_check.display(),
+        vrps = vrps.display(),
+    );
+    let (code, text) = check(dir.path(), &config);
+    assert_eq!(code, Some(1), "{text}");
+    let rov_line = position(&config, &rov.display().to_string());
+    let web_line = position(&config, &tcp_check.display().to_string());
+    let rov_error = text
+        .lines()
+        .find(|l| l.contains("\"rov\" refused"))
+        .unwrap_or_default();
+    assert!(
+        rov_error.starts_with(&rov_line[..rov_line.rfind(':').unwrap()])
+            && rov_error.contains("init refused the settings"),
+        "{text}"
+    );
+    let web_error = text
+        .lines()
+        .find(|l| l.contains("\"web\" refused"))
+        .unwrap_or_default();
+    assert!(
+        web_error.starts_with(&web_line[..web_line.rfind(':').unwrap()])
+            && web_error.contains("colour"),
+        "{text}"
+    );
+
+    // Fixed, the same config passes.
+    std::fs::write(&vrps, r#"{"roas": []}"#).expect("write vrps");
+    let fixed = config.replace("colour = \"red\"\n", "");
+    let (code, text) = check(dir.path(), &fixed);
+    assert_eq!(code, Some(0), "{text}");
+}

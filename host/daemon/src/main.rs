@@ -153,7 +153,7 @@ fn load(
     path: &std::path::Path,
     runtime: &wasmbgp_runtime::Runtime,
 ) -> Result<config::Config, config::Diagnostics> {
-    config::Config::load_with(path, &|spec| runtime.check(spec))
+    config::Config::load_with(path, &|spec| runtime.check_init(spec))
 }
 
 /// The plugin runtime with its on-disk cache of compiled components.

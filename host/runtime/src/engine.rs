@@ -273,6 +273,21 @@ impl Runtime {
         crate::supervisor::prepare(&self.engine, spec.clone()).map(drop)
     }
 
+    /// [`check`](Self::check), then starts one instance and runs its `init` with the
+    /// spec's settings (and a policy's data files), so that settings or a data file the
+    /// plugin refuses are reported with its reason (`wasmbgp check`, and `run` before
+    /// anything starts). Runs on a thread of its own: callable from anywhere, tokio or not.
+    pub fn check_init(&self, spec: &PluginSpec) -> anyhow::Result<()> {
+        let prepared = crate::supervisor::prepare(&self.engine, spec.clone())?;
+        let engine = self.engine.clone();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || crate::supervisor::trial_init(engine, prepared))
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("the trial init panicked")))
+        })
+    }
+
     /// Checks and starts a plugin on the current tokio runtime; its events go
     /// to `events`. Compiles synchronously (cached): for a large component
     /// not yet cached, call it from a blocking context. Must be called within

@@ -30,7 +30,7 @@ pub(crate) async fn run(core: DriverCore, restart: RestartPolicy) {
 }
 
 /// A live instance.
-struct Instance {
+pub(super) struct Instance {
     store: Store<PluginCtx>,
     bindings: Healthcheck,
 }
@@ -211,7 +211,7 @@ impl Driver {
 }
 
 /// Instantiates `prepared` and runs its `init`.
-async fn instantiate(core: &DriverCore, prepared: &Prepared) -> Result<Instance, Fault> {
+pub(super) async fn instantiate(core: &DriverCore, prepared: &Prepared) -> Result<Instance, Fault> {
     let mut store = core.new_store(prepared);
     let deadline = setup_deadline(prepared);
     let WorldPre::Healthcheck(pre) = prepared.pre.clone() else {

@@ -515,6 +515,37 @@ pub(crate) fn hysteresis_config(spec: &PluginSpec) -> HysteresisConfig {
     }
 }
 
+/// Starts one instance of `prepared` and runs its `init`, on a runtime of its own (for
+/// [`Runtime::check_init`](crate::Runtime::check_init)); the instance is dropped.
+pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let world = prepared.spec.world;
+    let name = prepared.spec.name.clone();
+    let (events, _) = unbounded_channel();
+    let (_, control) = unbounded_channel();
+    let core = DriverCore {
+        engine,
+        shared: Arc::new(Shared::new(name.clone(), world)),
+        prepared,
+        events,
+        control,
+    };
+    let outcome = runtime.block_on(async {
+        match world {
+            World::Healthcheck => healthcheck::instantiate(&core, &core.prepared)
+                .await
+                .map(drop),
+            World::Policy => policy::instantiate(&core, &core.prepared).await.map(drop),
+        }
+    });
+    outcome.map_err(|fault| match fault {
+        Fault::Died(e) => anyhow::anyhow!("plugin {name}: {e}"),
+        Fault::Config(e) => anyhow::anyhow!("plugin {name}: init refused the settings: {e}"),
+    })
+}
+
 /// Validates a spec and compiles, links and type-checks its component against its
 /// world; a policy's data files must be readable.
 pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result<Prepared> {

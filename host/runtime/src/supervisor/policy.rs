@@ -337,7 +337,7 @@ pub(crate) fn spawn(core: DriverCore, restart: RestartPolicy) -> (PolicyClient, 
     (client, tokio::spawn(driver.run(rx)))
 }
 
-struct Instance {
+pub(super) struct Instance {
     store: wasmtime::Store<PluginCtx>,
     bindings: Policy,
 }
@@ -511,7 +511,7 @@ impl Driver {
 }
 
 /// Instantiates `prepared` and runs its `init`.
-async fn instantiate(core: &DriverCore, prepared: &Prepared) -> Result<Instance, Fault> {
+pub(super) async fn instantiate(core: &DriverCore, prepared: &Prepared) -> Result<Instance, Fault> {
     let files: Vec<wit::DataFile> = prepared
         .files
         .iter()
