@@ -170,6 +170,12 @@ impl Speaker {
                     self.publish(Some(since)).await;
                     continue;
                 }
+                // Control requests before what the neighbors send: an operator's
+                // `show` is answered between batches of a large import, not after it.
+                msg = rx.recv() => match msg {
+                    Some(m) => m,
+                    None => return,
+                },
                 Some(ev) = from_neighbors.recv() => {
                     let mut staged = self.on_neighbor_event(ev);
                     // UPDATEs queued together are judged together (a few policy calls
@@ -187,10 +193,6 @@ impl Speaker {
                     self.judge_received().await;
                     continue;
                 }
-                msg = rx.recv() => match msg {
-                    Some(m) => m,
-                    None => return,
-                },
             };
             match msg {
                 SpeakerMsg::Batch(batch, reply) => {
