@@ -9,10 +9,15 @@
 #   target/plugins/bogon-filter.wasm       plugins/bogon-filter       (Rust, policy)
 #   target/plugins/as-path-filter.wasm     plugins/as-path-filter     (Rust, policy)
 #   target/plugins/rpki-rov.wasm           plugins/rpki-rov           (Rust, policy)
+#   target/plugins/route-stats.wasm        plugins/route-stats        (Rust, exporter)
+#   target/plugins/webhook-alert.wasm      plugins/webhook-alert      (Rust, exporter)
+#   target/plugins/exabgp-json.wasm        plugins/exabgp-json        (Rust, exporter)
+#   target/plugins/bmp.wasm                plugins/bmp                (Rust, exporter)
 #   target/plugins/tcp-check-py.wasm       plugins/tcp-check-py       (Python, healthcheck)
 #   target/plugins/bogon-filter-py.wasm    plugins/bogon-filter-py    (Python, policy)
 #   target/plugins/fixture-faulty.wasm     tests/fixtures/plugins/faulty          (Rust, healthcheck)
 #   target/plugins/fixture-policy.wasm     tests/fixtures/plugins/fixture-policy  (Rust, policy)
+#   target/plugins/fixture-exporter.wasm   tests/fixtures/plugins/fixture-exporter (Rust, exporter)
 #
 # The Rust crates are members of the cargo workspace plugins/Cargo.toml; each
 # one listed in RUST_PLUGINS below must be there. Every directory
@@ -33,7 +38,8 @@ COMPONENTIZE_PY_VERSION="0.25.1"
 RUST_PLUGINS=(
     tcp-check http-check dns-check
     community-tagger bogon-filter as-path-filter rpki-rov
-    fixture-faulty fixture-policy
+    route-stats webhook-alert exabgp-json bmp
+    fixture-faulty fixture-policy fixture-exporter
 )
 VERBOSE=0
 [[ "${1:-}" == "--verbose" ]] && VERBOSE=1

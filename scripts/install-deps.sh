@@ -6,7 +6,7 @@
 # tests start their own instances with private configs on loopback).
 set -euo pipefail
 
-PACKAGES=(bird2 gobgpd frr exabgp dnsmasq-base)
+PACKAGES=(bird2 gobgpd frr exabgp dnsmasq-base prometheus pmacct)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
@@ -80,6 +80,13 @@ mapfile -t pids < <(pgrep -f '^/usr/bin/gobgpd -f /etc/gobgpd\.conf' || true)
 stop_pids gobgpd "${pids[@]}"
 mapfile -t pids < <(pgrep -f 'exabgp /etc/exabgp/exabgp\.conf' || true)
 stop_pids exabgp "${pids[@]}"
+# Prometheus's service runs as the user "prometheus"; pmacct's daemons read /etc/pmacct.
+if id prometheus >/dev/null 2>&1; then
+    mapfile -t pids < <(pgrep -u prometheus || true)
+    stop_pids prometheus "${pids[@]}"
+fi
+mapfile -t pids < <(pgrep -f '^/usr/sbin/pm(acctd|bmpd|bgpd) .*-f /etc/pmacct/' || true)
+stop_pids pmacct "${pids[@]}"
 
 if command -v rustup >/dev/null 2>&1; then
     if ! rustup target list --installed | grep -qx wasm32-wasip2; then
