@@ -67,7 +67,7 @@ pub struct Routes<'a> {
 /// One event, as far as BMP is concerned.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
-    State { session: Session, old: State, new: State },
+    State { session: Session, new: State },
     Routes(Routes<'a>),
     EndOfRib { session: Session, afi: u16, safi: u8 },
     Notification { session: Session, sent: bool, code: u8, subcode: u8, data: &'a [u8] },
@@ -144,10 +144,6 @@ impl Feed {
         Feed { options, peers: HashMap::new(), last_stats_ms: None }
     }
 
-    pub fn options(&self) -> &Options {
-        &self.options
-    }
-
     /// Forgets every session (the collector lost them, or a snapshot
     /// follows).
     pub fn reset(&mut self) {
@@ -160,6 +156,7 @@ impl Feed {
     }
 
     /// The peers the collector was told are up.
+    #[cfg(test)]
     pub fn peers_up(&self) -> usize {
         self.peers.values().filter(|p| p.up).count()
     }
@@ -188,7 +185,7 @@ impl Feed {
     /// Appends the BMP messages for `event` to `out`.
     pub fn handle(&mut self, event: &Event<'_>, time: Timestamp, out: &mut Vec<u8>) -> Next {
         match event {
-            Event::State { session, old: _, new } => {
+            Event::State { session, new } => {
                 if *new == State::Established {
                     self.ensure_up(session, time, out);
                     self.state(session).notification = None;
@@ -330,7 +327,9 @@ impl Feed {
                 direction.flags(),
                 time,
                 v4 + v6,
-                &[(bgp::AFI_IPV4, bgp::SAFI_UNICAST, v4), (bgp::AFI_IPV6, bgp::SAFI_UNICAST, v6)],
+                // Per-family counts (type 8) are left out: pmacct 1.7.7
+                // misreads them and the counters after them.
+                &[],
             );
         }
     }

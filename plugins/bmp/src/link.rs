@@ -44,6 +44,7 @@ impl Backoff {
     }
 
     /// The delay the next failure will wait.
+    #[cfg(test)]
     pub fn delay_ms(&self) -> u64 {
         self.delay_ms
     }
@@ -91,6 +92,7 @@ impl Link {
         self.target
     }
 
+    #[cfg(test)]
     pub fn is_connected(&self) -> bool {
         self.stream.is_some()
     }

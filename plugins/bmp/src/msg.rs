@@ -6,10 +6,6 @@ use crate::bgp;
 
 /// BMP version.
 pub const VERSION: u8 = 3;
-/// Common header: version, length, type.
-pub const COMMON_HEADER: usize = 6;
-/// The per-peer header.
-pub const PEER_HEADER: usize = 42;
 
 /// Message types.
 pub const ROUTE_MONITORING: u8 = 0;

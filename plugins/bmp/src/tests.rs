@@ -317,7 +317,7 @@ fn feed_session_lifecycle() {
     let s = session();
     let a = [attrs()];
     let mut out = Vec::new();
-    feed.handle(&Event::State { session: s, old: State::Established, new: State::Established }, T, &mut out);
+    feed.handle(&Event::State { session: s, new: State::Established }, T, &mut out);
     let routes = Routes {
         session: s,
         direction: Direction::PostPolicy,
@@ -356,7 +356,7 @@ fn feed_session_lifecycle() {
         T,
         &mut out,
     );
-    feed.handle(&Event::State { session: s, old: State::Established, new: State::Other }, T, &mut out);
+    feed.handle(&Event::State { session: s, new: State::Other }, T, &mut out);
     assert_eq!(types(&out), vec![msg::PEER_DOWN]);
     assert_eq!(out[48], msg::DOWN_REMOTE_NOTIFICATION);
     assert_eq!(&out[49 + 19..], &[6, 2]);
@@ -364,14 +364,91 @@ fn feed_session_lifecycle() {
 
     // Up again, then down without a NOTIFICATION: reason 4.
     out.clear();
-    feed.handle(&Event::State { session: s, old: State::Other, new: State::Established }, T, &mut out);
-    feed.handle(&Event::State { session: s, old: State::Established, new: State::Other }, T, &mut out);
+    feed.handle(&Event::State { session: s, new: State::Established }, T, &mut out);
+    feed.handle(&Event::State { session: s, new: State::Other }, T, &mut out);
     assert_eq!(types(&out), vec![msg::PEER_UP, msg::PEER_DOWN]);
     assert_eq!(*out.last().unwrap(), msg::DOWN_REMOTE_NO_NOTIFICATION);
 
     // A session that was never up going down says nothing.
     out.clear();
-    feed.handle(&Event::State { session: s, old: State::Other, new: State::Other }, T, &mut out);
+    feed.handle(&Event::State { session: s, new: State::Other }, T, &mut out);
     assert!(out.is_empty());
     assert_eq!(feed.handle(&Event::Lagged(3), T, &mut out), crate::feed::Next::Resync);
+}
+
+/// Writes a BMP session (Initiation, Peer Up, Route Monitoring for IPv4 and
+/// IPv6, End-of-RIB, Statistics, Peer Down, Termination) to the collector at
+/// `$BMP_COLLECTOR` ("IP:PORT"), to check by hand that a real collector
+/// decodes it: `BMP_COLLECTOR=127.0.0.1:11019 cargo test ... -- --ignored
+/// to_a_collector`.
+#[test]
+#[ignore]
+fn to_a_collector() {
+    use std::io::Write;
+    let target = std::env::var("BMP_COLLECTOR").expect("set BMP_COLLECTOR=IP:PORT");
+    let mut feed = Feed::new(Options {
+        sys_name: "wasmbgp-test".into(),
+        sys_descr: "wasmbgp BMP exporter test".into(),
+        monitoring: Direction::PostPolicy,
+        stats_interval_ms: 1,
+    });
+    let now = Timestamp::from_millis(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+    );
+    let s = session();
+    let s6 = Session { neighbor: IpAddress::V6((0x2001_0db8_0000_0000, 2)), peer_as: 4200000001, local_as: 65000 };
+    let mut a = attrs();
+    a.med = Some(10);
+    a.communities = vec![(65001 << 16) | 100];
+    a.large_communities = vec![(65001, 1, 2)];
+    let mut a6 = attrs();
+    a6.next_hop = Some(IpAddress::V6((0x2001_0db8_0000_0000, 2)));
+    let sets = [a, a6];
+    let mut out = Vec::new();
+    feed.initiation(&mut out);
+    for session in [s, s6] {
+        feed.handle(&Event::State { session, new: State::Established }, now, &mut out);
+    }
+    let routes = Routes {
+        session: s,
+        direction: Direction::PostPolicy,
+        attributes: &sets,
+        v4_addresses: &[0x0a000000, 0xc6336400],
+        v4_lengths: &[8, 24],
+        v4_attributes: &[0, 0],
+        v6_addresses: &[0x2001_0db8_0001_0000, 0],
+        v6_lengths: &[48],
+        v6_attributes: &[1],
+        withdrawn_v4_addresses: &[],
+        withdrawn_v4_lengths: &[],
+        withdrawn_v6_addresses: &[],
+        withdrawn_v6_lengths: &[],
+    };
+    feed.handle(&Event::Routes(routes), now, &mut out);
+    feed.handle(&Event::Routes(Routes { session: s6, ..routes }), now, &mut out);
+    feed.handle(&Event::EndOfRib { session: s, afi: 1, safi: 1 }, now, &mut out);
+    feed.handle(&Event::EndOfRib { session: s, afi: 2, safi: 1 }, now, &mut out);
+    let withdraw = Routes {
+        v4_addresses: &[],
+        v4_lengths: &[],
+        v4_attributes: &[],
+        v6_addresses: &[],
+        v6_lengths: &[],
+        v6_attributes: &[],
+        withdrawn_v4_addresses: &[0xc6336400],
+        withdrawn_v4_lengths: &[24],
+        withdrawn_v6_addresses: &[0x2001_0db8_0001_0000, 0],
+        withdrawn_v6_lengths: &[48],
+        ..routes
+    };
+    feed.handle(&Event::Routes(withdraw), now, &mut out);
+    feed.statistics(0, now, &mut out);
+    feed.statistics(10, now, &mut out);
+    feed.handle(&Event::Notification { session: s, sent: false, code: 6, subcode: 2, data: &[] }, now, &mut out);
+    feed.handle(&Event::State { session: s, new: State::Other }, now, &mut out);
+    feed.handle(&Event::State { session: s6, new: State::Other }, now, &mut out);
+    msg::termination(&mut out, 0, "done");
+    let mut stream = std::net::TcpStream::connect(target).unwrap();
+    stream.write_all(&out).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
 }
