@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::words::RouteSpec;
 
+use crate::export::PluginChange;
 use crate::healthcheck::Health;
 use crate::spec::OnFailure;
 
@@ -60,5 +61,21 @@ pub enum PluginEvent {
         prefix: Prefix,
         /// The neighbors to withdraw it from (never empty).
         neighbors: Vec<IpAddr>,
+    },
+    /// Something happened to a plugin (for exporters' `plugin` events).
+    Lifecycle {
+        /// The plugin's name.
+        plugin: String,
+        /// What.
+        change: PluginChange,
+        /// The fault, the denied request, the component...
+        detail: String,
+    },
+    /// An exporter's new instance needs a snapshot of the sessions and routes (it
+    /// started, restarted, was reloaded or asked to resync): the daemon hands one to
+    /// its [`ExporterClient::snapshot`](crate::ExporterClient::snapshot).
+    SnapshotWanted {
+        /// The exporter's name.
+        plugin: String,
     },
 }

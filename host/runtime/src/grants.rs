@@ -34,6 +34,101 @@ pub struct CheckedGrants {
     pub memory: u64,
     /// The guest-time deadline of one call.
     pub deadline: Duration,
+    /// Where `wasi:http` requests may go.
+    pub http_out: Vec<UrlGrant>,
+    /// Where `wasi:sockets` TCP streams may connect.
+    pub tcp_out: BTreeSet<SocketAddr>,
+    /// Files the `output` interface may append to.
+    pub append_files: Vec<GrantedFile>,
+    /// The most metric series the plugin may create.
+    pub max_series: u32,
+}
+
+/// One `grants.http-out` entry: a scheme, host and port, and a path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlGrant {
+    https: bool,
+    host: String,
+    port: u16,
+    path: String,
+}
+
+impl UrlGrant {
+    /// Parses "http://127.0.0.1:9000/hook" or "https://alerts.example.net/".
+    pub fn parse(entry: &str) -> anyhow::Result<Self> {
+        let bad = |why: &str| anyhow::anyhow!("grants.http-out: {entry:?} {why}");
+        let (https, rest) = if let Some(rest) = entry.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = entry.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(bad("must start with http:// or https://"));
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("has no host (or has credentials)"));
+        }
+        if path.contains(['?', '#']) {
+            return Err(bad("is a URL prefix: no query or fragment"));
+        }
+        let (host, port) = split_host_port(authority, if https { 443 } else { 80 })
+            .ok_or_else(|| bad("has a malformed host or port"))?;
+        Ok(UrlGrant {
+            https,
+            host,
+            port,
+            path: if path.is_empty() { "/".into() } else { path.into() },
+        })
+    }
+
+    /// True when a request to (scheme, authority, path) falls under this grant: same
+    /// scheme, host and port, and a path equal to the prefix or below it.
+    pub fn allows(&self, https: bool, authority: &str, path: &str) -> bool {
+        let Some((host, port)) = split_host_port(authority, if https { 443 } else { 80 }) else {
+            return false;
+        };
+        if https != self.https || host != self.host || port != self.port {
+            return false;
+        }
+        let path = path.split(['?', '#']).next().unwrap_or("");
+        let path = if path.is_empty() { "/" } else { path };
+        match path.strip_prefix(self.path.as_str()) {
+            Some(rest) => self.path.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+            None => false,
+        }
+    }
+}
+
+impl std::fmt::Display for UrlGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path)
+    }
+}
+
+/// "host", "host:port", "[v6]" or "[v6]:port", lowercased, with the default port.
+fn split_host_port(authority: &str, default_port: u16) -> Option<(String, u16)> {
+    let (host, port) = if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':')?),
+        };
+        (format!("[{host}]"), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() || host.contains(|c: char| c.is_whitespace() || c == '/') {
+        return None;
+    }
+    let port = match port {
+        Some(p) => p.parse().ok()?,
+        None => default_port,
+    };
+    Some((host.to_ascii_lowercase(), port))
 }
 
 /// Which allow-list a probe is checked against.
@@ -97,6 +192,22 @@ impl CheckedGrants {
             max_routes: grants.max_routes,
             memory: grants.memory,
             deadline: grants.deadline,
+            http_out: grants
+                .http_out
+                .iter()
+                .map(|e| UrlGrant::parse(e))
+                .collect::<anyhow::Result<_>>()?,
+            tcp_out: grants
+                .tcp_out
+                .iter()
+                .map(|e| {
+                    e.parse::<SocketAddr>().with_context(|| {
+                        format!("grants.tcp-out: {e:?} is not IP:PORT (names are not resolved)")
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?,
+            append_files: grants.append_files.clone(),
+            max_series: grants.max_series,
         })
     }
 
@@ -207,6 +318,27 @@ mod tests {
             ..Grants::default()
         };
         assert!(CheckedGrants::new(&g).is_err());
+    }
+
+    #[test]
+    fn url_grants_match_scheme_host_port_and_path_prefix() {
+        let g = UrlGrant::parse("http://127.0.0.1:9000/hook").unwrap();
+        assert!(g.allows(false, "127.0.0.1:9000", "/hook"));
+        assert!(g.allows(false, "127.0.0.1:9000", "/hook/a?x=1"));
+        assert!(!g.allows(false, "127.0.0.1:9000", "/hooks"));
+        assert!(!g.allows(false, "127.0.0.1:9001", "/hook"));
+        assert!(!g.allows(true, "127.0.0.1:9000", "/hook"));
+        assert!(!g.allows(false, "127.0.0.2:9000", "/hook"));
+        let g = UrlGrant::parse("https://Alerts.example.net/").unwrap();
+        assert!(g.allows(true, "alerts.example.net", "/anything"));
+        assert!(g.allows(true, "alerts.example.net:443", ""));
+        assert!(!g.allows(false, "alerts.example.net", "/"));
+        let g = UrlGrant::parse("http://[::1]:8080/x/").unwrap();
+        assert!(g.allows(false, "[::1]:8080", "/x/y"));
+        assert!(!g.allows(false, "[::1]:8080", "/x"));
+        for bad in ["ftp://x/", "http://", "http://u@h/", "http://h:99999/", "http://h/?q"] {
+            assert!(UrlGrant::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -32,6 +32,7 @@
 #[cfg(feature = "engine")]
 pub mod engine;
 pub mod events;
+pub mod export;
 pub mod grants;
 pub mod healthcheck;
 #[cfg(feature = "engine")]
@@ -53,7 +54,9 @@ pub use spec::{GrantedFile, Grants, OnFailure, PluginSpec, World, parse_size};
 #[cfg(feature = "engine")]
 pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]
+pub use host::{MetricValue, PluginMetric, PluginMetricKind, RESERVED_METRICS};
+#[cfg(feature = "engine")]
 pub use supervisor::{
-    PluginHandle, PluginState, PluginStatus, PolicyClient, PolicySession, PolicyUnavailable,
+    CALL_BUCKETS, ExporterClient, FaultKind, PluginHandle, PluginState, PluginStatus, PolicyClient, PolicySession, PolicyUnavailable,
     Reload, StatusSource, Verdict, Verdicts,
 };

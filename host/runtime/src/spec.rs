@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+/// Metric series a plugin may create unless `grants.max-series` says otherwise.
+pub const DEFAULT_MAX_SERIES: u32 = 64;
+/// Batches of events an exporter's queue holds unless `queue` says otherwise.
+pub const DEFAULT_EXPORTER_QUEUE: usize = 256;
+
 /// The longest `interval` / `fast-interval` accepted.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 
@@ -17,6 +22,8 @@ pub enum World {
     Healthcheck,
     /// `wasmbgp:plugin/policy`: exports `route-policy` (`init`, `evaluate`).
     Policy,
+    /// `wasmbgp:plugin/exporter`: exports `event-sink` (`init`, `on-events`).
+    Exporter,
 }
 
 impl World {
@@ -25,6 +32,7 @@ impl World {
         match self {
             World::Healthcheck => "healthcheck",
             World::Policy => "policy",
+            World::Exporter => "exporter",
         }
     }
 
@@ -33,6 +41,7 @@ impl World {
         match self {
             World::Healthcheck => "wasmbgp:plugin/health-check@0.2.0",
             World::Policy => "wasmbgp:plugin/route-policy@0.2.0",
+            World::Exporter => "wasmbgp:plugin/event-sink@0.2.0",
         }
     }
 
@@ -41,6 +50,7 @@ impl World {
         match self {
             World::Healthcheck => OnFailure::Withdraw,
             World::Policy => OnFailure::Reject,
+            World::Exporter => OnFailure::Keep,
         }
     }
 }
@@ -53,7 +63,10 @@ impl std::str::FromStr for World {
         match s {
             "healthcheck" => Ok(World::Healthcheck),
             "policy" => Ok(World::Policy),
-            other => anyhow::bail!("unknown world {other:?} (known: healthcheck, policy)"),
+            "exporter" => Ok(World::Exporter),
+            other => anyhow::bail!(
+                "unknown world {other:?} (known: healthcheck, policy, exporter)"
+            ),
         }
     }
 }
@@ -73,7 +86,8 @@ pub enum OnFailure {
     /// Health check: withdraw its routes until it is healthy again (the default).
     #[default]
     Withdraw,
-    /// Health check: keep the routes as they are.
+    /// Health check: keep the routes as they are. (Exporters: the only value; the
+    /// events of the time it is down are lost and it resyncs from a snapshot.)
     Keep,
     /// Policy: reject the routes (fail closed; the default).
     Reject,
@@ -87,6 +101,8 @@ impl OnFailure {
         match world {
             World::Healthcheck => &[OnFailure::Withdraw, OnFailure::Keep],
             World::Policy => &[OnFailure::Reject, OnFailure::Accept],
+            // An exporter's events are dropped while it is down; nothing to choose.
+            World::Exporter => &[OnFailure::Keep],
         }
     }
 
@@ -144,6 +160,15 @@ pub struct Grants {
     /// The most prefixes the plugin may own through `routes` (`None`: no cap
     /// beyond the neighbors grant).
     pub max_routes: Option<u32>,
+    /// URLs (scheme, host, port, path prefix) the plugin may send `wasi:http`
+    /// requests to, e.g. "https://alerts.example.net/hook".
+    pub http_out: Vec<String>,
+    /// Collectors ("IP:PORT") the plugin may open `wasi:sockets` TCP streams to.
+    pub tcp_out: Vec<String>,
+    /// Files the plugin may append to through the `output` interface.
+    pub append_files: Vec<GrantedFile>,
+    /// The most metric series the plugin may create through `metrics`.
+    pub max_series: u32,
     /// Linear-memory cap in bytes (per instance).
     pub memory: u64,
     /// Guest execution time allowed per call (time spent waiting on host
@@ -161,6 +186,10 @@ impl Default for Grants {
             files: Vec::new(),
             neighbors: Vec::new(),
             max_routes: None,
+            http_out: Vec::new(),
+            tcp_out: Vec::new(),
+            append_files: Vec::new(),
+            max_series: DEFAULT_MAX_SERIES,
             memory: 64 << 20,
             deadline: Duration::from_millis(100),
         }
@@ -218,6 +247,9 @@ pub struct PluginSpec {
     pub fall: u32,
     /// What the daemon does with the plugin's routes after a fault.
     pub on_failure: OnFailure,
+    /// Exporter: batches of events waiting for the plugin; beyond this, events are
+    /// dropped (counted, and reported to the plugin as `lagged`).
+    pub queue: usize,
 }
 
 impl PluginSpec {
@@ -236,6 +268,7 @@ impl PluginSpec {
             rise: 3,
             fall: 3,
             on_failure: world.default_on_failure(),
+            queue: DEFAULT_EXPORTER_QUEUE,
         }
     }
 
@@ -264,6 +297,9 @@ impl PluginSpec {
                 "plugin {}: interval and fast-interval must be at most a day",
                 self.name
             );
+        }
+        if self.queue == 0 || self.queue > 1 << 20 {
+            anyhow::bail!("plugin {}: queue must be 1 to 1048576 batches", self.name);
         }
         if self.rise == 0 || self.fall == 0 {
             anyhow::bail!("plugin {}: rise and fall must be at least 1", self.name);
@@ -302,7 +338,8 @@ mod tests {
     fn names_and_words() {
         assert_eq!("healthcheck".parse::<World>().unwrap(), World::Healthcheck);
         assert_eq!("policy".parse::<World>().unwrap(), World::Policy);
-        assert!("exporter".parse::<World>().is_err());
+        assert_eq!("exporter".parse::<World>().unwrap(), World::Exporter);
+        assert!("collector".parse::<World>().is_err());
         assert_eq!("keep".parse::<OnFailure>().unwrap(), OnFailure::Keep);
         let mut spec = PluginSpec::new("web", World::Healthcheck, "x.wasm");
         spec.validate().unwrap();

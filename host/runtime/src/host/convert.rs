@@ -266,3 +266,181 @@ mod tests {
         assert!(attributes_in(&a, true).is_err());
     }
 }
+
+/// Exporter events to the WIT types: each route event's attribute sets once (routes
+/// that share an allocation share an index), prefixes in columns.
+pub(crate) fn events_out(events: &[std::sync::Arc<ExportEvent>], out: &mut Vec<wit_events::Event>) {
+    for event in events {
+        out.push(event_out(event));
+    }
+}
+
+use crate::export::{
+    ExportEvent, MessageDirection, PluginChange, RouteDirection, RouteEvent, Session, SessionState,
+};
+use super::bindings::exporter::wasmbgp::plugin::events as wit_events;
+
+fn session_out(s: &Session) -> wit_events::Session {
+    wit_events::Session {
+        neighbor: address_out(s.neighbor),
+        peer_as: s.peer_as,
+        local_as: s.local_as,
+    }
+}
+
+fn state_out(s: SessionState) -> wit_events::SessionState {
+    match s {
+        SessionState::Idle => wit_events::SessionState::Idle,
+        SessionState::Connect => wit_events::SessionState::Connect,
+        SessionState::Active => wit_events::SessionState::Active,
+        SessionState::OpenSent => wit_events::SessionState::OpenSent,
+        SessionState::OpenConfirm => wit_events::SessionState::OpenConfirm,
+        SessionState::Established => wit_events::SessionState::Established,
+    }
+}
+
+fn event_out(event: &ExportEvent) -> wit_events::Event {
+    use wit_events::Event as E;
+    match event {
+        ExportEvent::Session {
+            session,
+            old,
+            new,
+            reason,
+        } => E::Session(wit_events::StateChange {
+            session: session_out(session),
+            old: state_out(*old),
+            new: state_out(*new),
+            reason: reason.clone(),
+        }),
+        ExportEvent::Routes(routes) => E::Routes(routes_out(routes)),
+        ExportEvent::EndOfRib { session, afi, safi } => E::EndOfRib(wit_events::EndOfRib {
+            session: session_out(session),
+            family: wit_events::Family {
+                afi: *afi,
+                safi: *safi,
+            },
+        }),
+        ExportEvent::Notification {
+            session,
+            direction,
+            code,
+            subcode,
+            data,
+            description,
+        } => E::Notification(wit_events::Notification {
+            session: session_out(session),
+            direction: match direction {
+                MessageDirection::Sent => wit_events::MessageDirection::Sent,
+                MessageDirection::Received => wit_events::MessageDirection::Received,
+            },
+            code: *code,
+            subcode: *subcode,
+            data: data.clone(),
+            description: description.clone(),
+        }),
+        ExportEvent::Health {
+            plugin,
+            health,
+            reason,
+        } => E::Health(wit_events::HealthChange {
+            plugin: plugin.clone(),
+            health: match health {
+                crate::Health::Up => types::Health::Up,
+                crate::Health::Down => types::Health::Down,
+                crate::Health::Disabled => types::Health::Disabled,
+            },
+            reason: reason.clone(),
+        }),
+        ExportEvent::Plugin {
+            plugin,
+            change,
+            detail,
+        } => E::Plugin(wit_events::PluginChange {
+            plugin: plugin.clone(),
+            kind: match change {
+                PluginChange::Loaded => wit_events::PluginChangeKind::Loaded,
+                PluginChange::Reloaded => wit_events::PluginChangeKind::Reloaded,
+                PluginChange::Restarted => wit_events::PluginChangeKind::Restarted,
+                PluginChange::Faulted => wit_events::PluginChangeKind::Faulted,
+                PluginChange::Denied => wit_events::PluginChangeKind::Denied,
+            },
+            detail: detail.clone(),
+        }),
+    }
+}
+
+fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
+    let v4 = r
+        .announced
+        .iter()
+        .filter(|(p, _)| matches!(p, Prefix::V4(_)))
+        .count();
+    let v6 = r.announced.len() - v4;
+    let mut out = wit_events::RouteUpdate {
+        session: session_out(&r.session),
+        direction: match r.direction {
+            RouteDirection::ReceivedPrePolicy => wit_events::RouteDirection::ReceivedPrePolicy,
+            RouteDirection::Received => wit_events::RouteDirection::Received,
+            RouteDirection::Sent => wit_events::RouteDirection::Sent,
+        },
+        attributes: Vec::new(),
+        v4_addresses: Vec::with_capacity(v4),
+        v4_lengths: Vec::with_capacity(v4),
+        v4_attributes: Vec::with_capacity(v4),
+        v6_addresses: Vec::with_capacity(2 * v6),
+        v6_lengths: Vec::with_capacity(v6),
+        v6_attributes: Vec::with_capacity(v6),
+        withdrawn_v4_addresses: Vec::new(),
+        withdrawn_v4_lengths: Vec::new(),
+        withdrawn_v6_addresses: Vec::new(),
+        withdrawn_v6_lengths: Vec::new(),
+    };
+    let mut index: std::collections::HashMap<*const PathAttributes, u32> =
+        std::collections::HashMap::new();
+    // Runs of routes sharing one attribute set are the common case: skip the lookup.
+    let mut last: Option<(*const PathAttributes, u32)> = None;
+    for (prefix, attrs) in &r.announced {
+        let key = std::sync::Arc::as_ptr(attrs);
+        let i = match last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let i = *index.entry(key).or_insert_with(|| {
+                    out.attributes.push(attributes_out(attrs));
+                    (out.attributes.len() - 1) as u32
+                });
+                last = Some((key, i));
+                i
+            }
+        };
+        match prefix {
+            Prefix::V4(p) => {
+                out.v4_addresses.push(u32::from(p.addr()));
+                out.v4_lengths.push(p.len());
+                out.v4_attributes.push(i);
+            }
+            Prefix::V6(p) => {
+                let bits = u128::from(p.addr());
+                out.v6_addresses.push((bits >> 64) as u64);
+                out.v6_addresses.push(bits as u64);
+                out.v6_lengths.push(p.len());
+                out.v6_attributes.push(i);
+            }
+        }
+    }
+    for prefix in &r.withdrawn {
+        match prefix {
+            Prefix::V4(p) => {
+                out.withdrawn_v4_addresses.push(u32::from(p.addr()));
+                out.withdrawn_v4_lengths.push(p.len());
+            }
+            Prefix::V6(p) => {
+                let bits = u128::from(p.addr());
+                out.withdrawn_v6_addresses.push((bits >> 64) as u64);
+                out.withdrawn_v6_addresses.push(bits as u64);
+                out.withdrawn_v6_lengths.push(p.len());
+            }
+        }
+    }
+    out
+}

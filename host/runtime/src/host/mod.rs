@@ -7,10 +7,20 @@
 //! - [`probe`]: TCP, DNS and HTTP probes (grants);
 //! - [`log`]: `log`, `clock`, and the guest's stdout/stderr;
 //! - [`state`]: the per-plugin key/value store;
-//! - [`convert`]: routes between the WIT types and the BGP core's, both ways.
+//! - [`metrics`]: the plugin's own metrics, capped by `max-series`;
+//! - [`output`]: appending to granted files;
+//! - [`feed`]: an exporter's requests (resync);
+//! - [`http`]: `wasi:http` outgoing requests, checked against `grants.http-out`;
+//! - [`convert`]: routes and events between the WIT types and the BGP core's.
+//!
+//! `wasi:sockets` TCP streams are standard WASI, allowed only to `grants.tcp-out`.
 
 mod convert;
+mod feed;
+mod http;
 mod log;
+mod metrics;
+mod output;
 mod probe;
 mod routes;
 mod state;
@@ -23,7 +33,13 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub(crate) use convert::{address_out, attributes_in, attributes_out};
+pub(crate) use convert::{address_out, attributes_in, attributes_out, events_out};
+use feed::FeedCtx;
+use http::HttpCtx;
+pub(crate) use metrics::MetricStore;
+pub use metrics::{MetricValue, PluginMetric, PluginMetricKind, RESERVED as RESERVED_METRICS};
+use metrics::MetricsCtx;
+use output::OutputCtx;
 use log::{ClockCtx, LogCtx};
 use probe::ProbeCtx;
 use routes::RoutesCtx;
@@ -61,6 +77,24 @@ pub(crate) mod bindings {
                 "wasmbgp:plugin/types": super::wasmbgp::plugin::types,
                 "wasmbgp:plugin/log": super::wasmbgp::plugin::log,
                 "wasmbgp:plugin/state": super::wasmbgp::plugin::state,
+                "wasmbgp:plugin/metrics": super::wasmbgp::plugin::metrics,
+            },
+        });
+    }
+
+    /// The `exporter` world.
+    pub(crate) mod exporter {
+        wasmtime::component::bindgen!({
+            path: "../../wit",
+            world: "exporter",
+            imports: { default: tracing },
+            exports: { default: async },
+            with: {
+                "wasmbgp:plugin/types": super::wasmbgp::plugin::types,
+                "wasmbgp:plugin/log": super::wasmbgp::plugin::log,
+                "wasmbgp:plugin/clock": super::wasmbgp::plugin::clock,
+                "wasmbgp:plugin/state": super::wasmbgp::plugin::state,
+                "wasmbgp:plugin/metrics": super::wasmbgp::plugin::metrics,
             },
         });
     }
@@ -85,7 +119,8 @@ pub const MAX_LOG_LINE: usize = 4096;
 /// in [`PluginCtx`] (the `healthcheck` world imports all of them; the other worlds
 /// import a subset).
 pub(crate) fn add_to_linker(linker: &mut Linker<PluginCtx>) -> anyhow::Result<()> {
-    use bindings::wasmbgp::plugin::{clock, log, probe, routes, state};
+    use bindings::exporter::wasmbgp::plugin::{feed, output};
+    use bindings::wasmbgp::plugin::{clock, log, metrics, probe, routes, state};
     let error = crate::engine::wasmtime_error;
     types::add_to_linker::<PluginCtx, HasSelf<ClockCtx>>(linker, |c| &mut c.clock)
         .map_err(error)?;
@@ -98,6 +133,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginCtx>) -> anyhow::Result<()
         .map_err(error)?;
     routes::add_to_linker::<PluginCtx, HasSelf<RoutesCtx>>(linker, |c| &mut c.routes)
         .map_err(error)?;
+    metrics::add_to_linker::<PluginCtx, HasSelf<MetricsCtx>>(linker, |c| &mut c.metrics)
+        .map_err(error)?;
+    output::add_to_linker::<PluginCtx, HasSelf<OutputCtx>>(linker, |c| &mut c.output)
+        .map_err(error)?;
+    feed::add_to_linker::<PluginCtx, HasSelf<FeedCtx>>(linker, |c| &mut c.feed)
+        .map_err(error)?;
+    // Any world may use wasi:http; every request is checked against grants.http-out.
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(error)?;
     Ok(())
 }
 
@@ -125,6 +168,10 @@ pub(crate) struct PluginCtx {
     state: StateCtx,
     probe: ProbeCtx,
     routes: RoutesCtx,
+    metrics: MetricsCtx,
+    output: OutputCtx,
+    feed: FeedCtx,
+    http: HttpCtx,
 }
 
 impl PluginCtx {
@@ -136,19 +183,35 @@ impl PluginCtx {
         events: UnboundedSender<PluginEvent>,
     ) -> Self {
         let name: Arc<str> = Arc::from(shared.name.as_str());
-        let wasi = WasiCtx::builder()
-            .stdout(LogStream {
-                plugin: name.clone(),
-                stream: "stdout",
-            })
-            .stderr(LogStream {
-                plugin: name.clone(),
-                stream: "stderr",
-            })
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdout(LogStream {
+            plugin: name.clone(),
+            stream: "stdout",
+        })
+        .stderr(LogStream {
+            plugin: name.clone(),
+            stream: "stderr",
+        })
+        .allow_tcp(!grants.tcp_out.is_empty())
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+        if !grants.tcp_out.is_empty() {
+            let (allowed, shared) = (grants.clone(), shared.clone());
+            wasi.socket_addr_check(move |addr, usage| {
+                use wasmtime_wasi::sockets::SocketAddrUse;
+                let ok = match usage {
+                    // connect() binds implicitly to the wildcard address first.
+                    SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                    SocketAddrUse::TcpConnect => allowed.tcp_out.contains(&addr),
+                    _ => false,
+                };
+                if !ok {
+                    shared.denied(&format!("TCP {usage:?} {addr}: not in grants.tcp-out"));
+                }
+                Box::pin(std::future::ready(ok))
+            });
+        }
+        let wasi = wasi.build();
         let memory = usize::try_from(grants.memory).unwrap_or(usize::MAX);
         let limits = StoreLimitsBuilder::new()
             .memory_size(memory)
@@ -180,12 +243,34 @@ impl PluginCtx {
                 host_time: Duration::ZERO,
             },
             routes: RoutesCtx {
-                plugin: name,
-                shared,
-                grants,
+                plugin: name.clone(),
+                shared: shared.clone(),
+                grants: grants.clone(),
                 events,
             },
+            metrics: MetricsCtx {
+                plugin: name.clone(),
+                shared: shared.clone(),
+                max_series: grants.max_series,
+            },
+            output: OutputCtx {
+                plugin: name.clone(),
+                shared: shared.clone(),
+                grants: grants.clone(),
+            },
+            feed: FeedCtx::default(),
+            http: HttpCtx::new(name, shared, grants),
         }
+    }
+
+    /// The plugin's data that outlives this instance.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.state.shared
+    }
+
+    /// Whether the exporter asked for a resync since the last call (and forget it).
+    pub fn take_resync(&mut self) -> bool {
+        std::mem::take(&mut self.feed.resync)
     }
 
     /// Starts timing a call with `deadline` of guest time.
@@ -213,6 +298,17 @@ impl WasiView for PluginCtx {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for PluginCtx {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        let (ctx, hooks) = self.http.parts();
+        wasmtime_wasi_http::WasiHttpCtxView {
+            ctx,
+            table: &mut self.table,
+            hooks,
         }
     }
 }

@@ -106,6 +106,7 @@ impl Driver {
         self.core.prepared = prepared;
         self.instance = Some(instance);
         self.restarts.clear();
+        self.core.reloaded();
         let _ = reply.send(Ok(()));
         if !self.hysteresis.is_disabled() {
             self.core.shared.update(|s| s.state = PluginState::Running);
@@ -117,7 +118,10 @@ impl Driver {
     async fn tick(&mut self) {
         if self.instance.is_none() {
             match instantiate(&self.core, &self.core.prepared).await {
-                Ok(instance) => self.instance = Some(instance),
+                Ok(instance) => {
+                    self.instance = Some(instance);
+                    self.core.started();
+                }
                 Err(fault) => return self.fail(fault),
             }
         }

@@ -12,6 +12,7 @@
 //! when its guest-time deadline passes; probes are async. Nothing here
 //! blocks the daemon's tasks.
 
+pub mod exporter;
 mod healthcheck;
 pub mod policy;
 
@@ -30,13 +31,16 @@ use wasmtime::{Store, UpdateDeadline};
 
 use crate::engine::EngineShared;
 use crate::events::PluginEvent;
+use crate::export::PluginChange;
 use crate::grants::CheckedGrants;
 use crate::healthcheck::{Health, HysteresisConfig};
 use crate::host::bindings::HealthcheckPre;
+use crate::host::bindings::exporter::ExporterPre;
 use crate::host::bindings::policy::PolicyPre;
-use crate::host::{KvStore, PluginCtx};
+use crate::host::{KvStore, MetricStore, PluginCtx, PluginMetric};
 use crate::restart::RestartPolicy;
 use crate::spec::{PluginSpec, World};
+pub use exporter::ExporterClient;
 pub use policy::{PolicyClient, PolicySession, PolicyUnavailable, Verdict, Verdicts};
 
 /// Extra wall-clock time a call may spend awaiting host probes beyond its
@@ -46,6 +50,50 @@ pub const MAX_HOST_TIME_PER_CALL: Duration = Duration::from_secs(30);
 pub const MIN_SETUP_DEADLINE: Duration = Duration::from_secs(1);
 /// Call durations kept for the percentiles in [`PluginStatus`].
 const TIMING_WINDOW: usize = 1024;
+/// Upper bounds (seconds) of the call-duration histogram's buckets.
+pub const CALL_BUCKETS: [f64; 12] = [
+    25e-6, 100e-6, 250e-6, 1e-3, 2.5e-3, 10e-3, 25e-3, 100e-3, 250e-3, 1.0, 2.5, 10.0,
+];
+/// Denied attempts are reported to exporters at most this often per plugin (all are
+/// counted).
+const DENIED_EVENT_EVERY: Duration = Duration::from_secs(1);
+
+/// Why an instance died, for `wasmbgp_plugin_faults_total{kind}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// A trap (a panic, unreachable, a bad memory access...).
+    Trap,
+    /// The per-call guest-time deadline passed.
+    Deadline,
+    /// A memory allocation beyond the cap.
+    Memory,
+    /// A host call hung past its wall-clock bound.
+    Hung,
+    /// A wasmbgp host function panicked.
+    Host,
+}
+
+impl FaultKind {
+    /// Every kind, in the order of [`PluginStatus::faults`].
+    pub const ALL: [FaultKind; 5] = [
+        FaultKind::Trap,
+        FaultKind::Deadline,
+        FaultKind::Memory,
+        FaultKind::Hung,
+        FaultKind::Host,
+    ];
+
+    /// The label value.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Trap => "trap",
+            FaultKind::Deadline => "deadline",
+            FaultKind::Memory => "memory",
+            FaultKind::Hung => "hung",
+            FaultKind::Host => "host",
+        }
+    }
+}
 
 /// The lifecycle state of a plugin, as shown by `ctl show plugins`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,6 +149,24 @@ pub struct PluginStatus {
     /// Policy: routes given the `on-failure` treatment because the plugin could not
     /// judge them (a fault, or down in backoff).
     pub routes_unjudged: u64,
+    /// Faults by kind, in the order of [`FaultKind::ALL`].
+    pub faults: [u64; 5],
+    /// Reloads that took over.
+    pub reloads: u64,
+    /// Reloads refused (the running instance kept running).
+    pub reloads_refused: u64,
+    /// Call durations: per-bucket counts of [`CALL_BUCKETS`] (+Inf last), sum in
+    /// seconds.
+    #[serde(skip)]
+    pub call_seconds: ([u64; CALL_BUCKETS.len() + 1], f64),
+    /// Exporter: events handed to the plugin.
+    pub events_delivered: u64,
+    /// Exporter: events dropped because it fell behind.
+    pub events_dropped: u64,
+    /// Metric series the plugin created through `metrics`.
+    pub metric_series: u64,
+    /// Metric updates refused by `grants.max-series`.
+    pub metric_series_refused: u64,
 }
 
 /// Per-plugin data that outlives instances: state store, owned routes,
@@ -115,6 +181,16 @@ pub(crate) struct Shared {
     invalid: AtomicU64,
     /// Policy verdict counters: accepted, rejected, modified, unjudged.
     verdicts: [AtomicU64; 4],
+    faults: [AtomicU64; 5],
+    reloads: [AtomicU64; 2],
+    events_delivered: AtomicU64,
+    events_dropped: AtomicU64,
+    metrics: Mutex<MetricStore>,
+    /// Where lifecycle events go (none for a trial instance).
+    events: Option<UnboundedSender<PluginEvent>>,
+    last_denied_event: Mutex<Option<Instant>>,
+    /// An instance has started once (the next start is a restart).
+    started_once: std::sync::atomic::AtomicBool,
     status: Mutex<StatusInner>,
 }
 
@@ -125,6 +201,7 @@ struct StatusInner {
     last_error: Option<String>,
     calls: u64,
     times_us: VecDeque<u64>,
+    call_seconds: ([u64; CALL_BUCKETS.len() + 1], f64),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -132,7 +209,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(name: String, world: World) -> Self {
+    fn new(name: String, world: World, events: Option<UnboundedSender<PluginEvent>>) -> Self {
         Shared {
             name,
             born: Instant::now(),
@@ -142,6 +219,14 @@ impl Shared {
             denied: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
             verdicts: Default::default(),
+            faults: Default::default(),
+            reloads: Default::default(),
+            events_delivered: AtomicU64::new(0),
+            events_dropped: AtomicU64::new(0),
+            metrics: Mutex::new(MetricStore::default()),
+            events,
+            last_denied_event: Mutex::new(None),
+            started_once: std::sync::atomic::AtomicBool::new(false),
             status: Mutex::new(StatusInner {
                 state: PluginState::Running,
                 health: None,
@@ -149,6 +234,7 @@ impl Shared {
                 last_error: None,
                 calls: 0,
                 times_us: VecDeque::with_capacity(TIMING_WINDOW),
+                call_seconds: Default::default(),
             }),
         }
     }
@@ -161,6 +247,52 @@ impl Shared {
     /// Counts a denied attempt.
     pub fn count_denied(&self) {
         self.denied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a denied attempt and reports it to exporters (at most one report per
+    /// [`DENIED_EVENT_EVERY`]; every attempt is counted).
+    pub fn denied(&self, why: &str) {
+        self.count_denied();
+        tracing::warn!(plugin = %self.name, "denied: {why}");
+        let mut last = lock(&self.last_denied_event);
+        if last.is_some_and(|t| t.elapsed() < DENIED_EVENT_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        self.lifecycle(PluginChange::Denied, why.to_string());
+    }
+
+    /// Tells the daemon (and so the exporters) what happened to the plugin.
+    pub fn lifecycle(&self, change: PluginChange, detail: String) {
+        if let Some(events) = &self.events {
+            let _ = events.send(PluginEvent::Lifecycle {
+                plugin: self.name.clone(),
+                change,
+                detail,
+            });
+        }
+    }
+
+    /// Counts a fault.
+    pub fn count_fault(&self, kind: FaultKind) {
+        let i = FaultKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+        self.faults[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a reload that took over (`true`) or was refused.
+    pub fn count_reload(&self, ok: bool) {
+        self.reloads[usize::from(!ok)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts events delivered to an exporter, or dropped.
+    pub fn count_events(&self, delivered: u64, dropped: u64) {
+        self.events_delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.events_dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+
+    /// The plugin's metric store.
+    pub fn metrics(&self) -> MutexGuard<'_, MetricStore> {
+        lock(&self.metrics)
     }
 
     /// Counts a request refused as malformed.
@@ -201,6 +333,13 @@ impl Shared {
         }
         s.times_us
             .push_back(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        let seconds = took.as_secs_f64();
+        let bucket = CALL_BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(CALL_BUCKETS.len());
+        s.call_seconds.0[bucket] += 1;
+        s.call_seconds.1 += seconds;
     }
 
     fn update(&self, f: impl FnOnce(&mut StatusInner)) {
@@ -235,6 +374,14 @@ impl Shared {
             routes_rejected: self.verdicts[1].load(Ordering::Relaxed),
             routes_modified: self.verdicts[2].load(Ordering::Relaxed),
             routes_unjudged: self.verdicts[3].load(Ordering::Relaxed),
+            faults: std::array::from_fn(|i| self.faults[i].load(Ordering::Relaxed)),
+            reloads: self.reloads[0].load(Ordering::Relaxed),
+            reloads_refused: self.reloads[1].load(Ordering::Relaxed),
+            call_seconds: s.call_seconds,
+            events_delivered: self.events_delivered.load(Ordering::Relaxed),
+            events_dropped: self.events_dropped.load(Ordering::Relaxed),
+            metric_series: self.metrics().counts().0 as u64,
+            metric_series_refused: self.metrics().counts().1,
         }
     }
 }
@@ -262,6 +409,11 @@ impl StatusSource {
     pub fn status(&self) -> PluginStatus {
         self.0.snapshot()
     }
+
+    /// The metrics the plugin registered through the `metrics` interface.
+    pub fn metrics(&self) -> Vec<PluginMetric> {
+        self.0.metrics().read()
+    }
 }
 
 impl std::fmt::Debug for StatusSource {
@@ -275,6 +427,7 @@ impl std::fmt::Debug for StatusSource {
 pub(crate) enum WorldPre {
     Healthcheck(HealthcheckPre<PluginCtx>),
     Policy(PolicyPre<PluginCtx>),
+    Exporter(ExporterPre<PluginCtx>),
 }
 
 /// A component compiled, linked and checked against its spec: ready to
@@ -308,6 +461,7 @@ pub struct PluginHandle {
     shared: Arc<Shared>,
     control: UnboundedSender<Control>,
     policy: Option<PolicyClient>,
+    exporter: Option<ExporterClient>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -320,7 +474,11 @@ impl PluginHandle {
         events: UnboundedSender<PluginEvent>,
     ) -> Self {
         let name = prepared.spec.name.clone();
-        let shared = Arc::new(Shared::new(name.clone(), prepared.spec.world));
+        let shared = Arc::new(Shared::new(
+            name.clone(),
+            prepared.spec.world,
+            Some(events.clone()),
+        ));
         let (control, rx) = unbounded_channel();
         let core = DriverCore {
             engine: engine.clone(),
@@ -329,11 +487,18 @@ impl PluginHandle {
             events,
             control: rx,
         };
-        let (task, policy) = match core.prepared.pre {
-            WorldPre::Healthcheck(_) => (tokio::spawn(healthcheck::run(core, restart)), None),
+        let (mut policy, mut exporter) = (None, None);
+        let task = match core.prepared.pre {
+            WorldPre::Healthcheck(_) => tokio::spawn(healthcheck::run(core, restart)),
             WorldPre::Policy(_) => {
                 let (client, task) = policy::spawn(core, restart);
-                (task, Some(client))
+                policy = Some(client);
+                task
+            }
+            WorldPre::Exporter(_) => {
+                let (client, task) = exporter::spawn(core, restart);
+                exporter = Some(client);
+                task
             }
         };
         PluginHandle {
@@ -342,6 +507,7 @@ impl PluginHandle {
             shared,
             control,
             policy,
+            exporter,
             task: Some(task),
         }
     }
@@ -360,6 +526,12 @@ impl PluginHandle {
     /// worlds.
     pub fn policy(&self) -> Option<&PolicyClient> {
         self.policy.as_ref()
+    }
+
+    /// An exporter's client, through which events are delivered; `None` for other
+    /// worlds.
+    pub fn exporter(&self) -> Option<&ExporterClient> {
+        self.exporter.as_ref()
     }
 
     /// Operator maintenance switch of a health check: stops checking and reports
@@ -495,7 +667,36 @@ impl DriverCore {
             Fault::Config(e) => format!("init refused the settings: {e}"),
         };
         tracing::error!(plugin = %self.shared.name, %error, "reload refused; the running plugin keeps running");
+        self.shared.count_reload(false);
         let _ = reply.send(Err(error));
+    }
+
+    /// Reports an instance started by the driver: the first is `loaded`, later ones
+    /// (after a fault) `restarted`. (Faults reach exporters through
+    /// [`PluginEvent::Failed`].)
+    pub fn started(&self) {
+        let first = !self
+            .shared
+            .started_once
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        let change = if first {
+            PluginChange::Loaded
+        } else {
+            PluginChange::Restarted
+        };
+        self.shared.lifecycle(
+            change,
+            self.prepared.spec.component.display().to_string(),
+        );
+    }
+
+    /// Counts and reports a reload that took over.
+    pub fn reloaded(&self) {
+        self.shared.count_reload(true);
+        self.shared.lifecycle(
+            PluginChange::Reloaded,
+            self.prepared.spec.component.display().to_string(),
+        );
     }
 }
 
@@ -527,7 +728,7 @@ pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyho
     let (_, control) = unbounded_channel();
     let core = DriverCore {
         engine,
-        shared: Arc::new(Shared::new(name.clone(), world)),
+        shared: Arc::new(Shared::new(name.clone(), world, None)),
         prepared,
         events,
         control,
@@ -538,6 +739,9 @@ pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyho
                 .await
                 .map(drop),
             World::Policy => policy::instantiate(&core, &core.prepared).await.map(drop),
+            World::Exporter => exporter::instantiate(&core, &core.prepared)
+                .await
+                .map(drop),
         }
     });
     outcome.map_err(|fault| match fault {
@@ -576,6 +780,7 @@ pub(crate) fn prepare(engine: &EngineShared, spec: PluginSpec) -> anyhow::Result
             Ok(match spec.world {
                 World::Healthcheck => WorldPre::Healthcheck(HealthcheckPre::new(pre)?),
                 World::Policy => WorldPre::Policy(PolicyPre::new(pre)?),
+                World::Exporter => WorldPre::Exporter(ExporterPre::new(pre)?),
             })
         })
         .map_err(crate::engine::wasmtime_error)
@@ -615,16 +820,22 @@ pub(crate) async fn timed_call<T>(
     // A panic in a host function (a wasmbgp bug that this plugin's input reached) is
     // this plugin's fault like a trap: the instance is dropped and restarted with
     // backoff, instead of the plugin's driver task dying unnoticed.
+    let shared = store.data().shared().clone();
     let call = std::panic::AssertUnwindSafe(call(store)).catch_unwind();
-    match tokio::time::timeout(wall, call).await {
-        Ok(Ok(Ok(value))) => Ok(value),
-        Ok(Ok(Err(e))) => Err(describe_fault(&e, deadline)),
-        Ok(Err(panic)) => Err(format!(
-            "host fault: a wasmbgp host function panicked during the call: {}",
-            panic_message(panic.as_ref())
-        )),
-        Err(_) => Err(format!("call hung for more than {wall:?}")),
-    }
+    let (kind, message) = match tokio::time::timeout(wall, call).await {
+        Ok(Ok(Ok(value))) => return Ok(value),
+        Ok(Ok(Err(e))) => describe_fault(&e, deadline),
+        Ok(Err(panic)) => (
+            FaultKind::Host,
+            format!(
+                "host fault: a wasmbgp host function panicked during the call: {}",
+                panic_message(panic.as_ref())
+            ),
+        ),
+        Err(_) => (FaultKind::Hung, format!("call hung for more than {wall:?}")),
+    };
+    shared.count_fault(kind);
+    Err(message)
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
@@ -635,17 +846,27 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("(no message)")
 }
 
-/// Names the usual faults plainly.
-fn describe_fault(error: &wasmtime::Error, deadline: Duration) -> String {
+/// Names the usual faults plainly, with their kind.
+fn describe_fault(error: &wasmtime::Error, deadline: Duration) -> (FaultKind, String) {
+    let text = format!("{error:#}");
     match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::Interrupt) => {
-            format!("deadline of {deadline:?} exceeded (interrupted)")
-        }
-        Some(wasmtime::Trap::UnreachableCodeReached) => {
-            format!("trap: unreachable (a panic or an out-of-memory abort): {error:#}")
-        }
-        Some(trap) => format!("trap: {trap}: {error:#}"),
-        None => format!("{error:#}"),
+        Some(wasmtime::Trap::Interrupt) => (
+            FaultKind::Deadline,
+            format!("deadline of {deadline:?} exceeded (interrupted)"),
+        ),
+        // A guest that cannot grow its memory past the cap aborts: Rust's allocator
+        // reports "memory allocation of N bytes failed" before the unreachable.
+        Some(wasmtime::Trap::UnreachableCodeReached) => (
+            if text.contains("memory allocation") || text.contains("out of memory") {
+                FaultKind::Memory
+            } else {
+                FaultKind::Trap
+            },
+            format!("trap: unreachable (a panic or an out-of-memory abort): {text}"),
+        ),
+        Some(trap) => (FaultKind::Trap, format!("trap: {trap}: {text}")),
+        None if text.contains("memory") && text.contains("limit") => (FaultKind::Memory, text),
+        None => (FaultKind::Trap, text),
     }
 }
 
@@ -663,7 +884,7 @@ mod tests {
     #[tokio::test]
     async fn a_host_panic_during_a_call_is_a_fault_not_a_dead_task() {
         let engine = EngineShared::new(None).unwrap();
-        let shared = Arc::new(Shared::new("p".into(), World::Healthcheck));
+        let shared = Arc::new(Shared::new("p".into(), World::Healthcheck, None));
         let (events, _rx) = unbounded_channel();
         let ctx = PluginCtx::new(shared, Arc::new(CheckedGrants::default()), events);
         let mut store = Store::new(&engine.engine, ctx);

@@ -398,6 +398,7 @@ impl Driver {
         self.start_at = None;
         self.recovering = false;
         self.core.shared.update(|s| s.state = PluginState::Running);
+        self.core.reloaded();
         let _ = reply.send(Ok(()));
         // The verdicts may change: the daemon judges the routes again.
         let _ = self.core.events.send(PluginEvent::PolicyChanged {
@@ -461,6 +462,7 @@ impl Driver {
             Ok(instance) => {
                 self.instance = Some(instance);
                 self.core.shared.update(|s| s.state = PluginState::Running);
+                self.core.started();
                 if std::mem::take(&mut self.recovering) {
                     let _ = self.core.events.send(PluginEvent::PolicyChanged {
                         plugin: self.core.shared.name.clone(),
