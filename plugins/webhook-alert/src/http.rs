@@ -38,6 +38,29 @@ impl Url {
 #[cfg(target_arch = "wasm32")]
 pub use wasi_http::WasiHttp;
 
+/// Outside a component (native builds and tests) there is no `wasi:http`:
+/// every request fails.
+#[cfg(not(target_arch = "wasm32"))]
+pub struct WasiHttp;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl WasiHttp {
+    pub fn new(_url: Url, _timeout_ms: u64) -> WasiHttp {
+        WasiHttp
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl crate::webhook::Transport for WasiHttp {
+    fn start(&mut self, _body: &str) -> Result<(), String> {
+        Err("no wasi:http outside a component".to_string())
+    }
+    fn poll(&mut self, _wait_ms: u64) -> Option<Result<u16, String>> {
+        None
+    }
+    fn cancel(&mut self) {}
+}
+
 #[cfg(target_arch = "wasm32")]
 mod wasi_http {
     use wasip2::clocks::monotonic_clock;

@@ -70,6 +70,7 @@ impl Queue {
         }
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.items.len()
     }
@@ -93,11 +94,6 @@ impl Queue {
     /// The head of the queue, if an attempt is due.
     pub fn due(&self, now_ms: u64) -> Option<&Pending> {
         self.items.front().filter(|p| now_ms >= p.not_before_ms)
-    }
-
-    /// When the next attempt is due, if any alert waits.
-    pub fn next_due_ms(&self) -> Option<u64> {
-        self.items.front().map(|p| p.not_before_ms)
     }
 
     /// Records the result of an attempt on the head of the queue.

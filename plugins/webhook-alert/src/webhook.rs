@@ -64,6 +64,7 @@ impl Webhook {
         }
     }
 
+    #[cfg(test)]
     pub fn queue(&self) -> &Queue {
         &self.queue
     }
