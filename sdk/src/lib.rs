@@ -90,15 +90,20 @@
 
 mod attributes;
 mod error;
+pub mod exporter;
 mod hash;
+pub mod metrics;
 pub mod net;
 pub mod policy;
 mod prefix_map;
 mod settings;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 pub mod text;
 
 pub use attributes::OriginAs;
 pub use error::Error;
+pub use exporter::{Event, Exporter, Routes};
 pub use net::Prefix;
 pub use policy::{
     BatchInfo, DataFile, Direction, Modification, Policy, Route, Session, Verdict, find_file,
@@ -137,6 +142,26 @@ pub mod bindings {
                 "wasmbgp:plugin/types@0.2.0": crate::bindings::wasmbgp::plugin::types,
                 "wasmbgp:plugin/log@0.2.0": crate::bindings::wasmbgp::plugin::log,
                 "wasmbgp:plugin/state@0.2.0": crate::bindings::wasmbgp::plugin::state,
+                "wasmbgp:plugin/metrics@0.2.0": crate::bindings::wasmbgp::plugin::metrics,
+            },
+            additional_derives: [PartialEq, Eq, Hash],
+        });
+    }
+
+    /// World `exporter`.
+    pub mod exporter {
+        wit_bindgen::generate!({
+            path: "../wit",
+            world: "exporter",
+            pub_export_macro: true,
+            export_macro_name: "__export_exporter_world",
+            default_bindings_module: "wasmbgp_sdk::bindings::exporter",
+            with: {
+                "wasmbgp:plugin/types@0.2.0": crate::bindings::wasmbgp::plugin::types,
+                "wasmbgp:plugin/log@0.2.0": crate::bindings::wasmbgp::plugin::log,
+                "wasmbgp:plugin/clock@0.2.0": crate::bindings::wasmbgp::plugin::clock,
+                "wasmbgp:plugin/state@0.2.0": crate::bindings::wasmbgp::plugin::state,
+                "wasmbgp:plugin/metrics@0.2.0": crate::bindings::wasmbgp::plugin::metrics,
             },
             additional_derives: [PartialEq, Eq, Hash],
         });
@@ -241,7 +266,43 @@ pub mod probe {
     }
 }
 
-/// Logging to the host log, tagged with the plugin's name (both worlds).
+/// Appending to the files the operator granted in `grants.append-files`
+/// (`exporter` world).
+///
+/// ```ignore
+/// output::append("/var/log/wasmbgp/events.jsonl", b"{\"type\":\"end-of-snapshot\"}\n")?;
+/// ```
+pub mod output {
+    use crate::Error;
+
+    /// Appends `data` to the file at `path` (exactly as written in the
+    /// grant), creating it if needed. A path outside the grant is denied.
+    /// Append a whole batch's worth at once: each call crosses into the host
+    /// and writes.
+    pub fn append(path: &str, data: &[u8]) -> Result<(), Error> {
+        #[cfg(target_arch = "wasm32")]
+        let result = crate::bindings::exporter::wasmbgp::plugin::output::append(path, data);
+        #[cfg(not(target_arch = "wasm32"))]
+        let result = crate::testing::append(path, data);
+        result.map_err(|why| Error::new(format!("cannot append to {path}: {why}")))
+    }
+}
+
+/// Requests an exporter makes of the event feed (`exporter` world).
+pub mod feed {
+    /// Asks for a fresh snapshot, typically after [`Event::Lagged`](crate::Event::Lagged):
+    /// the events queued so far are dropped and the next batch starts with
+    /// the sessions and their routes as they are now, closed by
+    /// [`Event::EndOfSnapshot`](crate::Event::EndOfSnapshot).
+    pub fn resync() {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::exporter::wasmbgp::plugin::feed::resync();
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::resync();
+    }
+}
+
+/// Logging to the host log, tagged with the plugin's name (every world).
 pub mod log {
     pub use crate::bindings::wasmbgp::plugin::log::{Level, log};
 
@@ -362,5 +423,40 @@ macro_rules! export_policy {
 macro_rules! export_policy_guest {
     ($guest:ident) => {
         $crate::bindings::policy::__export_policy_world!($guest with_types_in $crate::bindings::policy);
+    };
+}
+
+/// Exports an [`Exporter`] implementation as the component's
+/// `wasmbgp:plugin/event-sink` interface (world `exporter`). Invoke it once,
+/// at the crate's top level: `wasmbgp_sdk::export_exporter!(MyExporter);`
+#[macro_export]
+macro_rules! export_exporter {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WasmbgpExporter;
+
+        impl $crate::exporter::Guest for __WasmbgpExporter {
+            fn init(
+                settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::exporter::run_init::<$ty>(settings)
+            }
+            fn on_events(events: ::std::vec::Vec<$crate::exporter::RawEvent>) {
+                $crate::exporter::run_on_events::<$ty>(events)
+            }
+        }
+
+        $crate::export_exporter_guest!(__WasmbgpExporter);
+    };
+}
+
+/// The escape hatch under [`export_exporter!`]: exports a type implementing
+/// the raw WIT trait [`exporter::Guest`] (the batch of WIT events as it
+/// is). Such a type can still delegate to [`exporter::run_init`] and
+/// [`exporter::run_on_events`], or view events with [`exporter::Event::new`].
+#[macro_export]
+macro_rules! export_exporter_guest {
+    ($guest:ident) => {
+        $crate::bindings::exporter::__export_exporter_world!($guest with_types_in $crate::bindings::exporter);
     };
 }
