@@ -110,7 +110,9 @@ pub use policy::{
 };
 pub use prefix_map::{Covering, PrefixMap, PrefixSet};
 pub use settings::{Settings, SettingsError, parse_duration};
-pub use text::{Asn, Community, ExtendedCommunity, LargeCommunity, ParseError, parse_asn};
+pub use text::{
+    Asn, Community, ExtendedCommunity, LargeCommunity, ParseError, parse_asn, push_json_string,
+};
 pub use types::{Attributes, IpAddress, Origin};
 
 /// The bindings generated from `wit/`: world `healthcheck` here, world

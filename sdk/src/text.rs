@@ -332,6 +332,36 @@ impl FromStr for ExtendedCommunity {
     }
 }
 
+/// Appends `text` to `out` as a JSON string, quotes included (`"`, `\\`
+/// and control characters escaped): for exporters writing JSON lines
+/// without a serializer.
+pub fn push_json_string(out: &mut String, text: &str) {
+    use std::fmt::Write;
+    out.reserve(text.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&text[start..i]);
+        if escape.is_empty() {
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&text[start..]);
+    out.push('"');
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,5 +457,12 @@ mod tests {
         let long = "9".repeat(1000);
         let e = long.parse::<Community>().unwrap_err().to_string();
         assert!(e.len() < 300, "{e}");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = String::new();
+        push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
     }
 }
