@@ -9,6 +9,7 @@ pub mod bird;
 pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
+pub mod prometheus;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
