@@ -176,8 +176,29 @@ pub mod bindings {
 /// [`types::Health`]...
 pub use bindings::wasmbgp::plugin::types;
 
-/// Wall-clock and monotonic time from the host (`healthcheck` world).
-pub use bindings::wasmbgp::plugin::clock;
+/// Wall-clock and monotonic time from the host (`healthcheck` and
+/// `exporter` worlds). Outside a component (unit tests on the host), the
+/// machine's clocks.
+pub mod clock {
+    /// Wall-clock time: milliseconds since the Unix epoch.
+    pub fn now_ms() -> u64 {
+        #[cfg(target_arch = "wasm32")]
+        return crate::bindings::wasmbgp::plugin::clock::now_ms();
+        #[cfg(not(target_arch = "wasm32"))]
+        return std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+    }
+
+    /// Monotonic time in microseconds since an arbitrary fixed point; only
+    /// differences are meaningful.
+    pub fn monotonic_us() -> u64 {
+        #[cfg(target_arch = "wasm32")]
+        return crate::bindings::wasmbgp::plugin::clock::monotonic_us();
+        #[cfg(not(target_arch = "wasm32"))]
+        return crate::testing::monotonic_us();
+    }
+}
 
 /// The plugin's small key/value store that survives restarts and reloads.
 pub use bindings::wasmbgp::plugin::state;
@@ -306,7 +327,16 @@ pub mod feed {
 
 /// Logging to the host log, tagged with the plugin's name (every world).
 pub mod log {
-    pub use crate::bindings::wasmbgp::plugin::log::{Level, log};
+    pub use crate::bindings::wasmbgp::plugin::log::Level;
+
+    /// Logs `message` at `level`. Outside a component (unit tests on the
+    /// host), to standard error and [`crate::testing::logs`].
+    pub fn log(level: Level, message: &str) {
+        #[cfg(target_arch = "wasm32")]
+        crate::bindings::wasmbgp::plugin::log::log(level, message);
+        #[cfg(not(target_arch = "wasm32"))]
+        crate::testing::log(level, message);
+    }
 
     /// Logs `message` at trace level.
     pub fn trace(message: &str) {

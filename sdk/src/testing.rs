@@ -2,7 +2,8 @@
 //! machine (`cargo test`, not inside a component): the [`metrics`](crate::metrics),
 //! [`output`](crate::output) and [`feed`](crate::feed) wrappers of this
 //! crate call it instead of the WIT imports when not built for `wasm32`.
-//! Everything is per thread, and each test thread starts empty (call
+//! [`crate::log`] and [`crate::clock`] work too (the log to standard error and
+//! [`logs`], the machine's clocks). Everything is per thread, and each test thread starts empty (call
 //! [`reset`] to start over within one).
 //!
 //! ```ignore
@@ -19,6 +20,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::log::Level;
 use crate::metrics::{MetricError, MetricKind};
 
 #[derive(Default)]
@@ -32,6 +34,8 @@ struct Host {
     /// path → number of `append` calls.
     appends: HashMap<String, usize>,
     resyncs: usize,
+    /// (level, message) of every log call.
+    logs: Vec<(Level, String)>,
 }
 
 thread_local! {
@@ -84,6 +88,23 @@ pub fn append_calls(path: &str) -> usize {
 /// How many times `feed::resync` was called.
 pub fn resyncs() -> usize {
     HOST.with(|h| h.borrow().resyncs)
+}
+
+/// Every message logged so far: (level, message).
+pub fn logs() -> Vec<(Level, String)> {
+    HOST.with(|h| h.borrow().logs.clone())
+}
+
+pub(crate) fn log(level: Level, message: &str) {
+    eprintln!("{level:?}: {message}");
+    HOST.with(|h| h.borrow_mut().logs.push((level, message.to_string())));
+}
+
+pub(crate) fn monotonic_us() -> u64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u64
 }
 
 pub(crate) fn append(path: &str, data: &[u8]) -> Result<(), String> {
