@@ -283,7 +283,28 @@ fn start(dir: &WorkDir) -> Result<Daemons> {
         .push((format!("100.10.{}.0/24", BLOCK.0), RouteAttrs::default()));
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
     let extra = web.render() + &tagger.render();
-    let speaker = MetricsSpeaker::start(&dir.subdir("wasmbgp")?, &config, metrics, &extra)?;
+    // An exporter, so that the exporter series exist; a wasmbgp without the
+    // exporter world yet runs without it (the exporter panel then fails).
+    let events = dir.path().join("events.jsonl");
+    let exporter = format!(
+        "\n[[plugin]]\nname = \"events\"\nworld = \"exporter\"\ncomponent = \"{}\"\n\
+         [plugin.settings]\npath = \"{}\"\n[plugin.grants]\nappend-files = [\"{}\"]\n",
+        component("fixture-exporter")?.display(),
+        events.display(),
+        events.display()
+    );
+    let wasmbgp_dir = dir.subdir("wasmbgp")?;
+    let speaker =
+        match MetricsSpeaker::start(&wasmbgp_dir, &config, metrics, &(extra.clone() + &exporter)) {
+            Ok(speaker) => speaker,
+            Err(e) => {
+                step(
+                    TEST,
+                    format!("wasmbgp refused the exporter, running without it: {e:#}"),
+                );
+                MetricsSpeaker::start(&wasmbgp_dir, &config, metrics, &extra)?
+            }
+        };
     step(TEST, format!("wasmbgp serves /metrics on {metrics}"));
 
     let prometheus = Prometheus::start(
