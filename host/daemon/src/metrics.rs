@@ -27,6 +27,27 @@ struct NeighborLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SessionLabel {
+    neighbor: String,
+    local_as: String,
+    peer_as: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FamilyLabel {
+    neighbor: String,
+    family: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabel {
+    neighbor: String,
+    direction: &'static str,
+    code: String,
+    subcode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MessageLabel {
     neighbor: String,
     direction: &'static str,
@@ -36,12 +57,15 @@ struct MessageLabel {
 /// The daemon's metrics registry.
 pub struct Metrics {
     registry: Registry,
-    session_up: Family<NeighborLabel, Gauge>,
-    established: Family<NeighborLabel, Gauge>,
+    session_up: Family<SessionLabel, Gauge>,
+    established: Family<NeighborLabel, Counter>,
     messages: Family<MessageLabel, Counter>,
-    notifications: Family<MessageLabel, Counter>,
-    announced: Family<NeighborLabel, Counter>,
-    withdrawn: Family<NeighborLabel, Counter>,
+    notifications: Family<NotificationLabel, Counter>,
+    announced: Family<FamilyLabel, Counter>,
+    withdrawn: Family<FamilyLabel, Counter>,
+    routes_received: Family<FamilyLabel, Counter>,
+    withdrawals_received: Family<FamilyLabel, Counter>,
+    update_processing: Histogram,
     received: Family<NeighborLabel, Gauge>,
     treat_as_withdraw: Family<NeighborLabel, Counter>,
     /// Routes currently held per source, set by the speaker.
@@ -74,10 +98,10 @@ impl Collector for PluginCollector {
             return Ok(());
         }
         type Read = fn(&wasmbgp_runtime::PluginStatus) -> u64;
-        let counters: [(&str, &str, Read); 4] = [
+        let counters: [(&str, &str, Read); 7] = [
             (
                 "plugin_calls",
-                "Calls into the plugin (init, check, evaluate)",
+                "Calls into the plugin (init, check, evaluate, on-events)",
                 |s| s.calls,
             ),
             (
@@ -87,13 +111,28 @@ impl Collector for PluginCollector {
             ),
             (
                 "plugin_denied",
-                "Requests the plugin's grants denied",
+                "Requests the plugin's grants denied (probes, routes, HTTP, TCP, files)",
                 |s| s.denied,
             ),
             (
                 "plugin_invalid",
                 "Route requests refused as malformed",
                 |s| s.invalid,
+            ),
+            (
+                "plugin_deadline_hits",
+                "Calls interrupted at the plugin's deadline",
+                |s| s.faults[1],
+            ),
+            (
+                "plugin_events_delivered",
+                "Exporter: events handed to the plugin (a route counts one)",
+                |s| s.events_delivered,
+            ),
+            (
+                "plugin_events_dropped",
+                "Exporter: events dropped because the plugin fell behind",
+                |s| s.events_dropped,
             ),
         ];
         for (name, help, read) in counters {
@@ -107,6 +146,81 @@ impl Collector for PluginCollector {
                 let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
                 ConstCounter::new(read(s)).encode(family.encode_family(&labels)?)?;
             }
+        }
+        let mut faults = encoder.encode_descriptor(
+            "plugin_faults",
+            "Faults that ended an instance, by kind (trap, deadline, memory, hung, host)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in &statuses {
+            for (kind, n) in wasmbgp_runtime::FaultKind::ALL.iter().zip(s.faults) {
+                let labels = [
+                    ("plugin", s.name.as_str()),
+                    ("world", s.world.name()),
+                    ("kind", kind.name()),
+                ];
+                ConstCounter::new(n).encode(faults.encode_family(&labels)?)?;
+            }
+        }
+        let mut reloads = encoder.encode_descriptor(
+            "plugin_reloads",
+            "Reloads, by result (ok: took over; refused: the running instance kept running)",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in &statuses {
+            for (result, n) in [("ok", s.reloads), ("refused", s.reloads_refused)] {
+                let labels = [
+                    ("plugin", s.name.as_str()),
+                    ("world", s.world.name()),
+                    ("result", result),
+                ];
+                ConstCounter::new(n).encode(reloads.encode_family(&labels)?)?;
+            }
+        }
+        let mut durations = encoder.encode_descriptor(
+            "plugin_call_duration_seconds",
+            "Duration of calls into the plugin",
+            None,
+            prometheus_client::metrics::MetricType::Histogram,
+        )?;
+        for s in &statuses {
+            let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
+            let (counts, sum) = s.call_seconds;
+            let buckets: Vec<(f64, u64)> = wasmbgp_runtime::CALL_BUCKETS
+                .iter()
+                .copied()
+                .chain([f64::MAX])
+                .zip(counts)
+                .collect();
+            ConstHistogram {
+                sum,
+                count: counts.iter().sum(),
+                buckets,
+            }
+            .encode(durations.encode_family(&labels)?)?;
+        }
+        let mut series = encoder.encode_descriptor(
+            "plugin_series",
+            "Metric series the plugin created (capped by grants.max-series)",
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for s in &statuses {
+            let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
+            ConstGauge::new(s.metric_series as i64).encode(series.encode_family(&labels)?)?;
+        }
+        let mut refused = encoder.encode_descriptor(
+            "plugin_series_refused",
+            "Metric updates refused because they would exceed grants.max-series",
+            None,
+            prometheus_client::metrics::MetricType::Counter,
+        )?;
+        for s in &statuses {
+            let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
+            ConstCounter::new(s.metric_series_refused)
+                .encode(refused.encode_family(&labels)?)?;
         }
         let mut up = encoder.encode_descriptor(
             "plugin_up",
@@ -139,7 +253,98 @@ impl Collector for PluginCollector {
                 ConstCounter::new(n).encode(verdicts.encode_family(&labels)?)?;
             }
         }
+        drop(verdicts);
+        self.encode_plugin_metrics(&mut encoder)
+    }
+}
+
+#[cfg(feature = "engine")]
+impl PluginCollector {
+    /// The metrics plugins registered, as `wasmbgp_plugin_<name>{plugin="...", ...}`.
+    /// Plugins that register the same name share the family (with the same kind and
+    /// labels; a clash keeps the first plugin's).
+    fn encode_plugin_metrics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::collections::BTreeMap;
+        use wasmbgp_runtime::{MetricValue, PluginMetric, PluginMetricKind};
+        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut families: BTreeMap<String, Vec<(String, PluginMetric)>> = BTreeMap::new();
+        for source in &sources {
+            let plugin = source.status().name;
+            for metric in source.metrics() {
+                families
+                    .entry(metric.name.clone())
+                    .or_default()
+                    .push((plugin.clone(), metric));
+            }
+        }
+        for (name, members) in families {
+            let first = &members[0].1;
+            let (kind, shape) = (first.kind, (first.label_names.clone(), first.buckets.clone()));
+            let metric_type = match kind {
+                PluginMetricKind::Counter => prometheus_client::metrics::MetricType::Counter,
+                PluginMetricKind::Gauge => prometheus_client::metrics::MetricType::Gauge,
+                PluginMetricKind::Histogram => prometheus_client::metrics::MetricType::Histogram,
+            };
+            // The encoder adds `_total` to counters.
+            let base = format!("plugin_{}", name.strip_suffix("_total").unwrap_or(&name));
+            let mut family = encoder.encode_descriptor(&base, &first.help, None, metric_type)?;
+            for (plugin, metric) in &members {
+                if metric.kind != kind || (metric.label_names.clone(), metric.buckets.clone()) != shape {
+                    continue;
+                }
+                for (values, value) in &metric.series {
+                    let labels: Vec<(String, String)> = std::iter::once(("plugin".to_string(), plugin.clone()))
+                        .chain(metric.label_names.iter().cloned().zip(values.iter().cloned()))
+                        .collect();
+                    let at = family.encode_family(&labels)?;
+                    match value {
+                        MetricValue::Number(n) if kind == PluginMetricKind::Counter => {
+                            ConstCounter::new(*n).encode(at)?
+                        }
+                        MetricValue::Number(n) => ConstGauge::new(*n).encode(at)?,
+                        MetricValue::Histogram { counts, sum, count } => ConstHistogram {
+                            sum: *sum,
+                            count: *count,
+                            buckets: metric
+                                .buckets
+                                .iter()
+                                .copied()
+                                .chain([f64::MAX])
+                                .zip(counts.iter().copied())
+                                .collect(),
+                        }
+                        .encode(at)?,
+                    }
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// A histogram read at scrape time: per-bucket (not cumulative) counts, the last for
+/// +Inf (`f64::MAX`).
+#[cfg(feature = "engine")]
+#[derive(Debug)]
+struct ConstHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+#[cfg(feature = "engine")]
+impl EncodeMetric for ConstHistogram {
+    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            self.sum,
+            self.count,
+            &self.buckets,
+            None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
     }
 }
 
@@ -176,6 +381,9 @@ impl Metrics {
             notifications: Family::default(),
             announced: Family::default(),
             withdrawn: Family::default(),
+            routes_received: Family::default(),
+            withdrawals_received: Family::default(),
+            update_processing: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             received: Family::default(),
             treat_as_withdraw: Family::default(),
             source_routes: Family::default(),
@@ -203,18 +411,33 @@ impl Metrics {
         );
         registry.register(
             "notifications",
-            "NOTIFICATION messages by direction",
+            "NOTIFICATION messages by direction, code and subcode",
             m.notifications.clone(),
         );
         registry.register(
             "routes_announced",
-            "Prefixes announced to the neighbor",
+            "Prefixes announced to the neighbor, by family",
             m.announced.clone(),
         );
         registry.register(
             "routes_withdrawn",
-            "Prefixes withdrawn from the neighbor",
+            "Prefixes withdrawn from the neighbor, by family",
             m.withdrawn.clone(),
+        );
+        registry.register(
+            "routes_received",
+            "Prefixes announced by the neighbor (before import policy), by family",
+            m.routes_received.clone(),
+        );
+        registry.register(
+            "withdrawals_received",
+            "Prefixes withdrawn by the neighbor, by family",
+            m.withdrawals_received.clone(),
+        );
+        registry.register(
+            "update_processing_seconds",
+            "Time to apply a batch of received UPDATEs to the Adj-RIB-In, import policies included",
+            m.update_processing.clone(),
         );
         #[cfg(feature = "engine")]
         registry.register_collector(Box::new(m.plugins.clone()));
@@ -257,16 +480,50 @@ impl Metrics {
         }
     }
 
-    /// Session state change; `count` is the number of times it reached Established.
-    pub fn session_state(&self, neighbor: &str, up: bool, count: u64) {
-        self.session_up
-            .get_or_create(&Self::n(neighbor))
-            .set(up as i64);
+    /// The session reached Established (`up`) or left it.
+    pub fn session_state(&self, neighbor: &str, local_as: u32, peer_as: u32, up: bool) {
+        let label = SessionLabel {
+            neighbor: neighbor.to_string(),
+            local_as: local_as.to_string(),
+            peer_as: peer_as.to_string(),
+        };
+        self.session_up.get_or_create(&label).set(up as i64);
         if up {
-            self.established
-                .get_or_create(&Self::n(neighbor))
-                .set(count as i64);
+            self.established.get_or_create(&Self::n(neighbor)).inc();
         }
+    }
+
+    /// A NOTIFICATION was sent or received.
+    pub fn notification(&self, neighbor: &str, sent: bool, code: u8, subcode: u8) {
+        self.notifications
+            .get_or_create(&NotificationLabel {
+                neighbor: neighbor.to_string(),
+                direction: if sent { "sent" } else { "received" },
+                code: code.to_string(),
+                subcode: subcode.to_string(),
+            })
+            .inc();
+    }
+
+    /// Routes received from a neighbor: announced and withdrawn IPv4 and IPv6 prefixes.
+    pub fn routes_received(&self, neighbor: &str, announced: [u64; 2], withdrawn: [u64; 2]) {
+        for (i, family) in ["ipv4-unicast", "ipv6-unicast"].into_iter().enumerate() {
+            let label = FamilyLabel {
+                neighbor: neighbor.to_string(),
+                family,
+            };
+            self.routes_received
+                .get_or_create(&label)
+                .inc_by(announced[i]);
+            self.withdrawals_received
+                .get_or_create(&label)
+                .inc_by(withdrawn[i]);
+        }
+    }
+
+    /// A batch of received UPDATEs was applied in `d`.
+    pub fn update_processing(&self, d: std::time::Duration) {
+        self.update_processing.observe(d.as_secs_f64());
     }
 
     /// A message was received.
@@ -285,26 +542,38 @@ impl Metrics {
             direction,
             r#type: kind,
         };
-        if kind == "notification" {
-            self.notifications.get_or_create(&label).inc();
-        }
         self.messages.get_or_create(&label).inc();
     }
 
     /// UPDATEs were sent.
-    pub fn updates_sent(&self, neighbor: &str, messages: u64, announced: u64, withdrawn: u64) {
+    pub fn updates_sent(&self, neighbor: &str, stats: &wasmbgp_bgp::rib::FlushStats) {
         let label = MessageLabel {
             neighbor: neighbor.to_string(),
             direction: "sent",
             r#type: "update",
         };
-        self.messages.get_or_create(&label).inc_by(messages);
-        self.announced
-            .get_or_create(&Self::n(neighbor))
-            .inc_by(announced);
-        self.withdrawn
-            .get_or_create(&Self::n(neighbor))
-            .inc_by(withdrawn);
+        self.messages
+            .get_or_create(&label)
+            .inc_by(stats.messages as u64);
+        let v4 = (
+            stats.announced - stats.announced_v6,
+            stats.withdrawn - stats.withdrawn_v6,
+        );
+        for (family, (announced, withdrawn)) in [
+            ("ipv4-unicast", v4),
+            ("ipv6-unicast", (stats.announced_v6, stats.withdrawn_v6)),
+        ] {
+            let label = FamilyLabel {
+                neighbor: neighbor.to_string(),
+                family,
+            };
+            self.announced
+                .get_or_create(&label)
+                .inc_by(announced as u64);
+            self.withdrawn
+                .get_or_create(&label)
+                .inc_by(withdrawn as u64);
+        }
     }
 
     /// The Adj-RIB-In size changed.

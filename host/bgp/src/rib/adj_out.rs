@@ -31,6 +31,10 @@ pub struct FlushStats {
     pub withdrawn: usize,
     /// Prefixes that could not be sent (no usable next hop for the family).
     pub skipped: usize,
+    /// Of `announced`, the IPv6 ones.
+    pub announced_v6: usize,
+    /// Of `withdrawn`, the IPv6 ones.
+    pub withdrawn_v6: usize,
 }
 
 /// The routes one neighbor is to be sent, each remembering its source, with the set of
@@ -342,6 +346,7 @@ impl AdjRibOut {
         if families.contains(&Family::IPV6_UNICAST) {
             let (withdrawn, groups) = split_changes(&dirty_v6, &self.v6);
             stats.withdrawn += withdrawn.len();
+            stats.withdrawn_v6 += withdrawn.len();
             stats.messages += packer.withdraw_ipv6(&withdrawn, out);
             send_v6(packer, policy, groups, out, &mut stats);
         }
@@ -463,6 +468,7 @@ fn send_v6(
         let enc = packer.encode_attributes(&exported, None);
         stats.messages += packer.announce_ipv6(&enc, &[nh], &prefixes, out);
         stats.announced += prefixes.len();
+        stats.announced_v6 += prefixes.len();
     }
 }
 

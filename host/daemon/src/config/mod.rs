@@ -4,7 +4,7 @@
 mod plugin;
 mod reader;
 
-pub use plugin::{Degraded, PluginConfig};
+pub use plugin::{Degraded, PluginConfig, Subscription};
 
 pub use reader::{Diagnostic, Diagnostics};
 

@@ -40,6 +40,82 @@ pub struct HealthRoute {
     pub neighbors: Option<Vec<IpAddr>>,
 }
 
+/// What an exporter receives (`subscribe`, `received-routes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subscription {
+    /// Session state changes.
+    pub sessions: bool,
+    /// Routes received from neighbors.
+    pub routes_received: bool,
+    /// Received routes as received, before import policy (`received-routes =
+    /// "pre-policy"`); after it by default.
+    pub pre_policy: bool,
+    /// Routes advertised to neighbors.
+    pub routes_sent: bool,
+    /// End-of-RIB markers.
+    pub end_of_rib: bool,
+    /// NOTIFICATIONs sent and received.
+    pub notifications: bool,
+    /// Health checks' verdicts.
+    pub health: bool,
+    /// Plugins' lifecycle.
+    pub plugins: bool,
+}
+
+impl Subscription {
+    /// The names `subscribe` accepts.
+    pub const KINDS: [&str; 7] = [
+        "sessions",
+        "routes-received",
+        "routes-sent",
+        "end-of-rib",
+        "notifications",
+        "health",
+        "plugins",
+    ];
+
+    /// Every kind, received routes after import policy: what an exporter gets unless
+    /// its config says otherwise.
+    pub const ALL: Subscription = Subscription {
+        sessions: true,
+        routes_received: true,
+        pre_policy: false,
+        routes_sent: true,
+        end_of_rib: true,
+        notifications: true,
+        health: true,
+        plugins: true,
+    };
+
+    fn nothing() -> Subscription {
+        Subscription {
+            sessions: false,
+            routes_received: false,
+            pre_policy: false,
+            routes_sent: false,
+            end_of_rib: false,
+            notifications: false,
+            health: false,
+            plugins: false,
+        }
+    }
+
+    fn set(&mut self, kind: &str) -> bool {
+        let flag = match kind {
+            "sessions" => &mut self.sessions,
+            "routes-received" => &mut self.routes_received,
+            "routes-sent" => &mut self.routes_sent,
+            "end-of-rib" => &mut self.end_of_rib,
+            "notifications" => &mut self.notifications,
+            "health" => &mut self.health,
+            "plugins" => &mut self.plugins,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+}
+
 /// One `[[plugin]]` block.
 #[derive(Debug, Clone)]
 pub struct PluginConfig {
@@ -47,6 +123,8 @@ pub struct PluginConfig {
     pub spec: PluginSpec,
     /// Routes driven by the health verdict.
     pub routes: Vec<HealthRoute>,
+    /// Exporter: what it receives (`None` for other worlds).
+    pub subscription: Option<Subscription>,
 }
 
 /// Reads every `[[plugin]]` block.
@@ -164,6 +242,49 @@ fn parse_plugin(
             Err(e) => sink.error(span, e.to_string()),
         }
     }
+    let exporter_only = |r: &TableReader, key: &str, sink: &mut Sink| {
+        if world.is_some_and(|w| w != World::Exporter) {
+            sink.error(
+                r.span_of(key),
+                format!("{label}.{key} is for exporters (world = \"exporter\")"),
+            );
+        }
+    };
+    let mut subscription = Subscription::ALL;
+    if let Some(list) = r.opt_str_list("subscribe", sink) {
+        exporter_only(&r, "subscribe", sink);
+        subscription = Subscription::nothing();
+        for (kind, span) in list {
+            if !subscription.set(&kind) {
+                sink.error(
+                    span,
+                    format!(
+                        "{label}.subscribe: unknown kind {} (known: {})",
+                        quote(&kind),
+                        Subscription::KINDS.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    if let Some((s, span)) = r.opt_str("received-routes", sink) {
+        exporter_only(&r, "received-routes", sink);
+        match s.as_str() {
+            "post-policy" => subscription.pre_policy = false,
+            "pre-policy" => subscription.pre_policy = true,
+            _ => sink.error(
+                span,
+                format!(
+                    "{label}.received-routes must be \"post-policy\" or \"pre-policy\", not {}",
+                    quote(&s)
+                ),
+            ),
+        }
+    }
+    if let Some(n) = r.opt_int("queue", 1, 1 << 20, sink) {
+        exporter_only(&r, "queue", sink);
+        spec.queue = n as usize;
+    }
     let plugin_down =
         degraded(&mut r, "med-down", Some("withdraw-on-down"), sink).unwrap_or(Degraded::Withdraw);
     let plugin_disabled =
@@ -238,17 +359,23 @@ fn parse_plugin(
             }
         },
     );
-    if world == Some(World::Policy) && !routes.is_empty() {
+    if let Some(w @ (World::Policy | World::Exporter)) = world
+        && !routes.is_empty()
+    {
         sink.error(
             r.span_of("route"),
-            format!("{label}: a policy drives no routes; [[plugin.route]] is for health checks"),
+            format!("{label}: a {w} drives no routes; [[plugin.route]] is for health checks"),
         );
     }
     r.finish(sink);
     name?;
-    world?;
+    let world = world?;
     component?;
-    Some(PluginConfig { spec, routes })
+    Some(PluginConfig {
+        spec,
+        routes,
+        subscription: (world == World::Exporter).then_some(subscription),
+    })
 }
 
 fn parse_grants(
@@ -307,6 +434,43 @@ fn parse_grants(
     g.max_routes = r
         .opt_int("max-routes", 0, u32::MAX as i64, sink)
         .map(|n| n as u32);
+    for (s, span) in r.opt_str_list("http-out", sink).unwrap_or_default() {
+        match wasmbgp_runtime::grants::UrlGrant::parse(&s) {
+            Ok(_) => g.http_out.push(s),
+            Err(e) => sink.error(span, format!("{label}.http-out: {e}")),
+        }
+    }
+    for (s, span) in r.opt_str_list("tcp-out", sink).unwrap_or_default() {
+        if s.parse::<std::net::SocketAddr>().is_ok() {
+            g.tcp_out.push(s);
+        } else {
+            sink.error(
+                span,
+                format!(
+                    "{label}.tcp-out entries must be IP:PORT (names are not resolved), not {}",
+                    quote(&s)
+                ),
+            );
+        }
+    }
+    for (s, span) in r.opt_str_list("append-files", sink).unwrap_or_default() {
+        let path = base.join(&s);
+        match path.parent() {
+            Some(dir) if dir.is_dir() && !path.is_dir() => {
+                g.append_files.push(GrantedFile { name: s, path })
+            }
+            _ => sink.error(
+                span,
+                format!(
+                    "{label}.append-files: {} is not a file in an existing folder",
+                    path.display()
+                ),
+            ),
+        }
+    }
+    if let Some(n) = r.opt_int("max-series", 0, 100_000, sink) {
+        g.max_series = n as u32;
+    }
     if let Some((s, span)) = r.opt_str("memory", sink) {
         match parse_size(&s) {
             Some(n) if n >= 1 << 20 => g.memory = n,

@@ -64,6 +64,26 @@ pub enum NeighborEvent {
         /// The neighbor's index.
         neighbor: usize,
     },
+    /// The session changed state (after the actions of one input).
+    State {
+        /// The neighbor's index.
+        neighbor: usize,
+        /// The state before.
+        old: wasmbgp_bgp::session::State,
+        /// The state now.
+        new: wasmbgp_bgp::session::State,
+        /// The session's last error, if any.
+        reason: String,
+    },
+    /// A NOTIFICATION sent or received.
+    Notification {
+        /// The neighbor's index.
+        neighbor: usize,
+        /// We sent it (else received).
+        sent: bool,
+        /// The message.
+        notification: wasmbgp_bgp::packet::Notification,
+    },
 }
 
 /// The speaker's decision about one prefix on its way to one neighbor, after export

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod critical;
+pub mod exporters;
 pub mod listener;
 pub mod messages;
 pub mod metrics_http;
@@ -110,7 +111,7 @@ pub async fn run(
         .flat_map(|p| {
             let files = match p.spec.world {
                 World::Policy => p.spec.grants.files.iter().map(|f| f.path.clone()).collect(),
-                World::Healthcheck => Vec::new(),
+                World::Healthcheck | World::Exporter => Vec::new(),
             };
             std::iter::once(p.spec.component.clone())
                 .chain(files)

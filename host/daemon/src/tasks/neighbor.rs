@@ -100,6 +100,8 @@ struct Neighbor {
     updates_received: u64,
     updates_sent: u64,
     label: String,
+    /// The session state last reported to the speaker.
+    reported_state: State,
 }
 
 impl Neighbor {
@@ -143,6 +145,7 @@ impl Neighbor {
             updates_received: 0,
             updates_sent: 0,
             label,
+            reported_state: State::Idle,
         }
     }
 
@@ -271,12 +274,7 @@ impl Neighbor {
 
     fn record_sent(&mut self, stats: wasmbgp_bgp::rib::FlushStats) {
         self.updates_sent += stats.messages as u64;
-        self.shared.metrics.updates_sent(
-            &self.label,
-            stats.messages as u64,
-            stats.announced as u64,
-            stats.withdrawn as u64,
-        );
+        self.shared.metrics.updates_sent(&self.label, &stats);
         if stats.skipped > 0 {
             warn!(neighbor = %self.label, skipped = stats.skipped, "routes without a usable next hop for their family were not sent");
         }
@@ -403,6 +401,7 @@ impl Neighbor {
                 self.shared.metrics.message_received(&self.label, m.kind());
                 if let Message::Notification(n) = &m {
                     warn!(neighbor = %self.label, notification = %n.describe(), data = ?String::from_utf8_lossy(&n.data), "received NOTIFICATION");
+                    self.notification(n, false);
                 }
                 Event::Message(m)
             }
@@ -470,7 +469,37 @@ impl Neighbor {
         }
     }
 
+    /// Counts a NOTIFICATION and tells the speaker (for exporters).
+    fn notification(&self, n: &Notification, sent: bool) {
+        self.shared.metrics.notification(&self.label, sent, n.code, n.subcode);
+        let _ = self.shared.events.send(NeighborEvent::Notification {
+            neighbor: self.index,
+            sent,
+            notification: n.clone(),
+        });
+    }
+
+    /// Tells the speaker when the session's state changed since it was last told.
+    fn report_state(&mut self) {
+        let state = self.session.state();
+        if state == self.reported_state {
+            return;
+        }
+        let old = std::mem::replace(&mut self.reported_state, state);
+        let _ = self.shared.events.send(NeighborEvent::State {
+            neighbor: self.index,
+            old,
+            new: state,
+            reason: self.session.last_error().unwrap_or_default().to_string(),
+        });
+    }
+
     fn execute(&mut self, actions: Vec<Action>) {
+        self.execute_actions(actions);
+        self.report_state();
+    }
+
+    fn execute_actions(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
                 Action::Connect => {
@@ -491,6 +520,7 @@ impl Neighbor {
                         .unwrap_or_default();
                     if let Message::Notification(n) = &msg {
                         warn!(neighbor = %self.label, notification = %n.describe(), "sending NOTIFICATION");
+                        self.notification(n, true);
                     }
                     self.shared.metrics.message_sent(&self.label, msg.kind());
                     self.send_bytes(msg.to_bytes(&ctx));
@@ -511,7 +541,12 @@ impl Neighbor {
                     });
                     self.established_at = None;
                     self.families.clear();
-                    self.shared.metrics.session_state(&self.label, false, 0);
+                    self.shared.metrics.session_state(
+                        &self.label,
+                        self.shared.local_as,
+                        self.config.peer_as,
+                        false,
+                    );
                 }
                 Action::Update(u) => {
                     self.updates_received += 1;
@@ -579,7 +614,7 @@ impl Neighbor {
         self.send_bytes(out);
         self.shared
             .metrics
-            .session_state(&self.label, true, self.established_count);
+            .session_state(&self.label, self.shared.local_as, self.config.peer_as, true);
     }
 
     async fn shutdown(&mut self) {

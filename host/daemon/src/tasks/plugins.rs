@@ -79,6 +79,10 @@ pub fn status_text(list: &[PluginStatus]) -> String {
                     "accepted {} rejected {} modified {} unjudged {}",
                     s.routes_accepted, s.routes_rejected, s.routes_modified, s.routes_unjudged,
                 ),
+                World::Exporter => format!(
+                    "events delivered {} dropped {} denied {} series {}",
+                    s.events_delivered, s.events_dropped, s.denied, s.metric_series,
+                ),
             };
             format!(
                 "{:<16} {:<12} state {:<9} restarts {:<4} calls {:<8} p50 {}µs p99 {}µs {world}{}",

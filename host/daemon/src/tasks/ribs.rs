@@ -49,6 +49,22 @@ pub struct NeighborRibs {
     import_policy: bool,
     /// Changes received since the import policy last ran, in order.
     to_judge: Vec<ReceivedChange>,
+    /// Record received changes before import policy, for exporters.
+    record_pre: bool,
+    /// Record received changes after import policy, for exporters.
+    record_post: bool,
+    /// Recorded changes, in order, until [`take_recorded`](Self::take_recorded).
+    recorded_pre: Vec<ReceivedChange>,
+    recorded_post: Vec<ReceivedChange>,
+}
+
+/// Prefixes announced and withdrawn in an UPDATE, IPv4 and IPv6 (for the metrics).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReceivedCounts {
+    /// Announced, [IPv4, IPv6].
+    pub announced: [u64; 2],
+    /// Withdrawn, [IPv4, IPv6].
+    pub withdrawn: [u64; 2],
 }
 
 impl NeighborRibs {
@@ -59,11 +75,42 @@ impl NeighborRibs {
             adj_in: AdjRibIn::new(),
             import_policy,
             to_judge: Vec::new(),
+            record_pre: false,
+            record_post: false,
+            recorded_pre: Vec::new(),
+            recorded_post: Vec::new(),
         }
     }
 
-    /// The session went down: everything received is gone.
+    /// Records received changes for exporters: before import policy, after it.
+    pub fn set_recording(&mut self, pre: bool, post: bool) {
+        self.record_pre = pre;
+        self.record_post = post;
+    }
+
+    /// The changes recorded since the last call: before and after import policy.
+    pub fn take_recorded(&mut self) -> (Vec<ReceivedChange>, Vec<ReceivedChange>) {
+        (
+            std::mem::take(&mut self.recorded_pre),
+            std::mem::take(&mut self.recorded_post),
+        )
+    }
+
+    /// True when changes wait in [`take_recorded`](Self::take_recorded).
+    pub fn has_recorded(&self) -> bool {
+        !self.recorded_pre.is_empty() || !self.recorded_post.is_empty()
+    }
+
+    /// The session went down: everything received is gone (recorded as withdrawn).
     pub fn session_down(&mut self) {
+        if self.record_pre {
+            let gone = self.adj_in.routes().map(|(p, _)| (p, None));
+            self.recorded_pre.extend(gone);
+        }
+        if self.record_post {
+            let gone = self.adj_in.accepted_routes().map(|(p, _)| (p, None));
+            self.recorded_post.extend(gone);
+        }
         self.adj_in.clear();
         self.to_judge.clear();
     }
@@ -122,12 +169,31 @@ impl NeighborRibs {
     /// received at once; with one, the changes wait for
     /// [`judge_received`](Self::judge_received), so that the UPDATEs queued together
     /// are judged in one batch.
-    pub fn receive(&mut self, update: &Update, ebgp: bool, local_as: u32) {
-        if self.import_policy {
-            AdjRibIn::changes(update, ebgp, local_as, &mut self.to_judge);
-        } else {
-            self.adj_in.apply(update, ebgp, local_as);
+    pub fn receive(&mut self, update: &Update, ebgp: bool, local_as: u32) -> ReceivedCounts {
+        let first = self.to_judge.len();
+        AdjRibIn::changes(update, ebgp, local_as, &mut self.to_judge);
+        let mut counts = ReceivedCounts::default();
+        for (prefix, attrs) in &self.to_judge[first..] {
+            let family = usize::from(matches!(prefix, Prefix::V6(_)));
+            match attrs {
+                Some(_) => counts.announced[family] += 1,
+                None => counts.withdrawn[family] += 1,
+            }
         }
+        if self.record_pre {
+            self.recorded_pre
+                .extend(self.to_judge[first..].iter().cloned());
+        }
+        if !self.import_policy {
+            // Accepted as received, at once.
+            for (prefix, attrs) in self.to_judge.drain(first..) {
+                if self.record_post {
+                    self.recorded_post.push((prefix, attrs.clone()));
+                }
+                self.adj_in.set(prefix, attrs.map(|a| (a.clone(), Some(a))));
+            }
+        }
+        counts
     }
 
     /// Routes received and waiting for the import policy.
@@ -159,6 +225,10 @@ impl NeighborRibs {
                     .attributes(&received);
                 (received, accepted)
             });
+            if self.record_post {
+                let accepted = route.as_ref().and_then(|(_, a)| a.clone());
+                self.recorded_post.push((prefix, accepted));
+            }
             self.adj_in.set(prefix, route);
         }
     }
@@ -181,6 +251,19 @@ impl NeighborRibs {
                 .zip(&routes)
                 .map(|(judged, (_, own))| judged.attributes(own)),
         );
+        if self.record_post {
+            // The whole table again, as the new verdicts have it.
+            let accepted: std::collections::HashMap<Prefix, Arc<PathAttributes>> = self
+                .adj_in
+                .accepted_routes()
+                .map(|(p, a)| (p, a.clone()))
+                .collect();
+            self.recorded_post.extend(
+                routes
+                    .iter()
+                    .map(|(p, _)| (*p, accepted.get(p).cloned())),
+            );
+        }
     }
 }
 

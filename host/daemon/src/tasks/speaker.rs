@@ -14,6 +14,7 @@ use wasmbgp_bgp::words::RouteSpec;
 use wasmbgp_runtime::{Health, OnFailure, PluginEvent};
 
 use super::critical::CriticalTasks;
+use super::exporters::{self, ExportHub, ExporterLink};
 pub use super::messages::SpeakerMsg;
 use super::messages::{NeighborEvent, NeighborMsg};
 use super::neighbor::NeighborHandle;
@@ -116,12 +117,36 @@ pub struct Speaker {
     commands_since_prune: usize,
     /// `ctl debug panic` is allowed (`WASMBGP_FAULT_INJECTION=1`).
     fault_injection: bool,
+    /// The exporters' feed.
+    hub: ExportHub,
+    /// Each neighbor's session state, as last reported (for exporters' snapshots).
+    session_states: Vec<wasmbgp_bgp::session::State>,
 }
 
 impl Speaker {
     /// A speaker over the given neighbor tasks and their routes.
-    pub fn new(parts: SpeakerParts) -> Self {
+    pub fn new(mut parts: SpeakerParts) -> Self {
+        let links: Vec<ExporterLink> = parts
+            .plugins
+            .iter()
+            .filter_map(|p| {
+                Some(ExporterLink {
+                    client: p.handle.exporter()?.clone(),
+                    subscription: p
+                        .config
+                        .subscription
+                        .unwrap_or(crate::config::Subscription::ALL),
+                })
+            })
+            .collect();
+        let hub = ExportHub::new(links);
+        let wanted = hub.wanted();
+        for ribs in &mut parts.ribs {
+            ribs.set_recording(wanted.received_pre, wanted.received_post);
+        }
         Speaker {
+            hub,
+            session_states: vec![wasmbgp_bgp::session::State::Idle; parts.neighbors.len()],
             local_as: parts.local_as,
             config_path: parts.config_path,
             runtime: parts.runtime,
@@ -158,6 +183,8 @@ impl Speaker {
     ) {
         self.start_neighbors().await;
         loop {
+            // What the last turn produced goes to the exporters (never waits).
+            self.hub.flush();
             let msg = tokio::select! {
                 biased;
                 Some(ev) = events.recv() => {
@@ -177,7 +204,8 @@ impl Speaker {
                     None => return,
                 },
                 Some(ev) = from_neighbors.recv() => {
-                    let mut staged = self.on_neighbor_event(ev);
+                    let started = std::time::Instant::now();
+                    let mut staged = self.on_neighbor_event(ev).await;
                     // UPDATEs queued together are judged together (a few policy calls
                     // per neighbor rather than one per UPDATE), up to a bound that
                     // keeps the staged lists small.
@@ -186,11 +214,13 @@ impl Speaker {
                             break;
                         }
                         match from_neighbors.try_recv() {
-                            Ok(ev) => staged += self.on_neighbor_event(ev),
+                            Ok(ev) => staged += self.on_neighbor_event(ev).await,
                             Err(_) => break,
                         }
                     }
                     self.judge_received().await;
+                    self.record_received();
+                    self.metrics.update_processing(started.elapsed());
                     continue;
                 }
             };
@@ -337,6 +367,7 @@ impl Speaker {
                 );
             }
             self.ribs[i].originated.clear_pending();
+            self.record_sent_table(i, &table);
             let _ = self.neighbors[i]
                 .tx
                 .send(NeighborMsg::Start(Box::new(table)));
@@ -355,6 +386,16 @@ impl Speaker {
             let changes = self.ribs[i]
                 .export_changes(&chain, session, &mut self.interner)
                 .await;
+            if self.hub.wanted().sent {
+                let s = self.export_session(i);
+                self.hub.routes(
+                    s,
+                    wasmbgp_runtime::export::RouteDirection::Sent,
+                    changes
+                        .iter()
+                        .map(|c| (c.prefix, c.route.as_ref().map(|(a, _)| a))),
+                );
+            }
             if !changes.is_empty() {
                 let _ = self.neighbors[i]
                     .tx
@@ -378,6 +419,7 @@ impl Speaker {
                     .export_table(&chain, session, &mut self.interner)
                     .await;
                 sent += self.ribs[i].originated.len();
+                self.record_sent_table(i, &table);
                 let _ = self.neighbors[i]
                     .tx
                     .send(NeighborMsg::Replace(Box::new(table)));
@@ -388,6 +430,7 @@ impl Speaker {
                     .import_all(&chain, session, &mut self.interner)
                     .await;
                 self.count_received(i);
+                self.record_received();
             }
             if export || import {
                 info!(%policy, neighbor = %self.neighbors[i].config.address, export, import, "routes judged again");
@@ -399,26 +442,157 @@ impl Speaker {
     }
 
     /// Applies what a neighbor reported; returns the routes it staged for the import
-    /// policy.
-    fn on_neighbor_event(&mut self, event: NeighborEvent) -> usize {
+    /// policy. Exporters see events in the order they happened: before a session,
+    /// NOTIFICATION or End-of-RIB event, the routes received before it are judged and
+    /// recorded.
+    async fn on_neighbor_event(&mut self, event: NeighborEvent) -> usize {
         match event {
             NeighborEvent::Update {
                 neighbor: i,
                 update,
             } => {
+                let eor = update.end_of_rib_family();
                 let ebgp = self.neighbors[i].config.peer_as != self.local_as;
                 let before = self.ribs[i].unjudged();
-                self.ribs[i].receive(&update, ebgp, self.local_as);
+                let counts = self.ribs[i].receive(&update, ebgp, self.local_as);
+                self.metrics.routes_received(
+                    &self.neighbors[i].config.address.to_string(),
+                    counts.announced,
+                    counts.withdrawn,
+                );
                 if self.ribs[i].unjudged() == 0 {
                     self.count_received(i);
+                }
+                if let Some(family) = eor
+                    && !self.hub.is_empty()
+                {
+                    self.catch_up_received().await;
+                    let s = self.export_session(i);
+                    self.hub.end_of_rib(s, family);
+                    return 0;
                 }
                 self.ribs[i].unjudged() - before
             }
             NeighborEvent::Down { neighbor: i } => {
+                self.catch_up_received().await;
                 self.ribs[i].session_down();
                 self.count_received(i);
+                self.record_received();
                 0
             }
+            NeighborEvent::State {
+                neighbor: i,
+                old,
+                new,
+                reason,
+            } => {
+                self.session_states[i] = new;
+                if !self.hub.is_empty() {
+                    self.catch_up_received().await;
+                    let s = self.export_session(i);
+                    self.hub.session_state(s, old, new, reason);
+                }
+                0
+            }
+            NeighborEvent::Notification {
+                neighbor: i,
+                sent,
+                notification,
+            } => {
+                if !self.hub.is_empty() {
+                    self.catch_up_received().await;
+                    let s = self.export_session(i);
+                    self.hub.notification(s, sent, &notification);
+                }
+                0
+            }
+        }
+    }
+
+    /// Judges what waits for import policy and hands every recorded change to the
+    /// exporters' feed, so that the next event comes after them.
+    async fn catch_up_received(&mut self) {
+        if self.ribs.iter().any(|r| r.unjudged() > 0) {
+            self.judge_received().await;
+        }
+        self.record_received();
+    }
+
+    /// Hands the received changes recorded since the last call to the exporters' feed.
+    fn record_received(&mut self) {
+        use wasmbgp_runtime::export::RouteDirection;
+        for i in 0..self.ribs.len() {
+            if !self.ribs[i].has_recorded() {
+                continue;
+            }
+            let (pre, post) = self.ribs[i].take_recorded();
+            let s = self.export_session(i);
+            self.hub.received(s, RouteDirection::ReceivedPrePolicy, &pre);
+            self.hub.received(s, RouteDirection::Received, &post);
+        }
+    }
+
+    /// A whole Adj-RIB-Out handed to a neighbor, as routes sent (for exporters).
+    fn record_sent_table(&mut self, i: usize, table: &wasmbgp_bgp::rib::AdjRibOut) {
+        if self.hub.wanted().sent {
+            let s = self.export_session(i);
+            self.hub.routes(
+                s,
+                wasmbgp_runtime::export::RouteDirection::Sent,
+                table.routes().map(|(p, a, _)| (p, Some(a))),
+            );
+        }
+    }
+
+    /// A neighbor's session, for exporters.
+    fn export_session(&self, i: usize) -> wasmbgp_runtime::export::Session {
+        let c = &self.neighbors[i].config;
+        exporters::session(c.address, c.peer_as, self.local_as)
+    }
+
+    /// Builds the snapshot an exporter's new instance starts from: every session in its
+    /// state, and (if it receives routes) each session's received routes; everything
+    /// recorded before is delivered first, so the snapshot follows it exactly.
+    async fn snapshot_for(&mut self, plugin: &str) {
+        use wasmbgp_runtime::export::{ExportEvent, RouteDirection};
+        let Some(subscription) = self.hub.link(plugin).map(|l| l.subscription) else {
+            return;
+        };
+        self.catch_up_received().await;
+        self.hub.flush();
+        let started = std::time::Instant::now();
+        let mut events = Vec::new();
+        for i in 0..self.neighbors.len() {
+            let s = self.export_session(i);
+            let state = self.session_states[i];
+            if subscription.sessions {
+                let state = exporters::state_of(state);
+                events.push(Arc::new(ExportEvent::Session {
+                    session: s,
+                    old: state,
+                    new: state,
+                    reason: "snapshot".into(),
+                }));
+            }
+            if subscription.routes_received {
+                let (direction, routes): (_, Box<dyn Iterator<Item = _>>) = if subscription.pre_policy
+                {
+                    (RouteDirection::ReceivedPrePolicy, Box::new(self.ribs[i].adj_in.routes()))
+                } else {
+                    (RouteDirection::Received, Box::new(self.ribs[i].adj_in.accepted_routes()))
+                };
+                let routes = routes.map(|(p, a)| (p, Some(a)));
+                events.extend(
+                    exporters::route_events(s, direction, routes)
+                        .into_iter()
+                        .map(|e| Arc::new(ExportEvent::Routes(e))),
+                );
+            }
+        }
+        if let Some(link) = self.hub.link(plugin) {
+            let count = events.len();
+            link.client.snapshot(events);
+            tracing::debug!(%plugin, events = count, ms = started.elapsed().as_millis() as u64, "exporter snapshot taken");
         }
     }
 
@@ -720,6 +894,11 @@ impl Speaker {
                     return;
                 };
                 tracing::debug!(%plugin, %health, %reason, "applying health to routes");
+                self.hub.event(wasmbgp_runtime::export::ExportEvent::Health {
+                    plugin: plugin.clone(),
+                    health,
+                    reason: reason.clone(),
+                });
                 self.plugins[i].health = Some(health);
                 let source = self.plugins[i].source;
                 for route in self.plugins[i].config.routes.clone() {
@@ -754,6 +933,11 @@ impl Speaker {
                     return;
                 };
                 tracing::warn!(%plugin, %error, ?on_failure, "plugin failed; BGP sessions are unaffected");
+                self.hub.event(wasmbgp_runtime::export::ExportEvent::Plugin {
+                    plugin: plugin.clone(),
+                    change: wasmbgp_runtime::export::PluginChange::Faulted,
+                    detail: error.clone(),
+                });
                 if on_failure == OnFailure::Withdraw {
                     slot.health = None;
                     let source = slot.source;
@@ -787,6 +971,18 @@ impl Speaker {
                 let filter = (!neighbors.is_empty()).then_some(neighbors);
                 let _ = self.withdraw(filter.as_deref(), prefix, source);
             }
+            PluginEvent::Lifecycle {
+                plugin,
+                change,
+                detail,
+            } => {
+                self.hub.event(wasmbgp_runtime::export::ExportEvent::Plugin {
+                    plugin,
+                    change,
+                    detail,
+                });
+            }
+            PluginEvent::SnapshotWanted { plugin } => self.snapshot_for(&plugin).await,
             PluginEvent::PolicyChanged { plugin } => {
                 // Changes queued so far go out judged by the old verdicts' successor too.
                 self.publish(None).await;
