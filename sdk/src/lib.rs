@@ -2,7 +2,7 @@
 //!
 //! Write [wasmbgp](../README.md) plugins in Rust. A plugin is a WebAssembly
 //! component built for `wasm32-wasip2` against the `wasmbgp:plugin@0.2.0`
-//! WIT package in `wit/`, for one of two worlds:
+//! WIT package in `wit/`, for one of three worlds:
 //!
 //! - **`healthcheck`**: implement [`HealthCheck`] and invoke
 //!   [`export_healthcheck!`]. The host calls `check` on a schedule and,
@@ -13,6 +13,13 @@
 //!   host calls it with batches of routes received from a neighbor
 //!   (import) or about to be sent to one (export); it accepts, rejects or
 //!   modifies each route.
+//! - **`exporter`**: implement [`Exporter`] and invoke [`export_exporter!`].
+//!   The host hands it batches of events (sessions, routes as views over
+//!   columns, End-of-RIB, NOTIFICATIONs, health, plugins); it passes them
+//!   on through [`metrics`], [`output::append`] and the like. See
+//!   [`exporter`].
+//!
+//! Every world may register and update [`metrics`].
 //!
 //! Routes travel in binary form (addresses as integers, communities as
 //! numbers); this crate parses and prints the usual text:
