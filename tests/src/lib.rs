@@ -15,6 +15,7 @@
 //! - [`scenario`]: the interop checks shared by every `interop_*` test.
 //! - [`plugin_support`], [`policy_support`]: the plugin and policy tests' rigs.
 
+pub mod exporter_support;
 pub mod peers;
 pub mod plugin_support;
 pub mod policy_support;
