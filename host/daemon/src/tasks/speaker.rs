@@ -880,6 +880,43 @@ impl Speaker {
     }
 
     async fn on_plugin_event(&mut self, ev: PluginEvent) {
+        let routes_of = match &ev {
+            PluginEvent::Health { plugin, .. }
+            | PluginEvent::Failed { plugin, .. }
+            | PluginEvent::Announce { plugin, .. }
+            | PluginEvent::Withdraw { plugin, .. } => Some(plugin.clone()),
+            _ => None,
+        };
+        self.apply_plugin_event(ev).await;
+        if let Some(plugin) = routes_of {
+            self.count_plugin_routes(&plugin);
+        }
+    }
+
+    /// `wasmbgp_active_routes{source="plugin:NAME"}`: the health check's routes it
+    /// currently announces, and the prefixes it owns through `routes`.
+    fn count_plugin_routes(&self, plugin: &str) {
+        let Some(slot) = self.plugins.iter().find(|p| p.config.spec.name == plugin) else {
+            return;
+        };
+        let announced = |how: Degraded| matches!(how, Degraded::Med(_));
+        let health_routes = slot
+            .config
+            .routes
+            .iter()
+            .filter(|r| match slot.health {
+                Some(Health::Up) => true,
+                Some(Health::Down) => announced(r.down),
+                Some(Health::Disabled) => announced(r.disabled),
+                None => false,
+            })
+            .count() as u64;
+        let owned = slot.handle.status().routes_owned;
+        self.metrics
+            .source_routes(&format!("plugin:{plugin}"), (health_routes + owned) as i64);
+    }
+
+    async fn apply_plugin_event(&mut self, ev: PluginEvent) {
         match ev {
             PluginEvent::Health {
                 plugin,

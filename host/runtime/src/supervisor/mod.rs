@@ -347,6 +347,8 @@ impl Shared {
     }
 
     fn snapshot(&self) -> PluginStatus {
+        // Before the status lock: one lock at a time.
+        let (metric_series, metric_series_refused) = self.metrics().counts();
         let s = lock(&self.status);
         let mut times: Vec<u64> = s.times_us.iter().copied().collect();
         times.sort_unstable();
@@ -380,8 +382,8 @@ impl Shared {
             call_seconds: s.call_seconds,
             events_delivered: self.events_delivered.load(Ordering::Relaxed),
             events_dropped: self.events_dropped.load(Ordering::Relaxed),
-            metric_series: self.metrics().counts().0 as u64,
-            metric_series_refused: self.metrics().counts().1,
+            metric_series: metric_series as u64,
+            metric_series_refused,
         }
     }
 }
