@@ -4,7 +4,10 @@
 //!   ctl clients ──┐                    plugin drivers (runtime)
 //!   file watcher ─┤ SpeakerMsg              │ PluginEvent        ▲ policy batches
 //!                 ▼                         ▼                    │ (PolicyClient, bounded 16)
-//!             ┌──────────────────────── speaker ─────────────────┘
+//!             ┌──────────────────────── speaker ─────────────────┤
+//!             │                                                  │ events (ExporterClient,
+//!             │                                                  ▼  bounded `queue`; dropped
+//!             │                                          exporter drivers  and counted when full)
 //!             │  owns: originated routes per neighbor (sources ranked),
 //!             │        Adj-RIB-In before and after import policy,
 //!             │        runs export and import policies
@@ -24,6 +27,8 @@
 //! with a stated overflow behaviour is the hardening issue's job. The one bounded
 //! channel is a policy's request queue: when it is full the speaker waits for the
 //! policy, which bounds its memory and paces route processing to the policy's speed.
+//! An exporter's queue is bounded too, but the speaker never waits on it: a batch that
+//! does not fit is dropped and counted, and the exporter is told `lagged`.
 
 use std::time::Instant;
 
