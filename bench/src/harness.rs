@@ -700,3 +700,93 @@ pub fn bench_main(
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Shared by the exporter benchmark (`src/bin/exporter.rs`); additive copies of helpers
+// that `src/bin/policy.rs` keeps locally (its own definitions shadow these).
+
+/// Processes named rustc, cargo or cargo-nextest running now (someone else's build or
+/// tests competing for the CPUs).
+pub fn rustc_running() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm"))
+                .map(|c| matches!(c.trim(), "rustc" | "cargo" | "cargo-nextest"))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+/// CPU seconds the whole machine has spent busy (/proc/stat, every CPU: all but idle
+/// and iowait).
+pub fn machine_busy() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(l) = stat.lines().next() else {
+        return 0.0;
+    };
+    let f: Vec<u64> = l
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest is inside user)
+    let busy: u64 = f
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, v)| v)
+        .sum();
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    busy as f64 / tck
+}
+
+/// `wasmbgp check CONFIG --cache-dir CACHE` (bounded to 5 minutes), which compiles the
+/// config's components into the on-disk cache, so that `run` loads them from it.
+pub fn wasmbgp_check(bin: &Path, conf: &Path, cache: &Path) -> Result<()> {
+    let out = conf.with_extension("check.out");
+    let file = std::fs::File::create(&out).map_err(|e| e.to_string())?;
+    let mut p = Proc::spawn(
+        "wasmbgp check",
+        Command::new(bin)
+            .arg("check")
+            .arg(conf)
+            .arg("--cache-dir")
+            .arg(cache)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().map_err(|e| e.to_string())?)
+            .stderr(file),
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Ok(Some(st)) = p.child.try_wait() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            bail!("wasmbgp check {} took more than 5 minutes", conf.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if !status.success() {
+        bail!(
+            "wasmbgp check {} failed: {}",
+            conf.display(),
+            std::fs::read_to_string(&out).unwrap_or_default().trim()
+        );
+    }
+    Ok(())
+}
+
+/// The epoch time of the first line of a BIRD log (written with `timeformat log
+/// "%s.%6f"`, as [`Bird::start`] configures it) that contains `needle`.
+pub fn bird_log_time(log: &Path, needle: &str) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .find(|l| l.contains(needle))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|t| t.parse().ok())
+}

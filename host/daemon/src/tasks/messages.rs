@@ -10,10 +10,10 @@
 //!             │                                          exporter drivers  and counted when full)
 //!             │  owns: originated routes per neighbor (sources ranked),
 //!             │        Adj-RIB-In before and after import policy,
-//!             │        runs export and import policies
+//!             │        runs export and import policies, feeds exporters
 //!             └──┬──────────────────────────▲───────────────────────
 //!      NeighborMsg│ (routes after export      │ NeighborEvent (UPDATEs received,
-//!                 │  policy, status queries)  │  session up/down)
+//!                 │  policy, status queries)  │  session states, NOTIFICATIONs)
 //!                 ▼                           │
 //!   listener ──▶ neighbor task (one per peer): session machine, connection, and the
 //!    Inbound      copy of its Adj-RIB-Out it resends on establishment or refresh
