@@ -250,6 +250,10 @@ pub struct PluginSpec {
     /// Exporter: batches of events waiting for the plugin; beyond this, events are
     /// dropped (counted, and reported to the plugin as `lagged`).
     pub queue: usize,
+    /// Settings whose values are secret (tokens, passwords): they are handed to the
+    /// plugin but never written to logs, `ctl` output or events (replaced by
+    /// `<secret>` wherever the host would print them).
+    pub secret_settings: Vec<String>,
 }
 
 impl PluginSpec {
@@ -269,7 +273,17 @@ impl PluginSpec {
             fall: 3,
             on_failure: world.default_on_failure(),
             queue: DEFAULT_EXPORTER_QUEUE,
+            secret_settings: Vec::new(),
         }
+    }
+
+    /// The values of the secret settings (non-empty ones), to redact.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.settings
+            .iter()
+            .filter(|(k, v)| !v.is_empty() && self.secret_settings.contains(k))
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 
     /// Checks the fields that need no component: name, intervals, counts.
@@ -297,6 +311,13 @@ impl PluginSpec {
                 "plugin {}: interval and fast-interval must be at most a day",
                 self.name
             );
+        }
+        if let Some(k) = self
+            .secret_settings
+            .iter()
+            .find(|k| !self.settings.iter().any(|(key, _)| key == *k))
+        {
+            anyhow::bail!("plugin {}: secret setting {k:?} is not among its settings", self.name);
         }
         if self.queue == 0 || self.queue > 1 << 20 {
             anyhow::bail!("plugin {}: queue must be 1 to 1048576 batches", self.name);

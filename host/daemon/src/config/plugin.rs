@@ -318,6 +318,16 @@ fn parse_plugin(
             None => sink.error(item.span(), format!("{label}.settings must be a table")),
         }
     }
+    for (key, span) in r.opt_str_list("secret-settings", sink).unwrap_or_default() {
+        if spec.settings.iter().any(|(k, _)| *k == key) {
+            spec.secret_settings.push(key);
+        } else {
+            sink.error(
+                span,
+                format!("{label}.secret-settings: {} is not in {label}.settings", quote(&key)),
+            );
+        }
+    }
     if let Some(item) = r.item("grants") {
         match item.as_table() {
             Some(g) => spec.grants = parse_grants(g, &format!("{label}.grants"), base, known, sink),

@@ -10,10 +10,13 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 
 use super::MAX_LOG_LINE;
 use super::bindings::wasmbgp::plugin::{clock, log};
+use crate::supervisor::Shared;
 
-/// What `log` may touch: the plugin's name, to tag its lines.
+/// What `log` may touch: the plugin's name, to tag its lines, and its secrets, to
+/// keep them out of the log.
 pub(crate) struct LogCtx {
     pub plugin: Arc<str>,
+    pub shared: Arc<Shared>,
 }
 
 /// What `clock` may touch: when the plugin was first started (the monotonic origin).
@@ -23,7 +26,7 @@ pub(crate) struct ClockCtx {
 
 impl log::Host for LogCtx {
     fn log(&mut self, level: log::Level, message: String) {
-        let message = cut(&message, MAX_LOG_LINE);
+        let message = self.shared.redact(cut(&message, MAX_LOG_LINE));
         let plugin = &*self.plugin;
         match level {
             log::Level::Trace => tracing::trace!(plugin, "{message}"),
@@ -62,6 +65,7 @@ fn cut(text: &str, max: usize) -> &str {
 /// A guest's stdout or stderr, written line by line to the host log.
 pub(crate) struct LogStream {
     pub plugin: Arc<str>,
+    pub shared: Arc<Shared>,
     pub stream: &'static str,
 }
 
@@ -75,6 +79,7 @@ impl StdoutStream for LogStream {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
         Box::new(LineLogger {
             plugin: self.plugin.clone(),
+            shared: self.shared.clone(),
             stream: self.stream,
             line: Vec::new(),
         })
@@ -84,6 +89,7 @@ impl StdoutStream for LogStream {
 /// Buffers bytes into lines and logs each complete line.
 struct LineLogger {
     plugin: Arc<str>,
+    shared: Arc<Shared>,
     stream: &'static str,
     line: Vec<u8>,
 }
@@ -93,7 +99,7 @@ impl LineLogger {
         if self.line.is_empty() {
             return;
         }
-        let text = String::from_utf8_lossy(&self.line);
+        let text = self.shared.redact(&String::from_utf8_lossy(&self.line));
         tracing::info!(plugin = %self.plugin, stream = self.stream, "{}", text.trim_end());
         self.line.clear();
     }

@@ -186,10 +186,12 @@ impl PluginCtx {
         let mut wasi = WasiCtx::builder();
         wasi.stdout(LogStream {
             plugin: name.clone(),
+            shared: shared.clone(),
             stream: "stdout",
         })
         .stderr(LogStream {
             plugin: name.clone(),
+            shared: shared.clone(),
             stream: "stderr",
         })
         .allow_tcp(!grants.tcp_out.is_empty())
@@ -231,6 +233,7 @@ impl PluginCtx {
             },
             log: LogCtx {
                 plugin: name.clone(),
+                shared: shared.clone(),
             },
             clock: ClockCtx { born: shared.born },
             state: StateCtx {

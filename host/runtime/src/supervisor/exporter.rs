@@ -372,6 +372,7 @@ impl Driver {
             Ok(instance) => instance,
             Err(fault) => return self.core.refuse_reload(reply, fault),
         };
+        self.core.shared.set_secrets(prepared.spec.secret_values());
         self.core.prepared = prepared;
         self.instance = Some(instance);
         self.restarts.clear();
@@ -401,10 +402,7 @@ impl Driver {
     }
 
     fn fail(&mut self, fault: Fault) {
-        let error = match fault {
-            Fault::Died(e) => e,
-            Fault::Config(e) => format!("init refused the settings: {e}"),
-        };
+        let error = self.core.fault_text(fault);
         let decision = self.restarts.failure(Instant::now());
         tracing::error!(
             plugin = %self.core.shared.name,

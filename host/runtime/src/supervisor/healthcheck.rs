@@ -70,6 +70,7 @@ impl Driver {
     }
 
     fn emit_health(&self, health: Health, reason: String) {
+        let reason = self.core.shared.redact(&reason);
         tracing::info!(plugin = %self.core.shared.name, %health, %reason, "health transition");
         self.core.shared.update(|s| s.health = Some(health));
         let _ = self.core.events.send(PluginEvent::Health {
@@ -103,6 +104,7 @@ impl Driver {
         };
         self.hysteresis
             .set_config(hysteresis_config(&prepared.spec));
+        self.core.shared.set_secrets(prepared.spec.secret_values());
         self.core.prepared = prepared;
         self.instance = Some(instance);
         self.restarts.clear();
@@ -155,10 +157,7 @@ impl Driver {
     }
 
     fn fail(&mut self, fault: Fault) {
-        let error = match fault {
-            Fault::Died(e) => e,
-            Fault::Config(e) => format!("init refused the settings: {e}"),
-        };
+        let error = self.core.fault_text(fault);
         let decision = self.restarts.failure(Instant::now());
         let state = if decision.failed {
             PluginState::Failed

@@ -191,6 +191,8 @@ pub(crate) struct Shared {
     last_denied_event: Mutex<Option<Instant>>,
     /// An instance has started once (the next start is a restart).
     started_once: std::sync::atomic::AtomicBool,
+    /// Values of secret settings, never printed.
+    secrets: Mutex<Vec<String>>,
     status: Mutex<StatusInner>,
 }
 
@@ -227,6 +229,7 @@ impl Shared {
             events,
             last_denied_event: Mutex::new(None),
             started_once: std::sync::atomic::AtomicBool::new(false),
+            secrets: Mutex::new(Vec::new()),
             status: Mutex::new(StatusInner {
                 state: PluginState::Running,
                 health: None,
@@ -237,6 +240,24 @@ impl Shared {
                 call_seconds: Default::default(),
             }),
         }
+    }
+
+    /// `text` with every secret setting's value replaced by `<secret>`: what the host
+    /// prints of anything a plugin or its settings may have put in it.
+    pub fn redact(&self, text: &str) -> String {
+        let secrets = lock(&self.secrets);
+        let mut out = text.to_string();
+        for secret in secrets.iter() {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "<secret>");
+            }
+        }
+        out
+    }
+
+    /// The values to redact from now on (at start and at each reload).
+    pub fn set_secrets(&self, values: Vec<String>) {
+        *lock(&self.secrets) = values;
     }
 
     /// The plugin's `state` store.
@@ -268,7 +289,7 @@ impl Shared {
             let _ = events.send(PluginEvent::Lifecycle {
                 plugin: self.name.clone(),
                 change,
-                detail,
+                detail: self.redact(&detail),
             });
         }
     }
@@ -365,7 +386,7 @@ impl Shared {
             state: s.state,
             health: s.health,
             restarts: s.restarts,
-            last_error: s.last_error.clone(),
+            last_error: s.last_error.as_deref().map(|e| self.redact(e)),
             calls: s.calls,
             p50_us: pct(50),
             p99_us: pct(99),
@@ -481,6 +502,7 @@ impl PluginHandle {
             prepared.spec.world,
             Some(events.clone()),
         ));
+        shared.set_secrets(prepared.spec.secret_values());
         let (control, rx) = unbounded_channel();
         let core = DriverCore {
             engine: engine.clone(),
@@ -662,12 +684,18 @@ impl DriverCore {
         store
     }
 
-    /// Logs and answers a refused reload; the running plugin keeps running.
-    pub fn refuse_reload(&self, reply: oneshot::Sender<Result<(), String>>, fault: Fault) {
-        let error = match fault {
+    /// What to print of a fault: its text, secrets redacted.
+    pub fn fault_text(&self, fault: Fault) -> String {
+        let text = match fault {
             Fault::Died(e) => e,
             Fault::Config(e) => format!("init refused the settings: {e}"),
         };
+        self.shared.redact(&text)
+    }
+
+    /// Logs and answers a refused reload; the running plugin keeps running.
+    pub fn refuse_reload(&self, reply: oneshot::Sender<Result<(), String>>, fault: Fault) {
+        let error = self.fault_text(fault);
         tracing::error!(plugin = %self.shared.name, %error, "reload refused; the running plugin keeps running");
         self.shared.count_reload(false);
         let _ = reply.send(Err(error));
@@ -728,9 +756,11 @@ pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyho
     let name = prepared.spec.name.clone();
     let (events, _) = unbounded_channel();
     let (_, control) = unbounded_channel();
+    let shared = Arc::new(Shared::new(name.clone(), world, None));
+    shared.set_secrets(prepared.spec.secret_values());
     let core = DriverCore {
         engine,
-        shared: Arc::new(Shared::new(name.clone(), world, None)),
+        shared: shared.clone(),
         prepared,
         events,
         control,
@@ -746,9 +776,12 @@ pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyho
                 .map(drop),
         }
     });
-    outcome.map_err(|fault| match fault {
-        Fault::Died(e) => anyhow::anyhow!("plugin {name}: {e}"),
-        Fault::Config(e) => anyhow::anyhow!("plugin {name}: init refused the settings: {e}"),
+    outcome.map_err(|fault| {
+        let text = match fault {
+            Fault::Died(e) => e,
+            Fault::Config(e) => format!("init refused the settings: {e}"),
+        };
+        anyhow::anyhow!("plugin {name}: {}", shared.redact(&text))
     })
 }
 
