@@ -253,15 +253,17 @@ impl ExporterSpeaker {
         &self.config_path
     }
 
-    /// `wasmbgp ctl --socket SOCK ARGS...` (must exit 0).
+    /// `wasmbgp ctl --socket SOCK ARGS...` (must exit 0 within
+    /// [`CTL_TIMEOUT`]: a daemon that stops answering is an error, not a hang).
     pub fn ctl(&self, args: &[&str]) -> Result<String> {
-        run_command(
-            Command::new(binary()?)
-                .arg("ctl")
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(args),
-        )
+        let mut cmd = Command::new(binary()?);
+        cmd.arg("ctl").arg("--socket").arg(&self.socket).args(args);
+        run_bounded(&mut cmd, CTL_TIMEOUT)
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.pid()
     }
 
     /// `wasmbgp ctl ARGS` whose output is JSON.
@@ -317,6 +319,88 @@ impl ExporterSpeaker {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("wasmbgp.log")).unwrap_or_default()
     }
+}
+
+/// The longest a `wasmbgp ctl` command may take.
+pub const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `cmd` to completion within `timeout` (killed after it) and returns
+/// its stdout; fails on a non-zero exit, with its stderr.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<String> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "{cmd:?} failed ({status}): {}{}",
+            String::from_utf8_lossy(&err).trim(),
+            String::from_utf8_lossy(&out).trim()
+        );
+    }
+    String::from_utf8(out).with_context(|| format!("{cmd:?} printed non-UTF-8"))
+}
+
+/// The kernel's view of each thread of process `pid` (name, state, wait
+/// channel), for a daemon that stopped answering.
+pub fn threads_of(pid: u32) -> String {
+    let mut out = String::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("no /proc/{pid}/task");
+    };
+    for task in tasks.flatten() {
+        let p = task.path();
+        let read = |f: &str| {
+            std::fs::read_to_string(p.join(f))
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        };
+        let stat = read("stat");
+        let state = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().next().unwrap_or("?").to_owned())
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {} {} state={} wchan={} syscall={}",
+            task.file_name().to_string_lossy(),
+            read("comm"),
+            state,
+            read("wchan"),
+            read("syscall")
+        );
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -400,8 +484,11 @@ impl ExporterRig {
         crate::step(&self.test, message);
     }
 
-    /// Prints both daemons' log tails.
+    /// Prints both daemons' log tails (and wasmbgp's threads).
     pub fn dump(&self) {
+        if let Some(pid) = self.speaker.pid() {
+            eprintln!("[{}] --- wasmbgp threads ---\n{}", self.test, threads_of(pid));
+        }
         eprintln!(
             "[{}] --- BIRD log tail ---\n{}",
             self.test,
