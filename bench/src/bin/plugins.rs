@@ -253,7 +253,16 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
                 let t = Instant::now();
                 let h = rt.start(s, tx).map_err(|e| format!("{e:#}"))?;
                 k.start_call.push(ms(t.elapsed()));
-                let ev = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+                // The first event after the `loaded` report.
+                let ev = tokio::time::timeout(Duration::from_secs(10), async {
+                    loop {
+                        match rx.recv().await {
+                            Some(PluginEvent::Lifecycle { .. }) => continue,
+                            other => break other,
+                        }
+                    }
+                })
+                .await;
                 match ev {
                     Ok(Some(PluginEvent::Health {
                         health: Health::Up, ..

@@ -88,17 +88,24 @@ pub fn start(runtime: &Runtime, spec: PluginSpec) -> Running {
 }
 
 impl Running {
-    /// The next event, or panics after `timeout`.
+    /// The next event (lifecycle reports for exporters aside), or panics after
+    /// `timeout`.
     pub async fn next(&mut self, timeout: Duration) -> PluginEvent {
-        tokio::time::timeout(timeout, self.events.recv())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no event within {timeout:?}; status: {:?}",
-                    self.handle.status()
-                )
-            })
-            .expect("event channel open")
+        let until = tokio::time::Instant::now() + timeout;
+        loop {
+            let event = tokio::time::timeout_at(until, self.events.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no event within {timeout:?}; status: {:?}",
+                        self.handle.status()
+                    )
+                })
+                .expect("event channel open");
+            if !matches!(event, PluginEvent::Lifecycle { .. }) {
+                return event;
+            }
+        }
     }
 
     /// The next Health event (skipping none: any other event panics).
@@ -117,10 +124,13 @@ impl Running {
         }
     }
 
-    /// Asserts that no event arrives for `quiet`.
+    /// Asserts that no event (lifecycle reports aside) arrives for `quiet`.
     pub async fn silent(&mut self, quiet: Duration) {
-        if let Ok(Some(event)) = tokio::time::timeout(quiet, self.events.recv()).await {
-            panic!("expected no event for {quiet:?}, got {event:?}");
+        let until = tokio::time::Instant::now() + quiet;
+        while let Ok(Some(event)) = tokio::time::timeout_at(until, self.events.recv()).await {
+            if !matches!(event, PluginEvent::Lifecycle { .. }) {
+                panic!("expected no event for {quiet:?}, got {event:?}");
+            }
         }
     }
 }
