@@ -470,6 +470,10 @@ fn exporter_bmp_pmbmpd() {
 // ---------------------------------------------------------------------------
 // 4. A stuck exporter.
 
+/// How long the stuck exporter busy-waits in each call (its deadline is
+/// 500 ms more).
+const STUCK_MS: u64 = 1500;
+
 /// How long wasmbgp takes, from Established, to receive BIRD's 100,000 routes.
 fn time_to_100k(rig: &ExporterRig) -> Result<Duration> {
     wait_fast(
@@ -486,7 +490,7 @@ fn time_to_100k(rig: &ExporterRig) -> Result<Duration> {
     )
 }
 
-/// A fixture-exporter stuck 90 ms per call (deadline 100 ms, queue 4) does
+/// A fixture-exporter stuck 1.5 s per call (deadline 2 s, queue 4) does
 /// not slow the ingestion of 100,000 routes (< 2× a run without it); it
 /// loses events (`wasmbgp_plugin_events_dropped_total` > 0, a `lagged`
 /// line). Set back to `record` and reloaded, its file replayed (the last
@@ -510,9 +514,11 @@ fn exporter_stuck_does_not_slow_ingestion() {
         let mut slow = ExporterPlugin::fixture("slow", &out.join("slow.jsonl"))?
             .subscribe(&["sessions", "routes-received"])
             .setting("mode", "stuck")
-            .setting("stuck-ms", "90");
+            .setting("stuck-ms", &STUCK_MS.to_string());
         slow.queue = Some(4);
-        slow.deadline = Some("100ms".into());
+        // Recording a large batch (the snapshot after the reload: 100,000
+        // routes) takes time of its own: the deadline leaves room for it.
+        slow.deadline = Some(format!("{}ms", STUCK_MS + 500));
         Ok(vec![slow])
     })
     .expect("rig");
