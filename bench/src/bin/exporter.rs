@@ -516,9 +516,8 @@ fn wasmbgp_run(
             r.stats_received = metric(
                 &m,
                 "plugin_routes_received_total",
-                &[&format!("neighbor=\"{ORIG}\"")],
+                &[&format!("plugin=\"{PLUGIN}\""), &format!("neighbor=\"{ORIG}\"")],
             )
-            .or_else(|| metric(&m, "routes_received_total", &[&format!("neighbor=\"{ORIG}\"")]))
             .map(|x| x as u64);
             // Wall-time rate: from the first poll that saw route events delivered to the
             // first that saw (nearly) all of them.
