@@ -8,6 +8,9 @@
 //! - **wasmbgp + route-stats** (Rust exporter, `subscribe` left at its default: every
 //!   kind, received routes after import policy; `queue` at its default unless `--queue`;
 //!   `deadline = "100ms"`), so that every received route reaches the exporter;
+//! - **wasmbgp + route-stats, `received-routes = "pre-policy"`**: the same events are
+//!   built, queued and handed to the guest, which skips that direction: the cost of
+//!   delivery alone (`--no-pre` leaves it out);
 //! - **BIRD 2 receiver** (`import all`), the reference: what BIRD itself spends to take
 //!   the same table in.
 //!
