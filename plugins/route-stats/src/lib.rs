@@ -17,11 +17,13 @@
 //! counting its routes again. After `lagged` the plugin asks for a resync
 //! and rebuilds from the fresh snapshot the same way.
 //!
-//! The sets are B-trees of prefixes: no hashing of what peers choose, no
-//! randomness needed, and a route costs one ordered insert. The metrics are
-//! updated once per route update per neighbor, not per route.
+//! The sets are hash sets of prefixes with the standard library's keyed
+//! hasher (seeded from `wasi:random`, so a peer cannot choose colliding
+//! prefixes): a route costs one hash and one probe, where a search in a
+//! B-tree of 100,000 prefixes took most of the plugin's time. The metrics
+//! are updated once per route update per neighbor, not per route.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use wasmbgp_sdk::exporter::{Event, Exporter, RouteDirection, Routes, SessionState, StateChange};
@@ -38,7 +40,7 @@ pub const WITHDRAWN: &str = "routes_withdrawn_total";
 
 /// One neighbor: its active prefixes and its three series.
 struct Neighbor {
-    active: BTreeSet<Prefix>,
+    active: HashSet<Prefix>,
     active_series: Series,
     received_series: Series,
     withdrawn_series: Series,
@@ -91,7 +93,7 @@ impl RouteStats {
         let n = self.neighbors.entry(address.to_std()).or_insert_with(|| {
             let label = address.to_string();
             Neighbor {
-                active: BTreeSet::new(),
+                active: HashSet::new(),
                 active_series: active.series(&[&label]),
                 received_series: received.series(&[&label]),
                 withdrawn_series: withdrawn.series(&[&label]),

@@ -245,16 +245,32 @@ impl Driver {
             self.held.push_back(item);
             return;
         }
-        let mut batch = Vec::new();
-        let mut total = self.add_item(item, &mut batch);
-        // Merge what is already queued into one call.
-        while total < MAX_EVENTS_PER_CALL {
-            match queue.try_recv() {
-                Ok(next) => total += self.add_item(next, &mut batch),
-                Err(_) => break,
+        // Merge what is already queued, in calls of at most MAX_EVENTS_PER_CALL events
+        // (a batch larger than that is split between calls).
+        let mut call = Vec::new();
+        let mut total = 0;
+        let mut next = Some(item);
+        while let Some(item) = next.take() {
+            if item.seq > self.covered {
+                if item.lagged > 0 {
+                    call.push(wit::Event::Lagged(item.lagged));
+                }
+                for event in &item.events {
+                    events_out(std::slice::from_ref(event), &mut call);
+                    total += event.weight();
+                    if total >= MAX_EVENTS_PER_CALL {
+                        if !self.call(std::mem::take(&mut call), total).await {
+                            return;
+                        }
+                        total = 0;
+                    }
+                }
+            }
+            if total < MAX_EVENTS_PER_CALL {
+                next = queue.try_recv().ok();
             }
         }
-        self.call(batch, total).await;
+        self.call(call, total).await;
     }
 
     /// Adds an item's events (after its `lagged`, unless a snapshot covers it) to a
