@@ -444,14 +444,14 @@ impl ExporterRig {
             PluginSpeaker::base_config(block.addr(1), block.port(1), block.addr(2), block.port(0));
         let extra: String = plugins.iter().map(ExporterPlugin::render).collect();
         let metrics = SocketAddr::new(block.addr(1).into(), block.port(2));
-        let speaker = match ExporterSpeaker::start(&dir.subdir("wasmbgp")?, &config, metrics, &extra)
-        {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("[{test}] --- BIRD log ---\n{}", tail(&bird.log(), 40));
-                return Err(e);
-            }
-        };
+        let speaker =
+            match ExporterSpeaker::start(&dir.subdir("wasmbgp")?, &config, metrics, &extra) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("[{test}] --- BIRD log ---\n{}", tail(&bird.log(), 40));
+                    return Err(e);
+                }
+            };
         Ok(Self {
             test: test.to_owned(),
             block,
@@ -473,7 +473,9 @@ impl ExporterRig {
 
     /// Waits until both sides have the session Established.
     pub fn wait_established(&self, timeout: Duration) -> Result<()> {
-        wait_until("BIRD session Established", timeout, || self.bird.established())?;
+        wait_until("BIRD session Established", timeout, || {
+            self.bird.established()
+        })?;
         wait_until("wasmbgp session Established", timeout, || {
             Ok(self.speaker.session()?.0 == "established")
         })
@@ -487,7 +489,11 @@ impl ExporterRig {
     /// Prints both daemons' log tails (and wasmbgp's threads).
     pub fn dump(&self) {
         if let Some(pid) = self.speaker.pid() {
-            eprintln!("[{}] --- wasmbgp threads ---\n{}", self.test, threads_of(pid));
+            eprintln!(
+                "[{}] --- wasmbgp threads ---\n{}",
+                self.test,
+                threads_of(pid)
+            );
         }
         eprintln!(
             "[{}] --- BIRD log tail ---\n{}",
@@ -656,7 +662,10 @@ pub fn replay(records: &[Value], neighbor: &str) -> Result<(BTreeMap<String, Rou
         }
     }
     let start = start.with_context(|| {
-        format!("the snapshot ending at line {} has no session event", end + 1)
+        format!(
+            "the snapshot ending at line {} has no session event",
+            end + 1
+        )
     })?;
     let mut table = BTreeMap::new();
     for r in &records[start..] {
@@ -687,8 +696,16 @@ pub fn table_diff(
     if got == want {
         return None;
     }
-    let missing: Vec<&String> = want.keys().filter(|k| !got.contains_key(*k)).take(5).collect();
-    let extra: Vec<&String> = got.keys().filter(|k| !want.contains_key(*k)).take(5).collect();
+    let missing: Vec<&String> = want
+        .keys()
+        .filter(|k| !got.contains_key(*k))
+        .take(5)
+        .collect();
+    let extra: Vec<&String> = got
+        .keys()
+        .filter(|k| !want.contains_key(*k))
+        .take(5)
+        .collect();
     let differ: Vec<String> = want
         .iter()
         .filter_map(|(k, v)| match got.get(k) {
@@ -746,7 +763,8 @@ pub struct HttpRecorder {
 impl HttpRecorder {
     /// Listens on `addr`.
     pub fn start(addr: &str) -> Result<Self> {
-        let listener = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        let listener =
+            TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));

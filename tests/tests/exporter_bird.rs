@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 use wasmbgp_e2e::exporter_support::{
-    ExporterPlugin, ExporterRig, HttpRecorder, Pmbmpd, edit_config, kind, read_records,
-    replay, rib_view, slash24_groups, table_diff,
+    ExporterPlugin, ExporterRig, HttpRecorder, Pmbmpd, edit_config, kind, read_records, replay,
+    rib_view, slash24_groups, table_diff,
 };
 use wasmbgp_e2e::plugin_support::{PluginBlock, wait_fast};
 use wasmbgp_e2e::policy_support::StaticGroup;
@@ -36,24 +36,24 @@ fn groups_100k() -> Vec<StaticGroup> {
     slash24_groups(base(), &[("keep", ROUTES - DROPPED), ("drop", DROPPED)])
 }
 
-/// The session records (`old` != `new`) and notifications of the fixture's
-/// file, in order, as short strings for messages.
+/// The records of the fixture's file (sessions as `old->new`, notifications
+/// with code and subcode, other kinds by name), in order, for messages.
 fn session_story(records: &[Value]) -> Vec<String> {
     records
         .iter()
-        .filter_map(|r| match kind(r) {
-            "session" => Some(format!(
+        .map(|r| match kind(r) {
+            "session" => format!(
                 "{}->{}",
                 r["old"].as_str().unwrap_or("?"),
                 r["new"].as_str().unwrap_or("?")
-            )),
-            "notification" => Some(format!(
+            ),
+            "notification" => format!(
                 "notification {} {}/{}",
                 r["direction"].as_str().unwrap_or("?"),
                 r["code"],
                 r["subcode"]
-            )),
-            other => Some(other.to_owned()),
+            ),
+            other => other.to_owned(),
         })
         .collect()
 }
@@ -413,9 +413,8 @@ fn exporter_bmp_pmbmpd() {
     rig.run(|rig| {
         rig.wait_established(Duration::from_secs(30))?;
         let n = rig.neighbor();
-        let counts = || -> Result<(usize, usize, usize)> {
-            Ok(bmp_counts(&pmbmpd.messages()?, &n))
-        };
+        let counts =
+            || -> Result<(usize, usize, usize)> { Ok(bmp_counts(&pmbmpd.messages()?, &n)) };
         let took = wait_fast(
             "a Peer Up and 100,000 prefixes at pmbmpd",
             Duration::from_secs(1),
@@ -499,9 +498,12 @@ fn time_to_100k(rig: &ExporterRig) -> Result<Duration> {
 #[test]
 fn exporter_stuck_does_not_slow_ingestion() {
     let baseline = {
-        let rig = ExporterRig::start("exporter-stuck-baseline", PluginBlock(244), &groups_100k(), |_| {
-            Ok(Vec::new())
-        })
+        let rig = ExporterRig::start(
+            "exporter-stuck-baseline",
+            PluginBlock(244),
+            &groups_100k(),
+            |_| Ok(Vec::new()),
+        )
         .expect("baseline rig");
         let mut took = None;
         rig.run(|rig| {
@@ -562,7 +564,10 @@ fn exporter_stuck_does_not_slow_ingestion() {
 
         // Back to normal.
         let snapshots = |records: &[Value]| {
-            records.iter().filter(|r| kind(r) == "end-of-snapshot").count()
+            records
+                .iter()
+                .filter(|r| kind(r) == "end-of-snapshot")
+                .count()
         };
         let before = snapshots(&read_records(&path)?);
         edit_config(
@@ -585,7 +590,10 @@ fn exporter_stuck_does_not_slow_ingestion() {
                 let (view, _) = replay(&read_records(&path)?, &n)?;
                 match table_diff(&view, &rib) {
                     None => {
-                        rig.step(format!("{what}: the replayed file matches adj-rib-in ({} routes)", rib.len()));
+                        rig.step(format!(
+                            "{what}: the replayed file matches adj-rib-in ({} routes)",
+                            rib.len()
+                        ));
                         return Ok(());
                     }
                     Some(diff) => ensure!(
@@ -599,8 +607,14 @@ fn exporter_stuck_does_not_slow_ingestion() {
         compare("after the reload")?;
         let records = read_records(&path)?;
         let (_, end) = replay(&records, &n)?;
-        let lagged_after = records[end..].iter().filter(|r| kind(r) == "lagged").count();
-        ensure!(lagged_after == 0, "{lagged_after} lagged after the reload's snapshot");
+        let lagged_after = records[end..]
+            .iter()
+            .filter(|r| kind(r) == "lagged")
+            .count();
+        ensure!(
+            lagged_after == 0,
+            "{lagged_after} lagged after the reload's snapshot"
+        );
 
         rig.bird.set_group("drop", false)?;
         wait_fast(
@@ -663,7 +677,11 @@ fn exporter_exabgp_json() {
         let path = rig.out().join("exabgp.jsonl");
         let announced = |line: &Value| -> BTreeSet<String> {
             let mut nlri = Vec::new();
-            find_key(&line["neighbor"]["message"]["update"]["announce"], "nlri", &mut nlri);
+            find_key(
+                &line["neighbor"]["message"]["update"]["announce"],
+                "nlri",
+                &mut nlri,
+            );
             nlri.iter()
                 .filter_map(|v| v.as_str().map(str::to_owned))
                 .collect()
