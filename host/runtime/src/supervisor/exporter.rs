@@ -232,8 +232,8 @@ impl Driver {
 
     async fn on_item(&mut self, item: Item, queue: &mut mpsc::Receiver<Item>) {
         if self.instance.is_none() {
-            // Down in backoff: its successor starts from a snapshot that covers these.
-            self.core.shared.count_events(0, weight(&item.events));
+            // Not started yet, or down in backoff: the instance that starts next begins
+            // from a snapshot that covers these, so nothing is lost to its view.
             return;
         }
         if self.awaiting_snapshot {
