@@ -765,16 +765,20 @@ impl Speaker {
                         (true, true) => rows.extend(ribs.originated.routes().map(|(p, a, s)| {
                             RouteRow::new(address, p, a, names.get(s as usize).cloned())
                         })),
-                        (false, true) => rows.extend(
-                            ribs.adj_in
-                                .routes()
-                                .map(|(p, a)| RouteRow::new(address, p, a, None)),
-                        ),
-                        (false, false) => rows.extend(
-                            ribs.adj_in
-                                .accepted_routes()
-                                .map(|(p, a)| RouteRow::new(address, p, a, None)),
-                        ),
+                        // The Adj-RIB-In is a hash table: shown in prefix order.
+                        (false, pre) => {
+                            let mut routes: Vec<_> = if pre {
+                                ribs.adj_in.routes().collect()
+                            } else {
+                                ribs.adj_in.accepted_routes().collect()
+                            };
+                            routes.sort_unstable_by_key(|(p, _)| *p);
+                            rows.extend(
+                                routes
+                                    .into_iter()
+                                    .map(|(p, a)| RouteRow::new(address, p, a, None)),
+                            );
+                        }
                     }
                 }
                 if json {
