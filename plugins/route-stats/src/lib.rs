@@ -38,9 +38,43 @@ pub const RECEIVED: &str = "routes_received_total";
 /// See [`ACTIVE`].
 pub const WITHDRAWN: &str = "routes_withdrawn_total";
 
+/// A neighbor's active prefixes, IPv4 ones packed in a `u64` (address and length):
+/// 8 bytes a route rather than the 32 of a `Prefix`, so that a full table fits the
+/// default memory grant.
+#[derive(Default)]
+struct ActiveSet {
+    v4: HashSet<u64>,
+    v6: HashSet<(u128, u8)>,
+}
+
+impl ActiveSet {
+    fn insert(&mut self, prefix: Prefix) -> bool {
+        match prefix {
+            Prefix::V4 { addr, len } => self.v4.insert(u64::from(addr) << 8 | u64::from(len)),
+            Prefix::V6 { addr, len } => self.v6.insert((addr, len)),
+        }
+    }
+
+    fn remove(&mut self, prefix: &Prefix) -> bool {
+        match *prefix {
+            Prefix::V4 { addr, len } => self.v4.remove(&(u64::from(addr) << 8 | u64::from(len))),
+            Prefix::V6 { addr, len } => self.v6.remove(&(addr, len)),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    fn clear(&mut self) {
+        // Give the memory back: a neighbor that went down may not come back.
+        *self = ActiveSet::default();
+    }
+}
+
 /// One neighbor: its active prefixes and its three series.
 struct Neighbor {
-    active: HashSet<Prefix>,
+    active: ActiveSet,
     active_series: Series,
     received_series: Series,
     withdrawn_series: Series,
@@ -93,7 +127,7 @@ impl RouteStats {
         let n = self.neighbors.entry(address.to_std()).or_insert_with(|| {
             let label = address.to_string();
             Neighbor {
-                active: HashSet::new(),
+                active: ActiveSet::default(),
                 active_series: active.series(&[&label]),
                 received_series: received.series(&[&label]),
                 withdrawn_series: withdrawn.series(&[&label]),
