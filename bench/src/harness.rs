@@ -712,7 +712,12 @@ pub fn rustc_running() -> usize {
         return 0;
     };
     dir.flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
         .filter(|e| {
             std::fs::read_to_string(e.path().join("comm"))
                 .map(|c| matches!(c.trim(), "rustc" | "cargo" | "cargo-nextest"))

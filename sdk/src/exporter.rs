@@ -360,7 +360,9 @@ fn attribute_set(sets: &[Attributes], index: u32) -> &Attributes {
 #[cold]
 #[inline(never)]
 fn bad_index(index: u32, sets: usize) -> ! {
-    panic!("wasmbgp-sdk: malformed route update: attribute index {index} with {sets} attribute sets")
+    panic!(
+        "wasmbgp-sdk: malformed route update: attribute index {index} with {sets} attribute sets"
+    )
 }
 
 #[cold]
@@ -647,7 +649,10 @@ pub fn run_init<T: Exporter>(settings: Vec<(String, String)>) -> Result<(), Stri
 pub fn run_on_events<T: Exporter>(events: Vec<RawEvent>) {
     INSTANCE.with(|slot| {
         let mut slot = slot.borrow_mut();
-        match slot.as_mut().and_then(|b| b.downcast_mut::<Dispatcher<T>>()) {
+        match slot
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<Dispatcher<T>>())
+        {
             Some(dispatcher) => dispatcher.on_events(&events),
             None => panic!("wasmbgp-sdk: on-events called before a successful init"),
         }
@@ -705,8 +710,7 @@ mod tests {
         let withdrawn: Vec<String> = routes.withdrawn().map(|p| p.to_string()).collect();
         assert_eq!(withdrawn, ["192.0.2.0/24", "2001:db8:1::/48"]);
         // Shared sets are shared references.
-        let sets: Vec<*const Attributes> =
-            routes.announced().map(|(_, a)| a as *const _).collect();
+        let sets: Vec<*const Attributes> = routes.announced().map(|(_, a)| a as *const _).collect();
         assert_eq!(sets[0], sets[2]);
     }
 
@@ -731,7 +735,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(SessionState::OpenConfirm.to_string(), "open-confirm");
-        assert_eq!(RouteDirection::ReceivedPrePolicy.name(), "received-pre-policy");
+        assert_eq!(
+            RouteDirection::ReceivedPrePolicy.name(),
+            "received-pre-policy"
+        );
         assert_eq!(MessageDirection::Received.name(), "received");
         assert_eq!(PluginChangeKind::Denied.name(), "denied");
         assert_eq!(Health::Disabled.name(), "disabled");
@@ -759,7 +766,9 @@ mod tests {
             }
             fn on_event(&mut self, event: Event<'_>) {
                 let line = match event {
-                    Event::Routes(r) => format!("routes {}+{}", r.announced_count(), r.withdrawn_count()),
+                    Event::Routes(r) => {
+                        format!("routes {}+{}", r.announced_count(), r.withdrawn_count())
+                    }
                     Event::Lagged(n) => format!("lagged {n}"),
                     Event::EndOfSnapshot => "eos".to_string(),
                     other => format!("{:?}", other.session().map(|s| s.peer_as)),
@@ -771,7 +780,8 @@ mod tests {
             }
         }
         let mut u = RouteUpdate::new(session(), RouteDirection::Received);
-        u.announce(p("10.0.0.0/24"), &Attributes::new()).withdraw(p("10.0.1.0/24"));
+        u.announce(p("10.0.0.0/24"), &Attributes::new())
+            .withdraw(p("10.0.1.0/24"));
         let events = vec![
             RawEvent::EndOfRib(EndOfRib {
                 session: session(),
@@ -785,7 +795,14 @@ mod tests {
         d.on_events(&events);
         assert_eq!(
             d.exporter().0,
-            ["begin 4", "Some(65001)", "routes 1+1", "lagged 3", "eos", "end"]
+            [
+                "begin 4",
+                "Some(65001)",
+                "routes 1+1",
+                "lagged 3",
+                "eos",
+                "end"
+            ]
         );
     }
 
@@ -797,7 +814,13 @@ mod tests {
         let sets: Vec<Attributes> = (0..4).map(|m| Attributes::new().with_med(m)).collect();
         let mut u = RouteUpdate::new(session(), RouteDirection::Received);
         for i in 0..1_000_000u32 {
-            u.announce(Prefix::V4 { addr: i << 8, len: 24 }, &sets[(i % 4) as usize]);
+            u.announce(
+                Prefix::V4 {
+                    addr: i << 8,
+                    len: 24,
+                },
+                &sets[(i % 4) as usize],
+            );
         }
         let mut best = std::time::Duration::MAX;
         for _ in 0..10 {

@@ -71,12 +71,12 @@ pub fn check_shape(
 ) -> Result<(), MetricError> {
     let invalid = |why: String| Err(MetricError::Invalid(why));
     if !is_name(name) {
-        return invalid(format!(
-            "metric name {name:?}: expected [a-z_][a-z0-9_]*"
-        ));
+        return invalid(format!("metric name {name:?}: expected [a-z_][a-z0-9_]*"));
     }
     if kind == MetricKind::Counter && !name.ends_with("_total") {
-        return invalid(format!("counter {name:?}: a counter's name must end in _total"));
+        return invalid(format!(
+            "counter {name:?}: a counter's name must end in _total"
+        ));
     }
     for (i, label) in label_names.iter().enumerate() {
         if !is_name(label) {
@@ -97,15 +97,16 @@ pub fn check_shape(
         if buckets.is_empty() {
             return invalid(format!("histogram {name:?}: no buckets"));
         }
-        if buckets.iter().any(|b| b.is_nan())
-            || buckets.windows(2).any(|w| w[0] >= w[1])
-        {
+        if buckets.iter().any(|b| b.is_nan()) || buckets.windows(2).any(|w| w[0] >= w[1]) {
             return invalid(format!(
                 "histogram {name:?}: buckets must be ascending numbers"
             ));
         }
     } else if !buckets.is_empty() {
-        return invalid(format!("{} {name:?}: buckets are for histograms", kind.name()));
+        return invalid(format!(
+            "{} {name:?}: buckets are for histograms",
+            kind.name()
+        ));
     }
     Ok(())
 }

@@ -50,13 +50,19 @@ pub fn reset() {
 /// The value of a counter or gauge series, or the sum of a histogram
 /// series' observations; `None` when the series does not exist.
 pub fn metric(name: &str, label_values: &[&str]) -> Option<f64> {
-    let key = (name.to_string(), label_values.iter().map(|v| v.to_string()).collect());
+    let key = (
+        name.to_string(),
+        label_values.iter().map(|v| v.to_string()).collect(),
+    );
     HOST.with(|h| h.borrow().series.get(&key).map(|s| s.0))
 }
 
 /// The number of observations of a histogram series (0 if none).
 pub fn observations(name: &str, label_values: &[&str]) -> u64 {
-    let key = (name.to_string(), label_values.iter().map(|v| v.to_string()).collect());
+    let key = (
+        name.to_string(),
+        label_values.iter().map(|v| v.to_string()).collect(),
+    );
     HOST.with(|h| h.borrow().series.get(&key).map_or(0, |s| s.1))
 }
 
@@ -110,7 +116,10 @@ pub(crate) fn monotonic_us() -> u64 {
 pub(crate) fn append(path: &str, data: &[u8]) -> Result<(), String> {
     HOST.with(|h| {
         let mut h = h.borrow_mut();
-        h.files.entry(path.to_string()).or_default().extend_from_slice(data);
+        h.files
+            .entry(path.to_string())
+            .or_default()
+            .extend_from_slice(data);
         *h.appends.entry(path.to_string()).or_default() += 1;
     });
     Ok(())

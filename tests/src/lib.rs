@@ -13,8 +13,10 @@
 //! - [`peers`]: the [`peers::Peer`] trait and one driver per daemon.
 //! - [`wasmbgp`]: config writer and driver for our own daemon.
 //! - [`scenario`]: the interop checks shared by every `interop_*` test.
-//! - [`plugin_support`], [`policy_support`]: the plugin and policy tests' rigs.
+//! - [`plugin_support`], [`policy_support`], [`exporter_support`]: the plugin, policy
+//!   and exporter tests' rigs; [`check`]: `wasmbgp check` for the config tests.
 
+pub mod check;
 pub mod exporter_support;
 pub mod peers;
 pub mod plugin_support;

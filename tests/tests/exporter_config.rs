@@ -2,37 +2,9 @@
 //! FILE:LINE:COL; a secret setting never reaches the output, even when the plugin
 //! echoes it in its refusal.
 
-use std::path::Path;
-use std::process::Command;
-
+use wasmbgp_e2e::check::{check, position};
 use wasmbgp_e2e::plugin_support::component;
-use wasmbgp_e2e::wasmbgp::binary;
 use wasmbgp_e2e::workdir::WorkDir;
-
-/// Runs `wasmbgp check` on `config`; returns its exit code and output with the
-/// config's path replaced by `CONFIG`.
-fn check(dir: &Path, config: &str) -> (Option<i32>, String) {
-    let path = dir.join("wasmbgp.toml");
-    std::fs::write(&path, config).expect("write config");
-    let out = Command::new(binary().expect("wasmbgp binary"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .expect("run wasmbgp check");
-    let text = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "CONFIG")
-        + &String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "CONFIG");
-    (out.status.code(), text)
-}
-
-/// `CONFIG:LINE:COL` of the first occurrence of `needle` in `config`.
-fn position(config: &str, needle: &str) -> String {
-    for (i, line) in config.lines().enumerate() {
-        if let Some(at) = line.find(needle) {
-            return format!("CONFIG:{}:{}", i + 1, line[..at].chars().count() + 1);
-        }
-    }
-    panic!("{needle:?} not in the config");
-}
 
 const HEADER: &str = "router-id = \"127.0.0.1\"\nlocal-as = 65001\n\n[[neighbor]]\naddress = \"127.0.0.2\"\npeer-as = 65000\n";
 
@@ -130,7 +102,10 @@ mode = "hunter2-very-secret"
     );
     let (code, text) = check(dir.path(), &config);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("<secret>"), "the refusal is reported:\n{text}");
+    assert!(
+        text.contains("<secret>"),
+        "the refusal is reported:\n{text}"
+    );
     assert!(!text.contains("hunter2"), "the secret leaked:\n{text}");
 
     let config = format!(
@@ -149,7 +124,8 @@ mode = "accept"
     assert_eq!(code, Some(1), "{text}");
     let at = position(&config, "\"token\"");
     assert!(
-        text.lines().any(|l| l.starts_with(&at) && l.contains("not in plugin")),
+        text.lines()
+            .any(|l| l.starts_with(&at) && l.contains("not in plugin")),
         "expected {at}: a secret that is not a setting, in:\n{text}"
     );
 }

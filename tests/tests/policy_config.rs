@@ -2,38 +2,9 @@
 //! plugin, a health check, each reported as FILE:LINE:COL at the name; and
 //! a policy's `on-failure` must be one a policy knows.
 
-use std::path::Path;
-use std::process::Command;
-
+use wasmbgp_e2e::check::{check, position};
 use wasmbgp_e2e::plugin_support::component;
-use wasmbgp_e2e::wasmbgp::binary;
 use wasmbgp_e2e::workdir::WorkDir;
-
-/// Runs `wasmbgp check` on `config`; returns its exit code and stdout with
-/// the config's path replaced by `CONFIG`.
-fn check(dir: &Path, config: &str) -> (Option<i32>, String) {
-    let path = dir.join("wasmbgp.toml");
-    std::fs::write(&path, config).expect("write config");
-    let out = Command::new(binary().expect("wasmbgp binary"))
-        .arg("check")
-        .arg(&path)
-        .output()
-        .expect("run wasmbgp check");
-    let text = String::from_utf8_lossy(&out.stdout).replace(&path.display().to_string(), "CONFIG")
-        + &String::from_utf8_lossy(&out.stderr).replace(&path.display().to_string(), "CONFIG");
-    (out.status.code(), text)
-}
-
-/// `CONFIG:LINE:COL` of the first occurrence of `needle` in `config`
-/// (1-based, columns in characters).
-fn position(config: &str, needle: &str) -> String {
-    for (i, line) in config.lines().enumerate() {
-        if let Some(at) = line.find(needle) {
-            return format!("CONFIG:{}:{}", i + 1, line[..at].chars().count() + 1);
-        }
-    }
-    panic!("{needle:?} not in the config");
-}
 
 fn header() -> String {
     "router-id = \"127.0.0.1\"\nlocal-as = 65001\n".to_owned()

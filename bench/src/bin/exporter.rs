@@ -149,7 +149,10 @@ fn parse_opts() -> Result<Opts> {
     }
     let f = o.plugins_dir.join("route-stats.wasm");
     if !f.is_file() {
-        bail!("{} not found: run scripts/build-plugins.sh first", f.display());
+        bail!(
+            "{} not found: run scripts/build-plugins.sh first",
+            f.display()
+        );
     }
     Ok(o)
 }
@@ -192,7 +195,11 @@ fn wasmbgp_conf(o: &Opts, d: &Path, port: u16, orig_port: u16, kind: Kind) -> St
         s += &format!(
             "[[plugin]]\nname = \"{PLUGIN}\"\nworld = \"exporter\"\ncomponent = \"{}\"\nreceived-routes = \"{}\"\n",
             o.plugins_dir.join("route-stats.wasm").display(),
-            if kind == Kind::Stats { "post-policy" } else { "pre-policy" }
+            if kind == Kind::Stats {
+                "post-policy"
+            } else {
+                "pre-policy"
+            }
         );
         if let Some(q) = o.queue {
             s += &format!("queue = {q}\n");
@@ -332,7 +339,9 @@ fn prefixes_received(ctl: &mut Ctl) -> Result<u64> {
     v.as_array()
         .and_then(|l| l.first())
         .and_then(|n| n["prefixes-received"].as_u64())
-        .ok_or(format!("no prefixes-received in `show neighbors --json`: {v}"))
+        .ok_or(format!(
+            "no prefixes-received in `show neighbors --json`: {v}"
+        ))
 }
 
 /// A sample's value in a Prometheus exposition: the first line of metric `name` (with
@@ -370,7 +379,9 @@ fn perf_start(pid: u32, out: &Path) -> Result<Proc> {
             .arg(pid.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(out.with_extension("stderr")).map_err(|e| e.to_string())?),
+            .stderr(
+                std::fs::File::create(out.with_extension("stderr")).map_err(|e| e.to_string())?,
+            ),
     )?;
     // perf needs a moment to attach to every thread.
     std::thread::sleep(Duration::from_millis(500));
@@ -390,7 +401,14 @@ fn perf_stop(mut p: Proc, data: &Path, report: &Path) -> Result<()> {
     }
     p.stop();
     let out = Command::new("perf")
-        .args(["report", "--no-children", "--stdio", "--percent-limit", "0.5", "-i"])
+        .args([
+            "report",
+            "--no-children",
+            "--stdio",
+            "--percent-limit",
+            "0.5",
+            "-i",
+        ])
         .arg(data)
         .stderr(Stdio::null())
         .output()
@@ -398,7 +416,16 @@ fn perf_stop(mut p: Proc, data: &Path, report: &Path) -> Result<()> {
     std::fs::write(report, &out.stdout).map_err(|e| format!("{}: {e}", report.display()))?;
     // The flat profile too (self time by symbol), easier to read than the call graphs.
     let flat = Command::new("perf")
-        .args(["report", "--no-children", "--stdio", "-g", "none", "--percent-limit", "0.3", "-i"])
+        .args([
+            "report",
+            "--no-children",
+            "--stdio",
+            "-g",
+            "none",
+            "--percent-limit",
+            "0.3",
+            "-i",
+        ])
         .arg(data)
         .stderr(Stdio::null())
         .output()
@@ -424,11 +451,8 @@ fn wasmbgp_run(
     let d = dir.join(format!("{}-{idx}", kind.key()));
     std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
     let conf = d.join("wasmbgp.toml");
-    std::fs::write(
-        &conf,
-        wasmbgp_conf(o, &d, free_port(W)?, orig_port, kind),
-    )
-    .map_err(|e| e.to_string())?;
+    std::fs::write(&conf, wasmbgp_conf(o, &d, free_port(W)?, orig_port, kind))
+        .map_err(|e| e.to_string())?;
     let mut w = JsonDaemon::start(&o.wasmbgp, &conf, cache, &d.join("wasmbgp.log"))?;
     let pid = w.proc.pid();
     let mut ctl = Ctl::connect(&d.join("wasmbgp.sock"), Duration::from_secs(30), o.timeout)?;
@@ -519,7 +543,10 @@ fn wasmbgp_run(
             r.stats_received = metric(
                 &m,
                 "plugin_routes_received_total",
-                &[&format!("plugin=\"{PLUGIN}\""), &format!("neighbor=\"{ORIG}\"")],
+                &[
+                    &format!("plugin=\"{PLUGIN}\""),
+                    &format!("neighbor=\"{ORIG}\""),
+                ],
             )
             .map(|x| x as u64);
             // Wall-time rate: from the first poll that saw route events delivered to the
@@ -626,14 +653,23 @@ fn med(runs: &[Run], f: impl Fn(&Run) -> f64) -> f64 {
 /// "median (min–max)".
 fn spread(runs: &[Run], f: impl Fn(&Run) -> f64, fmt: impl Fn(f64) -> String) -> String {
     let v: Vec<f64> = runs.iter().map(f).collect();
-    format!("{} ({}–{})", fmt(median(&v)), fmt(pct(&v, 0.0)), fmt(pct(&v, 1.0)))
+    format!(
+        "{} ({}–{})",
+        fmt(median(&v)),
+        fmt(pct(&v, 0.0)),
+        fmt(pct(&v, 1.0))
+    )
 }
 
 fn sh(c: &mut Command) -> String {
     c.output()
         .ok()
         .map(|x| {
-            let t = if x.stdout.is_empty() { x.stderr } else { x.stdout };
+            let t = if x.stdout.is_empty() {
+                x.stderr
+            } else {
+                x.stdout
+            };
             String::from_utf8_lossy(&t).trim().to_string()
         })
         .unwrap_or_default()
@@ -646,7 +682,15 @@ fn header(o: &Opts, busy: bool, others_max: f64) -> String {
             .args(args))
     };
     let rev = git(&["rev-parse", "--short", "HEAD"]);
-    let dirty = !git(&["status", "--porcelain", "--untracked-files=no", "--", "host", "Cargo.lock"]).is_empty();
+    let dirty = !git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "host",
+        "Cargo.lock",
+    ])
+    .is_empty();
     let when = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
     let built = sh(Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"])
@@ -671,13 +715,26 @@ fn header(o: &Opts, busy: bool, others_max: f64) -> String {
         o.routes,
         table_prefix(0),
         table_prefix(o.routes - 1),
-        if dirty { ", host/ with uncommitted changes" } else { "" },
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        if dirty {
+            ", host/ with uncommitted changes"
+        } else {
+            ""
+        },
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
         BUSY_SHARE * 100.0,
         if busy {
-            format!("**yes (timings not trustworthy; others used up to {:.0} % of a CPU in a run)**", others_max * 100.0)
+            format!(
+                "**yes (timings not trustworthy; others used up to {:.0} % of a CPU in a run)**",
+                others_max * 100.0
+            )
         } else {
-            format!("none (others used at most {:.0} % of a CPU in any run)", others_max * 100.0)
+            format!(
+                "none (others used at most {:.0} % of a CPU in any run)",
+                others_max * 100.0
+            )
         }
     )
 }
@@ -719,7 +776,11 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
             (Kind::None | Kind::Stats | Kind::StatsPre, Some(b)) if b > 0.0 => format!(
                 "{:.2}× ({})",
                 cpu / b,
-                if cpu <= b { "**≤ BIRD: yes**" } else { "**≤ BIRD: no**" }
+                if cpu <= b {
+                    "**≤ BIRD: yes**"
+                } else {
+                    "**≤ BIRD: no**"
+                }
             ),
             _ => "—".into(),
         };
@@ -738,15 +799,27 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
         );
     }
 
-    for (kind, runs) in res.iter().filter(|(k, r)| matches!(k, Kind::Stats | Kind::StatsPre) && !r.is_empty()) {
+    for (kind, runs) in res
+        .iter()
+        .filter(|(k, r)| matches!(k, Kind::Stats | Kind::StatsPre) && !r.is_empty())
+    {
         let e = |f: fn(&ExpStats) -> u64| {
             move |r: &Run| r.exp.as_ref().map_or(f64::NAN, |e| f(e) as f64)
         };
         let dropped_max = runs.iter().map(|r| r.dropped).max().unwrap_or(0);
         let dropped_startup = runs.iter().map(|r| r.dropped_before).max().unwrap_or(0);
-        let restarts_max = runs.iter().filter_map(|r| r.exp.as_ref()).map(|e| e.restarts).max().unwrap_or(0);
+        let restarts_max = runs
+            .iter()
+            .filter_map(|r| r.exp.as_ref())
+            .map(|e| e.restarts)
+            .max()
+            .unwrap_or(0);
         // route-stats counts routes of direction `received` only.
-        let expect = if *kind == Kind::Stats { o.routes as u64 } else { 0 };
+        let expect = if *kind == Kind::Stats {
+            o.routes as u64
+        } else {
+            0
+        };
         let counted_ok = runs.iter().all(|r| r.stats_received.unwrap_or(0) == expect);
         let busy_rate = med(runs, |r| r.route_events as f64 / r.call_sum);
         let wall_rate = med(runs, |r| r.rate_wall);
@@ -776,15 +849,31 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
             if counted_ok { "yes" } else { "**no**" },
             spread(runs, |r| r.rate_wall, |x| format!("{:.2} M/s", x / 1e6)),
             RATE_TARGET,
-            if wall_rate >= RATE_TARGET { "yes" } else { "no" },
+            if wall_rate >= RATE_TARGET {
+                "yes"
+            } else {
+                "no"
+            },
             spread(runs, |r| r.span, secs),
-            spread(runs, |r| r.route_events as f64 / r.call_sum, |x| format!("{:.2} M/s", x / 1e6)),
+            spread(
+                runs,
+                |r| r.route_events as f64 / r.call_sum,
+                |x| format!("{:.2} M/s", x / 1e6)
+            ),
             RATE_TARGET,
-            if busy_rate >= RATE_TARGET { "yes" } else { "no" },
+            if busy_rate >= RATE_TARGET {
+                "yes"
+            } else {
+                "no"
+            },
             spread(runs, |r| r.calls as f64, |x| format!("{x:.0}")),
             spread(runs, e(|e| e.p50_us), |x| format!("{x:.0}")),
             spread(runs, e(|e| e.p99_us), |x| format!("{x:.0}")),
-            spread(runs, |r| r.call_sum * 1e9 / r.route_events.max(1) as f64, ns),
+            spread(
+                runs,
+                |r| r.call_sum * 1e9 / r.route_events.max(1) as f64,
+                ns
+            ),
         );
     }
 
@@ -831,15 +920,41 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
                 i + 1,
                 r.cpu,
                 r.est_to_all,
-                if r.exp.is_some() { format!("{:.3} s", r.est_to_done) } else { "—".into() },
-                if e.is_some() { r.route_events.to_string() } else { "—".into() },
-                if e.is_some() { format!("{} (+{} at startup)", r.dropped, r.dropped_before) } else { "—".into() },
-                if e.is_some() { r.calls.to_string() } else { "—".into() },
-                e.as_ref().map_or("—".into(), |e| format!("{} / {}", e.p50_us, e.p99_us)),
-                if e.is_some() { format!("{:.3} s", r.call_sum) } else { "—".into() },
-                if e.is_some() { format!("{:.2} M/s", r.rate_wall / 1e6) } else { "—".into() },
+                if r.exp.is_some() {
+                    format!("{:.3} s", r.est_to_done)
+                } else {
+                    "—".into()
+                },
+                if e.is_some() {
+                    r.route_events.to_string()
+                } else {
+                    "—".into()
+                },
+                if e.is_some() {
+                    format!("{} (+{} at startup)", r.dropped, r.dropped_before)
+                } else {
+                    "—".into()
+                },
+                if e.is_some() {
+                    r.calls.to_string()
+                } else {
+                    "—".into()
+                },
+                e.as_ref()
+                    .map_or("—".into(), |e| format!("{} / {}", e.p50_us, e.p99_us)),
+                if e.is_some() {
+                    format!("{:.3} s", r.call_sum)
+                } else {
+                    "—".into()
+                },
+                if e.is_some() {
+                    format!("{:.2} M/s", r.rate_wall / 1e6)
+                } else {
+                    "—".into()
+                },
                 r.stats_received.map_or("—".into(), |x| x.to_string()),
-                e.as_ref().map_or("—".into(), |e| format!("{} / {}", e.restarts, e.state)),
+                e.as_ref()
+                    .map_or("—".into(), |e| format!("{} / {}", e.restarts, e.state)),
                 mib(r.hwm),
                 r.polls,
                 r.poll_cpu_us,
@@ -863,7 +978,8 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
     let cd = dir.join("check");
     std::fs::create_dir_all(&cd).map_err(|e| e.to_string())?;
     let conf = cd.join("wasmbgp.toml");
-    std::fs::write(&conf, wasmbgp_conf(o, &cd, 179, 179, Kind::Stats)).map_err(|e| e.to_string())?;
+    std::fs::write(&conf, wasmbgp_conf(o, &cd, 179, 179, Kind::Stats))
+        .map_err(|e| e.to_string())?;
     eprintln!("bench: compiling route-stats into the cache");
     wasmbgp_check(&o.wasmbgp, &conf, &cache)?;
 
@@ -882,7 +998,12 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
         &originator_conf(&statics, op),
         Duration::from_secs(180),
     )?;
-    orig.wait_imported("orig", n, Duration::from_millis(50), Duration::from_secs(180))?;
+    orig.wait_imported(
+        "orig",
+        n,
+        Duration::from_millis(50),
+        Duration::from_secs(180),
+    )?;
 
     let mut kinds = vec![Kind::None, Kind::Stats];
     if o.pre {
@@ -917,7 +1038,16 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
     if let Some(report_path) = &o.perf {
         let data = dir.join("perf.data");
         eprintln!("bench: {} run under perf record", o.perf_kind.key());
-        let r = wasmbgp_run(o, dir, o.perf_kind, o.runs, &mut orig, op, &cache, Some(&data))?;
+        let r = wasmbgp_run(
+            o,
+            dir,
+            o.perf_kind,
+            o.runs,
+            &mut orig,
+            op,
+            &cache,
+            Some(&data),
+        )?;
         let txt = data.with_extension("txt");
         std::fs::copy(&txt, report_path).map_err(|e| format!("{}: {e}", report_path.display()))?;
         let flat = report_path.with_extension("flat.txt");

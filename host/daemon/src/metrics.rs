@@ -219,8 +219,7 @@ impl Collector for PluginCollector {
         )?;
         for s in &statuses {
             let labels = [("plugin", s.name.as_str()), ("world", s.world.name())];
-            ConstCounter::new(s.metric_series_refused)
-                .encode(refused.encode_family(&labels)?)?;
+            ConstCounter::new(s.metric_series_refused).encode(refused.encode_family(&labels)?)?;
         }
         let mut up = encoder.encode_descriptor(
             "plugin_up",
@@ -263,10 +262,17 @@ impl PluginCollector {
     /// The metrics plugins registered, as `wasmbgp_plugin_<name>{plugin="...", ...}`.
     /// Plugins that register the same name share the family (with the same kind and
     /// labels; a clash keeps the first plugin's).
-    fn encode_plugin_metrics(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode_plugin_metrics(
+        &self,
+        encoder: &mut DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
         use std::collections::BTreeMap;
         use wasmbgp_runtime::{MetricValue, PluginMetric, PluginMetricKind};
-        let sources = self.sources.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let sources = self
+            .sources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut families: BTreeMap<String, Vec<(String, PluginMetric)>> = BTreeMap::new();
         for source in &sources {
             let plugin = source.status().name;
@@ -279,7 +285,10 @@ impl PluginCollector {
         }
         for (name, members) in families {
             let first = &members[0].1;
-            let (kind, shape) = (first.kind, (first.label_names.clone(), first.buckets.clone()));
+            let (kind, shape) = (
+                first.kind,
+                (first.label_names.clone(), first.buckets.clone()),
+            );
             let metric_type = match kind {
                 PluginMetricKind::Counter => prometheus_client::metrics::MetricType::Counter,
                 PluginMetricKind::Gauge => prometheus_client::metrics::MetricType::Gauge,
@@ -289,13 +298,22 @@ impl PluginCollector {
             let base = format!("plugin_{}", name.strip_suffix("_total").unwrap_or(&name));
             let mut family = encoder.encode_descriptor(&base, &first.help, None, metric_type)?;
             for (plugin, metric) in &members {
-                if metric.kind != kind || (metric.label_names.clone(), metric.buckets.clone()) != shape {
+                if metric.kind != kind
+                    || (metric.label_names.clone(), metric.buckets.clone()) != shape
+                {
                     continue;
                 }
                 for (values, value) in &metric.series {
-                    let labels: Vec<(String, String)> = std::iter::once(("plugin".to_string(), plugin.clone()))
-                        .chain(metric.label_names.iter().cloned().zip(values.iter().cloned()))
-                        .collect();
+                    let labels: Vec<(String, String)> =
+                        std::iter::once(("plugin".to_string(), plugin.clone()))
+                            .chain(
+                                metric
+                                    .label_names
+                                    .iter()
+                                    .cloned()
+                                    .zip(values.iter().cloned()),
+                            )
+                            .collect();
                     let at = family.encode_family(&labels)?;
                     match value {
                         MetricValue::Number(n) if kind == PluginMetricKind::Counter => {
@@ -334,7 +352,10 @@ struct ConstHistogram {
 
 #[cfg(feature = "engine")]
 impl EncodeMetric for ConstHistogram {
-    fn encode(&self, mut encoder: prometheus_client::encoding::MetricEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
         encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
             self.sum,
             self.count,

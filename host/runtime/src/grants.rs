@@ -77,7 +77,11 @@ impl UrlGrant {
             https,
             host,
             port,
-            path: if path.is_empty() { "/".into() } else { path.into() },
+            path: if path.is_empty() {
+                "/".into()
+            } else {
+                path.into()
+            },
         })
     }
 
@@ -336,7 +340,13 @@ mod tests {
         let g = UrlGrant::parse("http://[::1]:8080/x/").unwrap();
         assert!(g.allows(false, "[::1]:8080", "/x/y"));
         assert!(!g.allows(false, "[::1]:8080", "/x"));
-        for bad in ["ftp://x/", "http://", "http://u@h/", "http://h:99999/", "http://h/?q"] {
+        for bad in [
+            "ftp://x/",
+            "http://",
+            "http://u@h/",
+            "http://h:99999/",
+            "http://h/?q",
+        ] {
             assert!(UrlGrant::parse(bad).is_err(), "{bad}");
         }
     }

@@ -49,14 +49,14 @@ pub use events::PluginEvent;
 pub use healthcheck::Health;
 #[cfg(feature = "engine")]
 pub use host::KvStore;
+#[cfg(feature = "engine")]
+pub use host::{MetricValue, PluginMetric, PluginMetricKind, RESERVED_METRICS};
 pub use restart::RestartPolicy;
 pub use spec::{GrantedFile, Grants, OnFailure, PluginSpec, World, parse_size};
 #[cfg(feature = "engine")]
 pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]
-pub use host::{MetricValue, PluginMetric, PluginMetricKind, RESERVED_METRICS};
-#[cfg(feature = "engine")]
 pub use supervisor::{
-    CALL_BUCKETS, ExporterClient, FaultKind, PluginHandle, PluginState, PluginStatus, PolicyClient, PolicySession, PolicyUnavailable,
-    Reload, StatusSource, Verdict, Verdicts,
+    CALL_BUCKETS, ExporterClient, FaultKind, PluginHandle, PluginState, PluginStatus, PolicyClient,
+    PolicySession, PolicyUnavailable, Reload, StatusSource, Verdict, Verdicts,
 };

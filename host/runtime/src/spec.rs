@@ -64,9 +64,9 @@ impl std::str::FromStr for World {
             "healthcheck" => Ok(World::Healthcheck),
             "policy" => Ok(World::Policy),
             "exporter" => Ok(World::Exporter),
-            other => anyhow::bail!(
-                "unknown world {other:?} (known: healthcheck, policy, exporter)"
-            ),
+            other => {
+                anyhow::bail!("unknown world {other:?} (known: healthcheck, policy, exporter)")
+            }
         }
     }
 }
@@ -317,7 +317,10 @@ impl PluginSpec {
             .iter()
             .find(|k| !self.settings.iter().any(|(key, _)| key == *k))
         {
-            anyhow::bail!("plugin {}: secret setting {k:?} is not among its settings", self.name);
+            anyhow::bail!(
+                "plugin {}: secret setting {k:?} is not among its settings",
+                self.name
+            );
         }
         if self.queue == 0 || self.queue > 1 << 20 {
             anyhow::bail!("plugin {}: queue must be 1 to 1048576 batches", self.name);

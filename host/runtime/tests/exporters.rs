@@ -111,13 +111,20 @@ async fn snapshot_then_deltas_with_no_gap_and_no_duplicate() {
     // After it: delivered as changes.
     assert!(client.deliver(vec![routes(session(1), 100, 2)]));
     eventually(T, "the snapshot and the delta", || {
-        lines(&file).iter().filter(|l| l["type"] == "announce").count() == 7
+        lines(&file)
+            .iter()
+            .filter(|l| l["type"] == "announce")
+            .count()
+            == 7
     })
     .await;
     let got = lines(&file);
     let kinds: Vec<&str> = got.iter().map(|l| l["type"].as_str().unwrap()).collect();
     assert_eq!(kinds[0], "session");
-    let end = kinds.iter().position(|k| *k == "end-of-snapshot").expect("end-of-snapshot");
+    let end = kinds
+        .iter()
+        .position(|k| *k == "end-of-snapshot")
+        .expect("end-of-snapshot");
     assert_eq!(end, 6, "{kinds:?}");
     assert_eq!(got[7]["prefix"], "20.0.100.0/24");
     assert_eq!(running.handle.status().events_delivered, 1 + 5 + 2);
@@ -143,7 +150,10 @@ async fn a_stuck_exporter_loses_batches_counts_them_and_is_told_lagged() {
             dropped += 1;
         }
     }
-    assert!(started.elapsed() < Duration::from_millis(200), "delivery waited");
+    assert!(
+        started.elapsed() < Duration::from_millis(200),
+        "delivery waited"
+    );
     assert!(dropped > 0, "nothing was dropped");
     // One more after a pause carries the count.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -217,8 +227,15 @@ async fn tcp_outside_tcp_out_is_denied_and_counted() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(running.handle.status().denied > 0, "{:?}", running.handle.status());
-    assert!(listener.accept().is_err(), "a denied connection reached the collector");
+    assert!(
+        running.handle.status().denied > 0,
+        "{:?}",
+        running.handle.status()
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a denied connection reached the collector"
+    );
     running.handle.stop().await;
 }
 
@@ -249,7 +266,14 @@ async fn http_outside_http_out_is_denied_and_counted() {
         client.deliver(vec![routes(session(1), i, 1)]);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(running.handle.status().denied > 0, "{:?}", running.handle.status());
-    assert!(listener.accept().is_err(), "a denied request reached the server");
+    assert!(
+        running.handle.status().denied > 0,
+        "{:?}",
+        running.handle.status()
+    );
+    assert!(
+        listener.accept().is_err(),
+        "a denied request reached the server"
+    );
     running.handle.stop().await;
 }

@@ -195,7 +195,11 @@ pub fn path_attributes(attributes: &Attributes, ipv4_next_hop: bool) -> Vec<u8> 
         add(OPTIONAL | TRANSITIVE, ATTR_AGGREGATOR, &value);
     }
     if !attributes.communities.is_empty() {
-        let value: Vec<u8> = attributes.communities.iter().flat_map(|c| c.to_be_bytes()).collect();
+        let value: Vec<u8> = attributes
+            .communities
+            .iter()
+            .flat_map(|c| c.to_be_bytes())
+            .collect();
         add(OPTIONAL | TRANSITIVE, ATTR_COMMUNITIES, &value);
     }
     if !attributes.extended_communities.is_empty() {
@@ -225,11 +229,12 @@ pub fn path_attributes(attributes: &Attributes, ipv4_next_hop: bool) -> Vec<u8> 
         // (they belong to the NLRI), are not repeated.
         if matches!(
             unknown.code,
-            ATTR_ORIGIN..=ATTR_COMMUNITIES
-                | ATTR_MP_REACH
-                | ATTR_MP_UNREACH
-                | ATTR_EXTENDED_COMMUNITIES
-                | ATTR_LARGE_COMMUNITIES
+            ATTR_ORIGIN
+                ..=ATTR_COMMUNITIES
+                    | ATTR_MP_REACH
+                    | ATTR_MP_UNREACH
+                    | ATTR_EXTENDED_COMMUNITIES
+                    | ATTR_LARGE_COMMUNITIES
         ) {
             continue;
         }
@@ -259,7 +264,10 @@ pub type V6Prefix = (u128, u8);
 pub fn announce_v4(attributes: &Attributes, prefixes: &[V4Prefix], emit: &mut dyn FnMut(&[u8])) {
     if let Some(IpAddress::V6(_)) = attributes.next_hop {
         // An IPv4 route with an IPv6 next hop (RFC 8950) goes in MP_REACH.
-        let wide: Vec<V6Prefix> = prefixes.iter().map(|&(a, l)| ((a as u128) << 96, l)).collect();
+        let wide: Vec<V6Prefix> = prefixes
+            .iter()
+            .map(|&(a, l)| ((a as u128) << 96, l))
+            .collect();
         mp_reach(attributes, AFI_IPV4, &wide, emit);
         return;
     }

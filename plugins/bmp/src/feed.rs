@@ -67,10 +67,23 @@ pub struct Routes<'a> {
 /// One event, as far as BMP is concerned.
 #[derive(Clone, Debug)]
 pub enum Event<'a> {
-    State { session: Session, new: State },
+    State {
+        session: Session,
+        new: State,
+    },
     Routes(Routes<'a>),
-    EndOfRib { session: Session, afi: u16, safi: u8 },
-    Notification { session: Session, sent: bool, code: u8, subcode: u8, data: &'a [u8] },
+    EndOfRib {
+        session: Session,
+        afi: u16,
+        safi: u8,
+    },
+    Notification {
+        session: Session,
+        sent: bool,
+        code: u8,
+        subcode: u8,
+        data: &'a [u8],
+    },
     Lagged(u64),
     EndOfSnapshot,
     /// Health and plugin changes: nothing for BMP.
@@ -141,7 +154,11 @@ fn peer_of(session: &Session) -> Peer {
 
 impl Feed {
     pub fn new(options: Options) -> Feed {
-        Feed { options, peers: HashMap::new(), last_stats_ms: None }
+        Feed {
+            options,
+            peers: HashMap::new(),
+            last_stats_ms: None,
+        }
     }
 
     /// Forgets every session (the collector lost them, or a snapshot
@@ -162,13 +179,15 @@ impl Feed {
     }
 
     fn state(&mut self, session: &Session) -> &mut PeerState {
-        self.peers.entry(key(&session.neighbor)).or_insert_with(|| PeerState {
-            peer: peer_of(session),
-            local_as: session.local_as,
-            up: false,
-            notification: None,
-            tables: HashMap::new(),
-        })
+        self.peers
+            .entry(key(&session.neighbor))
+            .or_insert_with(|| PeerState {
+                peer: peer_of(session),
+                local_as: session.local_as,
+                up: false,
+                notification: None,
+                tables: HashMap::new(),
+            })
     }
 
     /// Sends a Peer Up for `session` unless the collector has one already.
@@ -207,7 +226,13 @@ impl Feed {
                 bgp::end_of_rib(&mut update, *afi, *safi);
                 msg::route_monitoring(out, &peer, self.options.monitoring.flags(), time, &update);
             }
-            Event::Notification { session, sent, code, subcode, data } => {
+            Event::Notification {
+                session,
+                sent,
+                code,
+                subcode,
+                data,
+            } => {
                 let reason = if *sent {
                     DownReason::LocalNotification(*code, *subcode, data.to_vec())
                 } else {
@@ -252,7 +277,12 @@ impl Feed {
         // Announcements grouped by attribute set, in the order the sets
         // first appear.
         let mut v4_groups: Vec<Vec<bgp::V4Prefix>> = vec![Vec::new(); routes.attributes.len()];
-        for ((&a, &l), &i) in routes.v4_addresses.iter().zip(routes.v4_lengths).zip(routes.v4_attributes) {
+        for ((&a, &l), &i) in routes
+            .v4_addresses
+            .iter()
+            .zip(routes.v4_lengths)
+            .zip(routes.v4_attributes)
+        {
             if let Some(group) = v4_groups.get_mut(i as usize) {
                 group.push((a, l));
             }

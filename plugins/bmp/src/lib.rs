@@ -44,11 +44,19 @@ impl Host for Sdk {
 }
 
 fn session(s: &wasmbgp_sdk::exporter::Session) -> Session {
-    Session { neighbor: s.neighbor, peer_as: s.peer_as, local_as: s.local_as }
+    Session {
+        neighbor: s.neighbor,
+        peer_as: s.peer_as,
+        local_as: s.local_as,
+    }
 }
 
 fn state(s: SessionState) -> State {
-    if s == SessionState::Established { State::Established } else { State::Other }
+    if s == SessionState::Established {
+        State::Established
+    } else {
+        State::Other
+    }
 }
 
 /// The SDK's view of an event as the feed's.

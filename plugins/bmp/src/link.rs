@@ -18,7 +18,12 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(initial_ms: u64, max_ms: u64) -> Backoff {
-        Backoff { initial_ms, max_ms, delay_ms: initial_ms, not_before_ms: 0 }
+        Backoff {
+            initial_ms,
+            max_ms,
+            delay_ms: initial_ms,
+            not_before_ms: 0,
+        }
     }
 
     /// Whether an attempt may be made now.
@@ -105,11 +110,12 @@ impl Link {
         if !self.backoff.due(now_ms) {
             return Connect::Waiting;
         }
-        let result = TcpStream::connect_timeout(&self.target, self.connect_timeout).and_then(|stream| {
-            stream.set_nodelay(true).ok();
-            stream.set_nonblocking(true)?;
-            Ok(stream)
-        });
+        let result =
+            TcpStream::connect_timeout(&self.target, self.connect_timeout).and_then(|stream| {
+                stream.set_nodelay(true).ok();
+                stream.set_nonblocking(true)?;
+                Ok(stream)
+            });
         match result {
             Ok(stream) => {
                 self.stream = Some(stream);
@@ -185,7 +191,12 @@ fn write_some(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
     let mut written = 0;
     while written < data.len() {
         match stream.write(&data[written..]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "the collector closed")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the collector closed",
+                ));
+            }
             Ok(n) => written += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

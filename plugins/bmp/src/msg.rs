@@ -44,13 +44,23 @@ impl Peer {
     pub fn v4(address: u32, asn: u32) -> Peer {
         let mut octets = [0u8; 16];
         octets[12..].copy_from_slice(&address.to_be_bytes());
-        Peer { address: octets, ipv6: false, asn, bgp_id: address }
+        Peer {
+            address: octets,
+            ipv6: false,
+            asn,
+            bgp_id: address,
+        }
     }
 
     /// A peer with an IPv6 address; its BGP identifier, which the event does
     /// not carry, is taken from the address's last 32 bits.
     pub fn v6(address: u128, asn: u32) -> Peer {
-        Peer { address: address.to_be_bytes(), ipv6: true, asn, bgp_id: address as u32 }
+        Peer {
+            address: address.to_be_bytes(),
+            ipv6: true,
+            asn,
+            bgp_id: address as u32,
+        }
     }
 }
 
@@ -63,7 +73,10 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn from_millis(ms: u64) -> Timestamp {
-        Timestamp { seconds: (ms / 1000) as u32, micros: ((ms % 1000) * 1000) as u32 }
+        Timestamp {
+            seconds: (ms / 1000) as u32,
+            micros: ((ms % 1000) * 1000) as u32,
+        }
     }
 }
 

@@ -24,8 +24,14 @@ pub trait Host {
 }
 
 /// The settings the plugin knows.
-pub const SETTINGS: &[&str] =
-    &["collector", "route-monitoring", "sys-name", "sys-descr", "stats-interval", "connect-timeout"];
+pub const SETTINGS: &[&str] = &[
+    "collector",
+    "route-monitoring",
+    "sys-name",
+    "sys-descr",
+    "stats-interval",
+    "connect-timeout",
+];
 
 /// More than this many bytes waiting for a slow collector drops the
 /// connection (the collector gets a fresh table after the reconnect).
@@ -64,7 +70,10 @@ impl Config {
             options: Options {
                 sys_name: settings.get_or("sys-name", "wasmbgp").to_string(),
                 sys_descr: settings
-                    .get_or("sys-descr", concat!("wasmbgp BMP exporter ", env!("CARGO_PKG_VERSION")))
+                    .get_or(
+                        "sys-descr",
+                        concat!("wasmbgp BMP exporter ", env!("CARGO_PKG_VERSION")),
+                    )
                     .to_string(),
                 monitoring,
                 stats_interval_ms: stats_interval.saturating_mul(1000),
@@ -125,7 +134,11 @@ impl Bmp {
 
     /// Handles one batch of events.
     #[cfg(test)]
-    pub fn on_events<'a>(&mut self, host: &mut dyn Host, events: impl IntoIterator<Item = Event<'a>>) {
+    pub fn on_events<'a>(
+        &mut self,
+        host: &mut dyn Host,
+        events: impl IntoIterator<Item = Event<'a>>,
+    ) {
         self.begin(host);
         for event in events {
             self.event(host, &event);
@@ -142,7 +155,10 @@ impl Bmp {
         match self.link.connect(self.now) {
             Connect::Connected => {}
             Connect::New => {
-                host.info(&format!("connected to the BMP collector {}", self.link.target()));
+                host.info(&format!(
+                    "connected to the BMP collector {}",
+                    self.link.target()
+                ));
                 self.failing = false;
                 self.feed.initiation(&mut self.out);
                 if !self.fresh {
@@ -268,14 +284,21 @@ mod tests {
 
     fn up() -> Event<'static> {
         Event::State {
-            session: Session { neighbor: IpAddress::V4(0x7f000002), peer_as: 65001, local_as: 65000 },
+            session: Session {
+                neighbor: IpAddress::V4(0x7f000002),
+                peer_as: 65001,
+                local_as: 65000,
+            },
             new: State::Established,
         }
     }
 
     fn down() -> Event<'static> {
         match up() {
-            Event::State { session, .. } => Event::State { session, new: State::Other },
+            Event::State { session, .. } => Event::State {
+                session,
+                new: State::Other,
+            },
             _ => unreachable!(),
         }
     }
@@ -293,7 +316,9 @@ mod tests {
     }
 
     fn read_some(stream: &mut std::net::TcpStream) -> Vec<u8> {
-        stream.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut buf = vec![0u8; 65536];
         let n = stream.read(&mut buf).unwrap();
         buf.truncate(n);
@@ -304,7 +329,10 @@ mod tests {
     fn connects_lazily_and_resyncs_after_a_reconnect() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let settings = Settings::new(vec![
-            ("collector".into(), listener.local_addr().unwrap().to_string()),
+            (
+                "collector".into(),
+                listener.local_addr().unwrap().to_string(),
+            ),
             ("stats-interval".into(), "0".into()),
         ]);
         let mut bmp = Bmp::new(Config::from_settings(&settings).unwrap());
@@ -314,7 +342,10 @@ mod tests {
         // The first batch (a snapshot) goes out after the Initiation.
         bmp.on_events(&mut host, [up(), Event::EndOfSnapshot]);
         let (mut collector, _) = listener.accept().unwrap();
-        assert_eq!(types(&read_some(&mut collector)), vec![msg::INITIATION, msg::PEER_UP]);
+        assert_eq!(
+            types(&read_some(&mut collector)),
+            vec![msg::INITIATION, msg::PEER_UP]
+        );
         assert_eq!(host.resyncs, 0);
 
         // The collector goes away: writes fail, the link backs off.
@@ -353,7 +384,10 @@ mod tests {
         // The next batch (the snapshot) reconnects at once, without another resync.
         bmp.on_events(&mut host, [up(), Event::EndOfSnapshot]);
         let (mut collector, _) = listener.accept().unwrap();
-        assert_eq!(types(&read_some(&mut collector)), vec![msg::INITIATION, msg::PEER_UP]);
+        assert_eq!(
+            types(&read_some(&mut collector)),
+            vec![msg::INITIATION, msg::PEER_UP]
+        );
         assert_eq!(host.resyncs, 2);
     }
 
@@ -361,14 +395,27 @@ mod tests {
     fn settings_are_checked() {
         let parse = |pairs: &[(&str, &str)]| {
             Config::from_settings(&Settings::new(
-                pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             ))
         };
         assert!(parse(&[]).is_err());
         assert!(parse(&[("collector", "localhost:11019")]).is_err());
-        assert!(parse(&[("collector", "127.0.0.1:11019"), ("route-monitoring", "loc-rib")]).is_err());
+        assert!(
+            parse(&[
+                ("collector", "127.0.0.1:11019"),
+                ("route-monitoring", "loc-rib")
+            ])
+            .is_err()
+        );
         assert!(parse(&[("collector", "127.0.0.1:11019"), ("colector", "x")]).is_err());
-        let config = parse(&[("collector", "[::1]:11019"), ("route-monitoring", "pre-policy")]).unwrap();
+        let config = parse(&[
+            ("collector", "[::1]:11019"),
+            ("route-monitoring", "pre-policy"),
+        ])
+        .unwrap();
         assert_eq!(config.options.monitoring, Direction::PrePolicy);
         assert_eq!(config.options.stats_interval_ms, 60_000);
     }

@@ -1,13 +1,18 @@
 //! Byte-for-byte tests of the encoders against the RFC 7854 and RFC 4271
 //! layouts, and of the feed's state machine.
 
-use wasmbgp_sdk::types::{Aggregator, AsSegment, Attributes, IpAddress, Origin, SegmentKind, UnknownAttribute};
+use wasmbgp_sdk::types::{
+    Aggregator, AsSegment, Attributes, IpAddress, Origin, SegmentKind, UnknownAttribute,
+};
 
 use crate::bgp;
 use crate::feed::{Direction, Event, Feed, Options, Routes, Session, State};
 use crate::msg::{self, DownReason, Peer, Timestamp};
 
-const T: Timestamp = Timestamp { seconds: 0x01020304, micros: 0x0a0b0c };
+const T: Timestamp = Timestamp {
+    seconds: 0x01020304,
+    micros: 0x0a0b0c,
+};
 
 fn marker() -> Vec<u8> {
     vec![0xff; 16]
@@ -16,7 +21,10 @@ fn marker() -> Vec<u8> {
 fn attrs() -> Attributes {
     Attributes {
         origin: Origin::Igp,
-        as_path: vec![AsSegment { kind: SegmentKind::Sequence, asns: vec![65001, 4200000000] }],
+        as_path: vec![AsSegment {
+            kind: SegmentKind::Sequence,
+            asns: vec![65001, 4200000000],
+        }],
         next_hop: Some(IpAddress::V4(0xc0000201)),
         med: None,
         local_pref: None,
@@ -78,7 +86,10 @@ fn common_and_per_peer_headers() {
     msg::route_monitoring(&mut out, &v6, 0, T, &[]);
     assert_eq!(out.len(), 48);
     assert_eq!(out[7], 0x80, "V flag");
-    assert_eq!(&out[16..32], &0x2001_0db8_0000_0000_0000_0000_0000_0001u128.to_be_bytes());
+    assert_eq!(
+        &out[16..32],
+        &0x2001_0db8_0000_0000_0000_0000_0000_0001u128.to_be_bytes()
+    );
     assert_eq!(&out[32..36], &65002u32.to_be_bytes());
     assert_eq!(&out[36..40], &1u32.to_be_bytes(), "BGP ID from the address");
 }
@@ -96,7 +107,10 @@ fn initiation_and_termination() {
 
     let mut out = Vec::new();
     msg::termination(&mut out, 1, "x");
-    assert_eq!(out, vec![3, 0, 0, 0, 6 + 5 + 6, 5, 0, 0, 0, 1, b'x', 0, 1, 0, 2, 0, 1]);
+    assert_eq!(
+        out,
+        vec![3, 0, 0, 0, 6 + 5 + 6, 5, 0, 0, 0, 1, b'x', 0, 1, 0, 2, 0, 1]
+    );
 }
 
 #[test]
@@ -126,7 +140,12 @@ fn peer_down_reasons() {
     assert_eq!(out, want);
 
     let mut out = Vec::new();
-    msg::peer_down(&mut out, &peer, &DownReason::RemoteNotification(6, 2, vec![0x01]), T);
+    msg::peer_down(
+        &mut out,
+        &peer,
+        &DownReason::RemoteNotification(6, 2, vec![0x01]),
+        T,
+    );
     let mut want = vec![3, 0, 0, 0, 49 + 22, 2];
     want.extend(peer_header(0));
     want.push(3);
@@ -135,7 +154,12 @@ fn peer_down_reasons() {
     assert_eq!(out, want);
 
     let mut out = Vec::new();
-    msg::peer_down(&mut out, &peer, &DownReason::LocalNotification(6, 4, vec![]), T);
+    msg::peer_down(
+        &mut out,
+        &peer,
+        &DownReason::LocalNotification(6, 4, vec![]),
+        T,
+    );
     assert_eq!(out[48], 1);
     assert_eq!(&out[49 + 18..], &[3, 6, 4]);
 }
@@ -169,11 +193,18 @@ fn update_with_every_attribute() {
     a.med = Some(5);
     a.local_pref = Some(200);
     a.atomic_aggregate = true;
-    a.aggregator = Some(Aggregator { asn: 65001, address: 0x0a000001 });
+    a.aggregator = Some(Aggregator {
+        asn: 65001,
+        address: 0x0a000001,
+    });
     a.communities = vec![(65001 << 16) | 100];
     a.large_communities = vec![(65001, 1, 2)];
     a.extended_communities = vec![0x0002_fde9_0000_0007];
-    a.unknown = vec![UnknownAttribute { flags: 0xc0, code: 99, value: vec![1, 2] }];
+    a.unknown = vec![UnknownAttribute {
+        flags: 0xc0,
+        code: 99,
+        value: vec![1, 2],
+    }];
     let messages = collect(|emit| bgp::announce_v4(&a, &[(0x0a000000, 8), (0xc0000200, 24)], emit));
     assert_eq!(messages.len(), 1);
     let mut attrs = vec![0x40, 1, 1, 2];
@@ -220,7 +251,9 @@ fn ipv6_announce_and_withdraw_use_mp_attributes() {
 
     let messages = collect(|emit| bgp::withdraw_v6(&[(prefix, 48)], emit));
     let mut want = marker();
-    want.extend([0, 37, 2, 0, 0, 0, 14, 0x90, 15, 0, 10, 0, 2, 1, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 1]);
+    want.extend([
+        0, 37, 2, 0, 0, 0, 14, 0x90, 15, 0, 10, 0, 2, 1, 48, 0x20, 0x01, 0x0d, 0xb8, 0, 1,
+    ]);
     assert_eq!(messages, vec![want]);
 }
 
@@ -247,7 +280,10 @@ fn ipv4_withdraw_and_end_of_rib() {
 /// Parses the UPDATEs back far enough to count their NLRI and check sizes.
 fn nlri_count(update: &[u8]) -> usize {
     assert!(update.len() <= bgp::MAX_MESSAGE);
-    assert_eq!(u16::from_be_bytes([update[16], update[17]]) as usize, update.len());
+    assert_eq!(
+        u16::from_be_bytes([update[16], update[17]]) as usize,
+        update.len()
+    );
     let withdrawn = u16::from_be_bytes([update[19], update[20]]) as usize;
     let attrs_at = 21 + withdrawn;
     let attrs_len = u16::from_be_bytes([update[attrs_at], update[attrs_at + 1]]) as usize;
@@ -279,18 +315,27 @@ fn many_prefixes_are_packed_into_full_updates() {
         .sum();
     assert_eq!(total, 2000);
 
-    let v6: Vec<(u128, u8)> = (0..2000u128).map(|i| ((0x2001_0db8u128 << 96) | (i << 64), 64)).collect();
+    let v6: Vec<(u128, u8)> = (0..2000u128)
+        .map(|i| ((0x2001_0db8u128 << 96) | (i << 64), 64))
+        .collect();
     let messages = collect(|emit| bgp::announce_v6(&attrs(), &v6, emit));
     for m in &messages {
         assert!(m.len() <= bgp::MAX_MESSAGE);
         assert_eq!(u16::from_be_bytes([m[16], m[17]]) as usize, m.len());
     }
     // 9 octets per /64: about 450 per message.
-    assert_eq!(messages.len(), 2000usize.div_ceil((4096 - 19 - 4 - 11 - 24) / 9));
+    assert_eq!(
+        messages.len(),
+        2000usize.div_ceil((4096 - 19 - 4 - 11 - 24) / 9)
+    );
 }
 
 fn session() -> Session {
-    Session { neighbor: IpAddress::V4(0xc0000201), peer_as: 65001, local_as: 65000 }
+    Session {
+        neighbor: IpAddress::V4(0xc0000201),
+        peer_as: 65001,
+        local_as: 65000,
+    }
 }
 
 fn types(out: &[u8]) -> Vec<u8> {
@@ -317,7 +362,14 @@ fn feed_session_lifecycle() {
     let s = session();
     let a = [attrs()];
     let mut out = Vec::new();
-    feed.handle(&Event::State { session: s, new: State::Established }, T, &mut out);
+    feed.handle(
+        &Event::State {
+            session: s,
+            new: State::Established,
+        },
+        T,
+        &mut out,
+    );
     let routes = Routes {
         session: s,
         direction: Direction::PostPolicy,
@@ -334,9 +386,25 @@ fn feed_session_lifecycle() {
         withdrawn_v6_lengths: &[],
     };
     feed.handle(&Event::Routes(routes), T, &mut out);
-    feed.handle(&Event::EndOfRib { session: s, afi: 1, safi: 1 }, T, &mut out);
+    feed.handle(
+        &Event::EndOfRib {
+            session: s,
+            afi: 1,
+            safi: 1,
+        },
+        T,
+        &mut out,
+    );
     feed.handle(&Event::EndOfSnapshot, T, &mut out);
-    assert_eq!(types(&out), vec![msg::PEER_UP, msg::ROUTE_MONITORING, msg::ROUTE_MONITORING, msg::ROUTE_MONITORING]);
+    assert_eq!(
+        types(&out),
+        vec![
+            msg::PEER_UP,
+            msg::ROUTE_MONITORING,
+            msg::ROUTE_MONITORING,
+            msg::ROUTE_MONITORING
+        ]
+    );
     // The route monitoring messages carry the L flag.
     assert_eq!(out[6 + 42 + 20 + 49 + 49 + 7], msg::FLAG_L);
     assert_eq!(feed.peers_up(), 1);
@@ -352,11 +420,24 @@ fn feed_session_lifecycle() {
     // A received NOTIFICATION, then the session goes down: reason 3.
     out.clear();
     feed.handle(
-        &Event::Notification { session: s, sent: false, code: 6, subcode: 2, data: &[] },
+        &Event::Notification {
+            session: s,
+            sent: false,
+            code: 6,
+            subcode: 2,
+            data: &[],
+        },
         T,
         &mut out,
     );
-    feed.handle(&Event::State { session: s, new: State::Other }, T, &mut out);
+    feed.handle(
+        &Event::State {
+            session: s,
+            new: State::Other,
+        },
+        T,
+        &mut out,
+    );
     assert_eq!(types(&out), vec![msg::PEER_DOWN]);
     assert_eq!(out[48], msg::DOWN_REMOTE_NOTIFICATION);
     assert_eq!(&out[49 + 19..], &[6, 2]);
@@ -364,16 +445,40 @@ fn feed_session_lifecycle() {
 
     // Up again, then down without a NOTIFICATION: reason 4.
     out.clear();
-    feed.handle(&Event::State { session: s, new: State::Established }, T, &mut out);
-    feed.handle(&Event::State { session: s, new: State::Other }, T, &mut out);
+    feed.handle(
+        &Event::State {
+            session: s,
+            new: State::Established,
+        },
+        T,
+        &mut out,
+    );
+    feed.handle(
+        &Event::State {
+            session: s,
+            new: State::Other,
+        },
+        T,
+        &mut out,
+    );
     assert_eq!(types(&out), vec![msg::PEER_UP, msg::PEER_DOWN]);
     assert_eq!(*out.last().unwrap(), msg::DOWN_REMOTE_NO_NOTIFICATION);
 
     // A session that was never up going down says nothing.
     out.clear();
-    feed.handle(&Event::State { session: s, new: State::Other }, T, &mut out);
+    feed.handle(
+        &Event::State {
+            session: s,
+            new: State::Other,
+        },
+        T,
+        &mut out,
+    );
     assert!(out.is_empty());
-    assert_eq!(feed.handle(&Event::Lagged(3), T, &mut out), crate::feed::Next::Resync);
+    assert_eq!(
+        feed.handle(&Event::Lagged(3), T, &mut out),
+        crate::feed::Next::Resync
+    );
 }
 
 /// Writes a BMP session (Initiation, Peer Up, Route Monitoring for IPv4 and
@@ -393,10 +498,17 @@ fn to_a_collector() {
         stats_interval_ms: 1,
     });
     let now = Timestamp::from_millis(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64,
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64,
     );
     let s = session();
-    let s6 = Session { neighbor: IpAddress::V6((0x2001_0db8_0000_0000, 2)), peer_as: 4200000001, local_as: 65000 };
+    let s6 = Session {
+        neighbor: IpAddress::V6((0x2001_0db8_0000_0000, 2)),
+        peer_as: 4200000001,
+        local_as: 65000,
+    };
     let mut a = attrs();
     a.med = Some(10);
     a.communities = vec![(65001 << 16) | 100];
@@ -407,7 +519,14 @@ fn to_a_collector() {
     let mut out = Vec::new();
     feed.initiation(&mut out);
     for session in [s, s6] {
-        feed.handle(&Event::State { session, new: State::Established }, now, &mut out);
+        feed.handle(
+            &Event::State {
+                session,
+                new: State::Established,
+            },
+            now,
+            &mut out,
+        );
     }
     let routes = Routes {
         session: s,
@@ -425,9 +544,32 @@ fn to_a_collector() {
         withdrawn_v6_lengths: &[],
     };
     feed.handle(&Event::Routes(routes), now, &mut out);
-    feed.handle(&Event::Routes(Routes { session: s6, ..routes }), now, &mut out);
-    feed.handle(&Event::EndOfRib { session: s, afi: 1, safi: 1 }, now, &mut out);
-    feed.handle(&Event::EndOfRib { session: s, afi: 2, safi: 1 }, now, &mut out);
+    feed.handle(
+        &Event::Routes(Routes {
+            session: s6,
+            ..routes
+        }),
+        now,
+        &mut out,
+    );
+    feed.handle(
+        &Event::EndOfRib {
+            session: s,
+            afi: 1,
+            safi: 1,
+        },
+        now,
+        &mut out,
+    );
+    feed.handle(
+        &Event::EndOfRib {
+            session: s,
+            afi: 2,
+            safi: 1,
+        },
+        now,
+        &mut out,
+    );
     let withdraw = Routes {
         v4_addresses: &[],
         v4_lengths: &[],
@@ -444,9 +586,33 @@ fn to_a_collector() {
     feed.handle(&Event::Routes(withdraw), now, &mut out);
     feed.statistics(0, now, &mut out);
     feed.statistics(10, now, &mut out);
-    feed.handle(&Event::Notification { session: s, sent: false, code: 6, subcode: 2, data: &[] }, now, &mut out);
-    feed.handle(&Event::State { session: s, new: State::Other }, now, &mut out);
-    feed.handle(&Event::State { session: s6, new: State::Other }, now, &mut out);
+    feed.handle(
+        &Event::Notification {
+            session: s,
+            sent: false,
+            code: 6,
+            subcode: 2,
+            data: &[],
+        },
+        now,
+        &mut out,
+    );
+    feed.handle(
+        &Event::State {
+            session: s,
+            new: State::Other,
+        },
+        now,
+        &mut out,
+    );
+    feed.handle(
+        &Event::State {
+            session: s6,
+            new: State::Other,
+        },
+        now,
+        &mut out,
+    );
     msg::termination(&mut out, 0, "done");
     let mut stream = std::net::TcpStream::connect(target).unwrap();
     stream.write_all(&out).unwrap();

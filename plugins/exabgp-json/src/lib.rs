@@ -16,7 +16,9 @@ use wasmbgp_sdk::exporter::{
     SessionState, StateChange,
 };
 use wasmbgp_sdk::types::{Attributes, Origin, SegmentKind};
-use wasmbgp_sdk::{Error, ExtendedCommunity, Prefix, Settings, clock, log, output, push_json_string};
+use wasmbgp_sdk::{
+    Error, ExtendedCommunity, Prefix, Settings, clock, log, output, push_json_string,
+};
 
 /// The version of ExaBGP's JSON encoder written in the "exabgp" field.
 pub const JSON_VERSION: &str = "4.0.1";
@@ -71,7 +73,7 @@ impl Encoder {
     fn state(&mut self, out: &mut String, change: &StateChange, now_ms: u64) {
         use SessionState::*;
         let state = match (change.old, change.new) {
-            (Established, Established) => "up",  // a snapshot: it is up
+            (Established, Established) => "up", // a snapshot: it is up
             (_, Established) => "up",
             (Established, _) => "down",
             (Idle | Connect | Active, OpenSent) => "connected",
@@ -98,8 +100,14 @@ impl Encoder {
 
     fn eor(&mut self, out: &mut String, eor: &EndOfRib, now_ms: u64) {
         self.header(out, &eor.session, "update", now_ms);
-        let afi = eor.family.afi_name().map_or_else(|| eor.family.afi.to_string(), str::to_string);
-        let safi = eor.family.safi_name().map_or_else(|| eor.family.safi.to_string(), str::to_string);
+        let afi = eor
+            .family
+            .afi_name()
+            .map_or_else(|| eor.family.afi.to_string(), str::to_string);
+        let safi = eor
+            .family
+            .safi_name()
+            .map_or_else(|| eor.family.safi.to_string(), str::to_string);
         let _ = writeln!(
             out,
             ", \"direction\": \"receive\", \"message\": {{ \"eor\": {{ \"afi\" : \"{afi}\", \"safi\" : \"{safi}\" }} }} }} }}"
@@ -135,7 +143,8 @@ impl Encoder {
         let mut withdraw = String::new();
         if routes.withdrawn_count() > 0 {
             withdraw.push_str("\"withdraw\": { ");
-            let (v4, v6): (Vec<Prefix>, Vec<Prefix>) = routes.withdrawn().partition(Prefix::is_ipv4);
+            let (v4, v6): (Vec<Prefix>, Vec<Prefix>) =
+                routes.withdrawn().partition(Prefix::is_ipv4);
             let mut first = true;
             for (family, prefixes) in [("ipv4 unicast", &v4), ("ipv6 unicast", &v6)] {
                 if prefixes.is_empty() {
@@ -154,13 +163,17 @@ impl Encoder {
         if routes.announced_count() == 0 {
             if !withdraw.is_empty() {
                 self.header(out, session, "update", now_ms);
-                let _ = writeln!(out, ", \"direction\": \"{direction}\", \"message\": {{ \"update\": {{ {withdraw} }} }} }} }}");
+                let _ = writeln!(
+                    out,
+                    ", \"direction\": \"{direction}\", \"message\": {{ \"update\": {{ {withdraw} }} }} }} }}"
+                );
             }
             return;
         }
         // The announced prefixes per attribute set, in order of appearance.
         let sets = routes.attribute_sets();
-        let mut by_set: Vec<(Vec<Prefix>, Vec<Prefix>)> = vec![(Vec::new(), Vec::new()); sets.len()];
+        let mut by_set: Vec<(Vec<Prefix>, Vec<Prefix>)> =
+            vec![(Vec::new(), Vec::new()); sets.len()];
         let mut order = Vec::new();
         for (prefix, index) in routes.announced_indexed() {
             let Some(slot) = by_set.get_mut(index as usize) else {
@@ -169,13 +182,21 @@ impl Encoder {
             if slot.0.is_empty() && slot.1.is_empty() {
                 order.push(index as usize);
             }
-            if prefix.is_ipv4() { &mut slot.0 } else { &mut slot.1 }.push(prefix);
+            if prefix.is_ipv4() {
+                &mut slot.0
+            } else {
+                &mut slot.1
+            }
+            .push(prefix);
         }
         for index in order {
             let attributes = &sets[index];
             let (v4, v6) = &by_set[index];
             self.header(out, session, "update", now_ms);
-            let _ = write!(out, ", \"direction\": \"{direction}\", \"message\": {{ \"update\": {{ \"attribute\": {{ ");
+            let _ = write!(
+                out,
+                ", \"direction\": \"{direction}\", \"message\": {{ \"update\": {{ \"attribute\": {{ "
+            );
             attribute_json(out, attributes);
             out.push_str(" }, \"announce\": { ");
             let next_hop = attributes
@@ -245,9 +266,14 @@ pub fn attribute_json(out: &mut String, a: &Attributes) {
         kinds[k].extend_from_slice(&segment.asns);
     }
     let mut path = String::new();
-    for (k, name) in ["as-path", "as-set", "confederation-path", "confederation-set"]
-        .iter()
-        .enumerate()
+    for (k, name) in [
+        "as-path",
+        "as-set",
+        "confederation-path",
+        "confederation-set",
+    ]
+    .iter()
+    .enumerate()
     {
         if kinds[k].is_empty() {
             // ExaBGP writes empty sequences as [] and leaves out empty sets.
@@ -280,8 +306,11 @@ pub fn attribute_json(out: &mut String, a: &Attributes) {
         parts.push((7, format!("\"aggregator\": \"{}:{ip}\"", ag.asn)));
     }
     if !a.communities.is_empty() {
-        let list: Vec<String> =
-            a.communities.iter().map(|c| format!("[ {}, {} ]", c >> 16, c & 0xffff)).collect();
+        let list: Vec<String> = a
+            .communities
+            .iter()
+            .map(|c| format!("[ {}, {} ]", c >> 16, c & 0xffff))
+            .collect();
         parts.push((8, format!("\"community\": [ {} ]", list.join(", "))));
     }
     if !a.extended_communities.is_empty() {
@@ -300,7 +329,10 @@ pub fn attribute_json(out: &mut String, a: &Attributes) {
                 format!("{{ \"value\": {value}, \"string\": \"{text}\" }}")
             })
             .collect();
-        parts.push((16, format!("\"extended-community\": [ {} ]", list.join(", "))));
+        parts.push((
+            16,
+            format!("\"extended-community\": [ {} ]", list.join(", ")),
+        ));
     }
     if !a.large_communities.is_empty() {
         let list: Vec<String> = a
@@ -315,7 +347,13 @@ pub fn attribute_json(out: &mut String, a: &Attributes) {
         for b in &u.value {
             let _ = write!(value, "{b:02X}");
         }
-        parts.push((u.code, format!("\"attribute-0x{:02X}-0x{:02X}\": \"{value}\"", u.code, u.flags)));
+        parts.push((
+            u.code,
+            format!(
+                "\"attribute-0x{:02X}-0x{:02X}\": \"{value}\"",
+                u.code, u.flags
+            ),
+        ));
     }
     parts.sort_by_key(|p| p.0);
     for (i, (_, part)) in parts.iter().enumerate() {

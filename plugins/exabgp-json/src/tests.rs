@@ -54,10 +54,16 @@ fn events() -> Vec<RawEvent> {
         .with_extended_community("target:65001:7".parse().unwrap())
         .with_extended_community(wasmbgp_sdk::ExtendedCommunity(0x8099_0000_0000_0005));
     let mut u = RouteUpdate::new(session(), RouteDirection::Received);
-    u.announce(p("10.0.0.0/24"), &full.clone().with_next_hop(ip("192.0.2.1")))
-        .announce(p("10.0.1.0/24"), &full.clone().with_next_hop(ip("192.0.2.1")))
-        .withdraw(p("10.9.0.0/16"))
-        .withdraw(p("2001:db8:1::/48"));
+    u.announce(
+        p("10.0.0.0/24"),
+        &full.clone().with_next_hop(ip("192.0.2.1")),
+    )
+    .announce(
+        p("10.0.1.0/24"),
+        &full.clone().with_next_hop(ip("192.0.2.1")),
+    )
+    .withdraw(p("10.9.0.0/16"))
+    .withdraw(p("2001:db8:1::/48"));
     out.push(RawEvent::Routes(u));
     // ExaBGP's update carries one next hop per family: the IPv6 route is
     // in the same message with its own next hop. Ours is its own set; the
@@ -68,7 +74,9 @@ fn events() -> Vec<RawEvent> {
     let mut u = RouteUpdate::new(session(), RouteDirection::Sent);
     u.announce(
         p("10.0.0.0/24"),
-        &Attributes::new().with_origin(Origin::Incomplete).with_next_hop(ip("192.0.2.1")),
+        &Attributes::new()
+            .with_origin(Origin::Incomplete)
+            .with_next_hop(ip("192.0.2.1")),
     );
     out.push(RawEvent::Routes(u));
     let mut u = RouteUpdate::new(session(), RouteDirection::Received);
@@ -76,12 +84,21 @@ fn events() -> Vec<RawEvent> {
         p("10.0.0.0/24"),
         &Attributes::new()
             .with_origin(Origin::Egp)
-            .with_segments(&[(SegmentKind::Sequence, &[65001]), (SegmentKind::Set, &[65010, 65011])])
+            .with_segments(&[
+                (SegmentKind::Sequence, &[65001]),
+                (SegmentKind::Set, &[65010, 65011]),
+            ])
             .with_next_hop(ip("192.0.2.1")),
     );
     out.push(RawEvent::Routes(u));
-    out.push(RawEvent::EndOfRib(EndOfRib { session: session(), family: Family::IPV4_UNICAST }));
-    out.push(RawEvent::EndOfRib(EndOfRib { session: session(), family: Family::IPV6_UNICAST }));
+    out.push(RawEvent::EndOfRib(EndOfRib {
+        session: session(),
+        family: Family::IPV4_UNICAST,
+    }));
+    out.push(RawEvent::EndOfRib(EndOfRib {
+        session: session(),
+        family: Family::IPV6_UNICAST,
+    }));
     out.push(RawEvent::Notification(Notification {
         session: session(),
         direction: MessageDirection::Sent,
@@ -106,9 +123,15 @@ fn events() -> Vec<RawEvent> {
     ]);
     let mut base = base;
     base.atomic_aggregate = true;
-    base.aggregator = Some(Aggregator { asn: 65001, address: 0xc000_0209 });
+    base.aggregator = Some(Aggregator {
+        asn: 65001,
+        address: 0xc000_0209,
+    });
     // Two next hops in one ExaBGP update are two sets here: two lines.
-    u.announce(p("10.0.0.0/24"), &base.clone().with_next_hop(ip("192.0.2.1")));
+    u.announce(
+        p("10.0.0.0/24"),
+        &base.clone().with_next_hop(ip("192.0.2.1")),
+    );
     out.push(RawEvent::Routes(u));
     out
 }
@@ -151,26 +174,41 @@ fn each_attribute_set_is_a_line_and_other_events_are_skipped() {
     let a = Attributes::new().with_next_hop(ip("192.0.2.1"));
     let b = Attributes::new().with_next_hop(ip("2001:db8::1"));
     let mut u = RouteUpdate::new(session(), RouteDirection::ReceivedPrePolicy);
-    u.announce(p("10.0.0.0/24"), &a).announce(p("2001:db8::/32"), &b).announce(p("10.0.1.0/24"), &a);
+    u.announce(p("10.0.0.0/24"), &a)
+        .announce(p("2001:db8::/32"), &b)
+        .announce(p("10.0.1.0/24"), &a);
     let events = [
         RawEvent::Routes(u),
         RawEvent::Lagged(3),
         RawEvent::EndOfSnapshot,
-        state(SessionState::Established, SessionState::Established, "snapshot"),
+        state(
+            SessionState::Established,
+            SessionState::Established,
+            "snapshot",
+        ),
         state(SessionState::Idle, SessionState::Idle, "snapshot"),
     ];
     let out = encode(&events);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[0].contains(r#""announce": { "ipv4 unicast": { "192.0.2.1": [ { "nlri": "10.0.0.0/24" }, { "nlri": "10.0.1.0/24" } ] } }"#));
-    assert!(lines[1].contains(r#""counter": 2"#) && lines[1].contains(r#""ipv6 unicast": { "2001:db8::1": [ { "nlri": "2001:db8::/32" } ] }"#));
+    assert!(
+        lines[1].contains(r#""counter": 2"#)
+            && lines[1]
+                .contains(r#""ipv6 unicast": { "2001:db8::1": [ { "nlri": "2001:db8::/32" } ] }"#)
+    );
     assert!(lines[2].contains(r#""state": "up""#));
 }
 
 #[test]
 fn settings() {
     let s = |pairs: &[(&str, &str)]| {
-        Settings::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Settings::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
     };
     assert!(ExabgpJson::init(&s(&[])).is_err());
     assert!(ExabgpJson::init(&s(&[("path", "/x"), ("format", "y")])).is_err());

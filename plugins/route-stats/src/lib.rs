@@ -199,7 +199,9 @@ impl RouteStats {
 
     /// The number of active prefixes of `neighbor` (tests).
     pub fn active(&self, neighbor: IpAddress) -> usize {
-        self.neighbors.get(&neighbor.to_std()).map_or(0, |n| n.active.len())
+        self.neighbors
+            .get(&neighbor.to_std())
+            .map_or(0, |n| n.active.len())
     }
 }
 
@@ -326,18 +328,33 @@ mod tests {
         let mut d = exporter();
         d.on_events(&[
             state(Established, Established),
-            update(RouteDirection::Received, &["10.0.0.0/24", "10.0.1.0/24"], &[]),
+            update(
+                RouteDirection::Received,
+                &["10.0.0.0/24", "10.0.1.0/24"],
+                &[],
+            ),
         ]);
-        d.on_events(&[update(RouteDirection::Received, &["10.0.2.0/24"], &[]), RawEvent::EndOfSnapshot]);
+        d.on_events(&[
+            update(RouteDirection::Received, &["10.0.2.0/24"], &[]),
+            RawEvent::EndOfSnapshot,
+        ]);
         assert_eq!(values(), (Some(3.0), None, None));
-        d.on_events(&[update(RouteDirection::Received, &["10.0.3.0/24"], &["10.0.0.0/24"])]);
+        d.on_events(&[update(
+            RouteDirection::Received,
+            &["10.0.3.0/24"],
+            &["10.0.0.0/24"],
+        )]);
         assert_eq!(values(), (Some(3.0), Some(1.0), Some(1.0)));
         // A restart: the host keeps the counters, the new instance's
         // snapshot does not add to them.
         let mut d = exporter();
         d.on_events(&[
             state(Established, Established),
-            update(RouteDirection::Received, &["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"], &[]),
+            update(
+                RouteDirection::Received,
+                &["10.0.1.0/24", "10.0.2.0/24", "10.0.3.0/24"],
+                &[],
+            ),
             RawEvent::EndOfSnapshot,
         ]);
         assert_eq!(values(), (Some(3.0), Some(1.0), Some(1.0)));
@@ -350,7 +367,11 @@ mod tests {
         d.on_events(&[
             RawEvent::EndOfSnapshot,
             state(Active, Established),
-            update(RouteDirection::Received, &["10.0.0.0/24", "10.0.1.0/24"], &[]),
+            update(
+                RouteDirection::Received,
+                &["10.0.0.0/24", "10.0.1.0/24"],
+                &[],
+            ),
         ]);
         d.on_events(&[
             RawEvent::Lagged(5),
@@ -373,9 +394,19 @@ mod tests {
         let mut u = RouteUpdate::new(session(), RouteDirection::Received);
         let attributes = Attributes::new();
         for i in 0..100_000u32 {
-            u.announce(Prefix::V4 { addr: (10 << 24) | (i << 8), len: 24 }, &attributes);
+            u.announce(
+                Prefix::V4 {
+                    addr: (10 << 24) | (i << 8),
+                    len: 24,
+                },
+                &attributes,
+            );
         }
-        let events = [RawEvent::EndOfSnapshot, state(Active, Established), RawEvent::Routes(u)];
+        let events = [
+            RawEvent::EndOfSnapshot,
+            state(Active, Established),
+            RawEvent::Routes(u),
+        ];
         let start = std::time::Instant::now();
         d.on_events(&events);
         let took = start.elapsed();

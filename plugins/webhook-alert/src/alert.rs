@@ -6,9 +6,23 @@ use std::fmt::Write;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Alert {
     /// A session left established.
-    SessionDown { neighbor: String, peer_as: u32, old: String, new: String, reason: String, time_ms: u64 },
+    SessionDown {
+        neighbor: String,
+        peer_as: u32,
+        old: String,
+        new: String,
+        reason: String,
+        time_ms: u64,
+    },
     /// A session reached established (only with `session-up = true`).
-    SessionUp { neighbor: String, peer_as: u32, old: String, new: String, reason: String, time_ms: u64 },
+    SessionUp {
+        neighbor: String,
+        peer_as: u32,
+        old: String,
+        new: String,
+        reason: String,
+        time_ms: u64,
+    },
     /// A NOTIFICATION was received (or, with `sent-notifications = true`, sent).
     Notification {
         neighbor: String,
@@ -53,10 +67,20 @@ impl Alert {
     /// A one-line summary for the log.
     pub fn summary(&self) -> String {
         match self {
-            Alert::SessionDown { neighbor, reason, .. } | Alert::SessionUp { neighbor, reason, .. } => {
+            Alert::SessionDown {
+                neighbor, reason, ..
+            }
+            | Alert::SessionUp {
+                neighbor, reason, ..
+            } => {
                 format!("{} {neighbor} ({reason})", self.kind())
             }
-            Alert::Notification { neighbor, direction, description, .. } => {
+            Alert::Notification {
+                neighbor,
+                direction,
+                description,
+                ..
+            } => {
                 format!("notification {direction} {neighbor} ({description})")
             }
         }
@@ -68,8 +92,22 @@ impl Alert {
         out.push_str("{\"event\":");
         string(&mut out, self.kind());
         match self {
-            Alert::SessionDown { neighbor, peer_as, old, new, reason, time_ms }
-            | Alert::SessionUp { neighbor, peer_as, old, new, reason, time_ms } => {
+            Alert::SessionDown {
+                neighbor,
+                peer_as,
+                old,
+                new,
+                reason,
+                time_ms,
+            }
+            | Alert::SessionUp {
+                neighbor,
+                peer_as,
+                old,
+                new,
+                reason,
+                time_ms,
+            } => {
                 out.push_str(",\"neighbor\":");
                 string(&mut out, neighbor);
                 let _ = write!(out, ",\"peer_as\":{peer_as},\"old\":");
@@ -80,12 +118,23 @@ impl Alert {
                 string(&mut out, reason);
                 let _ = write!(out, ",\"time\":{time_ms}");
             }
-            Alert::Notification { neighbor, peer_as, direction, code, subcode, description, time_ms } => {
+            Alert::Notification {
+                neighbor,
+                peer_as,
+                direction,
+                code,
+                subcode,
+                description,
+                time_ms,
+            } => {
                 out.push_str(",\"neighbor\":");
                 string(&mut out, neighbor);
                 let _ = write!(out, ",\"peer_as\":{peer_as},\"direction\":");
                 string(&mut out, direction);
-                let _ = write!(out, ",\"code\":{code},\"subcode\":{subcode},\"description\":");
+                let _ = write!(
+                    out,
+                    ",\"code\":{code},\"subcode\":{subcode},\"description\":"
+                );
                 string(&mut out, description);
                 let _ = write!(out, ",\"time\":{time_ms}");
             }
@@ -113,7 +162,10 @@ mod tests {
             alert.to_json(),
             r#"{"event":"session-down","neighbor":"192.0.2.1","peer_as":65001,"old":"established","new":"idle","reason":"hold timer expired \"x\"\n\u0001","time":1700000000123}"#
         );
-        assert_eq!(alert.summary(), "session-down 192.0.2.1 (hold timer expired \"x\"\n\u{1})");
+        assert_eq!(
+            alert.summary(),
+            "session-down 192.0.2.1 (hold timer expired \"x\"\n\u{1})"
+        );
     }
 
     #[test]

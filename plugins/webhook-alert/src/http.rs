@@ -24,14 +24,25 @@ impl Url {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        if authority.is_empty() || authority.contains('@') || authority.contains(char::is_whitespace) {
+        if authority.is_empty()
+            || authority.contains('@')
+            || authority.contains(char::is_whitespace)
+        {
             return Err(format!("{text:?} has no valid host"));
         }
         if path.contains(char::is_whitespace) || path.contains('#') {
             return Err(format!("{text:?} has an invalid path"));
         }
-        let path = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
-        Ok(Url { https, authority: authority.to_string(), path })
+        let path = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        Ok(Url {
+            https,
+            authority: authority.to_string(),
+            path,
+        })
     }
 }
 
@@ -65,7 +76,9 @@ impl crate::webhook::Transport for WasiHttp {
 mod wasi_http {
     use wasip2::clocks::monotonic_clock;
     use wasip2::http::outgoing_handler::{self, FutureIncomingResponse};
-    use wasip2::http::types::{ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+    use wasip2::http::types::{
+        ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    };
 
     use super::Url;
     use crate::webhook::Transport;
@@ -79,33 +92,57 @@ mod wasi_http {
 
     impl WasiHttp {
         pub fn new(url: Url, timeout_ms: u64) -> WasiHttp {
-            WasiHttp { url, timeout_ns: timeout_ms.saturating_mul(1_000_000), in_flight: None }
+            WasiHttp {
+                url,
+                timeout_ns: timeout_ms.saturating_mul(1_000_000),
+                in_flight: None,
+            }
         }
 
         fn request(&self, body: &str) -> Result<FutureIncomingResponse, String> {
             let headers = Fields::from_list(&[
                 ("content-type".to_string(), b"application/json".to_vec()),
-                ("content-length".to_string(), body.len().to_string().into_bytes()),
+                (
+                    "content-length".to_string(),
+                    body.len().to_string().into_bytes(),
+                ),
             ])
             .map_err(|e| format!("headers: {e:?}"))?;
             let request = OutgoingRequest::new(headers);
             let bad = |what: &str| format!("invalid {what} in the url");
-            request.set_method(&Method::Post).map_err(|_| bad("method"))?;
-            let scheme = if self.url.https { Scheme::Https } else { Scheme::Http };
-            request.set_scheme(Some(&scheme)).map_err(|_| bad("scheme"))?;
-            request.set_authority(Some(&self.url.authority)).map_err(|_| bad("host"))?;
-            request.set_path_with_query(Some(&self.url.path)).map_err(|_| bad("path"))?;
+            request
+                .set_method(&Method::Post)
+                .map_err(|_| bad("method"))?;
+            let scheme = if self.url.https {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            };
+            request
+                .set_scheme(Some(&scheme))
+                .map_err(|_| bad("scheme"))?;
+            request
+                .set_authority(Some(&self.url.authority))
+                .map_err(|_| bad("host"))?;
+            request
+                .set_path_with_query(Some(&self.url.path))
+                .map_err(|_| bad("path"))?;
             let outgoing = request.body().map_err(|_| "no request body".to_string())?;
             let options = RequestOptions::new();
             let _ = options.set_connect_timeout(Some(self.timeout_ns));
             let _ = options.set_first_byte_timeout(Some(self.timeout_ns));
             let _ = options.set_between_bytes_timeout(Some(self.timeout_ns));
-            let future = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
+            let future =
+                outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
             {
-                let stream = outgoing.write().map_err(|_| "no request body stream".to_string())?;
+                let stream = outgoing
+                    .write()
+                    .map_err(|_| "no request body stream".to_string())?;
                 // A small body (one alert): the stream takes it at once.
                 for chunk in body.as_bytes().chunks(4096) {
-                    stream.blocking_write_and_flush(chunk).map_err(|e| format!("writing the body: {e:?}"))?;
+                    stream
+                        .blocking_write_and_flush(chunk)
+                        .map_err(|e| format!("writing the body: {e:?}"))?;
                 }
             }
             OutgoingBody::finish(outgoing, None).map_err(|e| describe(&e))?;
@@ -159,11 +196,19 @@ mod tests {
     fn parses_urls() {
         assert_eq!(
             Url::parse("http://127.0.0.1:9000/hook").unwrap(),
-            Url { https: false, authority: "127.0.0.1:9000".into(), path: "/hook".into() }
+            Url {
+                https: false,
+                authority: "127.0.0.1:9000".into(),
+                path: "/hook".into()
+            }
         );
         assert_eq!(
             Url::parse("https://alerts.example.net").unwrap(),
-            Url { https: true, authority: "alerts.example.net".into(), path: "/".into() }
+            Url {
+                https: true,
+                authority: "alerts.example.net".into(),
+                path: "/".into()
+            }
         );
         assert_eq!(Url::parse("http://[::1]:80?x=1").unwrap().path, "/?x=1");
         assert!(Url::parse("ftp://x/").is_err());

@@ -22,14 +22,23 @@ use crate::queue::RetryPolicy;
 use crate::webhook::{Options, Report, StateChange, Webhook};
 
 /// The settings the plugin knows.
-const SETTINGS: &[&str] =
-    &["url", "retries", "timeout", "max-pending", "max-wait", "session-up", "sent-notifications"];
+const SETTINGS: &[&str] = &[
+    "url",
+    "retries",
+    "timeout",
+    "max-pending",
+    "max-wait",
+    "session-up",
+    "sent-notifications",
+];
 
 fn flag(settings: &Settings, key: &str) -> Result<bool, Error> {
     match settings.get_or(key, "false") {
         "true" => Ok(true),
         "false" => Ok(false),
-        other => Err(format!("setting `{key}` = {other:?} is invalid: expected true or false").into()),
+        other => {
+            Err(format!("setting `{key}` = {other:?} is invalid: expected true or false").into())
+        }
     }
 }
 
@@ -41,7 +50,11 @@ fn options(settings: &Settings) -> Result<(Options, Url), Error> {
     let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     let options = Options {
         url: text.to_string(),
-        policy: RetryPolicy { retries: settings.parse_or("retries", 3)?, initial_ms: 500, max_ms: 30_000 },
+        policy: RetryPolicy {
+            retries: settings.parse_or("retries", 3)?,
+            initial_ms: 500,
+            max_ms: 30_000,
+        },
         timeout_ms: ms(settings.duration_or("timeout", Duration::from_secs(2))?),
         max_pending: settings.parse_or("max-pending", 100)?,
         max_wait_ms: ms(settings.duration_or("max-wait", Duration::from_millis(20))?),
@@ -72,7 +85,10 @@ impl Exporter for WebhookAlert {
     fn init(settings: &Settings) -> Result<Self, Error> {
         let (options, url) = options(settings)?;
         let transport = http::WasiHttp::new(url, options.timeout_ms);
-        Ok(WebhookAlert { hook: Webhook::new(options), transport })
+        Ok(WebhookAlert {
+            hook: Webhook::new(options),
+            transport,
+        })
     }
 
     fn on_event(&mut self, event: Event<'_>) {
@@ -111,7 +127,11 @@ impl Exporter for WebhookAlert {
     }
 
     fn end_batch(&mut self) {
-        self.hook.pump(&mut self.transport, &mut || clock::monotonic_us() / 1000, &mut Log);
+        self.hook.pump(
+            &mut self.transport,
+            &mut || clock::monotonic_us() / 1000,
+            &mut Log,
+        );
     }
 }
 
@@ -122,7 +142,12 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<(Options, Url), Error> {
-        options(&Settings::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()))
+        options(&Settings::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
     }
 
     #[test]
@@ -133,8 +158,17 @@ mod tests {
         assert_eq!(o.max_pending, 100);
         assert!(!o.session_up);
         assert_eq!(url.path, "/hook");
-        let (o, _) = parse(&[("url", "http://h/"), ("retries", "0"), ("timeout", "500ms"), ("session-up", "true")]).unwrap();
-        assert_eq!((o.policy.retries, o.timeout_ms, o.session_up), (0, 500, true));
+        let (o, _) = parse(&[
+            ("url", "http://h/"),
+            ("retries", "0"),
+            ("timeout", "500ms"),
+            ("session-up", "true"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (o.policy.retries, o.timeout_ms, o.session_up),
+            (0, 500, true)
+        );
         assert!(parse(&[]).is_err());
         assert!(parse(&[("url", "ftp://h/")]).is_err());
         assert!(parse(&[("url", "http://h/"), ("retry", "1")]).is_err());

@@ -20,7 +20,9 @@ pub struct Pending {
 pub enum Outcome {
     Delivered,
     /// Failed; the next attempt is due at this time.
-    Retry { at_ms: u64 },
+    Retry {
+        at_ms: u64,
+    },
     /// Failed for the last time: the alert is dropped.
     GaveUp,
 }
@@ -39,7 +41,9 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// The delay before retry number `retry` (1 = the first retry).
     pub fn delay_ms(&self, retry: u32) -> u64 {
-        let factor = 1u64.checked_shl(retry.saturating_sub(1)).unwrap_or(u64::MAX);
+        let factor = 1u64
+            .checked_shl(retry.saturating_sub(1))
+            .unwrap_or(u64::MAX);
         self.initial_ms.saturating_mul(factor).min(self.max_ms)
     }
 }
@@ -81,13 +85,22 @@ impl Queue {
         let mut dropped = None;
         if self.items.len() >= self.capacity {
             // The head may be in flight: drop the one after it then.
-            let victim = if in_flight && self.items.len() > 1 { 1 } else { 0 };
+            let victim = if in_flight && self.items.len() > 1 {
+                1
+            } else {
+                0
+            };
             if !(in_flight && self.items.len() == 1) {
                 dropped = self.items.remove(victim);
                 self.dropped += 1;
             }
         }
-        self.items.push_back(Pending { body, summary, attempts: 0, not_before_ms: 0 });
+        self.items.push_back(Pending {
+            body,
+            summary,
+            attempts: 0,
+            not_before_ms: 0,
+        });
         dropped
     }
 
@@ -122,7 +135,11 @@ impl Queue {
 mod tests {
     use super::*;
 
-    const POLICY: RetryPolicy = RetryPolicy { retries: 3, initial_ms: 500, max_ms: 3_000 };
+    const POLICY: RetryPolicy = RetryPolicy {
+        retries: 3,
+        initial_ms: 500,
+        max_ms: 3_000,
+    };
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {

@@ -80,7 +80,11 @@ impl Webhook {
     }
 
     fn push(&mut self, alert: Alert, report: &mut dyn Report) {
-        let dropped = self.queue.push(alert.to_json(), alert.summary(), self.in_flight_since.is_some());
+        let dropped = self.queue.push(
+            alert.to_json(),
+            alert.summary(),
+            self.in_flight_since.is_some(),
+        );
         if let Some(dropped) = dropped {
             report.warn(&format!(
                 "too many alerts waiting ({}): dropped the oldest, {} ({} dropped so far)",
@@ -149,7 +153,12 @@ impl Webhook {
     /// Delivers what is due: collects the answer of the request in flight,
     /// starts the next due alert, and so on, waiting at most
     /// `max_wait_ms` in all. `now` reads the monotonic clock (ms).
-    pub fn pump(&mut self, transport: &mut dyn Transport, now: &mut dyn FnMut() -> u64, report: &mut dyn Report) {
+    pub fn pump(
+        &mut self,
+        transport: &mut dyn Transport,
+        now: &mut dyn FnMut() -> u64,
+        report: &mut dyn Report,
+    ) {
         let start = now();
         // Bounded: a few deliveries per call at most.
         for _ in 0..16 {
@@ -173,7 +182,11 @@ impl Webhook {
                     Ok(status) => (false, format!("answered {status}")),
                     Err(error) => (false, error),
                 };
-                let summary = self.queue.due(u64::MAX).map(|p| p.summary.clone()).unwrap_or_default();
+                let summary = self
+                    .queue
+                    .due(u64::MAX)
+                    .map(|p| p.summary.clone())
+                    .unwrap_or_default();
                 match self.queue.finish(ok, t) {
                     Outcome::Delivered => report.info(&format!("alert delivered: {summary}")),
                     Outcome::Retry { at_ms } => report.warn(&format!(
@@ -189,7 +202,9 @@ impl Webhook {
                 }
                 continue;
             }
-            let Some(pending) = self.queue.due(t) else { return };
+            let Some(pending) = self.queue.due(t) else {
+                return;
+            };
             let body = pending.body.clone();
             match transport.start(&body) {
                 Ok(()) => self.in_flight_since = Some(t),
@@ -258,7 +273,11 @@ mod tests {
     fn hook() -> Webhook {
         Webhook::new(Options {
             url: "http://127.0.0.1:9000/hook".into(),
-            policy: RetryPolicy { retries: 2, initial_ms: 100, max_ms: 1_000 },
+            policy: RetryPolicy {
+                retries: 2,
+                initial_ms: 100,
+                max_ms: 1_000,
+            },
             timeout_ms: 2_000,
             max_pending: 4,
             max_wait_ms: 20,
@@ -268,7 +287,13 @@ mod tests {
     }
 
     fn down() -> StateChange<'static> {
-        StateChange { neighbor: "192.0.2.1".into(), peer_as: 65001, old: "established", new: "idle", reason: "hold timer expired" }
+        StateChange {
+            neighbor: "192.0.2.1".into(),
+            peer_as: 65001,
+            old: "established",
+            new: "idle",
+            reason: "hold timer expired",
+        }
     }
 
     #[test]
@@ -279,8 +304,24 @@ mod tests {
         w.on_notification("192.0.2.1".into(), 65001, true, 6, 2, "x", 1, &mut log);
         assert_eq!(w.queue().len(), 0);
         w.end_of_snapshot();
-        w.on_state(&StateChange { old: "idle", new: "idle", ..down() }, 1, &mut log);
-        w.on_state(&StateChange { old: "idle", new: "established", ..down() }, 1, &mut log);
+        w.on_state(
+            &StateChange {
+                old: "idle",
+                new: "idle",
+                ..down()
+            },
+            1,
+            &mut log,
+        );
+        w.on_state(
+            &StateChange {
+                old: "idle",
+                new: "established",
+                ..down()
+            },
+            1,
+            &mut log,
+        );
         w.on_notification("192.0.2.1".into(), 65001, false, 6, 2, "x", 1, &mut log);
         assert_eq!(w.queue().len(), 0);
         w.on_notification("192.0.2.1".into(), 65001, true, 6, 2, "x", 1, &mut log);
@@ -310,12 +351,17 @@ mod tests {
         w.pump(&mut fake, &mut || clock, &mut log);
         assert_eq!(fake.sent.len(), 2);
         clock = 300;
-        fake.answers.extend([Some(Err("connection refused".into()))]);
+        fake.answers
+            .extend([Some(Err("connection refused".into()))]);
         w.pump(&mut fake, &mut || clock, &mut log);
         assert_eq!(fake.sent.len(), 3);
         assert_eq!(w.queue().len(), 0);
         assert_eq!(w.queue().failed, 1);
-        assert!(log.0.last().unwrap().contains("dropped after 3 attempts"), "{:?}", log.0);
+        assert!(
+            log.0.last().unwrap().contains("dropped after 3 attempts"),
+            "{:?}",
+            log.0
+        );
 
         // A 204 is a success.
         w.on_state(&down(), 8, &mut log);
@@ -345,7 +391,11 @@ mod tests {
         clock = 3_000;
         w.pump(&mut fake, &mut || clock, &mut log);
         assert_eq!(fake.cancelled, 1);
-        assert!(log.0.iter().any(|l| l.contains("no answer within 2000 ms")), "{:?}", log.0);
+        assert!(
+            log.0.iter().any(|l| l.contains("no answer within 2000 ms")),
+            "{:?}",
+            log.0
+        );
         assert_eq!(w.queue().len(), 1, "retried later");
     }
 }

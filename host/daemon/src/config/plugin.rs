@@ -324,7 +324,10 @@ fn parse_plugin(
         } else {
             sink.error(
                 span,
-                format!("{label}.secret-settings: {} is not in {label}.settings", quote(&key)),
+                format!(
+                    "{label}.secret-settings: {} is not in {label}.settings",
+                    quote(&key)
+                ),
             );
         }
     }

@@ -180,7 +180,12 @@ impl ExportHub {
     }
 
     /// Received route changes, as [`ReceivedChange`]s.
-    pub fn received(&mut self, session: Session, direction: RouteDirection, changes: &[ReceivedChange]) {
+    pub fn received(
+        &mut self,
+        session: Session,
+        direction: RouteDirection,
+        changes: &[ReceivedChange],
+    ) {
         self.routes(
             session,
             direction,

@@ -471,7 +471,9 @@ impl Neighbor {
 
     /// Counts a NOTIFICATION and tells the speaker (for exporters).
     fn notification(&self, n: &Notification, sent: bool) {
-        self.shared.metrics.notification(&self.label, sent, n.code, n.subcode);
+        self.shared
+            .metrics
+            .notification(&self.label, sent, n.code, n.subcode);
         let _ = self.shared.events.send(NeighborEvent::Notification {
             neighbor: self.index,
             sent,
@@ -612,9 +614,12 @@ impl Neighbor {
             "sent the Adj-RIB-Out"
         );
         self.send_bytes(out);
-        self.shared
-            .metrics
-            .session_state(&self.label, self.shared.local_as, self.config.peer_as, true);
+        self.shared.metrics.session_state(
+            &self.label,
+            self.shared.local_as,
+            self.config.peer_as,
+            true,
+        );
     }
 
     async fn shutdown(&mut self) {

@@ -258,11 +258,8 @@ impl NeighborRibs {
                 .accepted_routes()
                 .map(|(p, a)| (p, a.clone()))
                 .collect();
-            self.recorded_post.extend(
-                routes
-                    .iter()
-                    .map(|(p, _)| (*p, accepted.get(p).cloned())),
-            );
+            self.recorded_post
+                .extend(routes.iter().map(|(p, _)| (*p, accepted.get(p).cloned())));
         }
     }
 }

@@ -527,7 +527,8 @@ impl Speaker {
             }
             let (pre, post) = self.ribs[i].take_recorded();
             let s = self.export_session(i);
-            self.hub.received(s, RouteDirection::ReceivedPrePolicy, &pre);
+            self.hub
+                .received(s, RouteDirection::ReceivedPrePolicy, &pre);
             self.hub.received(s, RouteDirection::Received, &post);
         }
     }
@@ -575,12 +576,18 @@ impl Speaker {
                 }));
             }
             if subscription.routes_received {
-                let (direction, routes): (_, Box<dyn Iterator<Item = _>>) = if subscription.pre_policy
-                {
-                    (RouteDirection::ReceivedPrePolicy, Box::new(self.ribs[i].adj_in.routes()))
-                } else {
-                    (RouteDirection::Received, Box::new(self.ribs[i].adj_in.accepted_routes()))
-                };
+                let (direction, routes): (_, Box<dyn Iterator<Item = _>>) =
+                    if subscription.pre_policy {
+                        (
+                            RouteDirection::ReceivedPrePolicy,
+                            Box::new(self.ribs[i].adj_in.routes()),
+                        )
+                    } else {
+                        (
+                            RouteDirection::Received,
+                            Box::new(self.ribs[i].adj_in.accepted_routes()),
+                        )
+                    };
                 let routes = routes.map(|(p, a)| (p, Some(a)));
                 events.extend(
                     exporters::route_events(s, direction, routes)
@@ -935,11 +942,12 @@ impl Speaker {
                     return;
                 };
                 tracing::debug!(%plugin, %health, %reason, "applying health to routes");
-                self.hub.event(wasmbgp_runtime::export::ExportEvent::Health {
-                    plugin: plugin.clone(),
-                    health,
-                    reason: reason.clone(),
-                });
+                self.hub
+                    .event(wasmbgp_runtime::export::ExportEvent::Health {
+                        plugin: plugin.clone(),
+                        health,
+                        reason: reason.clone(),
+                    });
                 self.plugins[i].health = Some(health);
                 let source = self.plugins[i].source;
                 for route in self.plugins[i].config.routes.clone() {
@@ -974,11 +982,12 @@ impl Speaker {
                     return;
                 };
                 tracing::warn!(%plugin, %error, ?on_failure, "plugin failed; BGP sessions are unaffected");
-                self.hub.event(wasmbgp_runtime::export::ExportEvent::Plugin {
-                    plugin: plugin.clone(),
-                    change: wasmbgp_runtime::export::PluginChange::Faulted,
-                    detail: error.clone(),
-                });
+                self.hub
+                    .event(wasmbgp_runtime::export::ExportEvent::Plugin {
+                        plugin: plugin.clone(),
+                        change: wasmbgp_runtime::export::PluginChange::Faulted,
+                        detail: error.clone(),
+                    });
                 if on_failure == OnFailure::Withdraw {
                     slot.health = None;
                     let source = slot.source;
@@ -1017,11 +1026,12 @@ impl Speaker {
                 change,
                 detail,
             } => {
-                self.hub.event(wasmbgp_runtime::export::ExportEvent::Plugin {
-                    plugin,
-                    change,
-                    detail,
-                });
+                self.hub
+                    .event(wasmbgp_runtime::export::ExportEvent::Plugin {
+                        plugin,
+                        change,
+                        detail,
+                    });
             }
             PluginEvent::SnapshotWanted { plugin } => self.snapshot_for(&plugin).await,
             PluginEvent::PolicyChanged { plugin } => {

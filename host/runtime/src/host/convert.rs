@@ -275,10 +275,10 @@ pub(crate) fn events_out(events: &[std::sync::Arc<ExportEvent>], out: &mut Vec<w
     }
 }
 
+use super::bindings::exporter::wasmbgp::plugin::events as wit_events;
 use crate::export::{
     ExportEvent, MessageDirection, PluginChange, RouteDirection, RouteEvent, Session, SessionState,
 };
-use super::bindings::exporter::wasmbgp::plugin::events as wit_events;
 
 fn session_out(s: &Session) -> wit_events::Session {
     wit_events::Session {

@@ -95,7 +95,8 @@ impl WasiHttpHooks for GrantedHttp {
         tracing::debug!(plugin = %self.plugin, method = %request.method(), %uri, "HTTP request");
         let options = capped(options);
         Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             let response = response.map(|body| {
                 http_body_util::Limited::new(body, MAX_RESPONSE_BODY)
                     .map_err(|e| match e.downcast::<Error>() {

@@ -159,9 +159,10 @@ impl MetricStore {
             return invalid(format!("metric {name:?}: more than {MAX_LABELS} labels"));
         }
         for (i, label) in label_names.iter().enumerate() {
-            if !valid_name(label) || label.starts_with("__") || label == "plugin" || label == "le"
-            {
-                return invalid(format!("metric {name:?}: label name {label:?} is not allowed"));
+            if !valid_name(label) || label.starts_with("__") || label == "plugin" || label == "le" {
+                return invalid(format!(
+                    "metric {name:?}: label name {label:?} is not allowed"
+                ));
             }
             if label_names[..i].contains(label) {
                 return invalid(format!("metric {name:?}: label {label:?} given twice"));
@@ -201,7 +202,9 @@ impl MetricStore {
             ));
         }
         if self.families.len() >= MAX_FAMILIES {
-            return invalid(format!("a plugin may register at most {MAX_FAMILIES} metrics"));
+            return invalid(format!(
+                "a plugin may register at most {MAX_FAMILIES} metrics"
+            ));
         }
         self.families.insert(
             name,
@@ -303,7 +306,9 @@ fn number(value: f64) -> Result<f64, MetricError> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(MetricError::Invalid(format!("{value} is not a finite number")))
+        Err(MetricError::Invalid(format!(
+            "{value} is not a finite number"
+        )))
     }
 }
 
@@ -326,7 +331,12 @@ impl metrics::Host for MetricsCtx {
             .register(name, help, kind, label_names, buckets)
     }
 
-    fn add(&mut self, name: String, label_values: Vec<String>, value: f64) -> Result<(), MetricError> {
+    fn add(
+        &mut self,
+        name: String,
+        label_values: Vec<String>,
+        value: f64,
+    ) -> Result<(), MetricError> {
         let value = number(value)?;
         let mut store = self.shared.metrics();
         let (series, kind) = store
@@ -347,7 +357,12 @@ impl metrics::Host for MetricsCtx {
         }
     }
 
-    fn set(&mut self, name: String, label_values: Vec<String>, value: f64) -> Result<(), MetricError> {
+    fn set(
+        &mut self,
+        name: String,
+        label_values: Vec<String>,
+        value: f64,
+    ) -> Result<(), MetricError> {
         let value = number(value)?;
         let mut store = self.shared.metrics();
         let (series, kind) = store
@@ -362,7 +377,12 @@ impl metrics::Host for MetricsCtx {
         }
     }
 
-    fn observe(&mut self, name: String, label_values: Vec<String>, value: f64) -> Result<(), MetricError> {
+    fn observe(
+        &mut self,
+        name: String,
+        label_values: Vec<String>,
+        value: f64,
+    ) -> Result<(), MetricError> {
         let value = number(value)?;
         let mut store = self.shared.metrics();
         let bucket = store.bucket_of(&name, value);
@@ -376,9 +396,9 @@ impl metrics::Host for MetricsCtx {
                 *count += 1;
                 Ok(())
             }
-            MetricValue::Number(_) => Err(MetricError::Invalid(format!(
-                "{name:?} is not a histogram"
-            ))),
+            MetricValue::Number(_) => {
+                Err(MetricError::Invalid(format!("{name:?} is not a histogram")))
+            }
         }
     }
 
@@ -396,26 +416,81 @@ mod tests {
         let mut s = MetricStore::default();
         let c = PluginMetricKind::Counter;
         let g = PluginMetricKind::Gauge;
-        assert!(s.register("routes_total".into(), "".into(), c, vec!["neighbor".into()], vec![]).is_ok());
+        assert!(
+            s.register(
+                "routes_total".into(),
+                "".into(),
+                c,
+                vec!["neighbor".into()],
+                vec![]
+            )
+            .is_ok()
+        );
         // Again, same shape: fine (a restart registers again).
-        assert!(s.register("routes_total".into(), "".into(), c, vec!["neighbor".into()], vec![]).is_ok());
-        assert!(s.register("routes_total".into(), "".into(), c, vec![], vec![]).is_err());
-        assert!(s.register("routes".into(), "".into(), c, vec![], vec![]).is_err());
-        assert!(s.register("active_total".into(), "".into(), g, vec![], vec![]).is_err());
-        assert!(s.register("calls_total".into(), "".into(), c, vec![], vec![]).is_err());
-        assert!(s.register("Bad".into(), "".into(), g, vec![], vec![]).is_err());
-        assert!(s.register("g".into(), "".into(), g, vec!["plugin".into()], vec![]).is_err());
-        assert!(s.register("h".into(), "".into(), PluginMetricKind::Histogram, vec![], vec![2.0, 1.0]).is_err());
+        assert!(
+            s.register(
+                "routes_total".into(),
+                "".into(),
+                c,
+                vec!["neighbor".into()],
+                vec![]
+            )
+            .is_ok()
+        );
+        assert!(
+            s.register("routes_total".into(), "".into(), c, vec![], vec![])
+                .is_err()
+        );
+        assert!(
+            s.register("routes".into(), "".into(), c, vec![], vec![])
+                .is_err()
+        );
+        assert!(
+            s.register("active_total".into(), "".into(), g, vec![], vec![])
+                .is_err()
+        );
+        assert!(
+            s.register("calls_total".into(), "".into(), c, vec![], vec![])
+                .is_err()
+        );
+        assert!(
+            s.register("Bad".into(), "".into(), g, vec![], vec![])
+                .is_err()
+        );
+        assert!(
+            s.register("g".into(), "".into(), g, vec!["plugin".into()], vec![])
+                .is_err()
+        );
+        assert!(
+            s.register(
+                "h".into(),
+                "".into(),
+                PluginMetricKind::Histogram,
+                vec![],
+                vec![2.0, 1.0]
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn series_are_capped() {
         let mut s = MetricStore::default();
-        s.register("a".into(), "".into(), PluginMetricKind::Gauge, vec!["n".into()], vec![]).unwrap();
+        s.register(
+            "a".into(),
+            "".into(),
+            PluginMetricKind::Gauge,
+            vec!["n".into()],
+            vec![],
+        )
+        .unwrap();
         for i in 0..3 {
             s.series("a", vec![i.to_string()], 3).unwrap();
         }
-        assert!(matches!(s.series("a", vec!["x".into()], 3), Err(MetricError::SeriesLimit(_))));
+        assert!(matches!(
+            s.series("a", vec!["x".into()], 3),
+            Err(MetricError::SeriesLimit(_))
+        ));
         // Existing series still update.
         assert!(s.series("a", vec!["1".into()], 3).is_ok());
         s.remove("a", &["1".into()]);

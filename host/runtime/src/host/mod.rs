@@ -36,11 +36,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub(crate) use convert::{address_out, attributes_in, attributes_out, events_out};
 use feed::FeedCtx;
 use http::HttpCtx;
-pub(crate) use metrics::MetricStore;
-pub use metrics::{MetricValue, PluginMetric, PluginMetricKind, RESERVED as RESERVED_METRICS};
-use metrics::MetricsCtx;
-use output::OutputCtx;
 use log::{ClockCtx, LogCtx};
+pub(crate) use metrics::MetricStore;
+use metrics::MetricsCtx;
+pub use metrics::{MetricValue, PluginMetric, PluginMetricKind, RESERVED as RESERVED_METRICS};
+use output::OutputCtx;
 use probe::ProbeCtx;
 use routes::RoutesCtx;
 pub use state::KvStore;
@@ -137,8 +137,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<PluginCtx>) -> anyhow::Result<()
         .map_err(error)?;
     output::add_to_linker::<PluginCtx, HasSelf<OutputCtx>>(linker, |c| &mut c.output)
         .map_err(error)?;
-    feed::add_to_linker::<PluginCtx, HasSelf<FeedCtx>>(linker, |c| &mut c.feed)
-        .map_err(error)?;
+    feed::add_to_linker::<PluginCtx, HasSelf<FeedCtx>>(linker, |c| &mut c.feed).map_err(error)?;
     // Any world may use wasi:http; every request is checked against grants.http-out.
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker).map_err(error)?;
     Ok(())

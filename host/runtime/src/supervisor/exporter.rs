@@ -104,11 +104,19 @@ impl ExporterClient {
             events,
         }) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item)) => {
+            Err(
+                mpsc::error::TrySendError::Full(item) | mpsc::error::TrySendError::Closed(item),
+            ) => {
                 let dropped = weight(&item.events);
-                self.feed.lost.fetch_add(lagged + dropped, Ordering::Relaxed);
+                self.feed
+                    .lost
+                    .fetch_add(lagged + dropped, Ordering::Relaxed);
                 self.shared.count_events(0, dropped);
-                let mut last = self.feed.last_drop_log.lock().unwrap_or_else(|p| p.into_inner());
+                let mut last = self
+                    .feed
+                    .last_drop_log
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
                 if last.is_none_or(|t| t.elapsed() >= DROP_LOG_EVERY) {
                     *last = Some(Instant::now());
                     tracing::warn!(
@@ -239,7 +247,9 @@ impl Driver {
         if self.awaiting_snapshot {
             if self.held.len() >= self.capacity {
                 let oldest = self.held.pop_front().expect("held is full");
-                self.feed.lost.fetch_add(weight(&oldest.events), Ordering::Relaxed);
+                self.feed
+                    .lost
+                    .fetch_add(weight(&oldest.events), Ordering::Relaxed);
                 self.core.shared.count_events(0, weight(&oldest.events));
             }
             self.held.push_back(item);
@@ -418,36 +428,16 @@ impl Driver {
     }
 
     fn fail(&mut self, fault: Fault) {
-        let error = self.core.fault_text(fault);
-        let decision = self.restarts.failure(Instant::now());
-        tracing::error!(
-            plugin = %self.core.shared.name,
-            error = %error,
-            restart_in = ?decision.delay,
-            failed = decision.failed,
-            "exporter fault; its events are dropped until it is back, then it starts from a snapshot"
+        let restart_at = self.core.record_fault(
+            &mut self.restarts,
+            fault,
+            "its events are dropped until it is back, then it starts from a snapshot",
         );
-        let total = self.restarts.total();
-        let state = if decision.failed {
-            PluginState::Failed
-        } else {
-            PluginState::Backoff
-        };
-        self.core.shared.update(|s| {
-            s.restarts = total;
-            s.last_error = Some(error.clone());
-            s.state = state;
-        });
-        let _ = self.core.events.send(PluginEvent::Failed {
-            plugin: self.core.shared.name.clone(),
-            error,
-            on_failure: self.core.prepared.spec.on_failure,
-        });
         self.awaiting_snapshot = false;
         for item in self.held.drain(..) {
             self.core.shared.count_events(0, weight(&item.events));
         }
-        self.start_at = Some(tokio::time::Instant::now() + decision.delay);
+        self.start_at = Some(restart_at);
         self.recovering = true;
     }
 }

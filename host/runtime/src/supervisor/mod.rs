@@ -307,7 +307,8 @@ impl Shared {
 
     /// Counts events delivered to an exporter, or dropped.
     pub fn count_events(&self, delivered: u64, dropped: u64) {
-        self.events_delivered.fetch_add(delivered, Ordering::Relaxed);
+        self.events_delivered
+            .fetch_add(delivered, Ordering::Relaxed);
         self.events_dropped.fetch_add(dropped, Ordering::Relaxed);
     }
 
@@ -693,6 +694,44 @@ impl DriverCore {
         self.shared.redact(&text)
     }
 
+    /// A fault took the instance down: decides the restart with `restarts`, logs it
+    /// (`consequence`: what it means for the plugin's routes or events), records it in
+    /// the status and tells the daemon. Returns when to restart.
+    pub fn record_fault(
+        &self,
+        restarts: &mut crate::restart::Restarts,
+        fault: Fault,
+        consequence: &str,
+    ) -> tokio::time::Instant {
+        let error = self.fault_text(fault);
+        let decision = restarts.failure(Instant::now());
+        tracing::error!(
+            plugin = %self.shared.name,
+            error = %error,
+            restart_in = ?decision.delay,
+            failed = decision.failed,
+            "{} fault; {consequence}",
+            self.shared.world
+        );
+        let total = restarts.total();
+        let state = if decision.failed {
+            PluginState::Failed
+        } else {
+            PluginState::Backoff
+        };
+        self.shared.update(|s| {
+            s.restarts = total;
+            s.last_error = Some(error.clone());
+            s.state = state;
+        });
+        let _ = self.events.send(PluginEvent::Failed {
+            plugin: self.shared.name.clone(),
+            error,
+            on_failure: self.prepared.spec.on_failure,
+        });
+        tokio::time::Instant::now() + decision.delay
+    }
+
     /// Logs and answers a refused reload; the running plugin keeps running.
     pub fn refuse_reload(&self, reply: oneshot::Sender<Result<(), String>>, fault: Fault) {
         let error = self.fault_text(fault);
@@ -714,10 +753,8 @@ impl DriverCore {
         } else {
             PluginChange::Restarted
         };
-        self.shared.lifecycle(
-            change,
-            self.prepared.spec.component.display().to_string(),
-        );
+        self.shared
+            .lifecycle(change, self.prepared.spec.component.display().to_string());
     }
 
     /// Counts and reports a reload that took over.
@@ -771,9 +808,7 @@ pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyho
                 .await
                 .map(drop),
             World::Policy => policy::instantiate(&core, &core.prepared).await.map(drop),
-            World::Exporter => exporter::instantiate(&core, &core.prepared)
-                .await
-                .map(drop),
+            World::Exporter => exporter::instantiate(&core, &core.prepared).await.map(drop),
         }
     });
     outcome.map_err(|fault| {

@@ -479,33 +479,14 @@ impl Driver {
     }
 
     fn fail(&mut self, fault: Fault) {
-        let error = self.core.fault_text(fault);
-        let decision = self.restarts.failure(Instant::now());
-        tracing::error!(
-            plugin = %self.core.shared.name,
-            error = %error,
-            restart_in = ?decision.delay,
-            failed = decision.failed,
-            "policy fault; its routes get on-failure = {} until it is back",
+        let consequence = format!(
+            "its routes get on-failure = {} until it is back",
             self.core.prepared.spec.on_failure.name()
         );
-        let total = self.restarts.total();
-        let state = if decision.failed {
-            PluginState::Failed
-        } else {
-            PluginState::Backoff
-        };
-        self.core.shared.update(|s| {
-            s.restarts = total;
-            s.last_error = Some(error.clone());
-            s.state = state;
-        });
-        let _ = self.core.events.send(PluginEvent::Failed {
-            plugin: self.core.shared.name.clone(),
-            error,
-            on_failure: self.core.prepared.spec.on_failure,
-        });
-        self.start_at = Some(tokio::time::Instant::now() + decision.delay);
+        let restart_at = self
+            .core
+            .record_fault(&mut self.restarts, fault, &consequence);
+        self.start_at = Some(restart_at);
         self.recovering = true;
     }
 }
