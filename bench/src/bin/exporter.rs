@@ -58,6 +58,8 @@ struct Opts {
     queue: Option<usize>,
     bird_ref: bool,
     pre: bool,
+    /// Run the stuck-exporter variant.
+    stuck: bool,
     perf: Option<PathBuf>,
     perf_kind: Kind,
     wasmbgp: PathBuf,
@@ -77,6 +79,7 @@ fn parse_opts() -> Result<Opts> {
         queue: None,
         bird_ref: true,
         pre: true,
+        stuck: true,
         perf: None,
         perf_kind: Kind::Stats,
         wasmbgp: root.join("target/release/wasmbgp"),
@@ -97,6 +100,7 @@ fn parse_opts() -> Result<Opts> {
             "--queue" => o.queue = Some(num(val("--queue")?, "--queue")? as usize),
             "--no-bird" => o.bird_ref = false,
             "--no-pre" => o.pre = false,
+            "--no-stuck" => o.stuck = false,
             "--perf" => o.perf = Some(val("--perf")?.into()),
             "--perf-variant" => {
                 o.perf_kind = match val("--perf-variant")?.as_str() {
@@ -115,7 +119,7 @@ fn parse_opts() -> Result<Opts> {
             "-h" | "--help" => {
                 println!(
                     "usage: wasmbgp-bench-exporter [--routes N (1000000)] [--runs R (5)] [--poll-ms MS (10)] [--timeout S (120)]\n\
-                     \x20   [--queue BATCHES (the daemon's default)] [--no-bird] [--no-pre] [--perf REPORT.txt [--perf-variant none|route-stats|route-stats-pre]]\n\
+                     \x20   [--queue BATCHES (the daemon's default)] [--no-bird] [--no-pre] [--no-stuck] [--perf REPORT.txt [--perf-variant none|route-stats|route-stats-pre]]\n\
                      \x20   [--wasmbgp PATH] [--plugins-dir DIR] [--bird PATH] [--results FILE | --no-results] [--keep]\n\
                      --perf: one more run (route-stats unless --perf-variant none) under `perf record -g -p PID`\n\
                      \x20   (from idle to all delivered);\n\
@@ -169,6 +173,9 @@ enum Kind {
     /// wasmbgp with route-stats given the routes before import policy, which it skips
     /// (it counts `received` only): the cost of delivery without the plugin's own work.
     StatsPre,
+    /// wasmbgp with a stuck exporter (fixture-exporter busy most of its deadline in
+    /// every call, small queue): how much it slows ingestion.
+    Stuck,
     /// A BIRD 2 receiver.
     Bird,
 }
@@ -179,6 +186,7 @@ impl Kind {
             Kind::None => "none",
             Kind::Stats => "route-stats",
             Kind::StatsPre => "route-stats-pre",
+            Kind::Stuck => "stuck",
             Kind::Bird => "bird",
         }
     }
@@ -206,8 +214,22 @@ fn wasmbgp_conf(o: &Opts, d: &Path, port: u16, orig_port: u16, kind: Kind) -> St
         }
         s += "[plugin.grants]\ndeadline = \"100ms\"\n";
     }
+    if kind == Kind::Stuck {
+        let events = d.join("stuck-events.jsonl");
+        s += &format!(
+            "[[plugin]]\nname = \"{PLUGIN}\"\nworld = \"exporter\"\ncomponent = \"{}\"\n\
+             subscribe = [\"sessions\", \"routes-received\"]\nqueue = 4\n\
+             [plugin.grants]\ndeadline = \"100ms\"\nappend-files = [\"{e}\"]\n\
+             [plugin.settings]\npath = \"{e}\"\nmode = \"stuck\"\nstuck-ms = \"{STUCK_MS}\"\n",
+            o.plugins_dir.join("fixture-exporter.wasm").display(),
+            e = events.display(),
+        );
+    }
     s
 }
+
+/// How long the stuck exporter busy-waits in every call (its deadline is 100 ms).
+const STUCK_MS: u64 = 50;
 
 /// The originator: the table in a static protocol, and one passive BGP protocol per
 /// receiver (wasmbgp, the BIRD receiver), disabled until a run enables it.
@@ -509,7 +531,7 @@ fn wasmbgp_run(
             if got >= n && t_all.is_none() {
                 t_all = Some(t);
             }
-            if got >= n && (e.is_none() || delivered >= n) {
+            if got >= n && (e.is_none() || delivered >= n || kind == Kind::Stuck) {
                 t_done = Some(t);
                 break;
             }
@@ -765,6 +787,7 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
                 o.queue.map_or("default (256 batches)".into(), |q| q.to_string())
             ),
             Kind::StatsPre => "wasmbgp + route-stats given the routes before import policy (`received-routes = \"pre-policy\"`), which it skips: delivery without the plugin's own work".to_string(),
+            Kind::Stuck => format!("wasmbgp + a stuck exporter (fixture-exporter busy {STUCK_MS} ms in every call, queue 4: it drops most events)"),
             Kind::Bird => "BIRD 2 receiver (`import all`), reference".to_string(),
         };
         let cpu = med(runs, |r| r.cpu);
@@ -796,6 +819,20 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
                 "—".into()
             },
             mib(med(runs, |r| r.hwm as f64) as u64),
+        );
+    }
+    if let (Some(stuck), Some(none)) = (get(Kind::Stuck), get(Kind::None))
+        && !stuck.is_empty()
+        && !none.is_empty()
+    {
+        let (t_stuck, t_none) = (med(stuck, |r| r.est_to_all), med(none, |r| r.est_to_all));
+        let slower = (t_stuck / t_none - 1.0) * 100.0;
+        s += &format!(
+            "\nA stuck exporter slows ingestion (Established → wasmbgp holds every route, medians) \
+             from {t_none:.3} s to {t_stuck:.3} s: **{slower:+.1} %** (target ≤ +10 %: **{}**); \
+             it dropped {} events per run (median), reported to it as `lagged`.\n",
+            if slower <= 10.0 { "yes" } else { "no" },
+            med(stuck, |r| r.dropped as f64) as u64,
         );
     }
 
@@ -1008,6 +1045,9 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
     let mut kinds = vec![Kind::None, Kind::Stats];
     if o.pre {
         kinds.push(Kind::StatsPre);
+    }
+    if o.stuck {
+        kinds.push(Kind::Stuck);
     }
     if o.bird_ref {
         kinds.push(Kind::Bird);
