@@ -220,7 +220,7 @@ fn wasmbgp_conf(o: &Opts, d: &Path, port: u16, orig_port: u16, kind: Kind) -> St
             "[[plugin]]\nname = \"{PLUGIN}\"\nworld = \"exporter\"\ncomponent = \"{}\"\n\
              subscribe = [\"sessions\", \"routes-received\"]\nqueue = 4\n\
              [plugin.grants]\ndeadline = \"100ms\"\nappend-files = [\"{e}\"]\n\
-             [plugin.settings]\npath = \"{e}\"\nmode = \"stuck\"\nstuck-ms = \"{STUCK_MS}\"\n",
+             [plugin.settings]\npath = \"{e}\"\nmode = \"sleep\"\nstuck-ms = \"{STUCK_MS}\"\n",
             o.plugins_dir.join("fixture-exporter.wasm").display(),
             e = events.display(),
         );
@@ -228,7 +228,7 @@ fn wasmbgp_conf(o: &Opts, d: &Path, port: u16, orig_port: u16, kind: Kind) -> St
     s
 }
 
-/// How long the stuck exporter busy-waits in every call (its deadline is 100 ms).
+/// How long the stuck exporter sleeps in every call (its deadline is 100 ms).
 const STUCK_MS: u64 = 50;
 
 /// The originator: the table in a static protocol, and one passive BGP protocol per
@@ -787,7 +787,7 @@ fn report(o: &Opts, res: &[(Kind, Vec<Run>)]) -> String {
                 o.queue.map_or("default (256 batches)".into(), |q| q.to_string())
             ),
             Kind::StatsPre => "wasmbgp + route-stats given the routes before import policy (`received-routes = \"pre-policy\"`), which it skips: delivery without the plugin's own work".to_string(),
-            Kind::Stuck => format!("wasmbgp + a stuck exporter (fixture-exporter busy {STUCK_MS} ms in every call, queue 4: it drops most events)"),
+            Kind::Stuck => format!("wasmbgp + a stuck exporter (fixture-exporter sleeping {STUCK_MS} ms in every call, queue 4: it drops most events)"),
             Kind::Bird => "BIRD 2 receiver (`import all`), reference".to_string(),
         };
         let cpu = med(runs, |r| r.cpu);

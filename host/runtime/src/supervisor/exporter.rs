@@ -34,7 +34,7 @@ use crate::host::{PluginCtx, events_out};
 use crate::restart::{RestartPolicy, Restarts};
 
 /// The most events (routes count one each) in one `on-events` call.
-pub const MAX_EVENTS_PER_CALL: u64 = 16_384;
+pub const MAX_EVENTS_PER_CALL: u64 = 4096;
 /// Dropped batches are logged at most this often.
 const DROP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
