@@ -104,12 +104,9 @@ impl Driver {
         };
         self.hysteresis
             .set_config(hysteresis_config(&prepared.spec));
-        self.core.shared.set_secrets(prepared.spec.secret_values());
-        self.core.prepared = prepared;
         self.instance = Some(instance);
         self.restarts.clear();
-        self.core.reloaded();
-        let _ = reply.send(Ok(()));
+        self.core.take_over(prepared, reply);
         if !self.hysteresis.is_disabled() {
             self.core.shared.update(|s| s.state = PluginState::Running);
         }

@@ -757,8 +757,18 @@ impl DriverCore {
             .lifecycle(change, self.prepared.spec.component.display().to_string());
     }
 
+    /// A reload's new instance passed `init`: its spec (and secrets) replace the old,
+    /// the reload is counted and reported, and the caller is answered. The driver
+    /// swaps in the instance itself.
+    pub fn take_over(&mut self, prepared: Prepared, reply: oneshot::Sender<Result<(), String>>) {
+        self.shared.set_secrets(prepared.spec.secret_values());
+        self.prepared = prepared;
+        self.reloaded();
+        let _ = reply.send(Ok(()));
+    }
+
     /// Counts and reports a reload that took over.
-    pub fn reloaded(&self) {
+    fn reloaded(&self) {
         self.shared.count_reload(true);
         self.shared.lifecycle(
             PluginChange::Reloaded,

@@ -392,15 +392,12 @@ impl Driver {
             Ok(instance) => instance,
             Err(fault) => return self.core.refuse_reload(reply, fault),
         };
-        self.core.shared.set_secrets(prepared.spec.secret_values());
-        self.core.prepared = prepared;
         self.instance = Some(instance);
         self.restarts.clear();
         self.start_at = None;
         self.recovering = false;
         self.core.shared.update(|s| s.state = PluginState::Running);
-        self.core.reloaded();
-        let _ = reply.send(Ok(()));
+        self.core.take_over(prepared, reply);
         // The verdicts may change: the daemon judges the routes again.
         let _ = self.core.events.send(PluginEvent::PolicyChanged {
             plugin: self.core.shared.name.clone(),
