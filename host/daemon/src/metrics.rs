@@ -73,6 +73,8 @@ pub struct Metrics {
     verdict_to_wire: Histogram,
     ctl_replies: Family<ResultLabel, Counter>,
     ctl_connection_errors: Counter,
+    config_reloads: Family<ResultLabel, Counter>,
+    config_reload_seconds: Histogram,
     #[cfg(feature = "engine")]
     plugins: Arc<PluginCollector>,
 }
@@ -411,6 +413,8 @@ impl Metrics {
             verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             ctl_replies: Family::default(),
             ctl_connection_errors: Counter::default(),
+            config_reloads: Family::default(),
+            config_reload_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 14)),
             #[cfg(feature = "engine")]
             plugins: Arc::default(),
             registry: Registry::default(),
@@ -481,6 +485,16 @@ impl Metrics {
             "ctl_replies",
             "Control commands answered, by result (ok, error)",
             m.ctl_replies.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP, ctl reload), by result: ok, or refused (the running config kept)",
+            m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_reload_duration_seconds",
+            "Time to apply a config reload's difference, once checked",
+            m.config_reload_seconds.clone(),
         );
         registry.register(
             "ctl_connection_errors",
@@ -629,6 +643,17 @@ impl Metrics {
         self.ctl_replies
             .get_or_create(&ResultLabel { result })
             .inc();
+    }
+
+    /// A config reload was applied (`ok`) or refused; `applied`: how long applying took.
+    pub fn config_reload(&self, ok: bool, applied: Option<std::time::Duration>) {
+        let result = if ok { "ok" } else { "refused" };
+        self.config_reloads
+            .get_or_create(&ResultLabel { result })
+            .inc();
+        if let Some(d) = applied {
+            self.config_reload_seconds.observe(d.as_secs_f64());
+        }
     }
 
     /// A control connection failed.

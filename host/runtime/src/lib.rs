@@ -58,5 +58,5 @@ pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]
 pub use supervisor::{
     CALL_BUCKETS, ExporterClient, FaultKind, PluginHandle, PluginState, PluginStatus, PolicyClient,
-    PolicySession, PolicyUnavailable, Reload, StatusSource, Verdict, Verdicts,
+    PolicySession, PolicyUnavailable, Reload, Reloader, StatusSource, Verdict, Verdicts,
 };

@@ -37,6 +37,15 @@ pub struct FlushStats {
     pub withdrawn_v6: usize,
 }
 
+/// What [`AdjRibOut::sync_source`] changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Prefixes announced (new, or other attributes).
+    pub announced: usize,
+    /// Prefixes withdrawn.
+    pub withdrawn: usize,
+}
+
 /// The routes one neighbor is to be sent, each remembering its source, with the set of
 /// prefixes changed since the last flush.
 ///
@@ -273,6 +282,77 @@ impl AdjRibOut {
         n
     }
 
+    /// Makes `source`'s routes exactly `routes`: announces the prefixes it did not have
+    /// or whose attributes differ in value, withdraws those it no longer lists, and
+    /// leaves alone a route equal in value to the one it has (a config reload reads its
+    /// attributes anew; only what changed may reach the wire). A route of `source`
+    /// waiting behind another source's stays behind it. Later duplicates of a
+    /// prefix in `routes` win, as in [`load`](Self::load). Returns how many prefixes
+    /// were announced and withdrawn.
+    pub fn sync_source(
+        &mut self,
+        source: SourceId,
+        routes: impl IntoIterator<Item = (Prefix, Arc<PathAttributes>)>,
+    ) -> SyncStats {
+        let mut new: Vec<(Prefix, Arc<PathAttributes>)> = routes.into_iter().collect();
+        // Stable, then keep the last of each prefix.
+        new.sort_by_key(|r| r.0);
+        new.reverse();
+        new.dedup_by_key(|r| r.0);
+        new.reverse();
+        let mut old: Vec<(Prefix, Arc<PathAttributes>)> = self
+            .routes()
+            .filter(|r| r.2 == source)
+            .map(|(p, a, _)| (p, a.clone()))
+            .chain(
+                self.shadowed
+                    .iter()
+                    .filter(|(k, _)| k.1 == source)
+                    .map(|(k, a)| (k.0, a.clone())),
+            )
+            .collect();
+        old.sort_unstable_by_key(|r| r.0);
+        let same = |a: &Arc<PathAttributes>, b: &Arc<PathAttributes>| Arc::ptr_eq(a, b) || a == b;
+        let mut announce = Vec::new();
+        let mut withdraw = Vec::new();
+        let (mut o, mut n) = (old.into_iter().peekable(), new.into_iter().peekable());
+        loop {
+            match (o.peek(), n.peek()) {
+                (None, None) => break,
+                (Some(_), None) => withdraw.extend(o.next().map(|r| r.0)),
+                (None, Some(_)) => announce.extend(n.next()),
+                (Some(old), Some(new)) => match old.0.cmp(&new.0) {
+                    std::cmp::Ordering::Less => withdraw.extend(o.next().map(|r| r.0)),
+                    std::cmp::Ordering::Greater => announce.extend(n.next()),
+                    std::cmp::Ordering::Equal => {
+                        let changed = !same(&old.1, &new.1);
+                        o.next();
+                        announce.extend(n.next().filter(|_| changed));
+                    }
+                },
+            }
+        }
+        let stats = SyncStats {
+            announced: announce.len(),
+            withdrawn: withdraw.len(),
+        };
+        for prefix in withdraw {
+            self.withdraw(prefix, source);
+        }
+        for (prefix, attrs) in announce {
+            // Behind another source's route it stays behind: a reload displaces nothing.
+            match self.get(&prefix) {
+                Some((_, holder)) if holder != source => {
+                    self.shadowed.insert((prefix, source), attrs);
+                }
+                _ => {
+                    self.announce(prefix, attrs, source);
+                }
+            }
+        }
+        stats
+    }
+
     /// The advertised route for `prefix`, if any.
     pub fn get(&self, prefix: &Prefix) -> Option<(&Arc<PathAttributes>, SourceId)> {
         let e = match prefix {
@@ -505,6 +585,74 @@ mod tests {
     }
 
     const BOTH: &[Family] = &[Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+
+    /// A reload reads every attribute set anew (other `Arc`s, equal values): only the
+    /// prefixes whose routes differ in value are marked, and another source's route in
+    /// front of the synced one is left where it is.
+    #[test]
+    fn sync_source_marks_only_what_differs_in_value() {
+        let attrs = |med: u32| {
+            Arc::new(PathAttributes {
+                next_hop: Some(NextHop::Local),
+                med: Some(med),
+                ..Default::default()
+            })
+        };
+        let mut rib = AdjRibOut::new();
+        rib.load(
+            vec![
+                (p("10.0.0.0/24"), attrs(1)),
+                (p("10.0.1.0/24"), attrs(1)),
+                (p("10.0.2.0/24"), attrs(1)),
+                (p("2001:db8::/48"), attrs(1)),
+            ],
+            0,
+        );
+        // Source 1 (ctl, say) holds 10.0.2.0/24 in front of the config's route.
+        rib.announce(p("10.0.2.0/24"), attrs(9), 1);
+        rib.take_changes();
+        let stats = rib.sync_source(
+            0,
+            vec![
+                (p("2001:db8::/48"), attrs(1)),
+                (p("10.0.1.0/24"), attrs(5)),
+                (p("10.0.1.0/24"), attrs(2)), // the later duplicate wins
+                (p("10.0.2.0/24"), attrs(3)),
+                (p("10.0.3.0/24"), attrs(1)),
+            ],
+        );
+        assert_eq!(
+            stats,
+            SyncStats {
+                announced: 3,
+                withdrawn: 1
+            }
+        );
+        let changed: Vec<Prefix> = rib.take_changes().into_iter().map(|c| c.0).collect();
+        // 10.0.2.0/24: source 1's route stays advertised; the config's waits behind it.
+        assert_eq!(
+            changed,
+            vec![p("10.0.0.0/24"), p("10.0.1.0/24"), p("10.0.3.0/24")]
+        );
+        assert_eq!(rib.get(&p("10.0.0.0/24")), None);
+        assert_eq!(rib.get(&p("10.0.1.0/24")).map(|r| r.0.med), Some(Some(2)));
+        assert_eq!(rib.get(&p("10.0.2.0/24")).map(|r| r.1), Some(1));
+        rib.withdraw(p("10.0.2.0/24"), 1);
+        assert_eq!(rib.get(&p("10.0.2.0/24")).map(|r| r.0.med), Some(Some(3)));
+        // The same routes again: nothing.
+        rib.take_changes();
+        let again = rib.sync_source(
+            0,
+            vec![
+                (p("2001:db8::/48"), attrs(1)),
+                (p("10.0.1.0/24"), attrs(2)),
+                (p("10.0.2.0/24"), attrs(3)),
+                (p("10.0.3.0/24"), attrs(1)),
+            ],
+        );
+        assert_eq!(again, SyncStats::default());
+        assert!(!rib.has_pending());
+    }
 
     #[test]
     fn full_table_then_incremental_changes() {

@@ -176,6 +176,14 @@ impl Session {
         &self.config
     }
 
+    /// New reconnect delays, used from the next failure on: they are not negotiated,
+    /// so changing them needs no new session.
+    pub fn set_connect_retry(&mut self, first: Duration, max: Duration) {
+        self.config.connect_retry = first;
+        self.config.connect_retry_max = max.max(first);
+        self.backoff = self.backoff.clamp(first, self.config.connect_retry_max);
+    }
+
     /// What was negotiated, while in OpenConfirm or Established.
     pub fn negotiated(&self) -> Option<&Negotiated> {
         self.negotiated.as_ref()

@@ -1,6 +1,7 @@
 //! The TOML config: parsed with spans so that `wasmbgp check` reports every problem as
 //! `FILE:LINE:COL: reason`, and validated before anything runs.
 
+pub mod diff;
 mod plugin;
 mod reader;
 
@@ -53,8 +54,39 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
 }
 
+/// The settings a reload cannot change (they need a restart).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Globals {
+    /// `router-id`.
+    pub router_id: Ipv4Addr,
+    /// `local-as`.
+    pub local_as: u32,
+    /// `listen`.
+    pub listen: Vec<SocketAddr>,
+    /// `graceful-restart`.
+    pub graceful_restart: u16,
+    /// `[control]`.
+    pub control: ControlConfig,
+    /// `metrics`.
+    pub metrics: Option<SocketAddr>,
+}
+
+impl Config {
+    /// The settings a reload cannot change.
+    pub fn globals(&self) -> Globals {
+        Globals {
+            router_id: self.router_id,
+            local_as: self.local_as,
+            listen: self.listen.clone(),
+            graceful_restart: self.graceful_restart,
+            control: self.control.clone(),
+            metrics: self.metrics,
+        }
+    }
+}
+
 /// The control socket.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ControlConfig {
     /// Path of the Unix socket.
     pub socket: PathBuf,
@@ -101,7 +133,7 @@ pub struct NeighborConfig {
 pub type Routes = Vec<(Prefix, Arc<PathAttributes>)>;
 
 /// Routes declared by one `[[route]]` or `[[route-file]]` block.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RouteGroup {
     /// Only these neighbors get the routes (default: every neighbor of the family).
     pub neighbors: Option<Vec<IpAddr>>,

@@ -26,7 +26,7 @@ pub enum Degraded {
 }
 
 /// A route a health check announces while its service is up.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct HealthRoute {
     /// The prefix.
     pub prefix: Prefix,
@@ -117,7 +117,7 @@ impl Subscription {
 }
 
 /// One `[[plugin]]` block.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PluginConfig {
     /// What the runtime needs.
     pub spec: PluginSpec,

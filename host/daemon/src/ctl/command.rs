@@ -41,8 +41,6 @@ pub enum PluginAction {
     Disable,
     /// End maintenance.
     Enable,
-    /// Reload the component from its file.
-    Reload,
 }
 
 /// Which task `debug panic` makes panic.
@@ -78,12 +76,26 @@ pub enum Command {
         /// The prefix.
         prefix: Prefix,
     },
-    /// `plugin disable|enable|reload NAME`.
+    /// `plugin disable|enable NAME`.
     Plugin {
         /// What to do.
         action: PluginAction,
         /// The plugin's name.
         name: String,
+    },
+    /// `plugin reload NAME [PATH]`: swap the plugin's instance, to the component at
+    /// PATH (settings and grants as they run) or to its block as the config file says
+    /// now.
+    PluginReload {
+        /// The plugin's name.
+        name: String,
+        /// The new component.
+        path: Option<std::path::PathBuf>,
+    },
+    /// `reload [--json]`: re-read the config file and apply what changed.
+    Reload {
+        /// The summary as JSON.
+        json: bool,
     },
     /// `policy reevaluate NAME`: judge again every route the policy filters (after
     /// editing something it reads that wasmbgp cannot see change); only differences
@@ -120,14 +132,23 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             parse_route_command(rest, Some(neighbors))
         }
+        ["reload"] => Ok(Command::Reload { json }),
+        ["reload", ..] => Err("reload takes no arguments (reload [--json])".into()),
+        ["plugin", "reload", name] => Ok(Command::PluginReload {
+            name: name.to_string(),
+            path: None,
+        }),
+        ["plugin", "reload", name, path] => Ok(Command::PluginReload {
+            name: name.to_string(),
+            path: Some(std::path::PathBuf::from(path)),
+        }),
         ["plugin", action, name] => {
             let action = match *action {
                 "disable" => PluginAction::Disable,
                 "enable" => PluginAction::Enable,
-                "reload" => PluginAction::Reload,
                 other => {
                     return Err(format!(
-                        "unknown plugin action {} (disable, enable, reload)",
+                        "unknown plugin action {} (disable, enable, reload NAME [PATH])",
                         quote(other)
                     ));
                 }

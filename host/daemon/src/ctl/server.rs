@@ -10,11 +10,11 @@ use anyhow::{Context as _, bail};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{UnixListener, UnixStream};
 use tracing::{info, warn};
-use wasmbgp_runtime::Runtime;
 
 use super::command;
 use super::json::Reply;
 use crate::metrics::Metrics;
+use crate::tasks::reload::Reloads;
 use crate::tasks::speaker::SpeakerHandle;
 
 /// Most commands handed to the speaker at once; lines already buffered are batched.
@@ -50,7 +50,7 @@ pub fn bind(path: &Path, mode: u32) -> anyhow::Result<UnixListener> {
 pub async fn serve(
     listener: UnixListener,
     speaker: SpeakerHandle,
-    runtime: Runtime,
+    reloads: Reloads,
     metrics: Arc<Metrics>,
 ) {
     loop {
@@ -62,10 +62,10 @@ pub async fn serve(
             }
         };
         let speaker = speaker.clone();
-        let runtime = runtime.clone();
+        let reloads = reloads.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            if let Err(e) = session(stream, speaker, runtime, &metrics).await {
+            if let Err(e) = session(stream, speaker, reloads, &metrics).await {
                 metrics.ctl_connection_error();
                 warn!(error = %e, "control connection failed");
             }
@@ -76,7 +76,7 @@ pub async fn serve(
 async fn session(
     stream: UnixStream,
     speaker: SpeakerHandle,
-    runtime: Runtime,
+    reloads: Reloads,
     metrics: &Metrics,
 ) -> anyhow::Result<()> {
     let (rd, wr) = stream.into_split();
@@ -95,20 +95,7 @@ async fn session(
                 None => break,
             }
         }
-        for cmd in &batch {
-            if let Ok(command::Command::Plugin {
-                action: command::PluginAction::Reload,
-                name,
-            }) = cmd
-            {
-                speaker.precompile(&runtime, name).await;
-            }
-        }
-        let count = batch.len();
-        let replies = match speaker.execute(batch).await {
-            Some(r) => r,
-            None => vec![Reply::err("the speaker has stopped; wasmbgp is exiting"); count],
-        };
+        let replies = run_batch(batch, &speaker, &reloads).await;
         for reply in replies {
             metrics.ctl_reply(reply.ok);
             let mut text = serde_json::to_string(&reply)?;
@@ -116,6 +103,47 @@ async fn session(
             writer.write_all(text.as_bytes()).await?;
         }
         writer.flush().await?;
+    }
+}
+
+/// Runs a batch in order: reloads here (they are prepared off the speaker), the rest
+/// by the speaker, consecutive commands together.
+async fn run_batch(
+    batch: Vec<Result<command::Command, String>>,
+    speaker: &SpeakerHandle,
+    reloads: &Reloads,
+) -> Vec<Reply> {
+    let mut replies = Vec::with_capacity(batch.len());
+    let mut pending = Vec::new();
+    for cmd in batch {
+        let reload = match &cmd {
+            Ok(command::Command::Reload { .. } | command::Command::PluginReload { .. }) => true,
+            _ => false,
+        };
+        if !reload {
+            pending.push(cmd);
+            continue;
+        }
+        if !pending.is_empty() {
+            replies.extend(execute(std::mem::take(&mut pending), speaker).await);
+        }
+        replies.push(match cmd {
+            Ok(command::Command::Reload { json }) => reloads.config(json).await,
+            Ok(command::Command::PluginReload { name, path }) => reloads.plugin(&name, path).await,
+            _ => Reply::err("unreachable"),
+        });
+    }
+    if !pending.is_empty() {
+        replies.extend(execute(pending, speaker).await);
+    }
+    replies
+}
+
+async fn execute(batch: Vec<Result<command::Command, String>>, speaker: &SpeakerHandle) -> Vec<Reply> {
+    let count = batch.len();
+    match speaker.execute(batch).await {
+        Some(r) => r,
+        None => vec![Reply::err("the speaker has stopped; wasmbgp is exiting"); count],
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -19,11 +20,39 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(l)
 }
 
+/// Where each configured peer's connections go: its task's mailbox. The speaker
+/// updates it when a reload adds, removes or replaces a neighbor.
+#[derive(Debug, Clone, Default)]
+pub struct Inbound(Arc<RwLock<HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>>>);
+
+impl Inbound {
+    /// Sends `address`'s connections to `mailbox` from now on.
+    pub fn insert(&self, address: IpAddr, mailbox: mpsc::UnboundedSender<NeighborMsg>) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address, mailbox);
+    }
+
+    /// Refuses `address`'s connections from now on.
+    pub fn remove(&self, address: &IpAddr) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(address);
+    }
+
+    fn get(&self, address: &IpAddr) -> Option<mpsc::UnboundedSender<NeighborMsg>> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(address)
+            .cloned()
+    }
+}
+
 /// Accepts connections forever.
-pub async fn serve(
-    listener: TcpListener,
-    neighbors: HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>,
-) {
+pub async fn serve(listener: TcpListener, neighbors: Inbound) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,

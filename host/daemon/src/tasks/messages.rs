@@ -38,41 +38,64 @@ use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::Update;
 use wasmbgp_bgp::rib::{AdjRibOut, Advertised};
 
+use crate::config::diff::{ReloadPlan, ReloadSummary};
+use crate::config::{Globals, NeighborConfig, PluginConfig};
 use crate::ctl::command::Command;
 use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
 
-/// Requests to the speaker (from the control socket and the plugin file watcher).
+/// Requests to the speaker (from the control socket, SIGHUP and the plugin file
+/// watcher). Reloads are prepared off the speaker (config parsed and checked, new
+/// plugin instances started) and only their outcome comes here, so the speaker never
+/// waits on a compiler or a plugin's `init`.
 #[derive(Debug)]
 pub enum SpeakerMsg {
     /// Control commands (or their parse errors), answered in order.
     Batch(Vec<Result<Command, String>>, oneshot::Sender<Vec<Reply>>),
-    /// A plugin's component or data file changed: swap it in place.
-    ReloadPlugin(String),
-    /// A plugin's spec, to compile its component off the speaker before a reload.
-    PluginSpec(String, oneshot::Sender<Option<wasmbgp_runtime::PluginSpec>>),
+    /// What runs now, for a reload to compare the config file with.
+    Running(oneshot::Sender<Running>),
+    /// A plugin took a new spec (its new instance serves): record it.
+    PluginSwapped(wasmbgp_runtime::PluginSpec),
+    /// Apply a checked config's difference with what runs.
+    Apply(Box<ReloadPlan>, oneshot::Sender<ReloadSummary>),
     /// Stop every session with Cease/Administrative Shutdown.
     Shutdown(oneshot::Sender<()>),
 }
+
+/// What runs now: what a config reload is compared with.
+#[derive(Debug)]
+pub struct Running {
+    /// The settings only a restart changes.
+    pub globals: Globals,
+    /// The neighbors.
+    pub neighbors: Vec<NeighborConfig>,
+    /// The plugins, each with the handle that swaps its instance.
+    pub plugins: Vec<(PluginConfig, wasmbgp_runtime::Reloader)>,
+}
+
+/// Identifies one neighbor task for as long as it runs: a neighbor removed or reset by
+/// a reload gets a new task and id, and what its old task still reports is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NeighborId(pub u64);
 
 /// What a neighbor task tells the speaker, in the order it happened.
 #[derive(Debug)]
 pub enum NeighborEvent {
     /// An UPDATE received (after RFC 7606 handling), for the Adj-RIB-In.
     Update {
-        /// The neighbor's index in the speaker's list.
-        neighbor: usize,
+        /// The neighbor's task.
+        neighbor: NeighborId,
         /// The message.
         update: Box<Update>,
     },
     /// The session went down: the neighbor's Adj-RIB-In is gone.
     Down {
-        /// The neighbor's index.
-        neighbor: usize,
+        /// The neighbor's task.
+        neighbor: NeighborId,
     },
     /// The session changed state (after the actions of one input).
     State {
-        /// The neighbor's index.
-        neighbor: usize,
+        /// The neighbor's task.
+        neighbor: NeighborId,
         /// The state before.
         old: wasmbgp_bgp::session::State,
         /// The state now.
@@ -82,8 +105,8 @@ pub enum NeighborEvent {
     },
     /// A NOTIFICATION sent or received.
     Notification {
-        /// The neighbor's index.
-        neighbor: usize,
+        /// The neighbor's task.
+        neighbor: NeighborId,
         /// We sent it (else received).
         sent: bool,
         /// The message.
@@ -126,6 +149,12 @@ pub enum NeighborMsg {
     AdjRibOut(oneshot::Sender<Vec<RouteRow>>),
     /// Send Cease/Administrative Shutdown, close, and stop.
     Shutdown(oneshot::Sender<()>),
+    /// Send this NOTIFICATION (a Cease: the neighbor was removed or needs a new
+    /// session), close, and stop; nobody waits.
+    Stop(wasmbgp_bgp::packet::Notification),
+    /// Settings that take effect without a new session (description, limits, retry
+    /// delays, policy names): the new config.
+    Reconfigure(Box<crate::config::NeighborConfig>),
     /// Panic, to test that the daemon does not run on without this task
     /// (`ctl debug panic neighbor ADDR`, only with fault injection enabled).
     Panic,

@@ -9,19 +9,17 @@ pub mod messages;
 pub mod metrics_http;
 pub mod neighbor;
 pub mod plugins;
+pub mod reload;
 pub mod ribs;
 pub mod sockopt;
 pub mod sources;
 pub mod speaker;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::info;
-use wasmbgp_bgp::rib::AdjRibOut;
-use wasmbgp_runtime::World;
 
 use crate::config::Config;
 use crate::ctl;
@@ -33,13 +31,14 @@ use sources::Sources;
 /// The environment variable that enables `ctl debug panic` (fault injection for tests).
 pub const FAULT_INJECTION_ENV: &str = "WASMBGP_FAULT_INJECTION";
 
-/// Runs the speaker until SIGTERM or SIGINT; fails if a critical task ends before that.
+/// Runs the speaker until SIGTERM or SIGINT (SIGHUP reloads the config); fails if a
+/// critical task ends before that.
 pub async fn run(
     mut config: Config,
     config_path: std::path::PathBuf,
     runtime: wasmbgp_runtime::Runtime,
 ) -> anyhow::Result<()> {
-    let mut critical = CriticalTasks::default();
+    let critical = CriticalTasks::default();
     let metrics = Arc::new(Metrics::new());
     let sources = Sources::new();
     let (neighbor_events, from_neighbors) = tokio::sync::mpsc::unbounded_channel();
@@ -63,40 +62,7 @@ pub async fn run(
             metrics_http::serve(metrics_http::bind(addr).await?, metrics.clone()),
         );
     }
-
-    let routes = std::mem::take(&mut config.routes);
-    let total: usize = routes.iter().map(|g| g.routes.len()).sum();
-    let mut handles = Vec::new();
-    let mut ribs = Vec::new();
-    for (index, n) in config.neighbors.iter().enumerate() {
-        let mut originated = AdjRibOut::new();
-        for group in routes.iter().filter(|g| g.applies_to(&n.address)) {
-            let routes = group
-                .routes
-                .iter()
-                .filter(|(p, _)| n.families.contains(&p.family()))
-                .cloned();
-            originated.load(routes, sources::CONFIG);
-        }
-        ribs.push(ribs::NeighborRibs::new(
-            originated,
-            !n.import_policy.is_empty(),
-        ));
-        handles.push(neighbor::spawn(
-            n.clone(),
-            index,
-            shared.clone(),
-            &mut critical,
-        ));
-    }
-    drop(routes);
-    metrics.source_routes("config", total as i64);
-    info!(neighbors = handles.len(), routes = total, "wasmbgp started");
-
-    let inbound: HashMap<_, _> = handles
-        .iter()
-        .map(|h| (h.config.address, h.tx.clone()))
-        .collect();
+    let inbound = listener::Inbound::default();
     for (addr, l) in config.listen.iter().zip(listeners) {
         critical.spawn(
             format!("listener {addr}"),
@@ -105,55 +71,69 @@ pub async fn run(
     }
     let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
     let plugin_configs = std::mem::take(&mut config.plugins);
-    // A change to a component, or to a data file a policy is granted, reloads the plugin.
-    let watched: Vec<_> = plugin_configs
-        .iter()
-        .flat_map(|p| {
-            let files = match p.spec.world {
-                World::Policy => p.spec.grants.files.iter().map(|f| f.path.clone()).collect(),
-                World::Healthcheck | World::Exporter => Vec::new(),
-            };
-            std::iter::once(p.spec.component.clone())
-                .chain(files)
-                .map(|path| (p.spec.name.clone(), path))
-        })
-        .collect();
+    let watched = plugins::watched_files(&plugin_configs);
     let slots = plugins::start(&runtime, plugin_configs, &sources, &events_tx)?;
     metrics.watch_plugins(slots.iter().map(|s| s.handle.status_source()).collect());
     let fault_injection = std::env::var_os(FAULT_INJECTION_ENV).is_some_and(|v| v == "1");
     if fault_injection {
         tracing::warn!("{FAULT_INJECTION_ENV}=1: `ctl debug panic` can crash this daemon");
     }
-    let speaker = speaker::Speaker::new(speaker::SpeakerParts {
-        local_as: config.local_as,
+    let (speaker, speaker_rx) = speaker::SpeakerHandle::channel();
+    let reloads = reload::Reloads::new(
+        speaker.clone(),
+        runtime.clone(),
         config_path,
+        metrics.clone(),
+    );
+    // A change to a component, or to a data file a policy is granted, reloads the plugin.
+    let watcher = plugins::FileWatcher::start(watched, reloads.clone())?;
+    let neighbors = config.neighbors.len();
+    let total: usize = config.routes.iter().map(|g| g.routes.len()).sum();
+    speaker::Speaker::new(speaker::SpeakerParts {
+        globals: config.globals(),
         runtime: runtime.clone(),
         sources: sources.clone(),
-        neighbors: handles,
-        ribs,
+        neighbors: std::mem::take(&mut config.neighbors),
+        routes: std::mem::take(&mut config.routes),
+        shared,
+        critical: critical.clone(),
+        inbound,
         plugins: slots,
+        plugin_events: events_tx,
+        watcher: Some(watcher),
         metrics: metrics.clone(),
         fault_injection,
     })
-    .spawn(events_rx, from_neighbors, &mut critical);
-    let _watcher = if watched.is_empty() {
-        None
-    } else {
-        Some(plugins::watch(watched, speaker.clone(), runtime.clone())?)
-    };
+    .spawn(speaker_rx, events_rx, from_neighbors);
+    info!(neighbors, routes = total, "wasmbgp started");
     critical.spawn(
         "control socket",
-        ctl::server::serve(control, speaker.clone(), runtime.clone(), metrics.clone()),
+        ctl::server::serve(control, speaker.clone(), reloads.clone(), metrics.clone()),
     );
 
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: shutting down"),
-        _ = int.recv() => info!("SIGINT: shutting down"),
-        why = critical.first_ended() => {
-            let _ = std::fs::remove_file(&config.control.socket);
-            anyhow::bail!("{why}; exiting so that the service manager restarts wasmbgp");
+    let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {
+                info!("SIGTERM: shutting down");
+                break;
+            }
+            _ = int.recv() => {
+                info!("SIGINT: shutting down");
+                break;
+            }
+            _ = hup.recv() => {
+                info!("SIGHUP: reloading the config");
+                let reloads = reloads.clone();
+                // Logged by the reload itself; SIGHUPs queue behind each other.
+                tokio::spawn(async move { reloads.config(false).await });
+            }
+            why = critical.first_ended() => {
+                let _ = std::fs::remove_file(&config.control.socket);
+                anyhow::bail!("{why}; exiting so that the service manager restarts wasmbgp");
+            }
         }
     }
     speaker.shutdown().await;

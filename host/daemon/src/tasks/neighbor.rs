@@ -20,7 +20,7 @@ use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
 
 use super::connection::{self, Connection, ReadEvent};
 use super::critical::CriticalTasks;
-use super::messages::{NeighborEvent, NeighborMsg, RouteChange};
+use super::messages::{NeighborEvent, NeighborId, NeighborMsg, RouteChange};
 use super::sources::Sources;
 use crate::config::NeighborConfig;
 use crate::ctl::json::{NeighborStatus, RouteRow};
@@ -29,6 +29,8 @@ use crate::metrics::Metrics;
 /// The speaker's handle on a neighbor task.
 #[derive(Debug, Clone)]
 pub struct NeighborHandle {
+    /// The task's identity in what it reports.
+    pub id: NeighborId,
     /// The neighbor's config.
     pub config: NeighborConfig,
     /// Its mailbox.
@@ -52,22 +54,24 @@ pub struct Shared {
     pub events: mpsc::UnboundedSender<NeighborEvent>,
 }
 
-/// Starts the task of the neighbor at `index` in the speaker's list. Its session starts
-/// when the speaker sends the initial Adj-RIB-Out ([`NeighborMsg::Start`]).
+/// Starts the task of a neighbor, tagging what it reports with `id`. Its session starts
+/// when the speaker sends the initial Adj-RIB-Out ([`NeighborMsg::Start`]). The task
+/// ends when told to stop; only a panic is a fault of the daemon.
 pub fn spawn(
     config: NeighborConfig,
-    index: usize,
+    id: NeighborId,
     shared: Shared,
-    tasks: &mut CriticalTasks,
+    tasks: &CriticalTasks,
 ) -> NeighborHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let handle = NeighborHandle {
+        id,
         config: config.clone(),
         tx,
     };
     let name = format!("neighbor {}", config.address);
-    tasks.spawn(name, async move {
-        let mut n = Neighbor::new(config, index, shared);
+    tasks.spawn_retiring(name, async move {
+        let mut n = Neighbor::new(config, id, shared);
         n.run(rx).await;
     });
     handle
@@ -80,8 +84,8 @@ const MAX_BATCHES_PER_FLUSH: usize = 64;
 
 struct Neighbor {
     config: NeighborConfig,
-    /// Its index in the speaker's list, to tag what it reports.
-    index: usize,
+    /// Tags what it reports.
+    id: NeighborId,
     shared: Shared,
     session: Session,
     adj_out: AdjRibOut,
@@ -105,7 +109,7 @@ struct Neighbor {
 }
 
 impl Neighbor {
-    fn new(config: NeighborConfig, index: usize, shared: Shared) -> Self {
+    fn new(config: NeighborConfig, id: NeighborId, shared: Shared) -> Self {
         let session = Session::new(SessionConfig {
             local_as: shared.local_as,
             peer_as: config.peer_as,
@@ -127,7 +131,7 @@ impl Neighbor {
         let label = config.address.to_string();
         Neighbor {
             config,
-            index,
+            id,
             shared,
             session,
             adj_out: AdjRibOut::new(),
@@ -154,15 +158,20 @@ impl Neighbor {
             let deadline = self.session.next_deadline();
             tokio::select! {
                 msg = rx.recv() => match msg {
-                    Some(msg) => {
-                        if let Some(done) = self.on_message(msg, &mut rx) {
-                            self.shutdown().await;
+                    Some(msg) => match self.on_message(msg, &mut rx) {
+                        Some(Stop::Shutdown(done)) => {
+                            self.stop(shutdown_notification()).await;
                             let _ = done.send(());
                             return;
                         }
-                    }
+                        Some(Stop::With(notification)) => {
+                            self.stop(notification).await;
+                            return;
+                        }
+                        None => {}
+                    },
                     None => {
-                        self.shutdown().await;
+                        self.stop(shutdown_notification()).await;
                         return;
                     }
                 },
@@ -180,13 +189,13 @@ impl Neighbor {
         }
     }
 
-    /// Handles one message (and the route batches queued behind it); returns the
-    /// reply channel of a Shutdown met on the way, for `run` to carry out.
+    /// Handles one message (and the route batches queued behind it); returns a stop
+    /// met on the way, for `run` to carry out.
     fn on_message(
         &mut self,
         msg: NeighborMsg,
         rx: &mut mpsc::UnboundedReceiver<NeighborMsg>,
-    ) -> Option<oneshot::Sender<()>> {
+    ) -> Option<Stop> {
         match msg {
             NeighborMsg::Start(table) => {
                 self.adj_out = *table;
@@ -238,7 +247,9 @@ impl Neighbor {
                     .collect();
                 let _ = reply.send(rows);
             }
-            NeighborMsg::Shutdown(done) => return Some(done),
+            NeighborMsg::Shutdown(done) => return Some(Stop::Shutdown(done)),
+            NeighborMsg::Stop(notification) => return Some(Stop::With(notification)),
+            NeighborMsg::Reconfigure(config) => self.reconfigure(*config),
             NeighborMsg::Panic => panic!(
                 "fault injection: `ctl debug panic neighbor {}`",
                 self.config.address
@@ -475,7 +486,7 @@ impl Neighbor {
             .metrics
             .notification(&self.label, sent, n.code, n.subcode);
         let _ = self.shared.events.send(NeighborEvent::Notification {
-            neighbor: self.index,
+            neighbor: self.id,
             sent,
             notification: n.clone(),
         });
@@ -489,7 +500,7 @@ impl Neighbor {
         }
         let old = std::mem::replace(&mut self.reported_state, state);
         let _ = self.shared.events.send(NeighborEvent::State {
-            neighbor: self.index,
+            neighbor: self.id,
             old,
             new: state,
             reason: self.session.last_error().unwrap_or_default().to_string(),
@@ -539,7 +550,7 @@ impl Neighbor {
                 Action::Down(reason) => {
                     warn!(neighbor = %self.label, %reason, "session down");
                     let _ = self.shared.events.send(NeighborEvent::Down {
-                        neighbor: self.index,
+                        neighbor: self.id,
                     });
                     self.established_at = None;
                     self.families.clear();
@@ -560,7 +571,7 @@ impl Neighbor {
                         debug!(neighbor = %self.label, attribute = %d, "attribute discarded (RFC 7606)");
                     }
                     let _ = self.shared.events.send(NeighborEvent::Update {
-                        neighbor: self.index,
+                        neighbor: self.id,
                         update: Box::new(u),
                     });
                 }
@@ -622,9 +633,20 @@ impl Neighbor {
         );
     }
 
-    async fn shutdown(&mut self) {
-        let n = Notification::administrative_shutdown("wasmbgp shutting down");
-        let actions = self.session.handle(Instant::now(), Event::Stop(n));
+    /// Takes settings that need no new session (the speaker decided which).
+    fn reconfigure(&mut self, config: NeighborConfig) {
+        info!(neighbor = %self.label, "settings changed; the session carries on");
+        self.session
+            .set_connect_retry(config.connect_retry, config.connect_retry_max);
+        self.config = config;
+    }
+
+    /// Sends `notification` (if a session is open), closes, and waits briefly for the
+    /// bytes to leave.
+    async fn stop(&mut self, notification: Notification) {
+        let actions = self
+            .session
+            .handle(Instant::now(), Event::Stop(notification));
         self.execute(actions);
         if let Some(p) = self.pending.take() {
             self.closing.push(p.close());
@@ -663,6 +685,18 @@ impl Neighbor {
             peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),
         }
     }
+}
+
+/// Why a neighbor task stops.
+enum Stop {
+    /// The daemon stops: answer when done.
+    Shutdown(oneshot::Sender<()>),
+    /// Removed or replaced by a reload: send this and end.
+    With(Notification),
+}
+
+fn shutdown_notification() -> Notification {
+    Notification::administrative_shutdown("wasmbgp shutting down")
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

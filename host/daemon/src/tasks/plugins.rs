@@ -1,8 +1,9 @@
 //! Where plugins meet the speaker: starting them with their grants, turning their route
 //! records into routes, and swapping a component in place when its file changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,8 +13,8 @@ use tracing::{info, warn};
 use wasmbgp_bgp::rib::SourceId;
 use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginStatus, Runtime, World};
 
+use super::reload::Reloads;
 use super::sources::Sources;
-use super::speaker::SpeakerHandle;
 use crate::config::PluginConfig;
 
 /// A running plugin as the speaker sees it.
@@ -103,53 +104,107 @@ pub fn status_text(list: &[PluginStatus]) -> String {
         .join("\n")
 }
 
-/// Watches the plugins' component files; a changed file is reloaded in place (after a
-/// short settle time, so a file being copied is not read half-written).
-pub fn watch(
-    components: Vec<(String, PathBuf)>,
-    speaker: SpeakerHandle,
-    runtime: Runtime,
-) -> anyhow::Result<notify::RecommendedWatcher> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-        if let Ok(ev) = res
-            && (ev.kind.is_modify() || ev.kind.is_create())
-        {
-            for p in ev.paths {
-                let _ = tx.send(p);
-            }
-        }
-    })?;
-    let mut by_path: HashMap<PathBuf, Vec<String>> = HashMap::new();
-    for (name, path) in components {
-        let path = path.canonicalize().unwrap_or(path);
-        if let Some(dir) = path.parent() {
-            watcher
-                .watch(dir, RecursiveMode::NonRecursive)
-                .with_context(|| format!("watching {}", dir.display()))?;
-        }
-        by_path.entry(path).or_default().push(name);
-    }
-    tokio::spawn(async move {
-        const SETTLE: Duration = Duration::from_millis(300);
-        while let Some(first) = rx.recv().await {
-            let mut changed = vec![first];
-            // Gather the burst of events one copy or rename makes.
-            while let Ok(Some(p)) = tokio::time::timeout(SETTLE, rx.recv()).await {
-                changed.push(p);
-            }
-            changed.sort();
-            changed.dedup();
-            for p in changed {
-                let p = p.canonicalize().unwrap_or(p);
-                for name in by_path.get(&p).into_iter().flatten() {
-                    info!(plugin = %name, file = %p.display(), "component file changed: reloading");
-                    speaker.precompile(&runtime, name).await;
-                    speaker.reload_plugin(name.clone());
+/// The files whose change reloads a plugin: its component, and a policy's granted data
+/// files.
+pub fn watched_files(configs: &[PluginConfig]) -> Vec<(String, PathBuf)> {
+    configs
+        .iter()
+        .flat_map(|p| {
+            let files = match p.spec.world {
+                World::Policy => p.spec.grants.files.iter().map(|f| f.path.clone()).collect(),
+                World::Healthcheck | World::Exporter => Vec::new(),
+            };
+            std::iter::once(p.spec.component.clone())
+                .chain(files)
+                .map(|path| (p.spec.name.clone(), path))
+        })
+        .collect()
+}
+
+/// Watches the plugins' files: a changed one reloads its plugin in place (after a short
+/// settle time, so that a file being copied is not read half-written).
+pub struct FileWatcher {
+    watcher: notify::RecommendedWatcher,
+    /// Plugin names by canonical file path (read by the task that reloads).
+    by_path: Arc<Mutex<HashMap<PathBuf, Vec<String>>>>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl FileWatcher {
+    /// Starts watching `files` (plugin name, path); changes go to `reloads`.
+    pub fn start(files: Vec<(String, PathBuf)>, reloads: Reloads) -> anyhow::Result<Self> {
+        // Bounded: a burst of file events beyond it is dropped, which loses nothing
+        // (the settle window gathers a burst, and one event per file is enough).
+        let (tx, mut rx) = mpsc::channel::<PathBuf>(1024);
+        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+            if let Ok(ev) = res
+                && (ev.kind.is_modify() || ev.kind.is_create())
+            {
+                for p in ev.paths {
+                    let _ = tx.try_send(p);
                 }
             }
+        })?;
+        let by_path: Arc<Mutex<HashMap<PathBuf, Vec<String>>>> = Arc::default();
+        let names = by_path.clone();
+        tokio::spawn(async move {
+            const SETTLE: Duration = Duration::from_millis(300);
+            while let Some(first) = rx.recv().await {
+                let mut changed = vec![first];
+                // Gather the burst of events one copy or rename makes.
+                while let Ok(Some(p)) = tokio::time::timeout(SETTLE, rx.recv()).await {
+                    changed.push(p);
+                }
+                changed.sort();
+                changed.dedup();
+                let mut plugins: Vec<(String, PathBuf)> = Vec::new();
+                for p in changed {
+                    let p = p.canonicalize().unwrap_or(p);
+                    let map = names.lock().unwrap_or_else(|e| e.into_inner());
+                    for name in map.get(&p).into_iter().flatten() {
+                        if !plugins.iter().any(|(n, _)| n == name) {
+                            plugins.push((name.clone(), p.clone()));
+                        }
+                    }
+                }
+                for (name, file) in plugins {
+                    info!(plugin = %name, file = %file.display(), "plugin file changed: reloading");
+                    let reply = reloads.plugin(&name, None).await;
+                    if !reply.ok {
+                        tracing::error!(plugin = %name, error = %reply.error, "reload refused; the running plugin keeps running");
+                    }
+                }
+            }
+            warn!("plugin file watcher stopped");
+        });
+        let mut w = FileWatcher {
+            watcher,
+            by_path,
+            dirs: HashSet::new(),
+        };
+        w.set(files);
+        Ok(w)
+    }
+
+    /// Watches these files from now on (after a config reload).
+    pub fn set(&mut self, files: Vec<(String, PathBuf)>) {
+        let mut map: HashMap<PathBuf, Vec<String>> = HashMap::new();
+        for (name, path) in files {
+            let path = path.canonicalize().unwrap_or(path);
+            if let Some(dir) = path.parent()
+                && !self.dirs.contains(dir)
+            {
+                match self.watcher.watch(dir, RecursiveMode::NonRecursive) {
+                    Ok(()) => {
+                        self.dirs.insert(dir.to_path_buf());
+                    }
+                    Err(e) => {
+                        warn!(dir = %dir.display(), error = %e, "cannot watch plugin files here: changes need `ctl plugin reload`")
+                    }
+                }
+            }
+            map.entry(path).or_default().push(name);
         }
-        warn!("plugin file watcher stopped");
-    });
-    Ok(watcher)
+        *self.by_path.lock().unwrap_or_else(|e| e.into_inner()) = map;
+    }
 }

@@ -82,6 +82,13 @@ impl NeighborRibs {
         }
     }
 
+    /// Whether received routes wait for an import policy (a reload changed the chain;
+    /// call it with nothing waiting, then judge everything again).
+    pub fn set_import_policy(&mut self, on: bool) {
+        debug_assert!(self.to_judge.is_empty());
+        self.import_policy = on;
+    }
+
     /// Records received changes for exporters: before import policy, after it.
     pub fn set_recording(&mut self, pre: bool, post: bool) {
         self.record_pre = pre;

@@ -1,6 +1,7 @@
 //! The speaker: carries out control commands (and, through the same path, plugin route
 //! requests) by turning them into route changes for the neighbor tasks.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,20 +9,22 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tracing::info;
 use wasmbgp_bgp::Prefix;
-use wasmbgp_bgp::rib::{Interner, SourceId};
+use wasmbgp_bgp::rib::{AdjRibOut, Interner, SourceId};
 use wasmbgp_bgp::words::RouteSpec;
 
 use wasmbgp_runtime::{Health, OnFailure, PluginEvent};
 
 use super::critical::CriticalTasks;
 use super::exporters::{self, ExportHub, ExporterLink};
+use super::listener::Inbound;
 pub use super::messages::SpeakerMsg;
-use super::messages::{NeighborEvent, NeighborMsg};
-use super::neighbor::NeighborHandle;
+use super::messages::{NeighborEvent, NeighborId, NeighborMsg, Running};
+use super::neighbor::{self, NeighborHandle, Shared};
 use super::plugins::{self, PluginSlot};
 use super::ribs::{self, NeighborRibs, PolicyLink};
 use super::sources;
-use crate::config::Degraded;
+use crate::config::diff::{ReloadPlan, ReloadSummary};
+use crate::config::{Degraded, Globals, NeighborConfig, RouteGroup};
 use crate::ctl::command::{Command, PanicTarget, PluginAction, Show};
 use crate::ctl::json::{NeighborStatus, Reply, RouteRow};
 use crate::metrics::Metrics;
@@ -33,6 +36,13 @@ pub struct SpeakerHandle {
 }
 
 impl SpeakerHandle {
+    /// A handle and the mailbox the speaker will read (so that what needs the handle,
+    /// such as the plugin file watcher, can exist before the speaker runs).
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<SpeakerMsg>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (SpeakerHandle { tx }, rx)
+    }
+
     /// Runs commands; `None` once the speaker has stopped.
     pub async fn execute(&self, batch: Vec<Result<Command, String>>) -> Option<Vec<Reply>> {
         let (tx, rx) = oneshot::channel();
@@ -40,28 +50,23 @@ impl SpeakerHandle {
         rx.await.ok()
     }
 
-    /// The spec of a plugin, if it exists.
-    pub async fn plugin_spec(&self, name: &str) -> Option<wasmbgp_runtime::PluginSpec> {
+    /// What runs now; `None` once the speaker has stopped.
+    pub async fn running(&self) -> Option<Running> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(SpeakerMsg::PluginSpec(name.to_string(), tx))
-            .ok()?;
-        rx.await.ok().flatten()
+        self.tx.send(SpeakerMsg::Running(tx)).ok()?;
+        rx.await.ok()
     }
 
-    /// Compiles a plugin's component on a blocking thread, into the runtime's cache, so
-    /// that the reload that follows does not stall the speaker. Errors are left for the
-    /// reload to report.
-    pub async fn precompile(&self, runtime: &wasmbgp_runtime::Runtime, name: &str) {
-        if let Some(spec) = self.plugin_spec(name).await {
-            let runtime = runtime.clone();
-            let _ = tokio::task::spawn_blocking(move || runtime.check(&spec)).await;
-        }
+    /// Records a plugin's new spec once its new instance serves.
+    pub fn plugin_swapped(&self, spec: wasmbgp_runtime::PluginSpec) {
+        let _ = self.tx.send(SpeakerMsg::PluginSwapped(spec));
     }
 
-    /// Asks for a plugin's component to be reloaded.
-    pub fn reload_plugin(&self, name: String) {
-        let _ = self.tx.send(SpeakerMsg::ReloadPlugin(name));
+    /// Applies a reload's plan; `None` once the speaker has stopped.
+    pub async fn apply(&self, plan: ReloadPlan) -> Option<ReloadSummary> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(SpeakerMsg::Apply(Box::new(plan), tx)).ok()?;
+        rx.await.ok()
     }
 
     /// Shuts every session down and waits for the NOTIFICATIONs to be sent.
@@ -80,20 +85,28 @@ const MAX_ROUTES_PER_JUDGEMENT: usize = 4 * ribs::CHUNK;
 
 /// What a speaker is made of.
 pub struct SpeakerParts {
-    /// Our AS.
-    pub local_as: u32,
-    /// The config file, for `plugin reload`.
-    pub config_path: std::path::PathBuf,
-    /// The plugin runtime, to check a plugin's block from the config file.
+    /// The settings a reload cannot change.
+    pub globals: Globals,
+    /// The plugin runtime, to start plugins a reload adds.
     pub runtime: wasmbgp_runtime::Runtime,
     /// Names of route sources.
     pub sources: sources::Sources,
-    /// The neighbor tasks.
-    pub neighbors: Vec<NeighborHandle>,
-    /// Their routes, in the same order.
-    pub ribs: Vec<NeighborRibs>,
+    /// The neighbors, in file order.
+    pub neighbors: Vec<NeighborConfig>,
+    /// The static routes and route files.
+    pub routes: Vec<RouteGroup>,
+    /// What every neighbor task shares.
+    pub shared: Shared,
+    /// Where neighbor tasks are started and watched.
+    pub critical: CriticalTasks,
+    /// The listeners' map of peers to neighbor tasks.
+    pub inbound: Inbound,
     /// The running plugins.
     pub plugins: Vec<PluginSlot>,
+    /// Where plugins' events go (for plugins a reload adds).
+    pub plugin_events: mpsc::UnboundedSender<PluginEvent>,
+    /// The watcher of the plugins' files.
+    pub watcher: Option<plugins::FileWatcher>,
     /// Counters and gauges.
     pub metrics: Arc<Metrics>,
     /// `ctl debug panic` is allowed.
@@ -102,16 +115,24 @@ pub struct SpeakerParts {
 
 /// The speaker's state.
 pub struct Speaker {
-    local_as: u32,
-    /// The config file and the runtime that checks it: `plugin reload` takes the
-    /// plugin's block from the file as it is now.
-    config_path: std::path::PathBuf,
+    globals: Globals,
     runtime: wasmbgp_runtime::Runtime,
     sources: sources::Sources,
+    /// The neighbor tasks, in file order.
     neighbors: Vec<NeighborHandle>,
     /// The routes of each neighbor, in the order of `neighbors`.
     ribs: Vec<NeighborRibs>,
+    /// Each neighbor's session state, as last reported (for exporters' snapshots).
+    session_states: Vec<wasmbgp_bgp::session::State>,
+    /// Where a neighbor task's id is in those lists.
+    index: HashMap<NeighborId, usize>,
+    next_id: u64,
+    shared: Shared,
+    critical: CriticalTasks,
+    inbound: Inbound,
     plugins: Vec<PluginSlot>,
+    plugin_events: mpsc::UnboundedSender<PluginEvent>,
+    watcher: Option<plugins::FileWatcher>,
     interner: Interner,
     metrics: Arc<Metrics>,
     commands_since_prune: usize,
@@ -119,14 +140,62 @@ pub struct Speaker {
     fault_injection: bool,
     /// The exporters' feed.
     hub: ExportHub,
-    /// Each neighbor's session state, as last reported (for exporters' snapshots).
-    session_states: Vec<wasmbgp_bgp::session::State>,
 }
 
 impl Speaker {
-    /// A speaker over the given neighbor tasks and their routes.
-    pub fn new(mut parts: SpeakerParts) -> Self {
-        let links: Vec<ExporterLink> = parts
+    /// A speaker over the given neighbors, their routes and the running plugins; starts
+    /// the neighbor tasks (their sessions wait for [`run`](Self::spawn)).
+    pub fn new(parts: SpeakerParts) -> Self {
+        let mut speaker = Speaker {
+            hub: ExportHub::default(),
+            globals: parts.globals,
+            runtime: parts.runtime,
+            sources: parts.sources,
+            neighbors: Vec::new(),
+            ribs: Vec::new(),
+            session_states: Vec::new(),
+            index: HashMap::new(),
+            next_id: 0,
+            shared: parts.shared,
+            critical: parts.critical,
+            inbound: parts.inbound,
+            plugins: parts.plugins,
+            plugin_events: parts.plugin_events,
+            watcher: parts.watcher,
+            interner: Interner::new(),
+            metrics: parts.metrics,
+            commands_since_prune: 0,
+            fault_injection: parts.fault_injection,
+        };
+        speaker.relink_exporters();
+        for config in parts.neighbors {
+            let mut originated = AdjRibOut::new();
+            originated.load(config_routes(&config, &parts.routes), sources::CONFIG);
+            speaker.add_neighbor(config, originated);
+        }
+        let total: usize = parts.routes.iter().map(|g| g.routes.len()).sum();
+        speaker.metrics.source_routes("config", total as i64);
+        speaker
+    }
+
+    /// Starts the speaker as a critical task, reading `rx` (from
+    /// [`SpeakerHandle::channel`]); plugin events arrive on `events`, what the
+    /// neighbors receive on `from_neighbors`. It first gives every neighbor its initial
+    /// Adj-RIB-Out (after export policy), which starts their sessions.
+    pub fn spawn(
+        self,
+        rx: mpsc::UnboundedReceiver<SpeakerMsg>,
+        events: mpsc::UnboundedReceiver<PluginEvent>,
+        from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
+    ) {
+        let tasks = self.critical.clone();
+        tasks.spawn("speaker", self.run(rx, events, from_neighbors));
+    }
+
+    /// Feeds every exporter plugin (after a reload added or removed some), and has the
+    /// neighbors' received routes recorded as they want.
+    fn relink_exporters(&mut self) {
+        let links: Vec<ExporterLink> = self
             .plugins
             .iter()
             .filter_map(|p| {
@@ -139,40 +208,30 @@ impl Speaker {
                 })
             })
             .collect();
-        let hub = ExportHub::new(links);
-        let wanted = hub.wanted();
-        for ribs in &mut parts.ribs {
+        self.hub.flush();
+        self.hub = ExportHub::new(links);
+        let wanted = self.hub.wanted();
+        for ribs in &mut self.ribs {
             ribs.set_recording(wanted.received_pre, wanted.received_post);
-        }
-        Speaker {
-            hub,
-            session_states: vec![wasmbgp_bgp::session::State::Idle; parts.neighbors.len()],
-            local_as: parts.local_as,
-            config_path: parts.config_path,
-            runtime: parts.runtime,
-            sources: parts.sources,
-            neighbors: parts.neighbors,
-            ribs: parts.ribs,
-            plugins: parts.plugins,
-            interner: Interner::new(),
-            metrics: parts.metrics,
-            commands_since_prune: 0,
-            fault_injection: parts.fault_injection,
         }
     }
 
-    /// Starts the speaker as a critical task; plugin events arrive on `events`, what the
-    /// neighbors receive on `from_neighbors`. It first gives every neighbor its initial
-    /// Adj-RIB-Out (after export policy), which starts their sessions.
-    pub fn spawn(
-        self,
-        events: mpsc::UnboundedReceiver<PluginEvent>,
-        from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
-        tasks: &mut CriticalTasks,
-    ) -> SpeakerHandle {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tasks.spawn("speaker", self.run(rx, events, from_neighbors));
-        SpeakerHandle { tx }
+    /// Starts a neighbor's task with the routes it is to be sent; its session starts
+    /// when it is given its Adj-RIB-Out after export policy
+    /// ([`start_neighbor`](Self::start_neighbor)).
+    fn add_neighbor(&mut self, config: NeighborConfig, originated: AdjRibOut) -> usize {
+        let id = NeighborId(self.next_id);
+        self.next_id += 1;
+        let mut ribs = NeighborRibs::new(originated, !config.import_policy.is_empty());
+        let wanted = self.hub.wanted();
+        ribs.set_recording(wanted.received_pre, wanted.received_post);
+        let handle = neighbor::spawn(config, id, self.shared.clone(), &self.critical);
+        self.inbound.insert(handle.config.address, handle.tx.clone());
+        self.neighbors.push(handle);
+        self.ribs.push(ribs);
+        self.session_states.push(wasmbgp_bgp::session::State::Idle);
+        self.index.insert(id, self.neighbors.len() - 1);
+        self.neighbors.len() - 1
     }
 
     async fn run(
@@ -181,7 +240,9 @@ impl Speaker {
         mut events: mpsc::UnboundedReceiver<PluginEvent>,
         mut from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
     ) {
-        self.start_neighbors().await;
+        for i in 0..self.neighbors.len() {
+            self.start_neighbor(i).await;
+        }
         loop {
             // What the last turn produced goes to the exporters (never waits).
             self.hub.flush();
@@ -229,19 +290,13 @@ impl Speaker {
                     let replies = self.execute(batch).await;
                     let _ = reply.send(replies);
                 }
-                SpeakerMsg::PluginSpec(name, reply) => {
-                    let spec = self
-                        .plugins
-                        .iter()
-                        .find(|p| p.config.spec.name == name)
-                        .map(|p| p.config.spec.clone());
-                    let _ = reply.send(spec);
+                SpeakerMsg::Running(reply) => {
+                    let _ = reply.send(self.running());
                 }
-                SpeakerMsg::ReloadPlugin(name) => {
-                    let reply = self.plugin_action(PluginAction::Reload, &name).await;
-                    if !reply.ok {
-                        tracing::error!(plugin = %name, error = %reply.error, "reload refused; the running component keeps running");
-                    }
+                SpeakerMsg::PluginSwapped(spec) => self.plugin_swapped(spec),
+                SpeakerMsg::Apply(plan, reply) => {
+                    let summary = self.apply(*plan).await;
+                    let _ = reply.send(summary);
                 }
                 SpeakerMsg::Shutdown(done) => {
                     for p in self.plugins.drain(..) {
@@ -281,6 +336,10 @@ impl Speaker {
                     self.show(what, json).await
                 }
                 Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name).await,
+                // Prepared off the speaker: the control server carries these out.
+                Ok(Command::Reload { .. } | Command::PluginReload { .. }) => {
+                    Reply::err("reloads are carried out by the control server")
+                }
                 Ok(Command::PolicyReevaluate(name)) => {
                     self.publish(None).await;
                     match self.plugin(&name) {
@@ -344,34 +403,32 @@ impl Speaker {
 
     fn policy_session(&self, i: usize) -> wasmbgp_runtime::PolicySession {
         let c = &self.neighbors[i].config;
-        ribs::session(c.address, c.peer_as, self.local_as)
+        ribs::session(c.address, c.peer_as, self.globals.local_as)
     }
 
-    /// Gives every neighbor its initial Adj-RIB-Out (after export policy); this starts
-    /// its session.
-    async fn start_neighbors(&mut self) {
-        for i in 0..self.neighbors.len() {
-            let chain = self.chain(&self.neighbors[i].config.export_policy);
-            let session = self.policy_session(i);
-            let started = std::time::Instant::now();
-            let table = self.ribs[i]
-                .export_table(&chain, session, &mut self.interner)
-                .await;
-            if !chain.is_empty() {
-                info!(
-                    neighbor = %self.neighbors[i].config.address,
-                    routes = self.ribs[i].originated.len(),
-                    accepted = table.len(),
-                    ms = started.elapsed().as_millis() as u64,
-                    "export policy applied to the initial Adj-RIB-Out"
-                );
-            }
-            self.ribs[i].originated.clear_pending();
-            self.record_sent_table(i, &table);
-            let _ = self.neighbors[i]
-                .tx
-                .send(NeighborMsg::Start(Box::new(table)));
+    /// Gives a neighbor its initial Adj-RIB-Out (after export policy); this starts its
+    /// session.
+    async fn start_neighbor(&mut self, i: usize) {
+        let chain = self.chain(&self.neighbors[i].config.export_policy);
+        let session = self.policy_session(i);
+        let started = std::time::Instant::now();
+        let table = self.ribs[i]
+            .export_table(&chain, session, &mut self.interner)
+            .await;
+        if !chain.is_empty() {
+            info!(
+                neighbor = %self.neighbors[i].config.address,
+                routes = self.ribs[i].originated.len(),
+                accepted = table.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "export policy applied to the initial Adj-RIB-Out"
+            );
         }
+        self.ribs[i].originated.clear_pending();
+        self.record_sent_table(i, &table);
+        let _ = self.neighbors[i]
+            .tx
+            .send(NeighborMsg::Start(Box::new(table)));
     }
 
     /// Sends every neighbor the changes of its originated routes, through its export
@@ -447,14 +504,15 @@ impl Speaker {
     /// recorded.
     async fn on_neighbor_event(&mut self, event: NeighborEvent) -> usize {
         match event {
-            NeighborEvent::Update {
-                neighbor: i,
-                update,
-            } => {
+            NeighborEvent::Update { neighbor, update } => {
+                // A task a reload stopped may still report; what it says is moot.
+                let Some(i) = self.index_of(neighbor) else {
+                    return 0;
+                };
                 let eor = update.end_of_rib_family();
-                let ebgp = self.neighbors[i].config.peer_as != self.local_as;
+                let ebgp = self.neighbors[i].config.peer_as != self.globals.local_as;
                 let before = self.ribs[i].unjudged();
-                let counts = self.ribs[i].receive(&update, ebgp, self.local_as);
+                let counts = self.ribs[i].receive(&update, ebgp, self.globals.local_as);
                 self.metrics.routes_received(
                     &self.neighbors[i].config.address.to_string(),
                     counts.announced,
@@ -473,7 +531,10 @@ impl Speaker {
                 }
                 self.ribs[i].unjudged() - before
             }
-            NeighborEvent::Down { neighbor: i } => {
+            NeighborEvent::Down { neighbor } => {
+                let Some(i) = self.index_of(neighbor) else {
+                    return 0;
+                };
                 self.catch_up_received().await;
                 self.ribs[i].session_down();
                 self.count_received(i);
@@ -481,11 +542,14 @@ impl Speaker {
                 0
             }
             NeighborEvent::State {
-                neighbor: i,
+                neighbor,
                 old,
                 new,
                 reason,
             } => {
+                let Some(i) = self.index_of(neighbor) else {
+                    return 0;
+                };
                 self.session_states[i] = new;
                 if !self.hub.is_empty() {
                     self.catch_up_received().await;
@@ -495,10 +559,13 @@ impl Speaker {
                 0
             }
             NeighborEvent::Notification {
-                neighbor: i,
+                neighbor,
                 sent,
                 notification,
             } => {
+                let Some(i) = self.index_of(neighbor) else {
+                    return 0;
+                };
                 if !self.hub.is_empty() {
                     self.catch_up_received().await;
                     let s = self.export_session(i);
@@ -548,7 +615,7 @@ impl Speaker {
     /// A neighbor's session, for exporters.
     fn export_session(&self, i: usize) -> wasmbgp_runtime::export::Session {
         let c = &self.neighbors[i].config;
-        exporters::session(c.address, c.peer_as, self.local_as)
+        exporters::session(c.address, c.peer_as, self.globals.local_as)
     }
 
     /// Builds the snapshot an exporter's new instance starts from: every session in its
@@ -834,30 +901,7 @@ impl Speaker {
             .map(|p| p.source)
     }
 
-    /// The plugin's spec as the config file says now (component, settings, grants);
-    /// a config that does not load is refused with its FILE:LINE:COL diagnostics.
-    fn current_spec(&self, name: &str) -> Result<wasmbgp_runtime::PluginSpec, String> {
-        let runtime = &self.runtime;
-        let config =
-            crate::config::Config::load_with(&self.config_path, &|spec| runtime.check(spec))
-                .map_err(|d| d.to_string())?;
-        let running = self.plugin(name).map_err(|r| r.error)?;
-        let spec = config
-            .plugins
-            .into_iter()
-            .find(|p| p.spec.name == name)
-            .map(|p| p.spec)
-            .ok_or_else(|| format!("{} no longer configures it", self.config_path.display()))?;
-        if spec.world != running.config.spec.world {
-            return Err(format!(
-                "the config makes it a {} plugin; a reload cannot change the world",
-                spec.world
-            ));
-        }
-        Ok(spec)
-    }
-
-    async fn plugin_action(&mut self, action: PluginAction, name: &str) -> Reply {
+    async fn plugin_action(&self, action: PluginAction, name: &str) -> Reply {
         let slot = match self.plugin(name) {
             Ok(s) => s,
             Err(r) => return r,
@@ -865,9 +909,6 @@ impl Speaker {
         let result = match action {
             PluginAction::Disable => slot.handle.disable(),
             PluginAction::Enable => slot.handle.enable(),
-            PluginAction::Reload => self.reload_plugin(name).await.map_err(|e| {
-                anyhow::anyhow!("reload refused, the running one keeps running: {e:#}")
-            }),
         };
         match result {
             Ok(()) => Reply::ok(""),
@@ -875,19 +916,266 @@ impl Speaker {
         }
     }
 
-    /// Swaps a plugin for its block in the config file as it is now; on any error the
-    /// running one keeps running.
-    async fn reload_plugin(&mut self, name: &str) -> anyhow::Result<()> {
-        let spec = self.current_spec(name).map_err(anyhow::Error::msg)?;
-        let slot = self
+    /// Puts plugin `i`'s health routes where its last verdict says. Announcing what a
+    /// neighbor already has changes nothing (attributes are interned), so this also
+    /// serves a reload that changed the routes or added a neighbor.
+    fn apply_health(&mut self, i: usize) {
+        let Some(health) = self.plugins[i].health else {
+            return;
+        };
+        let source = self.plugins[i].source;
+        for route in self.plugins[i].config.routes.clone() {
+            let action = match health {
+                Health::Up => Some((*route.up).clone()),
+                Health::Down => degraded_attrs(&route.up, route.down),
+                Health::Disabled => degraded_attrs(&route.up, route.disabled),
+            };
+            let _ = match action {
+                Some(attrs) => self.announce(
+                    route.neighbors.as_deref(),
+                    RouteSpec {
+                        prefix: route.prefix,
+                        attrs,
+                    },
+                    source,
+                ),
+                None => self.withdraw(route.neighbors.as_deref(), route.prefix, source),
+            };
+        }
+    }
+
+    /// Where a neighbor task is in the lists, if it still runs.
+    fn index_of(&self, id: NeighborId) -> Option<usize> {
+        self.index.get(&id).copied()
+    }
+
+    /// What runs now, for a reload.
+    fn running(&self) -> Running {
+        Running {
+            globals: self.globals.clone(),
+            neighbors: self.neighbors.iter().map(|n| n.config.clone()).collect(),
+            plugins: self
+                .plugins
+                .iter()
+                .map(|p| (p.config.clone(), p.handle.reloader()))
+                .collect(),
+        }
+    }
+
+    /// A plugin's new instance serves with `spec`.
+    fn plugin_swapped(&mut self, spec: wasmbgp_runtime::PluginSpec) {
+        if let Some(slot) = self
             .plugins
             .iter_mut()
-            .find(|p| p.config.spec.name == name)
-            .ok_or_else(|| anyhow::anyhow!("no plugin named {name:?}"))?;
-        slot.handle.reload(spec.clone())?.outcome().await?;
-        slot.config.spec = spec;
-        info!(plugin = %name, "plugin reloaded in place");
-        Ok(())
+            .find(|p| p.config.spec.name == spec.name)
+        {
+            info!(plugin = %spec.name, component = %spec.component.display(), "plugin reloaded in place");
+            slot.config.spec = spec;
+        }
+    }
+
+    /// Applies a checked config's difference with what runs: only what changed moves.
+    /// Plugins to swap were swapped before (off the speaker); their new specs are
+    /// recorded here with the rest.
+    async fn apply(&mut self, plan: ReloadPlan) -> ReloadSummary {
+        use wasmbgp_bgp::packet::Notification;
+        use wasmbgp_bgp::packet::notification::cease_sub;
+        let started = std::time::Instant::now();
+        // What arrived so far is judged, recorded and sent under the old config.
+        self.catch_up_received().await;
+        self.publish(None).await;
+        let mut summary = ReloadSummary {
+            neighbors_added: plan.added.clone(),
+            neighbors_removed: plan.removed.clone(),
+            neighbors_reset: plan.reset.iter().map(|r| r.0).collect(),
+            neighbors_changed: plan.changed.clone(),
+            plugins_added: plan.plugins_added.clone(),
+            plugins_removed: plan.plugins_removed.clone(),
+            plugins_swapped: plan.plugins_swapped.clone(),
+            plugins_reconfigured: plan.plugins_reconfigured.clone(),
+            ..ReloadSummary::default()
+        };
+        // 1. Plugins removed: stopped, their routes withdrawn.
+        for name in &plan.plugins_removed {
+            if let Some(pos) = self.plugins.iter().position(|p| &p.config.spec.name == name) {
+                let slot = self.plugins.remove(pos);
+                for ribs in &mut self.ribs {
+                    ribs.originated.withdraw_source(slot.source);
+                }
+                slot.handle.stop().await;
+                self.metrics.source_routes(&format!("plugin:{name}"), 0);
+                info!(plugin = %name, "plugin removed by the config reload");
+            }
+        }
+        // 2. Neighbors removed, and those whose session must be new: the old tasks stop.
+        for address in &plan.removed {
+            self.remove_neighbor(*address, Notification::cease(cease_sub::PEER_DECONFIGURED));
+            info!(neighbor = %address, "neighbor removed by the config reload");
+        }
+        let mut kept_tables = HashMap::new();
+        for (address, why) in &plan.reset {
+            let notification = Notification::cease(cease_sub::OTHER_CONFIGURATION_CHANGE);
+            if let Some(ribs) = self.remove_neighbor(*address, notification) {
+                kept_tables.insert(*address, ribs.originated);
+            }
+            info!(neighbor = %address, setting = why, "neighbor reset by the config reload: a new session");
+        }
+        // 3. Plugins added; the others take their new config (swapped ones their spec).
+        let mut exporters_changed = false;
+        for config in &plan.plugins {
+            let name = &config.spec.name;
+            match self.plugins.iter().position(|p| &p.config.spec.name == name) {
+                None => match plugins::start(
+                    &self.runtime,
+                    vec![config.clone()],
+                    &self.sources,
+                    &self.plugin_events,
+                ) {
+                    Ok(slots) => {
+                        exporters_changed |= config.spec.world == wasmbgp_runtime::World::Exporter;
+                        self.plugins.extend(slots);
+                    }
+                    Err(e) => summary.errors.push(format!("{e:#}")),
+                },
+                Some(pos) if self.plugins[pos].config != *config => {
+                    let old = std::mem::replace(&mut self.plugins[pos].config, config.clone());
+                    exporters_changed |= old.subscription != config.subscription;
+                    let source = self.plugins[pos].source;
+                    for route in old.routes.iter().filter(|r| !config.routes.contains(r)) {
+                        let _ = self.withdraw(route.neighbors.as_deref(), route.prefix, source);
+                    }
+                    self.apply_health(pos);
+                }
+                Some(_) => {}
+            }
+        }
+        exporters_changed |= !plan.plugins_removed.is_empty();
+        self.metrics.watch_plugins(
+            self.plugins
+                .iter()
+                .map(|p| p.handle.status_source())
+                .collect(),
+        );
+        if exporters_changed {
+            self.relink_exporters();
+        }
+        if let Some(w) = &mut self.watcher {
+            w.set(plugins::watched_files(&plan.plugins));
+        }
+        // 4. Neighbors: settings applied live, new ones started with their routes.
+        let mut reevaluate = Vec::new();
+        for config in &plan.neighbors {
+            let address = config.address;
+            match self.neighbors.iter().position(|n| n.config.address == address) {
+                Some(i) => {
+                    if self.neighbors[i].config == *config {
+                        continue;
+                    }
+                    let old = std::mem::replace(&mut self.neighbors[i].config, config.clone());
+                    let _ = self.neighbors[i]
+                        .tx
+                        .send(NeighborMsg::Reconfigure(Box::new(config.clone())));
+                    reevaluate.push((
+                        i,
+                        old.export_policy != config.export_policy,
+                        old.import_policy != config.import_policy,
+                    ));
+                }
+                None => {
+                    let mut originated = kept_tables.remove(&address).unwrap_or_default();
+                    originated.sync_source(sources::CONFIG, config_routes(config, &plan.routes));
+                    originated.clear_pending();
+                    let i = self.add_neighbor(config.clone(), originated);
+                    for p in 0..self.plugins.len() {
+                        self.apply_health(p);
+                    }
+                    self.ribs[i].originated.clear_pending();
+                    self.start_neighbor(i).await;
+                }
+            }
+        }
+        // 5. Static routes and route files: only the prefixes that differ.
+        let added: Vec<IpAddr> = plan.added.iter().chain(plan.reset.iter().map(|r| &r.0)).copied().collect();
+        for i in 0..self.neighbors.len() {
+            if added.contains(&self.neighbors[i].config.address) {
+                continue;
+            }
+            let routes = config_routes(&self.neighbors[i].config, &plan.routes);
+            let stats = self.ribs[i].originated.sync_source(sources::CONFIG, routes);
+            summary.routes_announced += stats.announced;
+            summary.routes_withdrawn += stats.withdrawn;
+        }
+        let total: usize = plan.routes.iter().map(|g| g.routes.len()).sum();
+        self.metrics.source_routes("config", total as i64);
+        self.publish(None).await;
+        // 6. Changed policy chains: judged again; only differences reach the wire.
+        for (i, export, import) in reevaluate {
+            let session = self.policy_session(i);
+            if export {
+                let chain = self.chain(&self.neighbors[i].config.export_policy);
+                let table = self.ribs[i]
+                    .export_table(&chain, session, &mut self.interner)
+                    .await;
+                self.record_sent_table(i, &table);
+                let _ = self.neighbors[i]
+                    .tx
+                    .send(NeighborMsg::Replace(Box::new(table)));
+            }
+            if import {
+                let chain = self.chain(&self.neighbors[i].config.import_policy);
+                self.ribs[i].set_import_policy(!chain.is_empty());
+                self.ribs[i]
+                    .import_all(&chain, session, &mut self.interner)
+                    .await;
+                self.count_received(i);
+                self.record_received();
+            }
+        }
+        self.interner.prune();
+        summary.ms = started.elapsed().as_secs_f64() * 1e3;
+        summary
+    }
+
+    /// Stops a neighbor's task with `notification` and forgets it: exporters see its
+    /// received routes go and its session end. Returns its routes.
+    fn remove_neighbor(
+        &mut self,
+        address: IpAddr,
+        notification: wasmbgp_bgp::packet::Notification,
+    ) -> Option<NeighborRibs> {
+        use wasmbgp_runtime::export::RouteDirection;
+        let i = self
+            .neighbors
+            .iter()
+            .position(|n| n.config.address == address)?;
+        let session = self.export_session(i);
+        let handle = self.neighbors.remove(i);
+        let mut ribs = self.ribs.remove(i);
+        let state = self.session_states.remove(i);
+        self.index = self
+            .neighbors
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.id, i))
+            .collect();
+        self.inbound.remove(&address);
+        let _ = handle.tx.send(NeighborMsg::Stop(notification));
+        ribs.session_down();
+        let (pre, post) = ribs.take_recorded();
+        self.hub
+            .received(session, RouteDirection::ReceivedPrePolicy, &pre);
+        self.hub.received(session, RouteDirection::Received, &post);
+        self.hub.session_state(
+            session,
+            state,
+            wasmbgp_bgp::session::State::Idle,
+            "removed from the config".into(),
+        );
+        let label = address.to_string();
+        self.metrics.prefixes_received(&label, 0);
+        self.metrics
+            .session_state(&label, self.globals.local_as, handle.config.peer_as, false);
+        Some(ribs)
     }
 
     async fn on_plugin_event(&mut self, ev: PluginEvent) {
@@ -949,25 +1237,7 @@ impl Speaker {
                         reason: reason.clone(),
                     });
                 self.plugins[i].health = Some(health);
-                let source = self.plugins[i].source;
-                for route in self.plugins[i].config.routes.clone() {
-                    let action = match health {
-                        Health::Up => Some((*route.up).clone()),
-                        Health::Down => degraded_attrs(&route.up, route.down),
-                        Health::Disabled => degraded_attrs(&route.up, route.disabled),
-                    };
-                    let _ = match action {
-                        Some(attrs) => self.announce(
-                            route.neighbors.as_deref(),
-                            RouteSpec {
-                                prefix: route.prefix,
-                                attrs,
-                            },
-                            source,
-                        ),
-                        None => self.withdraw(route.neighbors.as_deref(), route.prefix, source),
-                    };
-                }
+                self.apply_health(i);
             }
             PluginEvent::Failed {
                 plugin,
@@ -1042,6 +1312,20 @@ impl Speaker {
             }
         }
     }
+}
+
+/// The static routes (and route files' routes) `neighbor` is sent: the blocks that
+/// apply to it, of the families it carries.
+fn config_routes<'a>(
+    neighbor: &'a NeighborConfig,
+    groups: &'a [RouteGroup],
+) -> impl Iterator<Item = (Prefix, Arc<wasmbgp_bgp::PathAttributes>)> + 'a {
+    groups
+        .iter()
+        .filter(|g| g.applies_to(&neighbor.address))
+        .flat_map(|g| g.routes.iter())
+        .filter(|(p, _)| neighbor.families.contains(&p.family()))
+        .cloned()
 }
 
 /// The attributes of a health route while down or disabled; `None` means withdraw.

@@ -424,6 +424,65 @@ impl Reload {
     }
 }
 
+/// Swaps a running plugin's instance; see [`PluginHandle::reloader`].
+#[derive(Clone)]
+pub struct Reloader {
+    engine: Arc<EngineShared>,
+    shared: Arc<Shared>,
+    control: UnboundedSender<Control>,
+}
+
+impl Reloader {
+    /// Hot swap to a new spec (new component, settings, grants, intervals), and for a
+    /// policy a fresh read of its data files. The new component is compiled and
+    /// checked here, then the driver starts an instance of it (`init` with the new
+    /// settings and files) beside the running one: only if that succeeds does it take
+    /// over, and calls from then on go to it (a call in progress finishes on the old
+    /// one). On any error nothing changes and the running plugin keeps running; await
+    /// [`Reload::outcome`] to learn which. Every refusal is logged and counted. The state
+    /// store, the health and the owned routes are kept; no Health event is sent unless
+    /// the health changes; a policy reports [`PluginEvent::PolicyChanged`]. The name and
+    /// world must stay the same. Compiles synchronously (seconds for a Python component
+    /// unless cached): call it from a blocking context.
+    pub fn reload(&self, spec: PluginSpec) -> anyhow::Result<Reload> {
+        let name = &self.shared.name;
+        let prepared = (|| {
+            if spec.name != *name {
+                anyhow::bail!("reload of {name} cannot rename it to {}", spec.name);
+            }
+            if spec.world != self.shared.world {
+                anyhow::bail!(
+                    "reload of {name} cannot change its world ({} → {})",
+                    self.shared.world,
+                    spec.world
+                );
+            }
+            prepare(&self.engine, spec)
+        })()
+        .inspect_err(|e| {
+            let error = self.shared.redact(&format!("{e:#}"));
+            tracing::error!(plugin = %name, %error, "reload refused; the running plugin keeps running");
+            self.shared.count_reload(false);
+        })?;
+        let (reply, outcome) = oneshot::channel();
+        self.control
+            .send(Control::Reload(Box::new(prepared), reply))
+            .map_err(|_| anyhow::anyhow!("plugin {name} has stopped"))?;
+        Ok(Reload(outcome))
+    }
+
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Reloader").field(&self.shared.name).finish()
+    }
+}
+
 /// Reads a plugin's status; see [`PluginHandle::status_source`].
 #[derive(Clone)]
 pub struct StatusSource(Arc<Shared>);
@@ -585,29 +644,19 @@ impl PluginHandle {
         Ok(())
     }
 
-    /// Hot swap to a new spec (new component, settings, grants, intervals), and for a
-    /// policy a fresh read of its data files. The new component is compiled and
-    /// checked here, then the driver starts an instance of it (`init` with the new
-    /// settings and files) beside the running one: only if that succeeds does it take
-    /// over. On any error nothing changes and the running plugin keeps running; await
-    /// [`Reload::outcome`] to learn which. The state store, the health and the owned
-    /// routes are kept; no Health event is sent unless the health changes; a policy
-    /// reports [`PluginEvent::PolicyChanged`]. The name and world must stay the same.
-    /// Compiles synchronously (seconds for a Python component unless cached): call it
-    /// from a blocking context.
+    /// Hot swap to a new spec; see [`Reloader::reload`].
     pub fn reload(&self, spec: PluginSpec) -> anyhow::Result<Reload> {
-        if spec.name != self.name {
-            anyhow::bail!("reload of {} cannot rename it to {}", self.name, spec.name);
+        self.reloader().reload(spec)
+    }
+
+    /// A handle that swaps this plugin's instance from anywhere (a blocking thread: a
+    /// swap compiles on a cache miss), without borrowing the plugin.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            engine: self.engine.clone(),
+            shared: self.shared.clone(),
+            control: self.control.clone(),
         }
-        if spec.world != self.shared.world {
-            anyhow::bail!("reload of {} cannot change its world", self.name);
-        }
-        let prepared = prepare(&self.engine, spec)?;
-        let (reply, outcome) = oneshot::channel();
-        self.control
-            .send(Control::Reload(Box::new(prepared), reply))
-            .map_err(|_| anyhow::anyhow!("plugin {} has stopped", self.name))?;
-        Ok(Reload(outcome))
     }
 
     /// A snapshot of the plugin's status.
