@@ -1,6 +1,7 @@
 //! The tasks wasmbgp cannot run without: the speaker, every neighbor task, the BGP
 //! listeners, the control socket and the metrics server. None of them ends before
-//! shutdown, so one that does (a panic, or a loop that returned) is a fault: the
+//! shutdown (but a neighbor task a config reload stops), so one that does (a panic, or
+//! a loop that returned) is a fault: the
 //! daemon logs which task and why, and exits non-zero, so that the service manager
 //! restarts it (with graceful restart the peers keep its routes meanwhile). Nothing
 //! limps on headless, answering nothing while the process looks alive.

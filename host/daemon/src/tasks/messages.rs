@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!   ctl clients ──┐                    plugin drivers (runtime)
-//!   file watcher ─┤ SpeakerMsg              │ PluginEvent        ▲ policy batches
+//!   reloads ──────┤ SpeakerMsg              │ PluginEvent        ▲ policy batches
 //!                 ▼                         ▼                    │ (PolicyClient, bounded 16)
 //!             ┌──────────────────────── speaker ─────────────────┤
 //!             │                                                  │ events (ExporterClient,
@@ -20,6 +20,13 @@
 //!                 ▲ ReadEvent
 //!               connection reader/writer tasks ◀──▶ socket
 //! ```
+//!
+//! Reloads (SIGHUP, `ctl reload`, `ctl plugin reload`, a plugin file changed) go through
+//! `reload.rs`, one at a time: it reads and checks the config and swaps plugin instances
+//! on blocking threads, then asks the speaker what runs (`Running`) and hands it only
+//! outcomes (`PluginSwapped`, `Apply` with the plan). A neighbor a reload removes or
+//! resets gets `Stop` with its Cease; a new task (new [`NeighborId`]) replaces a reset
+//! one, and the listeners' [`Inbound`](super::listener::Inbound) map follows.
 //!
 //! All of these channels are unbounded today, as they were before policies: the
 //! speaker and neighbor tasks never block on a send, so a burst (a million routes at
