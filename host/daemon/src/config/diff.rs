@@ -337,4 +337,52 @@ med = 100
             .to_string();
         assert!(d.contains("test.toml:1:1: graceful-restart cannot change"), "{d}");
     }
+
+    #[test]
+    fn plugins_added_removed_swapped_and_reconfigured() {
+        let dir = std::env::temp_dir().join(format!("wasmbgp-diff-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["a.wasm", "b.wasm"] {
+            std::fs::write(dir.join(f), b"\0asm").unwrap();
+        }
+        let block = |name: &str, component: &str, extra: &str| {
+            format!(
+                "[[plugin]]\nname = \"{name}\"\nworld = \"healthcheck\"\ncomponent = \"{component}\"\n{extra}"
+            )
+        };
+        let route = |med: u32| {
+            format!("[[plugin.route]]\nprefix = \"100.10.0.100/32\"\nmed = {med}\n")
+        };
+        let old = format!(
+            "{BASE}{}{}{}{}",
+            block("same", "a.wasm", &route(10)),
+            block("gone", "a.wasm", ""),
+            block("swapped", "a.wasm", ""),
+            block("rerouted", "a.wasm", &route(10)),
+        );
+        let new = format!(
+            "{BASE}{}{}{}{}",
+            block("same", "a.wasm", &route(10)),
+            block("swapped", "b.wasm", ""),
+            block("rerouted", "a.wasm", &route(20)),
+            block("new", "a.wasm", ""),
+        );
+        let parse_in = |text: &str| Config::parse(text, &dir.join("c.toml")).expect("valid");
+        let running = parse_in(&old);
+        let plan = plan(
+            &running.globals(),
+            &running.neighbors,
+            &running.plugins,
+            parse_in(&new),
+            "c.toml",
+            &new,
+        )
+        .unwrap();
+        assert_eq!(plan.plugins_added, vec!["new"]);
+        assert_eq!(plan.plugins_removed, vec!["gone"]);
+        assert_eq!(plan.plugins_swapped, vec!["swapped"]);
+        assert_eq!(plan.plugins_reconfigured, vec!["rerouted"]);
+        assert!(plan.changed.is_empty() && plan.reset.is_empty());
+        std::fs::remove_dir_all(dir).ok();
+    }
 }
