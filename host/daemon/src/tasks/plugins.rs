@@ -168,7 +168,7 @@ impl FileWatcher {
                     }
                 }
                 for (name, file) in plugins {
-                    info!(plugin = %name, file = %file.display(), "plugin file changed: reloading");
+                    info!(plugin = %name, file = %file.display(), "component file changed: reloading");
                     let reply = reloads.plugin(&name, None).await;
                     if !reply.ok {
                         tracing::error!(plugin = %name, error = %reply.error, "reload refused; the running plugin keeps running");
