@@ -18,6 +18,10 @@
 #   target/plugins/fixture-faulty.wasm     tests/fixtures/plugins/faulty          (Rust, healthcheck)
 #   target/plugins/fixture-policy.wasm     tests/fixtures/plugins/fixture-policy  (Rust, policy)
 #   target/plugins/fixture-exporter.wasm   tests/fixtures/plugins/fixture-exporter (Rust, exporter)
+#   target/plugins/fixture-versioned-check-v1.wasm  tests/fixtures/plugins/versioned/check-v1  (Rust, healthcheck; v1 and v2 built from versioned/check.rs)
+#   target/plugins/fixture-versioned-check-v2.wasm  tests/fixtures/plugins/versioned/check-v2  (Rust, healthcheck; v1 and v2 built from versioned/check.rs)
+#   target/plugins/fixture-versioned-policy-v1.wasm  tests/fixtures/plugins/versioned/policy-v1  (Rust, policy; v1 and v2 built from versioned/policy.rs)
+#   target/plugins/fixture-versioned-policy-v2.wasm  tests/fixtures/plugins/versioned/policy-v2  (Rust, policy; v1 and v2 built from versioned/policy.rs)
 #
 # The Rust crates are members of the cargo workspace plugins/Cargo.toml; each
 # one listed in RUST_PLUGINS below must be there. Every directory
@@ -40,6 +44,8 @@ RUST_PLUGINS=(
     community-tagger bogon-filter as-path-filter rpki-rov
     route-stats webhook-alert exabgp-json bmp
     fixture-faulty fixture-policy fixture-exporter
+    fixture-versioned-check-v1 fixture-versioned-check-v2
+    fixture-versioned-policy-v1 fixture-versioned-policy-v2
 )
 VERBOSE=0
 [[ "${1:-}" == "--verbose" ]] && VERBOSE=1

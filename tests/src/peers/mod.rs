@@ -10,6 +10,7 @@ pub mod exabgp;
 pub mod frr;
 pub mod gobgp;
 pub mod prometheus;
+pub mod recorder;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
