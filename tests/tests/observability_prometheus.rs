@@ -96,6 +96,7 @@ fn promtool_checks_and_tests_the_alert_rules() {
         "WasmbgpPluginRestarting",
         "WasmbgpPluginDenied",
         "WasmbgpExporterDroppingEvents",
+        "WasmbgpConfigReloadRefused",
     ] {
         assert!(
             rules.contains(&format!("- alert: {alert}\n")),

@@ -75,6 +75,8 @@ pub struct Metrics {
     ctl_connection_errors: Counter,
     config_reloads: Family<ResultLabel, Counter>,
     config_reload_seconds: Histogram,
+    config_last_reload_ok: Gauge,
+    config_last_reload_success: Gauge<f64, std::sync::atomic::AtomicU64>,
     #[cfg(feature = "engine")]
     plugins: Arc<PluginCollector>,
 }
@@ -415,6 +417,8 @@ impl Metrics {
             ctl_connection_errors: Counter::default(),
             config_reloads: Family::default(),
             config_reload_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 14)),
+            config_last_reload_ok: Gauge::default(),
+            config_last_reload_success: Gauge::default(),
             #[cfg(feature = "engine")]
             plugins: Arc::default(),
             registry: Registry::default(),
@@ -490,6 +494,16 @@ impl Metrics {
             "config_reloads",
             "Config reloads (SIGHUP, ctl reload), by result: ok, or refused (the running config kept)",
             m.config_reloads.clone(),
+        );
+        registry.register(
+            "config_last_reload_successful",
+            "1 if the last config reload (or the start) applied the file, 0 if it was refused: what runs is not what the file says",
+            m.config_last_reload_ok.clone(),
+        );
+        registry.register(
+            "config_last_reload_success_timestamp_seconds",
+            "When the config file was last applied (start or reload), Unix time",
+            m.config_last_reload_success.clone(),
         );
         registry.register(
             "config_reload_duration_seconds",
@@ -654,6 +668,19 @@ impl Metrics {
         if let Some(d) = applied {
             self.config_reload_seconds.observe(d.as_secs_f64());
         }
+        self.config_last_reload_ok.set(i64::from(ok));
+        if ok {
+            self.config_applied();
+        }
+    }
+
+    /// The config file was applied (at start, or by a reload).
+    pub fn config_applied(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.config_last_reload_ok.set(1);
+        self.config_last_reload_success.set(now.as_secs_f64());
     }
 
     /// A control connection failed.

@@ -40,6 +40,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let critical = CriticalTasks::default();
     let metrics = Arc::new(Metrics::new());
+    metrics.config_applied();
     let sources = Sources::new();
     let (neighbor_events, from_neighbors) = tokio::sync::mpsc::unbounded_channel();
     let shared = Shared {
