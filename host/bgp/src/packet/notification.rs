@@ -143,6 +143,22 @@ impl Notification {
         }
     }
 
+    /// The RFC 8203/9003 shutdown communication of a Cease/Administrative Shutdown or
+    /// Reset: a length octet, then UTF-8. `None` if there is none or it is malformed
+    /// (RFC 9003 says to ignore it then).
+    pub fn shutdown_communication(&self) -> Option<&str> {
+        let carries = self.code == code::CEASE
+            && matches!(
+                self.subcode,
+                cease_sub::ADMINISTRATIVE_SHUTDOWN | cease_sub::ADMINISTRATIVE_RESET
+            );
+        let (&len, text) = self.data.split_first().filter(|_| carries)?;
+        if len == 0 || usize::from(len) != text.len() {
+            return None;
+        }
+        std::str::from_utf8(text).ok()
+    }
+
     /// Human-readable code/subcode, e.g. `Cease/Administrative Shutdown`.
     pub fn describe(&self) -> String {
         let (c, s) = names(self.code, self.subcode);
@@ -283,6 +299,29 @@ impl RouteRefresh {
 mod tests {
     use super::super::{Context, Message, decode};
     use super::*;
+
+    #[test]
+    fn shutdown_communication_is_read_only_when_well_formed() {
+        let n = Notification::administrative_shutdown("maintenance — back at 10:00");
+        assert_eq!(
+            n.shutdown_communication(),
+            Some("maintenance — back at 10:00")
+        );
+        let mut wrong_length = n.clone();
+        wrong_length.data[0] += 1;
+        assert_eq!(wrong_length.shutdown_communication(), None);
+        let not_utf8 = Notification {
+            data: vec![2, 0xff, 0xfe],
+            ..n.clone()
+        };
+        assert_eq!(not_utf8.shutdown_communication(), None);
+        assert_eq!(Notification::cease(2).shutdown_communication(), None);
+        let other = Notification {
+            subcode: cease_sub::PEER_DECONFIGURED,
+            ..n
+        };
+        assert_eq!(other.shutdown_communication(), None);
+    }
 
     fn framed(kind: u8, body: &[u8]) -> Vec<u8> {
         let mut v = vec![0xff; 16];

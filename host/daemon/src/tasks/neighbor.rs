@@ -411,7 +411,14 @@ impl Neighbor {
             Ok(m) => {
                 self.shared.metrics.message_received(&self.label, m.kind());
                 if let Message::Notification(n) = &m {
-                    warn!(neighbor = %self.label, notification = %n.describe(), data = ?String::from_utf8_lossy(&n.data), "received NOTIFICATION");
+                    match n.shutdown_communication() {
+                        Some(message) => {
+                            warn!(neighbor = %self.label, notification = %n.describe(), %message, "received NOTIFICATION")
+                        }
+                        None => {
+                            warn!(neighbor = %self.label, notification = %n.describe(), data = ?String::from_utf8_lossy(&n.data), "received NOTIFICATION")
+                        }
+                    }
                     self.notification(n, false);
                 }
                 Event::Message(m)
