@@ -79,6 +79,20 @@ pub struct Running {
     pub plugins: Vec<(PluginConfig, wasmbgp_runtime::Reloader)>,
 }
 
+/// What a neighbor task stopped for a new session hands its successor once its
+/// connection is closed: the counters `show neighbors` reports across the reset.
+#[derive(Debug, Clone, Default)]
+pub struct Carried {
+    /// Sessions established so far.
+    pub established_count: u64,
+    /// UPDATEs received so far.
+    pub updates_received: u64,
+    /// UPDATEs sent so far.
+    pub updates_sent: u64,
+    /// Why the last session ended.
+    pub last_error: Option<String>,
+}
+
 /// Identifies one neighbor task for as long as it runs: a neighbor removed or reset by
 /// a reload gets a new task and id, and what its old task still reports is ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -157,8 +171,8 @@ pub enum NeighborMsg {
     /// Send Cease/Administrative Shutdown, close, and stop.
     Shutdown(oneshot::Sender<()>),
     /// Send this NOTIFICATION (a Cease: the neighbor was removed or needs a new
-    /// session), close, and stop; nobody waits.
-    Stop(wasmbgp_bgp::packet::Notification),
+    /// session), close, stop, and hand what its successor carries on (if it has one).
+    Stop(wasmbgp_bgp::packet::Notification, oneshot::Sender<Carried>),
     /// Settings that take effect without a new session (description, limits, retry
     /// delays, policy names): the new config.
     Reconfigure(Box<crate::config::NeighborConfig>),

@@ -20,7 +20,7 @@ use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
 
 use super::connection::{self, Connection, ReadEvent};
 use super::critical::CriticalTasks;
-use super::messages::{NeighborEvent, NeighborId, NeighborMsg, RouteChange};
+use super::messages::{Carried, NeighborEvent, NeighborId, NeighborMsg, RouteChange};
 use super::sources::Sources;
 use crate::config::NeighborConfig;
 use crate::ctl::json::{NeighborStatus, RouteRow};
@@ -55,12 +55,17 @@ pub struct Shared {
 }
 
 /// Starts the task of a neighbor, tagging what it reports with `id`. Its session starts
-/// when the speaker sends the initial Adj-RIB-Out ([`NeighborMsg::Start`]). The task
-/// ends when told to stop; only a panic is a fault of the daemon.
+/// when the speaker sends the initial Adj-RIB-Out ([`NeighborMsg::Start`]), and, when
+/// it replaces a task stopped for a new session (`predecessor`), not before that task
+/// closed its connection and a connect-retry delay passed: the peer reads the Cease
+/// before a new connection arrives (a peer with graceful restart would otherwise take
+/// the new connection for a restart and drop the old one unread). The task ends when
+/// told to stop; only a panic is a fault of the daemon.
 pub fn spawn(
     config: NeighborConfig,
     id: NeighborId,
     shared: Shared,
+    predecessor: Option<oneshot::Receiver<Carried>>,
     tasks: &CriticalTasks,
 ) -> NeighborHandle {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -72,6 +77,7 @@ pub fn spawn(
     let name = format!("neighbor {}", config.address);
     tasks.spawn_retiring(name, async move {
         let mut n = Neighbor::new(config, id, shared);
+        n.predecessor = predecessor;
         n.run(rx).await;
     });
     handle
@@ -106,6 +112,14 @@ struct Neighbor {
     label: String,
     /// The session state last reported to the speaker.
     reported_state: State,
+    /// The task this one replaces, until it has closed its connection.
+    predecessor: Option<oneshot::Receiver<Carried>>,
+    /// When the session may start (the predecessor gone, a connect-retry delay later).
+    start_at: Option<Instant>,
+    /// The initial Adj-RIB-Out arrived: start once the predecessor is gone.
+    start_waiting: bool,
+    /// Why the predecessor's last session ended, until this one has a reason.
+    carried_error: Option<String>,
 }
 
 impl Neighbor {
@@ -150,6 +164,10 @@ impl Neighbor {
             updates_sent: 0,
             label,
             reported_state: State::Idle,
+            predecessor: None,
+            start_at: None,
+            start_waiting: false,
+            carried_error: None,
         }
     }
 
@@ -164,8 +182,9 @@ impl Neighbor {
                             let _ = done.send(());
                             return;
                         }
-                        Some(Stop::With(notification)) => {
+                        Some(Stop::With(notification, successor)) => {
                             self.stop(notification).await;
+                            let _ = successor.send(self.carried());
                             return;
                         }
                         None => {}
@@ -176,6 +195,14 @@ impl Neighbor {
                     }
                 },
                 Some(ev) = self.events_rx.recv() => self.on_read(ev),
+                carried = async { self.predecessor.as_mut().expect("guarded").await }, if self.predecessor.is_some() => {
+                    self.predecessor = None;
+                    self.carry_on(carried.unwrap_or_default());
+                }
+                _ = sleep_until(self.start_at), if self.start_at.is_some() => {
+                    self.start_at = None;
+                    self.start_session();
+                }
                 res = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
                     self.connecting = None;
                     self.on_connected(res);
@@ -199,8 +226,10 @@ impl Neighbor {
         match msg {
             NeighborMsg::Start(table) => {
                 self.adj_out = *table;
-                let actions = self.session.handle(Instant::now(), Event::Start);
-                self.execute(actions);
+                self.start_waiting = true;
+                if self.predecessor.is_none() && self.start_at.is_none() {
+                    self.start_session();
+                }
             }
             NeighborMsg::Replace(table) => {
                 self.adj_out.replace_with(*table);
@@ -248,7 +277,9 @@ impl Neighbor {
                 let _ = reply.send(rows);
             }
             NeighborMsg::Shutdown(done) => return Some(Stop::Shutdown(done)),
-            NeighborMsg::Stop(notification) => return Some(Stop::With(notification)),
+            NeighborMsg::Stop(notification, successor) => {
+                return Some(Stop::With(notification, successor));
+            }
             NeighborMsg::Reconfigure(config) => self.reconfigure(*config),
             NeighborMsg::Panic => panic!(
                 "fault injection: `ctl debug panic neighbor {}`",
@@ -640,6 +671,35 @@ impl Neighbor {
         );
     }
 
+    /// Starts the session once it has its Adj-RIB-Out and no predecessor is in the way.
+    fn start_session(&mut self) {
+        if !std::mem::take(&mut self.start_waiting) {
+            return;
+        }
+        let actions = self.session.handle(Instant::now(), Event::Start);
+        self.execute(actions);
+    }
+
+    /// The predecessor closed its connection: take over its counters, and start after a
+    /// connect-retry delay.
+    fn carry_on(&mut self, carried: Carried) {
+        self.established_count += carried.established_count;
+        self.updates_received += carried.updates_received;
+        self.updates_sent += carried.updates_sent;
+        self.carried_error = carried.last_error;
+        self.start_at = Some(Instant::now() + self.config.connect_retry);
+    }
+
+    /// What a successor carries on.
+    fn carried(&self) -> Carried {
+        Carried {
+            established_count: self.established_count,
+            updates_received: self.updates_received,
+            updates_sent: self.updates_sent,
+            last_error: self.session.last_error().map(str::to_string),
+        }
+    }
+
     /// Takes settings that need no new session (the speaker decided which).
     fn reconfigure(&mut self, config: NeighborConfig) {
         info!(neighbor = %self.label, "settings changed; the session carries on");
@@ -687,7 +747,11 @@ impl Neighbor {
             adj_rib_out: self.adj_out.len(),
             updates_received: self.updates_received,
             updates_sent: self.updates_sent,
-            last_error: self.session.last_error().map(str::to_string),
+            last_error: self
+                .session
+                .last_error()
+                .map(str::to_string)
+                .or_else(|| self.carried_error.clone()),
             families: self.families.iter().map(|f| f.name()).collect(),
             peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),
         }
@@ -698,8 +762,9 @@ impl Neighbor {
 enum Stop {
     /// The daemon stops: answer when done.
     Shutdown(oneshot::Sender<()>),
-    /// Removed or replaced by a reload: send this and end.
-    With(Notification),
+    /// Removed or replaced by a reload: send this, end, and hand the successor (if
+    /// any) what it carries on.
+    With(Notification, oneshot::Sender<Carried>),
 }
 
 fn shutdown_notification() -> Notification {

@@ -18,7 +18,7 @@ use super::critical::CriticalTasks;
 use super::exporters::{self, ExportHub, ExporterLink};
 use super::listener::Inbound;
 pub use super::messages::SpeakerMsg;
-use super::messages::{NeighborEvent, NeighborId, NeighborMsg, Running};
+use super::messages::{Carried, NeighborEvent, NeighborId, NeighborMsg, Running};
 use super::neighbor::{self, NeighborHandle, Shared};
 use super::plugins::{self, PluginSlot};
 use super::ribs::{self, NeighborRibs, PolicyLink};
@@ -171,7 +171,7 @@ impl Speaker {
         for config in parts.neighbors {
             let mut originated = AdjRibOut::new();
             originated.load(config_routes(&config, &parts.routes), sources::CONFIG);
-            speaker.add_neighbor(config, originated);
+            speaker.add_neighbor(config, originated, None);
         }
         let total: usize = parts.routes.iter().map(|g| g.routes.len()).sum();
         speaker.metrics.source_routes("config", total as i64);
@@ -219,13 +219,24 @@ impl Speaker {
     /// Starts a neighbor's task with the routes it is to be sent; its session starts
     /// when it is given its Adj-RIB-Out after export policy
     /// ([`start_neighbor`](Self::start_neighbor)).
-    fn add_neighbor(&mut self, config: NeighborConfig, originated: AdjRibOut) -> usize {
+    fn add_neighbor(
+        &mut self,
+        config: NeighborConfig,
+        originated: AdjRibOut,
+        predecessor: Option<oneshot::Receiver<Carried>>,
+    ) -> usize {
         let id = NeighborId(self.next_id);
         self.next_id += 1;
         let mut ribs = NeighborRibs::new(originated, !config.import_policy.is_empty());
         let wanted = self.hub.wanted();
         ribs.set_recording(wanted.received_pre, wanted.received_post);
-        let handle = neighbor::spawn(config, id, self.shared.clone(), &self.critical);
+        let handle = neighbor::spawn(
+            config,
+            id,
+            self.shared.clone(),
+            predecessor,
+            &self.critical,
+        );
         self.inbound.insert(handle.config.address, handle.tx.clone());
         self.neighbors.push(handle);
         self.ribs.push(ribs);
@@ -1015,8 +1026,8 @@ impl Speaker {
         let mut kept_tables = HashMap::new();
         for (address, why) in &plan.reset {
             let notification = Notification::cease(cease_sub::OTHER_CONFIGURATION_CHANGE);
-            if let Some(ribs) = self.remove_neighbor(*address, notification) {
-                kept_tables.insert(*address, ribs.originated);
+            if let Some((ribs, carried)) = self.remove_neighbor(*address, notification) {
+                kept_tables.insert(*address, (ribs.originated, carried));
             }
             info!(neighbor = %address, setting = why, "neighbor reset by the config reload: a new session");
         }
@@ -1082,10 +1093,13 @@ impl Speaker {
                     ));
                 }
                 None => {
-                    let mut originated = kept_tables.remove(&address).unwrap_or_default();
+                    let (mut originated, predecessor) = match kept_tables.remove(&address) {
+                        Some((table, carried)) => (table, Some(carried)),
+                        None => (AdjRibOut::new(), None),
+                    };
                     originated.sync_source(sources::CONFIG, config_routes(config, &plan.routes));
                     originated.clear_pending();
-                    let i = self.add_neighbor(config.clone(), originated);
+                    let i = self.add_neighbor(config.clone(), originated, predecessor);
                     for p in 0..self.plugins.len() {
                         self.apply_health(p);
                     }
@@ -1137,12 +1151,13 @@ impl Speaker {
     }
 
     /// Stops a neighbor's task with `notification` and forgets it: exporters see its
-    /// received routes go and its session end. Returns its routes.
+    /// received routes go and its session end. Returns its routes, and what a task
+    /// replacing it waits for.
     fn remove_neighbor(
         &mut self,
         address: IpAddr,
         notification: wasmbgp_bgp::packet::Notification,
-    ) -> Option<NeighborRibs> {
+    ) -> Option<(NeighborRibs, oneshot::Receiver<Carried>)> {
         use wasmbgp_runtime::export::RouteDirection;
         let i = self
             .neighbors
@@ -1159,7 +1174,8 @@ impl Speaker {
             .map(|(i, n)| (n.id, i))
             .collect();
         self.inbound.remove(&address);
-        let _ = handle.tx.send(NeighborMsg::Stop(notification));
+        let (successor, carried) = oneshot::channel();
+        let _ = handle.tx.send(NeighborMsg::Stop(notification, successor));
         ribs.session_down();
         let (pre, post) = ribs.take_recorded();
         self.hub
@@ -1175,7 +1191,7 @@ impl Speaker {
         self.metrics.prefixes_received(&label, 0);
         self.metrics
             .session_state(&label, self.globals.local_as, handle.config.peer_as, false);
-        Some(ribs)
+        Some((ribs, carried))
     }
 
     async fn on_plugin_event(&mut self, ev: PluginEvent) {
