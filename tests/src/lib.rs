@@ -22,6 +22,7 @@ pub mod peers;
 pub mod plugin_support;
 pub mod policy_support;
 pub mod process;
+pub mod reload_support;
 pub mod route;
 pub mod scenario;
 pub mod wait;
