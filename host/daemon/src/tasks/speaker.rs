@@ -480,26 +480,10 @@ impl Speaker {
             let config = &self.neighbors[i].config;
             let export = config.export_policy.iter().any(|p| p == policy);
             let import = config.import_policy.iter().any(|p| p == policy);
-            let session = self.policy_session(i);
             if export {
-                let chain = self.chain(&self.neighbors[i].config.export_policy);
-                let table = self.ribs[i]
-                    .export_table(&chain, session, &mut self.interner)
-                    .await;
                 sent += self.ribs[i].originated.len();
-                self.record_sent_table(i, &table);
-                let _ = self.neighbors[i]
-                    .tx
-                    .send(NeighborMsg::Replace(Box::new(table)));
             }
-            if import {
-                let chain = self.chain(&self.neighbors[i].config.import_policy);
-                self.ribs[i]
-                    .import_all(&chain, session, &mut self.interner)
-                    .await;
-                self.count_received(i);
-                self.record_received();
-            }
+            self.judge_again(i, export, import).await;
             if export || import {
                 info!(%policy, neighbor = %self.neighbors[i].config.address, export, import, "routes judged again");
             }
@@ -507,6 +491,31 @@ impl Speaker {
         // The attribute sets of the old verdicts are no longer used.
         self.interner.prune();
         sent
+    }
+
+    /// Judges neighbor `i`'s routes again through its chains as they are now: what it
+    /// is sent (`export`; its task sends only what differs) and what it sent (`import`).
+    async fn judge_again(&mut self, i: usize, export: bool, import: bool) {
+        let session = self.policy_session(i);
+        if export {
+            let chain = self.chain(&self.neighbors[i].config.export_policy);
+            let table = self.ribs[i]
+                .export_table(&chain, session, &mut self.interner)
+                .await;
+            self.record_sent_table(i, &table);
+            let _ = self.neighbors[i]
+                .tx
+                .send(NeighborMsg::Replace(Box::new(table)));
+        }
+        if import {
+            let chain = self.chain(&self.neighbors[i].config.import_policy);
+            self.ribs[i].set_import_policy(!chain.is_empty());
+            self.ribs[i]
+                .import_all(&chain, session, &mut self.interner)
+                .await;
+            self.count_received(i);
+            self.record_received();
+        }
     }
 
     /// Applies what a neighbor reported; returns the routes it staged for the import
@@ -1124,26 +1133,7 @@ impl Speaker {
         self.publish(None).await;
         // 6. Changed policy chains: judged again; only differences reach the wire.
         for (i, export, import) in reevaluate {
-            let session = self.policy_session(i);
-            if export {
-                let chain = self.chain(&self.neighbors[i].config.export_policy);
-                let table = self.ribs[i]
-                    .export_table(&chain, session, &mut self.interner)
-                    .await;
-                self.record_sent_table(i, &table);
-                let _ = self.neighbors[i]
-                    .tx
-                    .send(NeighborMsg::Replace(Box::new(table)));
-            }
-            if import {
-                let chain = self.chain(&self.neighbors[i].config.import_policy);
-                self.ribs[i].set_import_policy(!chain.is_empty());
-                self.ribs[i]
-                    .import_all(&chain, session, &mut self.interner)
-                    .await;
-                self.count_received(i);
-                self.record_received();
-            }
+            self.judge_again(i, export, import).await;
         }
         self.interner.prune();
         summary.ms = started.elapsed().as_secs_f64() * 1e3;
