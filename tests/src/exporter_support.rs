@@ -15,42 +15,20 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::peers::prometheus::http_get;
-use crate::plugin_support::{PluginBlock, PluginSpeaker, component};
+use crate::peers::prometheus::scrape;
+use crate::plugin_support::{PluginBlock, PluginSpeaker, component, plugin_entry};
 use crate::policy_support::{PolicyBird, StaticGroup, metric_value, tail};
-use crate::process::Daemon;
-use crate::run_command;
-use crate::wait::{DEFAULT_TIMEOUT, wait_until};
-use crate::wasmbgp::{Config, binary};
+use crate::process::{Daemon, Worker};
+use crate::wait::wait_until;
+use crate::wasmbgp::{Config, binary, read_log, spawn_checked, toml_list, toml_str, wait_started};
 use crate::workdir::WorkDir;
-
-/// A TOML basic string.
-pub fn toml_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-fn toml_list(items: &[String]) -> String {
-    let items: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
-    format!("[{}]", items.join(", "))
-}
 
 // ---------------------------------------------------------------------------
 // Exporter blocks.
@@ -200,52 +178,28 @@ impl ExporterSpeaker {
     /// table) and `extra` appended, runs `wasmbgp check`, starts
     /// `wasmbgp run` and waits for the control socket and `/metrics`.
     pub fn start(dir: &Path, config: &Config, metrics: SocketAddr, extra: &str) -> Result<Self> {
-        let binary = binary()?;
         let socket = dir.join("wasmbgp.sock");
-        let config_path = dir.join("wasmbgp.toml");
-        let rendered = config.render(&socket);
-        let (top, tables) = match rendered.find("\n[") {
-            Some(at) => rendered.split_at(at),
-            None => (rendered.as_str(), ""),
-        };
-        let text = format!("{top}\nmetrics = \"{metrics}\"\n{tables}{extra}");
-        std::fs::write(&config_path, text)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-        for file in &config.route_files {
-            let path = dir.join(&file.name);
-            std::fs::write(&path, file.lines.join("\n") + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        run_command(Command::new(&binary).arg("check").arg(&config_path))
-            .context("`wasmbgp check` rejected the test configuration")?;
-        let mut cmd = Command::new(&binary);
-        cmd.arg("run")
-            .arg(&config_path)
-            .args(["--log-format", "text", "--log-level", "info"]);
+        let text = config.render_with_metrics(&socket, metrics) + extra;
+        let (config_path, mut daemon) = spawn_checked(dir, &text, &config.route_files, "info")?;
         let started = Instant::now();
-        let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
-        let mut speaker = Self {
+        wait_started(
+            &mut daemon,
+            "wasmbgp control socket and /metrics to answer",
+            || {
+                Ok(socket.exists()
+                    && bounded_ctl(&socket, &["show", "neighbors", "--json"]).is_ok()
+                    && scrape(metrics).is_ok())
+            },
+        )
+        .with_context(|| format!("wasmbgp did not start; log:\n{}", tail(&read_log(dir), 40)))?;
+        Ok(Self {
             dir: dir.to_path_buf(),
             socket,
             config_path,
             metrics,
             daemon,
             started,
-        };
-        wait_until(
-            "wasmbgp control socket and /metrics to answer",
-            DEFAULT_TIMEOUT,
-            || {
-                if !speaker.daemon.is_running() {
-                    bail!("wasmbgp exited");
-                }
-                Ok(speaker.socket.exists()
-                    && speaker.ctl(&["show", "neighbors", "--json"]).is_ok()
-                    && speaker.scrape().is_ok())
-            },
-        )
-        .with_context(|| format!("wasmbgp did not start; log:\n{}", tail(&speaker.log(), 40)))?;
-        Ok(speaker)
+        })
     }
 
     /// The config file.
@@ -256,9 +210,7 @@ impl ExporterSpeaker {
     /// `wasmbgp ctl --socket SOCK ARGS...` (must exit 0 within
     /// [`CTL_TIMEOUT`]: a daemon that stops answering is an error, not a hang).
     pub fn ctl(&self, args: &[&str]) -> Result<String> {
-        let mut cmd = Command::new(binary()?);
-        cmd.arg("ctl").arg("--socket").arg(&self.socket).args(args);
-        run_bounded(&mut cmd, CTL_TIMEOUT)
+        bounded_ctl(&self.socket, args)
     }
 
     /// The daemon's pid.
@@ -275,9 +227,7 @@ impl ExporterSpeaker {
 
     /// `GET /metrics` (status 200 required).
     pub fn scrape(&self) -> Result<String> {
-        let (status, body) = http_get(self.metrics, "/metrics")?;
-        ensure!(status == 200, "GET /metrics answered {status}: {body}");
-        Ok(body)
+        scrape(self.metrics)
     }
 
     /// One sample of `/metrics` (None: no such series).
@@ -287,13 +237,7 @@ impl ExporterSpeaker {
 
     /// `show plugins --json`, the entry of `name`.
     pub fn plugin(&self, name: &str) -> Result<Value> {
-        let json = self.ctl_json(&["show", "plugins", "--json"])?;
-        json.as_array()
-            .context("show plugins --json is not an array")?
-            .iter()
-            .find(|e| e["name"].as_str() == Some(name))
-            .cloned()
-            .with_context(|| format!("no plugin {name} in {json}"))
+        plugin_entry(&self.ctl_json(&["show", "plugins", "--json"])?, name).cloned()
     }
 
     /// `show neighbors --json`, the (single) neighbor's entry.
@@ -317,12 +261,19 @@ impl ExporterSpeaker {
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("wasmbgp.log")).unwrap_or_default()
+        read_log(&self.dir)
     }
 }
 
 /// The longest a `wasmbgp ctl` command may take.
 pub const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `wasmbgp ctl --socket SOCKET ARGS...`, which must exit 0 within [`CTL_TIMEOUT`].
+fn bounded_ctl(socket: &Path, args: &[&str]) -> Result<String> {
+    let mut cmd = Command::new(binary()?);
+    cmd.arg("ctl").arg("--socket").arg(socket).args(args);
+    run_bounded(&mut cmd, CTL_TIMEOUT)
+}
 
 /// Runs `cmd` to completion within `timeout` (killed after it) and returns
 /// its stdout; fails on a non-zero exit, with its stderr.
@@ -756,8 +707,8 @@ pub struct HttpRecorder {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<HttpRequest>>>,
     connections: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    /// Stopped on drop.
+    _worker: Worker,
 }
 
 impl HttpRecorder {
@@ -769,11 +720,9 @@ impl HttpRecorder {
         let addr = listener.local_addr()?;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (requests, connections, stop) =
-                (requests.clone(), connections.clone(), stop.clone());
-            std::thread::spawn(move || {
+        let worker = {
+            let (requests, connections) = (requests.clone(), connections.clone());
+            Worker::spawn(move |stop| {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((stream, _)) => {
@@ -796,8 +745,7 @@ impl HttpRecorder {
             addr,
             requests,
             connections,
-            stop,
-            thread: Some(thread),
+            _worker: worker,
         })
     }
 
@@ -814,15 +762,6 @@ impl HttpRecorder {
     /// Connections accepted so far.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for HttpRecorder {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -8,20 +8,24 @@
 //! the interop blocks (`127.0.N.x` for small N, ports `10000 + 10 N + k`).
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::process::Daemon;
-use crate::wait::{DEFAULT_TIMEOUT, wait_until};
-use crate::wasmbgp::{Config, NeighborConfig, binary};
+use crate::check::check_file;
+use crate::peers::bird;
+use crate::process::{Daemon, Worker};
+use crate::wait::{DEFAULT_TIMEOUT, bind_retrying, wait_until};
+use crate::wasmbgp::{
+    Config, NeighborConfig, RouteFile, answers, binary, ctl, ctl_json, read_log, spawn_checked,
+    wait_started,
+};
 use crate::{run_command, workspace_root};
 
 /// BIRD's AS in every plugin test.
@@ -91,9 +95,8 @@ impl PluginBlock {
 #[derive(Debug)]
 pub struct TcpService {
     addr: SocketAddr,
-    stop: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
 }
 
 impl TcpService {
@@ -104,23 +107,11 @@ impl TcpService {
 
     fn start_counting(addr: &str, accepted: Arc<AtomicUsize>) -> Result<Self> {
         let addr: SocketAddr = addr.parse().context("bad service address")?;
-        let started = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(addr) {
-                Ok(listener) => break listener,
-                Err(e) if started.elapsed() < Duration::from_secs(5) => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
-            }
-        };
+        let listener = bind_retrying(addr)?;
         listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = stop.clone();
+        let worker = {
             let accepted = accepted.clone();
-            std::thread::spawn(move || {
+            Worker::spawn(move |stop| {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, _)) => {
@@ -135,9 +126,8 @@ impl TcpService {
         };
         Ok(Self {
             addr,
-            stop,
             accepted,
-            thread: Some(thread),
+            worker,
         })
     }
 
@@ -148,10 +138,7 @@ impl TcpService {
 
     /// Closes the listening socket and waits for it to be closed.
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.worker.stop();
     }
 
     /// Listens again on the same address.
@@ -160,12 +147,6 @@ impl TcpService {
         let fresh = Self::start_counting(&self.addr.to_string(), self.accepted.clone())?;
         *self = fresh;
         Ok(())
-    }
-}
-
-impl Drop for TcpService {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 
@@ -204,10 +185,7 @@ pub struct MultiBird {
 impl MultiBird {
     /// Writes the config into `dir`, validates it and starts BIRD.
     pub fn start(dir: &Path, router_id: Ipv4Addr, sessions: &[BirdSession]) -> Result<Self> {
-        let mut conf = String::new();
-        let _ = writeln!(conf, "router id {router_id};");
-        let _ = writeln!(conf, "log \"{}\" all;", dir.join("bird.log").display());
-        conf.push_str("protocol device {}\n");
+        let mut conf = bird::config_head(dir, router_id);
         for s in sessions {
             let _ = writeln!(conf, "protocol bgp {} {{", s.name);
             let _ = writeln!(
@@ -226,29 +204,12 @@ impl MultiBird {
             );
             conf.push_str("  ipv4 { import all; export none; };\n}\n");
         }
-        let conf_path = dir.join("bird.conf");
-        std::fs::write(&conf_path, conf)
-            .with_context(|| format!("cannot write {}", conf_path.display()))?;
-        run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
-            .context("BIRD rejected its configuration")?;
-        let mut cmd = Command::new("bird");
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-s")
-            .arg(dir.join("bird.ctl"))
-            .arg("-P")
-            .arg(dir.join("bird.pid"));
-        let daemon = Daemon::spawn("bird", cmd, &dir.join("bird.stdout"))?;
+        let daemon = bird::start_daemon(dir, &conf)?;
         let bird = Self {
             dir: dir.to_path_buf(),
             daemon: Some(daemon),
         };
-        wait_until("birdc to answer", DEFAULT_TIMEOUT, || {
-            Ok(bird
-                .birdc(&["show", "status"])
-                .is_ok_and(|out| out.contains("Daemon is up")))
-        })?;
+        bird::wait_daemon_up(dir, DEFAULT_TIMEOUT)?;
         Ok(bird)
     }
 
@@ -271,16 +232,8 @@ impl MultiBird {
     /// The `show protocols NAME` line: `(state, since)` such as
     /// `("Established", "15:49:01.123")`.
     pub fn protocol(&self, name: &str) -> Result<(String, String)> {
-        let out = self.birdc(&["show", "protocols", name])?;
-        let line = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(name))
-            .with_context(|| format!("no protocol {name} in {out:?}"))?;
-        // name proto table state since info...
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let since = words.get(4).copied().unwrap_or_default().to_owned();
-        let info = words.get(5..).map(|w| w.join(" ")).unwrap_or_default();
-        Ok((info, since))
+        let line = bird::protocol_line(&self.birdc(&["show", "protocols", name])?, name)?;
+        Ok((line.info, line.since))
     }
 
     /// Whether protocol `name` is Established.
@@ -350,13 +303,7 @@ impl MultiBird {
 
     /// BIRD's log so far.
     pub fn log(&self) -> String {
-        let mut out = String::new();
-        for name in ["bird.log", "bird.stdout"] {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
-                out.push_str(&text);
-            }
-        }
-        out
+        bird::read_log(&self.dir)
     }
 }
 
@@ -409,26 +356,39 @@ pub struct Plugin {
 }
 
 impl Plugin {
-    /// A `tcp-check`-like plugin: checks `address` (granted), controls
-    /// `prefix` with MED `med`; interval 1 s, rise 2, fall 2, withdraw.
-    pub fn tcp(name: &str, component: PathBuf, address: &str, prefix: &str, med: u32) -> Self {
+    /// A health check running `component` that controls `prefix` (MED 100); interval
+    /// 1 s, rise 1, fall 1, withdraw; no settings, no grants.
+    pub fn healthcheck(name: &str, component: PathBuf, prefix: &str) -> Self {
         Self {
             name: name.to_owned(),
             component,
             interval: "1s".to_owned(),
-            rise: 2,
-            fall: 2,
+            rise: 1,
+            fall: 1,
             on_failure: "withdraw".to_owned(),
             med_down: None,
             med_disabled: None,
-            settings: vec![("address".to_owned(), address.to_owned())],
-            tcp: vec![address.to_owned()],
+            settings: Vec::new(),
+            tcp: Vec::new(),
             dns: Vec::new(),
             neighbors: Vec::new(),
             max_routes: None,
             memory: None,
             deadline: None,
+            routes: vec![(prefix.to_owned(), 100)],
+        }
+    }
+
+    /// A `tcp-check`-like plugin: checks `address` (granted), controls
+    /// `prefix` with MED `med`; interval 1 s, rise 2, fall 2, withdraw.
+    pub fn tcp(name: &str, component: PathBuf, address: &str, prefix: &str, med: u32) -> Self {
+        Self {
+            rise: 2,
+            fall: 2,
+            settings: vec![("address".to_owned(), address.to_owned())],
+            tcp: vec![address.to_owned()],
             routes: vec![(prefix.to_owned(), med)],
+            ..Self::healthcheck(name, component, prefix)
         }
     }
 
@@ -465,22 +425,8 @@ impl Plugin {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         Ok(Self {
-            name: name.to_owned(),
-            component: component("fixture-faulty")?,
-            interval: "1s".to_owned(),
-            rise: 1,
-            fall: 1,
-            on_failure: "withdraw".to_owned(),
-            med_down: None,
-            med_disabled: None,
             settings,
-            tcp: Vec::new(),
-            dns: Vec::new(),
-            neighbors: Vec::new(),
-            max_routes: None,
-            memory: None,
-            deadline: None,
-            routes: vec![(prefix.to_owned(), 100)],
+            ..Self::healthcheck(name, component("fixture-faulty")?, prefix)
         })
     }
 
@@ -647,6 +593,15 @@ pub struct PluginStatus {
     pub raw: Value,
 }
 
+/// The entry of plugin `name` in `show plugins --json`.
+pub fn plugin_entry<'a>(json: &'a Value, name: &str) -> Result<&'a Value> {
+    json.as_array()
+        .context("show plugins --json is not an array")?
+        .iter()
+        .find(|e| e["name"].as_str() == Some(name))
+        .with_context(|| format!("no plugin {name} in {json}"))
+}
+
 /// A wasmbgp daemon (`wasmbgp run`) with plugins, whose session(s) go to a
 /// BIRD at `neighbor`.
 #[derive(Debug)]
@@ -671,18 +626,7 @@ impl PluginSpeaker {
             router_id: local.to_string(),
             local_as: WASMBGP_AS,
             listen: Some(format!("{local}:{listen_port}")),
-            neighbors: vec![NeighborConfig {
-                address: bird.to_string(),
-                port: bird_port,
-                peer_as: BIRD_AS,
-                local_address: Some(local.to_string()),
-                hold_time: None,
-                passive: false,
-                connect_retry: Some("1s".to_owned()),
-                families: vec!["ipv4-unicast".to_owned()],
-                import_policy: Vec::new(),
-                export_policy: Vec::new(),
-            }],
+            neighbors: vec![NeighborConfig::new(bird, bird_port, BIRD_AS, local)],
             routes: Vec::new(),
             route_files: Vec::new(),
         }
@@ -700,55 +644,92 @@ impl PluginSpeaker {
     /// `[[plugin]]` blocks) appended to the rendered `config`; the config's
     /// route files are written beside it.
     pub fn start_with(dir: &Path, config: &Config, extra: &str) -> Result<Self> {
-        let binary = binary()?;
-        let socket = dir.join("wasmbgp.sock");
-        let config_path = dir.join("wasmbgp.toml");
-        let mut text = config.render(&socket);
+        let mut text = config.render(&Self::socket_in(dir));
         text.push_str(extra);
-        std::fs::write(&config_path, text)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-        for file in &config.route_files {
-            let path = dir.join(&file.name);
-            std::fs::write(&path, file.lines.join("\n") + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        run_command(Command::new(&binary).arg("check").arg(&config_path))
-            .context("`wasmbgp check` rejected the test configuration")?;
-        let mut cmd = Command::new(&binary);
-        cmd.arg("run")
-            .arg(&config_path)
-            .args(["--log-format", "text", "--log-level", "info"]);
-        let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
-        let mut speaker = Self {
+        Self::start_text(dir, &text, &config.route_files, "info")
+    }
+
+    /// Writes the config `text` (control socket at [`PluginSpeaker::socket_in`]) and
+    /// `route_files` into `dir`, runs `wasmbgp check`, starts `wasmbgp run` (text log at
+    /// `log_level`) and waits for the control socket.
+    pub fn start_text(
+        dir: &Path,
+        text: &str,
+        route_files: &[RouteFile],
+        log_level: &str,
+    ) -> Result<Self> {
+        let socket = Self::socket_in(dir);
+        let (config_path, mut daemon) = spawn_checked(dir, text, route_files, log_level)?;
+        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
+            Ok(answers(&socket))
+        })
+        .with_context(|| format!("wasmbgp did not start; log:\n{}", read_log(dir)))?;
+        Ok(Self {
             dir: dir.to_path_buf(),
             socket,
             config_path,
             daemon,
-        };
-        wait_until("wasmbgp control socket to answer", DEFAULT_TIMEOUT, || {
-            if !speaker.daemon.is_running() {
-                bail!("wasmbgp exited");
-            }
-            Ok(speaker.socket.exists() && speaker.ctl(&["show", "neighbors", "--json"]).is_ok())
         })
-        .with_context(|| format!("wasmbgp did not start; log:\n{}", speaker.log()))?;
-        Ok(speaker)
     }
 
-    /// The config file.
+    /// Where the config of an instance in `dir` puts its control socket.
+    pub fn socket_in(dir: &Path) -> PathBuf {
+        dir.join("wasmbgp.sock")
+    }
+
+    /// The config file (absolute, as given to `wasmbgp run`).
     pub fn config_path(&self) -> &Path {
         &self.config_path
     }
 
+    /// The control socket.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Replaces the config file's contents (write beside it, then rename, as an
+    /// editor or a config manager does).
+    pub fn write_config(&self, text: &str) -> Result<()> {
+        let tmp = self.config_path.with_extension("toml.tmp");
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &self.config_path)
+            .with_context(|| format!("cannot rename onto {}", self.config_path.display()))
+    }
+
+    /// `wasmbgp check` on the current config file: `(exit code, stdout + stderr)`.
+    pub fn check(&self) -> Result<(Option<i32>, String)> {
+        let out = check_file(&self.config_path)?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        ))
+    }
+
+    /// Sends SIGHUP to the daemon.
+    pub fn sighup(&self) -> Result<()> {
+        self.daemon.signal(libc::SIGHUP)
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.daemon.is_running()
+    }
+
     /// `wasmbgp ctl --socket SOCK ARGS...`.
     pub fn ctl(&self, args: &[&str]) -> Result<String> {
-        run_command(
-            Command::new(binary()?)
-                .arg("ctl")
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(args),
-        )
+        ctl(&self.socket, args)
+    }
+
+    /// `wasmbgp ctl --socket SOCK ARGS...` whatever its exit status.
+    pub fn ctl_output(&self, args: &[&str]) -> Result<std::process::Output> {
+        Command::new(binary()?)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .context("cannot run wasmbgp ctl")
     }
 
     /// `wasmbgp ctl --socket SOCK -` with `input` on standard input, whatever its exit
@@ -779,20 +760,13 @@ impl PluginSpeaker {
 
     /// `wasmbgp ctl ARGS` whose output is JSON.
     pub fn ctl_json(&self, args: &[&str]) -> Result<Value> {
-        let out = self.ctl(args)?;
-        serde_json::from_str(&out)
-            .with_context(|| format!("`wasmbgp ctl {}` printed bad JSON: {out}", args.join(" ")))
+        ctl_json(&self.socket, args)
     }
 
     /// `show plugins --json`, entry `name`.
     pub fn plugin(&self, name: &str) -> Result<PluginStatus> {
         let json = self.ctl_json(&["show", "plugins", "--json"])?;
-        let entry = json
-            .as_array()
-            .context("show plugins --json is not an array")?
-            .iter()
-            .find(|e| e["name"].as_str() == Some(name))
-            .with_context(|| format!("no plugin {name} in {json}"))?;
+        let entry = plugin_entry(&json, name)?;
         let n = |key: &str| entry[key].as_u64().unwrap_or_default();
         Ok(PluginStatus {
             state: entry["state"].as_str().unwrap_or_default().to_owned(),
@@ -814,6 +788,23 @@ impl PluginSpeaker {
         })
     }
 
+    /// `show neighbors --json`.
+    pub fn neighbors(&self) -> Result<Vec<Value>> {
+        let json = self.ctl_json(&["show", "neighbors", "--json"])?;
+        json.as_array()
+            .cloned()
+            .with_context(|| format!("show neighbors --json is not an array: {json}"))
+    }
+
+    /// The `show neighbors --json` entry of `address`.
+    pub fn neighbor(&self, address: Ipv4Addr) -> Result<Value> {
+        let want = address.to_string();
+        self.neighbors()?
+            .into_iter()
+            .find(|n| n["address"].as_str() == Some(want.as_str()))
+            .with_context(|| format!("neighbor {address} missing from show neighbors"))
+    }
+
     /// `(state, established-count)` of the (single) neighbor.
     pub fn session(&self) -> Result<(String, u64)> {
         let json = self.ctl_json(&["show", "neighbors", "--json"])?;
@@ -829,7 +820,28 @@ impl PluginSpeaker {
 
     /// The daemon's log so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("wasmbgp.log")).unwrap_or_default()
+        read_log(&self.dir)
+    }
+
+    /// The `count=N` details of health check `plugin`, in log order (from the
+    /// `fixture-faulty` plugin in `counter` mode, logged at debug level: see
+    /// [`crate::reload_support::LOG_LEVEL`]).
+    pub fn check_counts(&self, plugin: &str) -> Result<Vec<u64>> {
+        plugin_log_lines(&self.log(), plugin, "count=")
+            .iter()
+            // The check's own line, not a health transition quoting its reason.
+            .filter(|line| line.contains(": check "))
+            .map(|line| {
+                let at = line
+                    .find("count=")
+                    .with_context(|| format!("no count in {line:?}"))?;
+                line[at + "count=".len()..]
+                    .split(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .with_context(|| format!("bad count in {line:?}"))
+            })
+            .collect()
     }
 }
 
@@ -886,12 +898,14 @@ pub fn sample<T>(
     out
 }
 
+/// Samples of a [`RouteWatch`]: `(time, presence per prefix)`.
+pub type RouteSamples = Vec<(Duration, Vec<bool>)>;
+
 /// A background sampler of BIRD routes: records, every ~50 ms, whether each
 /// prefix is present, until stopped.
 pub struct RouteWatch {
-    stop: Arc<AtomicBool>,
-    samples: Arc<Mutex<Vec<(Duration, Vec<bool>)>>>,
-    thread: Option<JoinHandle<()>>,
+    samples: Arc<Mutex<RouteSamples>>,
+    worker: Worker,
 }
 
 impl RouteWatch {
@@ -899,12 +913,10 @@ impl RouteWatch {
     pub fn start(bird: &MultiBird, prefixes: &[String]) -> Self {
         let dir = bird.dir.clone();
         let prefixes = prefixes.to_vec();
-        let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let thread = {
-            let stop = stop.clone();
+        let worker = {
             let samples = samples.clone();
-            std::thread::spawn(move || {
+            Worker::spawn(move |stop| {
                 // A view on the same BIRD, not owning the daemon.
                 let view = MultiBird { dir, daemon: None };
                 let start = Instant::now();
@@ -919,30 +931,13 @@ impl RouteWatch {
                 }
             })
         };
-        Self {
-            stop,
-            samples,
-            thread: Some(thread),
-        }
+        Self { samples, worker }
     }
 
     /// Stops sampling; returns `(time, presence per prefix)` samples.
-    pub fn finish(mut self) -> Vec<(Duration, Vec<bool>)> {
-        self.halt();
+    pub fn finish(mut self) -> RouteSamples {
+        self.worker.stop();
         std::mem::take(&mut *self.samples.lock().unwrap())
-    }
-
-    fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for RouteWatch {
-    fn drop(&mut self) {
-        self.halt();
     }
 }
 
@@ -1066,25 +1061,40 @@ pub fn strip_ansi(text: &str) -> String {
     out
 }
 
-/// The log records (colours stripped; a record's continuation lines, such
-/// as a wasm backtrace, joined to it) that mention `plugin=NAME` and contain
-/// `needle`.
-pub fn plugin_log_lines(log: &str, plugin: &str, needle: &str) -> Vec<String> {
+/// wasmbgp's text log as records: colours stripped, a record's continuation lines (a
+/// multi-line message, such as a refused config's diagnostics or a wasm backtrace)
+/// joined to it with `\n`.
+pub fn log_records(log: &str) -> Vec<String> {
     let mut records: Vec<String> = Vec::new();
     for line in strip_ansi(log).lines() {
         // Records start with a timestamp such as `2026-11-24T15:53:26.96Z`.
         let starts = line.len() > 4 && line[..4].bytes().all(|b| b.is_ascii_digit());
         match records.last_mut() {
             Some(last) if !starts => {
-                last.push(' ');
-                last.push_str(line.trim());
+                last.push('\n');
+                last.push_str(line);
             }
             _ => records.push(line.to_owned()),
         }
     }
-    let tag = format!("plugin={plugin}");
     records
+}
+
+/// The log records ([`log_records`], each on one line: its continuation lines trimmed
+/// and joined to it with a blank) that mention `plugin=NAME` and contain `needle`.
+pub fn plugin_log_lines(log: &str, plugin: &str, needle: &str) -> Vec<String> {
+    let tag = format!("plugin={plugin}");
+    log_records(log)
         .into_iter()
+        .map(|record| {
+            let mut lines = record.split('\n');
+            let mut joined = lines.next().unwrap_or_default().to_owned();
+            for line in lines {
+                joined.push(' ');
+                joined.push_str(line.trim());
+            }
+            joined
+        })
         .filter(|r| r.split_whitespace().any(|w| w == tag) && r.contains(needle))
         .collect()
 }
@@ -1097,7 +1107,24 @@ pub fn log_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::same_since;
+    use super::{log_records, plugin_log_lines, same_since};
+
+    #[test]
+    fn log_records_join_continuation_lines() {
+        let log = "2026-11-24T15:53:26.96Z  WARN refused plugin=a x=1\n  first\n\tsecond\n2026-11-24T15:53:27.00Z  INFO ok plugin=b\n";
+        assert_eq!(
+            log_records(log),
+            vec![
+                "2026-11-24T15:53:26.96Z  WARN refused plugin=a x=1\n  first\n\tsecond",
+                "2026-11-24T15:53:27.00Z  INFO ok plugin=b",
+            ]
+        );
+        assert_eq!(
+            plugin_log_lines(log, "a", "refused"),
+            vec!["2026-11-24T15:53:26.96Z  WARN refused plugin=a x=1 first second"]
+        );
+        assert!(plugin_log_lines(log, "b", "refused").is_empty());
+    }
 
     #[test]
     fn bird_since_jitter_is_the_same_change() {

@@ -17,31 +17,15 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::peers::bird::parse_show_route_all;
+use crate::peers::bird::{self, BirdCounters, parse_show_route_all};
 use crate::plugin_support::{
     BIRD_AS, PluginBlock, PluginSpeaker, WASMBGP_AS, component, same_since,
 };
 use crate::process::Daemon;
 use crate::route::Route;
-use crate::run_command;
 use crate::wait::{DEFAULT_TIMEOUT, wait_until};
-use crate::wasmbgp::{RouteAttrs, RouteFile, parse_rib};
+use crate::wasmbgp::{RouteAttrs, RouteFile, parse_rib, toml_str};
 use crate::workdir::WorkDir;
-
-/// A TOML basic string.
-fn toml_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
 
 // ---------------------------------------------------------------------------
 // Policy plugin blocks.
@@ -330,17 +314,6 @@ impl StaticGroup {
     }
 }
 
-/// The counters of `birdc show protocols all NAME`, summed over its channels.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BirdCounters {
-    /// "Import updates: received" (one per prefix announced to BIRD).
-    pub import_updates: u64,
-    /// "Import withdraws: received".
-    pub import_withdraws: u64,
-    /// "Export updates: accepted" (routes BIRD sent).
-    pub export_updates: u64,
-}
-
 /// A BIRD 2 with one BGP session toward a wasmbgp, originating
 /// [`StaticGroup`]s and importing everything it is sent.
 #[derive(Debug)]
@@ -363,30 +336,13 @@ impl PolicyBird {
     ) -> Result<Self> {
         let protocol = "wasm".to_owned();
         let conf = Self::config(dir, &protocol, local, remote, groups, ipv6)?;
-        let conf_path = dir.join("bird.conf");
-        std::fs::write(&conf_path, conf)
-            .with_context(|| format!("cannot write {}", conf_path.display()))?;
-        run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
-            .context("BIRD rejected its configuration")?;
-        let mut cmd = Command::new("bird");
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-s")
-            .arg(dir.join("bird.ctl"))
-            .arg("-P")
-            .arg(dir.join("bird.pid"));
-        let daemon = Daemon::spawn("bird", cmd, &dir.join("bird.stdout"))?;
+        let daemon = bird::start_daemon(dir, &conf)?;
         let bird = Self {
             dir: dir.to_path_buf(),
             protocol,
             daemon: Some(daemon),
         };
-        wait_until("birdc to answer", DEFAULT_TIMEOUT, || {
-            Ok(bird
-                .birdc(&["show", "status"])
-                .is_ok_and(|out| out.contains("Daemon is up")))
-        })?;
+        bird::wait_daemon_up(dir, DEFAULT_TIMEOUT)?;
         Ok(bird)
     }
 
@@ -398,10 +354,7 @@ impl PolicyBird {
         groups: &[StaticGroup],
         ipv6: bool,
     ) -> Result<String> {
-        let mut conf = String::new();
-        let _ = writeln!(conf, "router id {};", local.0);
-        let _ = writeln!(conf, "log \"{}\" all;", dir.join("bird.log").display());
-        conf.push_str("protocol device {}\n");
+        let mut conf = bird::config_head(dir, local.0);
         // Per family, the static protocols and their filter clauses.
         let mut filters = [String::new(), String::new()];
         for group in groups {
@@ -486,16 +439,7 @@ impl PolicyBird {
     /// `birdc -s SOCK ARGS`, which must exit 0 (a BIRD error, such as
     /// "Network not found" or a syntax error, is an error here).
     pub fn birdc(&self, args: &[&str]) -> Result<String> {
-        let out = run_command(
-            Command::new("birdc")
-                .arg("-s")
-                .arg(self.dir.join("bird.ctl"))
-                .args(args),
-        )?;
-        if out.lines().any(|l| l.starts_with("Unable to connect")) {
-            bail!("birdc cannot connect: {out}");
-        }
-        Ok(out)
+        bird::birdc(&self.dir, args)
     }
 
     /// Disables or enables the static protocols of group `name`: BIRD
@@ -527,14 +471,8 @@ impl PolicyBird {
     /// as `("Established", "15:49:01.123")`.
     pub fn session(&self) -> Result<(String, String)> {
         let out = self.birdc(&["show", "protocols", &self.protocol])?;
-        let line = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(self.protocol.as_str()))
-            .with_context(|| format!("no protocol {} in {out:?}", self.protocol))?;
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let since = words.get(4).copied().unwrap_or_default().to_owned();
-        let info = words.get(5..).map(|w| w.join(" ")).unwrap_or_default();
-        Ok((info, since))
+        let line = bird::protocol_line(&out, &self.protocol)?;
+        Ok((line.info, line.since))
     }
 
     /// Whether the BGP session is Established.
@@ -596,70 +534,18 @@ impl PolicyBird {
             args.push(filter);
         }
         args.push("count");
-        let out = self.birdc(&args)?;
-        // `N of M routes for K networks in table master4`, one line per table.
-        let mut total = 0u64;
-        let mut tables = 0;
-        for line in out.lines() {
-            if line.contains(" routes for ") && line.contains(" in table ") {
-                let n = line
-                    .split_whitespace()
-                    .next()
-                    .context("empty count line")?
-                    .parse::<u64>()
-                    .with_context(|| format!("bad count line {line:?}"))?;
-                total += n;
-                tables += 1;
-            }
-        }
-        ensure!(tables > 0, "no count in birdc's answer {out:?}");
-        Ok(total)
+        bird::parse_count(&self.birdc(&args)?)
     }
 
     /// The route counters of the BGP session, summed over its channels.
     pub fn counters(&self) -> Result<BirdCounters> {
         let out = self.birdc(&["show", "protocols", "all", &self.protocol])?;
-        let numbers = |rest: &str| -> Vec<Option<u64>> {
-            rest.split_whitespace().map(|w| w.parse().ok()).collect()
-        };
-        let mut c = BirdCounters::default();
-        let mut seen = 0;
-        for line in out.lines() {
-            let line = line.trim();
-            if let Some(rest) = line.strip_prefix("Import updates:") {
-                c.import_updates += numbers(rest)
-                    .first()
-                    .copied()
-                    .flatten()
-                    .with_context(|| format!("bad line {line:?}"))?;
-                seen += 1;
-            } else if let Some(rest) = line.strip_prefix("Import withdraws:") {
-                c.import_withdraws += numbers(rest)
-                    .first()
-                    .copied()
-                    .flatten()
-                    .with_context(|| format!("bad line {line:?}"))?;
-            } else if let Some(rest) = line.strip_prefix("Export updates:") {
-                c.export_updates += numbers(rest)
-                    .get(4)
-                    .copied()
-                    .flatten()
-                    .with_context(|| format!("bad line {line:?}"))?;
-            }
-        }
-        ensure!(seen > 0, "no route counters in {out:?}");
-        Ok(c)
+        bird::parse_counters(&out)?.with_context(|| format!("no route counters in {out:?}"))
     }
 
     /// BIRD's log so far.
     pub fn log(&self) -> String {
-        let mut out = String::new();
-        for name in ["bird.log", "bird.stdout"] {
-            if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
-                out.push_str(&text);
-            }
-        }
-        out
+        bird::read_log(&self.dir)
     }
 }
 

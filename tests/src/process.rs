@@ -1,9 +1,12 @@
-//! Daemon processes that never outlive their test.
+//! Daemon processes and helper threads that never outlive their test.
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -145,5 +148,44 @@ impl Drop for Daemon {
         if let Some(child) = self.child.as_mut() {
             let _ = child.wait();
         }
+    }
+}
+
+/// A helper thread (a listener, a sampler) that runs until it is stopped: its body is
+/// given a flag to poll, which [`Worker::stop`] (or dropping the worker) raises before
+/// joining the thread.
+#[derive(Debug)]
+pub struct Worker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Runs `body` in a new thread; `body` must return soon after the flag it is given
+    /// is raised.
+    pub fn spawn(body: impl FnOnce(&AtomicBool) + Send + 'static) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stop = stop.clone();
+            std::thread::spawn(move || body(&stop))
+        };
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Raises the flag and waits for the thread to end (at once if it already has).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

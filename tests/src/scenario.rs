@@ -59,16 +59,21 @@ fn wait_full_table(
 pub struct Block(pub u8);
 
 impl Block {
+    /// `127.0.N.host`.
+    pub fn addr(self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(127, 0, self.0, host)
+    }
     /// wasmbgp's (or the stand-in's) address.
     pub fn local(self) -> Ipv4Addr {
-        Ipv4Addr::new(127, 0, self.0, 1)
+        self.addr(1)
     }
     /// The peer's address.
     pub fn peer(self) -> Ipv4Addr {
-        Ipv4Addr::new(127, 0, self.0, 2)
+        self.addr(2)
     }
-    /// Port `k` of this block.
+    /// Port `k` (0..10) of this block.
     pub fn port(self, k: u16) -> u16 {
+        assert!(k < 10, "a block has 10 ports");
         10000 + 10 * u16::from(self.0) + k
     }
 }
@@ -365,16 +370,9 @@ pub fn wasmbgp_interop(
         local_as: WASMBGP_AS,
         listen: Some(format!("{local}:{}", block.port(0))),
         neighbors: vec![NeighborConfig {
-            address: neighbor.clone(),
-            port: block.port(1),
-            peer_as,
-            local_address: Some(local.clone()),
             hold_time: Some(30),
-            passive: false,
-            connect_retry: Some("1s".into()),
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
-            import_policy: Vec::new(),
-            export_policy: Vec::new(),
+            ..NeighborConfig::new(&neighbor, block.port(1), peer_as, &local)
         }],
         routes: vec![
             ("198.18.0.0/24".into(), rich4_attrs.clone()),
@@ -707,16 +705,10 @@ pub fn passive_keepalive(
         local_as: WASMBGP_AS,
         listen: Some(format!("{local}:{}", block.port(0))),
         neighbors: vec![NeighborConfig {
-            address: neighbor.clone(),
-            port: block.port(1),
-            peer_as,
-            local_address: Some(local.clone()),
             hold_time: Some(SHORT_HOLD_TIME),
             passive: true,
-            connect_retry: Some("1s".into()),
             families: vec!["ipv4-unicast".into(), "ipv6-unicast".into()],
-            import_policy: Vec::new(),
-            export_policy: Vec::new(),
+            ..NeighborConfig::new(&neighbor, block.port(1), peer_as, &local)
         }],
         routes: vec![(
             "198.18.0.0/24".into(),

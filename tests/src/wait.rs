@@ -1,8 +1,9 @@
 //! Bounded polling.
 
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 /// Interval between two polls.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -54,4 +55,19 @@ pub fn wait_until(
     mut probe: impl FnMut() -> Result<bool>,
 ) -> Result<()> {
     wait_for(what, timeout, || Ok(probe()?.then_some(())))
+}
+
+/// Listens on `addr`, retrying every 50 ms for up to 5 s while the address is busy (a
+/// previous listener of the test, or of another, still closing).
+pub fn bind_retrying(addr: SocketAddr) -> Result<TcpListener> {
+    let started = Instant::now();
+    loop {
+        match TcpListener::bind(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(_) if started.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Driver for our own daemon: config writer, `wasmbgp run`, `wasmbgp ctl`.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::OnceLock;
@@ -102,6 +103,27 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
     newest
 }
 
+/// A TOML basic string.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A TOML array of basic strings.
+pub fn toml_list(items: &[String]) -> String {
+    let items: Vec<String> = items.iter().map(|s| toml_str(s)).collect();
+    format!("[{}]", items.join(", "))
+}
+
 /// One `[[neighbor]]` of the wasmbgp config.
 #[derive(Debug, Clone)]
 pub struct NeighborConfig {
@@ -119,12 +141,37 @@ pub struct NeighborConfig {
     pub passive: bool,
     /// Initial reconnect backoff, e.g. `1s`.
     pub connect_retry: Option<String>,
+    /// Longest reconnect backoff, e.g. `2s`.
+    pub connect_retry_max: Option<String>,
+    /// `description`.
+    pub description: Option<String>,
     /// Families, e.g. `ipv4-unicast`.
     pub families: Vec<String>,
     /// `import-policy`: policy plugins judging the routes received, in order.
     pub import_policy: Vec<String>,
     /// `export-policy`: policy plugins judging the routes about to be sent, in order.
     pub export_policy: Vec<String>,
+}
+
+impl NeighborConfig {
+    /// An active IPv4-unicast neighbor at `address:port`, AS `peer_as`, reached from
+    /// `local`, retrying every second; wasmbgp's default hold time, no policy.
+    pub fn new(address: impl Display, port: u16, peer_as: u32, local: impl Display) -> Self {
+        Self {
+            address: address.to_string(),
+            port,
+            peer_as,
+            local_address: Some(local.to_string()),
+            hold_time: None,
+            passive: false,
+            connect_retry: Some("1s".to_owned()),
+            connect_retry_max: None,
+            description: None,
+            families: vec!["ipv4-unicast".to_owned()],
+            import_policy: Vec::new(),
+            export_policy: Vec::new(),
+        }
+    }
 }
 
 /// Attributes of a `[[route]]`, or the defaults of a `[[route-file]]`.
@@ -261,6 +308,12 @@ impl Config {
             if let Some(retry) = &neighbor.connect_retry {
                 let _ = writeln!(out, "connect-retry = \"{retry}\"");
             }
+            if let Some(retry) = &neighbor.connect_retry_max {
+                let _ = writeln!(out, "connect-retry-max = \"{retry}\"");
+            }
+            if let Some(description) = &neighbor.description {
+                let _ = writeln!(out, "description = {}", toml_str(description));
+            }
             let families = neighbor
                 .families
                 .iter()
@@ -287,6 +340,93 @@ impl Config {
         }
         out
     }
+
+    /// [`Config::render`] with `metrics = "ADDR"` (a top-level key: before the first
+    /// table).
+    pub fn render_with_metrics(&self, socket: &Path, metrics: SocketAddr) -> String {
+        let rendered = self.render(socket);
+        let (top, tables) = match rendered.find("\n[") {
+            Some(at) => rendered.split_at(at),
+            None => (rendered.as_str(), ""),
+        };
+        format!("{top}\nmetrics = \"{metrics}\"\n{tables}")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Starting `wasmbgp run` and asking it, shared by every driver of the daemon.
+
+/// Writes `text` as `DIR/wasmbgp.toml` and `route_files` beside it, has `wasmbgp
+/// check` accept it and starts `wasmbgp run` on it (text log at `log_level`, into
+/// `DIR/wasmbgp.log`); returns the config file and the daemon.
+pub fn spawn_checked(
+    dir: &Path,
+    text: &str,
+    route_files: &[RouteFile],
+    log_level: &str,
+) -> Result<(PathBuf, Daemon)> {
+    let binary = binary()?;
+    let config_path = dir.join("wasmbgp.toml");
+    std::fs::write(&config_path, text)
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    for file in route_files {
+        let path = dir.join(&file.name);
+        std::fs::write(&path, file.lines.join("\n") + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    run_command(Command::new(&binary).arg("check").arg(&config_path))
+        .context("`wasmbgp check` rejected the test configuration")?;
+    let mut cmd = Command::new(&binary);
+    cmd.arg("run")
+        .arg(&config_path)
+        .args(["--log-format", "text", "--log-level", log_level]);
+    let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
+    Ok((config_path, daemon))
+}
+
+/// Polls, for at most [`DEFAULT_TIMEOUT`], until `ready` holds for the `wasmbgp run`
+/// just started as `daemon` (such as [`answers`] on its socket); its exit is reported
+/// as the last error.
+pub fn wait_started(
+    daemon: &mut Daemon,
+    what: &str,
+    mut ready: impl FnMut() -> Result<bool>,
+) -> Result<()> {
+    wait_until(what, DEFAULT_TIMEOUT, || {
+        if !daemon.is_running() {
+            bail!("wasmbgp exited");
+        }
+        ready()
+    })
+}
+
+/// Whether a wasmbgp answers `show neighbors` on its control socket `socket`.
+pub fn answers(socket: &Path) -> bool {
+    socket.exists() && ctl(socket, &["show", "neighbors", "--json"]).is_ok()
+}
+
+/// `wasmbgp ctl --socket SOCKET ARGS...`, which must exit 0; its stdout.
+pub fn ctl(socket: &Path, args: &[&str]) -> Result<String> {
+    run_command(
+        Command::new(binary()?)
+            .arg("ctl")
+            .arg("--socket")
+            .arg(socket)
+            .args(args),
+    )
+}
+
+/// [`ctl`] of a command whose output is JSON.
+pub fn ctl_json(socket: &Path, args: &[&str]) -> Result<Value> {
+    let out = ctl(socket, args)?;
+    serde_json::from_str(&out)
+        .with_context(|| format!("`wasmbgp ctl {}` printed bad JSON: {out}", args.join(" ")))
+}
+
+/// The log of the wasmbgp of `dir` so far (`DIR/wasmbgp.log`; empty when it cannot be
+/// read).
+pub fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("wasmbgp.log")).unwrap_or_default()
 }
 
 /// One entry of `wasmbgp ctl show neighbors --json`.
@@ -320,54 +460,28 @@ impl WasmBgp {
     /// Writes `config` (and its route files) into `dir`, validates it with
     /// `wasmbgp check`, starts `wasmbgp run` and waits for the control socket.
     pub fn start(dir: &Path, config: &Config) -> Result<Self> {
-        let binary = binary()?;
         let socket = dir.join("wasmbgp.sock");
-        let config_path = dir.join("wasmbgp.toml");
-        std::fs::write(&config_path, config.render(&socket))
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-        for file in &config.route_files {
-            let path = dir.join(&file.name);
-            std::fs::write(&path, file.lines.join("\n") + "\n")
-                .with_context(|| format!("cannot write {}", path.display()))?;
-        }
-        run_command(Command::new(&binary).arg("check").arg(&config_path))
-            .context("`wasmbgp check` rejected the test configuration")?;
-        let mut cmd = Command::new(&binary);
-        cmd.arg("run")
-            .arg(&config_path)
-            .args(["--log-format", "text", "--log-level", "info"]);
-        let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
-        let mut wasmbgp = Self {
-            dir: dir.to_path_buf(),
-            socket,
-            daemon: Some(daemon),
-        };
-        wait_until("wasmbgp control socket to answer", DEFAULT_TIMEOUT, || {
-            if let Some(daemon) = wasmbgp.daemon.as_mut()
-                && !daemon.is_running()
-            {
-                bail!("wasmbgp exited");
-            }
-            Ok(wasmbgp.socket.exists() && wasmbgp.ctl(&["show", "neighbors", "--json"]).is_ok())
+        let (_, mut daemon) =
+            spawn_checked(dir, &config.render(&socket), &config.route_files, "info")?;
+        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
+            Ok(answers(&socket))
         })
         .with_context(|| {
             format!(
                 "wasmbgp did not start; log:\n{}",
-                wasmbgp.log().unwrap_or_default()
+                crate::peers::read_optional(&dir.join("wasmbgp.log")).unwrap_or_default()
             )
         })?;
-        Ok(wasmbgp)
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            socket,
+            daemon: Some(daemon),
+        })
     }
 
     /// Runs `wasmbgp ctl --socket SOCK ARGS...` and returns its stdout.
     pub fn ctl(&self, args: &[&str]) -> Result<String> {
-        run_command(
-            Command::new(binary()?)
-                .arg("ctl")
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(args),
-        )
+        ctl(&self.socket, args)
     }
 
     /// Runs `wasmbgp ctl --socket SOCK -` with `commands` on stdin (one per
@@ -417,9 +531,7 @@ impl WasmBgp {
     }
 
     fn ctl_json(&self, args: &[&str]) -> Result<Value> {
-        let out = self.ctl(args)?;
-        serde_json::from_str(&out)
-            .with_context(|| format!("`wasmbgp ctl {}` printed bad JSON: {out}", args.join(" ")))
+        ctl_json(&self.socket, args)
     }
 
     /// `show neighbors --json`.

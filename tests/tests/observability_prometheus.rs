@@ -499,7 +499,7 @@ fn check(d: &mut Daemons) -> Result<()> {
         Duration::from_secs(15),
         || {
             let rules = d.prometheus.rules()?;
-            Ok(rules.len() == 8 && rules.iter().all(|(_, _, health, _)| health == "ok"))
+            Ok(rules.len() == 9 && rules.iter().all(|(_, _, health, _)| health == "ok"))
         },
     );
     let rules = d.prometheus.rules()?;

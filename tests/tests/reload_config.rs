@@ -33,13 +33,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
-use wasmbgp_e2e::plugin_support::{Plugin, WASMBGP_AS};
-use wasmbgp_e2e::policy_support::{BirdCounters, metric_value, tail, wait_stable};
+use wasmbgp_e2e::peers::bird::BirdCounters;
+use wasmbgp_e2e::plugin_support::{BIRD_AS, Plugin, PluginSpeaker, WASMBGP_AS, log_records};
+use wasmbgp_e2e::policy_support::{metric_value, tail, wait_stable};
 use wasmbgp_e2e::reload_support::{
-    BirdProtocol, Block, Neighbor, ProtocolView, ReloadBird, ReloadConfig, ReloadSpeaker,
-    StaticRoute, log_records, position, record_field, wait_strict,
+    BirdProtocol, LOG_LEVEL, ProtocolView, ReloadBird, ReloadConfig, position, record_field,
+    wait_strict,
 };
+use wasmbgp_e2e::scenario::Block;
 use wasmbgp_e2e::step;
+use wasmbgp_e2e::wasmbgp::{Config, NeighborConfig, RouteAttrs};
 use wasmbgp_e2e::workdir::WorkDir;
 
 const TEST: &str = "reload-config";
@@ -84,50 +87,77 @@ fn addr(i: u8) -> Ipv4Addr {
     protocol(i).address
 }
 
-fn neighbor(i: u8, description: &str) -> Neighbor {
+/// wasmbgp's neighbor `i` (active, toward BIRD's protocol `n{i}`; reconnecting after
+/// 1 s, then every 2 s at most).
+fn neighbor(i: u8, description: &str) -> NeighborConfig {
     let p = protocol(i);
-    Neighbor {
-        address: p.address,
-        port: p.port,
-        local_address: speaker_addr(),
+    NeighborConfig {
+        connect_retry_max: Some("2s".to_owned()),
         description: Some(description.to_owned()),
-        hold_time: None,
+        ..NeighborConfig::new(p.address, p.port, BIRD_AS, speaker_addr())
     }
+}
+
+/// A `[[route]]`: `(prefix, MED)` to the neighbors `to` (every neighbor when empty).
+fn route((prefix, med): (&str, u32), to: &[Ipv4Addr]) -> (String, RouteAttrs) {
+    let attrs = RouteAttrs {
+        med: Some(med),
+        neighbors: to.iter().map(ToString::to_string).collect(),
+        ..RouteAttrs::default()
+    };
+    (prefix.to_owned(), attrs)
+}
+
+/// The attributes of the `[[route]]` of `prefix` in `config`.
+fn route_mut<'a>(config: &'a mut ReloadConfig, prefix: &str) -> Result<&'a mut RouteAttrs> {
+    config
+        .config
+        .routes
+        .iter_mut()
+        .find(|(p, _)| p == prefix)
+        .map(|(_, attrs)| attrs)
+        .with_context(|| format!("no route {prefix}"))
 }
 
 /// The first config: `n1`..`n3`, the routes, the health check (interval 1 s).
 fn initial_config(socket: std::path::PathBuf) -> Result<ReloadConfig> {
     let mut plugin = Plugin::faulty(PLUGIN, "counter", &[], VIP)?;
     plugin.interval = "1s".to_owned();
+    let mut only1 = route(ONLY1, &[addr(1)]);
+    only1.1.communities = vec!["65001:1".to_owned()];
     Ok(ReloadConfig {
-        router_id: speaker_addr(),
-        local_as: WASMBGP_AS,
+        config: Config {
+            router_id: speaker_addr().to_string(),
+            local_as: WASMBGP_AS,
+            listen: None,
+            neighbors: vec![
+                neighbor(1, "edge one"),
+                neighbor(2, "edge two"),
+                neighbor(3, "edge three"),
+            ],
+            routes: vec![
+                route(ALL, &[]),
+                only1,
+                route(ONLY2, &[addr(2)]),
+                route(TWO_THREE, &[addr(2), addr(3)]),
+                route(ONLY3, &[addr(3)]),
+            ],
+            route_files: Vec::new(),
+        },
         socket,
-        neighbors: vec![
-            neighbor(1, "edge one"),
-            neighbor(2, "edge two"),
-            neighbor(3, "edge three"),
-        ],
-        routes: vec![
-            StaticRoute::new(ALL.0, ALL.1),
-            StaticRoute::new(ONLY1.0, ONLY1.1)
-                .to(&[addr(1)])
-                .communities(&["65001:1"]),
-            StaticRoute::new(ONLY2.0, ONLY2.1).to(&[addr(2)]),
-            StaticRoute::new(TWO_THREE.0, TWO_THREE.1).to(&[addr(2), addr(3)]),
-            StaticRoute::new(ONLY3.0, ONLY3.1).to(&[addr(3)]),
-        ],
         plugins: vec![plugin],
     })
 }
 
 /// The routes (prefix → MED) `config` sends neighbor `n`: its static routes and the VIP.
 fn expected(config: &ReloadConfig, n: Ipv4Addr) -> BTreeMap<String, Option<u32>> {
+    let n = n.to_string();
     let mut out: BTreeMap<String, Option<u32>> = config
+        .config
         .routes
         .iter()
-        .filter(|r| r.neighbors.is_empty() || r.neighbors.contains(&n))
-        .map(|r| (r.prefix.clone(), r.med))
+        .filter(|(_, r)| r.neighbors.is_empty() || r.neighbors.contains(&n))
+        .map(|(prefix, r)| (prefix.clone(), r.med))
         .collect();
     for p in &config.plugins {
         for (prefix, med) in &p.routes {
@@ -188,8 +218,52 @@ fn number(summary: &Value, key: &str) -> Result<u64> {
         .with_context(|| format!("{key} is not a number in {summary}"))
 }
 
+/// The lists of a reload summary.
+const LISTS: [&str; 9] = [
+    "neighbors_added",
+    "neighbors_removed",
+    "neighbors_reset",
+    "neighbors_changed",
+    "plugins_added",
+    "plugins_removed",
+    "plugins_swapped",
+    "plugins_reconfigured",
+    "errors",
+];
+
+/// Checks a `ctl reload --json` summary: the lists named in `lists` hold exactly the
+/// names given, the others are empty; `routes` (`why` it is so) is
+/// `(routes_announced, routes_withdrawn)`.
+fn check_summary(
+    summary: &Value,
+    lists: &[(&str, Vec<String>)],
+    routes: (u64, u64),
+    why: &str,
+) -> Result<()> {
+    for (key, _) in lists {
+        ensure!(LISTS.contains(key), "{key} is not a list of the summary");
+    }
+    for key in LISTS {
+        let want = lists
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, names)| names.clone())
+            .unwrap_or_default();
+        ensure!(
+            list(summary, key)? == want,
+            "{key}: expected {want:?} in {summary}"
+        );
+    }
+    let got = (
+        number(summary, "routes_announced")?,
+        number(summary, "routes_withdrawn")?,
+    );
+    ensure!(got == routes, "{why} expected: {summary}");
+    Ok(())
+}
+
 /// The log records that report a refused reload with `diagnostic`.
-fn refusals(speaker: &ReloadSpeaker, diagnostic: &str) -> usize {
+fn refusals(speaker: &PluginSpeaker, diagnostic: &str) -> usize {
     log_records(&speaker.log())
         .iter()
         .filter(|r| {
@@ -205,7 +279,7 @@ fn refusals(speaker: &ReloadSpeaker, diagnostic: &str) -> usize {
 }
 
 /// The log records of applied reloads.
-fn reloads(speaker: &ReloadSpeaker) -> Vec<String> {
+fn reloads(speaker: &PluginSpeaker) -> Vec<String> {
     log_records(&speaker.log())
         .into_iter()
         .filter(|r| r.contains("config reloaded"))
@@ -213,7 +287,7 @@ fn reloads(speaker: &ReloadSpeaker) -> Vec<String> {
 }
 
 /// wasmbgp's view of neighbor `i`: `(state, established-count, uptime-secs)`.
-fn session(speaker: &ReloadSpeaker, i: u8) -> Result<(String, u64, f64)> {
+fn session(speaker: &PluginSpeaker, i: u8) -> Result<(String, u64, f64)> {
     let n = speaker.neighbor(addr(i))?;
     Ok((
         n["state"].as_str().unwrap_or_default().to_owned(),
@@ -226,7 +300,7 @@ fn session(speaker: &ReloadSpeaker, i: u8) -> Result<(String, u64, f64)> {
 
 struct Run {
     bird: ReloadBird,
-    speaker: ReloadSpeaker,
+    speaker: PluginSpeaker,
     config: ReloadConfig,
     /// Drop last: kept when the test fails.
     _dir: WorkDir,
@@ -242,14 +316,32 @@ impl Run {
             &(1..=4).map(protocol).collect::<Vec<_>>(),
         )?;
         let wdir = dir.subdir("wasmbgp")?;
-        let config = initial_config(ReloadSpeaker::socket_in(&wdir))?;
-        let speaker = ReloadSpeaker::start(&wdir, &config.render())?;
+        let config = initial_config(PluginSpeaker::socket_in(&wdir))?;
+        let speaker = PluginSpeaker::start_text(&wdir, &config.render(), &[], LOG_LEVEL)?;
         Ok(Run {
             bird,
             speaker,
             config,
             _dir: dir,
         })
+    }
+
+    /// Writes `next` and applies it with `ctl reload --json`; the summary.
+    fn reload_json(&mut self, next: ReloadConfig) -> Result<Value> {
+        self.speaker.write_config(&next.render())?;
+        let summary = self.speaker.ctl_json(&["reload", "--json"])?;
+        self.config = next;
+        step(TEST, format!("ctl reload --json: {summary}"));
+        Ok(summary)
+    }
+
+    /// Writes `config` without applying it and runs `wasmbgp check` on it: the text,
+    /// check's exit code and output.
+    fn write_unapplied(&self, config: &ReloadConfig) -> Result<(String, Option<i32>, String)> {
+        let text = config.render();
+        self.speaker.write_config(&text)?;
+        let (code, check) = self.speaker.check()?;
+        Ok((text, code, check))
     }
 
     fn dump(&self) {
@@ -398,51 +490,33 @@ fn scenario(run: &mut Run) -> Result<()> {
         "no `count=` in the log: is the health check's debug line there?"
     );
     let mut next = run.config.clone();
-    next.neighbors.push(neighbor(4, "edge four"));
-    next.routes
-        .iter_mut()
-        .find(|r| r.prefix == ONLY2.0)
-        .context("ONLY2")?
-        .med = Some(ONLY2_MED);
-    next.neighbors[0].description = Some("edge one, rack 7".to_owned());
+    next.config.neighbors.push(neighbor(4, "edge four"));
+    route_mut(&mut next, ONLY2.0)?.med = Some(ONLY2_MED);
+    next.config.neighbors[0].description = Some("edge one, rack 7".to_owned());
     {
         let p = &mut next.plugins[0];
         p.interval = "500ms".to_owned();
         p.settings
             .push(("target".to_owned(), "127.0.0.1:7".to_owned()));
     }
-    run.speaker.write_config(&next.render())?;
-    let summary = run.speaker.ctl_json(&["reload", "--json"])?;
-    run.config = next;
-    step(TEST, format!("ctl reload --json: {summary}"));
+    let summary = run.reload_json(next)?;
     let n1 = addr(1).to_string();
     let n4 = addr(4).to_string();
     // A health check whose settings or schedule change gets a new instance beside the
     // running one (swapped; `reconfigured` is for a change of its routes only).
-    let want: [(&str, Vec<String>); 9] = [
-        ("neighbors_added", vec![n4.clone()]),
-        ("neighbors_removed", vec![]),
-        ("neighbors_reset", vec![]),
-        ("neighbors_changed", vec![n1.clone()]),
-        ("plugins_added", vec![]),
-        ("plugins_removed", vec![]),
-        ("plugins_swapped", vec![PLUGIN.to_owned()]),
-        ("plugins_reconfigured", vec![]),
-        ("errors", vec![]),
-    ];
-    for (key, value) in want {
-        ensure!(
-            list(&summary, key)? == value,
-            "{key}: expected {value:?} in {summary}"
-        );
-    }
+    check_summary(
+        &summary,
+        &[
+            ("neighbors_added", vec![n4.clone()]),
+            ("neighbors_changed", vec![n1.clone()]),
+            ("plugins_swapped", vec![PLUGIN.to_owned()]),
+        ],
+        (1, 0),
+        "one prefix decision (ONLY2's MED toward n2)",
+    )?;
     ensure!(
         summary["ms"].as_f64().is_some_and(|ms| ms >= 0.0),
         "no ms in {summary}"
-    );
-    ensure!(
-        number(&summary, "routes_announced")? == 1 && number(&summary, "routes_withdrawn")? == 0,
-        "one prefix decision (ONLY2's MED toward n2) expected: {summary}"
     );
 
     run.wait_converged(&[4])?;
@@ -519,7 +593,7 @@ fn scenario(run: &mut Run) -> Result<()> {
         counts == consecutive,
         "the health check's counts are not 1, 2, 3, ... (state lost on reload?): {counts:?}"
     );
-    let plugin = run.speaker.plugin(PLUGIN)?;
+    let plugin = run.speaker.plugin(PLUGIN)?.raw;
     ensure!(
         plugin["state"] == "running"
             && plugin["health"] == "up"
@@ -539,10 +613,8 @@ fn scenario(run: &mut Run) -> Result<()> {
     // -- 3. Refusals: a bad prefix (ctl reload, then SIGHUP), a local-as change.
     let path = run.speaker.config_path().to_path_buf();
     let mut bad = run.config.clone();
-    bad.routes.push(StaticRoute::new(BAD_PREFIX, 50));
-    let bad_text = bad.render();
-    run.speaker.write_config(&bad_text)?;
-    let (code, check) = run.speaker.check()?;
+    bad.config.routes.push(route((BAD_PREFIX, 50), &[]));
+    let (bad_text, code, check) = run.write_unapplied(&bad)?;
     ensure!(
         code == Some(1),
         "wasmbgp check passed the bad prefix: {check}"
@@ -567,10 +639,8 @@ fn scenario(run: &mut Run) -> Result<()> {
     step(TEST, format!("ctl reload refused: {error}"));
 
     let mut restart_only = run.config.clone();
-    restart_only.local_as = WASMBGP_AS + 1;
-    let text = restart_only.render();
-    run.speaker.write_config(&text)?;
-    let (code, check) = run.speaker.check()?;
+    restart_only.config.local_as = WASMBGP_AS + 1;
+    let (text, code, check) = run.write_unapplied(&restart_only)?;
     ensure!(
         code == Some(0),
         "the local-as change alone is a valid config: {check}"
@@ -644,13 +714,11 @@ fn scenario(run: &mut Run) -> Result<()> {
 
     // -- 4. SIGHUP with n3 removed.
     let mut next = run.config.clone();
-    next.neighbors.retain(|n| n.address != addr(3));
-    next.routes.retain(|r| r.prefix != ONLY3.0);
-    next.routes
-        .iter_mut()
-        .find(|r| r.prefix == TWO_THREE.0)
-        .context("TWO_THREE")?
-        .neighbors = vec![addr(2)];
+    next.config
+        .neighbors
+        .retain(|n| n.address != addr(3).to_string());
+    next.config.routes.retain(|(prefix, _)| prefix != ONLY3.0);
+    route_mut(&mut next, TWO_THREE.0)?.neighbors = vec![addr(2).to_string()];
     run.speaker.write_config(&next.render())?;
     let before = reloads(&run.speaker).len();
     run.speaker.sighup()?;
@@ -751,36 +819,19 @@ fn scenario(run: &mut Run) -> Result<()> {
     // Configuration Change, a new session with its routes; n1 and n2 see nothing.
     let n4_before = run.bird.view("n4")?;
     let mut next = run.config.clone();
-    next.neighbors
+    next.config
+        .neighbors
         .iter_mut()
-        .find(|n| n.address == addr(4))
+        .find(|n| n.address == n4)
         .context("n4")?
         .hold_time = Some(60);
-    run.speaker.write_config(&next.render())?;
-    let summary = run.speaker.ctl_json(&["reload", "--json"])?;
-    run.config = next;
-    step(TEST, format!("ctl reload --json: {summary}"));
-    let want: [(&str, Vec<String>); 9] = [
-        ("neighbors_added", vec![]),
-        ("neighbors_removed", vec![]),
-        ("neighbors_reset", vec![n4.clone()]),
-        ("neighbors_changed", vec![]),
-        ("plugins_added", vec![]),
-        ("plugins_removed", vec![]),
-        ("plugins_swapped", vec![]),
-        ("plugins_reconfigured", vec![]),
-        ("errors", vec![]),
-    ];
-    for (key, value) in want {
-        ensure!(
-            list(&summary, key)? == value,
-            "{key}: expected {value:?} in {summary}"
-        );
-    }
-    ensure!(
-        number(&summary, "routes_announced")? == 0 && number(&summary, "routes_withdrawn")? == 0,
-        "no route changed: {summary}"
-    );
+    let summary = run.reload_json(next)?;
+    check_summary(
+        &summary,
+        &[("neighbors_reset", vec![n4.clone()])],
+        (0, 0),
+        "no route changed",
+    )?;
     // A new session at BIRD (not the same `since`), Established.
     wait_strict("n4's new session at BIRD", POLL, WAIT, || {
         let v = run.bird.view("n4")?;

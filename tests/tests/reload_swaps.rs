@@ -29,13 +29,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
+use wasmbgp_e2e::peers::bird::BirdCounters;
 use wasmbgp_e2e::peers::recorder::{Counts, Recorder};
 use wasmbgp_e2e::plugin_support::{
     Plugin, PluginBlock, PluginSpeaker, component, plugin_log_lines, same_since, strip_ansi,
     wait_fast,
 };
 use wasmbgp_e2e::policy_support::{
-    BirdCounters, PolicyBird, PolicyPlugin, metric_value, slash24, tail, wait_stable,
+    PolicyBird, PolicyPlugin, metric_value, slash24, tail, wait_stable,
 };
 use wasmbgp_e2e::wasmbgp::{Config, NeighborConfig, RouteAttrs, RouteFile};
 use wasmbgp_e2e::workdir::WorkDir;
@@ -267,42 +268,13 @@ fn pseudo_random_bytes(n: usize) -> Vec<u8> {
         .collect()
 }
 
-/// A wasmbgp neighbor of `local` with the test's defaults.
-fn neighbor(address: Ipv4Addr, port: u16, peer_as: u32, local: Ipv4Addr) -> NeighborConfig {
-    NeighborConfig {
-        address: address.to_string(),
-        port,
-        peer_as,
-        local_address: Some(local.to_string()),
-        hold_time: None,
-        passive: false,
-        connect_retry: Some("1s".to_owned()),
-        families: vec!["ipv4-unicast".to_owned()],
-        import_policy: Vec::new(),
-        export_policy: Vec::new(),
-    }
-}
-
 /// The versioned health check (v1 at start): checks every 100 ms, rise and
 /// fall 1, owns the VIP.
 fn check_plugin(component: &Path, vip: &str) -> Plugin {
     Plugin {
-        name: CHECK.to_owned(),
-        component: component.to_path_buf(),
         interval: "100ms".to_owned(),
-        rise: 1,
-        fall: 1,
         on_failure: "keep".to_owned(),
-        med_down: None,
-        med_disabled: None,
-        settings: Vec::new(),
-        tcp: Vec::new(),
-        dns: Vec::new(),
-        neighbors: Vec::new(),
-        max_routes: None,
-        memory: None,
-        deadline: None,
-        routes: vec![(vip.to_owned(), 100)],
+        ..Plugin::healthcheck(CHECK, component.to_path_buf(), vip)
     }
 }
 
@@ -332,9 +304,12 @@ impl Rig {
         )?;
         let recorder = Recorder::listen(&BLOCK.sock(3, 2), RECORDER_AS)?;
         let mut config = PluginSpeaker::base_config(local, BLOCK.port(1), bird_addr, BLOCK.port(0));
-        config
-            .neighbors
-            .push(neighbor(recorder_addr, BLOCK.port(2), RECORDER_AS, local));
+        config.neighbors.push(NeighborConfig::new(
+            recorder_addr,
+            BLOCK.port(2),
+            RECORDER_AS,
+            local,
+        ));
         for n in &mut config.neighbors {
             n.export_policy = vec![POLICY.to_owned()];
         }
@@ -368,16 +343,15 @@ impl Rig {
         wasmbgp_e2e::step(&self.test, message);
     }
 
-    /// The control socket (`PluginSpeaker` puts it beside the config).
+    /// The control socket.
     fn ctl(&self) -> Result<Ctl> {
-        Ctl::connect(&self.speaker.config_path().with_file_name("wasmbgp.sock"))
+        Ctl::connect(self.speaker.socket())
     }
 
     /// `(address, state, established-count)` of every wasmbgp neighbor.
     fn neighbors(&self) -> Result<Vec<(String, String, u64)>> {
-        let json = self.speaker.ctl_json(&["show", "neighbors", "--json"])?;
-        json.as_array()
-            .with_context(|| format!("show neighbors --json is not an array: {json}"))?
+        self.speaker
+            .neighbors()?
             .iter()
             .map(|n| {
                 Ok((
@@ -503,32 +477,47 @@ impl Timings {
     }
 }
 
+/// `plugin reload PLUGIN PATH`, swapping `plugin` to version `to` (its component
+/// at `path`), which must be accepted; the reply comes once the new instance passed
+/// init, so `to` must have passed init exactly once more than `before` (the metrics
+/// before the swap) says. Returns when the request went out, the time to the reply
+/// and the metrics after it.
+fn swap(
+    ctl: &mut Ctl,
+    plugin: &str,
+    path: &Path,
+    to: Version,
+    before: &Metrics,
+) -> Result<(Instant, Duration, Metrics)> {
+    let inits_before = before.fixture("inits_total", plugin, to);
+    let started = Instant::now();
+    let reply = ctl.request(&format!("plugin reload {plugin} {}", path.display()))?;
+    let replied = started.elapsed();
+    ensure!(
+        reply.ok,
+        "swapping {plugin} to {} was refused: {}",
+        to.label(),
+        reply.error
+    );
+    let after = ctl.metrics()?;
+    let inits = after.fixture("inits_total", plugin, to);
+    ensure!(
+        inits == inits_before + 1.0,
+        "{plugin} {} passed init {} times for one swap",
+        to.label(),
+        inits - inits_before
+    );
+    Ok((started, replied, after))
+}
+
 /// Swaps the health check to `to` and waits for `to` to check; returns the
 /// times to the reply and to the first check by `to`.
 fn swap_check(rig: &Rig, ctl: &mut Ctl, to: Version) -> Result<(Duration, Duration)> {
     let before = ctl.metrics()?;
     let count_before = before.check_count();
-    let inits_before = before.fixture("inits_total", CHECK, to);
-    let path = rig.components.check(to);
-    let started = Instant::now();
-    let reply = ctl.request(&format!("plugin reload {CHECK} {}", path.display()))?;
-    let replied = started.elapsed();
-    ensure!(
-        reply.ok,
-        "swapping {CHECK} to {} was refused: {}",
-        to.label(),
-        reply.error
-    );
     // The reply comes once the new instance passed init: it has, once, and it
     // found the count its predecessor left in the state store.
-    let after = ctl.metrics()?;
-    let inits = after.fixture("inits_total", CHECK, to);
-    ensure!(
-        inits == inits_before + 1.0,
-        "{CHECK} {} passed init {} times for one swap",
-        to.label(),
-        inits - inits_before
-    );
+    let (started, replied, after) = swap(ctl, CHECK, rig.components.check(to), to, &before)?;
     let init_count = after.fixture("init_count", CHECK, to);
     ensure!(
         init_count >= count_before,
@@ -582,24 +571,7 @@ fn await_judged(ctl: &mut Ctl, version: Version, before: &Metrics) -> Result<()>
 /// returns the times to the reply and until `to` judged every route.
 fn swap_policy(rig: &Rig, ctl: &mut Ctl, to: Version) -> Result<(Duration, Duration)> {
     let before = ctl.metrics()?;
-    let inits_before = before.fixture("inits_total", POLICY, to);
-    let path = rig.components.policy(to);
-    let started = Instant::now();
-    let reply = ctl.request(&format!("plugin reload {POLICY} {}", path.display()))?;
-    let replied = started.elapsed();
-    ensure!(
-        reply.ok,
-        "swapping {POLICY} to {} was refused: {}",
-        to.label(),
-        reply.error
-    );
-    let inits = ctl.metrics()?.fixture("inits_total", POLICY, to);
-    ensure!(
-        inits == inits_before + 1.0,
-        "{POLICY} {} passed init {} times for one swap",
-        to.label(),
-        inits - inits_before
-    );
+    let (started, replied, _) = swap(ctl, POLICY, rig.components.policy(to), to, &before)?;
     // A reloaded policy judges every route again (only differences would
     // reach the wire): the new version does, all of them.
     await_judged(ctl, to, &before)?;
@@ -880,8 +852,8 @@ fn reload_recorder_sees_what_wasmbgp_sends() {
         RECORDER_AS + 1,
     )
     .expect("recorder");
-    let mut active = neighbor(block.addr(3), block.port(2), RECORDER_AS, local);
-    let mut passive = neighbor(block.addr(4), block.port(3), RECORDER_AS + 1, local);
+    let mut active = NeighborConfig::new(block.addr(3), block.port(2), RECORDER_AS, local);
+    let mut passive = NeighborConfig::new(block.addr(4), block.port(3), RECORDER_AS + 1, local);
     passive.passive = true;
     for n in [&mut active, &mut passive] {
         n.families.push("ipv6-unicast".to_owned());

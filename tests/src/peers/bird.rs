@@ -8,11 +8,11 @@
 //! as `<RMT> NAME: Received: Administrative shutdown`.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use super::{Peer, PeerSpec, TIMEOUT, read_optional};
 use crate::process::Daemon;
@@ -40,25 +40,9 @@ impl Bird {
         self.spec.dir.join(name)
     }
 
-    fn socket(&self) -> PathBuf {
-        self.path("bird.ctl")
-    }
-
     /// Runs `birdc` with `args` and returns its output.
     pub fn birdc(&self, args: &[&str]) -> Result<String> {
-        let out = run_command(
-            Command::new("birdc")
-                .arg("-s")
-                .arg(self.socket())
-                .args(args),
-        )?;
-        if out
-            .lines()
-            .any(|line| line.starts_with("Unable to connect"))
-        {
-            bail!("birdc cannot connect: {out}");
-        }
-        Ok(out)
+        birdc(&self.spec.dir, args)
     }
 
     fn config(&self) -> String {
@@ -174,25 +158,8 @@ impl Peer for Bird {
     }
 
     fn start(&mut self) -> Result<()> {
-        let conf_path = self.path("bird.conf");
-        std::fs::write(&conf_path, self.config())
-            .with_context(|| format!("cannot write {}", conf_path.display()))?;
-        run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
-            .context("BIRD rejected its configuration")?;
-        let mut cmd = Command::new("bird");
-        cmd.arg("-f")
-            .arg("-c")
-            .arg(&conf_path)
-            .arg("-s")
-            .arg(self.socket())
-            .arg("-P")
-            .arg(self.path("bird.pid"));
-        self.daemon = Some(Daemon::spawn("bird", cmd, &self.path("bird.stdout"))?);
-        wait_until("birdc to answer", TIMEOUT, || {
-            Ok(self
-                .birdc(&["show", "status"])
-                .is_ok_and(|out| out.contains("Daemon is up")))
-        })
+        self.daemon = Some(start_daemon(&self.spec.dir, &self.config())?);
+        wait_daemon_up(&self.spec.dir, TIMEOUT)
     }
 
     fn session_established(&self) -> Result<bool> {
@@ -242,6 +209,160 @@ impl Peer for Bird {
     fn cease_log_pattern(&self) -> &'static str {
         "Received: Administrative shutdown"
     }
+}
+
+// ---------------------------------------------------------------------------
+// Shared by every BIRD the tests start (this driver's and the plugin, policy and
+// reload rigs'): each keeps its files in one directory `DIR` (`bird.conf`, control
+// socket `bird.ctl`, `bird.pid`, `bird.log`, output in `bird.stdout`).
+
+/// `birdc -s DIR/bird.ctl ARGS`, which must exit 0 and reach BIRD: a BIRD error
+/// (such as "Network not found" or a syntax error) is an error here.
+pub fn birdc(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = run_command(
+        Command::new("birdc")
+            .arg("-s")
+            .arg(dir.join("bird.ctl"))
+            .args(args),
+    )?;
+    if out
+        .lines()
+        .any(|line| line.starts_with("Unable to connect"))
+    {
+        bail!("birdc cannot connect: {out}");
+    }
+    Ok(out)
+}
+
+/// The first lines of a BIRD config: router id, log into `DIR/bird.log`, `protocol
+/// device`.
+pub fn config_head(dir: &Path, router_id: impl std::fmt::Display) -> String {
+    let mut conf = String::new();
+    let _ = writeln!(conf, "router id {router_id};");
+    let _ = writeln!(conf, "log \"{}\" all;", dir.join("bird.log").display());
+    conf.push_str("protocol device {}\n");
+    conf
+}
+
+/// Writes `conf` as `DIR/bird.conf`, has `bird -p` accept it and starts `bird -f` on
+/// it (socket `DIR/bird.ctl`, pid file `DIR/bird.pid`, output into `DIR/bird.stdout`).
+pub fn start_daemon(dir: &Path, conf: &str) -> Result<Daemon> {
+    let conf_path = dir.join("bird.conf");
+    std::fs::write(&conf_path, conf)
+        .with_context(|| format!("cannot write {}", conf_path.display()))?;
+    run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
+        .context("BIRD rejected its configuration")?;
+    let mut cmd = Command::new("bird");
+    cmd.arg("-f")
+        .arg("-c")
+        .arg(&conf_path)
+        .arg("-s")
+        .arg(dir.join("bird.ctl"))
+        .arg("-P")
+        .arg(dir.join("bird.pid"));
+    Daemon::spawn("bird", cmd, &dir.join("bird.stdout"))
+}
+
+/// Waits up to `timeout` for the BIRD of `dir` to answer `birdc show status`.
+pub fn wait_daemon_up(dir: &Path, timeout: Duration) -> Result<()> {
+    wait_until("birdc to answer", timeout, || {
+        Ok(birdc(dir, &["show", "status"]).is_ok_and(|out| out.contains("Daemon is up")))
+    })
+}
+
+/// The log of the BIRD of `dir` so far: `bird.log`, then `bird.stdout` (a file
+/// missing or unreadable: nothing).
+pub fn read_log(dir: &Path) -> String {
+    let mut out = String::new();
+    for name in ["bird.log", "bird.stdout"] {
+        if let Ok(text) = std::fs::read_to_string(dir.join(name)) {
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// One protocol's line of `birdc show protocols [all] NAME`:
+/// `NAME PROTO TABLE STATE SINCE INFO...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolLine {
+    /// `BGP`, `Static`, ...
+    pub proto: String,
+    /// The time of the last state change (`HH:MM:SS.mmm`; empty when the line ends
+    /// before it).
+    pub since: String,
+    /// `Established`, `Active`, ... with any detail.
+    pub info: String,
+}
+
+/// The line of protocol `name` in a `birdc show protocols [all]` answer.
+pub fn protocol_line(out: &str, name: &str) -> Result<ProtocolLine> {
+    let line = out
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .with_context(|| format!("no protocol {name} in {out:?}"))?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    Ok(ProtocolLine {
+        proto: words.get(1).copied().unwrap_or_default().to_owned(),
+        since: words.get(4).copied().unwrap_or_default().to_owned(),
+        info: words.get(5..).map(|w| w.join(" ")).unwrap_or_default(),
+    })
+}
+
+/// The route counters of `birdc show protocols all NAME`, summed over its channels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BirdCounters {
+    /// "Import updates: received" (one per prefix announced to BIRD).
+    pub import_updates: u64,
+    /// "Import withdraws: received".
+    pub import_withdraws: u64,
+    /// "Export updates: accepted" (routes BIRD sent).
+    pub export_updates: u64,
+}
+
+/// The route counters in a `birdc show protocols all NAME` answer, summed over its
+/// channels; `None` when it shows none (no `Import updates:` line).
+pub fn parse_counters(out: &str) -> Result<Option<BirdCounters>> {
+    let number = |rest: &str, i: usize, line: &str| -> Result<u64> {
+        rest.split_whitespace()
+            .nth(i)
+            .and_then(|w| w.parse().ok())
+            .with_context(|| format!("bad counter line {line:?}"))
+    };
+    let mut counters = BirdCounters::default();
+    let mut channels = 0;
+    for line in out.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("Import updates:") {
+            counters.import_updates += number(rest, 0, line)?;
+            channels += 1;
+        } else if let Some(rest) = line.strip_prefix("Import withdraws:") {
+            counters.import_withdraws += number(rest, 0, line)?;
+        } else if let Some(rest) = line.strip_prefix("Export updates:") {
+            counters.export_updates += number(rest, 4, line)?;
+        }
+    }
+    Ok((channels > 0).then_some(counters))
+}
+
+/// The number of routes in a `birdc show route ... count` answer
+/// (`N of M routes for K networks in table T`, one line per table), summed over its
+/// tables; an answer without such a line is an error.
+pub fn parse_count(out: &str) -> Result<u64> {
+    let mut total = 0u64;
+    let mut tables = 0;
+    for line in out.lines() {
+        if line.contains(" routes for ") && line.contains(" in table ") {
+            total += line
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .with_context(|| format!("bad count line {line:?}"))?;
+            tables += 1;
+        }
+    }
+    ensure!(tables > 0, "no count in birdc's answer {out:?}");
+    Ok(total)
 }
 
 /// Parses `birdc show route all` output (any number of tables).
@@ -344,5 +465,27 @@ mod tests {
         assert_eq!(routes[1].prefix, "2001:db8:5::/48");
         assert_eq!(routes[1].next_hop.as_deref(), Some("2001:db8::1"));
         assert_eq!(routes[1].origin, Some(Origin::Incomplete));
+    }
+
+    #[test]
+    fn parses_protocols_and_counts() {
+        let out = "BIRD 2.0.12 ready.\nName       Proto      Table      State  Since         Info\nn1         BGP        ---        up     17:18:59.245  Established   \n  BGP state:          Established\n  Channel ipv4\n    Route change stats:     received   rejected   filtered    ignored   accepted\n      Import updates:              5          0          0          0          5\n      Import withdraws:            1          0        ---          0          1\n      Export updates:              3          0          0        ---          2\n    Last error:       Received: Peer de-configured\n";
+        let line = protocol_line(out, "n1").unwrap();
+        assert_eq!(line.proto, "BGP");
+        assert_eq!(line.since, "17:18:59.245");
+        assert_eq!(line.info, "Established");
+        assert!(protocol_line(out, "n2").is_err());
+        assert_eq!(
+            parse_counters(out).unwrap(),
+            Some(BirdCounters {
+                import_updates: 5,
+                import_withdraws: 1,
+                export_updates: 2,
+            })
+        );
+        assert_eq!(parse_counters("BIRD 2.0.12 ready.\n").unwrap(), None);
+        let count = "BIRD 2.0.12 ready.\n3 of 3 routes for 3 networks in table master4\n1 of 1 routes for 1 networks in table master6\n";
+        assert_eq!(parse_count(count).unwrap(), 4);
+        assert!(parse_count("BIRD 2.0.12 ready.\n").is_err());
     }
 }

@@ -21,8 +21,8 @@ use serde_json::Value;
 use crate::plugin_support::strip_ansi;
 use crate::process::Daemon;
 use crate::wait::{DEFAULT_TIMEOUT, wait_until};
-use crate::wasmbgp::{Config, binary};
-use crate::{run_command, workspace_root};
+use crate::wasmbgp::{Config, answers, ctl, read_log, spawn_checked, wait_started};
+use crate::workspace_root;
 
 /// The Prometheus server binary.
 pub const PROMETHEUS: &str = "prometheus";
@@ -324,6 +324,14 @@ pub fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String)> {
     Ok((status, body.to_owned()))
 }
 
+/// `GET /metrics` of a wasmbgp serving it on `metrics`: the exposition (status 200
+/// required).
+pub fn scrape(metrics: SocketAddr) -> Result<String> {
+    let (status, body) = http_get(metrics, "/metrics")?;
+    ensure!(status == 200, "GET /metrics answered {status}: {body}");
+    Ok(body)
+}
+
 // ---------------------------------------------------------------------------
 // The Grafana dashboard's queries.
 
@@ -405,63 +413,36 @@ impl MetricsSpeaker {
     /// Writes the config into `dir`, runs `wasmbgp check`, starts
     /// `wasmbgp run`, and waits for the control socket and for `/metrics`.
     pub fn start(dir: &Path, config: &Config, metrics: SocketAddr, extra: &str) -> Result<Self> {
-        let binary = binary()?;
         let socket = dir.join("wasmbgp.sock");
-        let config_path = dir.join("wasmbgp.toml");
-        // `metrics` is a top-level key: it goes before the first table.
-        let rendered = config.render(&socket);
-        let (top, tables) = match rendered.find("\n[") {
-            Some(at) => rendered.split_at(at),
-            None => (rendered.as_str(), ""),
-        };
-        let text = format!("{top}\nmetrics = \"{metrics}\"\n{tables}{extra}");
-        std::fs::write(&config_path, text)
-            .with_context(|| format!("cannot write {}", config_path.display()))?;
-        run_command(Command::new(&binary).arg("check").arg(&config_path))
-            .context("`wasmbgp check` rejected the test configuration")?;
-        let mut cmd = Command::new(&binary);
-        cmd.arg("run")
-            .arg(&config_path)
-            .args(["--log-format", "text", "--log-level", "info"]);
-        let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
-        let mut speaker = Self {
+        let text = config.render_with_metrics(&socket, metrics) + extra;
+        let (_, mut daemon) = spawn_checked(dir, &text, &[], "info")?;
+        wait_started(
+            &mut daemon,
+            "wasmbgp control socket and /metrics to answer",
+            || Ok(answers(&socket) && scrape(metrics).is_ok()),
+        )
+        .with_context(|| {
+            format!(
+                "wasmbgp did not start; log:\n{}",
+                tail(&strip_ansi(&read_log(dir)), 40)
+            )
+        })?;
+        Ok(Self {
             dir: dir.to_path_buf(),
             socket,
             metrics,
             daemon,
-        };
-        wait_until(
-            "wasmbgp control socket and /metrics to answer",
-            DEFAULT_TIMEOUT,
-            || {
-                if !speaker.daemon.is_running() {
-                    bail!("wasmbgp exited");
-                }
-                Ok(speaker.socket.exists()
-                    && speaker.ctl(&["show", "neighbors", "--json"]).is_ok()
-                    && speaker.scrape().is_ok())
-            },
-        )
-        .with_context(|| format!("wasmbgp did not start; log:\n{}", tail(&speaker.log(), 40)))?;
-        Ok(speaker)
+        })
     }
 
     /// `wasmbgp ctl --socket SOCK ARGS...`.
     pub fn ctl(&self, args: &[&str]) -> Result<String> {
-        run_command(
-            Command::new(binary()?)
-                .arg("ctl")
-                .arg("--socket")
-                .arg(&self.socket)
-                .args(args),
-        )
+        ctl(&self.socket, args)
     }
 
     /// `GET /metrics`: the exposition (status 200 required).
     pub fn scrape(&self) -> Result<String> {
-        let (status, body) = http_get(self.metrics, "/metrics")?;
-        ensure!(status == 200, "GET /metrics answered {status}: {body}");
-        Ok(body)
+        scrape(self.metrics)
     }
 
     /// `(state, established-count)` of neighbor `address`.
@@ -498,7 +479,7 @@ impl MetricsSpeaker {
 
     /// The daemon's log so far (colours stripped).
     pub fn log(&self) -> String {
-        strip_ansi(&std::fs::read_to_string(self.dir.join("wasmbgp.log")).unwrap_or_default())
+        strip_ansi(&read_log(&self.dir))
     }
 }
 

@@ -21,13 +21,15 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use wasmbgp_bgp::packet::notification::code;
 use wasmbgp_bgp::packet::{self, Capability, Context, Message, MpNlri, Notification, Open, Update};
 use wasmbgp_bgp::{Family, PathAttributes, Prefix};
+
+use crate::process::Worker;
+use crate::wait::bind_retrying;
 
 /// How often the session thread wakes up when nothing arrives.
 pub const TICK: Duration = Duration::from_millis(50);
@@ -116,8 +118,7 @@ struct Identity {
 #[derive(Debug)]
 pub struct Recorder {
     record: Arc<Mutex<Record>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    worker: Worker,
     local_addr: SocketAddr,
 }
 
@@ -129,17 +130,7 @@ impl Recorder {
         let addr: SocketAddr = addr
             .parse()
             .with_context(|| format!("bad listen address {addr:?}"))?;
-        let started = Instant::now();
-        let listener = loop {
-            match TcpListener::bind(addr) {
-                Ok(listener) => break listener,
-                Err(e) if started.elapsed() < Duration::from_secs(5) => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Err(e) => return Err(e).with_context(|| format!("cannot listen on {addr}")),
-            }
-        };
+        let listener = bind_retrying(addr)?;
         listener
             .set_nonblocking(true)
             .context("cannot make the listener non-blocking")?;
@@ -171,16 +162,13 @@ impl Recorder {
 
     fn spawn(role: Role, identity: Identity, local_addr: SocketAddr) -> Self {
         let record = Arc::new(Mutex::new(Record::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
+        let worker = {
             let record = record.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || run(&role, identity, &record, &stop))
+            Worker::spawn(move |stop| run(&role, identity, &record, stop))
         };
         Self {
             record,
-            stop,
-            thread: Some(thread),
+            worker,
             local_addr,
         }
     }
@@ -289,16 +277,7 @@ impl Recorder {
 
     /// Stops the thread (Cease/Administrative Shutdown on an open session).
     pub fn stop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        self.stop();
+        self.worker.stop();
     }
 }
 
