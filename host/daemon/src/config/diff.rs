@@ -199,7 +199,7 @@ pub fn plan(
 /// decided when connecting), if any. Description, limits, policies and retry delays
 /// apply to the running session.
 pub fn reset_reason(old: &NeighborConfig, new: &NeighborConfig) -> Option<&'static str> {
-    let checks: [(&'static str, bool); 8] = [
+    let checks: [(&'static str, bool); 9] = [
         ("port", old.port != new.port),
         ("peer-as", old.peer_as != new.peer_as),
         ("local-address", old.local_address != new.local_address),
@@ -208,6 +208,7 @@ pub fn reset_reason(old: &NeighborConfig, new: &NeighborConfig) -> Option<&'stat
         ("passive", old.passive != new.passive),
         ("families", old.families != new.families),
         ("ttl-security", old.ttl_security != new.ttl_security),
+        ("md5", old.md5 != new.md5),
     ];
     checks.into_iter().find(|c| c.1).map(|c| c.0)
 }

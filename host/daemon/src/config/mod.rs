@@ -2,9 +2,11 @@
 //! `FILE:LINE:COL: reason`, and validated before anything runs.
 
 pub mod diff;
+mod limits;
 mod plugin;
 mod reader;
 
+pub use limits::{FamilyLimits, LimitAction, Md5Key, PrefixLimit};
 pub use plugin::{Degraded, PluginConfig, Subscription};
 
 pub use reader::{Diagnostic, Diagnostics};
@@ -48,6 +50,9 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// The neighbors.
     pub neighbors: Vec<NeighborConfig>,
+    /// The RFC 9003 shutdown communication sent with the Cease at shutdown (none by
+    /// default: some peers cannot parse one).
+    pub shutdown_message: Option<String>,
     /// Static routes, by the block that declared them.
     pub routes: Vec<RouteGroup>,
     /// Plugins.
@@ -119,8 +124,12 @@ pub struct NeighborConfig {
     pub families: Vec<Family>,
     /// Free text for operators.
     pub description: Option<String>,
-    /// Reset the session (Cease/Maximum Number of Prefixes) if the peer sends more.
-    pub max_prefixes: Option<u32>,
+    /// The most prefixes the peer may send, per family, and what exceeding it does.
+    pub max_prefixes: PrefixLimit,
+    /// The most prefixes wasmbgp advertises to the peer, per family.
+    pub max_advertise: FamilyLimits,
+    /// TCP-MD5 (RFC 2385) key.
+    pub md5: Option<Md5Key>,
     /// GTSM (RFC 5082): the peer is at most this many hops away.
     pub ttl_security: Option<u8>,
     /// Policy plugins run, in order, on routes received from the neighbor.
@@ -241,7 +250,14 @@ fn parse_document(
                 }
             });
     let control = parse_control(top.item("control"), sink);
-    let (neighbors, policy_refs) = parse_neighbors(top.item("neighbor"), sink);
+    let shutdown_message = top.opt_str("shutdown-message", sink).and_then(|(s, span)| {
+        if s.len() > 255 {
+            sink.error(span, "shutdown-message is at most 255 bytes (RFC 9003)");
+            return None;
+        }
+        Some(s)
+    });
+    let (neighbors, policy_refs) = parse_neighbors(top.item("neighbor"), base, sink);
     let known: HashSet<IpAddr> = neighbors.iter().map(|n| n.address).collect();
     let mut routes = Vec::new();
     for_each_table(top.item("route"), "route", sink, |t, name, sink| {
@@ -329,6 +345,7 @@ fn parse_document(
         control,
         metrics,
         neighbors,
+        shutdown_message,
         routes,
         plugins,
     })
@@ -415,7 +432,11 @@ fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
 type PolicyRef = (String, Option<Range<usize>>);
 
 /// The neighbors, and every policy name they refer to (checked once plugins are read).
-fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> (Vec<NeighborConfig>, Vec<PolicyRef>) {
+fn parse_neighbors(
+    item: Option<&Item>,
+    base: &Path,
+    sink: &mut Sink,
+) -> (Vec<NeighborConfig>, Vec<PolicyRef>) {
     let mut out: Vec<NeighborConfig> = Vec::new();
     let mut policy_refs: Vec<PolicyRef> = Vec::new();
     let mut seen: HashSet<IpAddr> = HashSet::new();
@@ -500,9 +521,9 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> (Vec<NeighborConfig>
                 .collect(),
         };
         let description = r.opt_str("description", sink).map(|(s, _)| s);
-        let max_prefixes = r
-            .opt_int("max-prefixes", 1, u32::MAX as i64, sink)
-            .map(|n| n as u32);
+        let max_prefixes = limits::parse_prefix_limit(&mut r, sink);
+        let max_advertise = limits::parse_family_limits(&mut r, "max-advertise", sink);
+        let md5 = limits::parse_md5(&mut r, base, sink);
         let ttl_security = r.opt_int("ttl-security", 1, 254, sink).map(|n| n as u8);
         // Checked against the `[[plugin]]` blocks once those are read.
         let import_policy = r.opt_str_list("import-policy", sink).unwrap_or_default();
@@ -522,6 +543,8 @@ fn parse_neighbors(item: Option<&Item>, sink: &mut Sink) -> (Vec<NeighborConfig>
                 families,
                 description,
                 max_prefixes,
+                max_advertise,
+                md5,
                 ttl_security,
                 import_policy: import_policy.iter().map(|(n, _)| n.clone()).collect(),
                 export_policy: export_policy.iter().map(|(n, _)| n.clone()).collect(),

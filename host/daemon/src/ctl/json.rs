@@ -43,6 +43,10 @@ pub struct NeighborStatus {
     pub families: Vec<String>,
     /// The peer's BGP identifier, once known.
     pub peer_id: Option<String>,
+    /// TCP-MD5: `set` (where the key comes from is in the config; the key never
+    /// appears), or absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
 }
 
 /// One route in `show adj-rib-in/out --json`.

@@ -149,10 +149,21 @@ impl Connection {
     }
 }
 
-/// Connects to `remote`, from `local` if given, within `timeout`.
+/// What a session asks of its sockets.
+#[derive(Debug, Clone, Default)]
+pub struct Protection {
+    /// TCP-MD5 key.
+    pub md5: Option<crate::config::Md5Key>,
+    /// GTSM: the peer is at most this many hops away.
+    pub ttl_security: Option<u8>,
+}
+
+/// Connects to `remote`, from `local` if given, within `timeout`, with the session's
+/// TCP-MD5 key and GTSM set before the first segment leaves.
 pub async fn connect(
     remote: SocketAddr,
     local: Option<std::net::IpAddr>,
+    protection: Protection,
     timeout: Duration,
 ) -> io::Result<TcpStream> {
     let socket = if remote.is_ipv4() {
@@ -162,6 +173,12 @@ pub async fn connect(
     };
     if let Some(ip) = local {
         socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    if let Some(key) = &protection.md5 {
+        super::sockopt::set_md5(&socket, remote.ip(), Some(key.bytes()))?;
+    }
+    if let Some(hops) = protection.ttl_security {
+        super::sockopt::set_ttl_security(&socket, remote.is_ipv6(), hops)?;
     }
     match tokio::time::timeout(timeout, socket.connect(remote)).await {
         Ok(r) => r,

@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::messages::NeighborMsg;
+use crate::config::Md5Key;
 
 /// Binds `addr` (failing loudly, e.g. when the port is taken).
 pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -20,39 +21,68 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(l)
 }
 
-/// Where each configured peer's connections go: its task's mailbox. The speaker
-/// updates it when a reload adds, removes or replaces a neighbor.
+/// Where each configured peer's connections go: its task's mailbox; and the listening
+/// sockets, which carry each peer's TCP-MD5 key (the kernel checks it on the SYN). The
+/// speaker updates it when a reload adds, removes or replaces a neighbor.
 #[derive(Debug, Clone, Default)]
-pub struct Inbound(Arc<RwLock<HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>>>);
+pub struct Inbound(Arc<RwLock<Peers>>);
+
+#[derive(Debug, Default)]
+struct Peers {
+    mailboxes: HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>,
+    listeners: Vec<Arc<TcpListener>>,
+}
 
 impl Inbound {
-    /// Sends `address`'s connections to `mailbox` from now on.
-    pub fn insert(&self, address: IpAddr, mailbox: mpsc::UnboundedSender<NeighborMsg>) {
-        self.0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(address, mailbox);
+    /// Listens on `listener` too (before any peer is inserted).
+    pub fn add_listener(&self, listener: Arc<TcpListener>) {
+        self.write().listeners.push(listener);
+    }
+
+    /// Sends `address`'s connections to `mailbox` from now on, checked with `md5`.
+    pub fn insert(
+        &self,
+        address: IpAddr,
+        mailbox: mpsc::UnboundedSender<NeighborMsg>,
+        md5: Option<&Md5Key>,
+    ) {
+        let mut peers = self.write();
+        for l in &peers.listeners {
+            let key = md5.map(Md5Key::bytes);
+            if let Err(e) = super::sockopt::set_md5(l.as_ref(), address, key) {
+                // The config was checked; this is the kernel refusing (no TCP-MD5
+                // support): the session cannot come up, and the log says why.
+                warn!(neighbor = %address, error = %e, "cannot set the TCP-MD5 key on a listening socket");
+            }
+        }
+        peers.mailboxes.insert(address, mailbox);
     }
 
     /// Refuses `address`'s connections from now on.
     pub fn remove(&self, address: &IpAddr) {
-        self.0
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(address);
+        let mut peers = self.write();
+        for l in &peers.listeners {
+            let _ = super::sockopt::set_md5(l.as_ref(), *address, None);
+        }
+        peers.mailboxes.remove(address);
     }
 
     fn get(&self, address: &IpAddr) -> Option<mpsc::UnboundedSender<NeighborMsg>> {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .mailboxes
             .get(address)
             .cloned()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Peers> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Accepts connections forever.
-pub async fn serve(listener: TcpListener, neighbors: Inbound) {
+pub async fn serve(listener: Arc<TcpListener>, neighbors: Inbound) {
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,

@@ -65,6 +65,8 @@ pub async fn run(
     }
     let inbound = listener::Inbound::default();
     for (addr, l) in config.listen.iter().zip(listeners) {
+        let l = Arc::new(l);
+        inbound.add_listener(l.clone());
         critical.spawn(
             format!("listener {addr}"),
             listener::serve(l, inbound.clone()),

@@ -389,9 +389,17 @@ impl Neighbor {
                 self.session.handle(Instant::now(), Event::TcpConnected)
             }
             Err(e) => {
-                debug!(neighbor = %self.label, error = %e, "connect failed");
+                // A peer with another TCP-MD5 key (or none) drops our signed SYNs
+                // without a word: all we see is the timeout, so say what it may mean.
+                let hint = if self.config.md5.is_some() && e.kind() == std::io::ErrorKind::TimedOut
+                {
+                    " (TCP-MD5 is set: a peer with another key, or none, drops the connection silently)"
+                } else {
+                    ""
+                };
+                debug!(neighbor = %self.label, error = %e, "connect failed{hint}");
                 self.session
-                    .handle(Instant::now(), Event::TcpFailed(format!("connect: {e}")))
+                    .handle(Instant::now(), Event::TcpFailed(format!("connect: {e}{hint}")))
             }
         };
         self.execute(actions);
@@ -561,7 +569,15 @@ impl Neighbor {
                         c.abort();
                     }
                     self.connecting =
-                        Some(tokio::spawn(connection::connect(remote, local, timeout)));
+                        Some(tokio::spawn(connection::connect(
+                            remote,
+                            local,
+                            connection::Protection {
+                                md5: self.config.md5.clone(),
+                                ttl_security: self.config.ttl_security,
+                            },
+                            timeout,
+                        )));
                 }
                 Action::Send(msg) => {
                     let ctx = self
@@ -754,6 +770,7 @@ impl Neighbor {
                 .or_else(|| self.carried_error.clone()),
             families: self.families.iter().map(|f| f.name()).collect(),
             peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),
+            md5: self.config.md5.as_ref().map(|_| "set".to_string()),
         }
     }
 }

@@ -237,7 +237,11 @@ impl Speaker {
             predecessor,
             &self.critical,
         );
-        self.inbound.insert(handle.config.address, handle.tx.clone());
+        self.inbound.insert(
+            handle.config.address,
+            handle.tx.clone(),
+            handle.config.md5.as_ref(),
+        );
         self.neighbors.push(handle);
         self.ribs.push(ribs);
         self.session_states.push(wasmbgp_bgp::session::State::Idle);
@@ -807,13 +811,17 @@ impl Speaker {
                             )
                         });
                         format!(
-                            "{:<20} AS{:<10} {:<12} {:<16} sent {:<8} received {:<8}{}",
+                            "{:<20} AS{:<10} {:<12} {:<16} sent {:<8} received {:<8}{}{}",
                             s.address,
                             s.peer_as,
                             s.state,
                             up.unwrap_or_default(),
                             s.prefixes_sent,
                             s.prefixes_received,
+                            s.md5
+                                .as_deref()
+                                .map(|m| format!(" md5: {m}"))
+                                .unwrap_or_default(),
                             s.last_error
                                 .as_deref()
                                 .map(|e| format!(" last error: {e}"))
