@@ -40,6 +40,13 @@ struct FamilyLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    neighbor: String,
+    family: &'static str,
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NotificationLabel {
     neighbor: String,
     direction: &'static str,
@@ -73,6 +80,9 @@ pub struct Metrics {
     verdict_to_wire: Histogram,
     ctl_replies: Family<ResultLabel, Counter>,
     ctl_connection_errors: Counter,
+    prefix_limit_events: Family<LimitLabel, Counter>,
+    max_prefixes: Family<FamilyLabel, Gauge>,
+    routes_refused: Family<FamilyLabel, Counter>,
     config_reloads: Family<ResultLabel, Counter>,
     config_reload_seconds: Histogram,
     config_last_reload_ok: Gauge,
@@ -415,6 +425,9 @@ impl Metrics {
             verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             ctl_replies: Family::default(),
             ctl_connection_errors: Counter::default(),
+            prefix_limit_events: Family::default(),
+            max_prefixes: Family::default(),
+            routes_refused: Family::default(),
             config_reloads: Family::default(),
             config_reload_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 14)),
             config_last_reload_ok: Gauge::default(),
@@ -489,6 +502,21 @@ impl Metrics {
             "ctl_replies",
             "Control commands answered, by result (ok, error)",
             m.ctl_replies.clone(),
+        );
+        registry.register(
+            "bgp_prefix_limit_events",
+            "max-prefixes crossings by neighbor and family: warning (the warning percentage reached), cease (session ended), warn (exceeded, only logged)",
+            m.prefix_limit_events.clone(),
+        );
+        registry.register(
+            "bgp_max_prefixes",
+            "The max-prefixes limit of a neighbor and family",
+            m.max_prefixes.clone(),
+        );
+        registry.register(
+            "bgp_routes_refused_max_advertise",
+            "Routes not announced to a neighbor because its max-advertise cap for the family was reached",
+            m.routes_refused.clone(),
         );
         registry.register(
             "config_reloads",
@@ -659,6 +687,45 @@ impl Metrics {
             .inc();
     }
 
+    /// A max-prefixes crossing (`event`: warning, cease or warn).
+    pub fn prefix_limit(&self, neighbor: &str, family: wasmbgp_bgp::Family, event: &'static str) {
+        self.prefix_limit_events
+            .get_or_create(&LimitLabel {
+                neighbor: neighbor.to_string(),
+                family: family_name(family),
+                event,
+            })
+            .inc();
+    }
+
+    /// A neighbor's max-prefixes limits (a family without one is not shown).
+    pub fn max_prefixes(&self, neighbor: &str, limits: &[(wasmbgp_bgp::Family, Option<u32>)]) {
+        for (family, limit) in limits {
+            let label = FamilyLabel {
+                neighbor: neighbor.to_string(),
+                family: family_name(*family),
+            };
+            match limit {
+                Some(n) => {
+                    self.max_prefixes.get_or_create(&label).set(i64::from(*n));
+                }
+                None => {
+                    self.max_prefixes.remove(&label);
+                }
+            }
+        }
+    }
+
+    /// A route not announced to `neighbor`: its max-advertise cap is reached.
+    pub fn route_refused(&self, neighbor: &str, family: wasmbgp_bgp::Family) {
+        self.routes_refused
+            .get_or_create(&FamilyLabel {
+                neighbor: neighbor.to_string(),
+                family: family_name(family),
+            })
+            .inc();
+    }
+
     /// A config reload was applied (`ok`) or refused; `applied`: how long applying took.
     pub fn config_reload(&self, ok: bool, applied: Option<std::time::Duration>) {
         let result = if ok { "ok" } else { "refused" };
@@ -703,5 +770,14 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// A unicast family's label value.
+fn family_name(family: wasmbgp_bgp::Family) -> &'static str {
+    match family {
+        wasmbgp_bgp::Family::IPV6_UNICAST => "ipv6-unicast",
+        wasmbgp_bgp::Family::IPV4_UNICAST => "ipv4-unicast",
+        _ => "other",
     }
 }

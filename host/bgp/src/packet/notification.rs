@@ -124,6 +124,20 @@ impl Notification {
         }
     }
 
+    /// Cease / Maximum Number of Prefixes Reached with the RFC 4486 data: AFI, SAFI and
+    /// the limit.
+    pub fn max_prefixes(family: crate::Family, limit: u32) -> Self {
+        let mut data = Vec::with_capacity(7);
+        data.extend_from_slice(&family.afi.to_be_bytes());
+        data.push(family.safi);
+        data.extend_from_slice(&limit.to_be_bytes());
+        Notification {
+            code: code::CEASE,
+            subcode: cease_sub::MAX_PREFIXES,
+            data,
+        }
+    }
+
     /// Cease / Administrative Shutdown carrying an RFC 8203 shutdown communication.
     pub fn administrative_shutdown(message: &str) -> Self {
         let mut text = message.as_bytes();
@@ -299,6 +313,15 @@ impl RouteRefresh {
 mod tests {
     use super::super::{Context, Message, decode};
     use super::*;
+
+    /// RFC 4486 §4: AFI (2 octets), SAFI (1), the upper bound (4).
+    #[test]
+    fn max_prefixes_carries_afi_safi_and_limit() {
+        let n = Notification::max_prefixes(crate::Family::IPV6_UNICAST, 10_000);
+        assert_eq!((n.code, n.subcode), (6, 1));
+        assert_eq!(n.data, vec![0, 2, 1, 0, 0, 0x27, 0x10]);
+        assert_eq!(n.describe(), "Cease/Maximum Number of Prefixes Reached");
+    }
 
     #[test]
     fn shutdown_communication_is_read_only_when_well_formed() {

@@ -24,6 +24,8 @@ pub struct ReloadPlan {
     pub changed: Vec<IpAddr>,
     /// The static routes and route files, to diff against what each neighbor has.
     pub routes: Vec<RouteGroup>,
+    /// The shutdown communication.
+    pub shutdown_message: Option<String>,
     /// The new plugin list, in file order.
     pub plugins: Vec<PluginConfig>,
     /// Plugins to start.
@@ -149,6 +151,7 @@ pub fn plan(
         reset: Vec::new(),
         changed: Vec::new(),
         routes: new.routes,
+        shutdown_message: new.shutdown_message,
         plugins: Vec::new(),
         plugins_added: Vec::new(),
         plugins_removed: Vec::new(),

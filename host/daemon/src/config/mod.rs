@@ -325,6 +325,30 @@ fn parse_document(
             None => sink.error(span, format!("no policy plugin named {name:?}")),
         }
     }
+    // A cap the static routes alone exceed could never be honoured.
+    for n in neighbors.iter().filter(|n| !n.max_advertise.is_empty()) {
+        for family in n.families.iter().copied() {
+            let Some(cap) = n.max_advertise.get(family) else {
+                continue;
+            };
+            let prefixes: HashSet<Prefix> = routes
+                .iter()
+                .filter(|g| g.applies_to(&n.address))
+                .flat_map(|g| g.routes.iter().map(|(p, _)| *p))
+                .filter(|p| p.family() == family)
+                .collect();
+            if prefixes.len() > cap as usize {
+                sink.error(
+                    top.span_of("neighbor"),
+                    format!(
+                        "neighbor {}: its static routes hold {} {family} prefixes, more than its max-advertise {cap}",
+                        n.address,
+                        prefixes.len()
+                    ),
+                );
+            }
+        }
+    }
     for n in neighbors.iter().filter(|n| n.passive) {
         if listen.is_empty() {
             sink.error(
@@ -765,6 +789,44 @@ next-hop = "2001:db8::1"
         let d = parse("{{{{{{to go u\u{1} g\nfall ===== \nfall = 2      {{{o g\nfall.= 2     -")
             .unwrap_err();
         assert!(d.to_string().starts_with("test.toml:1:"), "{d}");
+    }
+
+    #[test]
+    fn session_protections() {
+        let dir = std::env::temp_dir().join(format!("wasmbgp-cfg-md5-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("key"), "s3cret\n").unwrap();
+        let text = format!("shutdown-message = \"maintenance\"\n{GOOD}").replace(
+            "families = [\"ipv4-unicast\"]",
+            "families = [\"ipv4-unicast\"]\nmd5-password-file = \"key\"\nmax-prefixes = { ipv4-unicast = 10 }\nmax-prefixes-action = \"warn\"\nmax-prefixes-restart = \"never\"\nmax-advertise = 5",
+        );
+        let c = Config::parse(&text, &dir.join("c.toml")).unwrap();
+        let n = &c.neighbors[0];
+        assert_eq!(n.md5.as_ref().map(|k| k.bytes()), Some(&b"s3cret"[..]));
+        assert!(!format!("{n:?}").contains("s3cret"), "the key never prints");
+        assert_eq!(n.max_prefixes.limits.get(Family::IPV4_UNICAST), Some(10));
+        assert_eq!(n.max_prefixes.limits.get(Family::IPV6_UNICAST), None);
+        assert_eq!(n.max_prefixes.action, LimitAction::Warn);
+        assert_eq!(n.max_prefixes.restart, None);
+        assert_eq!(n.max_advertise.get(Family::IPV6_UNICAST), Some(5));
+        assert_eq!(c.shutdown_message.as_deref(), Some("maintenance"));
+        // A cap below the static routes, a missing key file, an unknown family.
+        let bad = text
+            .replace("max-advertise = 5", "max-advertise = { ipv4-unicast = 0, ipv9 = 3 }")
+            .replace("\"key\"", "\"nokey\"");
+        let d = Config::parse(&bad, &dir.join("c.toml")).unwrap_err().to_string();
+        assert!(d.contains("max-advertise must be between 1"), "{d}");
+        assert!(d.contains("max-advertise: unknown family \"ipv9\""), "{d}");
+        assert!(d.contains("cannot read md5-password-file"), "{d}");
+        let over = text.replace("max-advertise = 5", "max-advertise = { ipv4-unicast = 0 }");
+        assert!(Config::parse(&over, &dir.join("c.toml")).is_err());
+        let capped = text.replace(
+            "[[route]]",
+            "[[route]]\nprefix = \"100.20.0.0/24\"\n[[route]]",
+        ).replace("max-advertise = 5", "max-advertise = 1");
+        let d = Config::parse(&capped, &dir.join("c.toml")).unwrap_err().to_string();
+        assert!(d.contains("more than its max-advertise 1"), "{d}");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -92,6 +92,12 @@ pub enum Command {
         /// The new component.
         path: Option<std::path::PathBuf>,
     },
+    /// `shutdown [--message TEXT]`: stop wasmbgp as SIGTERM does, every session
+    /// ended with Cease/Administrative Shutdown carrying TEXT (RFC 9003) if given.
+    Shutdown {
+        /// The shutdown communication.
+        message: Option<String>,
+    },
     /// `reload [--json]`: re-read the config file and apply what changed.
     Reload {
         /// The summary as JSON.
@@ -132,6 +138,17 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             parse_route_command(rest, Some(neighbors))
         }
+        ["shutdown"] => Ok(Command::Shutdown { message: None }),
+        ["shutdown", "--message", words @ ..] if !words.is_empty() => {
+            let message = words.join(" ");
+            if message.len() > 255 {
+                return Err("the shutdown message is at most 255 bytes (RFC 9003)".into());
+            }
+            Ok(Command::Shutdown {
+                message: Some(message),
+            })
+        }
+        ["shutdown", ..] => Err("shutdown [--message TEXT]".into()),
         ["reload"] => Ok(Command::Reload { json }),
         ["reload", ..] => Err("reload takes no arguments (reload [--json])".into()),
         ["plugin", "reload", name] => Ok(Command::PluginReload {

@@ -47,6 +47,23 @@ pub struct NeighborStatus {
     /// appears), or absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub md5: Option<String>,
+    /// Max-prefixes per family, with the routes received (before import policy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prefix_limits: Vec<PrefixLimitStatus>,
+}
+
+/// One family's max-prefixes in `show neighbors`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub struct PrefixLimitStatus {
+    /// The family.
+    pub family: String,
+    /// Routes received, before import policy.
+    pub received: usize,
+    /// The limit.
+    pub limit: u32,
+    /// `cease` or `warn`.
+    pub action: String,
 }
 
 /// One route in `show adj-rib-in/out --json`.

@@ -106,7 +106,8 @@ async fn session(
     }
 }
 
-/// Runs a batch in order: reloads here (they are prepared off the speaker), the rest
+/// Runs a batch in order: reloads and shutdown here (reloads are prepared off the
+/// speaker; shutdown is the main task's), the rest
 /// by the speaker, consecutive commands together.
 async fn run_batch(
     batch: Vec<Result<command::Command, String>>,
@@ -116,10 +117,12 @@ async fn run_batch(
     let mut replies = Vec::with_capacity(batch.len());
     let mut pending = Vec::new();
     for cmd in batch {
-        let reload = match &cmd {
-            Ok(command::Command::Reload { .. } | command::Command::PluginReload { .. }) => true,
-            _ => false,
-        };
+        let reload = matches!(
+            &cmd,
+            Ok(command::Command::Reload { .. }
+                | command::Command::PluginReload { .. }
+                | command::Command::Shutdown { .. })
+        );
         if !reload {
             pending.push(cmd);
             continue;
@@ -130,6 +133,10 @@ async fn run_batch(
         replies.push(match cmd {
             Ok(command::Command::Reload { json }) => reloads.config(json).await,
             Ok(command::Command::PluginReload { name, path }) => reloads.plugin(&name, path).await,
+            Ok(command::Command::Shutdown { message }) => {
+                reloads.stop().request(message);
+                Reply::ok("shutting down: every session ends with Cease/Administrative Shutdown")
+            }
             _ => Reply::err("unreachable"),
         });
     }

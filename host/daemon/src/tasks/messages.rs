@@ -64,8 +64,9 @@ pub enum SpeakerMsg {
     PluginSwapped(wasmbgp_runtime::PluginSpec),
     /// Apply a checked config's difference with what runs.
     Apply(Box<ReloadPlan>, oneshot::Sender<ReloadSummary>),
-    /// Stop every session with Cease/Administrative Shutdown.
-    Shutdown(oneshot::Sender<()>),
+    /// Stop every session with Cease/Administrative Shutdown, with this shutdown
+    /// communication if given (else the configured one, if any).
+    Shutdown(Option<String>, oneshot::Sender<()>),
 }
 
 /// What runs now: what a config reload is compared with.
@@ -168,8 +169,16 @@ pub enum NeighborMsg {
     Status(oneshot::Sender<NeighborStatus>),
     /// List what the neighbor is sent (after export policy).
     AdjRibOut(oneshot::Sender<Vec<RouteRow>>),
-    /// Send Cease/Administrative Shutdown, close, and stop.
-    Shutdown(oneshot::Sender<()>),
+    /// Send this Cease/Administrative Shutdown, close, and stop (wasmbgp stops).
+    Shutdown(wasmbgp_bgp::packet::Notification, oneshot::Sender<()>),
+    /// Send this Cease (the peer sent more prefixes than allowed), close, and try a new
+    /// session after `restart` (or not until a reload resets it).
+    Cease {
+        /// The NOTIFICATION.
+        notification: wasmbgp_bgp::packet::Notification,
+        /// When to try again.
+        restart: Option<std::time::Duration>,
+    },
     /// Send this NOTIFICATION (a Cease: the neighbor was removed or needs a new
     /// session), close, stop, and hand what its successor carries on (if it has one).
     Stop(wasmbgp_bgp::packet::Notification, oneshot::Sender<Carried>),

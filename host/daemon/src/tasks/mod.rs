@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod critical;
 pub mod exporters;
+pub mod limits;
 pub mod listener;
 pub mod messages;
 pub mod metrics_http;
@@ -94,6 +95,7 @@ pub async fn run(
     let total: usize = config.routes.iter().map(|g| g.routes.len()).sum();
     speaker::Speaker::new(speaker::SpeakerParts {
         globals: config.globals(),
+        shutdown_message: config.shutdown_message.clone(),
         runtime: runtime.clone(),
         sources: sources.clone(),
         neighbors: std::mem::take(&mut config.neighbors),
@@ -117,15 +119,19 @@ pub async fn run(
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    loop {
+    let message = loop {
         tokio::select! {
             _ = term.recv() => {
                 info!("SIGTERM: shutting down");
-                break;
+                break None;
             }
             _ = int.recv() => {
                 info!("SIGINT: shutting down");
-                break;
+                break None;
+            }
+            message = reloads.stop().requested() => {
+                info!(message = message.as_deref().unwrap_or(""), "ctl shutdown: shutting down");
+                break message;
             }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading the config");
@@ -138,8 +144,8 @@ pub async fn run(
                 anyhow::bail!("{why}; exiting so that the service manager restarts wasmbgp");
             }
         }
-    }
-    speaker.shutdown().await;
+    };
+    speaker.shutdown(message).await;
     let _ = std::fs::remove_file(&config.control.socket);
     Ok(())
 }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wasmbgp_bgp::Family;
+use wasmbgp_bgp::packet::notification::cease_sub;
 use wasmbgp_bgp::packet::{self, Context, Message, Notification, UpdatePacker};
 use wasmbgp_bgp::rib::{AdjRibOut, ExportPolicy};
 use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
@@ -177,8 +178,8 @@ impl Neighbor {
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(msg) => match self.on_message(msg, &mut rx) {
-                        Some(Stop::Shutdown(done)) => {
-                            self.stop(shutdown_notification()).await;
+                        Some(Stop::Shutdown(notification, done)) => {
+                            self.stop(notification).await;
                             let _ = done.send(());
                             return;
                         }
@@ -190,7 +191,7 @@ impl Neighbor {
                         None => {}
                     },
                     None => {
-                        self.stop(shutdown_notification()).await;
+                        self.stop(Notification::cease(cease_sub::ADMINISTRATIVE_SHUTDOWN)).await;
                         return;
                     }
                 },
@@ -276,7 +277,13 @@ impl Neighbor {
                     .collect();
                 let _ = reply.send(rows);
             }
-            NeighborMsg::Shutdown(done) => return Some(Stop::Shutdown(done)),
+            NeighborMsg::Shutdown(notification, done) => {
+                return Some(Stop::Shutdown(notification, done));
+            }
+            NeighborMsg::Cease {
+                notification,
+                restart,
+            } => self.cease(notification, restart),
             NeighborMsg::Stop(notification, successor) => {
                 return Some(Stop::With(notification, successor));
             }
@@ -687,6 +694,18 @@ impl Neighbor {
         );
     }
 
+    /// Ends the session with `notification` (the peer sent too many prefixes) and
+    /// starts a new one after `restart`, or leaves it down.
+    fn cease(&mut self, notification: Notification, restart: Option<Duration>) {
+        warn!(neighbor = %self.label, notification = %notification.describe(), restart_in = ?restart, "ending the session");
+        let actions = self.session.handle(Instant::now(), Event::Stop(notification));
+        self.execute(actions);
+        if let Some(delay) = restart {
+            self.start_waiting = true;
+            self.start_at = Some(Instant::now() + delay);
+        }
+    }
+
     /// Starts the session once it has its Adj-RIB-Out and no predecessor is in the way.
     fn start_session(&mut self) {
         if !std::mem::take(&mut self.start_waiting) {
@@ -771,21 +790,19 @@ impl Neighbor {
             families: self.families.iter().map(|f| f.name()).collect(),
             peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),
             md5: self.config.md5.as_ref().map(|_| "set".to_string()),
+            // The speaker owns the Adj-RIB-In and fills this in.
+            prefix_limits: Vec::new(),
         }
     }
 }
 
 /// Why a neighbor task stops.
 enum Stop {
-    /// The daemon stops: answer when done.
-    Shutdown(oneshot::Sender<()>),
+    /// The daemon stops: send this, and answer when done.
+    Shutdown(Notification, oneshot::Sender<()>),
     /// Removed or replaced by a reload: send this, end, and hand the successor (if
     /// any) what it carries on.
     With(Notification, oneshot::Sender<Carried>),
-}
-
-fn shutdown_notification() -> Notification {
-    Notification::administrative_shutdown("wasmbgp shutting down")
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -26,6 +26,28 @@ pub struct Reloads {
     config_path: PathBuf,
     metrics: Arc<Metrics>,
     one_at_a_time: Arc<tokio::sync::Mutex<()>>,
+    stop: Arc<StopRequest>,
+}
+
+/// `ctl shutdown`: asks the main task to stop wasmbgp as SIGTERM does.
+#[derive(Debug, Default)]
+pub struct StopRequest {
+    wanted: tokio::sync::Notify,
+    message: std::sync::Mutex<Option<String>>,
+}
+
+impl StopRequest {
+    /// Asks for the stop, with this shutdown communication.
+    pub fn request(&self, message: Option<String>) {
+        *self.message.lock().unwrap_or_else(|p| p.into_inner()) = message;
+        self.wanted.notify_one();
+    }
+
+    /// Waits for a request; returns its message.
+    pub async fn requested(&self) -> Option<String> {
+        self.wanted.notified().await;
+        self.message.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }
 
 impl Reloads {
@@ -42,7 +64,13 @@ impl Reloads {
             config_path,
             metrics,
             one_at_a_time: Arc::default(),
+            stop: Arc::default(),
         }
+    }
+
+    /// Where `ctl shutdown` is asked for (the main task waits on it).
+    pub fn stop(&self) -> &StopRequest {
+        &self.stop
     }
 
     /// Re-reads the config file and applies its difference with what runs (`json`: the

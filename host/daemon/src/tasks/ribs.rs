@@ -56,6 +56,8 @@ pub struct NeighborRibs {
     /// Recorded changes, in order, until [`take_recorded`](Self::take_recorded).
     recorded_pre: Vec<ReceivedChange>,
     recorded_post: Vec<ReceivedChange>,
+    /// Which max-prefixes limits the routes received are past.
+    pub limits: super::limits::LimitWatch,
 }
 
 /// Prefixes announced and withdrawn in an UPDATE, IPv4 and IPv6 (for the metrics).
@@ -79,7 +81,13 @@ impl NeighborRibs {
             record_post: false,
             recorded_pre: Vec::new(),
             recorded_post: Vec::new(),
+            limits: Default::default(),
         }
+    }
+
+    /// Routes received (before import policy), IPv4 and IPv6 unicast.
+    pub fn received_counts(&self) -> [usize; 2] {
+        super::limits::FAMILIES.map(|f| self.adj_in.len_family(f))
     }
 
     /// Whether received routes wait for an import policy (a reload changed the chain;
@@ -120,6 +128,7 @@ impl NeighborRibs {
         }
         self.adj_in.clear();
         self.to_judge.clear();
+        self.limits.reset();
     }
 
     /// The originated routes changed since the last call, through export policy.

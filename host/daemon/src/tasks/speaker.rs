@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::info;
+use tracing::{info, warn};
 use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::rib::{AdjRibOut, Interner, SourceId};
 use wasmbgp_bgp::words::RouteSpec;
@@ -69,10 +69,11 @@ impl SpeakerHandle {
         rx.await.ok()
     }
 
-    /// Shuts every session down and waits for the NOTIFICATIONs to be sent.
-    pub async fn shutdown(&self) {
+    /// Shuts every session down and waits for the NOTIFICATIONs to be sent; `message`
+    /// replaces the configured shutdown communication.
+    pub async fn shutdown(&self, message: Option<String>) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(SpeakerMsg::Shutdown(tx)).is_ok() {
+        if self.tx.send(SpeakerMsg::Shutdown(message, tx)).is_ok() {
             let _ = rx.await;
         }
     }
@@ -87,6 +88,8 @@ const MAX_ROUTES_PER_JUDGEMENT: usize = 4 * ribs::CHUNK;
 pub struct SpeakerParts {
     /// The settings a reload cannot change.
     pub globals: Globals,
+    /// The shutdown communication, if configured.
+    pub shutdown_message: Option<String>,
     /// The plugin runtime, to start plugins a reload adds.
     pub runtime: wasmbgp_runtime::Runtime,
     /// Names of route sources.
@@ -116,6 +119,7 @@ pub struct SpeakerParts {
 /// The speaker's state.
 pub struct Speaker {
     globals: Globals,
+    shutdown_message: Option<String>,
     runtime: wasmbgp_runtime::Runtime,
     sources: sources::Sources,
     /// The neighbor tasks, in file order.
@@ -149,6 +153,7 @@ impl Speaker {
         let mut speaker = Speaker {
             hub: ExportHub::default(),
             globals: parts.globals,
+            shutdown_message: parts.shutdown_message,
             runtime: parts.runtime,
             sources: parts.sources,
             neighbors: Vec::new(),
@@ -230,6 +235,8 @@ impl Speaker {
         let mut ribs = NeighborRibs::new(originated, !config.import_policy.is_empty());
         let wanted = self.hub.wanted();
         ribs.set_recording(wanted.received_pre, wanted.received_post);
+        self.metrics
+            .max_prefixes(&config.address.to_string(), &limits_of(&config));
         let handle = neighbor::spawn(
             config,
             id,
@@ -296,6 +303,7 @@ impl Speaker {
                     }
                     self.judge_received().await;
                     self.record_received();
+                    self.check_prefix_limits();
                     self.metrics.update_processing(started.elapsed());
                     continue;
                 }
@@ -313,14 +321,22 @@ impl Speaker {
                     let summary = self.apply(*plan).await;
                     let _ = reply.send(summary);
                 }
-                SpeakerMsg::Shutdown(done) => {
+                SpeakerMsg::Shutdown(message, done) => {
                     for p in self.plugins.drain(..) {
                         p.handle.stop().await;
                     }
+                    // No shutdown communication unless one is configured or given:
+                    // some peers (ExaBGP 4.2) cannot parse one.
+                    let notification = match message.or(self.shutdown_message.clone()) {
+                        Some(m) => wasmbgp_bgp::packet::Notification::administrative_shutdown(&m),
+                        None => wasmbgp_bgp::packet::Notification::cease(
+                            wasmbgp_bgp::packet::notification::cease_sub::ADMINISTRATIVE_SHUTDOWN,
+                        ),
+                    };
                     let mut waits = Vec::new();
                     for n in &self.neighbors {
                         let (tx, rx) = oneshot::channel();
-                        if n.tx.send(NeighborMsg::Shutdown(tx)).is_ok() {
+                        if n.tx.send(NeighborMsg::Shutdown(notification.clone(), tx)).is_ok() {
                             waits.push(rx);
                         }
                     }
@@ -352,7 +368,11 @@ impl Speaker {
                 }
                 Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name).await,
                 // Prepared off the speaker: the control server carries these out.
-                Ok(Command::Reload { .. } | Command::PluginReload { .. }) => {
+                Ok(
+                    Command::Reload { .. }
+                    | Command::PluginReload { .. }
+                    | Command::Shutdown { .. },
+                ) => {
                     Reply::err("reloads are carried out by the control server")
                 }
                 Ok(Command::PolicyReevaluate(name)) => {
@@ -751,12 +771,33 @@ impl Speaker {
             Err(e) => Reply::err(e),
             Ok(targets) => {
                 let attrs = self.interner.intern(route.attrs);
+                let family = route.prefix.family();
+                let mut capped = Vec::new();
                 for i in targets {
-                    self.ribs[i]
-                        .originated
-                        .announce(route.prefix, attrs.clone(), source);
+                    let originated = &mut self.ribs[i].originated;
+                    // The cap counts prefixes: a new one past it is refused, a change
+                    // to one already there is not.
+                    let cap = self.neighbors[i].config.max_advertise.get(family);
+                    if let Some(cap) = cap
+                        && originated.get(&route.prefix).is_none()
+                        && originated.len_family(family) >= cap as usize
+                    {
+                        let address = self.neighbors[i].config.address;
+                        self.metrics.route_refused(&address.to_string(), family);
+                        capped.push(format!("{address} (max-advertise {cap})"));
+                        continue;
+                    }
+                    originated.announce(route.prefix, attrs.clone(), source);
                 }
-                Reply::ok("")
+                if capped.is_empty() {
+                    Reply::ok("")
+                } else {
+                    Reply::err(format!(
+                        "{} not announced to {}: the {family} cap is reached",
+                        route.prefix,
+                        capped.join(", ")
+                    ))
+                }
             }
         }
     }
@@ -795,6 +836,24 @@ impl Speaker {
                         && let Ok(mut s) = rx.await
                     {
                         s.prefixes_received = ribs.adj_in.accepted_len();
+                        let limit = &n.config.max_prefixes;
+                        let counts = ribs.received_counts();
+                        for (family, received) in super::limits::FAMILIES.into_iter().zip(counts) {
+                            if let Some(max) = limit.limits.get(family)
+                                && n.config.families.contains(&family)
+                            {
+                                s.prefix_limits.push(crate::ctl::json::PrefixLimitStatus {
+                                    family: family.name(),
+                                    received,
+                                    limit: max,
+                                    action: match limit.action {
+                                        crate::config::LimitAction::Cease => "cease",
+                                        crate::config::LimitAction::Warn => "warn",
+                                    }
+                                    .into(),
+                                });
+                            }
+                        }
                         list.push(s);
                     }
                 }
@@ -821,7 +880,16 @@ impl Speaker {
                             s.md5
                                 .as_deref()
                                 .map(|m| format!(" md5: {m}"))
-                                .unwrap_or_default(),
+                                .unwrap_or_default()
+                                + &s.prefix_limits
+                                    .iter()
+                                    .map(|l| {
+                                        format!(
+                                            " max-prefixes {} {}/{} ({})",
+                                            l.family, l.received, l.limit, l.action
+                                        )
+                                    })
+                                    .collect::<String>(),
                             s.last_error
                                 .as_deref()
                                 .map(|e| format!(" last error: {e}"))
@@ -972,6 +1040,57 @@ impl Speaker {
         }
     }
 
+    /// Max-prefixes: warns at the configured percentage, and past a limit ends the
+    /// session with Cease/Maximum Number of Prefixes Reached (or only warns).
+    fn check_prefix_limits(&mut self) {
+        use super::limits::Crossing;
+        for i in 0..self.neighbors.len() {
+            let limit = &self.neighbors[i].config.max_prefixes;
+            if limit.limits.is_empty() {
+                continue;
+            }
+            let counts = self.ribs[i].received_counts();
+            let crossings = self.ribs[i].limits.check(limit, counts);
+            let address = self.neighbors[i].config.address;
+            let label = address.to_string();
+            for crossing in crossings {
+                match crossing {
+                    Crossing::Warning {
+                        family,
+                        count,
+                        limit: max,
+                    } => {
+                        warn!(neighbor = %address, %family, count, limit = max, percent = limit.warning_percent, "prefixes received near max-prefixes");
+                        self.metrics.prefix_limit(&label, family, "warning");
+                    }
+                    Crossing::Exceeded {
+                        family,
+                        count,
+                        limit: max,
+                    } => {
+                        let action = match limit.action {
+                            crate::config::LimitAction::Cease => "cease",
+                            crate::config::LimitAction::Warn => "warn",
+                        };
+                        tracing::error!(neighbor = %address, %family, count, limit = max, action, restart_in = ?limit.restart, "max-prefixes exceeded");
+                        self.metrics.prefix_limit(&label, family, action);
+                        if limit.action == crate::config::LimitAction::Cease {
+                            let notification =
+                                wasmbgp_bgp::packet::Notification::max_prefixes(family, max);
+                            let _ = self.neighbors[i].tx.send(NeighborMsg::Cease {
+                                notification,
+                                restart: limit.restart,
+                            });
+                            // One Cease per session: the other family's crossing
+                            // would only repeat it.
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Where a neighbor task is in the lists, if it still runs.
     fn index_of(&self, id: NeighborId) -> Option<usize> {
         self.index.get(&id).copied()
@@ -1100,6 +1219,8 @@ impl Speaker {
                         continue;
                     }
                     let old = std::mem::replace(&mut self.neighbors[i].config, config.clone());
+                    self.metrics
+                        .max_prefixes(&address.to_string(), &limits_of(config));
                     let _ = self.neighbors[i]
                         .tx
                         .send(NeighborMsg::Reconfigure(Box::new(config.clone())));
@@ -1138,6 +1259,7 @@ impl Speaker {
         }
         let total: usize = plan.routes.iter().map(|g| g.routes.len()).sum();
         self.metrics.source_routes("config", total as i64);
+        self.shutdown_message = plan.shutdown_message;
         self.publish(None).await;
         // 6. Changed policy chains: judged again; only differences reach the wire.
         for (i, export, import) in reevaluate {
@@ -1326,6 +1448,14 @@ impl Speaker {
             }
         }
     }
+}
+
+/// A neighbor's max-prefixes per unicast family it carries (for the metrics).
+fn limits_of(neighbor: &NeighborConfig) -> [(wasmbgp_bgp::Family, Option<u32>); 2] {
+    super::limits::FAMILIES.map(|f| {
+        let carried = neighbor.families.contains(&f);
+        (f, neighbor.max_prefixes.limits.get(f).filter(|_| carried))
+    })
 }
 
 /// The static routes (and route files' routes) `neighbor` is sent: the blocks that
