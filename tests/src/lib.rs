@@ -18,6 +18,8 @@
 
 pub mod check;
 pub mod exporter_support;
+pub mod limits_support;
+pub mod netns;
 pub mod peers;
 pub mod plugin_support;
 pub mod policy_support;

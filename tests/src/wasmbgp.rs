@@ -151,6 +151,12 @@ pub struct NeighborConfig {
     pub import_policy: Vec<String>,
     /// `export-policy`: policy plugins judging the routes about to be sent, in order.
     pub export_policy: Vec<String>,
+    /// `md5-password-file`: the TCP-MD5 key's file, relative to the config file.
+    pub md5_password_file: Option<String>,
+    /// `md5-password-env`: the environment variable holding the TCP-MD5 key.
+    pub md5_password_env: Option<String>,
+    /// `ttl-security`: GTSM, the peer at most this many hops away.
+    pub ttl_security: Option<u8>,
 }
 
 impl NeighborConfig {
@@ -170,6 +176,9 @@ impl NeighborConfig {
             families: vec!["ipv4-unicast".to_owned()],
             import_policy: Vec::new(),
             export_policy: Vec::new(),
+            md5_password_file: None,
+            md5_password_env: None,
+            ttl_security: None,
         }
     }
 }
@@ -329,6 +338,15 @@ impl Config {
                     let _ = writeln!(out, "{key} = [{}]", names.join(", "));
                 }
             }
+            if let Some(file) = &neighbor.md5_password_file {
+                let _ = writeln!(out, "md5-password-file = {}", toml_str(file));
+            }
+            if let Some(name) = &neighbor.md5_password_env {
+                let _ = writeln!(out, "md5-password-env = {}", toml_str(name));
+            }
+            if let Some(hops) = neighbor.ttl_security {
+                let _ = writeln!(out, "ttl-security = {hops}");
+            }
         }
         for (prefix, attrs) in &self.routes {
             let _ = writeln!(out, "\n[[route]]\nprefix = \"{prefix}\"");
@@ -339,6 +357,21 @@ impl Config {
             file.defaults.render(&mut out);
         }
         out
+    }
+
+    /// [`Config::render`] listening on every address of `listen` (`listen = [...]`, in
+    /// place of [`Config::listen`]).
+    pub fn render_with_listen(&self, socket: &Path, listen: &[String]) -> String {
+        let config = Config {
+            listen: None,
+            ..self.clone()
+        };
+        let rendered = config.render(socket);
+        let (top, tables) = match rendered.find("\n[") {
+            Some(at) => rendered.split_at(at),
+            None => (rendered.as_str(), ""),
+        };
+        format!("{top}listen = {}\n{tables}", toml_list(listen))
     }
 
     /// [`Config::render`] with `metrics = "ADDR"` (a top-level key: before the first
@@ -365,6 +398,60 @@ pub fn spawn_checked(
     route_files: &[RouteFile],
     log_level: &str,
 ) -> Result<(PathBuf, Daemon)> {
+    let launch = Launch {
+        log_level: log_level.to_owned(),
+        ..Launch::default()
+    };
+    spawn_checked_with(dir, text, route_files, &launch)
+}
+
+/// How [`spawn_checked_with`] runs `wasmbgp check` and `wasmbgp run`.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Put before the binary (such as `ip netns exec NS`, see
+    /// [`crate::netns::Netns::prefix`]).
+    pub prefix: Vec<String>,
+    /// Environment variables added (such as the one `md5-password-env` names).
+    pub env: Vec<(String, String)>,
+    /// `--log-level`.
+    pub log_level: String,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Self {
+            prefix: Vec::new(),
+            env: Vec::new(),
+            log_level: "info".to_owned(),
+        }
+    }
+}
+
+impl Launch {
+    /// `wasmbgp SUBCOMMAND` as this launch runs it.
+    fn command(&self, binary: &Path, subcommand: &str) -> Command {
+        let mut cmd = match self.prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(binary);
+                cmd
+            }
+            None => Command::new(binary),
+        };
+        cmd.arg(subcommand);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd
+    }
+}
+
+/// [`spawn_checked`], with `wasmbgp check` and `wasmbgp run` started as `launch` says
+/// (log level, environment, a prefix such as `ip netns exec NS`).
+pub fn spawn_checked_with(
+    dir: &Path,
+    text: &str,
+    route_files: &[RouteFile],
+    launch: &Launch,
+) -> Result<(PathBuf, Daemon)> {
     let binary = binary()?;
     let config_path = dir.join("wasmbgp.toml");
     std::fs::write(&config_path, text)
@@ -374,12 +461,11 @@ pub fn spawn_checked(
         std::fs::write(&path, file.lines.join("\n") + "\n")
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    run_command(Command::new(&binary).arg("check").arg(&config_path))
+    run_command(launch.command(&binary, "check").arg(&config_path))
         .context("`wasmbgp check` rejected the test configuration")?;
-    let mut cmd = Command::new(&binary);
-    cmd.arg("run")
-        .arg(&config_path)
-        .args(["--log-format", "text", "--log-level", log_level]);
+    let mut cmd = launch.command(&binary, "run");
+    cmd.arg(&config_path)
+        .args(["--log-format", "text", "--log-level", &launch.log_level]);
     let daemon = Daemon::spawn("wasmbgp", cmd, &dir.join("wasmbgp.log"))?;
     Ok((config_path, daemon))
 }
@@ -477,6 +563,42 @@ impl WasmBgp {
             socket,
             daemon: Some(daemon),
         })
+    }
+
+    /// Like [`WasmBgp::start`] for a config rendered by the caller, whose control socket
+    /// is [`WasmBgp::socket_in`] `dir`, started as `launch` says.
+    pub fn start_text(
+        dir: &Path,
+        text: &str,
+        route_files: &[RouteFile],
+        launch: &Launch,
+    ) -> Result<Self> {
+        let socket = Self::socket_in(dir);
+        let (_, mut daemon) = spawn_checked_with(dir, text, route_files, launch)?;
+        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
+            Ok(answers(&socket))
+        })
+        .with_context(|| format!("wasmbgp did not start; log:\n{}", read_log(dir)))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            socket,
+            daemon: Some(daemon),
+        })
+    }
+
+    /// The control socket of a wasmbgp whose files are in `dir`.
+    pub fn socket_in(dir: &Path) -> PathBuf {
+        dir.join("wasmbgp.sock")
+    }
+
+    /// The config file (`DIR/wasmbgp.toml`).
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("wasmbgp.toml")
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.daemon.as_mut().is_some_and(Daemon::is_running)
     }
 
     /// Runs `wasmbgp ctl --socket SOCK ARGS...` and returns its stdout.

@@ -10,6 +10,10 @@
 //! the SHA-256 of the component bytes, and optionally on disk as `.cwasm`
 //! files whose names also carry a hash of the engine's compilation settings:
 //! an artifact made by a differently configured engine is never loaded.
+//!
+//! Where memory may not become executable (systemd's `MemoryDenyWriteExecute=yes`,
+//! `prctl(PR_SET_MDWE)`), compiled code is mapped read-execute from a memfd instead
+//! (see [`code_memory`]); the engine probes for that once, when created.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -27,6 +31,9 @@ use crate::host::PluginCtx;
 use crate::{PluginEvent, PluginHandle, PluginSpec, RestartPolicy};
 use tokio::sync::mpsc::UnboundedSender;
 
+pub mod code_memory;
+pub use code_memory::{CodeMemory, ExecGain};
+
 /// How often the epoch advances.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
@@ -39,11 +46,37 @@ pub(crate) struct EngineShared {
     pub linker: Linker<PluginCtx>,
     cache: ComponentCache,
     ticker_stop: Arc<AtomicBool>,
+    /// How compiled code is made executable (never `Auto`).
+    code_memory: CodeMemory,
 }
 
 impl EngineShared {
-    /// Configures the engine, starts the ticker, links the host interfaces.
+    /// An engine with [`CodeMemory::Auto`] (unit tests).
+    #[cfg(test)]
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
+        Self::with_code_memory(cache_dir, CodeMemory::Auto)
+    }
+
+    /// Configures the engine (compiled code made executable as `code_memory` says),
+    /// starts the ticker, links the host interfaces.
+    pub fn with_code_memory(
+        cache_dir: Option<PathBuf>,
+        code_memory: CodeMemory,
+    ) -> anyhow::Result<Self> {
+        let gain = ExecGain::probe();
+        let code_memory = code_memory.resolve(&gain);
+        if let Some(refused) = &gain.refused {
+            let why = if gain.prctl_mdwe {
+                "prctl MDWE"
+            } else {
+                "seccomp or a security module"
+            };
+            tracing::info!(
+                code_memory = ?code_memory,
+                "memory may not become executable here ({why}: {refused}); \
+                 plugin code is mapped read-execute from memfds"
+            );
+        }
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
@@ -56,6 +89,8 @@ impl EngineShared {
         // Plugins are called one call at a time per store; without the
         // component-model-async machinery a call costs about half as much.
         config.concurrency_support(false);
+        // Not a compilation setting: `.cwasm` files are the same whichever is used.
+        config.with_custom_code_memory(code_memory.hook()?);
         let engine = Engine::new(&config).map_err(wasmtime_error)?;
 
         let mut linker = Linker::new(&engine);
@@ -90,6 +125,7 @@ impl EngineShared {
                 by_stat: Mutex::new(HashMap::new()),
             },
             ticker_stop,
+            code_memory,
         })
     }
 
@@ -240,6 +276,9 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// The restart backoff after faults.
     pub restart: RestartPolicy,
+    /// How compiled code is made executable: by default wasmtime's `mprotect`, or
+    /// memfd mappings where MemoryDenyWriteExecute refuses that.
+    pub code_memory: CodeMemory,
 }
 
 /// The plugin runtime: one wasmtime engine with epoch interruption, a
@@ -260,9 +299,18 @@ impl Runtime {
     /// A runtime with `options`.
     pub fn with_options(options: RuntimeOptions) -> anyhow::Result<Self> {
         Ok(Runtime {
-            engine: Arc::new(EngineShared::new(options.cache_dir.clone())?),
+            engine: Arc::new(EngineShared::with_code_memory(
+                options.cache_dir.clone(),
+                options.code_memory,
+            )?),
             options,
         })
+    }
+
+    /// How this runtime makes compiled code executable: [`CodeMemory::Mprotect`] or
+    /// [`CodeMemory::Memfd`] (`Auto` resolved when the runtime was created).
+    pub fn code_memory(&self) -> CodeMemory {
+        self.engine.code_memory
     }
 
     /// Validates a spec without running anything: name, intervals and

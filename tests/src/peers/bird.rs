@@ -8,6 +8,7 @@
 //! as `<RMT> NAME: Received: Administrative shutdown`.
 
 use std::fmt::Write as _;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -247,12 +248,25 @@ pub fn config_head(dir: &Path, router_id: impl std::fmt::Display) -> String {
 /// Writes `conf` as `DIR/bird.conf`, has `bird -p` accept it and starts `bird -f` on
 /// it (socket `DIR/bird.ctl`, pid file `DIR/bird.pid`, output into `DIR/bird.stdout`).
 pub fn start_daemon(dir: &Path, conf: &str) -> Result<Daemon> {
+    start_daemon_with(dir, conf, &[])
+}
+
+/// [`start_daemon`], with `prefix` (such as `ip netns exec NS`, see
+/// [`crate::netns::Netns::prefix`]) before `bird -f ...`.
+pub fn start_daemon_with(dir: &Path, conf: &str, prefix: &[String]) -> Result<Daemon> {
     let conf_path = dir.join("bird.conf");
     std::fs::write(&conf_path, conf)
         .with_context(|| format!("cannot write {}", conf_path.display()))?;
     run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
         .context("BIRD rejected its configuration")?;
-    let mut cmd = Command::new("bird");
+    let mut cmd = match prefix.split_first() {
+        Some((program, args)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(args).arg("bird");
+            cmd
+        }
+        None => Command::new("bird"),
+    };
     cmd.arg("-f")
         .arg("-c")
         .arg(&conf_path)
@@ -261,6 +275,124 @@ pub fn start_daemon(dir: &Path, conf: &str) -> Result<Daemon> {
         .arg("-P")
         .arg(dir.join("bird.pid"));
     Daemon::spawn("bird", cmd, &dir.join("bird.stdout"))
+}
+
+/// Writes `conf` as `DIR/bird.conf`, has `bird -p` accept it and the running BIRD of
+/// `dir` load it (`birdc configure`, which must answer `Reconfigured` or
+/// `Reconfiguration in progress`).
+pub fn reconfigure(dir: &Path, conf: &str) -> Result<()> {
+    let conf_path = dir.join("bird.conf");
+    std::fs::write(&conf_path, conf)
+        .with_context(|| format!("cannot write {}", conf_path.display()))?;
+    run_command(Command::new("bird").arg("-p").arg("-c").arg(&conf_path))
+        .context("BIRD rejected its new configuration")?;
+    let out = birdc(dir, &["configure"])?;
+    ensure!(
+        out.lines().any(|line| line.starts_with("Reconfigured")
+            || line.starts_with("Reconfiguration in progress")),
+        "birdc configure did not reconfigure: {out}"
+    );
+    Ok(())
+}
+
+/// One `protocol bgp` of a config written session by session (the hardening tests:
+/// TCP-MD5 with `password`, GTSM with `ttl security`), importing everything and
+/// exporting nothing; its channel is `ipv4` or `ipv6` as the neighbor's address.
+#[derive(Debug, Clone)]
+pub struct BgpProtocol {
+    /// Protocol name (not a BIRD keyword such as `out`).
+    pub name: String,
+    /// BIRD's address for the session.
+    pub local: IpAddr,
+    /// BIRD's port for the session.
+    pub port: u16,
+    /// BIRD's AS.
+    pub asn: u32,
+    /// The neighbor's address.
+    pub neighbor: IpAddr,
+    /// The neighbor's port (BIRD dials it unless `passive`). Protocols toward the same
+    /// address and port take turns (one object lock): give each its own.
+    pub neighbor_port: u16,
+    /// The neighbor's AS.
+    pub neighbor_as: u32,
+    /// `passive on`: BIRD never connects.
+    pub passive: bool,
+    /// `multihop N`; `None`: a direct session (the neighbor on a connected network).
+    pub multihop: Option<u8>,
+    /// `password "..."`: TCP-MD5 (RFC 2385).
+    pub password: Option<String>,
+    /// `ttl security on`: GTSM (RFC 5082), expecting TTL 256 - hops (1 when direct).
+    pub ttl_security: bool,
+}
+
+impl BgpProtocol {
+    /// An active session `name` from `local:port` (AS `asn`) to
+    /// `neighbor:neighbor_port` (AS `neighbor_as`), `multihop 64` (loopback), without
+    /// password or GTSM.
+    pub fn new(
+        name: &str,
+        (local, port, asn): (IpAddr, u16, u32),
+        (neighbor, neighbor_port, neighbor_as): (IpAddr, u16, u32),
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            local,
+            port,
+            asn,
+            neighbor,
+            neighbor_port,
+            neighbor_as,
+            passive: false,
+            multihop: Some(64),
+            password: None,
+            ttl_security: false,
+        }
+    }
+
+    /// The `protocol bgp NAME { ... }` block; state changes and events are logged.
+    pub fn render(&self) -> Result<String> {
+        let mut conf = String::new();
+        let _ = writeln!(conf, "protocol bgp {} {{", self.name);
+        let _ = writeln!(
+            conf,
+            "  local {} port {} as {};",
+            self.local, self.port, self.asn
+        );
+        let _ = writeln!(
+            conf,
+            "  neighbor {} port {} as {};",
+            self.neighbor, self.neighbor_port, self.neighbor_as
+        );
+        if self.passive {
+            conf.push_str("  passive on;\n");
+        }
+        if let Some(hops) = self.multihop {
+            let _ = writeln!(conf, "  multihop {hops};");
+        }
+        if let Some(password) = &self.password {
+            ensure!(
+                !password.contains(['"', '\\']),
+                "protocol {}: a BIRD password here has no quote or backslash",
+                self.name
+            );
+            let _ = writeln!(conf, "  password \"{password}\";");
+        }
+        if self.ttl_security {
+            conf.push_str("  ttl security on;\n");
+        }
+        conf.push_str("  hold time 30;\n");
+        conf.push_str(
+            "  connect retry time 1;\n  connect delay time 1;\n  error wait time 1, 2;\n",
+        );
+        conf.push_str("  debug { states, events };\n");
+        let channel = if self.neighbor.is_ipv4() {
+            "ipv4"
+        } else {
+            "ipv6"
+        };
+        let _ = writeln!(conf, "  {channel} {{ import all; export none; }};\n}}");
+        Ok(conf)
+    }
 }
 
 /// Waits up to `timeout` for the BIRD of `dir` to answer `birdc show status`.

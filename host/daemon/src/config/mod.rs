@@ -257,7 +257,7 @@ fn parse_document(
         }
         Some(s)
     });
-    let (neighbors, policy_refs) = parse_neighbors(top.item("neighbor"), base, sink);
+    let (neighbors, policy_refs, cap_spans) = parse_neighbors(top.item("neighbor"), base, sink);
     let known: HashSet<IpAddr> = neighbors.iter().map(|n| n.address).collect();
     let mut routes = Vec::new();
     for_each_table(top.item("route"), "route", sink, |t, name, sink| {
@@ -338,8 +338,12 @@ fn parse_document(
                 .filter(|p| p.family() == family)
                 .collect();
             if prefixes.len() > cap as usize {
+                let span = cap_spans
+                    .iter()
+                    .find(|(a, _)| *a == n.address)
+                    .and_then(|(_, s)| s.clone());
                 sink.error(
-                    top.span_of("neighbor"),
+                    span,
                     format!(
                         "neighbor {}: its static routes hold {} {family} prefixes, more than its max-advertise {cap}",
                         n.address,
@@ -455,14 +459,19 @@ fn parse_control(item: Option<&Item>, sink: &mut Sink) -> ControlConfig {
 /// A policy named by a neighbor, where it was named.
 type PolicyRef = (String, Option<Range<usize>>);
 
-/// The neighbors, and every policy name they refer to (checked once plugins are read).
+/// Where each neighbor's `max-advertise` is written (checked once routes are read).
+type CapSpan = (IpAddr, Option<Range<usize>>);
+
+/// The neighbors, every policy name they refer to (checked once plugins are read), and
+/// where their `max-advertise` caps are.
 fn parse_neighbors(
     item: Option<&Item>,
     base: &Path,
     sink: &mut Sink,
-) -> (Vec<NeighborConfig>, Vec<PolicyRef>) {
+) -> (Vec<NeighborConfig>, Vec<PolicyRef>, Vec<CapSpan>) {
     let mut out: Vec<NeighborConfig> = Vec::new();
     let mut policy_refs: Vec<PolicyRef> = Vec::new();
+    let mut cap_spans: Vec<CapSpan> = Vec::new();
     let mut seen: HashSet<IpAddr> = HashSet::new();
     for_each_table(item, "neighbor", sink, |t, name, sink| {
         let mut r = TableReader::new(t, name.clone());
@@ -546,6 +555,7 @@ fn parse_neighbors(
         };
         let description = r.opt_str("description", sink).map(|(s, _)| s);
         let max_prefixes = limits::parse_prefix_limit(&mut r, sink);
+        let cap_span = r.span_of("max-advertise");
         let max_advertise = limits::parse_family_limits(&mut r, "max-advertise", sink);
         let md5 = limits::parse_md5(&mut r, base, sink);
         let ttl_security = r.opt_int("ttl-security", 1, 254, sink).map(|n| n as u8);
@@ -574,9 +584,10 @@ fn parse_neighbors(
                 export_policy: export_policy.iter().map(|(n, _)| n.clone()).collect(),
             });
             policy_refs.extend(import_policy.into_iter().chain(export_policy));
+            cap_spans.push((address, cap_span));
         }
     });
-    (out, policy_refs)
+    (out, policy_refs, cap_spans)
 }
 
 /// Reads the route attribute keys shared by `[[route]]`, `[[route-file]]` and plugin routes.

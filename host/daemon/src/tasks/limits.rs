@@ -32,7 +32,8 @@ pub enum Crossing {
 }
 
 /// Which limits a neighbor is past, so that each crossing is reported once (and again
-/// only after the count fell back below).
+/// only after the count fell back below). A count that jumps past the limit in one
+/// batch is reported exceeded only: the warning would come with the Cease.
 #[derive(Debug, Default, Clone)]
 pub struct LimitWatch {
     warned: [bool; 2],

@@ -34,8 +34,12 @@ struct Peers {
 }
 
 impl Inbound {
-    /// Listens on `listener` too (before any peer is inserted).
+    /// Listens on `listener` too (before any peer is inserted). Its SYNs are kept, for
+    /// GTSM to check before reading anything.
     pub fn add_listener(&self, listener: Arc<TcpListener>) {
+        if let Err(e) = super::sockopt::save_syn(listener.as_ref()) {
+            warn!(error = %e, "cannot keep SYNs on a listening socket: ttl-security cannot check peers that connect");
+        }
         self.write().listeners.push(listener);
     }
 
@@ -47,12 +51,18 @@ impl Inbound {
         md5: Option<&Md5Key>,
     ) {
         let mut peers = self.write();
-        for l in &peers.listeners {
-            let key = md5.map(Md5Key::bytes);
-            if let Err(e) = super::sockopt::set_md5(l.as_ref(), address, key) {
-                // The config was checked; this is the kernel refusing (no TCP-MD5
-                // support): the session cannot come up, and the log says why.
-                warn!(neighbor = %address, error = %e, "cannot set the TCP-MD5 key on a listening socket");
+        if let Some(key) = md5 {
+            for l in &peers.listeners {
+                // An IPv6 peer never connects to an IPv4 listener: nothing to set there.
+                let ipv4_listener = l.local_addr().is_ok_and(|a| a.is_ipv4());
+                if address.is_ipv6() && ipv4_listener {
+                    continue;
+                }
+                if let Err(e) = super::sockopt::set_md5(l.as_ref(), address, Some(key.bytes())) {
+                    // The config was checked; this is the kernel refusing (no TCP-MD5
+                    // support): the session cannot come up, and the log says why.
+                    warn!(neighbor = %address, error = %e, "cannot set the TCP-MD5 key on a listening socket");
+                }
             }
         }
         peers.mailboxes.insert(address, mailbox);

@@ -121,6 +121,11 @@ struct Neighbor {
     start_waiting: bool,
     /// Why the predecessor's last session ended, until this one has a reason.
     carried_error: Option<String>,
+    /// When the connect attempt in flight started.
+    connect_started: Option<Instant>,
+    /// The last connect attempt that got no answer before the retry timer (the
+    /// session machine records only failures it is told about).
+    connect_error: Option<String>,
 }
 
 impl Neighbor {
@@ -169,6 +174,8 @@ impl Neighbor {
             start_at: None,
             start_waiting: false,
             carried_error: None,
+            connect_started: None,
+            connect_error: None,
         }
     }
 
@@ -336,12 +343,35 @@ impl Neighbor {
     }
 
     fn on_inbound(&mut self, stream: TcpStream) {
-        if let Some(hops) = self.config.ttl_security
-            && let Err(e) =
+        if let Some(hops) = self.config.ttl_security {
+            // GTSM: the SYN must have come at most `hops` away (TTL ≥ 256 - hops);
+            // checked before a byte is read, since what the peer already sent is
+            // queued whatever minimum TTL the accepted socket gets now.
+            let min = 256 - u16::from(hops.max(1));
+            match super::sockopt::syn_ttl(&stream) {
+                Ok(Some(ttl)) if u16::from(ttl) < min => {
+                    warn!(neighbor = %self.label, ttl, min, "refused a connection: ttl-security (GTSM) wants the peer at most {hops} hop(s) away");
+                    // The close leaves with TTL 255, so that a peer checking TTLs
+                    // itself sees it and does not wait on a dead connection.
+                    let _ = super::sockopt::set_ttl_security(
+                        &stream,
+                        self.config.address.is_ipv6(),
+                        hops,
+                    );
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(neighbor = %self.label, error = %e, "refused a connection: cannot read its SYN's TTL for ttl-security");
+                    return;
+                }
+            }
+            if let Err(e) =
                 super::sockopt::set_ttl_security(&stream, self.config.address.is_ipv6(), hops)
-        {
-            warn!(neighbor = %self.label, error = %e, "cannot apply ttl-security to an accepted connection");
-            return;
+            {
+                warn!(neighbor = %self.label, error = %e, "cannot apply ttl-security to an accepted connection");
+                return;
+            }
         }
         let events = self.events_tx.clone();
         let Ok(conn) = Connection::start(stream, false, events, self.shared.metrics.clone()) else {
@@ -355,6 +385,7 @@ impl Neighbor {
                 if let Some(c) = self.connecting.take() {
                     c.abort();
                 }
+                self.connect_error = None;
                 info!(neighbor = %self.label, remote = %conn.remote, "accepted connection");
                 self.conn = Some(conn);
                 let actions = self.session.handle(Instant::now(), Event::TcpConnected);
@@ -379,6 +410,7 @@ impl Neighbor {
         if self.session.state() != State::Connect {
             return;
         }
+        self.connect_error = None;
         let result = match res {
             Ok(Ok(stream)) => Connection::start(
                 stream,
@@ -396,11 +428,8 @@ impl Neighbor {
                 self.session.handle(Instant::now(), Event::TcpConnected)
             }
             Err(e) => {
-                // A peer with another TCP-MD5 key (or none) drops our signed SYNs
-                // without a word: all we see is the timeout, so say what it may mean.
-                let hint = if self.config.md5.is_some() && e.kind() == std::io::ErrorKind::TimedOut
-                {
-                    " (TCP-MD5 is set: a peer with another key, or none, drops the connection silently)"
+                let hint = if e.kind() == std::io::ErrorKind::TimedOut {
+                    self.md5_hint()
                 } else {
                     ""
                 };
@@ -572,9 +601,8 @@ impl Neighbor {
                     let remote = SocketAddr::new(self.config.address, self.config.port);
                     let local = self.config.local_address;
                     let timeout = Duration::from_secs(5);
-                    if let Some(c) = self.connecting.take() {
-                        c.abort();
-                    }
+                    self.abandon_connect();
+                    self.connect_started = Some(Instant::now());
                     self.connecting =
                         Some(tokio::spawn(connection::connect(
                             remote,
@@ -600,9 +628,7 @@ impl Neighbor {
                     self.send_bytes(msg.to_bytes(&ctx));
                 }
                 Action::Disconnect => {
-                    if let Some(c) = self.connecting.take() {
-                        c.abort();
-                    }
+                    self.abandon_connect();
                     if let Some(c) = self.conn.take() {
                         self.closing.push(c.close());
                     }
@@ -706,6 +732,33 @@ impl Neighbor {
         }
     }
 
+    /// Gives up a connect attempt still in flight (the retry timer ran out before it
+    /// ended): that silence is all there is to report, so it becomes the last error.
+    fn abandon_connect(&mut self) {
+        let Some(c) = self.connecting.take() else {
+            return;
+        };
+        c.abort();
+        let waited = self.connect_started.map(|t| t.elapsed()).unwrap_or_default();
+        let error = format!(
+            "connect: no answer in {:.1}s{}",
+            waited.as_secs_f64(),
+            self.md5_hint()
+        );
+        debug!(neighbor = %self.label, %error, "connect attempt given up");
+        self.connect_error = Some(error);
+    }
+
+    /// What a connect that got no answer may mean: a peer with another TCP-MD5 key (or
+    /// none) drops our signed SYNs without a word.
+    fn md5_hint(&self) -> &'static str {
+        if self.config.md5.is_some() {
+            " (TCP-MD5 is set: a peer with another key, or none, drops the connection silently)"
+        } else {
+            ""
+        }
+    }
+
     /// Starts the session once it has its Adj-RIB-Out and no predecessor is in the way.
     fn start_session(&mut self) {
         if !std::mem::take(&mut self.start_waiting) {
@@ -782,10 +835,11 @@ impl Neighbor {
             adj_rib_out: self.adj_out.len(),
             updates_received: self.updates_received,
             updates_sent: self.updates_sent,
+            // The newest first: an unanswered connect is cleared by any later outcome.
             last_error: self
-                .session
-                .last_error()
-                .map(str::to_string)
+                .connect_error
+                .clone()
+                .or_else(|| self.session.last_error().map(str::to_string))
                 .or_else(|| self.carried_error.clone()),
             families: self.families.iter().map(|f| f.name()).collect(),
             peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),

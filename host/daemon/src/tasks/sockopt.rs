@@ -36,6 +36,53 @@ pub fn set_ttl_security(socket: &impl AsRawFd, ipv6: bool, hops: u8) -> io::Resu
     Ok(())
 }
 
+/// Keeps the SYN of each connection a listening socket accepts, so that its TTL can be
+/// checked before anything the peer sent is read: on an accepted socket a minimum TTL
+/// comes too late for the segments already queued (GTSM for peers that connect).
+pub fn save_syn(listener: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid fd and an int option value.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVE_SYN,
+            &on as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// The TTL (IPv4) or hop limit (IPv6) the SYN of an accepted connection arrived with,
+/// if its listener kept it ([`save_syn`]). Readable once.
+pub fn syn_ttl(stream: &impl AsRawFd) -> io::Result<Option<u8>> {
+    let mut buf = [0u8; 512];
+    let mut len = buf.len() as libc::socklen_t;
+    // SAFETY: a valid fd and a buffer of `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_SAVED_SYN,
+            buf.as_mut_ptr() as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let header = &buf[..(len as usize).min(buf.len())];
+    Ok(match header.first().map(|b| b >> 4) {
+        Some(4) => header.get(8).copied(),
+        Some(6) => header.get(7).copied(),
+        _ => None,
+    })
+}
+
 /// `struct tcp_md5sig` of `<linux/tcp.h>`.
 #[repr(C)]
 struct TcpMd5Sig {
@@ -124,6 +171,25 @@ fn socket_family(fd: libc::c_int) -> io::Result<libc::c_int> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// On loopback every SYN arrives with the sender's TTL: 64 by default, 255 with GTSM.
+    #[test]
+    fn the_ttl_of_an_accepted_syn_is_read() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        save_syn(&l).unwrap();
+        let addr = l.local_addr().unwrap();
+        let plain = std::net::TcpStream::connect(addr).unwrap();
+        let (a, _) = l.accept().unwrap();
+        assert_eq!(syn_ttl(&a).unwrap(), Some(64));
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .unwrap();
+        // Only the TTL: a minimum TTL here would drop the listener's SYN-ACK (TTL 64).
+        socket.set_ttl_v4(255).unwrap();
+        socket.connect(&addr.into()).unwrap();
+        let (b, _) = l.accept().unwrap();
+        assert_eq!(syn_ttl(&b).unwrap(), Some(255));
+        drop(plain);
+    }
 
     #[test]
     fn md5_keys_are_set_and_removed_on_real_sockets() {

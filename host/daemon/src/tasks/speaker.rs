@@ -1072,7 +1072,14 @@ impl Speaker {
                             crate::config::LimitAction::Cease => "cease",
                             crate::config::LimitAction::Warn => "warn",
                         };
-                        tracing::error!(neighbor = %address, %family, count, limit = max, action, restart_in = ?limit.restart, "max-prefixes exceeded");
+                        match limit.action {
+                            crate::config::LimitAction::Cease => {
+                                tracing::error!(neighbor = %address, %family, count, limit = max, action, restart_in = ?limit.restart, "max-prefixes exceeded")
+                            }
+                            crate::config::LimitAction::Warn => {
+                                tracing::error!(neighbor = %address, %family, count, limit = max, action, "max-prefixes exceeded")
+                            }
+                        }
                         self.metrics.prefix_limit(&label, family, action);
                         if limit.action == crate::config::LimitAction::Cease {
                             let notification =
