@@ -93,6 +93,7 @@ impl Inbound {
 
 /// Accepts connections forever.
 pub async fn serve(listener: Arc<TcpListener>, neighbors: Inbound) {
+    let mut refusals = RefusalLog::default();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(x) => x,
@@ -112,7 +113,84 @@ pub async fn serve(listener: Arc<TcpListener>, neighbors: Inbound) {
             Some(tx) => {
                 let _ = tx.send(NeighborMsg::Inbound(stream));
             }
-            None => warn!(%remote, "refused a connection from an unknown peer"),
+            None => {
+                if let Some(summary) = refusals.refused(std::time::Instant::now()) {
+                    match summary {
+                        Refusal::First => {
+                            warn!(%remote, "refused a connection from an unknown peer")
+                        }
+                        Refusal::Since(n) => {
+                            warn!(%remote, refused_since_last_line = n, "refused a connection from an unknown peer (more were refused; a scan logs one line per interval)")
+                        }
+                    }
+                }
+            }
         }
+    }
+}
+
+/// How often at most a refused connection is logged: a scan of the BGP port must not
+/// flood the journal.
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Rate-limits the log of refused connections: the first of an interval is logged with
+/// the number refused since the last line.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    last_line: Option<std::time::Instant>,
+    unlogged: u64,
+}
+
+/// What to log for a refused connection.
+#[derive(Debug, PartialEq, Eq)]
+enum Refusal {
+    /// The first in a while.
+    First,
+    /// This one, after `n` refused without a line.
+    Since(u64),
+}
+
+impl RefusalLog {
+    fn refused(&mut self, now: std::time::Instant) -> Option<Refusal> {
+        match self.last_line {
+            Some(t) if now.duration_since(t) < REFUSAL_LOG_INTERVAL => {
+                self.unlogged += 1;
+                None
+            }
+            _ => {
+                self.last_line = Some(now);
+                let n = std::mem::take(&mut self.unlogged);
+                Some(if n == 0 {
+                    Refusal::First
+                } else {
+                    Refusal::Since(n)
+                })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 500 refusals within a second make one line; the next interval's first line says
+    /// how many went unlogged.
+    #[test]
+    fn a_scan_is_logged_once_per_interval() {
+        let mut log = RefusalLog::default();
+        let start = std::time::Instant::now();
+        let lines: Vec<Refusal> = (0..500)
+            .filter_map(|i| log.refused(start + std::time::Duration::from_millis(i * 2)))
+            .collect();
+        assert_eq!(lines, vec![Refusal::First]);
+        assert_eq!(
+            log.refused(start + REFUSAL_LOG_INTERVAL + std::time::Duration::from_secs(1)),
+            Some(Refusal::Since(499))
+        );
+        assert_eq!(
+            log.refused(start + 3 * REFUSAL_LOG_INTERVAL),
+            Some(Refusal::First)
+        );
     }
 }
