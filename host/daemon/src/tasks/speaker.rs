@@ -1217,6 +1217,7 @@ impl Speaker {
             w.set(plugins::watched_files(&plan.plugins));
         }
         // 4. Neighbors: settings applied live, new ones started with their routes.
+        let mut lists = RouteLists::new(&plan.routes);
         let mut reevaluate = Vec::new();
         for config in &plan.neighbors {
             let address = config.address;
@@ -1242,7 +1243,7 @@ impl Speaker {
                         Some((table, carried)) => (table, Some(carried)),
                         None => (AdjRibOut::new(), None),
                     };
-                    originated.sync_source(sources::CONFIG, config_routes(config, &plan.routes));
+                    originated.sync_source(sources::CONFIG, lists.of(config));
                     originated.clear_pending();
                     let i = self.add_neighbor(config.clone(), originated, predecessor);
                     for p in 0..self.plugins.len() {
@@ -1254,12 +1255,17 @@ impl Speaker {
             }
         }
         // 5. Static routes and route files: only the prefixes that differ.
-        let added: Vec<IpAddr> = plan.added.iter().chain(plan.reset.iter().map(|r| &r.0)).copied().collect();
+        let added: Vec<IpAddr> = plan
+            .added
+            .iter()
+            .chain(plan.reset.iter().map(|r| &r.0))
+            .copied()
+            .collect();
         for i in 0..self.neighbors.len() {
             if added.contains(&self.neighbors[i].config.address) {
                 continue;
             }
-            let routes = config_routes(&self.neighbors[i].config, &plan.routes);
+            let routes = lists.of(&self.neighbors[i].config);
             let stats = self.ribs[i].originated.sync_source(sources::CONFIG, routes);
             summary.routes_announced += stats.announced;
             summary.routes_withdrawn += stats.withdrawn;
@@ -1454,6 +1460,45 @@ impl Speaker {
                 tracing::info!(%plugin, export_decisions = sent, "policy changed: routes judged again");
             }
         }
+    }
+}
+
+/// The static routes each neighbor is sent, sorted for
+/// [`AdjRibOut::sync_source`]: built once per distinct set (the blocks that apply, the
+/// families), however many neighbors share it.
+struct RouteLists<'a> {
+    groups: &'a [RouteGroup],
+    built: Vec<((Vec<bool>, Vec<wasmbgp_bgp::Family>), Vec<RouteEntry>)>,
+}
+
+/// A route as the tables hold it.
+type RouteEntry = (Prefix, Arc<wasmbgp_bgp::PathAttributes>);
+
+impl<'a> RouteLists<'a> {
+    fn new(groups: &'a [RouteGroup]) -> Self {
+        RouteLists {
+            groups,
+            built: Vec::new(),
+        }
+    }
+
+    fn of(&mut self, neighbor: &NeighborConfig) -> &[RouteEntry] {
+        let key = (
+            self.groups
+                .iter()
+                .map(|g| g.applies_to(&neighbor.address))
+                .collect::<Vec<bool>>(),
+            neighbor.families.clone(),
+        );
+        let at = match self.built.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None => {
+                let list = AdjRibOut::sorted_routes(config_routes(neighbor, self.groups));
+                self.built.push((key, list));
+                self.built.len() - 1
+            }
+        };
+        &self.built[at].1
     }
 }
 
