@@ -293,6 +293,24 @@ impl Bird {
     }
 }
 
+/// A BIRD 2 receiver at `rx` (state in `dir`) for a wasmbgp at `w`, on free ports; also
+/// the ports: wasmbgp's, then the receiver's.
+pub fn start_bird_receiver(
+    bird: &str,
+    dir: &Path,
+    rx: Ipv4Addr,
+    w: Ipv4Addr,
+) -> Result<(Bird, u16, u16)> {
+    let (wp, rp) = (free_port(w)?, free_port(rx)?);
+    let b = Bird::start(
+        bird,
+        dir,
+        "bird receiver",
+        &bird_receiver_conf(rx, rp, w, wp),
+    )?;
+    Ok((b, wp, rp))
+}
+
 pub fn bird_receiver_conf(me: Ipv4Addr, my_port: u16, peer: Ipv4Addr, peer_port: u16) -> String {
     format!(
         "router id {me};\nprotocol device {{}}\n\
@@ -509,6 +527,28 @@ pub fn follow_json_log(
     Ok(rx)
 }
 
+/// Spawns wasmbgp `run CONF --log-format json --cache-dir CACHE` and follows its JSON
+/// log (copied to `log_copy`); also when it was spawned (epoch seconds).
+pub fn spawn_json_daemon(
+    bin: &Path,
+    conf: &Path,
+    cache: &Path,
+    log_copy: &Path,
+) -> Result<(Proc, f64, std::sync::mpsc::Receiver<LogLine>)> {
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg(conf)
+        .args(["--log-format", "json", "--cache-dir"])
+        .arg(cache)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let spawned_at = now();
+    let mut proc = Proc::spawn("wasmbgp", &mut cmd)?;
+    let rx = follow_json_log(&mut proc, log_copy)?;
+    Ok((proc, spawned_at, rx))
+}
+
 /// wasmbgp `run --log-format json` with its own config and cache dir; its JSON log is
 /// copied to a file and followed, so that the benchmark can wait for log lines.
 pub struct JsonDaemon {
@@ -521,17 +561,7 @@ pub struct JsonDaemon {
 
 impl JsonDaemon {
     pub fn start(bin: &Path, conf: &Path, cache: &Path, log_copy: &Path) -> Result<JsonDaemon> {
-        let mut cmd = Command::new(bin);
-        cmd.arg("run")
-            .arg(conf)
-            .args(["--log-format", "json", "--cache-dir"])
-            .arg(cache)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let spawned_at = now();
-        let mut proc = Proc::spawn("wasmbgp", &mut cmd)?;
-        let rx = follow_json_log(&mut proc, log_copy)?;
+        let (proc, spawned_at, rx) = spawn_json_daemon(bin, conf, cache, log_copy)?;
         Ok(JsonDaemon {
             proc,
             spawned_at,
@@ -659,6 +689,89 @@ impl Ctl {
         let out = self.cmd(line)?;
         serde_json::from_str(&out).map_err(|e| format!("output of {line:?} is not JSON: {e}"))
     }
+}
+
+/// The command-line arguments after the program name, for the benchmarks' option loops.
+pub struct Args(std::iter::Skip<std::env::Args>);
+
+pub fn cli_args() -> Args {
+    Args(std::env::args().skip(1))
+}
+
+impl Iterator for Args {
+    type Item = String;
+
+    fn next(&mut self) -> Option<String> {
+        self.0.next()
+    }
+}
+
+impl Args {
+    /// The value of option `name` (the next argument).
+    pub fn val(&mut self, name: &str) -> Result<String> {
+        self.0.next().ok_or(format!("{name} needs a value"))
+    }
+
+    /// The value of option `name`, a whole number.
+    pub fn num(&mut self, name: &str) -> Result<u64> {
+        self.val(name)?
+            .parse::<u64>()
+            .map_err(|e| format!("{name}: {e}"))
+    }
+}
+
+/// A benchmark's parsed options, or (on a usage error) the error under `name` and exit 2.
+pub fn opts_or_exit<T>(name: &str, parsed: Result<T>) -> T {
+    match parsed {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// HEAD of this checkout, and whether host/ or Cargo.lock have uncommitted changes;
+/// `sh` runs each `git` command and gives its output (each benchmark's own reading).
+pub fn tree_state(sh: impl Fn(&mut Command) -> String) -> (String, bool) {
+    let git = |args: &[&str]| {
+        sh(Command::new("git")
+            .args(["-C", env!("CARGO_MANIFEST_DIR")])
+            .args(args))
+    };
+    let rev = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "host",
+        "Cargo.lock",
+    ])
+    .is_empty();
+    (rev, dirty)
+}
+
+/// The CPU's model name (/proc/cpuinfo), empty if unknown.
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':').map(|x| x.1.trim().to_string()))
+        })
+        .unwrap_or_default()
+}
+
+/// The 1, 5 and 15 minute load averages (/proc/loadavg), space-separated.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The `main` of every benchmark binary: runs `run` in a fresh temporary folder (kept with

@@ -52,26 +52,28 @@ fn parse_opts() -> Result<Opts> {
         results: Some(root.join("bench/results.md")),
         check_runs: 3,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli_args();
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
         match a.as_str() {
             "--routes" => {
-                o.routes = val("--routes")?
+                o.routes = args
+                    .val("--routes")?
                     .parse()
                     .map_err(|e| format!("--routes: {e}"))?
             }
             "--ctl-routes" => {
-                o.ctl_routes = val("--ctl-routes")?
+                o.ctl_routes = args
+                    .val("--ctl-routes")?
                     .parse()
                     .map_err(|e| format!("--ctl-routes: {e}"))?
             }
-            "--wasmbgp" => o.wasmbgp = val("--wasmbgp")?.into(),
-            "--bird" => o.bird = val("--bird")?,
-            "--results" => o.results = Some(val("--results")?.into()),
+            "--wasmbgp" => o.wasmbgp = args.val("--wasmbgp")?.into(),
+            "--bird" => o.bird = args.val("--bird")?,
+            "--results" => o.results = Some(args.val("--results")?.into()),
             "--no-results" => o.results = None,
             "--check-runs" => {
-                o.check_runs = val("--check-runs")?
+                o.check_runs = args
+                    .val("--check-runs")?
                     .parse()
                     .map_err(|e| format!("--check-runs: {e}"))?
             }
@@ -748,16 +750,10 @@ fn report(o: &Opts, r: &Results) -> String {
 
 mod harness;
 
-use harness::{Birdc, Proc, free_port, mib, now, vm_status};
+use harness::{Birdc, Proc, cli_args, free_port, mib, now, vm_status};
 
 fn main() {
-    let o = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("wasmbgp-bench: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = harness::opts_or_exit("wasmbgp-bench", parse_opts());
     harness::bench_main(
         "wasmbgp-bench",
         "wasmbgp benchmark results",

@@ -88,32 +88,30 @@ fn parse_opts() -> Result<Opts> {
         keep: false,
         results: Some(root.join("bench/results-exporter.md")),
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli_args();
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, n: &str| s.parse::<u64>().map_err(|e| format!("{n}: {e}"));
         match a.as_str() {
-            "--routes" => o.routes = num(val("--routes")?, "--routes")? as u32,
-            "--runs" => o.runs = num(val("--runs")?, "--runs")? as usize,
-            "--poll-ms" => o.poll = Duration::from_millis(num(val("--poll-ms")?, "--poll-ms")?),
-            "--timeout" => o.timeout = Duration::from_secs(num(val("--timeout")?, "--timeout")?),
-            "--queue" => o.queue = Some(num(val("--queue")?, "--queue")? as usize),
+            "--routes" => o.routes = args.num("--routes")? as u32,
+            "--runs" => o.runs = args.num("--runs")? as usize,
+            "--poll-ms" => o.poll = Duration::from_millis(args.num("--poll-ms")?),
+            "--timeout" => o.timeout = Duration::from_secs(args.num("--timeout")?),
+            "--queue" => o.queue = Some(args.num("--queue")? as usize),
             "--no-bird" => o.bird_ref = false,
             "--no-pre" => o.pre = false,
             "--no-stuck" => o.stuck = false,
-            "--perf" => o.perf = Some(val("--perf")?.into()),
+            "--perf" => o.perf = Some(args.val("--perf")?.into()),
             "--perf-variant" => {
-                o.perf_kind = match val("--perf-variant")?.as_str() {
+                o.perf_kind = match args.val("--perf-variant")?.as_str() {
                     "none" => Kind::None,
                     "route-stats" => Kind::Stats,
                     "route-stats-pre" => Kind::StatsPre,
                     v => bail!("--perf-variant: none or route-stats, not {v:?}"),
                 }
             }
-            "--wasmbgp" => o.wasmbgp = val("--wasmbgp")?.into(),
-            "--plugins-dir" => o.plugins_dir = val("--plugins-dir")?.into(),
-            "--bird" => o.bird = val("--bird")?,
-            "--results" => o.results = Some(val("--results")?.into()),
+            "--wasmbgp" => o.wasmbgp = args.val("--wasmbgp")?.into(),
+            "--plugins-dir" => o.plugins_dir = args.val("--plugins-dir")?.into(),
+            "--bird" => o.bird = args.val("--bird")?,
+            "--results" => o.results = Some(args.val("--results")?.into()),
             "--no-results" => o.results = None,
             "--keep" => o.keep = true,
             "-h" | "--help" => {
@@ -698,35 +696,13 @@ fn sh(c: &mut Command) -> String {
 }
 
 fn header(o: &Opts, busy: bool, others_max: f64) -> String {
-    let git = |args: &[&str]| {
-        sh(Command::new("git")
-            .args(["-C", env!("CARGO_MANIFEST_DIR")])
-            .args(args))
-    };
-    let rev = git(&["rev-parse", "--short", "HEAD"]);
-    let dirty = !git(&[
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "host",
-        "Cargo.lock",
-    ])
-    .is_empty();
+    let (rev, dirty) = tree_state(sh);
     let when = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
     let built = sh(Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"])
         .arg(&o.wasmbgp));
     let bird = sh(Command::new(&o.bird).arg("--version"));
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':').map(|x| x.1.trim().to_string()))
-        })
-        .unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpu = cpu_model();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -742,10 +718,7 @@ fn header(o: &Opts, busy: bool, others_max: f64) -> String {
         } else {
             ""
         },
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load_average(),
         BUSY_SHARE * 100.0,
         if busy {
             format!(
@@ -1105,13 +1078,7 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
 }
 
 fn main() {
-    let o = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("wasmbgp-bench-exporter: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = opts_or_exit("wasmbgp-bench-exporter", parse_opts());
     if rustc_running() > 0 {
         eprintln!(
             "wasmbgp-bench-exporter: warning: rustc is running on this machine; timings will be disturbed"

@@ -58,20 +58,18 @@ fn parse_opts() -> Result<Opts> {
         results: Some(root.join("bench/results-plugins.md")),
         skip_python: false,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli_args();
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, n: &str| s.parse::<u64>().map_err(|e| format!("{n}: {e}"));
         match a.as_str() {
-            "--wasmbgp" => o.wasmbgp = val("--wasmbgp")?.into(),
-            "--plugins-dir" => o.plugins_dir = val("--plugins-dir")?.into(),
-            "--bird" => o.bird = val("--bird")?,
-            "--flips" => o.flips = num(val("--flips")?, "--flips")? as u32,
-            "--cpu-secs" => o.cpu_secs = num(val("--cpu-secs")?, "--cpu-secs")?,
-            "--baseline-secs" => o.baseline_secs = num(val("--baseline-secs")?, "--baseline-secs")?,
-            "--plugins" => o.plugins = num(val("--plugins")?, "--plugins")? as u32,
-            "--routes" => o.routes = num(val("--routes")?, "--routes")? as u32,
-            "--results" => o.results = Some(val("--results")?.into()),
+            "--wasmbgp" => o.wasmbgp = args.val("--wasmbgp")?.into(),
+            "--plugins-dir" => o.plugins_dir = args.val("--plugins-dir")?.into(),
+            "--bird" => o.bird = args.val("--bird")?,
+            "--flips" => o.flips = args.num("--flips")? as u32,
+            "--cpu-secs" => o.cpu_secs = args.num("--cpu-secs")?,
+            "--baseline-secs" => o.baseline_secs = args.num("--baseline-secs")?,
+            "--plugins" => o.plugins = args.num("--plugins")? as u32,
+            "--routes" => o.routes = args.num("--routes")? as u32,
+            "--results" => o.results = Some(args.val("--results")?.into()),
             "--no-results" => o.results = None,
             "--no-python" => o.skip_python = true,
             "--keep" => o.keep = true,
@@ -515,13 +513,7 @@ fn cpu_phase(o: &Opts, dir: &Path, n_plugins: u32, window: u64) -> Result<Cpu> {
         }
     });
     let res = (|| {
-        let (wp, bp) = (free_port(W)?, free_port(B)?);
-        let mut bird = Bird::start(
-            &o.bird,
-            &d.join("bird"),
-            "bird receiver",
-            &bird_receiver_conf(B, bp, W, wp),
-        )?;
+        let (mut bird, wp, bp) = start_bird_receiver(&o.bird, &d.join("bird"), B, W)?;
         let conf = d.join("wasmbgp.toml");
         std::fs::write(
             &conf,
@@ -752,13 +744,7 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
 }
 
 fn main() {
-    let o = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("wasmbgp-bench-plugins: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = opts_or_exit("wasmbgp-bench-plugins", parse_opts());
     bench_main(
         "wasmbgp-bench-plugins",
         "wasmbgp plugin benchmark results",

@@ -80,30 +80,25 @@ fn parse_opts() -> Result<Opts> {
         export: true,
         import: true,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli_args();
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, n: &str| s.parse::<u64>().map_err(|e| format!("{n}: {e}"));
         match a.as_str() {
-            "--routes" => o.routes = num(val("--routes")?, "--routes")? as u32,
-            "--runs" => o.runs = num(val("--runs")?, "--runs")? as usize,
-            "--python-runs" => {
-                o.python_runs = num(val("--python-runs")?, "--python-runs")? as usize
-            }
+            "--routes" => o.routes = args.num("--routes")? as u32,
+            "--runs" => o.runs = args.num("--runs")? as usize,
+            "--python-runs" => o.python_runs = args.num("--python-runs")? as usize,
             "--no-python" => o.python_runs = 0,
             "--no-rust-bogon" => o.rust_bogon = false,
-            "--poll-ms" => o.poll = Duration::from_millis(num(val("--poll-ms")?, "--poll-ms")?),
-            "--timeout" => o.timeout = Duration::from_secs(num(val("--timeout")?, "--timeout")?),
+            "--poll-ms" => o.poll = Duration::from_millis(args.num("--poll-ms")?),
+            "--timeout" => o.timeout = Duration::from_secs(args.num("--timeout")?),
             "--python-timeout" => {
-                o.python_timeout =
-                    Duration::from_secs(num(val("--python-timeout")?, "--python-timeout")?)
+                o.python_timeout = Duration::from_secs(args.num("--python-timeout")?)
             }
             "--export-only" => o.import = false,
             "--import-only" => o.export = false,
-            "--wasmbgp" => o.wasmbgp = val("--wasmbgp")?.into(),
-            "--plugins-dir" => o.plugins_dir = val("--plugins-dir")?.into(),
-            "--bird" => o.bird = val("--bird")?,
-            "--results" => o.results = Some(val("--results")?.into()),
+            "--wasmbgp" => o.wasmbgp = args.val("--wasmbgp")?.into(),
+            "--plugins-dir" => o.plugins_dir = args.val("--plugins-dir")?.into(),
+            "--bird" => o.bird = args.val("--bird")?,
+            "--results" => o.results = Some(args.val("--results")?.into()),
             "--no-results" => o.results = None,
             "--keep" => o.keep = true,
             "-h" | "--help" => {
@@ -557,13 +552,7 @@ fn export_run(
     let n = o.routes as u64;
     let d = dir.join(format!("export-{}-{idx}", v.key));
     std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
-    let (wp, rp) = (free_port(ADDRS.w)?, free_port(ADDRS.rx)?);
-    let mut bird = Bird::start(
-        &o.bird,
-        &d.join("bird"),
-        "bird receiver",
-        &bird_receiver_conf(ADDRS.rx, rp, ADDRS.w, wp),
-    )?;
+    let (mut bird, wp, rp) = start_bird_receiver(&o.bird, &d.join("bird"), ADDRS.rx, ADDRS.w)?;
     let conf = d.join("wasmbgp.toml");
     std::fs::write(
         &conf,
@@ -1341,13 +1330,7 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
 }
 
 fn main() {
-    let o = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("wasmbgp-bench-policy: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = opts_or_exit("wasmbgp-bench-policy", parse_opts());
     if rustc_running() > 0 {
         eprintln!(
             "wasmbgp-bench-policy: warning: rustc is running on this machine; timings will be disturbed"

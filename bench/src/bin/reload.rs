@@ -106,34 +106,30 @@ fn parse_opts() -> Result<Opts> {
         results: Some(root.join("bench/results-reload.md")),
         perf: None,
         samples: None,
-        tree_at_start: tree_state(),
+        tree_at_start: tree_state(sh),
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = cli_args();
     while let Some(a) = args.next() {
-        let mut val = |name: &str| args.next().ok_or(format!("{name} needs a value"));
-        let num = |s: String, n: &str| s.parse::<u64>().map_err(|e| format!("{n}: {e}"));
         match a.as_str() {
-            "--wasmbgp" => o.wasmbgp = val("--wasmbgp")?.into(),
-            "--plugins-dir" => o.plugins_dir = val("--plugins-dir")?.into(),
-            "--bird" => o.bird = val("--bird")?,
-            "--runs" => o.runs = num(val("--runs")?, "--runs")? as usize,
-            "--swaps" => o.swaps = num(val("--swaps")?, "--swaps")? as usize,
-            "--gap-ms" => o.gap = Duration::from_millis(num(val("--gap-ms")?, "--gap-ms")?),
-            "--routes" => o.routes = num(val("--routes")?, "--routes")? as u32,
-            "--every" => o.every = num(val("--every")?, "--every")? as u32,
-            "--extra-neighbors" => {
-                o.extra_neighbors = num(val("--extra-neighbors")?, "--extra-neighbors")? as u32
-            }
+            "--wasmbgp" => o.wasmbgp = args.val("--wasmbgp")?.into(),
+            "--plugins-dir" => o.plugins_dir = args.val("--plugins-dir")?.into(),
+            "--bird" => o.bird = args.val("--bird")?,
+            "--runs" => o.runs = args.num("--runs")? as usize,
+            "--swaps" => o.swaps = args.num("--swaps")? as usize,
+            "--gap-ms" => o.gap = Duration::from_millis(args.num("--gap-ms")?),
+            "--routes" => o.routes = args.num("--routes")? as u32,
+            "--every" => o.every = args.num("--every")? as u32,
+            "--extra-neighbors" => o.extra_neighbors = args.num("--extra-neighbors")? as u32,
             "--no-python" => o.python = false,
             "--no-runtime" => o.runtime = false,
             "--no-daemon" => o.daemon = false,
             "--no-config" => o.config = false,
             "--only-config" => (o.runtime, o.daemon) = (false, false),
             "--no-sighup" => o.sighup = false,
-            "--results" => o.results = Some(val("--results")?.into()),
+            "--results" => o.results = Some(args.val("--results")?.into()),
             "--no-results" => o.results = None,
-            "--perf" => o.perf = Some(val("--perf")?.into()),
-            "--samples" => o.samples = Some(val("--samples")?.into()),
+            "--perf" => o.perf = Some(args.val("--perf")?.into()),
+            "--samples" => o.samples = Some(args.val("--samples")?.into()),
             "--keep" => o.keep = true,
             "-h" | "--help" => {
                 println!(
@@ -494,16 +490,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(o: &Opts, conf: &Path, cache: &Path, d: &Path) -> Result<Daemon> {
-        let mut cmd = Command::new(&o.wasmbgp);
-        cmd.arg("run")
-            .arg(conf)
-            .args(["--log-format", "json", "--cache-dir"])
-            .arg(cache)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut proc = Proc::spawn("wasmbgp", &mut cmd)?;
-        let log = follow_json_log(&mut proc, &d.join("wasmbgp.log"))?;
+        let (proc, _, log) = spawn_json_daemon(&o.wasmbgp, conf, cache, &d.join("wasmbgp.log"))?;
         Ok(Daemon {
             proc,
             log,
@@ -1201,13 +1188,7 @@ fn config_run(o: &Opts, dir: &Path, run: usize, perf: Option<&str>) -> Result<Co
     let ribs = 1 + o.extra_neighbors as u64;
     let routes = d.join("routes.txt");
     write_routes(o, &routes, false)?;
-    let (wp, rp) = (free_port(W)?, free_port(RX)?);
-    let mut bird = Bird::start(
-        &o.bird,
-        &d.join("bird"),
-        "bird receiver",
-        &bird_receiver_conf(RX, rp, W, wp),
-    )?;
+    let (mut bird, wp, rp) = start_bird_receiver(&o.bird, &d.join("bird"), RX, W)?;
     let conf = d.join("wasmbgp.toml");
     std::fs::write(&conf, config_conf(o, &d, wp, rp)).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
@@ -1366,29 +1347,9 @@ struct Results {
     config: Vec<ConfigRun>,
 }
 
-/// HEAD, and whether host/ or Cargo.lock have uncommitted changes.
-fn tree_state() -> (String, bool) {
-    let git = |args: &[&str]| {
-        sh(Command::new("git")
-            .args(["-C", env!("CARGO_MANIFEST_DIR")])
-            .args(args))
-    };
-    let rev = git(&["rev-parse", "--short", "HEAD"]);
-    let dirty = !git(&[
-        "status",
-        "--porcelain",
-        "--untracked-files=no",
-        "--",
-        "host",
-        "Cargo.lock",
-    ])
-    .is_empty();
-    (rev, dirty)
-}
-
 fn header(o: &Opts) -> String {
     let (rev0, dirty0) = o.tree_at_start.clone();
-    let (rev1, dirty1) = tree_state();
+    let (rev1, dirty1) = tree_state(sh);
     let state = |d: bool| {
         if d {
             "host/ with uncommitted changes"
@@ -1433,25 +1394,14 @@ fn header(o: &Opts) -> String {
     } else {
         bird
     };
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':').map(|x| x.1.trim().to_string()))
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model();
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     format!(
         "wasmbgp reload benchmark — HEAD {rev}{dirty}; wasmbgp built {built}, benchmark (runtime in process) built {bench_built}; \
          {bird}; {cpus} CPUs ({cpu}); {when}; load average at the end: {}\n\n",
-        load.split_whitespace()
-            .take(3)
-            .collect::<Vec<_>>()
-            .join(" "),
+        load_average(),
     )
 }
 
@@ -1501,6 +1451,127 @@ fn busy_cell(busy: &[(f64, bool)]) -> String {
     }
 }
 
+/// What the in-process and the daemon swap runs share, for the report.
+trait SwapRun {
+    /// Others' CPU share and whether a rustc/cargo ran.
+    fn machine(&self) -> (f64, bool);
+    fn warm(&self) -> &[f64];
+    fn note(&self) -> &str;
+}
+
+impl SwapRun for Swaps {
+    fn machine(&self) -> (f64, bool) {
+        (self.others, self.busy)
+    }
+    fn warm(&self) -> &[f64] {
+        &self.warm
+    }
+    fn note(&self) -> &str {
+        &self.note
+    }
+}
+
+impl SwapRun for DaemonSwaps {
+    fn machine(&self) -> (f64, bool) {
+        (self.others, self.busy)
+    }
+    fn warm(&self) -> &[f64] {
+        &self.warm
+    }
+    fn note(&self) -> &str {
+        &self.note
+    }
+}
+
+/// One plugin's swap-table figures.
+struct RowStats {
+    /// The machine during each run.
+    busy: Vec<(f64, bool)>,
+    /// Which runs the medians are taken over.
+    how: String,
+    /// Every run's main samples.
+    all: Vec<Vec<f64>>,
+    /// Median p50 / p99 / max of the main samples over the chosen runs.
+    m: [f64; 3],
+    /// The same of the second samples.
+    p: [f64; 3],
+    /// Each run's warm-up reloads, ms.
+    warm: String,
+}
+
+impl RowStats {
+    /// `p50 / **p99** / max ms (which runs)` of the main samples.
+    fn main_cell(&self) -> String {
+        let m = self.m;
+        format!(
+            "{} / **{}** / {} ms ({})",
+            f2(m[0]),
+            f2(m[1]),
+            f2(m[2]),
+            self.how
+        )
+    }
+
+    /// Each run's p99 of the main samples, busy runs marked `*`.
+    fn per_run(&self) -> String {
+        per_run_marked(&self.all, &self.busy)
+    }
+
+    /// Whether the median p99 meets `target_ms`.
+    fn met(&self, target_ms: f64) -> &'static str {
+        yes(self.m[1] <= target_ms)
+    }
+
+    fn machine(&self) -> String {
+        busy_cell(&self.busy)
+    }
+}
+
+fn row_stats<T: SwapRun>(
+    runs: &[T],
+    main: impl Fn(&T) -> &Vec<f64>,
+    second: impl Fn(&T) -> &Vec<f64>,
+) -> RowStats {
+    let busy: Vec<(f64, bool)> = runs.iter().map(|x| x.machine()).collect();
+    let (sel, how) = pick_runs(&busy);
+    let all: Vec<Vec<f64>> = runs.iter().map(|x| main(x).clone()).collect();
+    let sel_all: Vec<Vec<f64>> = sel.iter().map(|i| all[*i].clone()).collect();
+    let sel_second: Vec<Vec<f64>> = sel.iter().map(|i| second(&runs[*i]).clone()).collect();
+    let warm = runs
+        .iter()
+        .map(|x| {
+            x.warm()
+                .iter()
+                .map(|w| f2(*w))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    RowStats {
+        busy,
+        how,
+        m: med_q(&sel_all),
+        p: med_q(&sel_second),
+        all,
+        warm,
+    }
+}
+
+/// Each plugin's first-run note: `file: note; …`.
+fn run_notes<T: SwapRun>(rows: &[(Kind, Vec<T>)]) -> String {
+    rows.iter()
+        .map(|(k, runs)| {
+            format!(
+                "{}: {}",
+                k.file,
+                runs.first().map(|x| x.note()).unwrap_or("")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn report(o: &Opts, r: &Results) -> String {
     let mut s = header(o);
     if !r.runtime.is_empty() {
@@ -1510,36 +1581,18 @@ fn report(o: &Opts, r: &Results) -> String {
         );
         s += "| Plugin | p50 / p99 / max | p99 per run (* busy) | target p99 | met | `reload()` call alone, p50 / p99 | warm-up: first reload of B, of A | machine |\n|---|---|---|---|---|---|---|---|\n";
         for (k, runs) in &r.runtime {
-            let busy: Vec<(f64, bool)> = runs.iter().map(|x| (x.others, x.busy)).collect();
-            let (sel, how) = pick_runs(&busy);
-            let tot: Vec<Vec<f64>> = runs.iter().map(|x| x.total.clone()).collect();
-            let sel_tot: Vec<Vec<f64>> = sel.iter().map(|i| tot[*i].clone()).collect();
-            let prep: Vec<Vec<f64>> = sel.iter().map(|i| runs[*i].prepare.clone()).collect();
-            let m = med_q(&sel_tot);
-            let p = med_q(&prep);
-            let warm = runs
-                .iter()
-                .map(|x| {
-                    x.warm
-                        .iter()
-                        .map(|w| f2(*w))
-                        .collect::<Vec<_>>()
-                        .join(" / ")
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
+            let st = row_stats(runs, |x| &x.total, |x| &x.prepare);
             s += &format!(
-                "| {} | {} / **{}** / {} ms ({how}) | {} ms | {} ms | {} | {} / {} ms | {warm} ms | {} |\n",
+                "| {} | {} | {} ms | {} ms | {} | {} / {} ms | {} ms | {} |\n",
                 k.label,
-                f2(m[0]),
-                f2(m[1]),
-                f2(m[2]),
-                per_run_marked(&tot, &busy),
+                st.main_cell(),
+                st.per_run(),
                 k.target_ms,
-                yes(m[1] <= k.target_ms),
-                f2(p[0]),
-                f2(p[1]),
-                busy_cell(&busy),
+                st.met(k.target_ms),
+                f2(st.p[0]),
+                f2(st.p[1]),
+                st.warm,
+                st.machine(),
             );
         }
         s += &format!(
@@ -1551,15 +1604,7 @@ fn report(o: &Opts, r: &Results) -> String {
              {} ms between swaps (the driver checks right after a reload: a TCP connect to a local listener), \
              interval otherwise 1 h; each run's checks: {}.\n\n",
             o.gap.as_millis(),
-            r.runtime
-                .iter()
-                .map(|(k, runs)| format!(
-                    "{}: {}",
-                    k.file,
-                    runs.first().map(|x| x.note.as_str()).unwrap_or("")
-                ))
-                .collect::<Vec<_>>()
-                .join("; ")
+            run_notes(&r.runtime)
         );
     }
     if !r.daemon.is_empty() {
@@ -1575,37 +1620,19 @@ fn report(o: &Opts, r: &Results) -> String {
         );
         s += "| Plugin | control socket: command → answer, p50 / p99 / max | p99 per run (* busy) | `wasmbgp ctl` process (spawn → exit), p50 / p99 / max | target p99 | met (socket) | warm-up | machine |\n|---|---|---|---|---|---|---|---|\n";
         for (k, runs) in &r.daemon {
-            let busy: Vec<(f64, bool)> = runs.iter().map(|x| (x.others, x.busy)).collect();
-            let (sel, how) = pick_runs(&busy);
-            let sock: Vec<Vec<f64>> = runs.iter().map(|x| x.socket.clone()).collect();
-            let sel_sock: Vec<Vec<f64>> = sel.iter().map(|i| sock[*i].clone()).collect();
-            let proc_: Vec<Vec<f64>> = sel.iter().map(|i| runs[*i].process.clone()).collect();
-            let m = med_q(&sel_sock);
-            let p = med_q(&proc_);
-            let warm = runs
-                .iter()
-                .map(|x| {
-                    x.warm
-                        .iter()
-                        .map(|w| f2(*w))
-                        .collect::<Vec<_>>()
-                        .join(" / ")
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
+            let st = row_stats(runs, |x| &x.socket, |x| &x.process);
             s += &format!(
-                "| {} | {} / **{}** / {} ms ({how}) | {} ms | {} / {} / {} ms | {} ms | {} | {warm} ms | {} |\n",
+                "| {} | {} | {} ms | {} / {} / {} ms | {} ms | {} | {} ms | {} |\n",
                 k.label,
-                f2(m[0]),
-                f2(m[1]),
-                f2(m[2]),
-                per_run_marked(&sock, &busy),
-                f2(p[0]),
-                f2(p[1]),
-                f2(p[2]),
+                st.main_cell(),
+                st.per_run(),
+                f2(st.p[0]),
+                f2(st.p[1]),
+                f2(st.p[2]),
                 k.target_ms,
-                yes(m[1] <= k.target_ms),
-                busy_cell(&busy),
+                st.met(k.target_ms),
+                st.warm,
+                st.machine(),
             );
         }
         s += &format!(
@@ -1614,15 +1641,7 @@ fn report(o: &Opts, r: &Results) -> String {
              into the daemon's disk cache by `wasmbgp check` beforehand; warm-up = one swap to B and back to A \
              (disk → memory cache). {} ms between commands. Per run: {}.\n\n",
             o.gap.as_millis(),
-            r.daemon
-                .iter()
-                .map(|(k, runs)| format!(
-                    "{}: {}",
-                    k.file,
-                    runs.first().map(|x| x.note.as_str()).unwrap_or("")
-                ))
-                .collect::<Vec<_>>()
-                .join("; ")
+            run_notes(&r.daemon)
         );
     }
     if o.config {
@@ -1876,13 +1895,7 @@ fn run(o: &Opts, dir: &Path) -> Result<String> {
 }
 
 fn main() {
-    let o = match parse_opts() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("wasmbgp-bench-reload: {e}");
-            std::process::exit(2);
-        }
-    };
+    let o = opts_or_exit("wasmbgp-bench-reload", parse_opts());
     bench_main(
         "wasmbgp-bench-reload",
         "wasmbgp reload benchmark results",
