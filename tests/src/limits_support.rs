@@ -16,7 +16,7 @@
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -28,7 +28,7 @@ use crate::policy_support::{metric_value, tail};
 use crate::process::Daemon;
 use crate::wait::DEFAULT_TIMEOUT;
 use crate::wasmbgp::{
-    Config, Launch, answers, binary, ctl, ctl_json, spawn_checked_with, toml_str, wait_started,
+    Config, Launch, ctl, ctl_batch, ctl_json, spawn_checked_with, toml_str, wait_socket,
 };
 
 /// wasmbgp's AS in these tests.
@@ -429,15 +429,7 @@ impl LimitSpeaker {
             ..Launch::default()
         };
         let (_, mut daemon) = spawn_checked_with(dir, text, &[], &launch)?;
-        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
-            Ok(answers(&socket))
-        })
-        .with_context(|| {
-            format!(
-                "wasmbgp did not start; log:\n{}",
-                crate::wasmbgp::read_log(dir)
-            )
-        })?;
+        wait_socket(&mut daemon, dir, &socket)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             socket,
@@ -454,38 +446,7 @@ impl LimitSpeaker {
     /// from a thread while the answers are read); the answer lines (one per command,
     /// or an error) and the exit status.
     pub fn ctl_batch(&self, commands: &[String]) -> Result<(Vec<String>, ExitStatus)> {
-        use std::io::Write as _;
-        let mut child = Command::new(binary()?)
-            .arg("ctl")
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot run wasmbgp ctl -")?;
-        let mut stdin = child.stdin.take().context("no stdin for wasmbgp ctl -")?;
-        let input: String = commands.iter().map(|c| format!("{c}\n")).collect();
-        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-        let output: Output = child.wait_with_output().context("wasmbgp ctl -")?;
-        writer
-            .join()
-            .map_err(|_| anyhow::anyhow!("the stdin writer panicked"))?
-            .context("writing to wasmbgp ctl -")?;
-        let answers: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        ensure!(
-            answers.len() == commands.len(),
-            "wasmbgp ctl - ({}) gave {} answers to {} commands; stderr: {}",
-            output.status,
-            answers.len(),
-            commands.len(),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok((answers, output.status))
+        ctl_batch(&self.socket, commands)
     }
 
     /// `show neighbors --json`, entry `address`.

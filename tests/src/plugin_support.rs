@@ -23,8 +23,7 @@ use crate::peers::bird;
 use crate::process::{Daemon, Worker};
 use crate::wait::{DEFAULT_TIMEOUT, bind_retrying, wait_until};
 use crate::wasmbgp::{
-    Config, NeighborConfig, RouteFile, answers, binary, ctl, ctl_json, read_log, spawn_checked,
-    wait_started,
+    Config, NeighborConfig, RouteFile, binary, ctl, ctl_json, read_log, spawn_checked, wait_socket,
 };
 use crate::{run_command, workspace_root};
 
@@ -660,10 +659,7 @@ impl PluginSpeaker {
     ) -> Result<Self> {
         let socket = Self::socket_in(dir);
         let (config_path, mut daemon) = spawn_checked(dir, text, route_files, log_level)?;
-        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
-            Ok(answers(&socket))
-        })
-        .with_context(|| format!("wasmbgp did not start; log:\n{}", read_log(dir)))?;
+        wait_socket(&mut daemon, dir, &socket)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             socket,

@@ -491,6 +491,64 @@ pub fn answers(socket: &Path) -> bool {
     socket.exists() && ctl(socket, &["show", "neighbors", "--json"]).is_ok()
 }
 
+/// [`wait_started`] until the `wasmbgp run` of `dir` just started as `daemon` answers
+/// on its control socket `socket`; on failure, with its log so far.
+pub fn wait_socket(daemon: &mut Daemon, dir: &Path, socket: &Path) -> Result<()> {
+    wait_started(daemon, "wasmbgp control socket to answer", || {
+        Ok(answers(socket))
+    })
+    .with_context(|| format!("wasmbgp did not start; log:\n{}", read_log(dir)))
+}
+
+/// `wasmbgp ctl --socket SOCKET -` with `commands` on stdin (one per line, written from
+/// a thread while the answers are read): the answer lines (`ok` or `error: ...`), which
+/// must be one per command, and the exit status (a failed command may make it
+/// non-zero).
+pub fn ctl_batch<S: AsRef<str>>(
+    socket: &Path,
+    commands: &[S],
+) -> Result<(Vec<String>, ExitStatus)> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(binary()?)
+        .arg("ctl")
+        .arg("--socket")
+        .arg(socket)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run wasmbgp ctl -")?;
+    let mut stdin = child.stdin.take().context("no stdin for wasmbgp ctl -")?;
+    let input: String = commands
+        .iter()
+        .map(|c| format!("{}\n", c.as_ref()))
+        .collect();
+    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+    let output = child
+        .wait_with_output()
+        .context("cannot wait for wasmbgp ctl -")?;
+    writer
+        .join()
+        .map_err(|_| anyhow!("the stdin writer panicked"))?
+        .context("cannot write to wasmbgp ctl -")?;
+    let answers: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    if answers.len() != commands.len() {
+        bail!(
+            "wasmbgp ctl - ({}) gave {} answers to {} commands: {answers:?}; stderr: {}",
+            output.status,
+            answers.len(),
+            commands.len(),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok((answers, output.status))
+}
+
 /// `wasmbgp ctl --socket SOCKET ARGS...`, which must exit 0; its stdout.
 pub fn ctl(socket: &Path, args: &[&str]) -> Result<String> {
     run_command(
@@ -549,15 +607,7 @@ impl WasmBgp {
         let socket = dir.join("wasmbgp.sock");
         let (_, mut daemon) =
             spawn_checked(dir, &config.render(&socket), &config.route_files, "info")?;
-        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
-            Ok(answers(&socket))
-        })
-        .with_context(|| {
-            format!(
-                "wasmbgp did not start; log:\n{}",
-                crate::peers::read_optional(&dir.join("wasmbgp.log")).unwrap_or_default()
-            )
-        })?;
+        wait_socket(&mut daemon, dir, &socket)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             socket,
@@ -575,10 +625,7 @@ impl WasmBgp {
     ) -> Result<Self> {
         let socket = Self::socket_in(dir);
         let (_, mut daemon) = spawn_checked_with(dir, text, route_files, launch)?;
-        wait_started(&mut daemon, "wasmbgp control socket to answer", || {
-            Ok(answers(&socket))
-        })
-        .with_context(|| format!("wasmbgp did not start; log:\n{}", read_log(dir)))?;
+        wait_socket(&mut daemon, dir, &socket)?;
         Ok(Self {
             dir: dir.to_path_buf(),
             socket,
@@ -607,43 +654,9 @@ impl WasmBgp {
     }
 
     /// Runs `wasmbgp ctl --socket SOCK -` with `commands` on stdin (one per
-    /// line) and returns the answer lines (`ok` or `error: ...`).
+    /// line) and returns the answer lines (`ok` or `error: ...`), one per command.
     pub fn ctl_batch(&self, commands: &[&str]) -> Result<Vec<String>> {
-        use std::io::Write as _;
-        use std::process::Stdio;
-        let mut child = Command::new(binary()?)
-            .arg("ctl")
-            .arg("--socket")
-            .arg(&self.socket)
-            .arg("-")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot run wasmbgp ctl -")?;
-        let mut stdin = child.stdin.take().context("no stdin for wasmbgp ctl -")?;
-        for command in commands {
-            writeln!(stdin, "{command}").context("cannot write to wasmbgp ctl -")?;
-        }
-        drop(stdin);
-        let output = child
-            .wait_with_output()
-            .context("cannot wait for wasmbgp ctl -")?;
-        let answers: Vec<String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect();
-        // A failed command may make the exit status non-zero; the answers
-        // are what matters, as long as there is one per command.
-        if answers.len() != commands.len() {
-            bail!(
-                "wasmbgp ctl - ({}) answered {answers:?} to {} commands; stderr: {}",
-                output.status,
-                commands.len(),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        Ok(answers)
+        Ok(ctl_batch(&self.socket, commands)?.0)
     }
 
     /// Runs a ctl command given as one string (split on whitespace).

@@ -50,3 +50,14 @@ impl Drop for WorkDir {
         }
     }
 }
+
+/// Runs `body` in a fresh [`WorkDir`] for test `test`; an error fails the test with the
+/// directory kept (configs and daemon logs). Prints how long it took.
+pub fn run_in_workdir(test: &str, body: impl FnOnce(&WorkDir) -> Result<()>) {
+    let started = std::time::Instant::now();
+    let work = WorkDir::new(test).expect("work directory");
+    match body(&work) {
+        Ok(()) => crate::step(test, format!("passed in {:.1?}", started.elapsed())),
+        Err(e) => panic!("[{test}] failed after {:.1?}: {e:#}", started.elapsed()),
+    }
+}

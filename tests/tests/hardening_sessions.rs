@@ -64,7 +64,7 @@ use wasmbgp_e2e::process::Daemon;
 use wasmbgp_e2e::reload_support::wait_strict;
 use wasmbgp_e2e::step;
 use wasmbgp_e2e::wasmbgp::{Config, Launch, NeighborConfig, RouteAttrs, WasmBgp};
-use wasmbgp_e2e::workdir::WorkDir;
+use wasmbgp_e2e::workdir::{WorkDir, run_in_workdir as run};
 
 const WASMBGP_AS: u32 = 65001;
 const BIRD_AS: u32 = 65200;
@@ -487,23 +487,26 @@ fn md5_wasmbgp_config(site: &Md5Site, sessions: &[Md5Session]) -> Config {
     }
 }
 
+/// Waits until each of `bird`'s protocols `names` holds wasmbgp's one route (`who`
+/// names that BIRD in the wait's description, such as `BIRD's`).
+fn wait_routes(bird: &HardBird, who: &str, names: &[&str]) -> Result<()> {
+    for name in names {
+        wait_strict(
+            &format!("wasmbgp's route at {who} {name}"),
+            POLL,
+            UP,
+            || Ok(bird.count(name)? == 1),
+        )?;
+    }
+    Ok(())
+}
+
 /// Fails if any key appears in `text` (said as `what`).
 fn no_key(what: &str, text: &str) -> Result<()> {
     for key in KEYS {
         ensure!(!text.contains(key), "{what} shows a TCP-MD5 key");
     }
     Ok(())
-}
-
-/// Runs `body` in a fresh [`WorkDir`]; an error fails the test with the directory kept
-/// (configs and daemon logs).
-fn run(test: &str, body: impl FnOnce(&WorkDir) -> Result<()>) {
-    let started = Instant::now();
-    let work = WorkDir::new(test).expect("work directory");
-    match body(&work) {
-        Ok(()) => step(test, format!("passed in {:.1?}", started.elapsed())),
-        Err(e) => panic!("[{test}] failed after {:.1?}: {e:#}", started.elapsed()),
-    }
 }
 
 fn run_md5(site: &Md5Site, work: &WorkDir) -> Result<()> {
@@ -554,14 +557,7 @@ fn run_md5(site: &Md5Site, work: &WorkDir) -> Result<()> {
         "the right keys (file with and without a newline, environment) Established at both ends",
         UP,
     )?;
-    for name in good {
-        wait_strict(
-            &format!("wasmbgp's route at BIRD's {name}"),
-            POLL,
-            UP,
-            || Ok(bird.count(name)? == 1),
-        )?;
-    }
+    wait_routes(&bird, "BIRD's", &good)?;
 
     step(test, "the wrong keys: watching for 10 s");
     watch_refused(test, &[(&bird, &bad)], &wasmbgp, REFUSED)?;
@@ -1132,14 +1128,7 @@ fn gtsm(work: &WorkDir) -> Result<()> {
         "two hops with ttl-security = 2 Established",
         UP,
     )?;
-    for name in names {
-        wait_strict(
-            &format!("wasmbgp's route at BIRD c's {name}"),
-            POLL,
-            UP,
-            || Ok(bird_c.count(name)? == 1),
-        )?;
-    }
+    wait_routes(&bird_c, "BIRD c's", &names)?;
     let b_after = bird_b.lines()?;
     let counts_after = wasmbgp_states(&wasmbgp)?;
     for p in &b_gtsm {
