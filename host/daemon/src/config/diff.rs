@@ -127,14 +127,19 @@ pub fn plan(
             refused.push(Diagnostic {
                 line,
                 col,
-                message: format!("{key} cannot change while wasmbgp runs: restart it to apply this"),
+                message: format!(
+                    "{key} cannot change while wasmbgp runs: restart it to apply this"
+                ),
             });
         }
     };
     refuse("router-id", globals.router_id != running.router_id);
     refuse("local-as", globals.local_as != running.local_as);
     refuse("listen", globals.listen != running.listen);
-    refuse("graceful-restart", globals.graceful_restart != running.graceful_restart);
+    refuse(
+        "graceful-restart",
+        globals.graceful_restart != running.graceful_restart,
+    );
     refuse("control", globals.control != running.control);
     refuse("metrics", globals.metrics != running.metrics);
     if !refused.is_empty() {
@@ -223,7 +228,11 @@ fn locate_key(text: &str, key: &str) -> (usize, usize) {
         let trimmed = line.trim_start();
         let col = line.len() - trimmed.len() + 1;
         if trimmed.starts_with('[') {
-            if trimmed.trim_start_matches('[').trim_start().starts_with(key) {
+            if trimmed
+                .trim_start_matches('[')
+                .trim_start()
+                .starts_with(key)
+            {
                 return (i + 1, col);
             }
             continue;
@@ -339,7 +348,10 @@ med = 100
         let d = plan_of(&format!("graceful-restart = 60\n{BASE}"), &new)
             .unwrap_err()
             .to_string();
-        assert!(d.contains("test.toml:1:1: graceful-restart cannot change"), "{d}");
+        assert!(
+            d.contains("test.toml:1:1: graceful-restart cannot change"),
+            "{d}"
+        );
     }
 
     #[test]
@@ -354,9 +366,8 @@ med = 100
                 "[[plugin]]\nname = \"{name}\"\nworld = \"healthcheck\"\ncomponent = \"{component}\"\n{extra}"
             )
         };
-        let route = |med: u32| {
-            format!("[[plugin.route]]\nprefix = \"100.10.0.100/32\"\nmed = {med}\n")
-        };
+        let route =
+            |med: u32| format!("[[plugin.route]]\nprefix = \"100.10.0.100/32\"\nmed = {med}\n");
         let old = format!(
             "{BASE}{}{}{}{}",
             block("same", "a.wasm", &route(10)),

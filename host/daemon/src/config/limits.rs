@@ -213,7 +213,10 @@ pub(super) fn parse_md5(r: &mut TableReader, base: &Path, sink: &mut Sink) -> Op
                     (format!("file {}", full.display()), bytes, span)
                 }
                 Err(e) => {
-                    sink.error(span, format!("cannot read md5-password-file {}: {e}", full.display()));
+                    sink.error(
+                        span,
+                        format!("cannot read md5-password-file {}: {e}", full.display()),
+                    );
                     return None;
                 }
             }

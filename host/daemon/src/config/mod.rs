@@ -823,19 +823,28 @@ next-hop = "2001:db8::1"
         assert_eq!(c.shutdown_message.as_deref(), Some("maintenance"));
         // A cap below the static routes, a missing key file, an unknown family.
         let bad = text
-            .replace("max-advertise = 5", "max-advertise = { ipv4-unicast = 0, ipv9 = 3 }")
+            .replace(
+                "max-advertise = 5",
+                "max-advertise = { ipv4-unicast = 0, ipv9 = 3 }",
+            )
             .replace("\"key\"", "\"nokey\"");
-        let d = Config::parse(&bad, &dir.join("c.toml")).unwrap_err().to_string();
+        let d = Config::parse(&bad, &dir.join("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(d.contains("max-advertise must be between 1"), "{d}");
         assert!(d.contains("max-advertise: unknown family \"ipv9\""), "{d}");
         assert!(d.contains("cannot read md5-password-file"), "{d}");
         let over = text.replace("max-advertise = 5", "max-advertise = { ipv4-unicast = 0 }");
         assert!(Config::parse(&over, &dir.join("c.toml")).is_err());
-        let capped = text.replace(
-            "[[route]]",
-            "[[route]]\nprefix = \"100.20.0.0/24\"\n[[route]]",
-        ).replace("max-advertise = 5", "max-advertise = 1");
-        let d = Config::parse(&capped, &dir.join("c.toml")).unwrap_err().to_string();
+        let capped = text
+            .replace(
+                "[[route]]",
+                "[[route]]\nprefix = \"100.20.0.0/24\"\n[[route]]",
+            )
+            .replace("max-advertise = 5", "max-advertise = 1");
+        let d = Config::parse(&capped, &dir.join("c.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(d.contains("more than its max-advertise 1"), "{d}");
         std::fs::remove_dir_all(dir).ok();
     }

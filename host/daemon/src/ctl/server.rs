@@ -146,7 +146,10 @@ async fn run_batch(
     replies
 }
 
-async fn execute(batch: Vec<Result<command::Command, String>>, speaker: &SpeakerHandle) -> Vec<Reply> {
+async fn execute(
+    batch: Vec<Result<command::Command, String>>,
+    speaker: &SpeakerHandle,
+) -> Vec<Reply> {
     let count = batch.len();
     match speaker.execute(batch).await {
         Some(r) => r,

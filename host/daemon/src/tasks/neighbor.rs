@@ -434,8 +434,10 @@ impl Neighbor {
                     ""
                 };
                 debug!(neighbor = %self.label, error = %e, "connect failed{hint}");
-                self.session
-                    .handle(Instant::now(), Event::TcpFailed(format!("connect: {e}{hint}")))
+                self.session.handle(
+                    Instant::now(),
+                    Event::TcpFailed(format!("connect: {e}{hint}")),
+                )
             }
         };
         self.execute(actions);
@@ -603,16 +605,15 @@ impl Neighbor {
                     let timeout = Duration::from_secs(5);
                     self.abandon_connect();
                     self.connect_started = Some(Instant::now());
-                    self.connecting =
-                        Some(tokio::spawn(connection::connect(
-                            remote,
-                            local,
-                            connection::Protection {
-                                md5: self.config.md5.clone(),
-                                ttl_security: self.config.ttl_security,
-                            },
-                            timeout,
-                        )));
+                    self.connecting = Some(tokio::spawn(connection::connect(
+                        remote,
+                        local,
+                        connection::Protection {
+                            md5: self.config.md5.clone(),
+                            ttl_security: self.config.ttl_security,
+                        },
+                        timeout,
+                    )));
                 }
                 Action::Send(msg) => {
                     let ctx = self
@@ -636,9 +637,10 @@ impl Neighbor {
                 Action::Established(neg) => self.on_established(neg),
                 Action::Down(reason) => {
                     warn!(neighbor = %self.label, %reason, "session down");
-                    let _ = self.shared.events.send(NeighborEvent::Down {
-                        neighbor: self.id,
-                    });
+                    let _ = self
+                        .shared
+                        .events
+                        .send(NeighborEvent::Down { neighbor: self.id });
                     self.established_at = None;
                     self.families.clear();
                     self.shared.metrics.session_state(
@@ -724,7 +726,9 @@ impl Neighbor {
     /// starts a new one after `restart`, or leaves it down.
     fn cease(&mut self, notification: Notification, restart: Option<Duration>) {
         warn!(neighbor = %self.label, notification = %notification.describe(), restart_in = ?restart, "ending the session");
-        let actions = self.session.handle(Instant::now(), Event::Stop(notification));
+        let actions = self
+            .session
+            .handle(Instant::now(), Event::Stop(notification));
         self.execute(actions);
         if let Some(delay) = restart {
             self.start_waiting = true;
@@ -739,7 +743,10 @@ impl Neighbor {
             return;
         };
         c.abort();
-        let waited = self.connect_started.map(|t| t.elapsed()).unwrap_or_default();
+        let waited = self
+            .connect_started
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
         let error = format!(
             "connect: no answer in {:.1}s{}",
             waited.as_secs_f64(),

@@ -46,7 +46,10 @@ impl StopRequest {
     /// Waits for a request; returns its message.
     pub async fn requested(&self) -> Option<String> {
         self.wanted.notified().await;
-        self.message.lock().unwrap_or_else(|p| p.into_inner()).take()
+        self.message
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
 
@@ -117,10 +120,8 @@ impl Reloads {
         };
         summary.errors.extend(errors);
         summary.ms = started.elapsed().as_secs_f64() * 1e3;
-        self.metrics.config_reload(
-            summary.errors.is_empty(),
-            Some(started.elapsed()),
-        );
+        self.metrics
+            .config_reload(summary.errors.is_empty(), Some(started.elapsed()));
         log_summary(&summary);
         if !summary.errors.is_empty() {
             return Reply::err(summary.to_text());

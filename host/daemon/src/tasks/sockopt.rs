@@ -181,8 +181,8 @@ mod tests {
         let plain = std::net::TcpStream::connect(addr).unwrap();
         let (a, _) = l.accept().unwrap();
         assert_eq!(syn_ttl(&a).unwrap(), Some(64));
-        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .unwrap();
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         // Only the TTL: a minimum TTL here would drop the listener's SYN-ACK (TTL 64).
         socket.set_ttl_v4(255).unwrap();
         socket.connect(&addr.into()).unwrap();

@@ -237,13 +237,7 @@ impl Speaker {
         ribs.set_recording(wanted.received_pre, wanted.received_post);
         self.metrics
             .max_prefixes(&config.address.to_string(), &limits_of(&config));
-        let handle = neighbor::spawn(
-            config,
-            id,
-            self.shared.clone(),
-            predecessor,
-            &self.critical,
-        );
+        let handle = neighbor::spawn(config, id, self.shared.clone(), predecessor, &self.critical);
         self.inbound.insert(
             handle.config.address,
             handle.tx.clone(),
@@ -336,7 +330,10 @@ impl Speaker {
                     let mut waits = Vec::new();
                     for n in &self.neighbors {
                         let (tx, rx) = oneshot::channel();
-                        if n.tx.send(NeighborMsg::Shutdown(notification.clone(), tx)).is_ok() {
+                        if n.tx
+                            .send(NeighborMsg::Shutdown(notification.clone(), tx))
+                            .is_ok()
+                        {
                             waits.push(rx);
                         }
                     }
@@ -372,9 +369,7 @@ impl Speaker {
                     Command::Reload { .. }
                     | Command::PluginReload { .. }
                     | Command::Shutdown { .. },
-                ) => {
-                    Reply::err("reloads are carried out by the control server")
-                }
+                ) => Reply::err("reloads are carried out by the control server"),
                 Ok(Command::PolicyReevaluate(name)) => {
                     self.publish(None).await;
                     match self.plugin(&name) {
@@ -1151,7 +1146,11 @@ impl Speaker {
         };
         // 1. Plugins removed: stopped, their routes withdrawn.
         for name in &plan.plugins_removed {
-            if let Some(pos) = self.plugins.iter().position(|p| &p.config.spec.name == name) {
+            if let Some(pos) = self
+                .plugins
+                .iter()
+                .position(|p| &p.config.spec.name == name)
+            {
                 let slot = self.plugins.remove(pos);
                 for ribs in &mut self.ribs {
                     ribs.originated.withdraw_source(slot.source);
@@ -1178,7 +1177,11 @@ impl Speaker {
         let mut exporters_changed = false;
         for config in &plan.plugins {
             let name = &config.spec.name;
-            match self.plugins.iter().position(|p| &p.config.spec.name == name) {
+            match self
+                .plugins
+                .iter()
+                .position(|p| &p.config.spec.name == name)
+            {
                 None => match plugins::start(
                     &self.runtime,
                     vec![config.clone()],
@@ -1221,7 +1224,11 @@ impl Speaker {
         let mut reevaluate = Vec::new();
         for config in &plan.neighbors {
             let address = config.address;
-            match self.neighbors.iter().position(|n| n.config.address == address) {
+            match self
+                .neighbors
+                .iter()
+                .position(|n| n.config.address == address)
+            {
                 Some(i) => {
                     if self.neighbors[i].config == *config {
                         continue;
