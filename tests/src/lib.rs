@@ -18,6 +18,7 @@
 
 pub mod check;
 pub mod exporter_support;
+pub mod graceful_support;
 pub mod limits_support;
 pub mod netns;
 pub mod peers;

@@ -254,6 +254,17 @@ pub fn start_daemon(dir: &Path, conf: &str) -> Result<Daemon> {
 /// [`start_daemon`], with `prefix` (such as `ip netns exec NS`, see
 /// [`crate::netns::Netns::prefix`]) before `bird -f ...`.
 pub fn start_daemon_with(dir: &Path, conf: &str, prefix: &[String]) -> Result<Daemon> {
+    start_daemon_args(dir, conf, prefix, &[])
+}
+
+/// [`start_daemon_with`], with `args` added to BIRD's own (such as `-R`, graceful
+/// restart recovery).
+pub fn start_daemon_args(
+    dir: &Path,
+    conf: &str,
+    prefix: &[String],
+    args: &[&str],
+) -> Result<Daemon> {
     let conf_path = dir.join("bird.conf");
     std::fs::write(&conf_path, conf)
         .with_context(|| format!("cannot write {}", conf_path.display()))?;
@@ -268,6 +279,7 @@ pub fn start_daemon_with(dir: &Path, conf: &str, prefix: &[String]) -> Result<Da
         None => Command::new("bird"),
     };
     cmd.arg("-f")
+        .args(args)
         .arg("-c")
         .arg(&conf_path)
         .arg("-s")

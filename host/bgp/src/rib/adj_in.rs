@@ -1,4 +1,4 @@
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::packet::attributes::PathAttributes;
@@ -47,6 +47,10 @@ pub struct AdjRibIn {
     v6: HashMap<Ipv6Prefix, RouteIn, foldhash::fast::RandomState>,
     /// Routes whose `accepted` is `Some`.
     accepted: usize,
+    /// Routes kept from a session that ended gracefully (RFC 4724), until the peer
+    /// sends them again or they are swept. Empty (no allocation) the rest of the time.
+    stale_v4: HashSet<Ipv4Prefix, foldhash::fast::RandomState>,
+    stale_v6: HashSet<Ipv6Prefix, foldhash::fast::RandomState>,
 }
 
 impl AdjRibIn {
@@ -143,7 +147,88 @@ impl AdjRibIn {
             (Prefix::V6(p), None) => self.v6.remove(&p),
         };
         self.accepted -= old.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
+        // Received again (or withdrawn): no longer stale.
+        match prefix {
+            Prefix::V4(p) if !self.stale_v4.is_empty() => {
+                self.stale_v4.remove(&p);
+            }
+            Prefix::V6(p) if !self.stale_v6.is_empty() => {
+                self.stale_v6.remove(&p);
+            }
+            _ => {}
+        }
         old.is_some()
+    }
+
+    /// Marks every route of a unicast family stale (its session ended gracefully);
+    /// returns how many.
+    pub fn mark_stale(&mut self, family: Family) -> usize {
+        match family {
+            Family::IPV4_UNICAST => {
+                self.stale_v4.extend(self.v4.keys().copied());
+                self.stale_v4.len()
+            }
+            Family::IPV6_UNICAST => {
+                self.stale_v6.extend(self.v6.keys().copied());
+                self.stale_v6.len()
+            }
+            _ => 0,
+        }
+    }
+
+    /// Removes the routes of a family still stale; returns them, for the withdrawals
+    /// they mean.
+    pub fn sweep_stale(&mut self, family: Family) -> Vec<(Prefix, RouteIn)> {
+        let mut gone = Vec::new();
+        match family {
+            Family::IPV4_UNICAST => {
+                for p in std::mem::take(&mut self.stale_v4) {
+                    if let Some(r) = self.v4.remove(&p) {
+                        gone.push((Prefix::V4(p), r));
+                    }
+                }
+            }
+            Family::IPV6_UNICAST => {
+                for p in std::mem::take(&mut self.stale_v6) {
+                    if let Some(r) = self.v6.remove(&p) {
+                        gone.push((Prefix::V6(p), r));
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.accepted -= gone.iter().filter(|(_, r)| r.accepted.is_some()).count();
+        gone
+    }
+
+    /// Removes every route of a unicast family; returns them.
+    pub fn clear_family(&mut self, family: Family) -> Vec<(Prefix, RouteIn)> {
+        let gone: Vec<(Prefix, RouteIn)> = match family {
+            Family::IPV4_UNICAST => {
+                self.stale_v4.clear();
+                self.v4.drain().map(|(p, r)| (Prefix::V4(p), r)).collect()
+            }
+            Family::IPV6_UNICAST => {
+                self.stale_v6.clear();
+                self.v6.drain().map(|(p, r)| (Prefix::V6(p), r)).collect()
+            }
+            _ => Vec::new(),
+        };
+        self.accepted -= gone.iter().filter(|(_, r)| r.accepted.is_some()).count();
+        gone
+    }
+
+    /// Whether the route for `prefix` is stale.
+    pub fn is_stale(&self, prefix: &Prefix) -> bool {
+        match prefix {
+            Prefix::V4(p) => self.stale_v4.contains(p),
+            Prefix::V6(p) => self.stale_v6.contains(p),
+        }
+    }
+
+    /// Number of stale routes.
+    pub fn stale_len(&self) -> usize {
+        self.stale_v4.len() + self.stale_v6.len()
     }
 
     /// The route for `prefix`, if any.
@@ -175,6 +260,8 @@ impl AdjRibIn {
     pub fn clear(&mut self) {
         self.v4.clear();
         self.v6.clear();
+        self.stale_v4.clear();
+        self.stale_v6.clear();
         self.accepted = 0;
     }
 
@@ -328,5 +415,35 @@ mod tests {
         assert_eq!(accepted, vec![first]);
         assert!(rib.set(first, None));
         assert_eq!((rib.len(), rib.accepted_len()), (1, 0));
+    }
+
+    #[test]
+    fn stale_routes_until_received_again_or_swept() {
+        let mut rib = AdjRibIn::new();
+        let attrs = Arc::new(PathAttributes::default());
+        let route = |a: &Arc<PathAttributes>| Some((a.clone(), Some(a.clone())));
+        let p = |s: &str| -> Prefix { s.parse().unwrap() };
+        for s in ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/24", "2001:db8::/64"] {
+            rib.set(p(s), route(&attrs));
+        }
+        assert_eq!(rib.mark_stale(Family::IPV4_UNICAST), 3);
+        assert_eq!(rib.stale_len(), 3);
+        assert!(rib.is_stale(&p("10.0.0.0/24")) && !rib.is_stale(&p("2001:db8::/64")));
+        // Received again: fresh. Withdrawn: gone, and not swept twice.
+        rib.set(p("10.0.0.0/24"), route(&attrs));
+        rib.set(p("10.0.1.0/24"), None);
+        assert!(!rib.is_stale(&p("10.0.0.0/24")));
+        assert_eq!((rib.len(), rib.accepted_len(), rib.stale_len()), (3, 3, 1));
+        let gone = rib.sweep_stale(Family::IPV4_UNICAST);
+        assert_eq!(
+            gone.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            vec![p("10.0.2.0/24")]
+        );
+        assert_eq!((rib.len(), rib.accepted_len(), rib.stale_len()), (2, 2, 0));
+        assert!(rib.sweep_stale(Family::IPV4_UNICAST).is_empty());
+        // A family cleared outright takes its stale marks with it.
+        rib.mark_stale(Family::IPV6_UNICAST);
+        assert_eq!(rib.clear_family(Family::IPV6_UNICAST).len(), 1);
+        assert_eq!((rib.len(), rib.accepted_len(), rib.stale_len()), (1, 1, 0));
     }
 }

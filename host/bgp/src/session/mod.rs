@@ -4,6 +4,15 @@
 //! current time and carries out the [`Action`]s it returns; [`Session::poll`] fires the
 //! timers whose deadline has passed and [`Session::next_deadline`] says when to call again.
 //! Connection collisions are settled by the daemon with [`collision_keeps_existing`].
+//!
+//! Graceful restart (RFC 4724) is decided here too, in both roles. As the restarting
+//! speaker, the first OPEN after [`SessionConfig::restarted`] carries the Restart State
+//! bit. As the receiving speaker, a session that ends without a NOTIFICATION (the
+//! peer's process died, its TCP connection closed or was replaced) keeps the peer's
+//! routes of the families it preserves as stale ([`Action::Down`]); they are removed
+//! ([`Action::StaleEnd`]) family by family at its End-of-RIB, when the peer comes back
+//! without preserving a family, or when the restart time (then
+//! [`STALE_ROUTES_TIME`]) runs out.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -15,6 +24,13 @@ use crate::packet::{Context, DecodeError, Message, Notification, Open, Update};
 
 /// Hold time used while waiting for the peer's OPEN (RFC 4271 §8: "a large value", 4 min).
 pub const OPEN_HOLD_TIME: Duration = Duration::from_secs(240);
+
+/// How long stale routes wait for the peer's End-of-RIB once its session is back (the
+/// restart time bounds the wait before that). FRR's default `stalepath-time`.
+pub const STALE_ROUTES_TIME: Duration = Duration::from_secs(360);
+
+/// The per-family Forwarding State flag of the graceful-restart capability.
+pub const GR_FORWARDING: u8 = 0x80;
 
 /// The FSM states (RFC 4271 §8.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +92,10 @@ pub struct SessionConfig {
     pub families: Vec<Family>,
     /// Graceful-restart time to advertise (RFC 4724), if any.
     pub graceful_restart: Option<u16>,
+    /// This speaker has just started (its process, not the session): the OPENs set the
+    /// Restart State bit until a session is established, so that a peer keeping our
+    /// routes as stale waits for our End-of-RIB.
+    pub restarted: bool,
 }
 
 /// What the two OPENs agreed on.
@@ -129,8 +149,18 @@ pub enum Action {
     Disconnect,
     /// The session is up: send the whole Adj-RIB-Out for these capabilities.
     Established(Negotiated),
-    /// The session left Established: forget the peer's routes.
-    Down(String),
+    /// The session left Established: forget the peer's routes, except those of the
+    /// families in `stale`, kept until a [`StaleEnd`](Action::StaleEnd) (graceful
+    /// restart, receiving side).
+    Down {
+        /// Why.
+        reason: String,
+        /// Families whose routes stay, marked stale.
+        stale: Vec<Family>,
+    },
+    /// Remove the routes still marked stale in these families (their End-of-RIB
+    /// arrived, the peer came back without preserving them, or time ran out).
+    StaleEnd(Vec<Family>),
     /// Apply an UPDATE to the Adj-RIB-In.
     Update(Update),
     /// The peer asked for the family again (ROUTE-REFRESH).
@@ -148,6 +178,12 @@ pub struct Session {
     hold_at: Option<Instant>,
     keepalive_at: Option<Instant>,
     last_error: Option<String>,
+    /// The Restart State bit for the next OPENs (cleared once established).
+    restarting: bool,
+    /// Families whose routes the peer left stale, waiting for its End-of-RIB.
+    stale: Vec<Family>,
+    /// When the stale routes go even without an End-of-RIB.
+    stale_until: Option<Instant>,
 }
 
 impl Session {
@@ -155,7 +191,6 @@ impl Session {
     pub fn new(config: SessionConfig) -> Self {
         let backoff = config.connect_retry;
         Session {
-            config,
             state: State::Idle,
             negotiated: None,
             backoff,
@@ -163,6 +198,10 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             last_error: None,
+            restarting: config.restarted,
+            stale: Vec::new(),
+            stale_until: None,
+            config,
         }
     }
 
@@ -196,10 +235,15 @@ impl Session {
 
     /// The earliest timer deadline, if any timer runs.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.connect_retry_at, self.hold_at, self.keepalive_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.connect_retry_at,
+            self.hold_at,
+            self.keepalive_at,
+            self.stale_until,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// The OPEN this side sends.
@@ -213,10 +257,18 @@ impl Session {
         capabilities.push(Capability::RouteRefresh);
         capabilities.push(Capability::FourOctetAs(self.config.local_as));
         if let Some(time) = self.config.graceful_restart {
+            // Forwarding State set for every family: what our routes stand for (the
+            // services behind the addresses) lives outside this process and goes on
+            // while it restarts. Peers flush our stale routes without it.
             capabilities.push(Capability::GracefulRestart(GracefulRestart {
-                restarting: false,
+                restarting: self.restarting,
                 restart_time: time.min(0x0fff),
-                families: self.config.families.iter().map(|f| (*f, 0)).collect(),
+                families: self
+                    .config
+                    .families
+                    .iter()
+                    .map(|f| (*f, GR_FORWARDING))
+                    .collect(),
             }));
         }
         Open {
@@ -240,7 +292,9 @@ impl Session {
                 } else if state == State::Connect {
                     out.push(Action::Disconnect);
                 }
-                self.leave(state, format!("stopped: {}", n.describe()), &mut out);
+                let reason = format!("stopped: {}", n.describe());
+                self.leave(now, state, reason, false, &mut out);
+                self.end_stale(&mut out);
                 self.state = State::Idle;
                 self.clear_timers();
                 self.backoff = self.config.connect_retry;
@@ -259,27 +313,26 @@ impl Session {
             }
             (State::Established, Event::TcpConnected) => {}
             (State::Idle | State::Active, Event::TcpFailed(_)) => {}
-            (state, Event::TcpFailed(why)) => self.fail(
-                now,
-                state,
-                format!("connection lost: {why}"),
-                None,
-                &mut out,
-            ),
+            (state, Event::TcpFailed(why)) => {
+                let reason = format!("connection lost: {why}");
+                self.fail(now, state, reason, Ending::Silent, &mut out)
+            }
             (
                 State::Idle | State::Connect | State::Active,
                 Event::Message(_) | Event::DecodeError(_) | Event::Reset(..),
             ) => {}
-            (state, Event::Reset(n, why)) => self.fail(now, state, why, Some(n), &mut out),
+            (state, Event::Reset(n, why)) => {
+                self.fail(now, state, why, Ending::Notify(n), &mut out)
+            }
             (state, Event::DecodeError(e)) => {
                 let reason = format!("malformed message: {}", e.reason);
-                self.fail(now, state, reason, Some(e.notification), &mut out)
+                self.fail(now, state, reason, Ending::Notify(e.notification), &mut out)
             }
             (state, Event::Message(Message::Notification(n))) => self.fail(
                 now,
                 state,
                 format!("peer sent NOTIFICATION {}", n.describe()),
-                None,
+                Ending::Notified,
                 &mut out,
             ),
             (State::OpenSent, Event::Message(Message::Open(open))) => {
@@ -289,16 +342,24 @@ impl Session {
                 self.state = State::Established;
                 self.backoff = self.config.connect_retry;
                 self.last_error = None;
+                self.restarting = false;
                 self.restart_hold(now);
                 if let Some(n) = &self.negotiated {
                     out.push(Action::Established(n.clone()));
                 }
+                self.established_with_stale(now, &mut out);
             }
             (State::Established, Event::Message(msg)) => {
                 self.restart_hold(now);
                 match msg {
                     Message::Keepalive => {}
-                    Message::Update(u) => out.push(Action::Update(u)),
+                    Message::Update(u) => {
+                        let eor = u.end_of_rib_family();
+                        out.push(Action::Update(u));
+                        if let Some(family) = eor {
+                            self.end_of_rib(family, &mut out);
+                        }
+                    }
                     Message::RouteRefresh(rr) => {
                         let known = self
                             .negotiated
@@ -318,7 +379,7 @@ impl Session {
                             now,
                             State::Established,
                             "unexpected OPEN in Established".into(),
-                            Some(n),
+                            Ending::Notify(n),
                             &mut out,
                         );
                     }
@@ -337,7 +398,7 @@ impl Session {
                     data: vec![],
                 };
                 let why = format!("unexpected {} in {}", msg.kind(), state.name());
-                self.fail(now, state, why, Some(n), &mut out);
+                self.fail(now, state, why, Ending::Notify(n), &mut out);
             }
         }
         out
@@ -354,7 +415,11 @@ impl Session {
                 data: vec![],
             };
             let state = self.state;
-            self.fail(now, state, "hold timer expired".into(), Some(n), &mut out);
+            let why = "hold timer expired".into();
+            self.fail(now, state, why, Ending::Notify(n), &mut out);
+        }
+        if due(self.stale_until) {
+            self.end_stale(&mut out);
         }
         if due(self.keepalive_at) {
             out.push(Action::Send(Message::Keepalive));
@@ -421,12 +486,104 @@ impl Session {
         self.keepalive_at = None;
     }
 
-    fn leave(&mut self, from: State, reason: String, out: &mut Vec<Action>) {
+    /// Leaves `from` for `reason`. A session that was established and ends `silent`ly
+    /// (no NOTIFICATION either way) with graceful restart negotiated keeps the peer's
+    /// routes of the families it preserves, as stale, for its restart time.
+    fn leave(
+        &mut self,
+        now: Instant,
+        from: State,
+        reason: String,
+        silent: bool,
+        out: &mut Vec<Action>,
+    ) {
         if from == State::Established {
-            out.push(Action::Down(reason.clone()));
+            let stale = match (silent, self.graceful_restart()) {
+                (true, Some((gr, families))) if gr.restart_time > 0 => families,
+                _ => Vec::new(),
+            };
+            self.stale_until = self
+                .graceful_restart()
+                .filter(|_| !stale.is_empty())
+                .map(|(gr, _)| now + Duration::from_secs(u64::from(gr.restart_time)));
+            self.stale.clone_from(&stale);
+            out.push(Action::Down {
+                reason: reason.clone(),
+                stale,
+            });
         }
         self.negotiated = None;
         self.last_error = Some(reason);
+    }
+
+    /// The peer's graceful-restart capability and the negotiated families it lists,
+    /// when both sides advertised the capability.
+    fn graceful_restart(&self) -> Option<(&GracefulRestart, Vec<Family>)> {
+        self.config.graceful_restart?;
+        let n = self.negotiated.as_ref()?;
+        let gr = n.graceful_restart.as_ref()?;
+        let families = n
+            .families
+            .iter()
+            .copied()
+            .filter(|f| gr.families.iter().any(|(g, _)| g == f))
+            .collect();
+        Some((gr, families))
+    }
+
+    /// True when both sides advertised graceful restart in the session in progress: a
+    /// new connection from the peer then means it restarted (RFC 4724 §4.2).
+    pub fn graceful_restart_negotiated(&self) -> bool {
+        self.graceful_restart().is_some()
+    }
+
+    /// Families whose stale routes are waiting for an End-of-RIB.
+    pub fn stale_families(&self) -> &[Family] {
+        &self.stale
+    }
+
+    /// Removes every stale route that is left.
+    fn end_stale(&mut self, out: &mut Vec<Action>) {
+        self.stale_until = None;
+        if !self.stale.is_empty() {
+            out.push(Action::StaleEnd(std::mem::take(&mut self.stale)));
+        }
+    }
+
+    /// The session is back: the families the peer no longer preserves lose their stale
+    /// routes now (RFC 4724 §4.2); the others wait for their End-of-RIB.
+    fn established_with_stale(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.stale.is_empty() {
+            return;
+        }
+        let preserved = |f: &Family| {
+            self.negotiated.as_ref().is_some_and(|n| {
+                n.families.contains(f)
+                    && n.graceful_restart.as_ref().is_some_and(|gr| {
+                        gr.families
+                            .iter()
+                            .any(|(g, flags)| g == f && flags & GR_FORWARDING != 0)
+                    })
+            })
+        };
+        let (kept, ended): (Vec<Family>, Vec<Family>) =
+            self.stale.iter().partition(|f| preserved(f));
+        if !ended.is_empty() {
+            out.push(Action::StaleEnd(ended));
+        }
+        self.stale = kept;
+        self.stale_until = (!self.stale.is_empty()).then(|| now + STALE_ROUTES_TIME);
+    }
+
+    /// An End-of-RIB arrived: that family's stale routes go.
+    fn end_of_rib(&mut self, family: Family, out: &mut Vec<Action>) {
+        if let Some(i) = self.stale.iter().position(|f| *f == family) {
+            self.stale.remove(i);
+            out.push(Action::StaleEnd(vec![family]));
+            if self.stale.is_empty() {
+                self.stale_until = None;
+            }
+        }
     }
 
     /// Any error: optionally notify, close, and wait (with backoff) before reconnecting.
@@ -435,14 +592,15 @@ impl Session {
         now: Instant,
         from: State,
         reason: String,
-        notify: Option<Notification>,
+        ending: Ending,
         out: &mut Vec<Action>,
     ) {
-        if let Some(n) = notify {
+        let silent = matches!(ending, Ending::Silent);
+        if let Ending::Notify(n) = ending {
             out.push(Action::Send(Message::Notification(n)));
         }
         out.push(Action::Disconnect);
-        self.leave(from, reason, out);
+        self.leave(now, from, reason, silent, out);
         self.clear_timers();
         self.state = State::Active;
         self.schedule_retry(now);
@@ -467,7 +625,7 @@ impl Session {
                 now,
                 State::OpenSent,
                 why,
-                Some(reject(open_sub::BAD_PEER_AS, data)),
+                Ending::Notify(reject(open_sub::BAD_PEER_AS, data)),
                 out,
             );
         }
@@ -477,7 +635,7 @@ impl Session {
                 now,
                 State::OpenSent,
                 why,
-                Some(reject(open_sub::BAD_BGP_IDENTIFIER, vec![])),
+                Ending::Notify(reject(open_sub::BAD_BGP_IDENTIFIER, vec![])),
                 out,
             );
         }
@@ -512,6 +670,16 @@ impl Session {
         self.restart_hold(now);
         self.keepalive_at = self.keepalive_interval().map(|k| now + k);
     }
+}
+
+/// How a session ends, for graceful restart.
+enum Ending {
+    /// The connection closed without a NOTIFICATION.
+    Silent,
+    /// The peer sent a NOTIFICATION.
+    Notified,
+    /// We send this NOTIFICATION.
+    Notify(Notification),
 }
 
 /// Connection collision (RFC 4271 §6.8): true if the connection already in use is kept and

@@ -14,6 +14,7 @@ fn config() -> SessionConfig {
         connect_retry_max: Duration::from_secs(8),
         families: vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST],
         graceful_restart: Some(120),
+        restarted: false,
     }
 }
 
@@ -204,7 +205,7 @@ fn unexpected_messages_are_fsm_errors() {
     let (mut s, t) = established();
     let a = s.handle(t, Event::Message(peer_open(90)));
     assert_eq!(notification(&a), Some((5, 3)));
-    assert!(matches!(a.last(), Some(Action::Down(_))));
+    assert!(matches!(a.last(), Some(Action::Down { .. })));
 }
 
 #[test]
@@ -214,7 +215,9 @@ fn decode_errors_send_their_notification() {
     let a = s.handle(t, Event::DecodeError(e));
     assert_eq!(notification(&a), Some((3, 1)));
     assert!(a.contains(&Action::Disconnect));
-    assert!(matches!(a.last(), Some(Action::Down(r)) if r.contains("bad attribute list")));
+    assert!(
+        matches!(a.last(), Some(Action::Down { reason: r, .. }) if r.contains("bad attribute list"))
+    );
     assert_eq!(s.state(), State::Active);
 }
 
@@ -228,7 +231,9 @@ fn peer_notification_takes_the_session_down() {
         None,
         "never answer a NOTIFICATION with one"
     );
-    assert!(matches!(a.last(), Some(Action::Down(r)) if r.contains("Administrative Shutdown")));
+    assert!(
+        matches!(a.last(), Some(Action::Down { reason: r, .. }) if r.contains("Administrative Shutdown"))
+    );
     assert_eq!(s.state(), State::Active);
     // It reconnects after the initial backoff.
     assert_eq!(s.next_deadline().unwrap() - t, Duration::from_secs(1));
@@ -284,7 +289,7 @@ fn hold_timer_expiry_and_restart() {
     let a = s.poll(t + Duration::from_secs(50));
     assert_eq!(notification(&a), Some((4, 0)));
     assert!(
-        matches!(a.iter().find(|a| matches!(a, Action::Down(_))), Some(Action::Down(r)) if r == "hold timer expired")
+        matches!(a.iter().find(|a| matches!(a, Action::Down { .. })), Some(Action::Down { reason: r, .. }) if r == "hold timer expired")
     );
     assert_eq!(s.state(), State::Active);
 }
@@ -299,7 +304,7 @@ fn hold_timer_runs_in_opensent() {
     let a = s.poll(t + OPEN_HOLD_TIME);
     assert_eq!(notification(&a), Some((4, 0)));
     assert!(
-        !a.iter().any(|a| matches!(a, Action::Down(_))),
+        !a.iter().any(|a| matches!(a, Action::Down { .. })),
         "was never up"
     );
 }
@@ -328,7 +333,10 @@ fn stop_sends_cease_and_stays_idle() {
         &a[1..],
         &[
             Action::Disconnect,
-            Action::Down("stopped: Cease/Administrative Shutdown".into())
+            Action::Down {
+                reason: "stopped: Cease/Administrative Shutdown".into(),
+                stale: vec![],
+            }
         ]
     );
     assert_eq!(s.state(), State::Idle);
@@ -353,7 +361,10 @@ fn connection_lost_in_each_connected_state() {
         }
         let a = s.handle(t, Event::TcpFailed("reset".into()));
         assert_eq!(a.first(), Some(&Action::Disconnect));
-        assert_eq!(a.iter().any(|a| matches!(a, Action::Down(_))), steps == 3);
+        assert_eq!(
+            a.iter().any(|a| matches!(a, Action::Down { .. })),
+            steps == 3
+        );
         assert_eq!(s.state(), State::Active);
     }
 }
@@ -393,11 +404,266 @@ fn local_reset_sends_its_notification() {
     let n = Notification::cease(cease_sub::MAX_PREFIXES);
     let a = s.handle(t, Event::Reset(n, "too many prefixes".into()));
     assert_eq!(notification(&a), Some((6, 1)));
-    assert!(matches!(a.last(), Some(Action::Down(r)) if r == "too many prefixes"));
+    assert!(matches!(a.last(), Some(Action::Down { reason: r, .. }) if r == "too many prefixes"));
     assert_eq!(s.state(), State::Active);
     let mut idle = Session::new(config());
     assert!(
         idle.handle(t, Event::Reset(Notification::cease(1), "x".into()))
             .is_empty()
+    );
+}
+
+/// A peer OPEN with graceful restart: `restarting`, and these families preserved
+/// (Forwarding State set) or merely listed.
+fn gr_open(restarting: bool, families: &[(Family, u8)]) -> Message {
+    Message::Open(Open {
+        asn: 65000,
+        hold_time: 90,
+        bgp_id: "127.0.0.2".parse().unwrap(),
+        capabilities: vec![
+            Capability::Multiprotocol(Family::IPV4_UNICAST),
+            Capability::Multiprotocol(Family::IPV6_UNICAST),
+            Capability::FourOctetAs(65000),
+            Capability::GracefulRestart(GracefulRestart {
+                restarting,
+                restart_time: 30,
+                families: families.to_vec(),
+            }),
+        ],
+    })
+}
+
+const BOTH: [(Family, u8); 2] = [
+    (Family::IPV4_UNICAST, GR_FORWARDING),
+    (Family::IPV6_UNICAST, GR_FORWARDING),
+];
+
+/// Brings `s` (started) to Established with `open`.
+fn establish(s: &mut Session, t: Instant, open: Message) -> Vec<Action> {
+    s.handle(t, Event::TcpConnected);
+    s.handle(t, Event::Message(open));
+    let a = s.handle(t, Event::Message(Message::Keepalive));
+    assert_eq!(s.state(), State::Established, "{a:?}");
+    a
+}
+
+fn gr_established(families: &[(Family, u8)]) -> (Session, Instant) {
+    let t = Instant::now();
+    let mut s = Session::new(config());
+    s.handle(t, Event::Start);
+    establish(&mut s, t, gr_open(false, families));
+    (s, t)
+}
+
+fn down_stale(a: &[Action]) -> Option<&Vec<Family>> {
+    a.iter().find_map(|a| match a {
+        Action::Down { stale, .. } => Some(stale),
+        _ => None,
+    })
+}
+
+fn stale_ends(a: &[Action]) -> Vec<Vec<Family>> {
+    a.iter()
+        .filter_map(|a| match a {
+            Action::StaleEnd(f) => Some(f.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn restart_state_bit_until_the_first_session() {
+    let t = Instant::now();
+    let mut s = Session::new(SessionConfig {
+        restarted: true,
+        ..config()
+    });
+    let gr = |s: &Session| s.open_message().graceful_restart().cloned().unwrap();
+    assert!(gr(&s).restarting);
+    assert_eq!(
+        gr(&s).families,
+        vec![
+            (Family::IPV4_UNICAST, GR_FORWARDING),
+            (Family::IPV6_UNICAST, GR_FORWARDING)
+        ],
+        "forwarding state preserved for every family"
+    );
+    s.handle(t, Event::Start);
+    // A first attempt that fails keeps the bit.
+    s.handle(t, Event::TcpConnected);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    assert!(gr(&s).restarting);
+    s.handle(t + Duration::from_secs(9), Event::TcpConnected);
+    s.handle(t, Event::Message(gr_open(false, &BOTH)));
+    s.handle(t, Event::Message(Message::Keepalive));
+    assert!(!gr(&s).restarting, "cleared once established");
+    assert!(
+        !Session::new(config())
+            .open_message()
+            .graceful_restart()
+            .unwrap()
+            .restarting
+    );
+}
+
+#[test]
+fn silent_end_keeps_routes_stale_until_end_of_rib() {
+    let (mut s, t) = gr_established(&BOTH);
+    assert!(s.graceful_restart_negotiated());
+    let a = s.handle(t, Event::TcpFailed("reset".into()));
+    assert_eq!(
+        down_stale(&a),
+        Some(&vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST])
+    );
+    assert_eq!(s.stale_families().len(), 2);
+    // The peer's restart time (30 s) bounds the wait for its return.
+    assert!(s.next_deadline().unwrap() <= t + Duration::from_secs(30));
+    // Back, preserving both: nothing ends yet.
+    let t1 = t + Duration::from_secs(5);
+    let a = establish(&mut s, t1, gr_open(true, &BOTH));
+    assert!(stale_ends(&a).is_empty(), "{a:?}");
+    // IPv6's End-of-RIB ends IPv6's stale routes only, after the UPDATE itself.
+    let eor6 = Update::end_of_rib(Family::IPV6_UNICAST);
+    let a = s.handle(t1, Event::Message(Message::Update(eor6.clone())));
+    assert_eq!(
+        a,
+        vec![
+            Action::Update(eor6),
+            Action::StaleEnd(vec![Family::IPV6_UNICAST])
+        ]
+    );
+    let a = s.handle(
+        t1,
+        Event::Message(Message::Update(Update::end_of_rib(Family::IPV4_UNICAST))),
+    );
+    assert_eq!(stale_ends(&a), vec![vec![Family::IPV4_UNICAST]]);
+    assert!(s.stale_families().is_empty());
+    // A second End-of-RIB ends nothing.
+    let a = s.handle(
+        t1,
+        Event::Message(Message::Update(Update::end_of_rib(Family::IPV4_UNICAST))),
+    );
+    assert!(stale_ends(&a).is_empty());
+}
+
+#[test]
+fn stale_routes_end_when_the_peer_does_not_come_back() {
+    let (mut s, t) = gr_established(&BOTH);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    // Reconnect attempts fail; the restart time runs out.
+    let due = t + Duration::from_secs(30);
+    let a = s.poll(due);
+    assert_eq!(
+        stale_ends(&a),
+        vec![vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]]
+    );
+    assert!(s.stale_families().is_empty());
+}
+
+#[test]
+fn stale_routes_wait_for_end_of_rib_a_bounded_time() {
+    let (mut s, t) = gr_established(&BOTH);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    let t1 = t + Duration::from_secs(2);
+    establish(&mut s, t1, gr_open(true, &BOTH));
+    assert!(
+        stale_ends(&s.poll(t1 + Duration::from_secs(60))).is_empty(),
+        "the restart time no longer applies"
+    );
+    // Keepalives hold the session up meanwhile.
+    for k in 1..=4 {
+        s.handle(
+            t1 + Duration::from_secs(80 * k),
+            Event::Message(Message::Keepalive),
+        );
+    }
+    let a = s.poll(t1 + STALE_ROUTES_TIME);
+    assert_eq!(s.state(), State::Established);
+    assert_eq!(stale_ends(&a).concat().len(), 2);
+}
+
+#[test]
+fn families_not_preserved_on_return_end_at_once() {
+    let (mut s, t) = gr_established(&BOTH);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    // Back with IPv4 preserved, IPv6 listed without Forwarding State.
+    let a = establish(
+        &mut s,
+        t,
+        gr_open(
+            true,
+            &[
+                (Family::IPV4_UNICAST, GR_FORWARDING),
+                (Family::IPV6_UNICAST, 0),
+            ],
+        ),
+    );
+    assert_eq!(stale_ends(&a), vec![vec![Family::IPV6_UNICAST]]);
+    assert_eq!(s.stale_families(), &[Family::IPV4_UNICAST]);
+    // Back without the capability at all: everything ends.
+    let (mut s, t) = gr_established(&BOTH);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    let a = establish(&mut s, t, peer_open(90));
+    assert_eq!(stale_ends(&a).concat().len(), 2);
+}
+
+#[test]
+fn no_stale_routes_after_a_notification_or_without_the_capability() {
+    // A NOTIFICATION either way ends everything at once.
+    let (mut s, t) = gr_established(&BOTH);
+    let n = Notification::cease(cease_sub::ADMINISTRATIVE_SHUTDOWN);
+    let a = s.handle(t, Event::Message(Message::Notification(n)));
+    assert_eq!(down_stale(&a), Some(&vec![]));
+    let (mut s, t) = gr_established(&BOTH);
+    let a = s.poll(t + Duration::from_secs(90));
+    assert_eq!(notification(&a), Some((4, 0)), "hold timer");
+    assert_eq!(down_stale(&a), Some(&vec![]));
+    // Only the families the peer lists stay.
+    let (mut s, t) = gr_established(&[(Family::IPV6_UNICAST, GR_FORWARDING)]);
+    let a = s.handle(t, Event::TcpFailed("reset".into()));
+    assert_eq!(down_stale(&a), Some(&vec![Family::IPV6_UNICAST]));
+    // Peer without the capability, or we without it.
+    let (mut s, t) = established();
+    assert!(!s.graceful_restart_negotiated());
+    assert_eq!(
+        down_stale(&s.handle(t, Event::TcpFailed("reset".into()))),
+        Some(&vec![])
+    );
+    let t = Instant::now();
+    let mut s = Session::new(SessionConfig {
+        graceful_restart: None,
+        ..config()
+    });
+    s.handle(t, Event::Start);
+    establish(&mut s, t, gr_open(false, &BOTH));
+    assert_eq!(
+        down_stale(&s.handle(t, Event::TcpFailed("reset".into()))),
+        Some(&vec![])
+    );
+}
+
+#[test]
+fn stopping_ends_stale_routes() {
+    let (mut s, t) = gr_established(&BOTH);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    let a = s.handle(
+        t,
+        Event::Stop(Notification::cease(cease_sub::ADMINISTRATIVE_SHUTDOWN)),
+    );
+    assert_eq!(stale_ends(&a).concat().len(), 2);
+    assert_eq!(s.next_deadline(), None);
+    // Down again before the End-of-RIB: still stale, the timer starts over.
+    let (mut s, t) = gr_established(&BOTH);
+    s.handle(t, Event::TcpFailed("reset".into()));
+    let t1 = t + Duration::from_secs(3);
+    establish(&mut s, t1, gr_open(true, &BOTH));
+    let a = s.handle(t1, Event::TcpFailed("reset again".into()));
+    assert_eq!(down_stale(&a).map(Vec::len), Some(2));
+    assert!(stale_ends(&s.poll(t + Duration::from_secs(31))).is_empty());
+    assert_eq!(
+        stale_ends(&s.poll(t1 + Duration::from_secs(30)))
+            .concat()
+            .len(),
+        2
     );
 }

@@ -29,6 +29,10 @@ pub struct NeighborStatus {
     pub established_count: u64,
     /// Routes in the Adj-RIB-In.
     pub prefixes_received: usize,
+    /// Of those, routes kept from a session that ended gracefully, until the peer
+    /// sends them again (graceful restart).
+    #[serde(default)]
+    pub stale_routes: usize,
     /// Routes advertised on the current session.
     pub prefixes_sent: usize,
     /// Routes in the Adj-RIB-Out (advertised or waiting for the session).

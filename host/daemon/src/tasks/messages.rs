@@ -109,10 +109,22 @@ pub enum NeighborEvent {
         /// The message.
         update: Box<Update>,
     },
-    /// The session went down: the neighbor's Adj-RIB-In is gone.
+    /// The session went down: the neighbor's Adj-RIB-In is gone, except the routes of
+    /// the `stale` families, kept (marked stale) because the peer is restarting
+    /// gracefully.
     Down {
         /// The neighbor's task.
         neighbor: NeighborId,
+        /// Families whose routes stay, marked stale.
+        stale: Vec<wasmbgp_bgp::Family>,
+    },
+    /// The routes of these families still stale are to go now (the peer's End-of-RIB
+    /// arrived, it came back without preserving them, or its time ran out).
+    StaleEnd {
+        /// The neighbor's task.
+        neighbor: NeighborId,
+        /// The families.
+        families: Vec<wasmbgp_bgp::Family>,
     },
     /// The session changed state (after the actions of one input).
     State {

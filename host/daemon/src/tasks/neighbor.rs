@@ -55,7 +55,8 @@ pub struct Shared {
     pub events: mpsc::UnboundedSender<NeighborEvent>,
 }
 
-/// Starts the task of a neighbor, tagging what it reports with `id`. Its session starts
+/// Starts the task of a neighbor, tagging what it reports with `id`; `restarted` when
+/// wasmbgp itself has just started (its first OPENs say so, for graceful restart). Its session starts
 /// when the speaker sends the initial Adj-RIB-Out ([`NeighborMsg::Start`]), and, when
 /// it replaces a task stopped for a new session (`predecessor`), not before that task
 /// closed its connection and a connect-retry delay passed: the peer reads the Cease
@@ -67,6 +68,7 @@ pub fn spawn(
     id: NeighborId,
     shared: Shared,
     predecessor: Option<oneshot::Receiver<Carried>>,
+    restarted: bool,
     tasks: &CriticalTasks,
 ) -> NeighborHandle {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -77,7 +79,7 @@ pub fn spawn(
     };
     let name = format!("neighbor {}", config.address);
     tasks.spawn_retiring(name, async move {
-        let mut n = Neighbor::new(config, id, shared);
+        let mut n = Neighbor::new(config, id, shared, restarted);
         n.predecessor = predecessor;
         n.run(rx).await;
     });
@@ -129,7 +131,7 @@ struct Neighbor {
 }
 
 impl Neighbor {
-    fn new(config: NeighborConfig, id: NeighborId, shared: Shared) -> Self {
+    fn new(config: NeighborConfig, id: NeighborId, shared: Shared, restarted: bool) -> Self {
         let session = Session::new(SessionConfig {
             local_as: shared.local_as,
             peer_as: config.peer_as,
@@ -140,6 +142,7 @@ impl Neighbor {
             connect_retry_max: config.connect_retry_max,
             families: config.families.clone(),
             graceful_restart: (shared.graceful_restart > 0).then_some(shared.graceful_restart),
+            restarted,
         });
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let policy = ExportPolicy {
@@ -395,6 +398,19 @@ impl Neighbor {
                 debug!(neighbor = %self.label, "inbound connection while opening: waiting for its OPEN to resolve the collision");
                 self.pending = Some(conn);
             }
+            State::Established if self.session.graceful_restart_negotiated() => {
+                // RFC 4724 §4.2: with graceful restart, a new connection from the peer
+                // means it restarted; the old session is gone (its routes kept stale).
+                info!(neighbor = %self.label, remote = %conn.remote, "the peer connected again while established: it restarted (graceful restart)");
+                let actions = self.session.handle(
+                    Instant::now(),
+                    Event::TcpFailed("the peer opened a new connection".into()),
+                );
+                self.execute(actions);
+                self.conn = Some(conn);
+                let actions = self.session.handle(Instant::now(), Event::TcpConnected);
+                self.execute(actions);
+            }
             _ => {
                 info!(neighbor = %self.label, "refusing a second connection (collision with an established session)");
                 conn.send(
@@ -635,12 +651,16 @@ impl Neighbor {
                     }
                 }
                 Action::Established(neg) => self.on_established(neg),
-                Action::Down(reason) => {
-                    warn!(neighbor = %self.label, %reason, "session down");
-                    let _ = self
-                        .shared
-                        .events
-                        .send(NeighborEvent::Down { neighbor: self.id });
+                Action::Down { reason, stale } => {
+                    if stale.is_empty() {
+                        warn!(neighbor = %self.label, %reason, "session down");
+                    } else {
+                        warn!(neighbor = %self.label, %reason, families = ?stale.iter().map(|f| f.name()).collect::<Vec<_>>(), "session down; the peer's routes stay, marked stale, while it restarts (graceful restart)");
+                    }
+                    let _ = self.shared.events.send(NeighborEvent::Down {
+                        neighbor: self.id,
+                        stale,
+                    });
                     self.established_at = None;
                     self.families.clear();
                     self.shared.metrics.session_state(
@@ -649,6 +669,13 @@ impl Neighbor {
                         self.config.peer_as,
                         false,
                     );
+                }
+                Action::StaleEnd(families) => {
+                    info!(neighbor = %self.label, families = ?families.iter().map(|f| f.name()).collect::<Vec<_>>(), "removing the routes the peer did not send again (graceful restart over)");
+                    let _ = self.shared.events.send(NeighborEvent::StaleEnd {
+                        neighbor: self.id,
+                        families,
+                    });
                 }
                 Action::Update(u) => {
                     self.updates_received += 1;
@@ -838,6 +865,7 @@ impl Neighbor {
             established_count: self.established_count,
             // The speaker owns the Adj-RIB-In and fills this in.
             prefixes_received: 0,
+            stale_routes: 0,
             prefixes_sent: sent,
             adj_rib_out: self.adj_out.len(),
             updates_received: self.updates_received,

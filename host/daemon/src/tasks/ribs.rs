@@ -18,10 +18,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::Update;
 use wasmbgp_bgp::packet::attributes::PathAttributes;
-use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, Advertised, Interner, ReceivedChange};
+use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, Advertised, Interner, ReceivedChange, RouteIn};
+use wasmbgp_bgp::{Family, Prefix};
 use wasmbgp_runtime::{Direction, OnFailure, PolicyClient, PolicySession, Verdict};
 
 use super::messages::RouteChange;
@@ -116,19 +116,56 @@ impl NeighborRibs {
         !self.recorded_pre.is_empty() || !self.recorded_post.is_empty()
     }
 
-    /// The session went down: everything received is gone (recorded as withdrawn).
-    pub fn session_down(&mut self) {
-        if self.record_pre {
-            let gone = self.adj_in.routes().map(|(p, _)| (p, None));
-            self.recorded_pre.extend(gone);
-        }
-        if self.record_post {
-            let gone = self.adj_in.accepted_routes().map(|(p, _)| (p, None));
-            self.recorded_post.extend(gone);
-        }
-        self.adj_in.clear();
+    /// The session went down: everything received is gone (recorded as withdrawn),
+    /// except the routes of the `stale` families, kept and marked stale while the peer
+    /// restarts (nothing recorded: for exporters they have not changed).
+    pub fn session_down(&mut self, stale: &[Family]) {
         self.to_judge.clear();
-        self.limits.reset();
+        if stale.is_empty() {
+            if self.record_pre {
+                let gone = self.adj_in.routes().map(|(p, _)| (p, None));
+                self.recorded_pre.extend(gone);
+            }
+            if self.record_post {
+                let gone = self.adj_in.accepted_routes().map(|(p, _)| (p, None));
+                self.recorded_post.extend(gone);
+            }
+            self.adj_in.clear();
+            self.limits.reset();
+            return;
+        }
+        for family in super::limits::FAMILIES {
+            if stale.contains(&family) {
+                self.adj_in.mark_stale(family);
+            } else {
+                let gone = self.adj_in.clear_family(family);
+                self.record_gone(gone);
+            }
+        }
+    }
+
+    /// Removes the routes of these families still stale (recorded as withdrawn);
+    /// returns how many.
+    pub fn end_stale(&mut self, families: &[Family]) -> usize {
+        let mut swept = 0;
+        for family in families {
+            let gone = self.adj_in.sweep_stale(*family);
+            swept += gone.len();
+            self.record_gone(gone);
+        }
+        swept
+    }
+
+    /// Records routes removed from the Adj-RIB-In as withdrawn, for exporters.
+    fn record_gone(&mut self, gone: Vec<(Prefix, RouteIn)>) {
+        for (prefix, route) in gone {
+            if self.record_pre {
+                self.recorded_pre.push((prefix, None));
+            }
+            if self.record_post && route.accepted.is_some() {
+                self.recorded_post.push((prefix, None));
+            }
+        }
     }
 
     /// The originated routes changed since the last call, through export policy.

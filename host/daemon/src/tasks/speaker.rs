@@ -176,7 +176,7 @@ impl Speaker {
         for config in parts.neighbors {
             let mut originated = AdjRibOut::new();
             originated.load(config_routes(&config, &parts.routes), sources::CONFIG);
-            speaker.add_neighbor(config, originated, None);
+            speaker.add_neighbor(config, originated, None, true);
         }
         let total: usize = parts.routes.iter().map(|g| g.routes.len()).sum();
         speaker.metrics.source_routes("config", total as i64);
@@ -229,6 +229,7 @@ impl Speaker {
         config: NeighborConfig,
         originated: AdjRibOut,
         predecessor: Option<oneshot::Receiver<Carried>>,
+        restarted: bool,
     ) -> usize {
         let id = NeighborId(self.next_id);
         self.next_id += 1;
@@ -237,7 +238,14 @@ impl Speaker {
         ribs.set_recording(wanted.received_pre, wanted.received_post);
         self.metrics
             .max_prefixes(&config.address.to_string(), &limits_of(&config));
-        let handle = neighbor::spawn(config, id, self.shared.clone(), predecessor, &self.critical);
+        let handle = neighbor::spawn(
+            config,
+            id,
+            self.shared.clone(),
+            predecessor,
+            restarted,
+            &self.critical,
+        );
         self.inbound.insert(
             handle.config.address,
             handle.tx.clone(),
@@ -570,12 +578,25 @@ impl Speaker {
                 }
                 self.ribs[i].unjudged() - before
             }
-            NeighborEvent::Down { neighbor } => {
+            NeighborEvent::Down { neighbor, stale } => {
                 let Some(i) = self.index_of(neighbor) else {
                     return 0;
                 };
                 self.catch_up_received().await;
-                self.ribs[i].session_down();
+                self.ribs[i].session_down(&stale);
+                self.count_received(i);
+                self.record_received();
+                0
+            }
+            NeighborEvent::StaleEnd { neighbor, families } => {
+                let Some(i) = self.index_of(neighbor) else {
+                    return 0;
+                };
+                // What arrived before the End-of-RIB is applied first: a route sent
+                // again is no longer stale, and exporters never see it withdrawn.
+                self.catch_up_received().await;
+                let swept = self.ribs[i].end_stale(&families);
+                info!(neighbor = %self.neighbors[i].config.address, routes = swept, "stale routes removed");
                 self.count_received(i);
                 self.record_received();
                 0
@@ -831,6 +852,7 @@ impl Speaker {
                         && let Ok(mut s) = rx.await
                     {
                         s.prefixes_received = ribs.adj_in.accepted_len();
+                        s.stale_routes = ribs.adj_in.stale_len();
                         let limit = &n.config.max_prefixes;
                         let counts = ribs.received_counts();
                         for (family, received) in super::limits::FAMILIES.into_iter().zip(counts) {
@@ -872,7 +894,12 @@ impl Speaker {
                             up.unwrap_or_default(),
                             s.prefixes_sent,
                             s.prefixes_received,
-                            s.md5
+                            if s.stale_routes > 0 {
+                                format!(" stale {}", s.stale_routes)
+                            } else {
+                                String::new()
+                            } + &s
+                                .md5
                                 .as_deref()
                                 .map(|m| format!(" md5: {m}"))
                                 .unwrap_or_default()
@@ -1252,7 +1279,7 @@ impl Speaker {
                     };
                     originated.sync_source(sources::CONFIG, lists.of(config));
                     originated.clear_pending();
-                    let i = self.add_neighbor(config.clone(), originated, predecessor);
+                    let i = self.add_neighbor(config.clone(), originated, predecessor, false);
                     for p in 0..self.plugins.len() {
                         self.apply_health(p);
                     }
@@ -1316,7 +1343,7 @@ impl Speaker {
         self.inbound.remove(&address);
         let (successor, carried) = oneshot::channel();
         let _ = handle.tx.send(NeighborMsg::Stop(notification, successor));
-        ribs.session_down();
+        ribs.session_down(&[]);
         let (pre, post) = ribs.take_recorded();
         self.hub
             .received(session, RouteDirection::ReceivedPrePolicy, &pre);
