@@ -240,7 +240,7 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
         let starts = if py { 20 } else { 50 };
         tokio.block_on(async {
             for i in 0..starts {
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let (tx, mut rx) = wasmbgp_runtime::EventSender::channel();
                 let s = spec(
                     o,
                     &format!("{file}-s{i}"),
@@ -279,7 +279,7 @@ fn runtime_phase(o: &Opts, dir: &Path) -> Result<Vec<RtKind>> {
         })?;
         // Calls: check every 2 ms until > 1024 calls (the status window), bounded.
         tokio.block_on(async {
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+            let (tx, mut rx) = wasmbgp_runtime::EventSender::channel();
             let s = spec(
                 o,
                 &format!("{file}-calls"),

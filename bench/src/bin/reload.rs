@@ -389,7 +389,7 @@ fn runtime_run(
         rt_spec(PLUGIN, &comps[1], target),
     ];
     let _guard = tokio.enter();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, mut rx) = wasmbgp_runtime::EventSender::channel();
     let h = rt
         .start(specs[0].clone(), tx)
         .map_err(|e| format!("{e:#}"))?;

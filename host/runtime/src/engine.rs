@@ -28,8 +28,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::host::PluginCtx;
-use crate::{PluginEvent, PluginHandle, PluginSpec, RestartPolicy};
-use tokio::sync::mpsc::UnboundedSender;
+use crate::{PluginHandle, PluginSpec, RestartPolicy};
 
 pub mod code_memory;
 pub use code_memory::{CodeMemory, ExecGain};
@@ -343,7 +342,7 @@ impl Runtime {
     pub fn start(
         &self,
         spec: PluginSpec,
-        events: UnboundedSender<PluginEvent>,
+        events: crate::EventSender,
     ) -> anyhow::Result<PluginHandle> {
         if tokio::runtime::Handle::try_current().is_err() {
             anyhow::bail!("Runtime::start must be called within a tokio runtime");

@@ -79,3 +79,49 @@ pub enum PluginEvent {
         plugin: String,
     },
 }
+
+/// Events waiting for the daemon, from every plugin.
+pub const EVENT_QUEUE: usize = 1024;
+
+/// Where plugins' events go: a bounded queue to the daemon.
+///
+/// A plugin's `announce` and `withdraw` wait for room ([`send`](Self::send)): a plugin
+/// announcing in a loop is paced by the daemon and the queue stays at its bound (the
+/// wait is the host's time, not the plugin's deadline). What the runtime itself reports
+/// (health transitions, faults, lifecycle, snapshot requests) comes from code that
+/// cannot wait ([`notify`](Self::notify)): when the queue is full such an event is
+/// handed to a task that waits for room, behind the plugins' requests. These are rare
+/// by construction (one per check verdict change, fault, reload or resync), so the
+/// tasks stay few, and nothing is lost.
+#[derive(Debug, Clone)]
+pub struct EventSender(tokio::sync::mpsc::Sender<PluginEvent>);
+
+impl EventSender {
+    /// A sender and the daemon's end of the queue ([`EVENT_QUEUE`] events).
+    pub fn channel() -> (Self, tokio::sync::mpsc::Receiver<PluginEvent>) {
+        let (tx, rx) = tokio::sync::mpsc::channel(EVENT_QUEUE);
+        (Self(tx), rx)
+    }
+
+    /// Queues `event`, waiting for room; false once the daemon is gone.
+    pub async fn send(&self, event: PluginEvent) -> bool {
+        self.0.send(event).await.is_ok()
+    }
+
+    /// Queues `event` without waiting (see the type's documentation).
+    pub fn notify(&self, event: PluginEvent) {
+        match self.0.try_send(event) {
+            Ok(()) | Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(event)) => {
+                let tx = self.0.clone();
+                // Outside a runtime (a test building contexts), there is no daemon to
+                // wait for.
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    handle.spawn(async move {
+                        let _ = tx.send(event).await;
+                    });
+                }
+            }
+        }
+    }
+}

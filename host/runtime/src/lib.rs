@@ -10,7 +10,7 @@
 //! spec.settings = vec![("address".into(), "127.0.0.1:8080".into())];
 //! spec.grants.tcp = vec!["127.0.0.1:8080".into()];
 //! runtime.check(&spec)?;                        // `wasmbgp check`
-//! let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+//! let (tx, mut rx) = EventSender::channel();
 //! let handle = runtime.start(spec, tx)?;        // inside a tokio runtime
 //! while let Some(event) = rx.recv().await { /* PluginEvent::Health { .. } */ }
 //! ```
@@ -45,7 +45,7 @@ mod supervisor;
 
 #[cfg(feature = "engine")]
 pub use engine::{Runtime, RuntimeOptions};
-pub use events::PluginEvent;
+pub use events::{EventSender, PluginEvent};
 pub use healthcheck::Health;
 #[cfg(feature = "engine")]
 pub use host::KvStore;
@@ -57,6 +57,7 @@ pub use spec::{GrantedFile, Grants, OnFailure, PluginSpec, World, parse_size};
 pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]
 pub use supervisor::{
-    CALL_BUCKETS, ExporterClient, FaultKind, PluginHandle, PluginState, PluginStatus, PolicyClient,
-    PolicySession, PolicyUnavailable, Reload, Reloader, StatusSource, Verdict, Verdicts,
+    CALL_BUCKETS, CONTROL_QUEUE, ExporterClient, FaultKind, PluginHandle, PluginState,
+    PluginStatus, PolicyClient, PolicySession, PolicyUnavailable, Reload, Reloader, StatusSource,
+    Verdict, Verdicts,
 };

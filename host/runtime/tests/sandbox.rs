@@ -353,7 +353,7 @@ async fn bare_call_cost() {
 #[test]
 fn start_outside_tokio_is_an_error_not_a_panic() {
     let runtime = runtime();
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+    let (tx, _rx) = wasmbgp_runtime::EventSender::channel();
     let err = runtime
         .start(spec("x", "tcp-check", &[]), tx)
         .err()

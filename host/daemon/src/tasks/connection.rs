@@ -1,5 +1,14 @@
 //! One TCP connection to a peer: a reader task that cuts the byte stream into whole BGP
 //! messages and a writer task that drains a queue of encoded bytes.
+//!
+//! Both queues are bounded. The reader waits for room in its [`READ_QUEUE`]: when the
+//! neighbor task (and behind it the speaker) lags, the reader stops reading and TCP
+//! slows the peer down. The writer's [`WRITE_QUEUE`] takes UPDATEs only while more
+//! than [`CONTROL_ROOM`] slots are free ([`Connection::has_room_for_updates`]); the
+//! neighbor keeps the rest in its Adj-RIB-Out, where later changes of a prefix replace
+//! earlier ones, until there is room. The slots kept free carry KEEPALIVEs and
+//! NOTIFICATIONs; if even those are full, the peer has read nothing for several
+//! KEEPALIVE intervals, and what does not fit is dropped (logged).
 
 use std::io;
 use std::net::SocketAddr;
@@ -38,7 +47,7 @@ pub struct Connection {
     pub local: SocketAddr,
     /// The peer's end.
     pub remote: SocketAddr,
-    writer: mpsc::UnboundedSender<(Vec<u8>, Option<Instant>)>,
+    writer: mpsc::Sender<(Vec<u8>, Option<Instant>)>,
     writer_task: JoinHandle<()>,
     reader_task: JoinHandle<()>,
 }
@@ -47,6 +56,12 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Largest read at once; many UPDATEs arrive per read under load.
 const READ_CHUNK: usize = 256 * 1024;
+/// Reads (of up to [`READ_CHUNK`]) waiting for the neighbor task.
+pub const READ_QUEUE: usize = 16;
+/// Chunks of encoded messages waiting for the socket.
+pub const WRITE_QUEUE: usize = 64;
+/// Slots of [`WRITE_QUEUE`] that UPDATEs leave to other messages.
+pub const CONTROL_ROOM: usize = 8;
 
 impl Connection {
     /// Starts the reader and writer tasks of `stream`; read events go to `events`.
@@ -54,7 +69,7 @@ impl Connection {
     pub fn start(
         stream: TcpStream,
         outbound: bool,
-        events: mpsc::UnboundedSender<ReadEvent>,
+        events: mpsc::Sender<ReadEvent>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Connection> {
         stream.set_nodelay(true)?;
@@ -62,7 +77,7 @@ impl Connection {
         let remote = stream.peer_addr()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (mut rd, mut wr) = stream.into_split();
-        let (writer, mut queue) = mpsc::unbounded_channel::<(Vec<u8>, Option<Instant>)>();
+        let (writer, mut queue) = mpsc::channel::<(Vec<u8>, Option<Instant>)>(WRITE_QUEUE);
         let writer_task = tokio::spawn(async move {
             while let Some((buf, since)) = queue.recv().await {
                 if wr.write_all(&buf).await.is_err() {
@@ -82,12 +97,14 @@ impl Connection {
                 }
                 match rd.read_buf(&mut buf).await {
                     Ok(0) => {
-                        let _ = events.send(ReadEvent::Closed(id, "closed by peer".into()));
+                        let _ = events
+                            .send(ReadEvent::Closed(id, "closed by peer".into()))
+                            .await;
                         return;
                     }
                     Ok(_) => {}
                     Err(e) => {
-                        let _ = events.send(ReadEvent::Closed(id, e.to_string()));
+                        let _ = events.send(ReadEvent::Closed(id, e.to_string())).await;
                         return;
                     }
                 }
@@ -100,9 +117,10 @@ impl Connection {
                         Err(e) => {
                             if end > 0 {
                                 let _ = events
-                                    .send(ReadEvent::Messages(id, buf.split_to(end).freeze()));
+                                    .send(ReadEvent::Messages(id, buf.split_to(end).freeze()))
+                                    .await;
                             }
-                            let _ = events.send(ReadEvent::Malformed(id, e));
+                            let _ = events.send(ReadEvent::Malformed(id, e)).await;
                             return;
                         }
                     }
@@ -110,6 +128,7 @@ impl Connection {
                 if end > 0
                     && events
                         .send(ReadEvent::Messages(id, buf.split_to(end).freeze()))
+                        .await
                         .is_err()
                 {
                     return;
@@ -127,16 +146,32 @@ impl Connection {
         })
     }
 
-    /// Queues bytes to send.
-    pub fn send(&self, bytes: Vec<u8>) {
-        self.send_since(bytes, None);
+    /// Queues bytes to send; false when the queue is full (the peer reads nothing).
+    pub fn send(&self, bytes: Vec<u8>) -> bool {
+        self.send_since(bytes, None)
     }
 
     /// Queues bytes to send; once written, the time since `since` is recorded as a
-    /// plugin-verdict-to-wire latency.
-    pub fn send_since(&self, bytes: Vec<u8>, since: Option<Instant>) {
-        if !bytes.is_empty() {
-            let _ = self.writer.send((bytes, since));
+    /// plugin-verdict-to-wire latency. False when the queue is full.
+    pub fn send_since(&self, bytes: Vec<u8>, since: Option<Instant>) -> bool {
+        bytes.is_empty()
+            || !matches!(
+                self.writer.try_send((bytes, since)),
+                Err(mpsc::error::TrySendError::Full(_))
+            )
+    }
+
+    /// True while UPDATEs may be queued (more than [`CONTROL_ROOM`] slots free).
+    pub fn has_room_for_updates(&self) -> bool {
+        self.writer.capacity() > CONTROL_ROOM
+    }
+
+    /// Resolves once UPDATEs may be queued again.
+    pub fn room_for_updates(&self) -> impl Future<Output = ()> + Send + 'static {
+        let writer = self.writer.clone();
+        async move {
+            // The permits go back as soon as they are dropped: this only waits.
+            let _ = writer.reserve_many(CONTROL_ROOM + 1).await;
         }
     }
 

@@ -29,7 +29,7 @@ pub struct Inbound(Arc<RwLock<Peers>>);
 
 #[derive(Debug, Default)]
 struct Peers {
-    mailboxes: HashMap<IpAddr, mpsc::UnboundedSender<NeighborMsg>>,
+    mailboxes: HashMap<IpAddr, mpsc::Sender<NeighborMsg>>,
     listeners: Vec<Arc<TcpListener>>,
 }
 
@@ -47,7 +47,7 @@ impl Inbound {
     pub fn insert(
         &self,
         address: IpAddr,
-        mailbox: mpsc::UnboundedSender<NeighborMsg>,
+        mailbox: mpsc::Sender<NeighborMsg>,
         md5: Option<&Md5Key>,
     ) {
         let mut peers = self.write();
@@ -77,7 +77,7 @@ impl Inbound {
         peers.mailboxes.remove(address);
     }
 
-    fn get(&self, address: &IpAddr) -> Option<mpsc::UnboundedSender<NeighborMsg>> {
+    fn get(&self, address: &IpAddr) -> Option<mpsc::Sender<NeighborMsg>> {
         self.0
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -111,7 +111,12 @@ pub async fn serve(listener: Arc<TcpListener>, neighbors: Inbound) {
         };
         match neighbors.get(&ip) {
             Some(tx) => {
-                let _ = tx.send(NeighborMsg::Inbound(stream));
+                if let Err(mpsc::error::TrySendError::Full(_)) =
+                    tx.try_send(NeighborMsg::Inbound(stream))
+                {
+                    // Its task has a full mailbox: the peer will connect again.
+                    warn!(%remote, "dropped a connection: the neighbor's task is busy");
+                }
             }
             None => {
                 if let Some(summary) = refusals.refused(std::time::Instant::now()) {

@@ -28,14 +28,23 @@
 //! resets gets `Stop` with its Cease; a new task (new [`NeighborId`]) replaces a reset
 //! one, and the listeners' [`Inbound`](super::listener::Inbound) map follows.
 //!
-//! All of these channels are unbounded today, as they were before policies: the
-//! speaker and neighbor tasks never block on a send, so a burst (a million routes at
-//! once) queues in memory rather than stalling a session's keepalives. Bounding them
-//! with a stated overflow behaviour is the hardening issue's job. The one bounded
-//! channel is a policy's request queue: when it is full the speaker waits for the
-//! policy, which bounds its memory and paces route processing to the policy's speed.
-//! An exporter's queue is bounded too, but the speaker never waits on it: a batch that
-//! does not fit is dropped and counted, and the exporter is told `lagged`.
+//! Every channel is bounded, and what happens when one is full is decided per channel:
+//!
+//! | channel | bound | when full |
+//! |---|---|---|
+//! | `SpeakerMsg` (ctl, reloads → speaker) | [`SPEAKER_QUEUE`](super::speaker::SPEAKER_QUEUE) | the client waits (it waits for its answer anyway) |
+//! | `PluginEvent` (plugins → speaker) | [`EVENT_QUEUE`](wasmbgp_runtime::events::EVENT_QUEUE) | a plugin's `announce`/`withdraw` waits, off its deadline: a plugin in a loop is paced by the speaker |
+//! | plugin commands (speaker → plugin driver) | [`CONTROL_QUEUE`](wasmbgp_runtime::CONTROL_QUEUE) | refused as busy, with that error |
+//! | policy requests (speaker → policy) | 16 | the speaker waits for the policy: it paces route processing |
+//! | exporter events (speaker → exporter) | the exporter's `queue` | dropped and counted, the exporter is told `lagged` |
+//! | `NeighborMsg` (speaker, listener → neighbor) | [`NEIGHBOR_QUEUE`](super::neighbor::NEIGHBOR_QUEUE) | the speaker waits (a neighbor task never blocks, so briefly); a listener drops the new connection |
+//! | `NeighborEvent` (neighbor → speaker) | [`NEIGHBOR_EVENT_QUEUE`](super::neighbor::NEIGHBOR_EVENT_QUEUE) | the neighbor keeps its events in order and stops reading its peer: TCP slows the peer |
+//! | `ReadEvent` (reader → neighbor) | [`READ_QUEUE`](super::connection::READ_QUEUE) reads | the reader stops reading the socket |
+//! | bytes (neighbor → writer) | [`WRITE_QUEUE`](super::connection::WRITE_QUEUE) | UPDATEs wait in the Adj-RIB-Out (later changes replace earlier ones) |
+//!
+//! The speaker takes control requests first, then at most a bounded batch of plugin
+//! events or neighbor events per turn, so that neither a plugin announcing in a loop
+//! nor a peer sending a full table keeps an operator's `show` waiting.
 
 use std::time::Instant;
 

@@ -43,7 +43,8 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     metrics.config_applied();
     let sources = Sources::new();
-    let (neighbor_events, from_neighbors) = tokio::sync::mpsc::unbounded_channel();
+    let (neighbor_events, from_neighbors) =
+        tokio::sync::mpsc::channel(neighbor::NEIGHBOR_EVENT_QUEUE);
     let shared = Shared {
         local_as: config.local_as,
         router_id: config.router_id,
@@ -73,7 +74,7 @@ pub async fn run(
             listener::serve(l, inbound.clone()),
         );
     }
-    let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (events_tx, events_rx) = wasmbgp_runtime::EventSender::channel();
     let plugin_configs = std::mem::take(&mut config.plugins);
     let watched = plugins::watched_files(&plugin_configs);
     let slots = plugins::start(&runtime, plugin_configs, &sources, &events_tx)?;

@@ -3,7 +3,14 @@
 //! its Adj-RIB-Out (after export policy) that it resends when the session comes up or
 //! the peer asks for a refresh; what goes in it is the speaker's decision. UPDATEs
 //! received go to the speaker, which owns the Adj-RIB-In.
+//!
+//! The task never waits on anyone: what it tells the speaker goes through an outbox
+//! drained into the bounded [`NEIGHBOR_EVENT_QUEUE`] as room appears, and while the
+//! outbox is not empty the task reads nothing more from its connection (so a slow
+//! speaker slows the peer down through TCP, not memory). UPDATEs to send wait in the
+//! Adj-RIB-Out while the connection's write queue is full.
 
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,8 +42,15 @@ pub struct NeighborHandle {
     /// The neighbor's config.
     pub config: NeighborConfig,
     /// Its mailbox.
-    pub tx: mpsc::UnboundedSender<NeighborMsg>,
+    pub tx: mpsc::Sender<NeighborMsg>,
 }
+
+/// Messages waiting for a neighbor task. The task never blocks (it updates memory and
+/// queues bytes without waiting), so a speaker waiting for room waits briefly.
+pub const NEIGHBOR_QUEUE: usize = 256;
+/// What every neighbor has told the speaker and it has not taken yet; when full, the
+/// neighbors stop reading their peers (see the module's documentation).
+pub const NEIGHBOR_EVENT_QUEUE: usize = 1024;
 
 /// Settings every neighbor shares.
 #[derive(Debug, Clone)]
@@ -52,7 +66,7 @@ pub struct Shared {
     /// Counters and gauges.
     pub metrics: Arc<Metrics>,
     /// Where received UPDATEs and session changes go (the speaker).
-    pub events: mpsc::UnboundedSender<NeighborEvent>,
+    pub events: mpsc::Sender<NeighborEvent>,
 }
 
 /// Starts the task of a neighbor, tagging what it reports with `id`; `restarted` when
@@ -71,7 +85,7 @@ pub fn spawn(
     restarted: bool,
     tasks: &CriticalTasks,
 ) -> NeighborHandle {
-    let (tx, rx) = mpsc::unbounded_channel();
+    let (tx, rx) = mpsc::channel(NEIGHBOR_QUEUE);
     let handle = NeighborHandle {
         id,
         config: config.clone(),
@@ -102,8 +116,14 @@ struct Neighbor {
     /// An inbound connection waiting for its OPEN to settle a collision.
     pending: Option<Connection>,
     connecting: Option<JoinHandle<std::io::Result<TcpStream>>>,
-    events_tx: mpsc::UnboundedSender<ReadEvent>,
-    events_rx: mpsc::UnboundedReceiver<ReadEvent>,
+    events_tx: mpsc::Sender<ReadEvent>,
+    events_rx: mpsc::Receiver<ReadEvent>,
+    /// What the speaker has yet to be told, in order.
+    outbox: VecDeque<NeighborEvent>,
+    /// UPDATEs wait in the Adj-RIB-Out for room in the write queue, and since when
+    /// (the oldest plugin verdict among them).
+    updates_waiting: bool,
+    waiting_since: Option<Instant>,
     closing: Vec<JoinHandle<()>>,
     packer: UpdatePacker,
     policy: ExportPolicy,
@@ -144,7 +164,7 @@ impl Neighbor {
             graceful_restart: (shared.graceful_restart > 0).then_some(shared.graceful_restart),
             restarted,
         });
-        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let (events_tx, events_rx) = mpsc::channel(connection::READ_QUEUE);
         let policy = ExportPolicy {
             local_as: shared.local_as,
             ebgp: config.peer_as != shared.local_as,
@@ -163,6 +183,9 @@ impl Neighbor {
             connecting: None,
             events_tx,
             events_rx,
+            outbox: VecDeque::new(),
+            updates_waiting: false,
+            waiting_since: None,
             closing: Vec::new(),
             packer: UpdatePacker::new(Context::default()),
             policy,
@@ -182,9 +205,15 @@ impl Neighbor {
         }
     }
 
-    async fn run(&mut self, mut rx: mpsc::UnboundedReceiver<NeighborMsg>) {
+    async fn run(&mut self, mut rx: mpsc::Receiver<NeighborMsg>) {
         loop {
             let deadline = self.session.next_deadline();
+            let speaker = self.shared.events.clone();
+            let room = self
+                .conn
+                .as_ref()
+                .filter(|_| self.updates_waiting)
+                .map(Connection::room_for_updates);
             tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(msg) => match self.on_message(msg, &mut rx) {
@@ -205,7 +234,17 @@ impl Neighbor {
                         return;
                     }
                 },
-                Some(ev) = self.events_rx.recv() => self.on_read(ev),
+                Ok(permit) = speaker.reserve(), if !self.outbox.is_empty() => {
+                    permit.send(self.outbox.pop_front().expect("guarded"));
+                    self.drain_outbox();
+                }
+                // Nothing more is read while the speaker has not taken what came before.
+                Some(ev) = self.events_rx.recv(), if self.outbox.is_empty() => self.on_read(ev),
+                _ = async { room.expect("guarded").await }, if room.is_some() => {
+                    self.updates_waiting = false;
+                    let since = self.waiting_since.take();
+                    self.flush(since);
+                }
                 carried = async { self.predecessor.as_mut().expect("guarded").await }, if self.predecessor.is_some() => {
                     self.predecessor = None;
                     self.carry_on(carried.unwrap_or_default());
@@ -232,7 +271,7 @@ impl Neighbor {
     fn on_message(
         &mut self,
         msg: NeighborMsg,
-        rx: &mut mpsc::UnboundedReceiver<NeighborMsg>,
+        rx: &mut mpsc::Receiver<NeighborMsg>,
     ) -> Option<Stop> {
         match msg {
             NeighborMsg::Start(table) => {
@@ -312,13 +351,28 @@ impl Neighbor {
         }
     }
 
-    /// Sends pending Adj-RIB-Out changes if the session is up.
+    /// Sends pending Adj-RIB-Out changes if the session is up and its write queue has
+    /// room (else they wait there, later changes replacing earlier ones).
     fn flush(&mut self, since: Option<Instant>) {
         if self.session.state() != State::Established {
             self.adj_out.clear_pending();
+            self.updates_waiting = false;
+            self.waiting_since = None;
             return;
         }
         if !self.adj_out.has_pending() {
+            return;
+        }
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| !c.has_room_for_updates())
+        {
+            self.updates_waiting = true;
+            self.waiting_since = match (self.waiting_since, since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             return;
         }
         let mut out = Vec::new();
@@ -331,6 +385,31 @@ impl Neighbor {
         }
     }
 
+    /// Tells the speaker `event`, after what it has not taken yet.
+    fn report(&mut self, event: NeighborEvent) {
+        self.outbox.push_back(event);
+        self.drain_outbox();
+    }
+
+    /// Hands the speaker what fits in its queue, in order.
+    fn drain_outbox(&mut self) {
+        use tokio::sync::mpsc::error::TrySendError;
+        while let Some(event) = self.outbox.pop_front() {
+            match self.shared.events.try_send(event) {
+                Ok(()) => {}
+                Err(TrySendError::Full(event)) => {
+                    self.outbox.push_front(event);
+                    return;
+                }
+                // The speaker is gone: wasmbgp is stopping.
+                Err(TrySendError::Closed(_)) => {
+                    self.outbox.clear();
+                    return;
+                }
+            }
+        }
+    }
+
     fn record_sent(&mut self, stats: wasmbgp_bgp::rib::FlushStats) {
         self.updates_sent += stats.messages as u64;
         self.shared.metrics.updates_sent(&self.label, &stats);
@@ -340,8 +419,10 @@ impl Neighbor {
     }
 
     fn send_bytes(&self, bytes: Vec<u8>) {
-        if let Some(c) = &self.conn {
-            c.send(bytes);
+        if let Some(c) = &self.conn
+            && !c.send(bytes)
+        {
+            warn!(neighbor = %self.label, "the peer reads nothing: its write queue is full, a message was dropped");
         }
     }
 
@@ -581,11 +662,11 @@ impl Neighbor {
     }
 
     /// Counts a NOTIFICATION and tells the speaker (for exporters).
-    fn notification(&self, n: &Notification, sent: bool) {
+    fn notification(&mut self, n: &Notification, sent: bool) {
         self.shared
             .metrics
             .notification(&self.label, sent, n.code, n.subcode);
-        let _ = self.shared.events.send(NeighborEvent::Notification {
+        self.report(NeighborEvent::Notification {
             neighbor: self.id,
             sent,
             notification: n.clone(),
@@ -599,7 +680,7 @@ impl Neighbor {
             return;
         }
         let old = std::mem::replace(&mut self.reported_state, state);
-        let _ = self.shared.events.send(NeighborEvent::State {
+        self.report(NeighborEvent::State {
             neighbor: self.id,
             old,
             new: state,
@@ -657,7 +738,7 @@ impl Neighbor {
                     } else {
                         warn!(neighbor = %self.label, %reason, families = ?stale.iter().map(|f| f.name()).collect::<Vec<_>>(), "session down; the peer's routes stay, marked stale, while it restarts (graceful restart)");
                     }
-                    let _ = self.shared.events.send(NeighborEvent::Down {
+                    self.report(NeighborEvent::Down {
                         neighbor: self.id,
                         stale,
                     });
@@ -672,7 +753,7 @@ impl Neighbor {
                 }
                 Action::StaleEnd(families) => {
                     info!(neighbor = %self.label, families = ?families.iter().map(|f| f.name()).collect::<Vec<_>>(), "removing the routes the peer did not send again (graceful restart over)");
-                    let _ = self.shared.events.send(NeighborEvent::StaleEnd {
+                    self.report(NeighborEvent::StaleEnd {
                         neighbor: self.id,
                         families,
                     });
@@ -686,7 +767,7 @@ impl Neighbor {
                     for d in &u.discarded {
                         debug!(neighbor = %self.label, attribute = %d, "attribute discarded (RFC 7606)");
                     }
-                    let _ = self.shared.events.send(NeighborEvent::Update {
+                    self.report(NeighborEvent::Update {
                         neighbor: self.id,
                         update: Box::new(u),
                     });

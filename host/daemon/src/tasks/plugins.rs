@@ -11,7 +11,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 use wasmbgp_bgp::rib::SourceId;
-use wasmbgp_runtime::{Health, PluginEvent, PluginHandle, PluginStatus, Runtime, World};
+use wasmbgp_runtime::{Health, PluginHandle, PluginStatus, Runtime, World};
 
 use super::reload::Reloads;
 use super::sources::Sources;
@@ -34,7 +34,7 @@ pub fn start(
     runtime: &Runtime,
     configs: Vec<PluginConfig>,
     sources: &Sources,
-    events: &mpsc::UnboundedSender<PluginEvent>,
+    events: &wasmbgp_runtime::EventSender,
 ) -> anyhow::Result<Vec<PluginSlot>> {
     let mut slots = Vec::new();
     for config in configs {

@@ -175,7 +175,7 @@ impl Reloads {
             Ok(()) => {
                 let ms = started.elapsed().as_secs_f64() * 1e3;
                 info!(plugin = %name, component = %spec.component.display(), ms, "plugin swapped");
-                self.speaker.plugin_swapped(spec);
+                self.speaker.plugin_swapped(spec).await;
                 Reply::ok(format!("plugin {name} reloaded in {ms:.1} ms"))
             }
             Err(e) => Reply::err(format!(

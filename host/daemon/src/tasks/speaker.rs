@@ -32,40 +32,47 @@ use crate::metrics::Metrics;
 /// A cloneable handle on the speaker task.
 #[derive(Debug, Clone)]
 pub struct SpeakerHandle {
-    tx: mpsc::UnboundedSender<SpeakerMsg>,
+    tx: mpsc::Sender<SpeakerMsg>,
 }
+
+/// Requests waiting for the speaker: when full, a control client or a reload waits for
+/// room (each waits on its own answer anyway).
+pub const SPEAKER_QUEUE: usize = 64;
 
 impl SpeakerHandle {
     /// A handle and the mailbox the speaker will read (so that what needs the handle,
     /// such as the plugin file watcher, can exist before the speaker runs).
-    pub fn channel() -> (Self, mpsc::UnboundedReceiver<SpeakerMsg>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn channel() -> (Self, mpsc::Receiver<SpeakerMsg>) {
+        let (tx, rx) = mpsc::channel(SPEAKER_QUEUE);
         (SpeakerHandle { tx }, rx)
     }
 
     /// Runs commands; `None` once the speaker has stopped.
     pub async fn execute(&self, batch: Vec<Result<Command, String>>) -> Option<Vec<Reply>> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(SpeakerMsg::Batch(batch, tx)).ok()?;
+        self.tx.send(SpeakerMsg::Batch(batch, tx)).await.ok()?;
         rx.await.ok()
     }
 
     /// What runs now; `None` once the speaker has stopped.
     pub async fn running(&self) -> Option<Running> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(SpeakerMsg::Running(tx)).ok()?;
+        self.tx.send(SpeakerMsg::Running(tx)).await.ok()?;
         rx.await.ok()
     }
 
     /// Records a plugin's new spec once its new instance serves.
-    pub fn plugin_swapped(&self, spec: wasmbgp_runtime::PluginSpec) {
-        let _ = self.tx.send(SpeakerMsg::PluginSwapped(spec));
+    pub async fn plugin_swapped(&self, spec: wasmbgp_runtime::PluginSpec) {
+        let _ = self.tx.send(SpeakerMsg::PluginSwapped(spec)).await;
     }
 
     /// Applies a reload's plan; `None` once the speaker has stopped.
     pub async fn apply(&self, plan: ReloadPlan) -> Option<ReloadSummary> {
         let (tx, rx) = oneshot::channel();
-        self.tx.send(SpeakerMsg::Apply(Box::new(plan), tx)).ok()?;
+        self.tx
+            .send(SpeakerMsg::Apply(Box::new(plan), tx))
+            .await
+            .ok()?;
         rx.await.ok()
     }
 
@@ -73,12 +80,19 @@ impl SpeakerHandle {
     /// replaces the configured shutdown communication.
     pub async fn shutdown(&self, message: Option<String>) {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(SpeakerMsg::Shutdown(message, tx)).is_ok() {
+        if self
+            .tx
+            .send(SpeakerMsg::Shutdown(message, tx))
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
     }
 }
 
+/// The most plugin events applied in one go before their routes are sent.
+const MAX_PLUGIN_EVENTS_PER_TURN: usize = 4096;
 /// The most neighbor events taken in one go before their import policies run.
 const MAX_EVENTS_PER_JUDGEMENT: usize = 1024;
 /// The most received routes staged before their import policies run.
@@ -107,7 +121,7 @@ pub struct SpeakerParts {
     /// The running plugins.
     pub plugins: Vec<PluginSlot>,
     /// Where plugins' events go (for plugins a reload adds).
-    pub plugin_events: mpsc::UnboundedSender<PluginEvent>,
+    pub plugin_events: wasmbgp_runtime::EventSender,
     /// The watcher of the plugins' files.
     pub watcher: Option<plugins::FileWatcher>,
     /// Counters and gauges.
@@ -135,7 +149,7 @@ pub struct Speaker {
     critical: CriticalTasks,
     inbound: Inbound,
     plugins: Vec<PluginSlot>,
-    plugin_events: mpsc::UnboundedSender<PluginEvent>,
+    plugin_events: wasmbgp_runtime::EventSender,
     watcher: Option<plugins::FileWatcher>,
     interner: Interner,
     metrics: Arc<Metrics>,
@@ -189,9 +203,9 @@ impl Speaker {
     /// Adj-RIB-Out (after export policy), which starts their sessions.
     pub fn spawn(
         self,
-        rx: mpsc::UnboundedReceiver<SpeakerMsg>,
-        events: mpsc::UnboundedReceiver<PluginEvent>,
-        from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
+        rx: mpsc::Receiver<SpeakerMsg>,
+        events: mpsc::Receiver<PluginEvent>,
+        from_neighbors: mpsc::Receiver<NeighborEvent>,
     ) {
         let tasks = self.critical.clone();
         tasks.spawn("speaker", self.run(rx, events, from_neighbors));
@@ -260,9 +274,9 @@ impl Speaker {
 
     async fn run(
         mut self,
-        mut rx: mpsc::UnboundedReceiver<SpeakerMsg>,
-        mut events: mpsc::UnboundedReceiver<PluginEvent>,
-        mut from_neighbors: mpsc::UnboundedReceiver<NeighborEvent>,
+        mut rx: mpsc::Receiver<SpeakerMsg>,
+        mut events: mpsc::Receiver<PluginEvent>,
+        mut from_neighbors: mpsc::Receiver<NeighborEvent>,
     ) {
         for i in 0..self.neighbors.len() {
             self.start_neighbor(i).await;
@@ -272,22 +286,28 @@ impl Speaker {
             self.hub.flush();
             let msg = tokio::select! {
                 biased;
-                Some(ev) = events.recv() => {
-                    let since = std::time::Instant::now();
-                    self.on_plugin_event(ev).await;
-                    // Take every event already queued before sending, so a burst becomes one flush.
-                    while let Ok(ev) = events.try_recv() {
-                        self.on_plugin_event(ev).await;
-                    }
-                    self.publish(Some(since)).await;
-                    continue;
-                }
-                // Control requests before what the neighbors send: an operator's
-                // `show` is answered between batches of a large import, not after it.
+                // Control requests first: an operator's `show` is answered between
+                // batches of a large import or of a plugin's announcements, never
+                // after them.
                 msg = rx.recv() => match msg {
                     Some(m) => m,
                     None => return,
                 },
+                Some(ev) = events.recv() => {
+                    let since = std::time::Instant::now();
+                    self.on_plugin_event(ev).await;
+                    // Take the events already queued before sending, so a burst becomes
+                    // one flush; bounded, so that a plugin announcing in a loop cannot
+                    // hold the speaker.
+                    for _ in 0..MAX_PLUGIN_EVENTS_PER_TURN {
+                        match events.try_recv() {
+                            Ok(ev) => self.on_plugin_event(ev).await,
+                            Err(_) => break,
+                        }
+                    }
+                    self.publish(Some(since)).await;
+                    continue;
+                }
                 Some(ev) = from_neighbors.recv() => {
                     let started = std::time::Instant::now();
                     let mut staged = self.on_neighbor_event(ev).await;
@@ -305,7 +325,7 @@ impl Speaker {
                     }
                     self.judge_received().await;
                     self.record_received();
-                    self.check_prefix_limits();
+                    self.check_prefix_limits().await;
                     self.metrics.update_processing(started.elapsed());
                     continue;
                 }
@@ -340,6 +360,7 @@ impl Speaker {
                         let (tx, rx) = oneshot::channel();
                         if n.tx
                             .send(NeighborMsg::Shutdown(notification.clone(), tx))
+                            .await
                             .is_ok()
                         {
                             waits.push(rx);
@@ -416,7 +437,7 @@ impl Speaker {
             PanicTarget::Neighbor(address) => {
                 match self.neighbors.iter().find(|n| n.config.address == address) {
                     Some(n) => {
-                        let _ = n.tx.send(NeighborMsg::Panic);
+                        let _ = n.tx.try_send(NeighborMsg::Panic);
                         Reply::ok("")
                     }
                     None => Reply::err(format!("{address} is not a configured neighbor")),
@@ -466,7 +487,8 @@ impl Speaker {
         self.record_sent_table(i, &table);
         let _ = self.neighbors[i]
             .tx
-            .send(NeighborMsg::Start(Box::new(table)));
+            .send(NeighborMsg::Start(Box::new(table)))
+            .await;
     }
 
     /// Sends every neighbor the changes of its originated routes, through its export
@@ -494,7 +516,8 @@ impl Speaker {
             if !changes.is_empty() {
                 let _ = self.neighbors[i]
                     .tx
-                    .send(NeighborMsg::Routes { changes, since });
+                    .send(NeighborMsg::Routes { changes, since })
+                    .await;
             }
         }
     }
@@ -532,7 +555,8 @@ impl Speaker {
             self.record_sent_table(i, &table);
             let _ = self.neighbors[i]
                 .tx
-                .send(NeighborMsg::Replace(Box::new(table)));
+                .send(NeighborMsg::Replace(Box::new(table)))
+                .await;
         }
         if import {
             let chain = self.chain(&self.neighbors[i].config.import_policy);
@@ -848,7 +872,7 @@ impl Speaker {
                 let mut list: Vec<NeighborStatus> = Vec::new();
                 for (n, ribs) in self.neighbors.iter().zip(&self.ribs) {
                     let (tx, rx) = oneshot::channel();
-                    if n.tx.send(NeighborMsg::Status(tx)).is_ok()
+                    if n.tx.send(NeighborMsg::Status(tx)).await.is_ok()
                         && let Ok(mut s) = rx.await
                     {
                         s.prefixes_received = ribs.adj_in.accepted_len();
@@ -948,7 +972,7 @@ impl Speaker {
                         // After export policy: what the neighbor task holds and sends.
                         (true, false) => {
                             let (tx, rx) = oneshot::channel();
-                            if n.tx.send(NeighborMsg::AdjRibOut(tx)).is_ok()
+                            if n.tx.send(NeighborMsg::AdjRibOut(tx)).await.is_ok()
                                 && let Ok(r) = rx.await
                             {
                                 rows.extend(r);
@@ -1064,7 +1088,7 @@ impl Speaker {
 
     /// Max-prefixes: warns at the configured percentage, and past a limit ends the
     /// session with Cease/Maximum Number of Prefixes Reached (or only warns).
-    fn check_prefix_limits(&mut self) {
+    async fn check_prefix_limits(&mut self) {
         use super::limits::Crossing;
         for i in 0..self.neighbors.len() {
             let limit = &self.neighbors[i].config.max_prefixes;
@@ -1106,10 +1130,13 @@ impl Speaker {
                         if limit.action == crate::config::LimitAction::Cease {
                             let notification =
                                 wasmbgp_bgp::packet::Notification::max_prefixes(family, max);
-                            let _ = self.neighbors[i].tx.send(NeighborMsg::Cease {
-                                notification,
-                                restart: limit.restart,
-                            });
+                            let _ = self.neighbors[i]
+                                .tx
+                                .send(NeighborMsg::Cease {
+                                    notification,
+                                    restart: limit.restart,
+                                })
+                                .await;
                             // One Cease per session: the other family's crossing
                             // would only repeat it.
                             break;
@@ -1189,13 +1216,14 @@ impl Speaker {
         }
         // 2. Neighbors removed, and those whose session must be new: the old tasks stop.
         for address in &plan.removed {
-            self.remove_neighbor(*address, Notification::cease(cease_sub::PEER_DECONFIGURED));
+            self.remove_neighbor(*address, Notification::cease(cease_sub::PEER_DECONFIGURED))
+                .await;
             info!(neighbor = %address, "neighbor removed by the config reload");
         }
         let mut kept_tables = HashMap::new();
         for (address, why) in &plan.reset {
             let notification = Notification::cease(cease_sub::OTHER_CONFIGURATION_CHANGE);
-            if let Some((ribs, carried)) = self.remove_neighbor(*address, notification) {
+            if let Some((ribs, carried)) = self.remove_neighbor(*address, notification).await {
                 kept_tables.insert(*address, (ribs.originated, carried));
             }
             info!(neighbor = %address, setting = why, "neighbor reset by the config reload: a new session");
@@ -1265,7 +1293,8 @@ impl Speaker {
                         .max_prefixes(&address.to_string(), &limits_of(config));
                     let _ = self.neighbors[i]
                         .tx
-                        .send(NeighborMsg::Reconfigure(Box::new(config.clone())));
+                        .send(NeighborMsg::Reconfigure(Box::new(config.clone())))
+                        .await;
                     reevaluate.push((
                         i,
                         old.export_policy != config.export_policy,
@@ -1320,7 +1349,7 @@ impl Speaker {
     /// Stops a neighbor's task with `notification` and forgets it: exporters see its
     /// received routes go and its session end. Returns its routes, and what a task
     /// replacing it waits for.
-    fn remove_neighbor(
+    async fn remove_neighbor(
         &mut self,
         address: IpAddr,
         notification: wasmbgp_bgp::packet::Notification,
@@ -1342,7 +1371,10 @@ impl Speaker {
             .collect();
         self.inbound.remove(&address);
         let (successor, carried) = oneshot::channel();
-        let _ = handle.tx.send(NeighborMsg::Stop(notification, successor));
+        let _ = handle
+            .tx
+            .send(NeighborMsg::Stop(notification, successor))
+            .await;
         ribs.session_down(&[]);
         let (pre, post) = ribs.take_recorded();
         self.hub

@@ -28,7 +28,6 @@ mod state;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc::UnboundedSender;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -46,21 +45,22 @@ use routes::RoutesCtx;
 pub use state::KvStore;
 use state::StateCtx;
 
-use crate::events::PluginEvent;
 use crate::grants::CheckedGrants;
 use crate::supervisor::Shared;
 use log::LogStream;
 
 /// Bindings generated from `wit/`, one module per world. The interfaces a world shares
 /// with `healthcheck` (types, log, state) are generated once, there, so that every world
-/// uses the same Rust types and host implementations. Probes are async on the host;
-/// everything else is a quick synchronous call.
+/// uses the same Rust types and host implementations. Probes are async on the host, and
+/// so are route requests (they wait for room in the queue to the daemon); everything
+/// else is a quick synchronous call.
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "healthcheck",
         imports: {
             "wasmbgp:plugin/probe": async,
+            "wasmbgp:plugin/routes": async,
             default: tracing,
         },
         exports: { default: async },
@@ -179,7 +179,7 @@ impl PluginCtx {
     pub fn new(
         shared: Arc<Shared>,
         grants: Arc<CheckedGrants>,
-        events: UnboundedSender<PluginEvent>,
+        events: crate::EventSender,
     ) -> Self {
         let name: Arc<str> = Arc::from(shared.name.as_str());
         let mut wasi = WasiCtx::builder();
@@ -249,6 +249,7 @@ impl PluginCtx {
                 shared: shared.clone(),
                 grants: grants.clone(),
                 events,
+                waited: Duration::ZERO,
             },
             metrics: MetricsCtx {
                 plugin: name.clone(),
@@ -282,14 +283,16 @@ impl PluginCtx {
             deadline,
         };
         self.probe.host_time = Duration::ZERO;
+        self.routes.waited = Duration::ZERO;
     }
 
-    /// Guest time used by the call so far: its time minus what the host spent in probes.
+    /// Guest time used by the call so far: its time minus what the host spent in probes
+    /// and waiting for the daemon to take route requests.
     pub fn guest_time(&self) -> Duration {
         self.call
             .started
             .elapsed()
-            .saturating_sub(self.probe.host_time)
+            .saturating_sub(self.probe.host_time + self.routes.waited)
     }
 }
 

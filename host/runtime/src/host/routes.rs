@@ -6,22 +6,23 @@ use std::net::IpAddr;
 use wasmbgp_bgp::words::{self, RouteSpec};
 
 use std::sync::Arc;
-
-use tokio::sync::mpsc::UnboundedSender;
+use std::time::{Duration, Instant};
 
 use super::bindings::wasmbgp::plugin::{routes, types};
 use super::convert;
-use crate::events::PluginEvent;
+use crate::events::{EventSender, PluginEvent};
 use crate::grants::{CheckedGrants, NeighborError};
 use crate::supervisor::Shared;
 
 /// What `routes` may touch: the grants (neighbors, `max-routes`), the plugin's owned
-/// routes and counters, and the channel to the speaker.
+/// routes and counters, and the queue to the speaker, with the time the call in
+/// progress waited on it (not charged to the guest's deadline).
 pub(crate) struct RoutesCtx {
     pub plugin: Arc<str>,
     pub shared: Arc<Shared>,
     pub grants: Arc<CheckedGrants>,
-    pub events: UnboundedSender<PluginEvent>,
+    pub events: EventSender,
+    pub waited: Duration,
 }
 
 impl RoutesCtx {
@@ -38,6 +39,14 @@ impl RoutesCtx {
         routes::RouteError::Invalid(why)
     }
 
+    /// Queues a request for the speaker, waiting for room: a plugin that announces
+    /// faster than the speaker applies is paced, not buffered.
+    async fn queue(&mut self, event: PluginEvent) {
+        let start = Instant::now();
+        self.events.send(event).await;
+        self.waited += start.elapsed();
+    }
+
     fn neighbors(&self, requested: &[types::IpAddress]) -> Result<Vec<IpAddr>, routes::RouteError> {
         let requested: Vec<IpAddr> = requested.iter().map(convert::address_in).collect();
         self.grants
@@ -47,7 +56,7 @@ impl RoutesCtx {
 }
 
 impl routes::Host for RoutesCtx {
-    fn announce(
+    async fn announce(
         &mut self,
         prefix: types::Prefix,
         attributes: types::Attributes,
@@ -63,15 +72,16 @@ impl routes::Host for RoutesCtx {
                 "max-routes is {cap}"
             )));
         }
-        let _ = self.events.send(PluginEvent::Announce {
+        self.queue(PluginEvent::Announce {
             plugin: self.plugin.to_string(),
             route,
             neighbors,
-        });
+        })
+        .await;
         Ok(())
     }
 
-    fn withdraw(
+    async fn withdraw(
         &mut self,
         prefix: types::Prefix,
         neighbors: Vec<types::IpAddress>,
@@ -79,11 +89,12 @@ impl routes::Host for RoutesCtx {
         let neighbors = self.neighbors(&neighbors)?;
         let prefix = convert::prefix_in(&prefix).map_err(|why| self.route_invalid(why))?;
         self.shared.disown_route(&prefix);
-        let _ = self.events.send(PluginEvent::Withdraw {
+        self.queue(PluginEvent::Withdraw {
             plugin: self.plugin.to_string(),
             prefix,
             neighbors,
-        });
+        })
+        .await;
         Ok(())
     }
 }

@@ -233,7 +233,7 @@ impl Driver {
     /// Asks the daemon for a snapshot; batches are held until it comes.
     fn want_snapshot(&mut self) {
         self.awaiting_snapshot = true;
-        let _ = self.core.events.send(PluginEvent::SnapshotWanted {
+        self.core.events.notify(PluginEvent::SnapshotWanted {
             plugin: self.core.shared.name.clone(),
         });
     }

@@ -73,7 +73,7 @@ impl Driver {
         let reason = self.core.shared.redact(&reason);
         tracing::info!(plugin = %self.core.shared.name, %health, %reason, "health transition");
         self.core.shared.update(|s| s.health = Some(health));
-        let _ = self.core.events.send(PluginEvent::Health {
+        self.core.events.notify(PluginEvent::Health {
             plugin: self.name(),
             health,
             reason,
@@ -183,7 +183,7 @@ impl Driver {
         // The daemon applies on-failure; the next verdict is re-stated.
         self.hysteresis.reset();
         let on_failure = self.core.prepared.spec.on_failure;
-        let _ = self.core.events.send(PluginEvent::Failed {
+        self.core.events.notify(PluginEvent::Failed {
             plugin: self.name(),
             error,
             on_failure,

@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 use futures::FutureExt as _;
 use serde::Serialize;
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::{Receiver, Sender, channel};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wasmbgp_bgp::Prefix;
 use wasmtime::{Store, UpdateDeadline};
 
 use crate::engine::EngineShared;
-use crate::events::PluginEvent;
+use crate::events::{EventSender, PluginEvent};
 use crate::export::PluginChange;
 use crate::grants::CheckedGrants;
 use crate::healthcheck::{Health, HysteresisConfig};
@@ -187,7 +187,7 @@ pub(crate) struct Shared {
     events_dropped: AtomicU64,
     metrics: Mutex<MetricStore>,
     /// Where lifecycle events go (none for a trial instance).
-    events: Option<UnboundedSender<PluginEvent>>,
+    events: Option<EventSender>,
     last_denied_event: Mutex<Option<Instant>>,
     /// An instance has started once (the next start is a restart).
     started_once: std::sync::atomic::AtomicBool,
@@ -211,7 +211,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    fn new(name: String, world: World, events: Option<UnboundedSender<PluginEvent>>) -> Self {
+    fn new(name: String, world: World, events: Option<EventSender>) -> Self {
         Shared {
             name,
             born: Instant::now(),
@@ -286,7 +286,7 @@ impl Shared {
     /// Tells the daemon (and so the exporters) what happened to the plugin.
     pub fn lifecycle(&self, change: PluginChange, detail: String) {
         if let Some(events) = &self.events {
-            let _ = events.send(PluginEvent::Lifecycle {
+            events.notify(PluginEvent::Lifecycle {
                 plugin: self.name.clone(),
                 change,
                 detail: self.redact(&detail),
@@ -429,7 +429,7 @@ impl Reload {
 pub struct Reloader {
     engine: Arc<EngineShared>,
     shared: Arc<Shared>,
-    control: UnboundedSender<Control>,
+    control: Sender<Control>,
 }
 
 impl Reloader {
@@ -465,9 +465,11 @@ impl Reloader {
             self.shared.count_reload(false);
         })?;
         let (reply, outcome) = oneshot::channel();
-        self.control
-            .send(Control::Reload(Box::new(prepared), reply))
-            .map_err(|_| anyhow::anyhow!("plugin {name} has stopped"))?;
+        send_control(
+            &self.control,
+            &name,
+            Control::Reload(Box::new(prepared), reply),
+        )?;
         Ok(Reload(outcome))
     }
 
@@ -537,12 +539,28 @@ pub(crate) enum Control {
     Stop,
 }
 
+/// Commands waiting for a plugin's driver (it takes them between calls, so at most a
+/// call's deadline apart): more are refused as busy rather than queued.
+pub const CONTROL_QUEUE: usize = 16;
+
+/// Queues a command for a plugin's driver, without waiting.
+fn send_control(control: &Sender<Control>, name: &str, command: Control) -> anyhow::Result<()> {
+    use tokio::sync::mpsc::error::TrySendError;
+    match control.try_send(command) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Full(_)) => {
+            anyhow::bail!("plugin {name} is busy: {CONTROL_QUEUE} commands wait for it; try again")
+        }
+        Err(TrySendError::Closed(_)) => anyhow::bail!("plugin {name} has stopped"),
+    }
+}
+
 /// The daemon's handle on a running plugin. Dropping it stops the plugin.
 pub struct PluginHandle {
     name: String,
     engine: Arc<EngineShared>,
     shared: Arc<Shared>,
-    control: UnboundedSender<Control>,
+    control: Sender<Control>,
     policy: Option<PolicyClient>,
     exporter: Option<ExporterClient>,
     task: Option<JoinHandle<()>>,
@@ -554,7 +572,7 @@ impl PluginHandle {
         engine: Arc<EngineShared>,
         prepared: Prepared,
         restart: RestartPolicy,
-        events: UnboundedSender<PluginEvent>,
+        events: EventSender,
     ) -> Self {
         let name = prepared.spec.name.clone();
         let shared = Arc::new(Shared::new(
@@ -563,7 +581,7 @@ impl PluginHandle {
             Some(events.clone()),
         ));
         shared.set_secrets(prepared.spec.secret_values());
-        let (control, rx) = unbounded_channel();
+        let (control, rx) = channel(CONTROL_QUEUE);
         let core = DriverCore {
             engine: engine.clone(),
             prepared,
@@ -622,15 +640,13 @@ impl PluginHandle {
     /// [`Health::Disabled`] (the daemon withdraws or re-MEDs the routes).
     pub fn disable(&self) -> anyhow::Result<()> {
         self.health_check_only("disable")?;
-        let _ = self.control.send(Control::Disable);
-        Ok(())
+        send_control(&self.control, &self.name, Control::Disable)
     }
 
     /// Ends a health check's maintenance: checks resume and the next verdict is reported.
     pub fn enable(&self) -> anyhow::Result<()> {
         self.health_check_only("enable")?;
-        let _ = self.control.send(Control::Enable);
-        Ok(())
+        send_control(&self.control, &self.name, Control::Enable)
     }
 
     fn health_check_only(&self, what: &str) -> anyhow::Result<()> {
@@ -679,7 +695,7 @@ impl PluginHandle {
     /// deadline; abandoned after 2 s) and drops its instance. Routes are the
     /// daemon's to clean up.
     pub async fn stop(mut self) {
-        let _ = self.control.send(Control::Stop);
+        let _ = self.control.send(Control::Stop).await;
         if let Some(mut task) = self.task.take()
             && tokio::time::timeout(Duration::from_secs(2), &mut task)
                 .await
@@ -696,7 +712,7 @@ impl Drop for PluginHandle {
         // The driver exits when its control channel closes; a call in
         // progress is abandoned.
         if self.task.as_ref().is_some_and(|t| !t.is_finished()) {
-            let _ = self.control.send(Control::Stop);
+            let _ = self.control.try_send(Control::Stop);
         }
     }
 }
@@ -707,8 +723,8 @@ pub(crate) struct DriverCore {
     pub engine: Arc<EngineShared>,
     pub prepared: Prepared,
     pub shared: Arc<Shared>,
-    pub events: UnboundedSender<PluginEvent>,
-    pub control: UnboundedReceiver<Control>,
+    pub events: EventSender,
+    pub control: Receiver<Control>,
 }
 
 impl DriverCore {
@@ -773,7 +789,7 @@ impl DriverCore {
             s.last_error = Some(error.clone());
             s.state = state;
         });
-        let _ = self.events.send(PluginEvent::Failed {
+        self.events.notify(PluginEvent::Failed {
             plugin: self.shared.name.clone(),
             error,
             on_failure: self.prepared.spec.on_failure,
@@ -850,8 +866,8 @@ pub(crate) fn trial_init(engine: Arc<EngineShared>, prepared: Prepared) -> anyho
         .build()?;
     let world = prepared.spec.world;
     let name = prepared.spec.name.clone();
-    let (events, _) = unbounded_channel();
-    let (_, control) = unbounded_channel();
+    let (events, _) = EventSender::channel();
+    let (_, control) = channel(CONTROL_QUEUE);
     let shared = Arc::new(Shared::new(name.clone(), world, None));
     shared.set_secrets(prepared.spec.secret_values());
     let core = DriverCore {
@@ -1014,7 +1030,7 @@ mod tests {
     async fn a_host_panic_during_a_call_is_a_fault_not_a_dead_task() {
         let engine = EngineShared::new(None).unwrap();
         let shared = Arc::new(Shared::new("p".into(), World::Healthcheck, None));
-        let (events, _rx) = unbounded_channel();
+        let (events, _rx) = EventSender::channel();
         let ctx = PluginCtx::new(shared, Arc::new(CheckedGrants::default()), events);
         let mut store = Store::new(&engine.engine, ctx);
         let fault = timed_call(

@@ -399,7 +399,7 @@ impl Driver {
         self.core.shared.update(|s| s.state = PluginState::Running);
         self.core.take_over(prepared, reply);
         // The verdicts may change: the daemon judges the routes again.
-        let _ = self.core.events.send(PluginEvent::PolicyChanged {
+        self.core.events.notify(PluginEvent::PolicyChanged {
             plugin: self.core.shared.name.clone(),
         });
     }
@@ -462,7 +462,7 @@ impl Driver {
                 self.core.shared.update(|s| s.state = PluginState::Running);
                 self.core.started();
                 if std::mem::take(&mut self.recovering) {
-                    let _ = self.core.events.send(PluginEvent::PolicyChanged {
+                    self.core.events.notify(PluginEvent::PolicyChanged {
                         plugin: self.core.shared.name.clone(),
                     });
                 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+use tokio::sync::mpsc::Receiver;
 use wasmbgp_runtime::{
     Health, PluginEvent, PluginHandle, PluginSpec, Runtime, RuntimeOptions, World,
 };
@@ -77,12 +77,12 @@ pub fn spec(plugin: &str, component_name: &str, settings: &[(&str, &str)]) -> Pl
 /// A started plugin and its event stream.
 pub struct Running {
     pub handle: PluginHandle,
-    pub events: UnboundedReceiver<PluginEvent>,
+    pub events: Receiver<PluginEvent>,
 }
 
 /// Starts `spec` on `runtime`.
 pub fn start(runtime: &Runtime, spec: PluginSpec) -> Running {
-    let (tx, events) = unbounded_channel();
+    let (tx, events) = wasmbgp_runtime::EventSender::channel();
     let handle = runtime.start(spec, tx).expect("plugin starts");
     Running { handle, events }
 }
