@@ -228,6 +228,14 @@ impl GrSpeaker {
         Ok(())
     }
 
+    /// Waits for wasmbgp to exit (after `ctl shutdown`); fails unless it exits 0.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<()> {
+        let mut daemon = self.daemon.take().context("wasmbgp is not running")?;
+        let status = daemon.wait_exit(timeout)?;
+        ensure!(status.success(), "wasmbgp exited with {status}");
+        Ok(())
+    }
+
     /// wasmbgp's log.
     pub fn log(&self) -> String {
         crate::wasmbgp::read_log(&self.dir)

@@ -5,8 +5,10 @@
 //!   on` and is killed with SIGKILL. BIRD keeps them (graceful restart active) while
 //!   wasmbgp is gone; a new wasmbgp, announcing the same routes but one, sends its
 //!   table and End-of-RIB, and BIRD drops that one route and ends its graceful
-//!   restart. BIRD's count of wasmbgp's routes, read every 50 ms on its own thread,
-//!   never drops below 100,000, and BIRD receives no withdrawal.
+//!   restart. Then `ctl shutdown --graceful-restart` (a binary upgrade) stops the new
+//!   wasmbgp without a NOTIFICATION: BIRD keeps the routes again until a third
+//!   wasmbgp is back. BIRD's count of wasmbgp's routes, read every 50 ms on its own
+//!   thread, never drops below 100,000, and BIRD receives no withdrawal.
 //! - wasmbgp receiving: BIRD sends 100,001 routes and is killed with SIGKILL, then
 //!   started again in recovery (`bird -R`) without one of them. wasmbgp's Adj-RIB-In,
 //!   read every 50 ms, never drops below 100,000 and shows the routes stale meanwhile;
@@ -128,9 +130,6 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
             TABLE_TIMEOUT,
             || Ok(bird.established()? && !bird.graceful_restart_active()?),
         )?;
-        std::thread::sleep(5 * SAMPLE_EVERY);
-        let samples = sampler.finish();
-
         let now = bird.prefixes()?;
         ensure!(
             now.len() as u64 == u64::from(ROUTES) && !now.contains(&dropped),
@@ -142,6 +141,40 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
                 "without it"
             }
         );
+
+        step(test, "ctl shutdown --graceful-restart (a binary upgrade)");
+        let reply = speakers[1].ctl(&["shutdown", "--graceful-restart"])?;
+        ensure!(
+            reply.contains("graceful restart") && reply.contains("120 s"),
+            "unexpected reply {reply:?}"
+        );
+        speakers[1].wait_exit(Duration::from_secs(10))?;
+        wait_until(
+            "BIRD to see the session end",
+            Duration::from_secs(30),
+            || Ok(!bird.established()?),
+        )?;
+        ensure!(
+            bird.graceful_restart_active()?,
+            "BIRD is not in graceful restart after `shutdown --graceful-restart`"
+        );
+        ensure!(
+            bird.imported()? == u64::from(ROUTES),
+            "BIRD dropped routes at `shutdown --graceful-restart`"
+        );
+        speakers.push(GrSpeaker::start(
+            &dir.subdir("wasmbgp-3")?,
+            block,
+            &table,
+            "",
+        )?);
+        wait_until(
+            "BIRD to end its graceful restart at the third wasmbgp's End-of-RIB",
+            TABLE_TIMEOUT,
+            || Ok(bird.established()? && !bird.graceful_restart_active()?),
+        )?;
+        std::thread::sleep(5 * SAMPLE_EVERY);
+        let samples = sampler.finish();
         let counters = bird.counters()?;
         ensure!(
             counters.import_withdraws == 0,
@@ -177,11 +210,7 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
     let mut logs = vec![("BIRD", bird.log())];
     for (i, s) in speakers.iter().enumerate() {
         logs.push((
-            if i == 0 {
-                "wasmbgp (killed)"
-            } else {
-                "wasmbgp"
-            },
+            ["wasmbgp (killed)", "wasmbgp (shut down)", "wasmbgp"][i.min(2)],
             s.log(),
         ));
     }

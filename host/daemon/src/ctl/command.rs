@@ -7,6 +7,8 @@ use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::words::{self, RouteSpec};
 
+use crate::tasks::messages::Farewell;
+
 /// What `show` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Show {
@@ -94,10 +96,9 @@ pub enum Command {
     },
     /// `shutdown [--message TEXT]`: stop wasmbgp as SIGTERM does, every session
     /// ended with Cease/Administrative Shutdown carrying TEXT (RFC 9003) if given.
-    Shutdown {
-        /// The shutdown communication.
-        message: Option<String>,
-    },
+    /// `shutdown --graceful-restart`: stop, closing every session without a
+    /// NOTIFICATION, so that peers keep the routes until wasmbgp is back.
+    Shutdown(crate::tasks::messages::Farewell),
     /// `reload [--json]`: re-read the config file and apply what changed.
     Reload {
         /// The summary as JSON.
@@ -138,17 +139,16 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 .collect::<Result<Vec<_>, _>>()?;
             parse_route_command(rest, Some(neighbors))
         }
-        ["shutdown"] => Ok(Command::Shutdown { message: None }),
+        ["shutdown"] => Ok(Command::Shutdown(Farewell::Cease(None))),
+        ["shutdown", "--graceful-restart"] => Ok(Command::Shutdown(Farewell::GracefulRestart)),
         ["shutdown", "--message", words @ ..] if !words.is_empty() => {
             let message = words.join(" ");
             if message.len() > 255 {
                 return Err("the shutdown message is at most 255 bytes (RFC 9003)".into());
             }
-            Ok(Command::Shutdown {
-                message: Some(message),
-            })
+            Ok(Command::Shutdown(Farewell::Cease(Some(message))))
         }
-        ["shutdown", ..] => Err("shutdown [--message TEXT]".into()),
+        ["shutdown", ..] => Err("shutdown [--message TEXT | --graceful-restart]".into()),
         ["reload"] => Ok(Command::Reload { json }),
         ["reload", ..] => Err("reload takes no arguments (reload [--json])".into()),
         ["plugin", "reload", name] => Ok(Command::PluginReload {
@@ -242,6 +242,26 @@ fn parse_route_command(t: &[&str], neighbors: Option<Vec<IpAddr>>) -> Result<Com
 mod tests {
     use super::*;
     use wasmbgp_bgp::NextHop;
+
+    #[test]
+    fn shutdown_forms() {
+        assert_eq!(
+            parse("shutdown"),
+            Ok(Command::Shutdown(Farewell::Cease(None)))
+        );
+        assert_eq!(
+            parse("shutdown --message back in 5 min"),
+            Ok(Command::Shutdown(Farewell::Cease(Some(
+                "back in 5 min".into()
+            ))))
+        );
+        assert_eq!(
+            parse("shutdown --graceful-restart"),
+            Ok(Command::Shutdown(Farewell::GracefulRestart))
+        );
+        assert!(parse("shutdown --graceful-restart --message x").is_err());
+        assert!(parse(&format!("shutdown --message {}", "x".repeat(256))).is_err());
+    }
 
     #[test]
     fn exabgp_commands() {

@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::command;
 use super::json::Reply;
 use crate::metrics::Metrics;
+use crate::tasks::messages::Farewell;
 use crate::tasks::reload::Reloads;
 use crate::tasks::speaker::SpeakerHandle;
 
@@ -121,7 +122,7 @@ async fn run_batch(
             &cmd,
             Ok(command::Command::Reload { .. }
                 | command::Command::PluginReload { .. }
-                | command::Command::Shutdown { .. })
+                | command::Command::Shutdown(_))
         );
         if !reload {
             pending.push(cmd);
@@ -133,8 +134,22 @@ async fn run_batch(
         replies.push(match cmd {
             Ok(command::Command::Reload { json }) => reloads.config(json).await,
             Ok(command::Command::PluginReload { name, path }) => reloads.plugin(&name, path).await,
-            Ok(command::Command::Shutdown { message }) => {
-                reloads.stop().request(message);
+            Ok(command::Command::Shutdown(Farewell::GracefulRestart)) => {
+                match speaker.running().await.map(|r| r.globals.graceful_restart) {
+                    Some(0) => Reply::err(
+                        "graceful-restart is off in the config: the peers would drop the routes anyway; use `shutdown`",
+                    ),
+                    Some(seconds) => {
+                        reloads.stop().request(Farewell::GracefulRestart);
+                        Reply::ok(format!(
+                            "shutting down for a graceful restart: every session closes without a NOTIFICATION; peers keep the routes for {seconds} s"
+                        ))
+                    }
+                    None => Reply::err("wasmbgp is stopping"),
+                }
+            }
+            Ok(command::Command::Shutdown(farewell)) => {
+                reloads.stop().request(farewell);
                 Reply::ok("shutting down: every session ends with Cease/Administrative Shutdown")
             }
             _ => Reply::err("unreachable"),

@@ -73,9 +73,8 @@ pub enum SpeakerMsg {
     PluginSwapped(wasmbgp_runtime::PluginSpec),
     /// Apply a checked config's difference with what runs.
     Apply(Box<ReloadPlan>, oneshot::Sender<ReloadSummary>),
-    /// Stop every session with Cease/Administrative Shutdown, with this shutdown
-    /// communication if given (else the configured one, if any).
-    Shutdown(Option<String>, oneshot::Sender<()>),
+    /// Stop every session as `Farewell` says.
+    Shutdown(Farewell, oneshot::Sender<()>),
 }
 
 /// What runs now: what a config reload is compared with.
@@ -87,6 +86,19 @@ pub struct Running {
     pub neighbors: Vec<NeighborConfig>,
     /// The plugins, each with the handle that swaps its instance.
     pub plugins: Vec<(PluginConfig, wasmbgp_runtime::Reloader)>,
+}
+
+/// How wasmbgp leaves its peers when it stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Farewell {
+    /// Cease/Administrative Shutdown: the peers withdraw wasmbgp's routes at once
+    /// (SIGTERM, `ctl shutdown`). With this shutdown communication if given, else the
+    /// configured one, if any.
+    Cease(Option<String>),
+    /// Close without a NOTIFICATION (`ctl shutdown --graceful-restart`): peers with
+    /// graceful restart keep wasmbgp's routes, stale, until it is back and has sent
+    /// its End-of-RIB (a binary upgrade without a withdrawal).
+    GracefulRestart,
 }
 
 /// What a neighbor task stopped for a new session hands its successor once its
@@ -190,8 +202,12 @@ pub enum NeighborMsg {
     Status(oneshot::Sender<NeighborStatus>),
     /// List what the neighbor is sent (after export policy).
     AdjRibOut(oneshot::Sender<Vec<RouteRow>>),
-    /// Send this Cease/Administrative Shutdown, close, and stop (wasmbgp stops).
-    Shutdown(wasmbgp_bgp::packet::Notification, oneshot::Sender<()>),
+    /// Send this Cease/Administrative Shutdown (none: close without a NOTIFICATION,
+    /// for a graceful restart), close, and stop (wasmbgp stops).
+    Shutdown(
+        Option<wasmbgp_bgp::packet::Notification>,
+        oneshot::Sender<()>,
+    ),
     /// Send this Cease (the peer sent more prefixes than allowed), close, and try a new
     /// session after `restart` (or not until a reload resets it).
     Cease {

@@ -26,6 +26,7 @@ use crate::config::Config;
 use crate::ctl;
 use crate::metrics::Metrics;
 use critical::CriticalTasks;
+use messages::Farewell;
 use neighbor::Shared;
 use sources::Sources;
 
@@ -120,19 +121,19 @@ pub async fn run(
     let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing SIGHUP handler")?;
-    let message = loop {
+    let farewell = loop {
         tokio::select! {
             _ = term.recv() => {
                 info!("SIGTERM: shutting down");
-                break None;
+                break Farewell::Cease(None);
             }
             _ = int.recv() => {
                 info!("SIGINT: shutting down");
-                break None;
+                break Farewell::Cease(None);
             }
-            message = reloads.stop().requested() => {
-                info!(message = message.as_deref().unwrap_or(""), "ctl shutdown: shutting down");
-                break message;
+            farewell = reloads.stop().requested() => {
+                info!(?farewell, "ctl shutdown: shutting down");
+                break farewell;
             }
             _ = hup.recv() => {
                 info!("SIGHUP: reloading the config");
@@ -146,7 +147,7 @@ pub async fn run(
             }
         }
     };
-    speaker.shutdown(message).await;
+    speaker.shutdown(farewell).await;
     let _ = std::fs::remove_file(&config.control.socket);
     Ok(())
 }

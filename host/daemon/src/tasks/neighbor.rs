@@ -218,7 +218,10 @@ impl Neighbor {
                 msg = rx.recv() => match msg {
                     Some(msg) => match self.on_message(msg, &mut rx) {
                         Some(Stop::Shutdown(notification, done)) => {
-                            self.stop(notification).await;
+                            match notification {
+                                Some(n) => self.stop(n).await,
+                                None => self.leave_silently().await,
+                            }
                             let _ = done.send(());
                             return;
                         }
@@ -926,6 +929,23 @@ impl Neighbor {
         }
     }
 
+    /// Closes the connection without a NOTIFICATION and without telling the session:
+    /// wasmbgp stops for a graceful restart, and to the peer this looks like its
+    /// process ending, so it keeps the routes.
+    async fn leave_silently(&mut self) {
+        if let Some(c) = self.connecting.take() {
+            c.abort();
+        }
+        let connections = [self.conn.take(), self.pending.take()];
+        for c in connections.into_iter().flatten() {
+            self.closing.push(c.close());
+        }
+        info!(neighbor = %self.label, "closed without a NOTIFICATION (graceful restart): the peer keeps our routes until we are back");
+        for h in std::mem::take(&mut self.closing) {
+            let _ = tokio::time::timeout(FLUSH_WAIT, h).await;
+        }
+    }
+
     fn status(&self) -> NeighborStatus {
         let sent = if self.session.state() == State::Established {
             self.families
@@ -968,8 +988,9 @@ impl Neighbor {
 
 /// Why a neighbor task stops.
 enum Stop {
-    /// The daemon stops: send this, and answer when done.
-    Shutdown(Notification, oneshot::Sender<()>),
+    /// The daemon stops: send this (or nothing, for a graceful restart), and answer
+    /// when done.
+    Shutdown(Option<Notification>, oneshot::Sender<()>),
     /// Removed or replaced by a reload: send this, end, and hand the successor (if
     /// any) what it carries on.
     With(Notification, oneshot::Sender<Carried>),

@@ -11,7 +11,7 @@ use std::time::Instant;
 use tracing::{error, info};
 use wasmbgp_runtime::{PluginSpec, Runtime};
 
-use super::messages::Running;
+use super::messages::{Farewell, Running};
 use super::speaker::SpeakerHandle;
 use crate::config::diff::{self, ReloadSummary};
 use crate::config::{Config, Diagnostics};
@@ -29,27 +29,28 @@ pub struct Reloads {
     stop: Arc<StopRequest>,
 }
 
-/// `ctl shutdown`: asks the main task to stop wasmbgp as SIGTERM does.
+/// `ctl shutdown`: asks the main task to stop wasmbgp, leaving the peers as asked.
 #[derive(Debug, Default)]
 pub struct StopRequest {
     wanted: tokio::sync::Notify,
-    message: std::sync::Mutex<Option<String>>,
+    farewell: std::sync::Mutex<Option<Farewell>>,
 }
 
 impl StopRequest {
-    /// Asks for the stop, with this shutdown communication.
-    pub fn request(&self, message: Option<String>) {
-        *self.message.lock().unwrap_or_else(|p| p.into_inner()) = message;
+    /// Asks for the stop.
+    pub fn request(&self, farewell: Farewell) {
+        *self.farewell.lock().unwrap_or_else(|p| p.into_inner()) = Some(farewell);
         self.wanted.notify_one();
     }
 
-    /// Waits for a request; returns its message.
-    pub async fn requested(&self) -> Option<String> {
+    /// Waits for a request; returns how to leave the peers.
+    pub async fn requested(&self) -> Farewell {
         self.wanted.notified().await;
-        self.message
+        self.farewell
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take()
+            .unwrap_or(Farewell::Cease(None))
     }
 }
 

@@ -18,7 +18,7 @@ use super::critical::CriticalTasks;
 use super::exporters::{self, ExportHub, ExporterLink};
 use super::listener::Inbound;
 pub use super::messages::SpeakerMsg;
-use super::messages::{Carried, NeighborEvent, NeighborId, NeighborMsg, Running};
+use super::messages::{Carried, Farewell, NeighborEvent, NeighborId, NeighborMsg, Running};
 use super::neighbor::{self, NeighborHandle, Shared};
 use super::plugins::{self, PluginSlot};
 use super::ribs::{self, NeighborRibs, PolicyLink};
@@ -76,13 +76,13 @@ impl SpeakerHandle {
         rx.await.ok()
     }
 
-    /// Shuts every session down and waits for the NOTIFICATIONs to be sent; `message`
-    /// replaces the configured shutdown communication.
-    pub async fn shutdown(&self, message: Option<String>) {
+    /// Shuts every session down as `farewell` says and waits for what goes to the
+    /// peers to leave.
+    pub async fn shutdown(&self, farewell: Farewell) {
         let (tx, rx) = oneshot::channel();
         if self
             .tx
-            .send(SpeakerMsg::Shutdown(message, tx))
+            .send(SpeakerMsg::Shutdown(farewell, tx))
             .await
             .is_ok()
         {
@@ -343,17 +343,20 @@ impl Speaker {
                     let summary = self.apply(*plan).await;
                     let _ = reply.send(summary);
                 }
-                SpeakerMsg::Shutdown(message, done) => {
+                SpeakerMsg::Shutdown(farewell, done) => {
                     for p in self.plugins.drain(..) {
                         p.handle.stop().await;
                     }
                     // No shutdown communication unless one is configured or given:
                     // some peers (ExaBGP 4.2) cannot parse one.
-                    let notification = match message.or(self.shutdown_message.clone()) {
-                        Some(m) => wasmbgp_bgp::packet::Notification::administrative_shutdown(&m),
-                        None => wasmbgp_bgp::packet::Notification::cease(
-                            wasmbgp_bgp::packet::notification::cease_sub::ADMINISTRATIVE_SHUTDOWN,
-                        ),
+                    let notification = match farewell {
+                        Farewell::GracefulRestart => None,
+                        Farewell::Cease(message) => Some(match message.or(self.shutdown_message.clone()) {
+                            Some(m) => wasmbgp_bgp::packet::Notification::administrative_shutdown(&m),
+                            None => wasmbgp_bgp::packet::Notification::cease(
+                                wasmbgp_bgp::packet::notification::cease_sub::ADMINISTRATIVE_SHUTDOWN,
+                            ),
+                        }),
                     };
                     let mut waits = Vec::new();
                     for n in &self.neighbors {
@@ -395,9 +398,7 @@ impl Speaker {
                 Ok(Command::Plugin { action, name }) => self.plugin_action(action, &name).await,
                 // Prepared off the speaker: the control server carries these out.
                 Ok(
-                    Command::Reload { .. }
-                    | Command::PluginReload { .. }
-                    | Command::Shutdown { .. },
+                    Command::Reload { .. } | Command::PluginReload { .. } | Command::Shutdown(_),
                 ) => Reply::err("reloads are carried out by the control server"),
                 Ok(Command::PolicyReevaluate(name)) => {
                     self.publish(None).await;
