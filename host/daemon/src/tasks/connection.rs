@@ -231,3 +231,61 @@ pub fn split_messages(bytes: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
         Some(msg)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connection whose peer reads nothing fills its write queue, keeps the last
+    /// slots for control messages, and has room again once the peer reads.
+    #[tokio::test]
+    async fn a_peer_that_reads_nothing_fills_the_queue_and_room_comes_back() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let (mut peer, _) = accepted.unwrap();
+        let (events, _rx) = mpsc::channel(READ_QUEUE);
+        let conn =
+            Connection::start(client.unwrap(), true, events, Arc::new(Metrics::new())).unwrap();
+        // Far more than the socket buffers hold: the writer blocks, the queue fills.
+        let chunk = vec![0u8; 1 << 20];
+        let mut queued = 0;
+        while conn.has_room_for_updates() && queued < 10 * WRITE_QUEUE {
+            assert!(conn.send(chunk.clone()));
+            queued += 1;
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            !conn.has_room_for_updates(),
+            "queued {queued} MiB and still room"
+        );
+        // Control messages still fit in the slots kept for them...
+        assert!(conn.send(vec![1; 19]));
+        let room = conn.room_for_updates();
+        tokio::pin!(room);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(100), &mut room)
+                .await
+                .is_err(),
+            "room while the peer reads nothing"
+        );
+        // ...and once the peer reads, UPDATEs may be queued again.
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut total = 0usize;
+            while let Ok(n) = peer.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            total
+        });
+        tokio::time::timeout(Duration::from_secs(10), &mut room)
+            .await
+            .expect("room once the peer reads");
+        assert!(conn.has_room_for_updates());
+        drop(conn.close());
+        reader.abort();
+    }
+}
