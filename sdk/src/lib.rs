@@ -250,7 +250,7 @@ pub mod probe {
 
     use crate::bindings::wasmbgp::plugin::probe as raw;
     pub use crate::bindings::wasmbgp::plugin::probe::{
-        DnsAnswer, HttpResponse, ProbeError, RecordType,
+        DnsAnswer, HttpRequest, HttpResponse, ProbeError, RecordType,
     };
 
     fn millis(timeout: Duration) -> u32 {
@@ -274,14 +274,39 @@ pub mod probe {
         raw::dns_query(server, name, kind, millis(timeout))
     }
 
-    /// Sends `GET url` ("http://IP:PORT/path") and keeps at most `max_body`
-    /// bytes of the body.
+    /// Sends `GET url` ("http://IP:PORT/path", or "https://IP:PORT/path" with a
+    /// certificate valid for the IP address) and keeps at most `max_body` bytes of
+    /// the body.
     pub fn http_get(
         url: &str,
         timeout: Duration,
         max_body: u32,
     ) -> Result<HttpResponse, ProbeError> {
         raw::http_get(url, millis(timeout), max_body)
+    }
+
+    /// Sends `GET url` ("http://IP:PORT/path" or "https://IP:PORT/path") to the
+    /// service named `server_name` (never resolved): the Host header and, for
+    /// https://, the name the certificate must be valid for (sent as SNI). With
+    /// `None`, the same as [`http_get`]. Keeps at most `max_body` bytes of the
+    /// body.
+    ///
+    /// ```ignore
+    /// let r = probe::http_fetch("https://192.0.2.10/healthz", Some("vip.example.net"),
+    ///                           Duration::from_secs(1), 4096)?;
+    /// ```
+    pub fn http_fetch(
+        url: &str,
+        server_name: Option<&str>,
+        timeout: Duration,
+        max_body: u32,
+    ) -> Result<HttpResponse, ProbeError> {
+        raw::http_fetch(&HttpRequest {
+            url: url.to_string(),
+            server_name: server_name.map(str::to_string),
+            timeout_ms: millis(timeout),
+            max_body,
+        })
     }
 
     /// A one-line description of a probe error, for check results and logs.

@@ -4,9 +4,12 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use crate::spec::{GrantedFile, Grants};
 
@@ -18,6 +21,8 @@ pub const MAX_MEMORY: u64 = 4 << 30;
 pub const MAX_DATA_FILE: u64 = 64 << 20;
 /// The longest per-call deadline accepted.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(60);
+/// The largest `grants.http-ca` file accepted.
+pub const MAX_CA_FILE: u64 = 1 << 20;
 
 /// [`Grants`] parsed and validated.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +30,9 @@ pub struct CheckedGrants {
     tcp: BTreeSet<SocketAddr>,
     dns: BTreeSet<SocketAddr>,
     http: BTreeSet<SocketAddr>,
+    /// What HTTPS probes trust: Mozilla's roots and the CAs of `grants.http-ca`.
+    #[cfg(feature = "engine")]
+    pub(crate) tls: crate::probes::TlsTrust,
     neighbors: BTreeSet<IpAddr>,
     /// Data files the plugin is handed (read by the host; no WASI filesystem).
     pub files: Vec<GrantedFile>,
@@ -169,8 +177,31 @@ fn parse_target(list: &str, entry: &str) -> anyhow::Result<SocketAddr> {
     })
 }
 
+/// Reads the CA certificates of a `grants.http-ca` PEM file (at most
+/// [`MAX_CA_FILE`] bytes, at least one certificate; other sections are ignored).
+/// Errors name the file.
+pub fn read_ca_file(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let file = path.display();
+    let pem = match std::fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_CA_FILE => {
+            bail!("{file} is larger than {} MiB", MAX_CA_FILE >> 20)
+        }
+        Ok(_) => std::fs::read(path),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{file}: bad PEM: {e}"))?;
+    if certs.is_empty() {
+        bail!("{file} holds no PEM certificate");
+    }
+    Ok(certs)
+}
+
 impl CheckedGrants {
-    /// Parses and validates `grants`.
+    /// Parses and validates `grants`; reads the `http-ca` file, the only file read
+    /// here (so a reload picks up a new CA).
     pub fn new(grants: &Grants) -> anyhow::Result<Self> {
         let parse_all = |list: &str, entries: &[String]| -> anyhow::Result<BTreeSet<SocketAddr>> {
             entries.iter().map(|e| parse_target(list, e)).collect()
@@ -187,10 +218,24 @@ impl CheckedGrants {
                 grants.deadline
             );
         }
+        #[cfg_attr(not(feature = "engine"), allow(unused_variables))]
+        let cas = match &grants.http_ca {
+            Some(path) => read_ca_file(path).map_err(|e| anyhow::anyhow!("grants.http-ca: {e}"))?,
+            None => Vec::new(),
+        };
+        #[cfg(feature = "engine")]
+        let tls = crate::probes::TlsTrust::new(&cas).with_context(|| {
+            format!(
+                "grants.http-ca: {}",
+                grants.http_ca.as_deref().unwrap_or(Path::new("")).display()
+            )
+        })?;
         Ok(CheckedGrants {
             tcp: parse_all("tcp", &grants.tcp)?,
             dns: parse_all("dns", &grants.dns)?,
             http: parse_all("http", &grants.http)?,
+            #[cfg(feature = "engine")]
+            tls,
             neighbors: grants.neighbors.iter().copied().collect(),
             files: grants.files.clone(),
             max_routes: grants.max_routes,
@@ -322,6 +367,48 @@ mod tests {
             ..Grants::default()
         };
         assert!(CheckedGrants::new(&g).is_err());
+    }
+
+    #[test]
+    fn http_ca_files_must_hold_certificates() {
+        let dir = std::env::temp_dir().join(format!("wasmbgp-grants-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_ca = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            Grants {
+                http_ca: Some(path),
+                ..Grants::default()
+            }
+        };
+        let error = |g: &Grants| CheckedGrants::new(g).unwrap_err().to_string();
+        let missing = Grants {
+            http_ca: Some(dir.join("missing.pem")),
+            ..Grants::default()
+        };
+        assert!(
+            error(&missing).contains("grants.http-ca"),
+            "{}",
+            error(&missing)
+        );
+        let e = error(&with_ca("empty.pem", "just text\n"));
+        assert!(e.contains("no PEM certificate"), "{e}");
+        let e = error(&with_ca("cut.pem", "-----BEGIN CERTIFICATE-----\nMIIB\n"));
+        assert!(e.contains("bad PEM"), "{e}");
+        // Well-formed PEM, but not a certificate a CA could be made of.
+        #[cfg(feature = "engine")]
+        {
+            let e = format!(
+                "{:#}",
+                CheckedGrants::new(&with_ca(
+                    "junk.pem",
+                    "-----BEGIN CERTIFICATE-----\nMAMBAgM=\n-----END CERTIFICATE-----\n",
+                ))
+                .unwrap_err()
+            );
+            assert!(e.contains("not a usable CA"), "{e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -151,8 +151,12 @@ pub struct Grants {
     pub tcp: Vec<String>,
     /// DNS servers the plugin may query, "IP:PORT".
     pub dns: Vec<String>,
-    /// HTTP origins the plugin may GET from, "IP:PORT" or "http://IP:PORT".
+    /// HTTP origins the plugin may GET from, "IP:PORT" or "http://IP:PORT" (also
+    /// reached over https:// by the `probe` interface).
     pub http: Vec<String>,
+    /// A PEM file of CA certificates that HTTPS probes trust besides Mozilla's roots
+    /// (a private CA), read when the plugin is loaded.
+    pub http_ca: Option<PathBuf>,
     /// Data files handed to the plugin (a policy's `init`), re-read when they change.
     pub files: Vec<GrantedFile>,
     /// Neighbors the plugin may announce to through the `routes` interface.
@@ -183,6 +187,7 @@ impl Default for Grants {
             tcp: Vec::new(),
             dns: Vec::new(),
             http: Vec::new(),
+            http_ca: None,
             files: Vec::new(),
             neighbors: Vec::new(),
             max_routes: None,

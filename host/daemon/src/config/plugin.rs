@@ -420,6 +420,14 @@ fn parse_grants(
     g.tcp = endpoints(&mut r, "tcp", sink);
     g.dns = endpoints(&mut r, "dns", sink);
     g.http = endpoints(&mut r, "http", sink);
+    // Read here for a diagnostic at the key, and again when the plugin is loaded.
+    if let Some((s, span)) = r.opt_str("http-ca", sink) {
+        let path = base.join(&s);
+        match wasmbgp_runtime::grants::read_ca_file(&path) {
+            Ok(_) => g.http_ca = Some(path),
+            Err(e) => sink.error(span, format!("{label}.http-ca: {e}")),
+        }
+    }
     for (s, span) in r.opt_str_list("neighbors", sink).unwrap_or_default() {
         match s.parse::<IpAddr>() {
             Ok(a) if known.contains(&a) => g.neighbors.push(a),
@@ -532,6 +540,46 @@ fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `grants.http-ca`: a PEM file beside the config, checked at the key.
+    #[test]
+    fn http_ca_is_read_beside_the_config() {
+        let dir = std::env::temp_dir().join(format!("wasmbgp-http-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("check.wasm"), b"\0asm").unwrap();
+        std::fs::write(dir.join("notes.txt"), "no certificate here\n").unwrap();
+        std::fs::write(
+            dir.join("ca.pem"),
+            "-----BEGIN CERTIFICATE-----\nMAMBAgM=\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let config = |ca: &str| {
+            format!(
+                "router-id = \"127.0.0.1\"\nlocal-as = 65001\n[[plugin]]\nname = \"vip\"\n\
+                 world = \"healthcheck\"\ncomponent = \"check.wasm\"\n[plugin.grants]\n\
+                 http = [\"127.0.0.1:8443\"]\nhttp-ca = \"{ca}\"\n"
+            )
+        };
+        let path = dir.join("wasmbgp.toml");
+        let file = path.display().to_string();
+        let c = super::super::Config::parse(&config("ca.pem"), &path).unwrap();
+        assert_eq!(c.plugins[0].spec.grants.http_ca, Some(dir.join("ca.pem")));
+
+        for (ca, why) in [
+            ("missing.pem", "missing.pem: No such file"),
+            ("notes.txt", "notes.txt holds no PEM certificate"),
+        ] {
+            let d = super::super::Config::parse(&config(ca), &path).unwrap_err();
+            let text = d.to_string();
+            assert!(
+                text.contains(&format!("{file}:9:11: plugin[1].grants.http-ca: ")),
+                "{text}"
+            );
+            assert!(text.contains(why), "{text}");
+            assert_eq!(d.items.len(), 1, "{text}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn sizes() {

@@ -1,6 +1,7 @@
-//! `probe`: TCP, DNS and HTTP probes, each target checked against the plugin's grants
+//! `probe`: TCP, DNS and HTTP(S) probes, each target checked against the plugin's grants
 //! before anything touches the network; probe time is charged to the host, not the
-//! guest's deadline.
+//! guest's deadline. HTTPS trusts what the grants' [`TlsTrust`](crate::probes::TlsTrust)
+//! holds (Mozilla's roots and `grants.http-ca`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,14 +117,31 @@ impl probe::Host for ProbeCtx {
         timeout_ms: u32,
         max_body: u32,
     ) -> Result<probe::HttpResponse, probe::ProbeError> {
-        let parsed = probes::parse_http_url(&url)?;
-        self.authorize_addr(ProbeKind::Http, parsed.addr)?;
-        let timeout = self.probe_timeout(timeout_ms);
-        let max_body = usize::try_from(max_body)
+        self.http_fetch(probe::HttpRequest {
+            url,
+            server_name: None,
+            timeout_ms,
+            max_body,
+        })
+        .await
+    }
+
+    async fn http_fetch(
+        &mut self,
+        request: probe::HttpRequest,
+    ) -> Result<probe::HttpResponse, probe::ProbeError> {
+        let mut url = probes::parse_http_url(&request.url)?;
+        if let Some(name) = &request.server_name {
+            url = url.with_server_name(name)?;
+        }
+        self.authorize_addr(ProbeKind::Http, url.addr)?;
+        let timeout = self.probe_timeout(request.timeout_ms);
+        let max_body = usize::try_from(request.max_body)
             .unwrap_or(usize::MAX)
             .min(STATE_MAX_TOTAL);
+        let trust = self.grants.tls.clone();
         let r = self
-            .timed(probes::http_get(&parsed, timeout, max_body))
+            .timed(probes::http_get(&url, &trust, timeout, max_body))
             .await?;
         Ok(probe::HttpResponse {
             status: r.status,
