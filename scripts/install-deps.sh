@@ -8,7 +8,7 @@ set -euo pipefail
 
 # iproute2: the GTSM test's network namespaces; systemd: `systemd-analyze` for the unit's
 # offline checks; util-linux: `setpriv` to run the daemon as the unit's user would.
-PACKAGES=(bird2 gobgpd frr exabgp dnsmasq-base prometheus pmacct iproute2 systemd util-linux)
+PACKAGES=(bird2 gobgpd frr exabgp dnsmasq-base prometheus pmacct iproute2 systemd util-linux openssl)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
