@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
 use crate::peers::prometheus::scrape;
@@ -265,8 +265,7 @@ impl ExporterSpeaker {
     }
 }
 
-/// The longest a `wasmbgp ctl` command may take.
-pub const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+pub use crate::wasmbgp::CTL_TIMEOUT;
 
 /// `wasmbgp ctl --socket SOCKET ARGS...`, which must exit 0 within [`CTL_TIMEOUT`].
 fn bounded_ctl(socket: &Path, args: &[&str]) -> Result<String> {
@@ -275,51 +274,7 @@ fn bounded_ctl(socket: &Path, args: &[&str]) -> Result<String> {
     run_bounded(&mut cmd, CTL_TIMEOUT)
 }
 
-/// Runs `cmd` to completion within `timeout` (killed after it) and returns
-/// its stdout; fails on a non-zero exit, with its stderr.
-pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<String> {
-    use std::process::Stdio;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot run {cmd:?}"))?;
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let mut stderr = child.stderr.take().context("no stderr")?;
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stdout.read_to_end(&mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() >= timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("{cmd:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = out.join().unwrap_or_default();
-    let err = err.join().unwrap_or_default();
-    if !status.success() {
-        bail!(
-            "{cmd:?} failed ({status}): {}{}",
-            String::from_utf8_lossy(&err).trim(),
-            String::from_utf8_lossy(&out).trim()
-        );
-    }
-    String::from_utf8(out).with_context(|| format!("{cmd:?} printed non-UTF-8"))
-}
+pub use crate::run_bounded;
 
 /// The kernel's view of each thread of process `pid` (name, state, wait
 /// channel), for a daemon that stopped answering.

@@ -25,6 +25,7 @@ pub mod peers;
 pub mod plugin_support;
 pub mod policy_support;
 pub mod process;
+pub mod queues_support;
 pub mod reload_support;
 pub mod route;
 pub mod scenario;
@@ -32,8 +33,10 @@ pub mod wait;
 pub mod wasmbgp;
 pub mod workdir;
 
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -66,4 +69,50 @@ pub fn run_command(cmd: &mut Command) -> Result<String> {
 /// Prints a progress line on stderr (shown by nextest for failing tests).
 pub fn step(test: &str, message: impl std::fmt::Display) {
     eprintln!("[{test}] {message}");
+}
+
+/// Runs `cmd` to completion within `timeout` (killed after it) and returns
+/// its stdout; fails on a non-zero exit, with its stderr.
+pub fn run_bounded(cmd: &mut Command, timeout: Duration) -> Result<String> {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
+    if !status.success() {
+        bail!(
+            "{cmd:?} failed ({status}): {}{}",
+            String::from_utf8_lossy(&err).trim(),
+            String::from_utf8_lossy(&out).trim()
+        );
+    }
+    String::from_utf8(out).with_context(|| format!("{cmd:?} printed non-UTF-8"))
 }

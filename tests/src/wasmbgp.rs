@@ -549,14 +549,20 @@ pub fn ctl_batch<S: AsRef<str>>(
     Ok((answers, output.status))
 }
 
-/// `wasmbgp ctl --socket SOCKET ARGS...`, which must exit 0; its stdout.
+/// The longest a `wasmbgp ctl` command may take: a daemon that stops answering is an
+/// error, not a hung test.
+pub const CTL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `wasmbgp ctl --socket SOCKET ARGS...`, which must exit 0 within [`CTL_TIMEOUT`]; its
+/// stdout.
 pub fn ctl(socket: &Path, args: &[&str]) -> Result<String> {
-    run_command(
+    crate::run_bounded(
         Command::new(binary()?)
             .arg("ctl")
             .arg("--socket")
             .arg(socket)
             .args(args),
+        CTL_TIMEOUT,
     )
 }
 

@@ -7,8 +7,6 @@ use wasmbgp_bgp::packet::attributes::PathAttributes;
 use wasmbgp_bgp::text::quote;
 use wasmbgp_bgp::words::{self, RouteSpec};
 
-use crate::tasks::messages::Farewell;
-
 /// What `show` lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Show {
@@ -98,7 +96,7 @@ pub enum Command {
     /// ended with Cease/Administrative Shutdown carrying TEXT (RFC 9003) if given.
     /// `shutdown --graceful-restart`: stop, closing every session without a
     /// NOTIFICATION, so that peers keep the routes until wasmbgp is back.
-    Shutdown(crate::tasks::messages::Farewell),
+    Shutdown(Farewell),
     /// `reload [--json]`: re-read the config file and apply what changed.
     Reload {
         /// The summary as JSON.
@@ -111,6 +109,19 @@ pub enum Command {
     /// `debug panic speaker|neighbor ADDR`: fault injection for the tests of the task
     /// supervision; refused unless wasmbgp runs with `WASMBGP_FAULT_INJECTION=1`.
     DebugPanic(PanicTarget),
+}
+
+/// How wasmbgp leaves its peers when it stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Farewell {
+    /// Cease/Administrative Shutdown: the peers withdraw wasmbgp's routes at once
+    /// (SIGTERM, `ctl shutdown`). With this shutdown communication if given, else the
+    /// configured one, if any.
+    Cease(Option<String>),
+    /// Close without a NOTIFICATION (`ctl shutdown --graceful-restart`): peers with
+    /// graceful restart keep wasmbgp's routes, stale, until it is back and has sent
+    /// its End-of-RIB (a binary upgrade without a withdrawal).
+    GracefulRestart,
 }
 
 /// Parses one command line. Never panics: every input is outside input (fuzzed in

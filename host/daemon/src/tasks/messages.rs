@@ -88,18 +88,7 @@ pub struct Running {
     pub plugins: Vec<(PluginConfig, wasmbgp_runtime::Reloader)>,
 }
 
-/// How wasmbgp leaves its peers when it stops.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Farewell {
-    /// Cease/Administrative Shutdown: the peers withdraw wasmbgp's routes at once
-    /// (SIGTERM, `ctl shutdown`). With this shutdown communication if given, else the
-    /// configured one, if any.
-    Cease(Option<String>),
-    /// Close without a NOTIFICATION (`ctl shutdown --graceful-restart`): peers with
-    /// graceful restart keep wasmbgp's routes, stale, until it is back and has sent
-    /// its End-of-RIB (a binary upgrade without a withdrawal).
-    GracefulRestart,
-}
+pub use crate::ctl::command::Farewell;
 
 /// What a neighbor task stopped for a new session hands its successor once its
 /// connection is closed: the counters `show neighbors` reports across the reset.

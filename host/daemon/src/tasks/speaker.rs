@@ -153,7 +153,6 @@ pub struct Speaker {
     watcher: Option<plugins::FileWatcher>,
     interner: Interner,
     metrics: Arc<Metrics>,
-    commands_since_prune: usize,
     /// `ctl debug panic` is allowed (`WASMBGP_FAULT_INJECTION=1`).
     fault_injection: bool,
     /// The exporters' feed.
@@ -183,7 +182,6 @@ impl Speaker {
             watcher: parts.watcher,
             interner: Interner::new(),
             metrics: parts.metrics,
-            commands_since_prune: 0,
             fault_injection: parts.fault_injection,
         };
         speaker.relink_exporters();
@@ -418,11 +416,6 @@ impl Speaker {
             replies.push(reply);
         }
         self.publish(None).await;
-        self.commands_since_prune += replies.len();
-        if self.commands_since_prune > 100_000 {
-            self.interner.prune();
-            self.commands_since_prune = 0;
-        }
         replies
     }
 
