@@ -123,6 +123,21 @@ impl GrBird {
         Ok(out.contains("Neighbor graceful restart active"))
     }
 
+    /// Waits for BIRD to see wasmbgp's session end, then fails unless it is in
+    /// graceful restart for it (keeping its routes).
+    pub fn wait_graceful_restart(&self) -> Result<()> {
+        crate::wait::wait_until(
+            "BIRD to see the session end",
+            Duration::from_secs(30),
+            || Ok(!self.established()?),
+        )?;
+        ensure!(
+            self.graceful_restart_active()?,
+            "BIRD is not in graceful restart for wasmbgp"
+        );
+        Ok(())
+    }
+
     /// The import counters of the BGP channel.
     pub fn counters(&self) -> Result<bird::BirdCounters> {
         let out = self.birdc(&["show", "protocols", "all", BIRD_PROTOCOL])?;
@@ -167,28 +182,14 @@ pub struct GrSpeaker {
 impl GrSpeaker {
     /// Runs `wasmbgp check` and `wasmbgp run` in `dir` and waits for the socket.
     pub fn start(dir: &Path, block: LimitBlock, routes: &[String], extra: &str) -> Result<Self> {
-        let local = block.addr(1);
-        let config = Config {
-            router_id: local.to_string(),
-            local_as: WASMBGP_AS,
-            listen: Some(format!("{local}:{}", block.port(1))),
-            neighbors: vec![NeighborConfig::new(
-                block.addr(2),
-                block.port(0),
-                BIRD_AS,
-                local,
-            )],
-            routes: Vec::new(),
-            route_files: if routes.is_empty() {
-                Vec::new()
-            } else {
-                vec![RouteFile {
-                    name: "table.routes".into(),
-                    lines: routes.to_vec(),
-                    defaults: Default::default(),
-                }]
-            },
-        };
+        let mut config = bird_neighbor_config(block);
+        if !routes.is_empty() {
+            config.route_files = vec![RouteFile {
+                name: "table.routes".into(),
+                lines: routes.to_vec(),
+                defaults: Default::default(),
+            }];
+        }
         let socket = dir.join("wasmbgp.sock");
         // A top-level key goes before the first table.
         let text = config.render(&socket).replacen(
@@ -239,6 +240,25 @@ impl GrSpeaker {
     /// wasmbgp's log.
     pub fn log(&self) -> String {
         crate::wasmbgp::read_log(&self.dir)
+    }
+}
+
+/// wasmbgp on `.1` (listening on port 1) with one neighbor, the BIRD of `block` (`.2`,
+/// port 0), and nothing else.
+pub fn bird_neighbor_config(block: LimitBlock) -> Config {
+    let local = block.addr(1);
+    Config {
+        router_id: local.to_string(),
+        local_as: WASMBGP_AS,
+        listen: Some(format!("{local}:{}", block.port(1))),
+        neighbors: vec![NeighborConfig::new(
+            block.addr(2),
+            block.port(0),
+            BIRD_AS,
+            local,
+        )],
+        routes: Vec::new(),
+        route_files: Vec::new(),
     }
 }
 

@@ -200,7 +200,17 @@ pub fn write_vrps(path: &Path, vrps: &[Vrp]) -> Result<()> {
 /// The value of the sample `name{labels...}` in a Prometheus exposition
 /// (every label pair in `labels` must be present; others may be too).
 pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    exposition.lines().find_map(|line| {
+    metric_samples(exposition, name, labels).next()
+}
+
+/// The values of every sample `name{labels...}` in a Prometheus exposition (every label
+/// pair in `labels` present; others may be too), in order.
+pub fn metric_samples<'a>(
+    exposition: &'a str,
+    name: &'a str,
+    labels: &'a [(&'a str, &'a str)],
+) -> impl Iterator<Item = f64> + 'a {
+    exposition.lines().filter_map(move |line| {
         let rest = line.strip_prefix(name)?;
         let (label_text, value) = match rest.strip_prefix('{') {
             Some(r) => r.split_once('}')?,

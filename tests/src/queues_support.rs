@@ -19,12 +19,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::limits_support::{BIRD_AS, LimitBlock, WASMBGP_AS};
+use crate::limits_support::LimitBlock;
 use crate::peers::bird;
 use crate::plugin_support::Plugin;
 use crate::policy_support::metric_value;
 use crate::process::Daemon;
-use crate::wasmbgp::{Config, NeighborConfig, read_log, spawn_checked, wait_started};
+use crate::wasmbgp::{read_log, spawn_checked, wait_started};
 
 /// The longest [`FloodSpeaker::start`] waits for one answer on the control socket: a
 /// daemon whose speaker never answers fails the start instead of hanging it.
@@ -43,20 +43,7 @@ impl FloodSpeaker {
     /// [`START_ANSWER_TIMEOUT`]) for `show neighbors` to be answered on the control
     /// socket.
     pub fn start(dir: &Path, block: LimitBlock, plugins: &[Plugin]) -> Result<Self> {
-        let local = block.addr(1);
-        let config = Config {
-            router_id: local.to_string(),
-            local_as: WASMBGP_AS,
-            listen: Some(format!("{local}:{}", block.port(1))),
-            neighbors: vec![NeighborConfig::new(
-                block.addr(2),
-                block.port(0),
-                BIRD_AS,
-                local,
-            )],
-            routes: Vec::new(),
-            route_files: Vec::new(),
-        };
+        let config = crate::graceful_support::bird_neighbor_config(block);
         let socket = dir.join("wasmbgp.sock");
         let text = config.render(&socket) + &plugins.iter().map(Plugin::render).collect::<String>();
         let (_, mut daemon) = spawn_checked(dir, &text, &[], "info")?;
@@ -233,23 +220,7 @@ pub fn metric(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Result<f
 
 /// The sum of every series of metric `name` that has `labels` (0 when there is none).
 pub fn metric_sum(exposition: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    exposition
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (label_text, value) = match rest.strip_prefix('{') {
-                Some(r) => r.split_once('}')?,
-                None if rest.starts_with(' ') => ("", rest),
-                None => return None,
-            };
-            let all = labels.iter().all(|(k, v)| {
-                label_text
-                    .split(',')
-                    .any(|pair| pair == format!("{k}=\"{v}\""))
-            });
-            all.then(|| value.split_whitespace().next()?.parse::<f64>().ok())?
-        })
-        .sum()
+    crate::policy_support::metric_samples(exposition, name, labels).sum()
 }
 
 /// The count, maximum, 99th and 50th percentile (nearest rank) of `samples`.

@@ -93,15 +93,7 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
         std::thread::sleep(10 * SAMPLE_EVERY);
         step(test, "kill -9 wasmbgp");
         speakers[0].kill()?;
-        wait_until(
-            "BIRD to see the session end",
-            Duration::from_secs(30),
-            || Ok(!bird.established()?),
-        )?;
-        ensure!(
-            bird.graceful_restart_active()?,
-            "BIRD is not in graceful restart for wasmbgp"
-        );
+        bird.wait_graceful_restart()?;
         let kept = bird.prefixes()?;
         ensure!(
             kept.len() as u64 == all && kept.contains(&dropped),
@@ -149,15 +141,7 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
             "unexpected reply {reply:?}"
         );
         speakers[1].wait_exit(Duration::from_secs(10))?;
-        wait_until(
-            "BIRD to see the session end",
-            Duration::from_secs(30),
-            || Ok(!bird.established()?),
-        )?;
-        ensure!(
-            bird.graceful_restart_active()?,
-            "BIRD is not in graceful restart after `shutdown --graceful-restart`"
-        );
+        bird.wait_graceful_restart()?;
         ensure!(
             bird.imported()? == u64::from(ROUTES),
             "BIRD dropped routes at `shutdown --graceful-restart`"
