@@ -1,14 +1,15 @@
 //! Graceful restart (RFC 4724) in both roles, end to end with BIRD 2 on loopback (the
 //! hardening issue's "Must show" 4).
 //!
-//! - wasmbgp restarting: it announces 100,001 routes to a BIRD with `graceful restart
-//!   on` and is killed with SIGKILL. BIRD keeps them (graceful restart active) while
-//!   wasmbgp is gone; a new wasmbgp, announcing the same routes but one, sends its
-//!   table and End-of-RIB, and BIRD drops that one route and ends its graceful
+//! - wasmbgp restarting: it announces 100,001 routes and a health-checked VIP to a BIRD
+//!   with `graceful restart on` and is killed with SIGKILL. BIRD keeps them (graceful
+//!   restart active) while wasmbgp is gone; a new wasmbgp, announcing the same routes
+//!   but one, sends its table (the VIP in it: its health check's first verdict came
+//!   first) and End-of-RIB, and BIRD drops that one route and ends its graceful
 //!   restart. Then `ctl shutdown --graceful-restart` (a binary upgrade) stops the new
-//!   wasmbgp without a NOTIFICATION: BIRD keeps the routes again until a third
-//!   wasmbgp is back. BIRD's count of wasmbgp's routes, read every 50 ms on its own
-//!   thread, never drops below 100,000, and BIRD receives no withdrawal.
+//!   wasmbgp without a NOTIFICATION: BIRD keeps the routes again until a third wasmbgp
+//!   is back. BIRD's count of wasmbgp's routes, read every 50 ms on its own thread,
+//!   never drops below 100,001 (the VIP's included), and BIRD receives no withdrawal.
 //! - wasmbgp receiving: BIRD sends 100,001 routes and is killed with SIGKILL, then
 //!   started again in recovery (`bird -R`) without one of them. wasmbgp's Adj-RIB-In,
 //!   read every 50 ms, never drops below 100,000 and shows the routes stale meanwhile;
@@ -28,6 +29,7 @@ use wasmbgp_e2e::graceful_support::{
 };
 use wasmbgp_e2e::limits_support::LimitBlock;
 use wasmbgp_e2e::peers::bird;
+use wasmbgp_e2e::plugin_support::{Plugin, component};
 use wasmbgp_e2e::policy_support::tail;
 use wasmbgp_e2e::step;
 use wasmbgp_e2e::wait::wait_until;
@@ -65,16 +67,31 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
     let dropped = "203.0.113.0/24".to_owned();
     let mut first = table.clone();
     first.push(dropped.clone());
+    // And a VIP a health check controls (tcp-check of a socket the test holds open):
+    // each new wasmbgp must have its verdict before its End-of-RIB, or BIRD drops
+    // the VIP then and gets it back a check later.
+    let service = std::net::TcpListener::bind((block.addr(5), block.port(5))).expect("service");
+    let vip = "198.51.100.10/32".to_owned();
+    let check = Plugin::tcp(
+        "vip",
+        component("tcp-check").expect("tcp-check"),
+        &service.local_addr().expect("address").to_string(),
+        &vip,
+        100,
+    )
+    .render();
     let mut speakers = Vec::new();
     let result = (|| -> Result<()> {
         speakers.push(GrSpeaker::start(
             &dir.subdir("wasmbgp-1")?,
             block,
             &first,
-            "",
+            &check,
         )?);
-        let all = u64::from(ROUTES) + 1;
-        wait_until("BIRD has wasmbgp's 100,001 routes", TABLE_TIMEOUT, || {
+        // The table, the route dropped later and the VIP.
+        let all = u64::from(ROUTES) + 2;
+        let kept_after = u64::from(ROUTES) + 1;
+        wait_until("BIRD has wasmbgp's 100,002 routes", TABLE_TIMEOUT, || {
             Ok(bird.imported()? == all)
         })?;
         ensure!(
@@ -96,7 +113,7 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
         bird.wait_graceful_restart()?;
         let kept = bird.prefixes()?;
         ensure!(
-            kept.len() as u64 == all && kept.contains(&dropped),
+            kept.len() as u64 == all && kept.contains(&dropped) && kept.contains(&vip),
             "while wasmbgp is gone BIRD should keep its {all} routes as stale: it has {}",
             kept.len()
         );
@@ -115,7 +132,7 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
             &dir.subdir("wasmbgp-2")?,
             block,
             &table,
-            "",
+            &check,
         )?);
         wait_until(
             "BIRD to end its graceful restart at wasmbgp's End-of-RIB",
@@ -124,8 +141,8 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
         )?;
         let now = bird.prefixes()?;
         ensure!(
-            now.len() as u64 == u64::from(ROUTES) && !now.contains(&dropped),
-            "after the End-of-RIB BIRD should have the {ROUTES} routes sent again and not {dropped}: it has {} ({})",
+            now.len() as u64 == kept_after && !now.contains(&dropped) && now.contains(&vip),
+            "after the End-of-RIB BIRD should have the {kept_after} routes sent again (the VIP's included) and not {dropped}: it has {} ({})",
             now.len(),
             if now.contains(&dropped) {
                 "with it"
@@ -143,14 +160,14 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
         speakers[1].wait_exit(Duration::from_secs(10))?;
         bird.wait_graceful_restart()?;
         ensure!(
-            bird.imported()? == u64::from(ROUTES),
+            bird.imported()? == kept_after,
             "BIRD dropped routes at `shutdown --graceful-restart`"
         );
         speakers.push(GrSpeaker::start(
             &dir.subdir("wasmbgp-3")?,
             block,
             &table,
-            "",
+            &check,
         )?);
         wait_until(
             "BIRD to end its graceful restart at the third wasmbgp's End-of-RIB",
@@ -172,8 +189,8 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
         let min = samples.values.iter().map(|(_, v)| *v).min().unwrap_or(0);
         let before_sweep = samples.values.iter().filter(|(_, v)| *v == all).count();
         ensure!(
-            min >= u64::from(ROUTES),
-            "BIRD's count of wasmbgp's routes dropped to {min}"
+            min >= kept_after,
+            "BIRD's count of wasmbgp's routes (the VIP's included) dropped to {min}"
         );
         ensure!(
             samples.longest_gap() < Duration::from_secs(1),

@@ -276,12 +276,30 @@ impl Speaker {
         mut events: mpsc::Receiver<PluginEvent>,
         mut from_neighbors: mpsc::Receiver<NeighborEvent>,
     ) {
-        for i in 0..self.neighbors.len() {
-            self.start_neighbor(i).await;
+        // With graceful restart, the peers may hold our routes from before a restart:
+        // the first table we send, and its End-of-RIB, must already hold the routes the
+        // health checks control, or the peers drop them at End-of-RIB and get them
+        // again a check later. So the sessions wait (boundedly) for the checks' first
+        // verdicts.
+        let mut hold = self.first_verdicts_deadline();
+        if let Some(deadline) = hold {
+            info!(
+                within_ms = deadline
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_millis() as u64,
+                "graceful restart: the sessions start once every health check has given its first verdict"
+            );
+        } else {
+            self.start_neighbors().await;
         }
         loop {
             // What the last turn produced goes to the exporters (never waits).
             self.hub.flush();
+            if hold.is_some() && self.first_verdicts_in() {
+                info!("every health check has given its first verdict: starting the sessions");
+                hold = None;
+                self.start_neighbors().await;
+            }
             let msg = tokio::select! {
                 biased;
                 // Control requests first: an operator's `show` is answered between
@@ -291,6 +309,12 @@ impl Speaker {
                     Some(m) => m,
                     None => return,
                 },
+                _ = tokio::time::sleep_until(hold.unwrap_or_else(std::time::Instant::now).into()), if hold.is_some() => {
+                    warn!("not every health check has given a verdict in time: starting the sessions anyway");
+                    hold = None;
+                    self.start_neighbors().await;
+                    continue;
+                }
                 Some(ev) = events.recv() => {
                     let since = std::time::Instant::now();
                     self.on_plugin_event(ev).await;
@@ -457,6 +481,32 @@ impl Speaker {
     fn policy_session(&self, i: usize) -> wasmbgp_runtime::PolicySession {
         let c = &self.neighbors[i].config;
         ribs::session(c.address, c.peer_as, self.globals.local_as)
+    }
+
+    /// When the sessions must start at the latest if they wait for the health checks'
+    /// first verdicts: with graceful restart and health checks that control routes,
+    /// half the restart time (at most 30 s); else `None`, they start at once.
+    fn first_verdicts_deadline(&self) -> Option<std::time::Instant> {
+        let waits = self.globals.graceful_restart > 0
+            && self.plugins.iter().any(|p| !p.config.routes.is_empty());
+        waits.then(|| {
+            let half = Duration::from_secs(u64::from(self.globals.graceful_restart) / 2);
+            std::time::Instant::now() + half.min(Duration::from_secs(30))
+        })
+    }
+
+    /// Every health check that controls routes has given a verdict.
+    fn first_verdicts_in(&self) -> bool {
+        self.plugins
+            .iter()
+            .all(|p| p.config.routes.is_empty() || p.health.is_some())
+    }
+
+    /// Starts every neighbor's session (see [`start_neighbor`](Self::start_neighbor)).
+    async fn start_neighbors(&mut self) {
+        for i in 0..self.neighbors.len() {
+            self.start_neighbor(i).await;
+        }
     }
 
     /// Gives a neighbor its initial Adj-RIB-Out (after export policy); this starts its
