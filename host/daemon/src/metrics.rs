@@ -80,6 +80,7 @@ pub struct Metrics {
     verdict_to_wire: Histogram,
     ctl_replies: Family<ResultLabel, Counter>,
     ctl_connection_errors: Counter,
+    unknown_peer_connections: Counter,
     prefix_limit_events: Family<LimitLabel, Counter>,
     max_prefixes: Family<FamilyLabel, Gauge>,
     routes_refused: Family<FamilyLabel, Counter>,
@@ -425,6 +426,7 @@ impl Metrics {
             verdict_to_wire: Histogram::new(exponential_buckets(10e-6, 2.0, 18)),
             ctl_replies: Family::default(),
             ctl_connection_errors: Counter::default(),
+            unknown_peer_connections: Counter::default(),
             prefix_limit_events: Family::default(),
             max_prefixes: Family::default(),
             routes_refused: Family::default(),
@@ -537,6 +539,11 @@ impl Metrics {
             "config_reload_duration_seconds",
             "Time to apply a config reload's difference, once checked",
             m.config_reload_seconds.clone(),
+        );
+        registry.register(
+            "bgp_unknown_peer_connections",
+            "Connections to a BGP listener from addresses that are not neighbors, refused (the log says so once per 10 s)",
+            m.unknown_peer_connections.clone(),
         );
         registry.register(
             "ctl_connection_errors",
@@ -748,6 +755,11 @@ impl Metrics {
             .unwrap_or_default();
         self.config_last_reload_ok.set(1);
         self.config_last_reload_success.set(now.as_secs_f64());
+    }
+
+    /// A BGP listener refused a connection from an address that is no neighbor.
+    pub fn unknown_peer_connection(&self) {
+        self.unknown_peer_connections.inc();
     }
 
     /// A control connection failed.

@@ -92,7 +92,11 @@ impl Inbound {
 }
 
 /// Accepts connections forever.
-pub async fn serve(listener: Arc<TcpListener>, neighbors: Inbound) {
+pub async fn serve(
+    listener: Arc<TcpListener>,
+    neighbors: Inbound,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     let mut refusals = RefusalLog::default();
     loop {
         let (stream, remote) = match listener.accept().await {
@@ -119,6 +123,7 @@ pub async fn serve(listener: Arc<TcpListener>, neighbors: Inbound) {
                 }
             }
             None => {
+                metrics.unknown_peer_connection();
                 if let Some(summary) = refusals.refused(std::time::Instant::now()) {
                     match summary {
                         Refusal::First => {

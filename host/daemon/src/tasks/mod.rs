@@ -72,7 +72,7 @@ pub async fn run(
         inbound.add_listener(l.clone());
         critical.spawn(
             format!("listener {addr}"),
-            listener::serve(l, inbound.clone()),
+            listener::serve(l, inbound.clone(), metrics.clone()),
         );
     }
     let (events_tx, events_rx) = wasmbgp_runtime::EventSender::channel();

@@ -27,6 +27,9 @@ pub struct PluginSlot {
     pub source: SourceId,
     /// The last verdict applied to its routes.
     pub health: Option<Health>,
+    /// It has given a verdict or failed since it started: what the sessions wait for
+    /// at a (graceful) restart.
+    pub settled: bool,
 }
 
 /// Starts every configured plugin.
@@ -54,6 +57,7 @@ pub fn start(
             handle,
             source,
             health: None,
+            settled: false,
         });
     }
     Ok(slots)

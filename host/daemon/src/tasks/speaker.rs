@@ -495,11 +495,11 @@ impl Speaker {
         })
     }
 
-    /// Every health check that controls routes has given a verdict.
+    /// Every health check that controls routes has given a verdict or failed.
     fn first_verdicts_in(&self) -> bool {
         self.plugins
             .iter()
-            .all(|p| p.config.routes.is_empty() || p.health.is_some())
+            .all(|p| p.config.routes.is_empty() || p.settled)
     }
 
     /// Starts every neighbor's session (see [`start_neighbor`](Self::start_neighbor)).
@@ -1496,6 +1496,7 @@ impl Speaker {
                         reason: reason.clone(),
                     });
                 self.plugins[i].health = Some(health);
+                self.plugins[i].settled = true;
                 self.apply_health(i);
             }
             PluginEvent::Failed {
@@ -1511,6 +1512,8 @@ impl Speaker {
                     return;
                 };
                 tracing::warn!(%plugin, %error, ?on_failure, "plugin failed; BGP sessions are unaffected");
+                // A fault is an outcome too: `on-failure` decides its routes.
+                slot.settled = true;
                 self.hub
                     .event(wasmbgp_runtime::export::ExportEvent::Plugin {
                         plugin: plugin.clone(),
