@@ -4,9 +4,8 @@
 //! - wasmbgp restarting: it announces 100,001 routes and a health-checked VIP to a BIRD
 //!   with `graceful restart on` and is killed with SIGKILL. BIRD keeps them (graceful
 //!   restart active) while wasmbgp is gone; a new wasmbgp, announcing the same routes
-//!   but one, sends its table (the VIP in it: its health check's first verdict came
-//!   first) and End-of-RIB, and BIRD drops that one route and ends its graceful
-//!   restart. Then `ctl shutdown --graceful-restart` (a binary upgrade) stops the new
+//!   but one, sends its table, the VIP once its health check passes, and only then its
+//!   End-of-RIB; BIRD drops that one route and ends its graceful restart. Then `ctl shutdown --graceful-restart` (a binary upgrade) stops the new
 //!   wasmbgp without a NOTIFICATION: BIRD keeps the routes again until a third wasmbgp
 //!   is back. BIRD's count of wasmbgp's routes, read every 50 ms on its own thread,
 //!   never drops below 100,001 (the VIP's included), and BIRD receives no withdrawal.
@@ -139,6 +138,12 @@ fn graceful_restart_wasmbgp_killed_keeps_its_routes_at_bird() {
             TABLE_TIMEOUT,
             || Ok(bird.established()? && !bird.graceful_restart_active()?),
         )?;
+        ensure!(
+            speakers[1]
+                .log()
+                .contains("sent the End-of-RIB held for the health checks"),
+            "the new wasmbgp did not hold its End-of-RIB for the health check"
+        );
         let now = bird.prefixes()?;
         ensure!(
             now.len() as u64 == kept_after && !now.contains(&dropped) && now.contains(&vip),

@@ -498,6 +498,29 @@ impl AdjRibOut {
         families: &[Family],
         out: &mut Vec<u8>,
     ) -> FlushStats {
+        self.encode(packer, policy, families, true, out)
+    }
+
+    /// [`encode_full`](Self::encode_full) without the End-of-RIBs: a restarting
+    /// speaker that has more to send before it says its table is complete.
+    pub fn encode_table(
+        &mut self,
+        packer: &UpdatePacker,
+        policy: &ExportPolicy,
+        families: &[Family],
+        out: &mut Vec<u8>,
+    ) -> FlushStats {
+        self.encode(packer, policy, families, false, out)
+    }
+
+    fn encode(
+        &mut self,
+        packer: &UpdatePacker,
+        policy: &ExportPolicy,
+        families: &[Family],
+        end_of_rib: bool,
+        out: &mut Vec<u8>,
+    ) -> FlushStats {
         self.clear_pending();
         let mut stats = FlushStats::default();
         for &family in families {
@@ -518,8 +541,10 @@ impl AdjRibOut {
                 ),
                 _ => {}
             }
-            packer.end_of_rib(family, out);
-            stats.messages += 1;
+            if end_of_rib {
+                packer.end_of_rib(family, out);
+                stats.messages += 1;
+            }
         }
         stats
     }

@@ -172,8 +172,18 @@ pub struct RouteChange {
 #[derive(Debug)]
 pub enum NeighborMsg {
     /// The initial Adj-RIB-Out, after export policy: the session starts once it has it,
-    /// so a peer never sees routes the policy would not let through.
-    Start(Box<AdjRibOut>),
+    /// so a peer never sees routes the policy would not let through. With
+    /// `end_of_rib_held`, the table is sent without its End-of-RIBs until
+    /// [`EndOfRib`](Self::EndOfRib) (wasmbgp restarted and waits for its health checks).
+    Start {
+        /// The table.
+        table: Box<AdjRibOut>,
+        /// Hold the End-of-RIBs.
+        end_of_rib_held: bool,
+    },
+    /// The initial table is complete: send the End-of-RIBs held back (now, or with the
+    /// table if the session is not up yet).
+    EndOfRib,
     /// The whole Adj-RIB-Out after export policy, judged again (a policy changed): the
     /// neighbor sends only what differs from what it has.
     Replace(Box<AdjRibOut>),

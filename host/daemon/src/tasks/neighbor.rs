@@ -120,6 +120,10 @@ struct Neighbor {
     events_rx: mpsc::Receiver<ReadEvent>,
     /// What the speaker has yet to be told, in order.
     outbox: VecDeque<NeighborEvent>,
+    /// The End-of-RIBs wait for [`NeighborMsg::EndOfRib`]...
+    end_of_rib_held: bool,
+    /// ...and then for the routes still waiting for room in the write queue.
+    end_of_rib_due: bool,
     /// UPDATEs wait in the Adj-RIB-Out for room in the write queue, and since when
     /// (the oldest plugin verdict among them).
     updates_waiting: bool,
@@ -184,6 +188,8 @@ impl Neighbor {
             events_tx,
             events_rx,
             outbox: VecDeque::new(),
+            end_of_rib_held: false,
+            end_of_rib_due: false,
             updates_waiting: false,
             waiting_since: None,
             closing: Vec::new(),
@@ -247,6 +253,7 @@ impl Neighbor {
                     self.updates_waiting = false;
                     let since = self.waiting_since.take();
                     self.flush(since);
+                    self.send_due_end_of_rib();
                 }
                 carried = async { self.predecessor.as_mut().expect("guarded").await }, if self.predecessor.is_some() => {
                     self.predecessor = None;
@@ -277,12 +284,21 @@ impl Neighbor {
         rx: &mut mpsc::Receiver<NeighborMsg>,
     ) -> Option<Stop> {
         match msg {
-            NeighborMsg::Start(table) => {
+            NeighborMsg::Start {
+                table,
+                end_of_rib_held,
+            } => {
                 self.adj_out = *table;
+                self.end_of_rib_held = end_of_rib_held;
                 self.start_waiting = true;
                 if self.predecessor.is_none() && self.start_at.is_none() {
                     self.start_session();
                 }
+            }
+            NeighborMsg::EndOfRib => {
+                self.end_of_rib_due = std::mem::take(&mut self.end_of_rib_held)
+                    && self.session.state() == State::Established;
+                self.send_due_end_of_rib();
             }
             NeighborMsg::Replace(table) => {
                 self.adj_out.replace_with(*table);
@@ -386,6 +402,24 @@ impl Neighbor {
         if let Some(c) = &self.conn {
             c.send_since(out, since);
         }
+    }
+
+    /// Sends the End-of-RIBs held back, once every route before them has left.
+    fn send_due_end_of_rib(&mut self) {
+        if !self.end_of_rib_due || self.session.state() != State::Established {
+            return;
+        }
+        self.flush(None);
+        if self.updates_waiting {
+            return;
+        }
+        self.end_of_rib_due = false;
+        let mut out = Vec::new();
+        for family in &self.families {
+            self.packer.end_of_rib(*family, &mut out);
+        }
+        info!(neighbor = %self.label, "sent the End-of-RIB held for the health checks");
+        self.send_bytes(out);
     }
 
     /// Tells the speaker `event`, after what it has not taken yet.
@@ -812,9 +846,14 @@ impl Neighbor {
         );
         let mut out = Vec::new();
         let started = Instant::now();
-        let stats = self
-            .adj_out
-            .encode_full(&self.packer, &self.policy, &self.families, &mut out);
+        self.end_of_rib_due = false;
+        let stats = if self.end_of_rib_held {
+            self.adj_out
+                .encode_table(&self.packer, &self.policy, &self.families, &mut out)
+        } else {
+            self.adj_out
+                .encode_full(&self.packer, &self.policy, &self.families, &mut out)
+        };
         self.record_sent(stats);
         info!(
             neighbor = %self.label,

@@ -276,29 +276,30 @@ impl Speaker {
         mut events: mpsc::Receiver<PluginEvent>,
         mut from_neighbors: mpsc::Receiver<NeighborEvent>,
     ) {
-        // With graceful restart, the peers may hold our routes from before a restart:
-        // the first table we send, and its End-of-RIB, must already hold the routes the
-        // health checks control, or the peers drop them at End-of-RIB and get them
-        // again a check later. So the sessions wait (boundedly) for the checks' first
-        // verdicts.
+        // With graceful restart, the peers may hold our routes from before a restart
+        // and drop those we have not sent again at our End-of-RIB: it must come after
+        // the routes the health checks control, or the peers drop them then and get
+        // them again a check later. So the End-of-RIBs wait (boundedly) for the
+        // checks' first verdicts; the sessions and the rest of the table do not.
         let mut hold = self.first_verdicts_deadline();
         if let Some(deadline) = hold {
             info!(
                 within_ms = deadline
                     .saturating_duration_since(std::time::Instant::now())
                     .as_millis() as u64,
-                "graceful restart: the sessions start once every health check has given its first verdict"
+                "graceful restart: the End-of-RIBs wait for every health check's first verdict"
             );
-        } else {
-            self.start_neighbors().await;
+        }
+        for i in 0..self.neighbors.len() {
+            self.start_neighbor(i, hold.is_some()).await;
         }
         loop {
             // What the last turn produced goes to the exporters (never waits).
             self.hub.flush();
             if hold.is_some() && self.first_verdicts_in() {
-                info!("every health check has given its first verdict: starting the sessions");
+                info!("every health check has given its first verdict: sending the End-of-RIBs");
                 hold = None;
-                self.start_neighbors().await;
+                self.release_end_of_rib().await;
             }
             let msg = tokio::select! {
                 biased;
@@ -310,9 +311,9 @@ impl Speaker {
                     None => return,
                 },
                 _ = tokio::time::sleep_until(hold.unwrap_or_else(std::time::Instant::now).into()), if hold.is_some() => {
-                    warn!("not every health check has given a verdict in time: starting the sessions anyway");
+                    warn!("not every health check has given a verdict in time: sending the End-of-RIBs anyway");
                     hold = None;
-                    self.start_neighbors().await;
+                    self.release_end_of_rib().await;
                     continue;
                 }
                 Some(ev) = events.recv() => {
@@ -483,9 +484,9 @@ impl Speaker {
         ribs::session(c.address, c.peer_as, self.globals.local_as)
     }
 
-    /// When the sessions must start at the latest if they wait for the health checks'
-    /// first verdicts: with graceful restart and health checks that control routes,
-    /// half the restart time (at most 30 s); else `None`, they start at once.
+    /// When the End-of-RIBs go at the latest if they wait for the health checks' first
+    /// verdicts: with graceful restart and health checks that control routes, half
+    /// the restart time (at most 30 s); else `None`, they go with the table.
     fn first_verdicts_deadline(&self) -> Option<std::time::Instant> {
         let waits = self.globals.graceful_restart > 0
             && self.plugins.iter().any(|p| !p.config.routes.is_empty());
@@ -502,16 +503,17 @@ impl Speaker {
             .all(|p| p.config.routes.is_empty() || p.settled)
     }
 
-    /// Starts every neighbor's session (see [`start_neighbor`](Self::start_neighbor)).
-    async fn start_neighbors(&mut self) {
-        for i in 0..self.neighbors.len() {
-            self.start_neighbor(i).await;
+    /// Has every neighbor send the End-of-RIBs it holds back.
+    async fn release_end_of_rib(&mut self) {
+        for n in &self.neighbors {
+            let _ = n.tx.send(NeighborMsg::EndOfRib).await;
         }
     }
 
     /// Gives a neighbor its initial Adj-RIB-Out (after export policy); this starts its
-    /// session.
-    async fn start_neighbor(&mut self, i: usize) {
+    /// session. With `end_of_rib_held` its End-of-RIBs wait for
+    /// [`release_end_of_rib`](Self::release_end_of_rib).
+    async fn start_neighbor(&mut self, i: usize, end_of_rib_held: bool) {
         let chain = self.chain(&self.neighbors[i].config.export_policy);
         let session = self.policy_session(i);
         let started = std::time::Instant::now();
@@ -531,7 +533,10 @@ impl Speaker {
         self.record_sent_table(i, &table);
         let _ = self.neighbors[i]
             .tx
-            .send(NeighborMsg::Start(Box::new(table)))
+            .send(NeighborMsg::Start {
+                table: Box::new(table),
+                end_of_rib_held,
+            })
             .await;
     }
 
@@ -1357,7 +1362,7 @@ impl Speaker {
                         self.apply_health(p);
                     }
                     self.ribs[i].originated.clear_pending();
-                    self.start_neighbor(i).await;
+                    self.start_neighbor(i, false).await;
                 }
             }
         }
