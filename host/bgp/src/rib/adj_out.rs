@@ -782,6 +782,13 @@ mod tests {
         assert_eq!(u[0].attributes.as_path.to_string(), "65001");
         assert_eq!(u[2].end_of_rib_family(), Some(Family::IPV4_UNICAST));
         assert_eq!(u[4].end_of_rib_family(), Some(Family::IPV6_UNICAST));
+        // The same table with its End-of-RIBs held back (a restarting speaker).
+        let mut held = Vec::new();
+        let stats = rib.encode_table(&packer, &policy(), BOTH, &mut held);
+        assert_eq!((stats.announced, stats.messages), (3, 3));
+        let h = updates(&held);
+        assert!(h.iter().all(|u| u.end_of_rib_family().is_none()));
+        assert_eq!(h, [u[0].clone(), u[1].clone(), u[3].clone()]);
 
         // Same route again: no change. New MED: one update. Withdraw: one withdrawal.
         assert!(!rib.announce(p("10.0.0.0/24"), a.clone(), 0));
