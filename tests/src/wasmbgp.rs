@@ -503,7 +503,7 @@ pub fn wait_socket(daemon: &mut Daemon, dir: &Path, socket: &Path) -> Result<()>
 /// `wasmbgp ctl --socket SOCKET -` with `commands` on stdin (one per line, written from
 /// a thread while the answers are read): the answer lines (`ok` or `error: ...`), which
 /// must be one per command, and the exit status (a failed command may make it
-/// non-zero).
+/// non-zero). It must finish within [`CTL_TIMEOUT`].
 pub fn ctl_batch<S: AsRef<str>>(
     socket: &Path,
     commands: &[S],
@@ -526,9 +526,23 @@ pub fn ctl_batch<S: AsRef<str>>(
         .map(|c| format!("{}\n", c.as_ref()))
         .collect();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child
-        .wait_with_output()
-        .context("cannot wait for wasmbgp ctl -")?;
+    // Bounded like `ctl`: a daemon that stops answering is an error, not a hung test.
+    let pid = child.id();
+    let (done, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(child.wait_with_output());
+    });
+    let output = match waited.recv_timeout(CTL_TIMEOUT) {
+        Ok(output) => output.context("cannot wait for wasmbgp ctl -")?,
+        Err(_) => {
+            // SAFETY: kill(2) on our own child, which has not been reaped (it has not
+            // exited).
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            bail!("wasmbgp ctl - did not finish within {CTL_TIMEOUT:?}");
+        }
+    };
     writer
         .join()
         .map_err(|_| anyhow!("the stdin writer panicked"))?
