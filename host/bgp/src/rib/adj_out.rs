@@ -490,35 +490,14 @@ impl AdjRibOut {
     }
 
     /// Appends the whole table for the negotiated `families`, each followed by its
-    /// End-of-RIB, and forgets pending changes (they are included).
+    /// End-of-RIB unless `end_of_rib` holds them back (a restarting speaker with more
+    /// to send first), and forgets pending changes (they are included).
     pub fn encode_full(
         &mut self,
         packer: &UpdatePacker,
         policy: &ExportPolicy,
         families: &[Family],
-        out: &mut Vec<u8>,
-    ) -> FlushStats {
-        self.encode(packer, policy, families, true, out)
-    }
-
-    /// [`encode_full`](Self::encode_full) without the End-of-RIBs: a restarting
-    /// speaker that has more to send before it says its table is complete.
-    pub fn encode_table(
-        &mut self,
-        packer: &UpdatePacker,
-        policy: &ExportPolicy,
-        families: &[Family],
-        out: &mut Vec<u8>,
-    ) -> FlushStats {
-        self.encode(packer, policy, families, false, out)
-    }
-
-    fn encode(
-        &mut self,
-        packer: &UpdatePacker,
-        policy: &ExportPolicy,
-        families: &[Family],
-        end_of_rib: bool,
+        end_of_rib: EndOfRib,
         out: &mut Vec<u8>,
     ) -> FlushStats {
         self.clear_pending();
@@ -541,13 +520,22 @@ impl AdjRibOut {
                 ),
                 _ => {}
             }
-            if end_of_rib {
+            if end_of_rib == EndOfRib::Send {
                 packer.end_of_rib(family, out);
                 stats.messages += 1;
             }
         }
         stats
     }
+}
+
+/// Whether [`AdjRibOut::encode_full`] ends each family with its End-of-RIB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndOfRib {
+    /// After each family's routes.
+    Send,
+    /// Not yet: the speaker sends it later.
+    Hold,
 }
 
 type Groups<'a, P> = Vec<(&'a Arc<PathAttributes>, Vec<P>)>;
@@ -775,7 +763,7 @@ mod tests {
         assert!(!rib.has_pending());
         let packer = UpdatePacker::new(Context::default());
         let mut out = Vec::new();
-        let stats = rib.encode_full(&packer, &policy(), BOTH, &mut out);
+        let stats = rib.encode_full(&packer, &policy(), BOTH, EndOfRib::Send, &mut out);
         assert_eq!((stats.announced, stats.messages), (3, 5)); // 2 v4 groups + 1 v6 + 2 EoR
         let u = updates(&out);
         assert_eq!(u[0].nlri, vec!["10.0.0.0/24".parse().unwrap()]);
@@ -784,7 +772,7 @@ mod tests {
         assert_eq!(u[4].end_of_rib_family(), Some(Family::IPV6_UNICAST));
         // The same table with its End-of-RIBs held back (a restarting speaker).
         let mut held = Vec::new();
-        let stats = rib.encode_table(&packer, &policy(), BOTH, &mut held);
+        let stats = rib.encode_full(&packer, &policy(), BOTH, EndOfRib::Hold, &mut held);
         assert_eq!((stats.announced, stats.messages), (3, 3));
         let h = updates(&held);
         assert!(h.iter().all(|u| u.end_of_rib_family().is_none()));

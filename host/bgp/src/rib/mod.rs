@@ -7,6 +7,6 @@ mod export;
 mod interner;
 
 pub use adj_in::{AdjRibIn, InChange, ReceivedChange, RouteIn};
-pub use adj_out::{AdjRibOut, Advertised, FlushStats, SourceId, SyncStats};
+pub use adj_out::{AdjRibOut, Advertised, EndOfRib, FlushStats, SourceId, SyncStats};
 pub use export::ExportPolicy;
 pub use interner::Interner;

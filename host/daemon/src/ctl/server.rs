@@ -12,9 +12,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tracing::{info, warn};
 
 use super::command;
+use super::command::Farewell;
 use super::json::Reply;
 use crate::metrics::Metrics;
-use crate::tasks::messages::Farewell;
 use crate::tasks::reload::Reloads;
 use crate::tasks::speaker::SpeakerHandle;
 

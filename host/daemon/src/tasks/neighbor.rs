@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use wasmbgp_bgp::Family;
 use wasmbgp_bgp::packet::notification::cease_sub;
 use wasmbgp_bgp::packet::{self, Context, Message, Notification, UpdatePacker};
-use wasmbgp_bgp::rib::{AdjRibOut, ExportPolicy};
+use wasmbgp_bgp::rib::{AdjRibOut, EndOfRib, ExportPolicy};
 use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
 
 use super::connection::{self, Connection, ReadEvent};
@@ -812,9 +812,13 @@ impl Neighbor {
                 Action::Refresh(family) => {
                     info!(neighbor = %self.label, %family, "route refresh requested");
                     let mut out = Vec::new();
-                    let stats =
-                        self.adj_out
-                            .encode_full(&self.packer, &self.policy, &[family], &mut out);
+                    let stats = self.adj_out.encode_full(
+                        &self.packer,
+                        &self.policy,
+                        &[family],
+                        EndOfRib::Send,
+                        &mut out,
+                    );
                     self.record_sent(stats);
                     self.send_bytes(out);
                 }
@@ -847,13 +851,18 @@ impl Neighbor {
         let mut out = Vec::new();
         let started = Instant::now();
         self.end_of_rib_due = false;
-        let stats = if self.end_of_rib_held {
-            self.adj_out
-                .encode_table(&self.packer, &self.policy, &self.families, &mut out)
+        let end_of_rib = if self.end_of_rib_held {
+            EndOfRib::Hold
         } else {
-            self.adj_out
-                .encode_full(&self.packer, &self.policy, &self.families, &mut out)
+            EndOfRib::Send
         };
+        let stats = self.adj_out.encode_full(
+            &self.packer,
+            &self.policy,
+            &self.families,
+            end_of_rib,
+            &mut out,
+        );
         self.record_sent(stats);
         info!(
             neighbor = %self.label,
@@ -963,6 +972,11 @@ impl Neighbor {
         if let Some(p) = self.pending.take() {
             self.closing.push(p.close());
         }
+        self.await_closing().await;
+    }
+
+    /// Waits briefly for the connections being closed to send what they queued.
+    async fn await_closing(&mut self) {
         for h in std::mem::take(&mut self.closing) {
             let _ = tokio::time::timeout(FLUSH_WAIT, h).await;
         }
@@ -980,9 +994,7 @@ impl Neighbor {
             self.closing.push(c.close());
         }
         info!(neighbor = %self.label, "closed without a NOTIFICATION (graceful restart): the peer keeps our routes until we are back");
-        for h in std::mem::take(&mut self.closing) {
-            let _ = tokio::time::timeout(FLUSH_WAIT, h).await;
-        }
+        self.await_closing().await;
     }
 
     fn status(&self) -> NeighborStatus {
