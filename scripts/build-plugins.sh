@@ -13,6 +13,7 @@
 #   target/plugins/webhook-alert.wasm      plugins/webhook-alert      (Rust, exporter)
 #   target/plugins/exabgp-json.wasm        plugins/exabgp-json        (Rust, exporter)
 #   target/plugins/bmp.wasm                plugins/bmp                (Rust, exporter)
+#   target/plugins/ddos-flowspec.wasm      plugins/ddos-flowspec      (Rust, healthcheck)
 #   target/plugins/tcp-check-py.wasm       plugins/tcp-check-py       (Python, healthcheck)
 #   target/plugins/bogon-filter-py.wasm    plugins/bogon-filter-py    (Python, policy)
 #   target/plugins/fixture-faulty.wasm     tests/fixtures/plugins/faulty          (Rust, healthcheck)
@@ -42,7 +43,7 @@ COMPONENTIZE_PY_VERSION="0.25.1"
 RUST_PLUGINS=(
     tcp-check http-check dns-check
     community-tagger bogon-filter as-path-filter rpki-rov
-    route-stats webhook-alert exabgp-json bmp
+    route-stats webhook-alert exabgp-json bmp ddos-flowspec
     fixture-faulty fixture-policy fixture-exporter
     fixture-versioned-check-v1 fixture-versioned-check-v2
     fixture-versioned-policy-v1 fixture-versioned-policy-v2

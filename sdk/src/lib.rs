@@ -98,6 +98,7 @@
 mod attributes;
 mod error;
 pub mod exporter;
+pub mod flow;
 mod hash;
 pub mod metrics;
 pub mod net;
@@ -111,6 +112,7 @@ pub mod text;
 pub use attributes::OriginAs;
 pub use error::Error;
 pub use exporter::{Event, Exporter, Routes};
+pub use flow::FlowRule;
 pub use net::Prefix;
 pub use policy::{
     BatchInfo, DataFile, Direction, Modification, Policy, Route, Session, Verdict, find_file,

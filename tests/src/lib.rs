@@ -17,7 +17,9 @@
 //!   and exporter tests' rigs; [`check`]: `wasmbgp check` for the config tests.
 
 pub mod check;
+pub mod detector;
 pub mod exporter_support;
+pub mod flowspec_support;
 pub mod graceful_support;
 pub mod limits_support;
 pub mod netns;

@@ -590,11 +590,17 @@ impl Metrics {
     }
 
     /// Routes received from a neighbor: announced and withdrawn IPv4 and IPv6 prefixes.
-    pub fn routes_received(&self, neighbor: &str, announced: [u64; 2], withdrawn: [u64; 2]) {
-        for (i, family) in ["ipv4-unicast", "ipv6-unicast"].into_iter().enumerate() {
+    pub fn routes_received(&self, neighbor: &str, announced: [u64; 4], withdrawn: [u64; 4]) {
+        for (i, family) in wasmbgp_bgp::Family::CARRIED.into_iter().enumerate() {
+            if announced[i] == 0
+                && withdrawn[i] == 0
+                && family.safi != wasmbgp_bgp::packet::prefix::SAFI_UNICAST
+            {
+                continue; // FlowSpec series appear once a rule does
+            }
             let label = FamilyLabel {
                 neighbor: neighbor.to_string(),
-                family,
+                family: family_name(family),
             };
             self.routes_received
                 .get_or_create(&label)
@@ -790,6 +796,8 @@ fn family_name(family: wasmbgp_bgp::Family) -> &'static str {
     match family {
         wasmbgp_bgp::Family::IPV6_UNICAST => "ipv6-unicast",
         wasmbgp_bgp::Family::IPV4_UNICAST => "ipv4-unicast",
+        wasmbgp_bgp::Family::IPV4_FLOWSPEC => "ipv4-flowspec",
+        wasmbgp_bgp::Family::IPV6_FLOWSPEC => "ipv6-flowspec",
         _ => "other",
     }
 }

@@ -140,7 +140,8 @@ async fn time_policy(runtime: &Runtime, component_name: &str, batch: u32, calls:
     let p = start(runtime, policy(component_name, component_name));
     let client = p.handle.policy().expect("a policy client").clone();
     let input = routes(batch);
-    let input: Vec<(Prefix, &PathAttributes)> = input.iter().map(|(p, a)| (*p, &**a)).collect();
+    let input: Vec<(Prefix, &PathAttributes)> =
+        input.iter().map(|(p, a)| (p.clone(), &**a)).collect();
     let mut times = Vec::with_capacity(calls);
     for i in 0..calls + calls / 5 {
         let t = Instant::now();

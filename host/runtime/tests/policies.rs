@@ -35,7 +35,7 @@ fn session() -> PolicySession {
 
 /// The borrowed form `evaluate` takes.
 fn refs(routes: &[(Prefix, Arc<PathAttributes>)]) -> Vec<(Prefix, &PathAttributes)> {
-    routes.iter().map(|(p, a)| (*p, &**a)).collect()
+    routes.iter().map(|(p, a)| (p.clone(), &**a)).collect()
 }
 
 fn routes(lines: &[&str]) -> Vec<(Prefix, Arc<PathAttributes>)> {

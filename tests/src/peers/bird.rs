@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 
 use super::{Peer, PeerSpec, TIMEOUT, read_optional};
+use crate::flowspec_support::{self, FlowRoute};
 use crate::process::Daemon;
 use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix, ext_community};
 use crate::run_command;
@@ -29,12 +30,62 @@ pub const PROTOCOL: &str = "session";
 pub struct Bird {
     spec: PeerSpec,
     daemon: Option<Daemon>,
+    /// Whether the session also has `flow4` and `flow6` channels.
+    flowspec: bool,
+    /// The `route flow4 {...}` lines of the flow routes BIRD originates.
+    flow_lines: Vec<String>,
 }
 
 impl Bird {
     /// A driver for `spec`; nothing runs until [`Peer::start`].
     pub fn new(spec: PeerSpec) -> Self {
-        Self { spec, daemon: None }
+        Self {
+            spec,
+            daemon: None,
+            flowspec: false,
+            flow_lines: Vec::new(),
+        }
+    }
+
+    /// The same driver with `flow4` and `flow6` channels on the session (tables
+    /// [`FLOW_TABLE4`] and [`FLOW_TABLE6`], `validate no`: no RFC 8955 §6 check, import
+    /// all, export the static flow routes of [`Bird::with_flow_routes`]).
+    pub fn with_flowspec(mut self) -> Self {
+        self.flowspec = true;
+        self
+    }
+
+    /// The same driver originating `routes` (static protocols `originate_flow4` and
+    /// `originate_flow6`); fails on a route BIRD's config cannot say.
+    pub fn with_flow_routes(mut self, routes: &[FlowRoute]) -> Result<Self> {
+        self.flowspec = true;
+        self.flow_lines = flow_lines(routes)?;
+        Ok(self)
+    }
+
+    /// Originates `routes` instead of the flow routes so far: rewrites the config and
+    /// has the running BIRD load it (`birdc configure`).
+    pub fn set_flow_routes(&mut self, routes: &[FlowRoute]) -> Result<()> {
+        ensure!(self.flowspec, "BIRD was configured without flowspec");
+        self.flow_lines = flow_lines(routes)?;
+        reconfigure(&self.spec.dir, &self.config())
+    }
+
+    /// The flow routes of both families learned on the session (`birdc show route table
+    /// flowtab4 all protocol session`, and `flowtab6`); fails when birdc fails.
+    pub fn flow_routes(&self) -> Result<Vec<FlowRoute>> {
+        let mut routes = Vec::new();
+        for table in [FLOW_TABLE4, FLOW_TABLE6] {
+            let out =
+                match self.birdc(&["show", "route", "table", table, "all", "protocol", PROTOCOL]) {
+                    Ok(out) => out,
+                    Err(error) if format!("{error:#}").contains("Network not found") => continue,
+                    Err(error) => return Err(error),
+                };
+            routes.extend(flowspec_support::parse_bird_routes(&out)?);
+        }
+        routes.sort();
+        Ok(routes)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -66,6 +117,26 @@ impl Bird {
                 let _ = writeln!(conf, "  route {} blackhole;", route.prefix);
             }
             conf.push_str("}\n");
+        }
+        if self.flowspec {
+            let _ = writeln!(
+                conf,
+                "flow4 table {FLOW_TABLE4};\nflow6 table {FLOW_TABLE6};"
+            );
+            for (channel, table) in [("flow4", FLOW_TABLE4), ("flow6", FLOW_TABLE6)] {
+                let _ = writeln!(
+                    conf,
+                    "protocol static originate_{channel} {{\n  {channel} {{ table {table}; }};"
+                );
+                for line in self
+                    .flow_lines
+                    .iter()
+                    .filter(|l| l.starts_with(&format!("route {channel} ")))
+                {
+                    let _ = writeln!(conf, "  {line}");
+                }
+                conf.push_str("}\n");
+            }
         }
         let _ = writeln!(conf, "protocol bgp {PROTOCOL} {{");
         let _ = writeln!(
@@ -144,9 +215,26 @@ impl Bird {
                 &channel[3..]
             );
         }
+        if self.flowspec {
+            for (channel, table) in [("flow4", FLOW_TABLE4), ("flow6", FLOW_TABLE6)] {
+                let _ = writeln!(
+                    conf,
+                    "  {channel} {{\n    table {table};\n    validate no;\n    import all;\n    export where proto = \"originate_{channel}\";\n  }};"
+                );
+            }
+        }
         conf.push_str("}\n");
         conf
     }
+}
+
+/// BIRD's table of IPv4 flow routes (`flow4 table flowtab4;`).
+pub const FLOW_TABLE4: &str = "flowtab4";
+/// BIRD's table of IPv6 flow routes.
+pub const FLOW_TABLE6: &str = "flowtab6";
+
+fn flow_lines(routes: &[FlowRoute]) -> Result<Vec<String>> {
+    routes.iter().map(FlowRoute::bird_static_route).collect()
 }
 
 impl Peer for Bird {

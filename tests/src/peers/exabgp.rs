@@ -28,6 +28,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::{Peer, PeerSpec, read_optional};
+use crate::flowspec_support::{self, FlowRoute};
 use crate::process::Daemon;
 use crate::route::{Family, Origin, Route, canonical_addr};
 
@@ -38,6 +39,8 @@ pub struct ExaBgp {
     daemon: Option<Daemon>,
     /// Length of `events.json` when the current instance started.
     events_offset: usize,
+    /// Whether the session also negotiates `ipv4 flow` and `ipv6 flow`.
+    flowspec: bool,
 }
 
 /// The session state and routes reconstructed from ExaBGP's JSON events.
@@ -58,7 +61,23 @@ impl ExaBgp {
             spec,
             daemon: None,
             events_offset: 0,
+            flowspec: false,
         }
+    }
+
+    /// The same driver with the families `ipv4 flow` and `ipv6 flow` (ExaBGP keeps no
+    /// RIB and validates nothing).
+    pub fn with_flowspec(mut self) -> Self {
+        self.flowspec = true;
+        self
+    }
+
+    /// The flow routes currently announced by the neighbor, replayed from the JSON
+    /// events of the current instance.
+    pub fn flow_routes(&self) -> Result<Vec<FlowRoute>> {
+        let events = read_optional(&self.path("events.json"))?;
+        let current = events.get(self.events_offset..).unwrap_or_default();
+        flowspec_support::replay_exabgp_flows(current)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -89,7 +108,13 @@ impl ExaBgp {
             "  hold-time {};\n  passive false;\n  connect {};",
             spec.hold_time, spec.remote.port
         );
-        conf.push_str("  family {\n    ipv4 unicast;\n    ipv6 unicast;\n  }\n");
+        if self.flowspec {
+            conf.push_str(
+                "  family {\n    ipv4 unicast;\n    ipv6 unicast;\n    ipv4 flow;\n    ipv6 flow;\n  }\n",
+            );
+        } else {
+            conf.push_str("  family {\n    ipv4 unicast;\n    ipv6 unicast;\n  }\n");
+        }
         conf.push_str("  api {\n    processes [ receiver ];\n    receive { parsed; packets; update; notification; }\n    neighbor-changes;\n  }\n");
         conf.push_str("  static {\n");
         for route in &spec.originate {

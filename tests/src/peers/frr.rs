@@ -24,6 +24,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 
 use super::{Peer, PeerSpec, TIMEOUT, read_optional};
+use crate::flowspec_support::{self, FlowFamily, FlowRoute};
 use crate::process::Daemon;
 use crate::route::{Family, Origin, Route, canonical_addr, canonical_prefix, ext_community};
 use crate::run_command;
@@ -34,12 +35,44 @@ use crate::wait::wait_until;
 pub struct Frr {
     spec: PeerSpec,
     daemon: Option<Daemon>,
+    /// Whether the session also negotiates IPv4 and IPv6 flowspec.
+    flowspec: bool,
 }
 
 impl Frr {
     /// A driver for `spec`; nothing runs until [`Peer::start`].
     pub fn new(spec: PeerSpec) -> Self {
-        Self { spec, daemon: None }
+        Self {
+            spec,
+            daemon: None,
+            flowspec: false,
+        }
+    }
+
+    /// The same driver with `address-family ipv4 flowspec` and `ipv6 flowspec` activated
+    /// for the neighbor. FRR 8.4 does not validate flow routes (RFC 8955 §6): nothing to
+    /// turn off. It would send the neighbor's flow routes back to it: route-map
+    /// `FLOW_OUT_NONE` denies every flow route out (FRR cannot originate any).
+    pub fn with_flowspec(mut self) -> Self {
+        self.flowspec = true;
+        self
+    }
+
+    /// The flow routes of both families learned from the neighbor (`show bgp ipv4
+    /// flowspec json` for the paths from it, `... detail json` for their actions: see
+    /// [`crate::flowspec_support`] for what FRR cannot show); fails when vtysh fails.
+    pub fn flow_routes(&self) -> Result<Vec<FlowRoute>> {
+        let neighbor = self.spec.remote.address.to_string();
+        let mut routes = Vec::new();
+        for (family, name) in [(FlowFamily::Ipv4, "ipv4"), (FlowFamily::Ipv6, "ipv6")] {
+            let table = self.vtysh(&format!("show bgp {name} flowspec json"))?;
+            let detail = self.vtysh(&format!("show bgp {name} flowspec detail json"))?;
+            routes.extend(flowspec_support::parse_frr_routes(
+                &table, &detail, family, &neighbor,
+            )?);
+        }
+        routes.sort();
+        Ok(routes)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -131,8 +164,19 @@ impl Frr {
             let _ = writeln!(conf, "  neighbor {remote} route-map OUT_{name} out");
             conf.push_str(" exit-address-family\n");
         }
+        if self.flowspec {
+            for name in ["ipv4", "ipv6"] {
+                let _ = writeln!(conf, " address-family {name} flowspec");
+                let _ = writeln!(conf, "  neighbor {remote} activate");
+                let _ = writeln!(conf, "  neighbor {remote} route-map FLOW_OUT_NONE out");
+                conf.push_str(" exit-address-family\n");
+            }
+        }
         conf.push_str("!\n");
         conf.push_str(&route_maps);
+        if self.flowspec {
+            conf.push_str("route-map FLOW_OUT_NONE deny 10\n!\n");
+        }
         // Announce only what this bgpd originates (FRR would otherwise send
         // the remote's own routes back to it).
         conf.push_str("bgp as-path access-list LOCAL_ONLY seq 5 permit ^$\n!\n");

@@ -93,6 +93,9 @@ struct Record {
     peer_open: Option<Open>,
     /// The current session has exchanged OPEN and KEEPALIVE both ways.
     established: bool,
+    /// Whole messages to send on the current session, as given (a test's crafted,
+    /// possibly malformed, UPDATEs).
+    outbox: Vec<Vec<u8>>,
 }
 
 /// Who opens the TCP connection.
@@ -254,6 +257,13 @@ impl Recorder {
             .count()
     }
 
+    /// Sends `message` (whole, header included, as given: it may be malformed on
+    /// purpose) on the current session within a tick; it waits for the next session
+    /// if none is up.
+    pub fn send_raw(&self, message: Vec<u8>) {
+        self.lock().outbox.push(message);
+    }
+
     /// Zeroes the counters and every prefix's announce/withdraw counts;
     /// what is reachable, with which attributes, stays.
     pub fn reset_counts(&self) {
@@ -383,6 +393,8 @@ impl<'r> Session<'r> {
             capabilities: vec![
                 Capability::Multiprotocol(Family::IPV4_UNICAST),
                 Capability::Multiprotocol(Family::IPV6_UNICAST),
+                Capability::Multiprotocol(Family::IPV4_FLOWSPEC),
+                Capability::Multiprotocol(Family::IPV6_FLOWSPEC),
                 Capability::RouteRefresh,
                 Capability::FourOctetAs(self.identity.asn),
             ],
@@ -408,10 +420,30 @@ impl<'r> Session<'r> {
             if let Err(end) = self.timers() {
                 return end;
             }
+            if let Err(end) = self.send_outbox() {
+                return end;
+            }
         }
         let cease = Notification::administrative_shutdown("recorder stopped");
         let _ = self.send(&Message::Notification(cease));
         "stopped".to_owned()
+    }
+
+    /// Writes what the test queued, once the session is Established.
+    fn send_outbox(&mut self) -> Result<(), String> {
+        let queued = {
+            let mut record = lock(self.record);
+            if !record.established {
+                return Ok(());
+            }
+            std::mem::take(&mut record.outbox)
+        };
+        for message in queued {
+            self.stream
+                .write_all(&message)
+                .map_err(|e| format!("cannot send a raw message: {e}"))?;
+        }
+        Ok(())
     }
 
     fn configure(&self) -> std::io::Result<()> {
@@ -588,13 +620,10 @@ fn record_update(r: &mut Record, update: Update) {
     }
 }
 
-/// The unicast prefixes of an MP_(UN)REACH NLRI (other families are not recorded).
+/// The routes of an MP_(UN)REACH NLRI: prefixes and FlowSpec rules (other families
+/// are not recorded).
 fn prefixes(nlri: &MpNlri) -> Vec<Prefix> {
-    match nlri {
-        MpNlri::Ipv4(v) => v.iter().map(|&p| p.into()).collect(),
-        MpNlri::Ipv6(v) => v.iter().map(|&p| p.into()).collect(),
-        MpNlri::Other(_) => Vec::new(),
-    }
+    nlri.prefixes().collect()
 }
 
 #[cfg(test)]

@@ -322,8 +322,15 @@ impl fmt::Display for LargeCommunity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ExtendedCommunity(pub [u8; 8]);
 
+/// `target:ASN:N` and `origin:ASN:N` forms, FlowSpec traffic actions as
+/// [`TrafficAction::community_text`](super::flowspec::TrafficAction::community_text)
+/// writes them (`rate-limit:9600`, `redirect:65001:999`, `mark:10`...), else 16 hex
+/// digits: always text that `words::parse_extended_community` reads back.
 impl fmt::Display for ExtendedCommunity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(action) = super::flowspec::TrafficAction::community_text(self) {
+            return f.write_str(&action);
+        }
         let b = &self.0;
         let as2 = u16::from_be_bytes([b[2], b[3]]);
         let v4 = u32::from_be_bytes([b[4], b[5], b[6], b[7]]);
@@ -708,7 +715,13 @@ pub(crate) fn decode_attributes(
                     }
                 }
             }
-            MP_REACH => d.mp_reach = Some(MpReach::decode(value)?),
+            MP_REACH => {
+                let (reach, malformed) = MpReach::decode(value)?;
+                if let Some(why) = malformed {
+                    withdraw(why);
+                }
+                d.mp_reach = Some(reach);
+            }
             MP_UNREACH => d.mp_unreach = Some(MpUnreach::decode(value)?),
             _ => {}
         }
@@ -758,9 +771,14 @@ mod tests {
             ExtendedCommunity([0, 2, 0xfd, 0xe8, 0, 0, 0, 1]).to_string(),
             "target:65000:1"
         );
+        // FlowSpec traffic-rate 0 (RFC 8955 §7.1); unknown types show as hex.
         assert_eq!(
             ExtendedCommunity([0x80, 6, 0, 0, 0, 0, 0, 0]).to_string(),
-            "0x8006000000000000"
+            "discard"
+        );
+        assert_eq!(
+            ExtendedCommunity([0x43, 0x01, 0, 0, 0, 0, 0, 1]).to_string(),
+            "0x4301000000000001"
         );
         assert_eq!(community_to_string(0xFFFF_FF01), "no-export");
         assert_eq!(community_to_string((65000 << 16) | 7), "65000:7");

@@ -5,6 +5,7 @@
 //! (treat-as-withdraw or attribute discard, recorded on the decoded [`Update`]).
 
 pub mod attributes;
+pub mod flowspec;
 pub mod notification;
 pub mod open;
 pub mod prefix;

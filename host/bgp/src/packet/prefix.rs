@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use super::flowspec::FlowSpec;
 use crate::text::quote;
 
 /// Address Family Identifier (IANA).
@@ -45,6 +46,19 @@ impl Family {
         afi: AFI_IPV6,
         safi: SAFI_FLOWSPEC,
     };
+
+    /// The families wasmbgp carries, in the order per-family counters keep them.
+    pub const CARRIED: [Family; 4] = [
+        Family::IPV4_UNICAST,
+        Family::IPV6_UNICAST,
+        Family::IPV4_FLOWSPEC,
+        Family::IPV6_FLOWSPEC,
+    ];
+
+    /// Where the family is in [`CARRIED`](Self::CARRIED), if it is carried.
+    pub fn carried_index(self) -> Option<usize> {
+        Family::CARRIED.iter().position(|f| *f == self)
+    }
 
     /// The operator's name of the family, as used in configs (`ipv4-unicast`).
     pub fn name(self) -> String {
@@ -235,37 +249,60 @@ fn mask_host_bits(bytes: &mut [u8], len: u8) {
     }
 }
 
-/// A unicast prefix of either family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What a route is for, the key of the RIBs: a unicast prefix of either family, or a
+/// FlowSpec rule (RFC 8955/8956), which BGP carries the same way.
+///
+/// Not `Copy`: a rule shares its encoding, and cloning one is a reference count.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Prefix {
     /// IPv4.
     V4(Ipv4Prefix),
     /// IPv6.
     V6(Ipv6Prefix),
+    /// A FlowSpec rule of either family.
+    Flow(FlowSpec),
 }
 
 impl Prefix {
-    /// The unicast family of the prefix.
+    /// The family of the route.
     pub fn family(&self) -> Family {
         match self {
             Prefix::V4(_) => Family::IPV4_UNICAST,
             Prefix::V6(_) => Family::IPV6_UNICAST,
+            Prefix::Flow(f) => f.family(),
         }
     }
 
-    /// The network address.
+    /// True for an IPv6 prefix or an IPv6 FlowSpec rule.
+    pub fn is_ipv6(&self) -> bool {
+        self.family().afi == AFI_IPV6
+    }
+
+    /// The unicast prefix, if it is one.
+    pub fn unicast(&self) -> Option<(IpAddr, u8)> {
+        match self {
+            Prefix::V4(p) => Some((p.addr().into(), p.len())),
+            Prefix::V6(p) => Some((p.addr().into(), p.len())),
+            Prefix::Flow(_) => None,
+        }
+    }
+
+    /// The network address (unspecified for a FlowSpec rule).
     pub fn addr(&self) -> IpAddr {
         match self {
             Prefix::V4(p) => p.addr().into(),
             Prefix::V6(p) => p.addr().into(),
+            Prefix::Flow(f) if f.afi() == AFI_IPV6 => Ipv6Addr::UNSPECIFIED.into(),
+            Prefix::Flow(_) => Ipv4Addr::UNSPECIFIED.into(),
         }
     }
 
-    /// The prefix length.
+    /// The prefix length (0 for a FlowSpec rule).
     pub fn len(&self) -> u8 {
         match self {
             Prefix::V4(p) => p.len(),
             Prefix::V6(p) => p.len(),
+            Prefix::Flow(_) => 0,
         }
     }
 
@@ -280,6 +317,7 @@ impl fmt::Display for Prefix {
         match self {
             Prefix::V4(p) => p.fmt(f),
             Prefix::V6(p) => p.fmt(f),
+            Prefix::Flow(rule) => write!(f, "flow {rule}"),
         }
     }
 }

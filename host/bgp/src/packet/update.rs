@@ -4,9 +4,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::attributes::{self, PathAttributes, attr_code, flag};
+use super::flowspec::FlowSpec;
 use super::notification::{code, update_sub};
 use super::prefix::{
-    AFI_IPV4, AFI_IPV6, Family, Ipv4Prefix, Ipv6Prefix, PrefixError, SAFI_UNICAST,
+    AFI_IPV4, AFI_IPV6, Family, Ipv4Prefix, Ipv6Prefix, Prefix, PrefixError, SAFI_FLOWSPEC,
+    SAFI_UNICAST,
 };
 use super::{
     Context, DecodeError, HEADER_LEN, MAX_MESSAGE_LEN, Reader, begin_message, finish_message,
@@ -20,16 +22,34 @@ pub enum MpNlri {
     Ipv4(Vec<Ipv4Prefix>),
     /// IPv6 unicast prefixes.
     Ipv6(Vec<Ipv6Prefix>),
+    /// FlowSpec rules of the attribute's family (RFC 8955/8956).
+    Flow(Vec<FlowSpec>),
     /// A family this codec does not parse, kept raw.
     Other(Vec<u8>),
 }
 
 impl MpNlri {
-    fn decode(family: Family, buf: &[u8]) -> Result<Self, PrefixError> {
+    /// Decodes the NLRI field of `family`. A FlowSpec rule whose length is sound but
+    /// whose content is not is left out, and the reason returned beside the rest: the
+    /// caller treats the UPDATE as withdraw (RFC 8955 §10, RFC 7606 §5.3).
+    fn decode(family: Family, buf: &[u8]) -> Result<(Self, Option<String>), String> {
         Ok(match (family.afi, family.safi) {
-            (AFI_IPV4, SAFI_UNICAST) => MpNlri::Ipv4(Ipv4Prefix::decode_all(buf)?),
-            (AFI_IPV6, SAFI_UNICAST) => MpNlri::Ipv6(Ipv6Prefix::decode_all(buf)?),
-            _ => MpNlri::Other(buf.to_vec()),
+            (AFI_IPV4, SAFI_UNICAST) => (
+                MpNlri::Ipv4(Ipv4Prefix::decode_all(buf).map_err(|e| e.0)?),
+                None,
+            ),
+            (AFI_IPV6, SAFI_UNICAST) => (
+                MpNlri::Ipv6(Ipv6Prefix::decode_all(buf).map_err(|e| e.0)?),
+                None,
+            ),
+            (AFI_IPV4 | AFI_IPV6, SAFI_FLOWSPEC) => {
+                let (rules, bad) = FlowSpec::decode_all(family.afi, buf).map_err(|e| e.0)?;
+                (
+                    MpNlri::Flow(rules),
+                    bad.map(|e| format!("malformed {family} rule: {e}")),
+                )
+            }
+            _ => (MpNlri::Other(buf.to_vec()), None),
         })
     }
 
@@ -37,6 +57,7 @@ impl MpNlri {
         match self {
             MpNlri::Ipv4(v) => v.iter().for_each(|p| p.encode(out)),
             MpNlri::Ipv6(v) => v.iter().for_each(|p| p.encode(out)),
+            MpNlri::Flow(v) => v.iter().for_each(|r| r.encode(out)),
             MpNlri::Other(raw) => out.extend_from_slice(raw),
         }
     }
@@ -46,8 +67,30 @@ impl MpNlri {
         match self {
             MpNlri::Ipv4(v) => v.is_empty(),
             MpNlri::Ipv6(v) => v.is_empty(),
+            MpNlri::Flow(v) => v.is_empty(),
             MpNlri::Other(raw) => raw.is_empty(),
         }
+    }
+
+    /// The routes' keys, in order (none for a family kept raw).
+    pub fn prefixes(&self) -> Box<dyn Iterator<Item = Prefix> + '_> {
+        match self {
+            MpNlri::Ipv4(v) => Box::new(v.iter().map(|p| Prefix::V4(*p))),
+            MpNlri::Ipv6(v) => Box::new(v.iter().map(|p| Prefix::V6(*p))),
+            MpNlri::Flow(v) => Box::new(v.iter().map(|r| Prefix::Flow(r.clone()))),
+            MpNlri::Other(_) => Box::new(std::iter::empty()),
+        }
+    }
+
+    /// Appends `other`'s routes if both hold the same kind; false (nothing moved) if not.
+    fn extend(&mut self, other: MpNlri) -> Result<(), MpNlri> {
+        match (self, other) {
+            (MpNlri::Ipv4(a), MpNlri::Ipv4(b)) => a.extend(b),
+            (MpNlri::Ipv6(a), MpNlri::Ipv6(b)) => a.extend(b),
+            (MpNlri::Flow(a), MpNlri::Flow(b)) => a.extend(b),
+            (_, other) => return Err(other),
+        }
+        Ok(())
     }
 }
 
@@ -72,7 +115,9 @@ fn mp_error(why: String) -> DecodeError {
 }
 
 impl MpReach {
-    pub(crate) fn decode(value: &[u8]) -> Result<Self, DecodeError> {
+    /// Decodes the attribute; beside it, why its routes must be treated as withdrawn
+    /// (a malformed FlowSpec rule), if they must.
+    pub(crate) fn decode(value: &[u8]) -> Result<(Self, Option<String>), DecodeError> {
         let mut r = Reader::new(value);
         let (Some(afi), Some(safi), Some(nh_len)) = (r.u16(), r.u8(), r.u8()) else {
             return Err(mp_error("MP_REACH_NLRI too short".into()));
@@ -98,13 +143,14 @@ impl MpReach {
             }
             _ => Vec::new(), // e.g. FlowSpec: next hop length 0
         };
-        let nlri = MpNlri::decode(family, r.rest())
+        let (nlri, malformed) = MpNlri::decode(family, r.rest())
             .map_err(|e| mp_error(format!("MP_REACH_NLRI: {e}")))?;
-        Ok(MpReach {
+        let reach = MpReach {
             family,
             next_hop,
             nlri,
-        })
+        };
+        Ok((reach, malformed))
     }
 
     fn encode(&self, out: &mut Vec<u8>) {
@@ -144,7 +190,8 @@ impl MpUnreach {
             return Err(mp_error("MP_UNREACH_NLRI too short".into()));
         };
         let family = Family { afi, safi };
-        let withdrawn = MpNlri::decode(family, r.rest())
+        // A malformed rule withdrawn cannot be in any table: the others still go.
+        let (withdrawn, _malformed) = MpNlri::decode(family, r.rest())
             .map_err(|e| mp_error(format!("MP_UNREACH_NLRI: {e}")))?;
         Ok(MpUnreach { family, withdrawn })
     }
@@ -309,30 +356,19 @@ impl Update {
         let nlri = std::mem::take(&mut self.nlri);
         self.withdrawn.extend(nlri);
         if let Some(reach) = self.mp_reach.take() {
-            match (&mut self.mp_unreach, reach.nlri) {
-                (
-                    Some(MpUnreach {
-                        family,
-                        withdrawn: MpNlri::Ipv6(w),
-                    }),
-                    MpNlri::Ipv6(n),
-                ) if *family == reach.family => w.extend(n),
-                (
-                    Some(MpUnreach {
-                        family,
-                        withdrawn: MpNlri::Ipv4(w),
-                    }),
-                    MpNlri::Ipv4(n),
-                ) if *family == reach.family => w.extend(n),
-                (slot @ None, nlri) => {
+            match &mut self.mp_unreach {
+                slot @ None => {
                     *slot = Some(MpUnreach {
                         family: reach.family,
-                        withdrawn: nlri,
+                        withdrawn: reach.nlri,
                     })
                 }
                 // Two different MP families in one UPDATE: keep the existing unreach and
                 // drop the reach; nothing of it enters the RIB.
-                _ => {}
+                Some(unreach) if unreach.family == reach.family => {
+                    let _ = unreach.withdrawn.extend(reach.nlri);
+                }
+                Some(_) => {}
             }
         }
         self.attributes = PathAttributes::default();
@@ -464,6 +500,63 @@ impl UpdatePacker {
         )
     }
 
+    /// Appends UPDATEs announcing FlowSpec `rules` of `family` in MP_REACH, with no next
+    /// hop (RFC 8955 §4) or `next_hop` (redirect to IP). Rules too long to fit a message
+    /// with these attributes are left out; returns the messages written.
+    pub fn announce_flow(
+        &self,
+        attrs: &[u8],
+        family: Family,
+        next_hop: Option<IpAddr>,
+        rules: &[FlowSpec],
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let nh: Vec<u8> = match next_hop {
+            Some(IpAddr::V4(a)) => a.octets().to_vec(),
+            Some(IpAddr::V6(a)) => a.octets().to_vec(),
+            None => Vec::new(),
+        };
+        let fixed = HEADER_LEN + 2 + 2 + attrs.len() + MP_ATTR_HEADER + 3 + 1 + nh.len() + 1;
+        let fits: Vec<FlowSpec> = rules
+            .iter()
+            .filter(|r| fixed + r.encoded_len() <= self.max_len)
+            .cloned()
+            .collect();
+        self.pack(
+            &fits,
+            out,
+            0,
+            |out| {
+                out.extend_from_slice(&[0, 0]);
+                let alen_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(attrs);
+                let mp_at = begin_mp(out, attr_code::MP_REACH, family);
+                out.push(nh.len() as u8);
+                out.extend_from_slice(&nh);
+                out.push(0);
+                (alen_at, mp_at)
+            },
+            |out, start, (alen_at, mp_at)| finish_mp_update(out, start, alen_at, mp_at),
+        )
+    }
+
+    /// Appends UPDATEs withdrawing FlowSpec `rules` of `family` in MP_UNREACH.
+    pub fn withdraw_flow(&self, family: Family, rules: &[FlowSpec], out: &mut Vec<u8>) -> usize {
+        self.pack(
+            rules,
+            out,
+            0,
+            |out| {
+                out.extend_from_slice(&[0, 0]);
+                let alen_at = out.len();
+                out.extend_from_slice(&[0, 0]);
+                (alen_at, begin_mp(out, attr_code::MP_UNREACH, family))
+            },
+            |out, start, (alen_at, mp_at)| finish_mp_update(out, start, alen_at, mp_at),
+        )
+    }
+
     /// Writes messages until every prefix is in one: `head` writes what precedes the
     /// prefixes (returning positions to patch), as many prefixes follow as fit with
     /// `reserve` octets to spare, and `tail` completes the message.
@@ -530,11 +623,25 @@ impl Nlri for Ipv6Prefix {
 /// Starts an IPv6 unicast MP_REACH/MP_UNREACH attribute (header, AFI, SAFI); returns
 /// where it begins, for [`finish_mp_update`].
 fn begin_mp_ipv6(out: &mut Vec<u8>, code: u8) -> usize {
+    begin_mp(out, code, Family::IPV6_UNICAST)
+}
+
+/// Starts an MP_REACH/MP_UNREACH attribute of `family`; returns where it begins.
+fn begin_mp(out: &mut Vec<u8>, code: u8, family: Family) -> usize {
     let mp_at = out.len();
     attributes::put_attr_header(out, flag::OPTIONAL, code, 0);
-    out.extend_from_slice(&AFI_IPV6.to_be_bytes());
-    out.push(SAFI_UNICAST);
+    out.extend_from_slice(&family.afi.to_be_bytes());
+    out.push(family.safi);
     mp_at
+}
+
+impl Nlri for FlowSpec {
+    fn put(&self, out: &mut Vec<u8>) {
+        self.encode(out)
+    }
+    fn size(&self) -> usize {
+        self.encoded_len()
+    }
 }
 
 /// Encodes prefixes until the next would pass `limit` (an absolute offset in `out`);
@@ -863,5 +970,111 @@ mod tests {
         assert_eq!(ann, v6);
         assert_eq!(wd6, v6);
         assert_eq!(wd4, prefixes);
+    }
+
+    fn flow_rule(afi: u16, port: u64) -> FlowSpec {
+        use super::super::flowspec::{Component, FlowPrefix, NumericOp};
+        let eq = |value| NumericOp {
+            and: false,
+            lt: false,
+            gt: false,
+            eq: true,
+            value,
+        };
+        let destination = match afi {
+            AFI_IPV4 => FlowPrefix::V4("192.0.2.0/24".parse().unwrap()),
+            _ => FlowPrefix::V6 {
+                prefix: "2001:db8:2::/64".parse().unwrap(),
+                offset: 0,
+            },
+        };
+        let components = [
+            Component::Destination(destination),
+            Component::Protocol(vec![eq(17)]),
+            Component::SourcePort(vec![eq(port)]),
+        ];
+        FlowSpec::new(afi, &components).unwrap()
+    }
+
+    /// FlowSpec rules go in MP_REACH with no next hop and come back the same, both
+    /// families; withdrawals in MP_UNREACH.
+    #[test]
+    fn flow_announce_and_withdraw_round_trip() {
+        let packer = UpdatePacker::new(ctx());
+        let attrs = PathAttributes {
+            as_path: AsPath::from_sequence(vec![65001]),
+            ..PathAttributes::default()
+        };
+        let enc = packer.encode_attributes(&attrs, None);
+        for (family, afi) in [
+            (Family::IPV4_FLOWSPEC, AFI_IPV4),
+            (Family::IPV6_FLOWSPEC, AFI_IPV6),
+        ] {
+            let rules = vec![flow_rule(afi, 53), flow_rule(afi, 123)];
+            let mut out = Vec::new();
+            assert_eq!(
+                packer.announce_flow(&enc, family, None, &rules, &mut out),
+                1
+            );
+            let Message::Update(u) = decode(&out, &ctx()).unwrap() else {
+                panic!("not an UPDATE")
+            };
+            let reach = u.mp_reach.expect("MP_REACH");
+            assert_eq!(reach.family, family);
+            assert!(reach.next_hop.is_empty(), "no next hop (RFC 8955 §4)");
+            assert_eq!(reach.nlri, MpNlri::Flow(rules.clone()));
+            assert_eq!(u.attributes.next_hop, None);
+            let mut out = Vec::new();
+            assert_eq!(packer.withdraw_flow(family, &rules, &mut out), 1);
+            let Message::Update(u) = decode(&out, &ctx()).unwrap() else {
+                panic!("not an UPDATE")
+            };
+            let unreach = u.mp_unreach.expect("MP_UNREACH");
+            assert_eq!(
+                (unreach.family, unreach.withdrawn),
+                (family, MpNlri::Flow(rules))
+            );
+        }
+    }
+
+    /// A rule whose length is sound but whose components are out of order makes the
+    /// UPDATE treat-as-withdraw: the good rule beside it is withdrawn, nothing resets.
+    #[test]
+    fn malformed_flow_rule_is_treat_as_withdraw() {
+        let good = flow_rule(AFI_IPV4, 53);
+        // destination-port (5) before protocol (3): out of order.
+        let bad: &[u8] = &[0x06, 0x05, 0x81, 0x50, 0x03, 0x81, 0x06];
+        let mut nlri = Vec::new();
+        good.encode(&mut nlri);
+        nlri.extend_from_slice(bad);
+        let mut mp = vec![0, 1, 133, 0, 0];
+        mp.extend_from_slice(&nlri);
+        let mut body = vec![0, 0];
+        let mut attrs = vec![0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00];
+        attrs.extend_from_slice(&[0x90, 0x0e]);
+        attrs.extend_from_slice(&(mp.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(&mp);
+        body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        body.extend_from_slice(&attrs);
+        let Message::Update(u) = decode(&framed(&body), &ctx()).unwrap() else {
+            panic!("not an UPDATE")
+        };
+        assert!(
+            u.treat_as_withdraw
+                .as_deref()
+                .unwrap()
+                .contains("ipv4-flowspec")
+        );
+        assert!(u.mp_reach.is_none());
+        let unreach = u.mp_unreach.expect("withdrawn instead");
+        assert_eq!(unreach.withdrawn, MpNlri::Flow(vec![good]));
+        // A length that overruns the field cannot be walked: the session's error.
+        let mut body = vec![0, 0];
+        let mp = [0, 1, 133, 0, 0, 0x09, 0x01, 0x18];
+        let mut attrs = vec![0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00, 0x90, 0x0e, 0, 8];
+        attrs.extend_from_slice(&mp);
+        body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        body.extend_from_slice(&attrs);
+        assert!(decode(&framed(&body), &ctx()).is_err());
     }
 }

@@ -2,6 +2,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::packet::attributes::PathAttributes;
+use crate::packet::flowspec::FlowSpec;
 use crate::packet::prefix::{Family, Ipv4Prefix, Ipv6Prefix, Prefix};
 use crate::packet::{MpNlri, Update};
 
@@ -51,6 +52,9 @@ pub struct AdjRibIn {
     /// sends them again or they are swept. Empty (no allocation) the rest of the time.
     stale_v4: HashSet<Ipv4Prefix, foldhash::fast::RandomState>,
     stale_v6: HashSet<Ipv6Prefix, foldhash::fast::RandomState>,
+    /// FlowSpec rules of both families: few beside the prefixes, one table.
+    flow: HashMap<FlowSpec, RouteIn, foldhash::fast::RandomState>,
+    stale_flow: HashSet<FlowSpec, foldhash::fast::RandomState>,
 }
 
 impl AdjRibIn {
@@ -96,22 +100,16 @@ impl AdjRibIn {
             withdraw(Prefix::V4(*p), &mut change);
         }
         if let Some(u) = &update.mp_unreach {
-            match &u.withdrawn {
-                MpNlri::Ipv4(v) => v.iter().for_each(|p| withdraw(Prefix::V4(*p), &mut change)),
-                MpNlri::Ipv6(v) => v.iter().for_each(|p| withdraw(Prefix::V6(*p), &mut change)),
-                MpNlri::Other(_) => {}
-            }
+            u.withdrawn
+                .prefixes()
+                .for_each(|p| withdraw(p, &mut change));
         }
         let reach = update.mp_reach.as_ref().map(|m| &m.nlri);
         if update.nlri.is_empty() && reach.is_none_or(MpNlri::is_empty) {
             return change;
         }
         let v4 = update.nlri.iter().map(|p| Prefix::V4(*p));
-        let mp: Box<dyn Iterator<Item = Prefix>> = match reach {
-            Some(MpNlri::Ipv4(v)) => Box::new(v.iter().map(|p| Prefix::V4(*p))),
-            Some(MpNlri::Ipv6(v)) => Box::new(v.iter().map(|p| Prefix::V6(*p))),
-            _ => Box::new(std::iter::empty()),
-        };
+        let mp = reach.into_iter().flat_map(MpNlri::prefixes);
         if update.attributes.as_path.asns().any(|a| a == local_as) {
             for p in v4.chain(mp) {
                 change.looped += 1;
@@ -140,27 +138,32 @@ impl AdjRibIn {
     ) -> bool {
         let new = route.map(|(received, accepted)| RouteIn { received, accepted });
         self.accepted += new.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
-        let old = match (prefix, new) {
-            (Prefix::V4(p), Some(r)) => self.v4.insert(p, r),
-            (Prefix::V6(p), Some(r)) => self.v6.insert(p, r),
-            (Prefix::V4(p), None) => self.v4.remove(&p),
-            (Prefix::V6(p), None) => self.v6.remove(&p),
-        };
-        self.accepted -= old.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
         // Received again (or withdrawn): no longer stale.
-        match prefix {
+        match &prefix {
             Prefix::V4(p) if !self.stale_v4.is_empty() => {
-                self.stale_v4.remove(&p);
+                self.stale_v4.remove(p);
             }
             Prefix::V6(p) if !self.stale_v6.is_empty() => {
-                self.stale_v6.remove(&p);
+                self.stale_v6.remove(p);
+            }
+            Prefix::Flow(r) if !self.stale_flow.is_empty() => {
+                self.stale_flow.remove(r);
             }
             _ => {}
         }
+        let old = match (prefix, new) {
+            (Prefix::V4(p), Some(r)) => self.v4.insert(p, r),
+            (Prefix::V6(p), Some(r)) => self.v6.insert(p, r),
+            (Prefix::Flow(f), Some(r)) => self.flow.insert(f, r),
+            (Prefix::V4(p), None) => self.v4.remove(&p),
+            (Prefix::V6(p), None) => self.v6.remove(&p),
+            (Prefix::Flow(f), None) => self.flow.remove(&f),
+        };
+        self.accepted -= old.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
         old.is_some()
     }
 
-    /// Marks every route of a unicast family stale (its session ended gracefully);
+    /// Marks every route of a family stale (its session ended gracefully);
     /// returns how many.
     pub fn mark_stale(&mut self, family: Family) -> usize {
         match family {
@@ -172,7 +175,12 @@ impl AdjRibIn {
                 self.stale_v6.extend(self.v6.keys().copied());
                 self.stale_v6.len()
             }
-            _ => 0,
+            _ => {
+                let rules = self.flow.keys().filter(|r| r.family() == family);
+                self.stale_flow.extend(rules.cloned());
+                let stale = self.stale_flow.iter().filter(|r| r.family() == family);
+                stale.count()
+            }
         }
     }
 
@@ -195,13 +203,26 @@ impl AdjRibIn {
                     }
                 }
             }
-            _ => {}
+            _ => {
+                let stale: Vec<FlowSpec> = self
+                    .stale_flow
+                    .iter()
+                    .filter(|r| r.family() == family)
+                    .cloned()
+                    .collect();
+                for rule in stale {
+                    self.stale_flow.remove(&rule);
+                    if let Some(r) = self.flow.remove(&rule) {
+                        gone.push((Prefix::Flow(rule), r));
+                    }
+                }
+            }
         }
         self.accepted -= gone.iter().filter(|(_, r)| r.accepted.is_some()).count();
         gone
     }
 
-    /// Removes every route of a unicast family; returns them.
+    /// Removes every route of a family; returns them.
     pub fn clear_family(&mut self, family: Family) -> Vec<(Prefix, RouteIn)> {
         let gone: Vec<(Prefix, RouteIn)> = match family {
             Family::IPV4_UNICAST => {
@@ -212,7 +233,22 @@ impl AdjRibIn {
                 self.stale_v6.clear();
                 self.v6.drain().map(|(p, r)| (Prefix::V6(p), r)).collect()
             }
-            _ => Vec::new(),
+            _ => {
+                self.stale_flow.retain(|r| r.family() != family);
+                let rules: Vec<FlowSpec> = self
+                    .flow
+                    .keys()
+                    .filter(|r| r.family() == family)
+                    .cloned()
+                    .collect();
+                rules
+                    .into_iter()
+                    .filter_map(|rule| {
+                        let route = self.flow.remove(&rule)?;
+                        Some((Prefix::Flow(rule), route))
+                    })
+                    .collect()
+            }
         };
         self.accepted -= gone.iter().filter(|(_, r)| r.accepted.is_some()).count();
         gone
@@ -223,12 +259,13 @@ impl AdjRibIn {
         match prefix {
             Prefix::V4(p) => self.stale_v4.contains(p),
             Prefix::V6(p) => self.stale_v6.contains(p),
+            Prefix::Flow(r) => self.stale_flow.contains(r),
         }
     }
 
     /// Number of stale routes.
     pub fn stale_len(&self) -> usize {
-        self.stale_v4.len() + self.stale_v6.len()
+        self.stale_v4.len() + self.stale_v6.len() + self.stale_flow.len()
     }
 
     /// The route for `prefix`, if any.
@@ -236,6 +273,7 @@ impl AdjRibIn {
         match prefix {
             Prefix::V4(p) => self.v4.get(p),
             Prefix::V6(p) => self.v6.get(p),
+            Prefix::Flow(r) => self.flow.get(r),
         }
     }
 
@@ -249,7 +287,8 @@ impl AdjRibIn {
     ) {
         let mut verdicts = verdicts.into_iter();
         let mut accepted = 0;
-        for route in self.v4.values_mut().chain(self.v6.values_mut()) {
+        let routes = self.v4.values_mut().chain(self.v6.values_mut());
+        for route in routes.chain(self.flow.values_mut()) {
             route.accepted = verdicts.next().flatten();
             accepted += route.accepted.is_some() as usize;
         }
@@ -262,14 +301,21 @@ impl AdjRibIn {
         self.v6.clear();
         self.stale_v4.clear();
         self.stale_v6.clear();
+        self.flow.clear();
+        self.stale_flow.clear();
         self.accepted = 0;
     }
 
-    /// Every route as received: prefix and attributes, IPv4 first, in table order.
+    /// Every route as received: prefix and attributes, IPv4 first, then IPv6, then
+    /// FlowSpec rules, in table order.
     pub fn routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>)> {
         let v4 = self.v4.iter().map(|(p, r)| (Prefix::V4(*p), &r.received));
         let v6 = self.v6.iter().map(|(p, r)| (Prefix::V6(*p), &r.received));
-        v4.chain(v6)
+        let flow = self
+            .flow
+            .iter()
+            .map(|(f, r)| (Prefix::Flow(f.clone()), &r.received));
+        v4.chain(v6).chain(flow)
     }
 
     /// Every route accepted by import policy, with its accepted attributes, in the
@@ -283,21 +329,25 @@ impl AdjRibIn {
             .v6
             .iter()
             .filter_map(|(p, r)| r.accepted.as_ref().map(|a| (Prefix::V6(*p), a)));
-        v4.chain(v6)
+        let flow = self
+            .flow
+            .iter()
+            .filter_map(|(f, r)| r.accepted.as_ref().map(|a| (Prefix::Flow(f.clone()), a)));
+        v4.chain(v6).chain(flow)
     }
 
-    /// Number of routes received of a unicast family.
+    /// Number of routes received of a family.
     pub fn len_family(&self, family: Family) -> usize {
         match family {
             Family::IPV4_UNICAST => self.v4.len(),
             Family::IPV6_UNICAST => self.v6.len(),
-            _ => 0,
+            _ => self.flow.keys().filter(|r| r.family() == family).count(),
         }
     }
 
     /// Number of routes received.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4.len() + self.v6.len() + self.flow.len()
     }
 
     /// Number of routes accepted by import policy.
@@ -412,7 +462,7 @@ mod tests {
         let first = rib.routes().next().unwrap().0;
         rib.set_accepted([Some(received.clone()), None]);
         let accepted: Vec<Prefix> = rib.accepted_routes().map(|(p, _)| p).collect();
-        assert_eq!(accepted, vec![first]);
+        assert_eq!(accepted, vec![first.clone()]);
         assert!(rib.set(first, None));
         assert_eq!((rib.len(), rib.accepted_len()), (1, 0));
     }
@@ -436,7 +486,7 @@ mod tests {
         assert_eq!((rib.len(), rib.accepted_len(), rib.stale_len()), (3, 3, 1));
         let gone = rib.sweep_stale(Family::IPV4_UNICAST);
         assert_eq!(
-            gone.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+            gone.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
             vec![p("10.0.2.0/24")]
         );
         assert_eq!((rib.len(), rib.accepted_len(), rib.stale_len()), (2, 2, 0));

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::ExportPolicy;
 use crate::packet::UpdatePacker;
 use crate::packet::attributes::{NextHop, PathAttributes};
+use crate::packet::flowspec::FlowSpec;
 use crate::packet::prefix::{Family, Ipv4Prefix, Ipv6Prefix, Prefix};
 
 /// Identifies where a route came from (config, control socket, a plugin); the daemon keeps
@@ -59,17 +60,26 @@ pub struct AdjRibOut {
     shadowed: BTreeMap<(Prefix, SourceId), Arc<PathAttributes>>,
     dirty_v4: BTreeSet<Ipv4Prefix>,
     dirty_v6: BTreeSet<Ipv6Prefix>,
+    /// FlowSpec rules of both families (IPv4 first: their encodings sort that way).
+    flow: BTreeMap<FlowSpec, Entry>,
+    dirty_flow: BTreeSet<FlowSpec>,
 }
 
+/// Runs `$body` on the table and pending set of `$prefix`'s family, with `$key` the
+/// owned key in that table.
 macro_rules! by_family {
-    ($self:ident, $prefix:expr, |$map:ident, $dirty:ident, $p:ident| $body:expr) => {
+    ($self:ident, $prefix:expr, |$map:ident, $dirty:ident, $key:ident| $body:expr) => {
         match $prefix {
-            Prefix::V4($p) => {
+            Prefix::V4($key) => {
                 let ($map, $dirty) = (&mut $self.v4, &mut $self.dirty_v4);
                 $body
             }
-            Prefix::V6($p) => {
+            Prefix::V6($key) => {
                 let ($map, $dirty) = (&mut $self.v6, &mut $self.dirty_v6);
+                $body
+            }
+            Prefix::Flow($key) => {
+                let ($map, $dirty) = (&mut $self.flow, &mut $self.dirty_flow);
                 $body
             }
         }
@@ -90,9 +100,11 @@ impl AdjRibOut {
         source: SourceId,
     ) {
         for (prefix, attrs) in routes {
+            let entry = Entry { attrs, source };
             match prefix {
-                Prefix::V4(p) => self.v4.insert(p, Entry { attrs, source }),
-                Prefix::V6(p) => self.v6.insert(p, Entry { attrs, source }),
+                Prefix::V4(p) => self.v4.insert(p, entry),
+                Prefix::V6(p) => self.v6.insert(p, entry),
+                Prefix::Flow(f) => self.flow.insert(f, entry),
             };
         }
     }
@@ -104,53 +116,44 @@ impl AdjRibOut {
         attrs: Arc<PathAttributes>,
         source: SourceId,
     ) -> bool {
-        let shadowed = &mut self.shadowed;
-        by_family!(self, prefix, |map, dirty, p| {
-            let new = Entry { attrs, source };
-            match map.insert(p, new.clone()) {
-                Some(old) if old.source == source && Arc::ptr_eq(&old.attrs, &new.attrs) => {
-                    return false;
-                }
-                Some(old) if old.source != source => {
-                    shadowed.insert((prefix, old.source), old.attrs);
-                    shadowed.remove(&(prefix, source));
-                }
-                _ => {}
+        if let Some((held, holder)) = self.get(&prefix) {
+            if holder == source && Arc::ptr_eq(held, &attrs) {
+                return false;
             }
-            dirty.insert(p);
-            true
-        })
+        }
+        let new = Entry { attrs, source };
+        let old = by_family!(self, prefix.clone(), |map, dirty, key| {
+            replace_entry(map, dirty, key, Some(new))
+        });
+        if let Some(old) = old.filter(|old| old.source != source) {
+            self.shadowed.remove(&(prefix.clone(), source));
+            self.shadowed.insert((prefix, old.source), old.attrs);
+        }
+        true
     }
 
     /// Withdraws `source`'s route for `prefix`. Returns false if it had none.
     pub fn withdraw(&mut self, prefix: Prefix, source: SourceId) -> bool {
-        if self.shadowed.remove(&(prefix, source)).is_some() {
+        if self.shadowed.remove(&(prefix.clone(), source)).is_some() {
             return true;
+        }
+        let holder = self.get(&prefix).map(|(_, s)| s);
+        if holder != Some(source) {
+            return false;
         }
         let promoted = self
             .shadowed
-            .range((prefix, SourceId::MIN)..=(prefix, SourceId::MAX))
+            .range((prefix.clone(), SourceId::MIN)..=(prefix.clone(), SourceId::MAX))
             .next()
-            .map(|(k, _)| *k);
-        let promoted = promoted.and_then(|k| self.shadowed.remove(&k).map(|a| (k.1, a)));
-        by_family!(self, prefix, |map, dirty, p| {
-            match map.get(&p) {
-                Some(e) if e.source == source => {
-                    match promoted {
-                        Some((src, attrs)) => map.insert(p, Entry { attrs, source: src }),
-                        None => map.remove(&p),
-                    };
-                    dirty.insert(p);
-                    true
-                }
-                _ => {
-                    if let Some((src, attrs)) = promoted {
-                        self.shadowed.insert((prefix, src), attrs);
-                    }
-                    false
-                }
-            }
-        })
+            .map(|(k, _)| k.clone());
+        let promoted = promoted.and_then(|k| {
+            let attrs = self.shadowed.remove(&k)?;
+            Some(Entry { attrs, source: k.1 })
+        });
+        by_family!(self, prefix, |map, dirty, key| {
+            replace_entry(map, dirty, key, promoted)
+        });
+        true
     }
 
     /// Makes `route` (attributes and source) the advertised route for `prefix`, or
@@ -158,21 +161,9 @@ impl AdjRibOut {
     /// aside: for a table whose content is decided elsewhere (what the speaker gives a
     /// neighbor). Returns false, marking nothing, if nothing changed.
     pub fn set(&mut self, prefix: Prefix, route: Option<Advertised>) -> bool {
-        by_family!(self, prefix, |map, dirty, p| {
-            let changed = match route {
-                Some((attrs, source)) => match map.insert(p, Entry { attrs, source }) {
-                    Some(old) => {
-                        let new = &map[&p];
-                        old.source != new.source || !Arc::ptr_eq(&old.attrs, &new.attrs)
-                    }
-                    None => true,
-                },
-                None => map.remove(&p).is_some(),
-            };
-            if changed {
-                dirty.insert(p);
-            }
-            changed
+        let new = route.map(|(attrs, source)| Entry { attrs, source });
+        by_family!(self, prefix, |map, dirty, key| {
+            set_entry(map, dirty, key, new)
         })
     }
 
@@ -181,6 +172,7 @@ impl AdjRibOut {
     pub fn take_changes(&mut self) -> Vec<(Prefix, Option<Advertised>)> {
         let dirty_v4 = std::mem::take(&mut self.dirty_v4);
         let dirty_v6 = std::mem::take(&mut self.dirty_v6);
+        let dirty_flow = std::mem::take(&mut self.dirty_flow);
         let v4 = dirty_v4.into_iter().map(|p| {
             let route = self.v4.get(&p).map(|e| (e.attrs.clone(), e.source));
             (Prefix::V4(p), route)
@@ -189,7 +181,11 @@ impl AdjRibOut {
             let route = self.v6.get(&p).map(|e| (e.attrs.clone(), e.source));
             (Prefix::V6(p), route)
         });
-        v4.chain(v6).collect()
+        let flow = dirty_flow.into_iter().map(|f| {
+            let route = self.flow.get(&f).map(|e| (e.attrs.clone(), e.source));
+            (Prefix::Flow(f), route)
+        });
+        v4.chain(v6).chain(flow).collect()
     }
 
     /// A copy of the advertised routes only (nothing aside, nothing pending).
@@ -197,6 +193,7 @@ impl AdjRibOut {
         AdjRibOut {
             v4: self.v4.clone(),
             v6: self.v6.clone(),
+            flow: self.flow.clone(),
             ..AdjRibOut::default()
         }
     }
@@ -210,13 +207,15 @@ impl AdjRibOut {
     ) {
         self.v4.retain(|p, e| judge(Prefix::V4(*p), &mut e.attrs));
         self.v6.retain(|p, e| judge(Prefix::V6(*p), &mut e.attrs));
+        self.flow
+            .retain(|f, e| judge(Prefix::Flow(f.clone()), &mut e.attrs));
     }
 
     /// Becomes `new` (advertised routes only), marking pending exactly the prefixes
     /// whose route changed (added, removed, other attributes or source): after a policy
     /// changed, only the differences go out. A merge of the two sorted tables.
     pub fn replace_with(&mut self, new: AdjRibOut) {
-        fn diff<P: Ord + Copy>(
+        fn diff<P: Ord + Clone>(
             old: &BTreeMap<P, Entry>,
             new: &BTreeMap<P, Entry>,
             dirty: &mut BTreeSet<P>,
@@ -228,25 +227,25 @@ impl AdjRibOut {
                 match (o.peek(), n.peek()) {
                     (None, None) => break,
                     (Some((p, _)), None) => {
-                        dirty.insert(**p);
+                        dirty.insert((*p).clone());
                         o.next();
                     }
                     (None, Some((p, _))) => {
-                        dirty.insert(**p);
+                        dirty.insert((*p).clone());
                         n.next();
                     }
                     (Some((po, eo)), Some((pn, en))) => match po.cmp(pn) {
                         std::cmp::Ordering::Less => {
-                            dirty.insert(**po);
+                            dirty.insert((*po).clone());
                             o.next();
                         }
                         std::cmp::Ordering::Greater => {
-                            dirty.insert(**pn);
+                            dirty.insert((*pn).clone());
                             n.next();
                         }
                         std::cmp::Ordering::Equal => {
                             if !same(eo, en) {
-                                dirty.insert(**po);
+                                dirty.insert((*po).clone());
                             }
                             o.next();
                             n.next();
@@ -257,8 +256,10 @@ impl AdjRibOut {
         }
         diff(&self.v4, &new.v4, &mut self.dirty_v4);
         diff(&self.v6, &new.v6, &mut self.dirty_v6);
+        diff(&self.flow, &new.flow, &mut self.dirty_flow);
         self.v4 = new.v4;
         self.v6 = new.v6;
+        self.flow = new.flow;
         self.shadowed.clear();
     }
 
@@ -273,7 +274,7 @@ impl AdjRibOut {
             .shadowed
             .keys()
             .filter(|k| k.1 == source)
-            .map(|k| k.0)
+            .map(|k| k.0.clone())
             .collect();
         let n = owned.len() + shadow.len();
         for p in shadow.into_iter().chain(owned) {
@@ -290,9 +291,9 @@ impl AdjRibOut {
     ) -> Vec<(Prefix, Arc<PathAttributes>)> {
         let mut sorted: Vec<(Prefix, Arc<PathAttributes>)> = routes.into_iter().collect();
         // Stable, then keep the last of each prefix.
-        sorted.sort_by_key(|r| r.0);
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
         sorted.reverse();
-        sorted.dedup_by_key(|r| r.0);
+        sorted.dedup_by(|a, b| a.0 == b.0);
         sorted.reverse();
         sorted
     }
@@ -339,25 +340,25 @@ impl AdjRibOut {
                 match (old.peek(), new.peek()) {
                     (None, None) => break,
                     (Some(o), None) => {
-                        withdraw.push(o.0);
+                        withdraw.push(o.0.clone());
                         old.next();
                     }
                     (None, Some(_)) => {
                         let (p, a) = new.next().expect("peeked");
-                        self.consider_behind(source, *p, a, &mut same, &mut announce);
+                        self.consider_behind(source, p.clone(), a, &mut same, &mut announce);
                     }
                     (Some(o), Some(n)) => match o.0.cmp(&n.0) {
                         std::cmp::Ordering::Less => {
-                            withdraw.push(o.0);
+                            withdraw.push(o.0.clone());
                             old.next();
                         }
                         std::cmp::Ordering::Greater => {
                             let (p, a) = new.next().expect("peeked");
-                            self.consider_behind(source, *p, a, &mut same, &mut announce);
+                            self.consider_behind(source, p.clone(), a, &mut same, &mut announce);
                         }
                         std::cmp::Ordering::Equal => {
                             if !same(o.1, &n.1) {
-                                announce.push((n.0, n.1.clone()));
+                                announce.push((n.0.clone(), n.1.clone()));
                             }
                             old.next();
                             new.next();
@@ -368,8 +369,8 @@ impl AdjRibOut {
         }
         // The source's routes waiting behind others that the list no longer has.
         for (prefix, _) in self.shadowed.keys().filter(|k| k.1 == source) {
-            if routes.binary_search_by_key(prefix, |r| r.0).is_err() {
-                withdraw.push(*prefix);
+            if routes.binary_search_by(|r| r.0.cmp(prefix)).is_err() {
+                withdraw.push(prefix.clone());
             }
         }
         let stats = SyncStats {
@@ -403,7 +404,7 @@ impl AdjRibOut {
         same: &mut impl FnMut(&Arc<PathAttributes>, &Arc<PathAttributes>) -> bool,
         announce: &mut Vec<(Prefix, Arc<PathAttributes>)>,
     ) {
-        match self.shadowed.get(&(prefix, source)) {
+        match self.shadowed.get(&(prefix.clone(), source)) {
             Some(waiting) if same(waiting, attrs) => {}
             _ => announce.push((prefix, attrs.clone())),
         }
@@ -414,6 +415,7 @@ impl AdjRibOut {
         let e = match prefix {
             Prefix::V4(p) => self.v4.get(p),
             Prefix::V6(p) => self.v6.get(p),
+            Prefix::Flow(f) => self.flow.get(f),
         };
         e.map(|e| (&e.attrs, e.source))
     }
@@ -428,21 +430,25 @@ impl AdjRibOut {
             .v6
             .iter()
             .map(|(p, e)| (Prefix::V6(*p), &e.attrs, e.source));
-        v4.chain(v6)
+        let flow = self
+            .flow
+            .iter()
+            .map(|(f, e)| (Prefix::Flow(f.clone()), &e.attrs, e.source));
+        v4.chain(v6).chain(flow)
     }
 
-    /// Number of advertised routes of `family` (unicast families only).
+    /// Number of advertised routes of `family`.
     pub fn len_family(&self, family: Family) -> usize {
         match family {
             Family::IPV4_UNICAST => self.v4.len(),
             Family::IPV6_UNICAST => self.v6.len(),
-            _ => 0,
+            _ => self.flow.keys().filter(|f| f.family() == family).count(),
         }
     }
 
     /// Number of advertised routes.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
+        self.v4.len() + self.v6.len() + self.flow.len()
     }
 
     /// True if no route is advertised.
@@ -452,13 +458,14 @@ impl AdjRibOut {
 
     /// True if changes wait to be sent.
     pub fn has_pending(&self) -> bool {
-        !self.dirty_v4.is_empty() || !self.dirty_v6.is_empty()
+        !self.dirty_v4.is_empty() || !self.dirty_v6.is_empty() || !self.dirty_flow.is_empty()
     }
 
     /// Forgets pending changes (the session is down; the whole table goes out when it is up).
     pub fn clear_pending(&mut self) {
         self.dirty_v4.clear();
         self.dirty_v6.clear();
+        self.dirty_flow.clear();
     }
 
     /// Appends UPDATEs for the changes since the last flush, for the `families` the session
@@ -485,6 +492,17 @@ impl AdjRibOut {
             stats.withdrawn_v6 += withdrawn.len();
             stats.messages += packer.withdraw_ipv6(&withdrawn, out);
             send_v6(packer, policy, groups, out, &mut stats);
+        }
+        let dirty_flow = std::mem::take(&mut self.dirty_flow);
+        for family in [Family::IPV4_FLOWSPEC, Family::IPV6_FLOWSPEC] {
+            if !families.contains(&family) {
+                continue;
+            }
+            let dirty = dirty_flow.iter().filter(|f| f.family() == family);
+            let (withdrawn, groups) = split_changes(dirty, &self.flow);
+            stats.withdrawn += withdrawn.len();
+            stats.messages += packer.withdraw_flow(family, &withdrawn, out);
+            send_flow(packer, policy, family, groups, out, &mut stats);
         }
         stats
     }
@@ -518,6 +536,11 @@ impl AdjRibOut {
                     out,
                     &mut stats,
                 ),
+                Family::IPV4_FLOWSPEC | Family::IPV6_FLOWSPEC => {
+                    let rules = self.flow.iter().filter(|(f, _)| f.family() == family);
+                    let groups = group(rules.map(|(f, e)| (f.clone(), &e.attrs)));
+                    send_flow(packer, policy, family, groups, out, &mut stats);
+                }
                 _ => {}
             }
             if end_of_rib == EndOfRib::Send {
@@ -542,15 +565,49 @@ type Groups<'a, P> = Vec<(&'a Arc<PathAttributes>, Vec<P>)>;
 
 /// Splits changed prefixes into those gone (withdrawals) and those present, grouped by
 /// attributes (announcements).
-fn split_changes<'a, P: Ord + Copy>(
-    dirty: &BTreeSet<P>,
+/// Puts `new` (or nothing) at `key`, marking it pending; returns what was there.
+fn replace_entry<K: Ord + Clone>(
+    map: &mut BTreeMap<K, Entry>,
+    dirty: &mut BTreeSet<K>,
+    key: K,
+    new: Option<Entry>,
+) -> Option<Entry> {
+    dirty.insert(key.clone());
+    match new {
+        Some(e) => map.insert(key, e),
+        None => map.remove(&key),
+    }
+}
+
+/// Puts `new` (or nothing) at `key`, marking it pending only if that changed anything;
+/// returns whether it did.
+fn set_entry<K: Ord + Clone>(
+    map: &mut BTreeMap<K, Entry>,
+    dirty: &mut BTreeSet<K>,
+    key: K,
+    new: Option<Entry>,
+) -> bool {
+    let same = |a: &Entry, b: &Entry| a.source == b.source && Arc::ptr_eq(&a.attrs, &b.attrs);
+    let changed = match (map.get(&key), &new) {
+        (Some(old), Some(new)) => !same(old, new),
+        (None, None) => false,
+        _ => true,
+    };
+    if changed {
+        replace_entry(map, dirty, key, new);
+    }
+    changed
+}
+
+fn split_changes<'a, 'd, P: Ord + Clone + 'd>(
+    dirty: impl IntoIterator<Item = &'d P>,
     table: &'a BTreeMap<P, Entry>,
 ) -> (Vec<P>, Groups<'a, P>) {
     let mut withdrawn = Vec::new();
-    let groups = group(dirty.iter().filter_map(|p| match table.get(p) {
-        Some(e) => Some((*p, &e.attrs)),
+    let groups = group(dirty.into_iter().filter_map(|p| match table.get(p) {
+        Some(e) => Some((p.clone(), &e.attrs)),
         None => {
-            withdrawn.push(*p);
+            withdrawn.push(p.clone());
             None
         }
     }));
@@ -618,6 +675,32 @@ fn send_v6(
         stats.messages += packer.announce_ipv6(&enc, &[nh], &prefixes, out);
         stats.announced += prefixes.len();
         stats.announced_v6 += prefixes.len();
+    }
+}
+
+/// FlowSpec rules carry no next hop (RFC 8955 §4: length 0), unless one was set for
+/// redirect-to-IP, which then goes as is.
+fn send_flow(
+    packer: &UpdatePacker,
+    policy: &ExportPolicy,
+    family: Family,
+    groups: Groups<'_, FlowSpec>,
+    out: &mut Vec<u8>,
+    stats: &mut FlushStats,
+) {
+    for (attrs, rules) in groups {
+        let mut exported = policy.apply(attrs, family.afi == crate::packet::prefix::AFI_IPV6);
+        exported.next_hop = match attrs.next_hop {
+            Some(NextHop::Addr(a)) => Some(NextHop::Addr(a)),
+            _ => None,
+        };
+        let next_hop = match exported.next_hop {
+            Some(NextHop::Addr(a)) => Some(a),
+            _ => None,
+        };
+        let enc = packer.encode_attributes(&exported, None);
+        stats.messages += packer.announce_flow(&enc, family, next_hop, &rules, out);
+        stats.announced += rules.len();
     }
 }
 
@@ -844,19 +927,22 @@ mod tests {
         let mut rib = AdjRibOut::new();
         let p: Prefix = "10.0.0.0/8".parse().unwrap();
         let a = Arc::new(PathAttributes::default());
-        assert!(rib.set(p, Some((a.clone(), 1))));
-        assert!(!rib.set(p, Some((a.clone(), 1))), "same route: no change");
+        assert!(rib.set(p.clone(), Some((a.clone(), 1))));
         assert!(
-            rib.set(p, Some((a.clone(), 2))),
+            !rib.set(p.clone(), Some((a.clone(), 1))),
+            "same route: no change"
+        );
+        assert!(
+            rib.set(p.clone(), Some((a.clone(), 2))),
             "another source is a change"
         );
         let changes = rib.take_changes();
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].1.as_ref().map(|r| r.1), Some(2));
         assert!(rib.take_changes().is_empty());
-        assert!(rib.set(p, None));
-        assert!(!rib.set(p, None));
-        assert_eq!(rib.take_changes(), vec![(p, None)]);
+        assert!(rib.set(p.clone(), None));
+        assert!(!rib.set(p.clone(), None));
+        assert_eq!(rib.take_changes(), vec![(p.clone(), None)]);
         assert!(rib.is_empty());
     }
 
@@ -870,13 +956,13 @@ mod tests {
             med: Some(1),
             ..Default::default()
         });
-        rib.announce(q, a.clone(), 3);
-        rib.announce(q, b.clone(), 4);
-        rib.announce(p, a.clone(), 1);
-        rib.announce(p, b.clone(), 2);
-        assert!(rib.withdraw(p, 2));
+        rib.announce(q.clone(), a.clone(), 3);
+        rib.announce(q.clone(), b.clone(), 4);
+        rib.announce(p.clone(), a.clone(), 1);
+        rib.announce(p.clone(), b.clone(), 2);
+        assert!(rib.withdraw(p.clone(), 2));
         assert_eq!(rib.get(&p).map(|r| r.1), Some(1));
-        assert!(rib.withdraw(p, 1));
+        assert!(rib.withdraw(p.clone(), 1));
         assert_eq!(rib.get(&p), None);
         assert_eq!(rib.get(&q).map(|r| r.1), Some(4));
     }
@@ -908,5 +994,64 @@ mod tests {
         assert_eq!(changed, ["10.1.0.0/16", "10.2.0.0/16", "2001:db8::/32"]);
         assert_eq!(changes[1].1, None);
         assert_eq!(old.len(), 3);
+    }
+
+    /// Flow rules are kept, flushed and withdrawn like prefixes, in their own family,
+    /// with no next hop even when the route says `self`.
+    #[test]
+    fn flow_rules_flush_in_their_family() {
+        use crate::packet::flowspec::{Component, FlowPrefix, NumericOp};
+        use crate::packet::prefix::AFI_IPV4;
+        let rule = |port| {
+            let c = [
+                Component::Source(FlowPrefix::V4("10.0.0.0/24".parse().unwrap())),
+                Component::DestinationPort(vec![NumericOp {
+                    and: false,
+                    lt: false,
+                    gt: false,
+                    eq: true,
+                    value: port,
+                }]),
+            ];
+            Prefix::Flow(FlowSpec::new(AFI_IPV4, &c).unwrap())
+        };
+        let attrs = Arc::new(PathAttributes {
+            next_hop: Some(NextHop::Local),
+            ..Default::default()
+        });
+        let mut rib = AdjRibOut::new();
+        rib.announce(rule(80), attrs.clone(), 1);
+        rib.announce(rule(443), attrs.clone(), 1);
+        rib.announce(p("10.9.0.0/16"), attrs.clone(), 1);
+        assert_eq!(rib.len_family(Family::IPV4_FLOWSPEC), 2);
+        let packer = UpdatePacker::new(Context::default());
+        let families = [Family::IPV4_UNICAST, Family::IPV4_FLOWSPEC];
+        let mut out = Vec::new();
+        let stats = rib.flush_pending(&packer, &policy(), &families, &mut out);
+        assert_eq!((stats.announced, stats.messages), (3, 2));
+        let sent = updates(&out);
+        let flows = sent[1].mp_reach.as_ref().expect("flow UPDATE");
+        assert!(flows.next_hop.is_empty());
+        assert_eq!(
+            flows.nlri.prefixes().collect::<Vec<_>>(),
+            vec![rule(80), rule(443)]
+        );
+        // Not negotiated: nothing sent for the family.
+        rib.withdraw(rule(80), 1);
+        let mut out = Vec::new();
+        let stats = rib.flush_pending(&packer, &policy(), &[Family::IPV4_UNICAST], &mut out);
+        assert_eq!(stats.withdrawn, 0);
+        rib.withdraw(rule(443), 1);
+        let mut out = Vec::new();
+        let stats = rib.flush_pending(&packer, &policy(), &families, &mut out);
+        assert_eq!(stats.withdrawn, 1);
+        let u = &updates(&out)[0];
+        assert_eq!(
+            u.mp_unreach
+                .as_ref()
+                .map(|m| m.withdrawn.prefixes().collect::<Vec<_>>()),
+            Some(vec![rule(443)])
+        );
+        assert_eq!(rib.len_family(Family::IPV4_FLOWSPEC), 0);
     }
 }

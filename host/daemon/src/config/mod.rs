@@ -285,6 +285,19 @@ fn parse_document(
             Err(e) => sink.error(pspan, e.0),
         }
     });
+    for_each_table(top.item("flow"), "flow", sink, |t, name, sink| {
+        let mut r = TableReader::new(t, name);
+        let rule = r.req_str("match", sink);
+        let actions = r.opt_str("then", sink);
+        let group_neighbors = parse_route_neighbors(&mut r, &known, sink);
+        r.finish(sink);
+        if let Some(route) = parse_flow_table(rule, actions, sink) {
+            routes.push(RouteGroup {
+                neighbors: group_neighbors,
+                routes: vec![(route.prefix, interner.intern(route.attrs))],
+            });
+        }
+    });
     for_each_table(
         top.item("route-file"),
         "route-file",
@@ -334,7 +347,7 @@ fn parse_document(
             let prefixes: HashSet<Prefix> = routes
                 .iter()
                 .filter(|g| g.applies_to(&n.address))
-                .flat_map(|g| g.routes.iter().map(|(p, _)| *p))
+                .flat_map(|g| g.routes.iter().map(|(p, _)| p.clone()))
                 .filter(|p| p.family() == family)
                 .collect();
             if prefixes.len() > cap as usize {
@@ -650,6 +663,34 @@ pub(crate) fn parse_attributes(r: &mut TableReader, sink: &mut Sink) -> PathAttr
     attrs
 }
 
+/// A `[[flow]]` table's `match` (the rule) and `then` (actions and attribute words), in
+/// ExaBGP's flow words; each error points at the key it is in.
+fn parse_flow_table(
+    rule: Option<(String, Option<Range<usize>>)>,
+    actions: Option<(String, Option<Range<usize>>)>,
+    sink: &mut Sink,
+) -> Option<words::RouteSpec> {
+    let (rule, rule_span) = rule?;
+    let rule_words = words::tokenize(&rule);
+    let defaults = PathAttributes::default();
+    if let Err(e) = words::flow::parse_flow_route(&rule_words, &defaults) {
+        sink.error(rule_span, e);
+        return None;
+    }
+    let mut all = rule_words;
+    let then_span = actions.map(|(text, span)| {
+        all.extend(words::tokenize(&text));
+        span
+    });
+    match words::flow::parse_flow_route(&all, &defaults) {
+        Ok(route) => Some(route.into()),
+        Err(e) => {
+            sink.error(then_span.unwrap_or(rule_span), e);
+            None
+        }
+    }
+}
+
 pub(crate) fn parse_route_neighbors(
     r: &mut TableReader,
     known: &HashSet<IpAddr>,
@@ -780,6 +821,48 @@ next-hop = "2001:db8::1"
             "{text}"
         );
         assert_eq!(d.items.len(), 4, "{text}");
+    }
+
+    /// `[[flow]]`: the rule from `match`, actions and attributes from `then`, to the
+    /// neighbors of its family; a mistake points into the key that has it.
+    #[test]
+    fn flow_tables() {
+        let config = r#"router-id = "127.0.0.1"
+local-as = 65001
+[[neighbor]]
+address = "127.0.0.2"
+peer-as = 65000
+families = ["ipv4-unicast", "ipv4-flowspec"]
+[[flow]]
+match = "source 10.0.0.0/24; destination-port =80; protocol tcp;"
+then = "redirect 65001:999; community [ 65001:666 ]"
+neighbors = ["127.0.0.2"]
+"#;
+        let c = parse(config).unwrap();
+        let (prefix, attrs) = &c.routes[0].routes[0];
+        assert_eq!(prefix.family(), Family::IPV4_FLOWSPEC);
+        assert_eq!(
+            prefix.to_string(),
+            "flow source 10.0.0.0/24 protocol =tcp destination-port =80"
+        );
+        assert_eq!(
+            attrs.extended_communities[0].to_string(),
+            "redirect:65001:999"
+        );
+        assert_eq!(attrs.communities, vec![(65001 << 16) | 666]);
+        assert_eq!(
+            attrs.next_hop, None,
+            "a flow route has no next hop unless given"
+        );
+        let bad = config
+            .replace("protocol tcp;", "protocol tcp; dscp 99;")
+            .replace("redirect 65001:999;", "redirect 65001;");
+        let text = parse(&bad).unwrap_err().to_string();
+        assert!(text.contains("test.toml:8:9: "), "{text}");
+        assert!(text.contains("99"), "{text}");
+        let bad = config.replace("redirect 65001:999;", "redirect 65001;");
+        let text = parse(&bad).unwrap_err().to_string();
+        assert!(text.contains("test.toml:9:8: "), "{text}");
     }
 
     #[test]

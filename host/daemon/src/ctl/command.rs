@@ -241,8 +241,23 @@ fn parse_route_command(t: &[&str], neighbors: Option<Vec<IpAddr>>) -> Result<Com
             Ok(Command::Withdraw { neighbors, prefix })
         }
         ["withdraw", "route"] => Err("withdraw route needs a prefix".into()),
+        ["announce", "flow", "route", rule @ ..] => {
+            let route = words::flow::parse_flow_route(rule, &PathAttributes::default())?;
+            Ok(Command::Announce {
+                neighbors,
+                route: route.into(),
+            })
+        }
+        // The rule is what identifies the route: actions, if given, are ignored.
+        ["withdraw", "flow", "route", rule @ ..] => {
+            let route = words::flow::parse_flow_route(rule, &PathAttributes::default())?;
+            Ok(Command::Withdraw {
+                neighbors,
+                prefix: Prefix::Flow(route.rule),
+            })
+        }
         [other, ..] => Err(format!(
-            "unknown command {} (show, announce route, withdraw route, neighbor A announce|withdraw route, plugin)",
+            "unknown command {} (show, announce [flow] route, withdraw [flow] route, neighbor A ..., plugin, reload, shutdown)",
             quote(other)
         )),
         [] => Err("missing command after neighbor".into()),
@@ -366,6 +381,50 @@ mod tests {
             let e = parse(&line).unwrap_err();
             assert!(e.len() < 200, "{}", &e[..200]);
         }
+    }
+
+    /// ExaBGP's flow words, block or flat, announce and withdraw a rule; the rule alone
+    /// names what is withdrawn.
+    #[test]
+    fn flow_routes() {
+        let c = parse(
+            "announce flow route { match { source 10.0.0.0/24; destination-port =80; protocol tcp; } then { redirect 65001:999; } }",
+        )
+        .unwrap();
+        let Command::Announce {
+            neighbors: None,
+            route,
+        } = c
+        else {
+            panic!("{c:?}")
+        };
+        let Prefix::Flow(rule) = &route.prefix else {
+            panic!("not a flow: {:?}", route.prefix)
+        };
+        assert_eq!(
+            rule.to_string(),
+            "source 10.0.0.0/24 protocol =tcp destination-port =80"
+        );
+        assert_eq!(
+            route.attrs.extended_communities[0].to_string(),
+            "redirect:65001:999"
+        );
+        let c = parse(
+            "neighbor 127.0.0.2 withdraw flow route source 10.0.0.0/24 destination-port =80 protocol tcp",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            Command::Withdraw {
+                neighbors: Some(vec!["127.0.0.2".parse().unwrap()]),
+                prefix: route.prefix.clone(),
+            }
+        );
+        assert!(
+            parse("announce flow route { match { source 10.0.0.0/33; } }")
+                .unwrap_err()
+                .contains("10.0.0.0/33")
+        );
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use wasmbgp_bgp::Prefix;
 use wasmbgp_bgp::packet::attributes::{PathAttributes, community_to_string};
+use wasmbgp_bgp::packet::flowspec::TrafficAction;
+use wasmbgp_bgp::words;
 
 /// One neighbor in `show neighbors --json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -76,8 +78,15 @@ pub struct PrefixLimitStatus {
 pub struct RouteRow {
     /// The neighbor the route is sent to or came from.
     pub neighbor: IpAddr,
-    /// The prefix.
+    /// The prefix, or for a FlowSpec route its rule in ExaBGP's words.
     pub prefix: String,
+    /// `ipv4-unicast`, `ipv6-unicast`, `ipv4-flowspec` or `ipv6-flowspec`.
+    #[serde(default)]
+    pub family: String,
+    /// A FlowSpec route's traffic actions in ExaBGP's words (`rate-limit 9600`,
+    /// `redirect 65001:999`), read from its extended communities.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
     /// Next hop (`self` for next-hop self before export).
     pub next_hop: Option<String>,
     /// igp, egp or incomplete.
@@ -107,9 +116,23 @@ impl RouteRow {
         attrs: &Arc<PathAttributes>,
         source: Option<String>,
     ) -> Self {
+        let (prefix_text, actions) = match &prefix {
+            Prefix::Flow(rule) => (
+                rule.to_string(),
+                attrs
+                    .extended_communities
+                    .iter()
+                    .filter_map(TrafficAction::from_community)
+                    .map(|a| a.to_string())
+                    .collect(),
+            ),
+            unicast => (unicast.to_string(), Vec::new()),
+        };
         RouteRow {
             neighbor,
-            prefix: prefix.to_string(),
+            prefix: prefix_text,
+            family: prefix.family().name(),
+            actions,
             next_hop: attrs.next_hop.map(|n| n.to_string()),
             origin: attrs.origin.name().to_string(),
             as_path: attrs.as_path.asns().collect(),
@@ -134,9 +157,17 @@ impl RouteRow {
         }
     }
 
-    /// ExaBGP-style text: `PREFIX next-hop X med N ...`.
+    /// ExaBGP-style text: `PREFIX next-hop X med N ...`; a FlowSpec route is `flow route
+    /// RULE then ACTIONS ...`, its actions left out of the extended communities.
     pub fn to_text(&self) -> String {
-        let mut s = format!("neighbor {} {}", self.neighbor, self.prefix);
+        let flow = self.family.ends_with("flowspec");
+        let mut s = match flow {
+            false => format!("neighbor {} {}", self.neighbor, self.prefix),
+            true => format!("neighbor {} flow route {}", self.neighbor, self.prefix),
+        };
+        if !self.actions.is_empty() {
+            s += &format!(" then {}", self.actions.join(" "));
+        }
         if let Some(nh) = &self.next_hop {
             s += &format!(" next-hop {nh}");
         }
@@ -151,10 +182,24 @@ impl RouteRow {
         if let Some(l) = self.local_pref {
             s += &format!(" local-preference {l}");
         }
+        let extended: Vec<String> = match flow {
+            false => self.extended_communities.clone(),
+            true => self
+                .extended_communities
+                .iter()
+                .filter(|c| {
+                    words::parse_extended_community(c)
+                        .ok()
+                        .and_then(|c| TrafficAction::from_community(&c))
+                        .is_none()
+                })
+                .cloned()
+                .collect(),
+        };
         for (word, list) in [
             ("community", &self.communities),
             ("large-community", &self.large_communities),
-            ("extended-community", &self.extended_communities),
+            ("extended-community", &extended),
         ] {
             if !list.is_empty() {
                 s += &format!(" {word} [ {} ]", list.join(" "));

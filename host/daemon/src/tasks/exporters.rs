@@ -189,7 +189,7 @@ impl ExportHub {
         self.routes(
             session,
             direction,
-            changes.iter().map(|(p, a)| (*p, a.as_ref())),
+            changes.iter().map(|(p, a)| (p.clone(), a.as_ref())),
         );
     }
 

@@ -5,8 +5,16 @@ use wasmbgp_bgp::Family;
 
 use crate::config::PrefixLimit;
 
-/// The unicast families counted, in the order of the counts given to [`LimitWatch`].
-pub const FAMILIES: [Family; 2] = [Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+/// How many families are counted.
+pub const FAMILY_COUNT: usize = Family::CARRIED.len();
+
+/// The families counted, in the order of the counts given to [`LimitWatch`].
+pub const FAMILIES: [Family; FAMILY_COUNT] = Family::CARRIED;
+
+/// Where `family` is in [`FAMILIES`] (every family a session negotiates is there).
+pub fn family_index(family: Family) -> usize {
+    family.carried_index().unwrap_or(0)
+}
 
 /// A limit crossed upwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +44,13 @@ pub enum Crossing {
 /// batch is reported exceeded only: the warning would come with the Cease.
 #[derive(Debug, Default, Clone)]
 pub struct LimitWatch {
-    warned: [bool; 2],
-    exceeded: [bool; 2],
+    warned: [bool; FAMILY_COUNT],
+    exceeded: [bool; FAMILY_COUNT],
 }
 
 impl LimitWatch {
     /// The crossings since the last check, given the routes received per family.
-    pub fn check(&mut self, limit: &PrefixLimit, counts: [usize; 2]) -> Vec<Crossing> {
+    pub fn check(&mut self, limit: &PrefixLimit, counts: [usize; FAMILY_COUNT]) -> Vec<Crossing> {
         let mut out = Vec::new();
         for (i, family) in FAMILIES.into_iter().enumerate() {
             let Some(max) = limit.limits.get(family) else {
@@ -96,25 +104,25 @@ mod tests {
     fn each_crossing_is_reported_once() {
         let l = limit(Some(10), vec![]);
         let mut w = LimitWatch::default();
-        assert_eq!(w.check(&l, [8, 0]), vec![]);
+        assert_eq!(w.check(&l, [8, 0, 0, 0]), vec![]);
         let warn = Crossing::Warning {
             family: Family::IPV4_UNICAST,
             count: 9,
             limit: 10,
         };
-        assert_eq!(w.check(&l, [9, 0]), vec![warn]);
-        assert_eq!(w.check(&l, [10, 0]), vec![]);
+        assert_eq!(w.check(&l, [9, 0, 0, 0]), vec![warn]);
+        assert_eq!(w.check(&l, [10, 0, 0, 0]), vec![]);
         let over = Crossing::Exceeded {
             family: Family::IPV4_UNICAST,
             count: 11,
             limit: 10,
         };
-        assert_eq!(w.check(&l, [11, 0]), vec![over]);
-        assert_eq!(w.check(&l, [12, 0]), vec![]);
+        assert_eq!(w.check(&l, [11, 0, 0, 0]), vec![over]);
+        assert_eq!(w.check(&l, [12, 0, 0, 0]), vec![]);
         // Back below, then over again: reported again.
-        assert_eq!(w.check(&l, [5, 0]), vec![]);
+        assert_eq!(w.check(&l, [5, 0, 0, 0]), vec![]);
         assert_eq!(
-            w.check(&l, [11, 0]),
+            w.check(&l, [11, 0, 0, 0]),
             vec![Crossing::Exceeded {
                 family: Family::IPV4_UNICAST,
                 count: 11,
@@ -122,14 +130,14 @@ mod tests {
             }]
         );
         w.reset();
-        assert_eq!(w.check(&l, [11, 0]).len(), 1);
+        assert_eq!(w.check(&l, [11, 0, 0, 0]).len(), 1);
     }
 
     #[test]
     fn per_family_limits_override_the_common_one() {
         let l = limit(Some(100), vec![(Family::IPV6_UNICAST, 2)]);
         let mut w = LimitWatch::default();
-        let got = w.check(&l, [50, 3]);
+        let got = w.check(&l, [50, 3, 0, 0]);
         assert_eq!(
             got,
             vec![Crossing::Exceeded {
@@ -139,6 +147,9 @@ mod tests {
             }]
         );
         let none = limit(None, vec![(Family::IPV6_UNICAST, 2)]);
-        assert_eq!(LimitWatch::default().check(&none, [1_000_000, 0]), vec![]);
+        assert_eq!(
+            LimitWatch::default().check(&none, [1_000_000, 0, 0, 0]),
+            vec![]
+        );
     }
 }

@@ -24,6 +24,7 @@ use wasmbgp_bgp::rib::{AdjRibIn, AdjRibOut, Advertised, Interner, ReceivedChange
 use wasmbgp_bgp::{Family, Prefix};
 use wasmbgp_runtime::{Direction, OnFailure, PolicyClient, PolicySession, Verdict};
 
+use super::limits::FAMILY_COUNT;
 use super::messages::RouteChange;
 
 /// Routes per policy call (the runtime's largest batch).
@@ -64,9 +65,9 @@ pub struct NeighborRibs {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ReceivedCounts {
     /// Announced, [IPv4, IPv6].
-    pub announced: [u64; 2],
+    pub announced: [u64; FAMILY_COUNT],
     /// Withdrawn, [IPv4, IPv6].
-    pub withdrawn: [u64; 2],
+    pub withdrawn: [u64; FAMILY_COUNT],
 }
 
 impl NeighborRibs {
@@ -86,7 +87,7 @@ impl NeighborRibs {
     }
 
     /// Routes received (before import policy), IPv4 and IPv6 unicast.
-    pub fn received_counts(&self) -> [usize; 2] {
+    pub fn received_counts(&self) -> [usize; FAMILY_COUNT] {
         super::limits::FAMILIES.map(|f| self.adj_in.len_family(f))
     }
 
@@ -160,7 +161,7 @@ impl NeighborRibs {
     fn record_gone(&mut self, gone: Vec<(Prefix, RouteIn)>) {
         for (prefix, route) in gone {
             if self.record_pre {
-                self.recorded_pre.push((prefix, None));
+                self.recorded_pre.push((prefix.clone(), None));
             }
             if self.record_post && route.accepted.is_some() {
                 self.recorded_post.push((prefix, None));
@@ -227,7 +228,7 @@ impl NeighborRibs {
         AdjRibIn::changes(update, ebgp, local_as, &mut self.to_judge);
         let mut counts = ReceivedCounts::default();
         for (prefix, attrs) in &self.to_judge[first..] {
-            let family = usize::from(matches!(prefix, Prefix::V6(_)));
+            let family = super::limits::family_index(prefix.family());
             match attrs {
                 Some(_) => counts.announced[family] += 1,
                 None => counts.withdrawn[family] += 1,
@@ -241,7 +242,7 @@ impl NeighborRibs {
             // Accepted as received, at once.
             for (prefix, attrs) in self.to_judge.drain(first..) {
                 if self.record_post {
-                    self.recorded_post.push((prefix, attrs.clone()));
+                    self.recorded_post.push((prefix.clone(), attrs.clone()));
                 }
                 self.adj_in.set(prefix, attrs.map(|a| (a.clone(), Some(a))));
             }
@@ -265,7 +266,7 @@ impl NeighborRibs {
         let changes = std::mem::take(&mut self.to_judge);
         let announced: Vec<(Prefix, &PathAttributes)> = changes
             .iter()
-            .filter_map(|(p, a)| a.as_ref().map(|a| (*p, &**a)))
+            .filter_map(|(p, a)| a.as_ref().map(|a| (p.clone(), &**a)))
             .collect();
         let verdicts = judge_all(chain, Direction::Import, session, &announced, interner).await;
         drop(announced);
@@ -280,7 +281,7 @@ impl NeighborRibs {
             });
             if self.record_post {
                 let accepted = route.as_ref().and_then(|(_, a)| a.clone());
-                self.recorded_post.push((prefix, accepted));
+                self.recorded_post.push((prefix.clone(), accepted));
             }
             self.adj_in.set(prefix, route);
         }
@@ -295,7 +296,8 @@ impl NeighborRibs {
     ) {
         let routes: Vec<(Prefix, Arc<PathAttributes>)> =
             self.adj_in.routes().map(|(p, a)| (p, a.clone())).collect();
-        let refs: Vec<(Prefix, &PathAttributes)> = routes.iter().map(|(p, a)| (*p, &**a)).collect();
+        let refs: Vec<(Prefix, &PathAttributes)> =
+            routes.iter().map(|(p, a)| (p.clone(), &**a)).collect();
         let verdicts = judge_all(chain, Direction::Import, session, &refs, interner).await;
         drop(refs);
         self.adj_in.set_accepted(
@@ -311,8 +313,11 @@ impl NeighborRibs {
                 .accepted_routes()
                 .map(|(p, a)| (p, a.clone()))
                 .collect();
-            self.recorded_post
-                .extend(routes.iter().map(|(p, _)| (*p, accepted.get(p).cloned())));
+            self.recorded_post.extend(
+                routes
+                    .iter()
+                    .map(|(p, _)| (p.clone(), accepted.get(p).cloned())),
+            );
         }
     }
 }
@@ -354,7 +359,7 @@ async fn export(
     }
     let announced: Vec<(Prefix, &PathAttributes)> = changes
         .iter()
-        .filter_map(|(p, r)| r.as_ref().map(|(a, _)| (*p, &**a)))
+        .filter_map(|(p, r)| r.as_ref().map(|(a, _)| (p.clone(), &**a)))
         .collect();
     let mut verdicts = judge_all(chain, Direction::Export, session, &announced, interner)
         .await
@@ -409,8 +414,8 @@ pub async fn run_chain(
             let batch: Vec<(Prefix, &PathAttributes)> = alive
                 .iter()
                 .map(|&i| match &result[i] {
-                    Judged::Rewritten(a) => (routes[i].0, &**a),
-                    _ => routes[i],
+                    Judged::Rewritten(a) => (routes[i].0.clone(), &**a),
+                    _ => routes[i].clone(),
                 })
                 .collect();
             link.client.evaluate(direction, session, &batch).await

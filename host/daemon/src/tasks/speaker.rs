@@ -16,8 +16,9 @@ use wasmbgp_runtime::{Health, OnFailure, PluginEvent};
 
 use super::critical::CriticalTasks;
 use super::exporters::{self, ExportHub, ExporterLink};
+pub use super::limits::FAMILY_COUNT;
 use super::listener::Inbound;
-pub use super::messages::SpeakerMsg;
+use super::messages::SpeakerMsg;
 use super::messages::{Carried, Farewell, NeighborEvent, NeighborId, NeighborMsg, Running};
 use super::neighbor::{self, NeighborHandle, Shared};
 use super::plugins::{self, PluginSlot};
@@ -559,7 +560,7 @@ impl Speaker {
                     wasmbgp_runtime::export::RouteDirection::Sent,
                     changes
                         .iter()
-                        .map(|c| (c.prefix, c.route.as_ref().map(|(a, _)| a))),
+                        .map(|c| (c.prefix.clone(), c.route.as_ref().map(|(a, _)| a))),
                 );
             }
             if !changes.is_empty() {
@@ -876,7 +877,7 @@ impl Speaker {
                         capped.push(format!("{address} (max-advertise {cap})"));
                         continue;
                     }
-                    originated.announce(route.prefix, attrs.clone(), source);
+                    originated.announce(route.prefix.clone(), attrs.clone(), source);
                 }
                 if capped.is_empty() {
                     Reply::ok("")
@@ -903,11 +904,11 @@ impl Speaker {
             Ok(targets) => {
                 for i in targets {
                     let table = &mut self.ribs[i].originated;
-                    if !table.withdraw(prefix, source)
+                    if !table.withdraw(prefix.clone(), source)
                         && source == sources::CTL
                         && let Some((_, holder)) = table.get(&prefix)
                     {
-                        table.withdraw(prefix, holder);
+                        table.withdraw(prefix.clone(), holder);
                     }
                 }
                 Reply::ok("")
@@ -1037,7 +1038,7 @@ impl Speaker {
                             } else {
                                 ribs.adj_in.accepted_routes().collect()
                             };
-                            routes.sort_unstable_by_key(|(p, _)| *p);
+                            routes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                             rows.extend(
                                 routes
                                     .into_iter()
@@ -1303,7 +1304,8 @@ impl Speaker {
                     exporters_changed |= old.subscription != config.subscription;
                     let source = self.plugins[pos].source;
                     for route in old.routes.iter().filter(|r| !config.routes.contains(r)) {
-                        let _ = self.withdraw(route.neighbors.as_deref(), route.prefix, source);
+                        let _ =
+                            self.withdraw(route.neighbors.as_deref(), route.prefix.clone(), source);
                     }
                     self.apply_health(pos);
                 }
@@ -1621,7 +1623,7 @@ impl<'a> RouteLists<'a> {
 }
 
 /// A neighbor's max-prefixes per unicast family it carries (for the metrics).
-fn limits_of(neighbor: &NeighborConfig) -> [(wasmbgp_bgp::Family, Option<u32>); 2] {
+fn limits_of(neighbor: &NeighborConfig) -> [(wasmbgp_bgp::Family, Option<u32>); FAMILY_COUNT] {
     super::limits::FAMILIES.map(|f| {
         let carried = neighbor.families.contains(&f);
         (f, neighbor.max_prefixes.limits.get(f).filter(|_| carried))

@@ -11,6 +11,8 @@ use wasmbgp_bgp::packet::attributes::{
     Aggregator, AsPath, AsSegment, ExtendedCommunity, LargeCommunity, NextHop, Origin,
     PathAttributes, RawAttribute, SegmentKind,
 };
+use wasmbgp_bgp::packet::flowspec::{BitmaskOp, Component, FlowPrefix, FlowSpec, NumericOp};
+use wasmbgp_bgp::packet::prefix::{AFI_IPV4, AFI_IPV6};
 use wasmbgp_bgp::{Ipv4Prefix, Ipv6Prefix, Prefix};
 
 use super::bindings::wasmbgp::plugin::types;
@@ -53,6 +55,69 @@ pub(crate) fn prefix_in(prefix: &types::Prefix) -> Result<Prefix, String> {
             .map(Prefix::V6)
             .ok_or_else(bad),
     }
+}
+
+/// A FlowSpec rule from WIT, checked and put in canonical order by the BGP core.
+pub(crate) fn flow_rule_in(rule: &types::FlowRule) -> Result<FlowSpec, String> {
+    let numeric = |ops: &[types::NumericOp]| -> Vec<NumericOp> {
+        ops.iter()
+            .map(|o| NumericOp {
+                and: o.and_previous,
+                lt: o.less,
+                gt: o.greater,
+                eq: o.equal,
+                value: o.value,
+            })
+            .collect()
+    };
+    let bitmask = |ops: &[types::BitmaskOp]| -> Vec<BitmaskOp> {
+        ops.iter()
+            .map(|o| BitmaskOp {
+                and: o.and_previous,
+                not: o.negate,
+                matches: o.all_bits,
+                value: o.value,
+            })
+            .collect()
+    };
+    let prefix = |p: &types::FlowPrefix| -> Result<FlowPrefix, String> {
+        match prefix_in(&p.prefix)? {
+            Prefix::V4(v4) if p.offset == 0 => Ok(FlowPrefix::V4(v4)),
+            Prefix::V4(v4) => Err(format!(
+                "IPv4 prefix {v4} has offset {} (IPv4 has none)",
+                p.offset
+            )),
+            Prefix::V6(v6) => Ok(FlowPrefix::V6 {
+                prefix: v6,
+                offset: p.offset,
+            }),
+            Prefix::Flow(_) => Err("a flow prefix is a prefix".into()),
+        }
+    };
+    use types::FlowComponent as W;
+    let components = rule
+        .components
+        .iter()
+        .map(|c| {
+            Ok(match c {
+                W::Destination(p) => Component::Destination(prefix(p)?),
+                W::Source(p) => Component::Source(prefix(p)?),
+                W::Protocol(o) => Component::Protocol(numeric(o)),
+                W::Port(o) => Component::Port(numeric(o)),
+                W::DestinationPort(o) => Component::DestinationPort(numeric(o)),
+                W::SourcePort(o) => Component::SourcePort(numeric(o)),
+                W::IcmpType(o) => Component::IcmpType(numeric(o)),
+                W::IcmpCode(o) => Component::IcmpCode(numeric(o)),
+                W::TcpFlags(o) => Component::TcpFlags(bitmask(o)),
+                W::PacketLength(o) => Component::PacketLength(numeric(o)),
+                W::Dscp(o) => Component::Dscp(numeric(o)),
+                W::Fragment(o) => Component::Fragment(bitmask(o)),
+                W::FlowLabel(o) => Component::FlowLabel(numeric(o)),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let afi = if rule.ipv6 { AFI_IPV6 } else { AFI_IPV4 };
+    FlowSpec::new(afi, &components).map_err(|e| e.0)
 }
 
 /// A prefix as WIT carries it.
@@ -426,6 +491,8 @@ fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
                 out.v6_lengths.push(p.len());
                 out.v6_attributes.push(i);
             }
+            // WIT 0.2 events carry unicast routes only.
+            Prefix::Flow(_) => {}
         }
     }
     for prefix in &r.withdrawn {
@@ -440,6 +507,7 @@ fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
                 out.withdrawn_v6_addresses.push(bits as u64);
                 out.withdrawn_v6_lengths.push(p.len());
             }
+            Prefix::Flow(_) => {}
         }
     }
     out

@@ -3,6 +3,8 @@
 
 use std::net::IpAddr;
 
+use wasmbgp_bgp::Prefix;
+use wasmbgp_bgp::packet::attributes::NextHop;
 use wasmbgp_bgp::words::{self, RouteSpec};
 
 use std::sync::Arc;
@@ -55,16 +57,17 @@ impl RoutesCtx {
     }
 }
 
-impl routes::Host for RoutesCtx {
-    async fn announce(
+impl RoutesCtx {
+    /// Owns and queues a checked route (a prefix or a FlowSpec rule), within `max-routes`.
+    async fn announce_route(
         &mut self,
-        prefix: types::Prefix,
-        attributes: types::Attributes,
-        neighbors: Vec<types::IpAddress>,
+        route: RouteSpec,
+        neighbors: Vec<IpAddr>,
     ) -> Result<(), routes::RouteError> {
-        let neighbors = self.neighbors(&neighbors)?;
-        let route = route_spec(&prefix, &attributes).map_err(|why| self.route_invalid(why))?;
-        if !self.shared.own_route(route.prefix, self.grants.max_routes) {
+        if !self
+            .shared
+            .own_route(route.prefix.clone(), self.grants.max_routes)
+        {
             self.shared.count_denied();
             let cap = self.grants.max_routes.unwrap_or(0);
             tracing::warn!(plugin = %self.plugin, prefix = %route.prefix, "route refused: max-routes {cap} reached");
@@ -81,13 +84,7 @@ impl routes::Host for RoutesCtx {
         Ok(())
     }
 
-    async fn withdraw(
-        &mut self,
-        prefix: types::Prefix,
-        neighbors: Vec<types::IpAddress>,
-    ) -> Result<(), routes::RouteError> {
-        let neighbors = self.neighbors(&neighbors)?;
-        let prefix = convert::prefix_in(&prefix).map_err(|why| self.route_invalid(why))?;
+    async fn withdraw_route(&mut self, prefix: Prefix, neighbors: Vec<IpAddr>) {
         self.shared.disown_route(&prefix);
         self.queue(PluginEvent::Withdraw {
             plugin: self.plugin.to_string(),
@@ -95,6 +92,51 @@ impl routes::Host for RoutesCtx {
             neighbors,
         })
         .await;
+    }
+}
+
+impl routes::Host for RoutesCtx {
+    async fn announce(
+        &mut self,
+        prefix: types::Prefix,
+        attributes: types::Attributes,
+        neighbors: Vec<types::IpAddress>,
+    ) -> Result<(), routes::RouteError> {
+        let neighbors = self.neighbors(&neighbors)?;
+        let route = route_spec(&prefix, &attributes).map_err(|why| self.route_invalid(why))?;
+        self.announce_route(route, neighbors).await
+    }
+
+    async fn withdraw(
+        &mut self,
+        prefix: types::Prefix,
+        neighbors: Vec<types::IpAddress>,
+    ) -> Result<(), routes::RouteError> {
+        let neighbors = self.neighbors(&neighbors)?;
+        let prefix = convert::prefix_in(&prefix).map_err(|why| self.route_invalid(why))?;
+        self.withdraw_route(prefix, neighbors).await;
+        Ok(())
+    }
+
+    async fn announce_flow(
+        &mut self,
+        rule: types::FlowRule,
+        attributes: types::Attributes,
+        neighbors: Vec<types::IpAddress>,
+    ) -> Result<(), routes::RouteError> {
+        let neighbors = self.neighbors(&neighbors)?;
+        let route = flow_route_spec(&rule, &attributes).map_err(|why| self.route_invalid(why))?;
+        self.announce_route(route, neighbors).await
+    }
+
+    async fn withdraw_flow(
+        &mut self,
+        rule: types::FlowRule,
+        neighbors: Vec<types::IpAddress>,
+    ) -> Result<(), routes::RouteError> {
+        let neighbors = self.neighbors(&neighbors)?;
+        let rule = convert::flow_rule_in(&rule).map_err(|why| self.route_invalid(why))?;
+        self.withdraw_route(Prefix::Flow(rule), neighbors).await;
         Ok(())
     }
 }
@@ -107,4 +149,26 @@ fn route_spec(prefix: &types::Prefix, attributes: &types::Attributes) -> Result<
     let attrs = convert::attributes_in(attributes, true)?;
     words::check_next_hop_family(&prefix, attrs.next_hop.as_ref())?;
     Ok(RouteSpec { prefix, attrs })
+}
+
+/// A `routes.announce-flow` request in the speaker's terms. The next hop is sent only
+/// when the plugin set one (redirect to IP).
+fn flow_route_spec(
+    rule: &types::FlowRule,
+    attributes: &types::Attributes,
+) -> Result<RouteSpec, String> {
+    let rule = convert::flow_rule_in(rule)?;
+    let mut attrs = convert::attributes_in(attributes, false)?;
+    if let Some(NextHop::Addr(a)) = attrs.next_hop
+        && a.is_ipv6() != (rule.family().afi == wasmbgp_bgp::packet::prefix::AFI_IPV6)
+    {
+        return Err(format!(
+            "next-hop {a} is not of the family of the rule {rule}"
+        ));
+    }
+    attrs.next_hop = attrs.next_hop.filter(|nh| matches!(nh, NextHop::Addr(_)));
+    Ok(RouteSpec {
+        prefix: Prefix::Flow(rule),
+        attrs,
+    })
 }

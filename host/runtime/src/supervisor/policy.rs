@@ -219,8 +219,12 @@ impl PolicyClient {
     }
 }
 
+/// Where a route that is not in the batch stands in the verdict order: FlowSpec rules,
+/// which WIT 0.2 batches do not carry, are accepted unchanged.
+const NOT_IN_BATCH: u32 = u32::MAX;
+
 /// The WIT batch for `routes`, and for each route its position in the verdict list
-/// (IPv4 routes first, then IPv6).
+/// (IPv4 routes first, then IPv6), or [`NOT_IN_BATCH`].
 fn build_batch(
     direction: Direction,
     session: PolicySession,
@@ -229,6 +233,10 @@ fn build_batch(
     let v4_count = routes
         .iter()
         .filter(|(p, _)| matches!(p, Prefix::V4(_)))
+        .count();
+    let v6_count = routes
+        .iter()
+        .filter(|(p, _)| matches!(p, Prefix::V6(_)))
         .count();
     let mut batch = wit::RouteBatch {
         direction: match direction {
@@ -244,9 +252,9 @@ fn build_batch(
         v4_addresses: Vec::with_capacity(v4_count),
         v4_lengths: Vec::with_capacity(v4_count),
         v4_attributes: Vec::with_capacity(v4_count),
-        v6_addresses: Vec::with_capacity(2 * (routes.len() - v4_count)),
-        v6_lengths: Vec::with_capacity(routes.len() - v4_count),
-        v6_attributes: Vec::with_capacity(routes.len() - v4_count),
+        v6_addresses: Vec::with_capacity(2 * v6_count),
+        v6_lengths: Vec::with_capacity(v6_count),
+        v6_attributes: Vec::with_capacity(v6_count),
     };
     let mut index: HashMap<*const PathAttributes, u32> = HashMap::new();
     // Runs of routes sharing one attribute set are the common case: skip the lookup.
@@ -254,6 +262,10 @@ fn build_batch(
     let mut order = Vec::with_capacity(routes.len());
     let (mut v4_seen, mut v6_seen) = (0u32, 0u32);
     for (prefix, attrs) in routes {
+        if let Prefix::Flow(_) = prefix {
+            order.push(NOT_IN_BATCH);
+            continue;
+        }
         let key: *const PathAttributes = *attrs;
         let attr_index = match last {
             Some((k, i)) if k == key => i,
@@ -283,6 +295,7 @@ fn build_batch(
                 order.push(v4_count as u32 + v6_seen);
                 v6_seen += 1;
             }
+            Prefix::Flow(_) => {}
         }
     }
     (batch, order)
@@ -294,11 +307,12 @@ fn read_verdicts(
     order: &[u32],
     direction: Direction,
 ) -> Result<Verdicts, String> {
-    if raw.routes.len() != order.len() {
+    let judged = order.iter().filter(|&&i| i != NOT_IN_BATCH).count();
+    if raw.routes.len() != judged {
         return Err(format!(
             "{} verdicts for {} routes",
             raw.routes.len(),
-            order.len()
+            judged
         ));
     }
     let limit = 2 + raw.attributes.len() as u64;
@@ -316,7 +330,13 @@ fn read_verdicts(
         .iter()
         .map(|a| attributes_in(a, none_is_self).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let codes = order.iter().map(|&i| raw.routes[i as usize]).collect();
+    let codes = order
+        .iter()
+        .map(|&i| match i {
+            NOT_IN_BATCH => 0,
+            i => raw.routes[i as usize],
+        })
+        .collect();
     Ok(Verdicts { codes, rewritten })
 }
 
@@ -536,7 +556,7 @@ mod tests {
     }
 
     fn refs(routes: &[(Prefix, Arc<PathAttributes>)]) -> Vec<(Prefix, &PathAttributes)> {
-        routes.iter().map(|(p, a)| (*p, &**a)).collect()
+        routes.iter().map(|(p, a)| (p.clone(), &**a)).collect()
     }
 
     fn session() -> PolicySession {

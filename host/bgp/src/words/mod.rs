@@ -7,6 +7,8 @@
 //! Every input is outside input: the parsers return errors, never panic (fuzzed in
 //! `fuzz/`), and errors quote at most a short prefix of what they were given.
 
+pub mod flow;
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use crate::packet::attributes::{
@@ -24,13 +26,30 @@ pub struct RouteSpec {
     pub attrs: PathAttributes,
 }
 
-/// Splits a line into words, with `[` and `]` standing alone even when written against a word.
+impl From<flow::FlowRouteSpec> for RouteSpec {
+    fn from(f: flow::FlowRouteSpec) -> Self {
+        RouteSpec {
+            prefix: Prefix::Flow(f.rule),
+            attrs: f.attrs,
+        }
+    }
+}
+
+/// Splits a line into words, with `[`, `]`, `{`, `}` and `;` standing alone even when
+/// written against a word: ExaBGP writes lists `[65010 65020]` and flow routes
+/// `match { source 10.0.0.0/24; }`.
 pub fn tokenize(line: &str) -> Vec<String> {
-    line.replace('[', " [ ")
-        .replace(']', " ] ")
-        .split_whitespace()
-        .map(str::to_string)
-        .collect()
+    let mut spaced = String::with_capacity(line.len() + 8);
+    for c in line.chars() {
+        if matches!(c, '[' | ']' | '{' | '}' | ';') {
+            spaced.push(' ');
+            spaced.push(c);
+            spaced.push(' ');
+        } else {
+            spaced.push(c);
+        }
+    }
+    spaced.split_whitespace().map(str::to_string).collect()
 }
 
 /// Parses `PREFIX attribute-words...`, starting from `defaults` for every attribute not given.
@@ -217,11 +236,17 @@ pub fn parse_large_community(v: &str) -> Result<LargeCommunity, String> {
 }
 
 /// Parses an extended community: `target:ASN:N`, `origin:ASN:N` (an IPv4 address or an
-/// `ASNL` 4-octet ASN may stand for the ASN), or 16 hex digits `0x...`.
+/// `ASNL` 4-octet ASN may stand for the ASN), a FlowSpec traffic action (`discard`,
+/// `rate-limit:9600`, `rate-limit:65001:9600`, `rate-limit-packets:100`,
+/// `action:sample|terminal|sample-terminal|none`, `redirect:65001:999`,
+/// `redirect:192.0.2.1:7`, `redirect:4200000000L:7`, `mark:10`, `redirect-to-nexthop`,
+/// `redirect-to-nexthop:copy`), or 16 hex digits `0x...`. Every form is what
+/// `ExtendedCommunity`'s `Display` prints.
 pub fn parse_extended_community(v: &str) -> Result<ExtendedCommunity, String> {
     let err = || {
         format!(
-            "extended-community must be target:ASN:N, origin:ASN:N or 0x<16 hex digits>, not {}",
+            "extended-community must be target:ASN:N, origin:ASN:N, a flow action \
+             (rate-limit:N, redirect:ASN:N...) or 0x<16 hex digits>, not {}",
             quote(v)
         )
     };
@@ -233,6 +258,9 @@ pub fn parse_extended_community(v: &str) -> Result<ExtendedCommunity, String> {
         }
         let value = u64::from_str_radix(hex, 16).map_err(|_| err())?;
         return Ok(ExtendedCommunity(value.to_be_bytes()));
+    }
+    if let Some(action) = flow::parse_action_community(v) {
+        return action.map(|a| a.to_community());
     }
     let (kind, rest) = v.split_once(':').ok_or_else(err)?;
     let sub = match kind {
@@ -353,9 +381,147 @@ mod tests {
             "target:65001:7",
             "origin:192.0.2.1:5",
             "target:4200000000L:9",
-            "0x8006000000000000",
+            "0x0601000000000000",
+            // FlowSpec traffic actions (RFC 8955 §7, draft-simpson-idr-flowspec-redirect)
+            "discard",
+            "rate-limit:9600",
+            "rate-limit:1.5",
+            "rate-limit:65001:9600",
+            "rate-limit:65001:0",
+            "rate-limit-packets:100",
+            "rate-limit-packets:7:0",
+            "action:sample",
+            "action:terminal",
+            "action:sample-terminal",
+            "action:none",
+            "redirect:65001:999",
+            "redirect:192.0.2.1:7",
+            "redirect:4200000000L:7",
+            "redirect:100L:7",
+            "mark:10",
+            "redirect-to-nexthop",
+            "redirect-to-nexthop:copy",
         ] {
             assert_eq!(parse_extended_community(text).unwrap().to_string(), text);
         }
+    }
+
+    #[test]
+    fn traffic_action_communities_are_their_octets() {
+        let cases: &[(&str, [u8; 8])] = &[
+            ("discard", [0x80, 0x06, 0, 0, 0, 0, 0, 0]),
+            ("rate-limit:0", [0x80, 0x06, 0, 0, 0, 0, 0, 0]),
+            ("rate-limit:9600", [0x80, 0x06, 0, 0, 0x46, 0x16, 0, 0]),
+            (
+                "rate-limit-packets:100",
+                [0x80, 0x0c, 0, 0, 0x42, 0xc8, 0, 0],
+            ),
+            ("action:sample", [0x80, 0x07, 0, 0, 0, 0, 0, 0x02]),
+            ("action:terminal", [0x80, 0x07, 0, 0, 0, 0, 0, 0x01]),
+            (
+                "redirect:65001:999",
+                [0x80, 0x08, 0xfd, 0xe9, 0, 0, 0x03, 0xe7],
+            ),
+            // an AS above 65535 takes the 4-octet form, as ExaBGP does
+            (
+                "redirect:4200000000:7",
+                [0x82, 0x08, 0xfa, 0x56, 0xea, 0, 0, 7],
+            ),
+            // and so does a value above 65535... only for a 2-octet AS
+            (
+                "redirect:65001:70000",
+                [0x80, 0x08, 0xfd, 0xe9, 0, 1, 0x11, 0x70],
+            ),
+            ("redirect:192.0.2.1:7", [0x81, 0x08, 192, 0, 2, 1, 0, 7]),
+            ("mark:46", [0x80, 0x09, 0, 0, 0, 0, 0, 46]),
+            ("redirect-to-nexthop:copy", [0x08, 0x00, 0, 0, 0, 0, 0, 1]),
+        ];
+        for (text, octets) in cases {
+            assert_eq!(
+                parse_extended_community(text),
+                Ok(ExtendedCommunity(*octets)),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn traffic_action_community_errors() {
+        for bad in [
+            "mark:64",
+            "mark:-1",
+            "rate-limit:-5",
+            "rate-limit:1e9",
+            "rate-limit:inf",
+            "rate-limit:NaN",
+            "rate-limit:+5",
+            "rate-limit:.5",
+            "rate-limit:5.",
+            "rate-limit:70000:5",
+            "rate-limit",
+            "action:sample+terminal",
+            "redirect:4200000000:70000",
+            "redirect:192.0.2.1:70000",
+            "redirect:65001",
+            "redirect-to-nexthop:nope",
+            "discard:1",
+        ] {
+            assert!(parse_extended_community(bad).is_err(), "{bad}");
+        }
+        let long = format!("rate-limit:{}", "9".repeat(100_000));
+        let e = parse_extended_community(&long).unwrap_err();
+        assert!(e.len() < 200, "{e}");
+    }
+
+    /// Traffic actions that the text can not carry exactly show as hex, so what is
+    /// printed always reads back to the same octets.
+    #[test]
+    fn non_canonical_traffic_actions_show_as_hex() {
+        for octets in [
+            [0x80, 0x06, 0, 0, 0xc0, 0, 0, 0],    // a negative rate
+            [0x80, 0x06, 0, 0, 0x80, 0, 0, 0],    // -0
+            [0x80, 0x06, 0, 0, 0x7f, 0xc0, 0, 0], // NaN
+            [0x80, 0x07, 0, 0, 0, 0, 0, 0x04],    // a reserved action bit
+            [0x80, 0x09, 0, 0, 0, 0, 0, 0xc0],    // reserved mark bits
+            [0x08, 0x00, 0, 0, 0, 1, 0, 0],       // a reserved redirect bit
+        ] {
+            let c = ExtendedCommunity(octets);
+            let text = c.to_string();
+            assert!(text.starts_with("0x"), "{text}");
+            assert_eq!(parse_extended_community(&text), Ok(c));
+        }
+    }
+
+    #[test]
+    fn tokenize_makes_braces_and_semicolons_words() {
+        assert_eq!(
+            tokenize("{ match {source 10.0.0.0/24;destination-port [=80 =443];} then{discard;}}"),
+            [
+                "{",
+                "match",
+                "{",
+                "source",
+                "10.0.0.0/24",
+                ";",
+                "destination-port",
+                "[",
+                "=80",
+                "=443",
+                "]",
+                ";",
+                "}",
+                "then",
+                "{",
+                "discard",
+                ";",
+                "}",
+                "}"
+            ]
+        );
+        assert_eq!(
+            tokenize("10.0.0.0/8 as-path [65010 65020]"),
+            ["10.0.0.0/8", "as-path", "[", "65010", "65020", "]"]
+        );
+        assert!(tokenize("  \t ").is_empty());
     }
 }
