@@ -21,8 +21,8 @@ pub type Target = fn(&[u8]);
 pub const TARGETS: &[(&str, Target)] = &[("words", route_words), ("ctl", ctl), ("config", config)];
 
 /// ExaBGP's route words as the config's route files, the control socket and plugins
-/// give them: the input as a route file, each line as route words, and each word
-/// through every value parser, with printed values read back.
+/// give them: the input as a route file, each line as route words and as flow route
+/// words, and each word through every value parser, with printed values read back.
 pub fn route_words(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -34,6 +34,13 @@ pub fn route_words(data: &[u8]) {
         if let Ok(route) = words::parse_route(&tokens, &defaults) {
             let again = words::parse_prefix(&route.prefix.to_string());
             assert_eq!(again, Ok(route.prefix), "prefix round trip of {line:?}");
+        }
+        if let Ok(flow) = words::flow::parse_flow_route(&tokens, &defaults) {
+            let printed = words::tokenize(&flow.rule.to_string());
+            let again = words::flow::parse_flow_route(&printed, &defaults)
+                .map(|f| f.rule)
+                .map_err(|e| e.to_string());
+            assert_eq!(again, Ok(flow.rule), "flow rule round trip of {line:?}");
         }
         for word in &tokens {
             value_words(word);

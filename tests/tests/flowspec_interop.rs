@@ -287,6 +287,18 @@ fn exchange(
             read()?
         );
         step(test, "a fourth IPv4 rule is refused by max-advertise (3)");
+        // Counted in their own families: 3 IPv4 rules and 3 IPv6 rules sent.
+        let metrics = speaker.ctl(&["show", "metrics"])?;
+        for family in ["ipv4-flowspec", "ipv6-flowspec"] {
+            let line = metrics
+                .lines()
+                .find(|l| {
+                    l.starts_with("wasmbgp_routes_announced_total")
+                        && l.contains(&format!("family=\"{family}\""))
+                })
+                .with_context(|| format!("no {family} announcements in the metrics:\n{metrics}"))?;
+            ensure!(line.ends_with(" 3"), "{line}");
+        }
     }
 
     for rule in &announced {

@@ -131,3 +131,39 @@ proptest! {
         prop_assert_eq!(back, p);
     }
 }
+
+/// An UPDATE whose MP_REACH (or MP_UNREACH) carries `nlri` as FlowSpec NLRI of `afi`.
+fn flow_update(afi: u16, unreach: bool, nlri: &[u8]) -> Vec<u8> {
+    let mut mp = afi.to_be_bytes().to_vec();
+    mp.push(133);
+    if !unreach {
+        mp.extend_from_slice(&[0, 0]); // no next hop, reserved
+    }
+    mp.extend_from_slice(nlri);
+    let mut attrs = vec![0x40, 0x01, 0x01, 0x00, 0x40, 0x02, 0x00];
+    attrs.extend_from_slice(&[0x90, if unreach { 0x0f } else { 0x0e }]);
+    attrs.extend_from_slice(&(mp.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    attrs.extend_from_slice(&mp);
+    let mut body = vec![0, 0];
+    body.extend_from_slice(&(attrs.len().min(u16::MAX as usize) as u16).to_be_bytes());
+    body.extend_from_slice(&attrs);
+    framed(2, &body)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+    /// FlowSpec NLRI of random bytes, framed right, never panics the UPDATE decoder:
+    /// it decodes, is treated as withdraw, or is a session error.
+    #[test]
+    fn arbitrary_flowspec_nlri_never_panics(
+        afi in prop_oneof![Just(1u16), Just(2u16)],
+        unreach in any::<bool>(),
+        nlri in proptest::collection::vec(any::<u8>(), 0..300),
+    ) {
+        if let Ok(Message::Update(u)) = packet::decode(&flow_update(afi, unreach, &nlri), &Context::default()) {
+            // What was decoded encodes again without panicking.
+            let _ = Message::Update(u).to_bytes(&Context::default());
+        }
+    }
+}

@@ -20,6 +20,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+use wasmbgp_bgp::packet::prefix::SAFI_UNICAST;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NeighborLabel {
@@ -592,10 +593,7 @@ impl Metrics {
     /// Routes received from a neighbor: announced and withdrawn IPv4 and IPv6 prefixes.
     pub fn routes_received(&self, neighbor: &str, announced: [u64; 4], withdrawn: [u64; 4]) {
         for (i, family) in wasmbgp_bgp::Family::CARRIED.into_iter().enumerate() {
-            if announced[i] == 0
-                && withdrawn[i] == 0
-                && family.safi != wasmbgp_bgp::packet::prefix::SAFI_UNICAST
-            {
+            if announced[i] == 0 && withdrawn[i] == 0 && family.safi != SAFI_UNICAST {
                 continue; // FlowSpec series appear once a rule does
             }
             let label = FamilyLabel {
@@ -645,17 +643,15 @@ impl Metrics {
         self.messages
             .get_or_create(&label)
             .inc_by(stats.messages as u64);
-        let v4 = (
-            stats.announced - stats.announced_v6,
-            stats.withdrawn - stats.withdrawn_v6,
-        );
-        for (family, (announced, withdrawn)) in [
-            ("ipv4-unicast", v4),
-            ("ipv6-unicast", (stats.announced_v6, stats.withdrawn_v6)),
-        ] {
+        for (i, family) in wasmbgp_bgp::Family::CARRIED.into_iter().enumerate() {
+            let (announced, withdrawn) =
+                (stats.announced_by_family[i], stats.withdrawn_by_family[i]);
+            if announced == 0 && withdrawn == 0 && family.safi != SAFI_UNICAST {
+                continue; // FlowSpec series appear once a rule does
+            }
             let label = FamilyLabel {
                 neighbor: neighbor.to_string(),
-                family,
+                family: family_name(family),
             };
             self.announced
                 .get_or_create(&label)

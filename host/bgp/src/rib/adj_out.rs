@@ -32,10 +32,26 @@ pub struct FlushStats {
     pub withdrawn: usize,
     /// Prefixes that could not be sent (no usable next hop for the family).
     pub skipped: usize,
-    /// Of `announced`, the IPv6 ones.
-    pub announced_v6: usize,
-    /// Of `withdrawn`, the IPv6 ones.
-    pub withdrawn_v6: usize,
+    /// Of `announced`, per family in [`Family::CARRIED`] order.
+    pub announced_by_family: [usize; 4],
+    /// Of `withdrawn`, per family in the same order.
+    pub withdrawn_by_family: [usize; 4],
+}
+
+impl FlushStats {
+    fn count_announced(&mut self, family: Family, n: usize) {
+        self.announced += n;
+        if let Some(i) = family.carried_index() {
+            self.announced_by_family[i] += n;
+        }
+    }
+
+    fn count_withdrawn(&mut self, family: Family, n: usize) {
+        self.withdrawn += n;
+        if let Some(i) = family.carried_index() {
+            self.withdrawn_by_family[i] += n;
+        }
+    }
 }
 
 /// What [`AdjRibOut::sync_source`] changed.
@@ -482,14 +498,13 @@ impl AdjRibOut {
         let dirty_v6 = std::mem::take(&mut self.dirty_v6);
         if families.contains(&Family::IPV4_UNICAST) {
             let (withdrawn, groups) = split_changes(&dirty_v4, &self.v4);
-            stats.withdrawn += withdrawn.len();
+            stats.count_withdrawn(Family::IPV4_UNICAST, withdrawn.len());
             stats.messages += packer.withdraw_ipv4(&withdrawn, out);
             send_v4(packer, policy, groups, out, &mut stats);
         }
         if families.contains(&Family::IPV6_UNICAST) {
             let (withdrawn, groups) = split_changes(&dirty_v6, &self.v6);
-            stats.withdrawn += withdrawn.len();
-            stats.withdrawn_v6 += withdrawn.len();
+            stats.count_withdrawn(Family::IPV6_UNICAST, withdrawn.len());
             stats.messages += packer.withdraw_ipv6(&withdrawn, out);
             send_v6(packer, policy, groups, out, &mut stats);
         }
@@ -500,7 +515,7 @@ impl AdjRibOut {
             }
             let dirty = dirty_flow.iter().filter(|f| f.family() == family);
             let (withdrawn, groups) = split_changes(dirty, &self.flow);
-            stats.withdrawn += withdrawn.len();
+            stats.count_withdrawn(family, withdrawn.len());
             stats.messages += packer.withdraw_flow(family, &withdrawn, out);
             send_flow(packer, policy, family, groups, out, &mut stats);
         }
@@ -650,7 +665,7 @@ fn send_v4(
         };
         let enc = packer.encode_attributes(&exported, Some(nh));
         stats.messages += packer.announce_ipv4(&enc, &prefixes, out);
-        stats.announced += prefixes.len();
+        stats.count_announced(Family::IPV4_UNICAST, prefixes.len());
     }
 }
 
@@ -673,8 +688,7 @@ fn send_v6(
         };
         let enc = packer.encode_attributes(&exported, None);
         stats.messages += packer.announce_ipv6(&enc, &[nh], &prefixes, out);
-        stats.announced += prefixes.len();
-        stats.announced_v6 += prefixes.len();
+        stats.count_announced(Family::IPV6_UNICAST, prefixes.len());
     }
 }
 
@@ -700,7 +714,7 @@ fn send_flow(
         };
         let enc = packer.encode_attributes(&exported, None);
         stats.messages += packer.announce_flow(&enc, family, next_hop, &rules, out);
-        stats.announced += rules.len();
+        stats.count_announced(family, rules.len());
     }
 }
 
