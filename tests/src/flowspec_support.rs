@@ -2185,6 +2185,362 @@ fn exabgp_update(routes: &mut BTreeMap<FlowRoute, FlowRoute>, update: &Value) ->
     Ok(())
 }
 
+// ---------------------------------------------------------------------------
+// wasmbgp: its `show adj-rib-in|adj-rib-out --json` rows, and rules built with its codec.
+
+/// IP protocol names wasmbgp prints (IANA numbers; its `ipip` is 94, not GoBGP's 4).
+const WASMBGP_PROTOCOLS: [(&str, u64); 15] = [
+    ("icmp", 1),
+    ("igmp", 2),
+    ("tcp", 6),
+    ("egp", 8),
+    ("udp", 17),
+    ("rsvp", 46),
+    ("gre", 47),
+    ("esp", 50),
+    ("ah", 51),
+    ("ipv6-icmp", 58),
+    ("icmpv6", 58),
+    ("ospf", 89),
+    ("ipip", 94),
+    ("pim", 103),
+    ("sctp", 132),
+];
+
+/// ICMP type names wasmbgp prints in IPv4 rules.
+const WASMBGP_ICMP_TYPES_V4: [(&str, u64); 16] = [
+    ("echo-reply", 0),
+    ("unreachable", 3),
+    ("redirect", 5),
+    ("echo-request", 8),
+    ("router-advertisement", 9),
+    ("router-solicit", 10),
+    ("time-exceeded", 11),
+    ("parameter-problem", 12),
+    ("timestamp", 13),
+    ("timestamp-reply", 14),
+    ("photuris", 40),
+    ("experimental-mobility", 41),
+    ("extended-echo-request", 42),
+    ("extended-echo-reply", 43),
+    ("experimental-one", 253),
+    ("experimental-two", 254),
+];
+
+/// ICMPv6 type names wasmbgp prints in IPv6 rules (RFC 4443, 4861: `echo-request` is
+/// 128 there, not 8).
+const WASMBGP_ICMP_TYPES_V6: [(&str, u64); 11] = [
+    ("unreachable", 1),
+    ("packet-too-big", 2),
+    ("time-exceeded", 3),
+    ("parameter-problem", 4),
+    ("echo-request", 128),
+    ("echo-reply", 129),
+    ("router-solicit", 133),
+    ("router-advertisement", 134),
+    ("neighbor-solicit", 135),
+    ("neighbor-advertisement", 136),
+    ("redirect", 137),
+];
+
+/// One numeric or bitmask term of wasmbgp's words with the names it prints turned into
+/// what [`canonical_component`] reads: `=tcp` → `=6`, IPv6 `=echo-request` → `=128`,
+/// `not-a-fragment` → `!is-fragment+first-fragment`, TCP flag `ns` → `0x100`.
+fn wasmbgp_term(family: FlowFamily, component: Component, term: &str) -> Result<String> {
+    match component.kind() {
+        Kind::Prefix => Ok(term.to_owned()),
+        Kind::Numeric => {
+            let (op, rest) = ["true", "false", "!=", ">=", "<=", "=", ">", "<"]
+                .iter()
+                .find_map(|op| term.strip_prefix(op).map(|rest| (*op, rest)))
+                .with_context(|| format!("{component} term {term:?} without operator"))?;
+            if rest.is_empty() || rest.starts_with(|c: char| c.is_ascii_digit()) {
+                return Ok(term.to_owned());
+            }
+            let names: &[(&str, u64)] = match (component, family) {
+                (Component::Protocol, _) => &WASMBGP_PROTOCOLS,
+                (Component::IcmpType, FlowFamily::Ipv4) => &WASMBGP_ICMP_TYPES_V4,
+                (Component::IcmpType, FlowFamily::Ipv6) => &WASMBGP_ICMP_TYPES_V6,
+                _ => &[],
+            };
+            let value = names
+                .iter()
+                .find(|(name, _)| *name == rest)
+                .map(|(_, v)| *v)
+                .with_context(|| format!("unknown {family} {component} name {rest:?}"))?;
+            Ok(format!("{op}{value}"))
+        }
+        Kind::Bitmask => {
+            if component == Component::Fragment && term == "not-a-fragment" {
+                return Ok("!is-fragment+first-fragment".to_owned());
+            }
+            let flags = term.trim_start_matches(['!', '=']);
+            let signs = &term[..term.len() - flags.len()];
+            let bits: Vec<&str> = flags
+                .split('+')
+                .map(|bit| match (component, bit) {
+                    (Component::TcpFlags, "ns") => "0x100",
+                    (_, bit) => bit,
+                })
+                .collect();
+            Ok(format!("{signs}{}", bits.join("+")))
+        }
+    }
+}
+
+/// Parses wasmbgp's words for a rule (the `prefix` of a flow route in `show
+/// adj-rib-in --json`, ExaBGP's vocabulary): `destination 192.0.2.0/24 protocol =udp
+/// source-port =53`, lists in `[ ]` (`destination-port [ =443 =8443 ]`), IPv6 offsets
+/// as `ADDR/LEN/OFFSET`, a leading `family ipv6` on IPv6 rules without an IPv6 word, and
+/// the names wasmbgp prints for protocols, ICMP and ICMPv6 types, fragments and flags.
+pub fn parse_wasmbgp_flow(family: FlowFamily, text: &str) -> Result<FlowRoute> {
+    let mut tokens = text.split_whitespace().peekable();
+    if tokens.peek() == Some(&"family") {
+        tokens.next();
+        let named = tokens.next().unwrap_or_default();
+        ensure!(
+            named == "ipv6" && family.is_ipv6(),
+            "rule {text:?} names family {named:?} in a {family} row"
+        );
+    }
+    let mut route = FlowRoute::new(family);
+    while let Some(name) = tokens.next() {
+        let component = Component::from_name(name)
+            .with_context(|| format!("unknown component {name:?} in {text:?}"))?;
+        ensure!(
+            !route.matches.contains_key(&component),
+            "{component} twice in {text:?}"
+        );
+        let mut values = Vec::new();
+        match tokens.next() {
+            Some("[") => loop {
+                match tokens.next() {
+                    Some("]") => break,
+                    Some(value) => values.push(value),
+                    None => bail!("unclosed [ in {text:?}"),
+                }
+            },
+            Some(value) => values.push(value),
+            None => bail!("{name} without value in {text:?}"),
+        }
+        ensure!(!values.is_empty(), "{name} with an empty list in {text:?}");
+        let mut canonical = Vec::new();
+        for value in values {
+            let terms = value
+                .split('&')
+                .map(|term| wasmbgp_term(family, component, term))
+                .collect::<Result<Vec<_>>>()?;
+            canonical.push(terms.join("&"));
+        }
+        route = route
+            .try_matching(component, &canonical.join(" "))
+            .with_context(|| format!("wasmbgp {name} in {text:?}"))?;
+    }
+    ensure!(
+        !route.matches.is_empty(),
+        "a rule without components: {text:?}"
+    );
+    Ok(route)
+}
+
+/// One of wasmbgp's `actions` (`rate-limit 9600`, `redirect 65001:999`, ...) in the
+/// canonical text; its `redirect 100L:7` (AS-4 form, AS below 65536) is `redirect 100:7`.
+fn wasmbgp_action(text: &str) -> Result<String> {
+    let text = match text.strip_prefix("redirect ") {
+        Some(target) => match target.split_once("L:") {
+            Some((asn, value)) => format!("redirect {asn}:{value}"),
+            None => text.to_owned(),
+        },
+        None => text.to_owned(),
+    };
+    Ok(Action::parse(&text)?.to_string())
+}
+
+/// One of wasmbgp's `extended-communities` as an `ext 0x...` action when it is not a
+/// traffic action (a route target or origin, an unknown community); `None` for the
+/// traffic actions, which the row's `actions` list.
+fn wasmbgp_other_community(text: &str) -> Result<Option<String>> {
+    if let Some(hex) = text.strip_prefix("0x") {
+        let value =
+            u64::from_str_radix(hex, 16).with_context(|| format!("bad community {text:?}"))?;
+        return Ok(match Action::from_community(value) {
+            Action::Other(v) => Some(Action::Other(v).to_string()),
+            _ => None,
+        });
+    }
+    let subtype = if text.starts_with("target:") {
+        2
+    } else if text.starts_with("origin:") {
+        3
+    } else {
+        // A traffic action in its community form (`rate-limit:9600`, `discard`, ...).
+        return Ok(None);
+    };
+    let rest = &text[7..];
+    let (global, local) = rest
+        .rsplit_once(':')
+        .with_context(|| format!("bad community {text:?}"))?;
+    let (ty, global) = match global.strip_suffix('L') {
+        Some(asn) => (2, asn),
+        None if global.parse::<Ipv4Addr>().is_ok() => (1, global),
+        None => (0, global),
+    };
+    let value = target_community(Some(ty), subtype, global, local)
+        .with_context(|| format!("bad community {text:?}"))?;
+    Ok(Some(Action::Other(value).to_string()))
+}
+
+/// One row of wasmbgp's `show adj-rib-in|adj-rib-out --json` as a flow route: the rule
+/// from `prefix` ([`parse_wasmbgp_flow`]), the family from `family`, the actions from
+/// `actions` plus, as `ext 0x...`, the `extended-communities` that are not traffic
+/// actions. `None` for a unicast row.
+pub fn wasmbgp_flow_row(row: &Value) -> Result<Option<FlowRoute>> {
+    let family = match row["family"].as_str() {
+        Some("ipv4-flowspec") => FlowFamily::Ipv4,
+        Some("ipv6-flowspec") => FlowFamily::Ipv6,
+        Some("ipv4-unicast" | "ipv6-unicast") => return Ok(None),
+        other => bail!("row with family {other:?}: {row}"),
+    };
+    let prefix = row["prefix"]
+        .as_str()
+        .with_context(|| format!("row without prefix: {row}"))?;
+    let mut route = parse_wasmbgp_flow(family, prefix)?;
+    let strings = |key: &str| -> Result<Vec<&str>> {
+        match &row[key] {
+            // wasmbgp leaves out an empty `actions`.
+            Value::Null => Ok(Vec::new()),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| v.as_str().with_context(|| format!("{key} holds {v}")))
+                .collect(),
+            other => bail!("{key} is {other}"),
+        }
+    };
+    for action in strings("actions")? {
+        route.actions.push(wasmbgp_action(action)?);
+    }
+    for community in strings("extended-communities")? {
+        if let Some(action) = wasmbgp_other_community(community)? {
+            route.actions.push(action);
+        }
+    }
+    route.actions.sort();
+    Ok(Some(route))
+}
+
+/// The flow routes of `neighbor` in wasmbgp's `show adj-rib-in|adj-rib-out [NEIGHBOR]
+/// --json` (an array of rows; unicast rows are left out), sorted. A flow row it cannot
+/// read is an error.
+pub fn parse_wasmbgp_routes(json: &Value, neighbor: &str) -> Result<Vec<FlowRoute>> {
+    let rows = json
+        .as_array()
+        .with_context(|| format!("the RIB JSON is not an array: {json}"))?;
+    let mut routes = Vec::new();
+    for row in rows
+        .iter()
+        .filter(|r| r["neighbor"].as_str() == Some(neighbor))
+    {
+        if let Some(route) = wasmbgp_flow_row(row).with_context(|| format!("bad row {row}"))? {
+            routes.push(route);
+        }
+    }
+    routes.sort();
+    Ok(routes)
+}
+
+impl FlowRoute {
+    /// The components of this rule as wasmbgp's codec types them, for
+    /// `wasmbgp_bgp::packet::flowspec::FlowSpec::new` (tests that put rules on the wire
+    /// themselves).
+    pub fn wasmbgp_components(&self) -> Result<Vec<wasmbgp_bgp::packet::flowspec::Component>> {
+        use wasmbgp_bgp::packet::flowspec::{
+            BitmaskOp, Component as C, FlowPrefix as P, NumericOp,
+        };
+        let mut components = Vec::new();
+        for (component, text) in &self.matches {
+            let prefix = || -> Result<P> {
+                let p = FlowPrefix::parse(self.family, text)?;
+                Ok(match p.addr {
+                    IpAddr::V4(a) => P::V4(
+                        wasmbgp_bgp::Ipv4Prefix::new(a, p.len)
+                            .with_context(|| format!("bad prefix {text:?}"))?,
+                    ),
+                    IpAddr::V6(a) => P::V6 {
+                        prefix: wasmbgp_bgp::Ipv6Prefix::new(a, p.len)
+                            .with_context(|| format!("bad prefix {text:?}"))?,
+                        offset: p.offset,
+                    },
+                })
+            };
+            let numeric = || -> Result<Vec<NumericOp>> {
+                Ok(parse_numeric(*component, text)?
+                    .iter()
+                    .map(|t| NumericOp {
+                        and: t.and,
+                        lt: t.lt,
+                        gt: t.gt,
+                        eq: t.eq,
+                        value: t.value,
+                    })
+                    .collect())
+            };
+            let bitmask = || -> Result<Vec<BitmaskOp>> {
+                Ok(parse_bitmask(*component, text)?
+                    .iter()
+                    .map(|t| BitmaskOp {
+                        and: t.and,
+                        not: t.not,
+                        matches: t.matches,
+                        value: t.value,
+                    })
+                    .collect())
+            };
+            components.push(match component {
+                Component::Destination => C::Destination(prefix()?),
+                Component::Source => C::Source(prefix()?),
+                Component::Protocol => C::Protocol(numeric()?),
+                Component::Port => C::Port(numeric()?),
+                Component::DestinationPort => C::DestinationPort(numeric()?),
+                Component::SourcePort => C::SourcePort(numeric()?),
+                Component::IcmpType => C::IcmpType(numeric()?),
+                Component::IcmpCode => C::IcmpCode(numeric()?),
+                Component::TcpFlags => C::TcpFlags(bitmask()?),
+                Component::PacketLength => C::PacketLength(numeric()?),
+                Component::Dscp => C::Dscp(numeric()?),
+                Component::Fragment => C::Fragment(bitmask()?),
+                Component::FlowLabel => C::FlowLabel(numeric()?),
+            });
+        }
+        Ok(components)
+    }
+
+    /// The rule encoded by wasmbgp's codec (`FlowSpec::new` of
+    /// [`FlowRoute::wasmbgp_components`]).
+    pub fn wasmbgp_rule(&self) -> Result<wasmbgp_bgp::packet::flowspec::FlowSpec> {
+        let afi = match self.family {
+            FlowFamily::Ipv4 => wasmbgp_bgp::packet::prefix::AFI_IPV4,
+            FlowFamily::Ipv6 => wasmbgp_bgp::packet::prefix::AFI_IPV6,
+        };
+        wasmbgp_bgp::packet::flowspec::FlowSpec::new(afi, &self.wasmbgp_components()?)
+            .map_err(|e| anyhow::anyhow!("wasmbgp's codec refuses {self}: {e}"))
+    }
+
+    /// The extended communities carrying the actions (encoded here, from the canonical
+    /// texts: not by wasmbgp's codec).
+    pub fn wasmbgp_communities(
+        &self,
+    ) -> Result<Vec<wasmbgp_bgp::packet::attributes::ExtendedCommunity>> {
+        self.actions
+            .iter()
+            .map(|a| {
+                Ok(wasmbgp_bgp::packet::attributes::ExtendedCommunity(
+                    Action::parse(a)?.to_community().to_be_bytes(),
+                ))
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2401,6 +2757,116 @@ mod tests {
             replay_exabgp_flows("{ \"type\": \"state\" }\n")
                 .unwrap()
                 .is_empty()
+        );
+    }
+}
+
+#[cfg(test)]
+mod wasmbgp_tests {
+    use super::*;
+
+    /// Rows of wasmbgp's `show adj-rib-in 127.1.23.2 --json` captured with BIRD as the
+    /// originator (`tests/flowspec_receive.rs`), plus a unicast row, a row of another
+    /// neighbor and rows with the rarer words.
+    #[test]
+    fn parses_wasmbgp_rows() {
+        let json: Value = serde_json::from_str(r#"[
+{"actions": ["discard", "action sample-terminal", "mark 10", "redirect 192.0.2.1:7"], "as-path": [65279], "communities": [], "extended-communities": ["discard", "action:sample-terminal", "mark:10", "redirect:192.0.2.1:7"], "family": "ipv4-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "destination 198.51.100.0/24 source 203.0.113.0/25 protocol [ =tcp =udp ] port [ >=1024&<=2048 ] destination-port [ =443 =8443 ] source-port >1023 icmp-type =echo-request icmp-code =0 tcp-flags [ =syn+ack&!rst ] packet-length [ >=64&<=1500 ] dscp =46 fragment =is-fragment"},
+{"actions": ["redirect-to-nexthop", "action none", "rate-limit-packets 100", "redirect 4200000000:7"], "as-path": [65279], "communities": [], "extended-communities": ["redirect-to-nexthop", "action:none", "rate-limit-packets:100", "redirect:4200000000L:7"], "family": "ipv4-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "destination 198.51.100.8/29 destination-port [ !=80&<1000 >2000 ] tcp-flags !=syn+ack fragment !first-fragment"},
+{"actions": ["rate-limit 1000", "action terminal", "mark 10", "redirect 192.0.2.1:7"], "as-path": [65279], "communities": [], "extended-communities": ["rate-limit:1000", "action:terminal", "mark:10", "redirect:192.0.2.1:7"], "family": "ipv6-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "destination 2001:db8:3::/64 source 2001:db8:4::/56 next-header =ipv6-icmp port [ >=1024&<=2048 ] destination-port [ =443 =8443 ] source-port >1023 icmp-type =echo-request icmp-code =0 tcp-flags [ =syn+ack&!rst ] packet-length [ >=64&<=1500 ] dscp =46 fragment =is-fragment flow-label [ =12345 >=1000&<=2000 ]"},
+{"actions": ["redirect-to-nexthop copy", "rate-limit 1000.5"], "as-path": [65279], "communities": [], "extended-communities": ["target:65001:7", "redirect-to-nexthop:copy", "rate-limit:1000.5"], "family": "ipv6-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "destination 2001:db8:5::/64 dscp =10 flow-label [ =12345 >=1000&<=2000 ]"},
+{"actions": ["discard"], "as-path": [65279], "communities": [], "extended-communities": ["discard"], "family": "ipv6-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "destination 1:db8:3::/64/8 source 0:0:4:5::/64/32 next-header =tcp destination-port =443"},
+{"as-path": [65279], "communities": [], "extended-communities": ["origin:192.0.2.1:8", "target:4200000000L:9", "0x0102030405060708", "0x8006000000000001"], "family": "ipv6-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "family ipv6 dscp =10 fragment not-a-fragment"},
+{"actions": ["redirect 100L:7"], "as-path": [65279], "communities": [], "extended-communities": ["redirect:100L:7"], "family": "ipv4-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": null, "origin": "igp", "prefix": "protocol [ =ipip =pim ] tcp-flags ns+fin"},
+{"as-path": [65279], "communities": [], "extended-communities": [], "family": "ipv4-unicast", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.2", "next-hop": "192.0.2.1", "origin": "igp", "prefix": "203.0.113.0/24"},
+{"actions": ["redirect 65001:999"], "as-path": [65279], "communities": [], "extended-communities": ["redirect:65001:999"], "family": "ipv4-flowspec", "large-communities": [], "local-pref": null, "med": null, "neighbor": "127.1.23.3", "next-hop": null, "origin": "igp", "prefix": "source 10.0.0.0/24 protocol =tcp destination-port =80"}
+]"#).unwrap();
+        let routes = parse_wasmbgp_routes(&json, "127.1.23.2").unwrap();
+        let mut want = vec![
+            rich_rule(FlowFamily::Ipv4),
+            FlowRoute::new(FlowFamily::Ipv4)
+                .matching(Component::Destination, "198.51.100.8/29")
+                .matching(Component::DestinationPort, "!=80&<1000 >2000")
+                .matching(Component::TcpFlags, "!=syn+ack")
+                .matching(Component::Fragment, "!first-fragment")
+                .then("rate-limit-packets 100")
+                .then("redirect-to-nexthop")
+                .then("redirect 4200000000:7")
+                .then("action none"),
+            rich_rule(FlowFamily::Ipv6),
+            FlowRoute::new(FlowFamily::Ipv6)
+                .matching(Component::Destination, "2001:db8:5::/64")
+                .matching(Component::Dscp, "=10")
+                .matching(Component::FlowLabel, "=12345 >=1000&<=2000")
+                .then("redirect-to-nexthop copy")
+                .then("rate-limit 1000.5")
+                .then("ext 0x0002fde900000007"),
+            FlowRoute::new(FlowFamily::Ipv6)
+                .matching(Component::Destination, "2001:db8:3::/64 offset 8")
+                .matching(Component::Source, "2001:db8:4:5::/64 offset 32")
+                .matching(Component::Protocol, "=6")
+                .matching(Component::DestinationPort, "=443")
+                .then("discard"),
+            FlowRoute::new(FlowFamily::Ipv6)
+                .matching(Component::Dscp, "=10")
+                .matching(Component::Fragment, "!is-fragment+first-fragment")
+                .then("ext 0x0103c00002010008")
+                .then("ext 0x0202fa56ea000009")
+                .then("ext 0x0102030405060708"),
+            FlowRoute::new(FlowFamily::Ipv4)
+                .matching(Component::Protocol, "=94 =103")
+                .matching(Component::TcpFlags, "fin+0x100")
+                .then("redirect 100:7"),
+        ];
+        want.sort();
+        assert_eq!(routes, want, "{}", describe_difference(&routes, &want));
+        // ICMP names by family: echo-request is 8 in IPv4, 128 in IPv6.
+        assert_eq!(
+            routes
+                .iter()
+                .filter(|r| r
+                    .matches
+                    .get(&Component::IcmpType)
+                    .is_some_and(|t| t == "=128"))
+                .count(),
+            1
+        );
+        assert!(
+            parse_wasmbgp_routes(&json, "127.1.23.3").unwrap()[0] == ddos_rule(FlowFamily::Ipv4)
+        );
+        assert!(parse_wasmbgp_flow(FlowFamily::Ipv4, "protocol =no-such").is_err());
+        assert!(parse_wasmbgp_flow(FlowFamily::Ipv4, "family ipv6 dscp =10").is_err());
+        assert!(parse_wasmbgp_flow(FlowFamily::Ipv4, "destination-port [ =80").is_err());
+        assert!(parse_wasmbgp_flow(FlowFamily::Ipv4, "").is_err());
+        assert!(parse_wasmbgp_routes(&serde_json::json!({}), "x").is_err());
+    }
+
+    /// The rules built with wasmbgp's codec come back the same through its words.
+    #[test]
+    fn builds_wasmbgp_rules() {
+        let mut rules: Vec<FlowRoute> = FlowFamily::ALL
+            .iter()
+            .flat_map(|f| [ddos_rule(*f), rate_limit_rule(*f), rich_rule(*f)])
+            .collect();
+        rules.push(
+            FlowRoute::new(FlowFamily::Ipv6)
+                .matching(Component::Destination, "2001:db8:3::/64 offset 8")
+                .matching(Component::Fragment, "!first-fragment")
+                .then("discard"),
+        );
+        for rule in &rules {
+            let encoded = rule.wasmbgp_rule().unwrap();
+            let back = parse_wasmbgp_flow(rule.family, &encoded.to_string()).unwrap();
+            assert_eq!(back, rule.rule(), "{encoded}");
+            let communities = rule.wasmbgp_communities().unwrap();
+            assert_eq!(communities.len(), rule.actions.len());
+        }
+        assert_eq!(
+            rate_limit_rule(FlowFamily::Ipv4)
+                .wasmbgp_communities()
+                .unwrap()[0]
+                .0,
+            [0x80, 0x06, 0, 0, 0x46, 0x16, 0, 0]
         );
     }
 }
