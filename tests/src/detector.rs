@@ -1,13 +1,14 @@
 //! A DDoS detector's HTTP endpoint for the tests: a loopback HTTP/1.1 server in a
 //! thread that answers every request with the JSON document the test set last, and
-//! counts the requests. Each connection is served once and closed; reads and writes
-//! time out, and the thread stops when the [`Detector`] is dropped.
+//! counts the requests (and keeps when each came, [`Detector::request_times`]). Each
+//! connection is served once and closed; reads and writes time out, and the thread
+//! stops when the [`Detector`] is dropped (the port then refuses connections).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -18,6 +19,7 @@ pub struct Detector {
     addr: SocketAddr,
     body: Arc<Mutex<String>>,
     requests: Arc<AtomicUsize>,
+    times: Arc<Mutex<Vec<Instant>>>,
     _worker: Worker,
 }
 
@@ -30,15 +32,22 @@ impl Detector {
         let addr = listener.local_addr()?;
         let body = Arc::new(Mutex::new(body.to_owned()));
         let requests = Arc::new(AtomicUsize::new(0));
+        let times = Arc::new(Mutex::new(Vec::new()));
         let worker = {
-            let (body, requests) = (body.clone(), requests.clone());
+            let (body, requests, times) = (body.clone(), requests.clone(), times.clone());
             Worker::spawn(move |stop| {
                 while !stop.load(Ordering::Relaxed) {
                     match listener.accept() {
                         Ok((stream, _)) => {
                             let answer = body.lock().map(|b| b.clone()).unwrap_or_default();
+                            // After the document was taken: a request timed at or
+                            // after a `set` returned got that document or a later one.
+                            let taken = Instant::now();
                             if serve(stream, &answer).is_ok() {
                                 requests.fetch_add(1, Ordering::Relaxed);
+                                if let Ok(mut t) = times.lock() {
+                                    t.push(taken);
+                                }
                             }
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
@@ -50,6 +59,7 @@ impl Detector {
             addr,
             body,
             requests,
+            times,
             _worker: worker,
         })
     }
@@ -74,6 +84,21 @@ impl Detector {
     /// Requests answered so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// When each request answered so far took its document, oldest first.
+    pub fn request_times(&self) -> Vec<Instant> {
+        self.times.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
+    /// When the first request answered at or after `since` took its document.
+    pub fn first_request_after(&self, since: Instant) -> Option<Instant> {
+        self.request_times().into_iter().find(|t| *t >= since)
+    }
+
+    /// When the last request answered before `until` took its document.
+    pub fn last_request_before(&self, until: Instant) -> Option<Instant> {
+        self.request_times().into_iter().rfind(|t| *t < until)
     }
 }
 

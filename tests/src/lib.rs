@@ -17,6 +17,7 @@
 //!   and exporter tests' rigs; [`check`]: `wasmbgp check` for the config tests.
 
 pub mod check;
+pub mod ddos_support;
 pub mod detector;
 pub mod exporter_support;
 pub mod flowspec_support;
