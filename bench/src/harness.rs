@@ -602,6 +602,16 @@ impl JsonDaemon {
             .count()
     }
 
+    /// The fields of the WARN and ERROR lines seen so far, as compact JSON.
+    pub fn warning_lines(&mut self) -> Vec<String> {
+        self.drain();
+        self.seen
+            .iter()
+            .filter(|(_, v)| v["level"] == "ERROR" || v["level"] == "WARN")
+            .map(|(_, v)| v["fields"].to_string())
+            .collect()
+    }
+
     /// Waits (bounded) for a log line with this message; returns its timestamp and fields.
     pub fn wait_log(
         &mut self,
@@ -740,13 +750,14 @@ pub fn tree_state(sh: impl Fn(&mut Command) -> String) -> (String, bool) {
             .args(args))
     };
     let rev = git(&["rev-parse", "--short", "HEAD"]);
+    // `:/`: from the top of the tree (plain `host` would be bench/host, never dirty).
     let dirty = !git(&[
         "status",
         "--porcelain",
         "--untracked-files=no",
         "--",
-        "host",
-        "Cargo.lock",
+        ":/host",
+        ":/Cargo.lock",
     ])
     .is_empty();
     (rev, dirty)

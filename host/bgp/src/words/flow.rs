@@ -390,29 +390,34 @@ impl<'a> Sentence<'a> {
     /// The rule's family: `family`, the prefixes, `next-header` and `flow-label` must
     /// agree; IPv4 when none says.
     fn family(&self) -> Result<u16, String> {
-        let mut chosen: Option<(u16, String)> = self
-            .family
-            .map(|afi| (afi, format!("family {}", family_word(afi))));
-        for c in &self.conditions {
-            let Some(afi) = family_hint(c) else {
-                continue;
-            };
-            let reason = match c.items.first() {
+        // What chose the family so far (`None`: the `family` word), described only for
+        // an error: this runs for every rule of a config or a ctl batch.
+        let mut chosen: Option<(u16, Option<&Condition<'_>>)> = self.family.map(|afi| (afi, None));
+        let reason = |c: Option<&Condition<'_>>, afi: u16| match c {
+            None => format!("family {}", family_word(afi)),
+            Some(c) => match c.items.first() {
                 Some(value) if is_prefix_keyword(c.keyword) => {
                     format!("{} {}", c.keyword, quote(value))
                 }
                 _ => c.keyword.to_string(),
+            },
+        };
+        for c in &self.conditions {
+            let Some(afi) = family_hint(c) else {
+                continue;
             };
-            match &chosen {
-                Some((other, why)) if *other != afi => {
+            match chosen {
+                Some((other, why)) if other != afi => {
                     return Err(format!(
-                        "{reason} makes the rule {} but {why} makes it {}",
+                        "{} makes the rule {} but {} makes it {}",
+                        reason(Some(c), afi),
                         family_name(afi),
-                        family_name(*other)
+                        reason(why, other),
+                        family_name(other)
                     ));
                 }
                 Some(_) => {}
-                None => chosen = Some((afi, reason)),
+                None => chosen = Some((afi, Some(c))),
             }
         }
         Ok(chosen.map_or(AFI_IPV4, |(afi, _)| afi))

@@ -39,17 +39,27 @@ impl From<flow::FlowRouteSpec> for RouteSpec {
 /// written against a word: ExaBGP writes lists `[65010 65020]` and flow routes
 /// `match { source 10.0.0.0/24; }`.
 pub fn tokenize(line: &str) -> Vec<String> {
-    let mut spaced = String::with_capacity(line.len() + 8);
-    for c in line.chars() {
-        if matches!(c, '[' | ']' | '{' | '}' | ';') {
-            spaced.push(' ');
-            spaced.push(c);
-            spaced.push(' ');
-        } else {
-            spaced.push(c);
+    // Slices of the line, copied once each (every line of a ctl batch and every
+    // `[[flow]]` table comes through here).
+    let mut words = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        let alone = matches!(c, '[' | ']' | '{' | '}' | ';');
+        if alone || c.is_whitespace() {
+            if let Some(s) = start.take() {
+                words.push(line[s..i].to_string());
+            }
+            if alone {
+                words.push(c.to_string());
+            }
+        } else if start.is_none() {
+            start = Some(i);
         }
     }
-    spaced.split_whitespace().map(str::to_string).collect()
+    if let Some(s) = start {
+        words.push(line[s..].to_string());
+    }
+    words
 }
 
 /// Parses `PREFIX attribute-words...`, starting from `defaults` for every attribute not given.
@@ -523,5 +533,11 @@ mod tests {
             ["10.0.0.0/8", "as-path", "[", "65010", "65020", "]"]
         );
         assert!(tokenize("  \t ").is_empty());
+        // Any Unicode white space separates words, as str::split_whitespace does.
+        assert_eq!(
+            tokenize("a\u{a0}b\u{3000}[c]d;"),
+            ["a", "b", "[", "c", "]", "d", ";"]
+        );
+        assert_eq!(tokenize("é{"), ["é", "{"]);
     }
 }

@@ -67,14 +67,16 @@ pub async fn run(
         );
     }
     let inbound = listener::Inbound::default();
-    for (addr, l) in config.listen.iter().zip(listeners) {
-        let l = Arc::new(l);
-        inbound.add_listener(l.clone());
-        critical.spawn(
-            format!("listener {addr}"),
-            listener::serve(l, inbound.clone(), metrics.clone()),
-        );
-    }
+    let listeners: Vec<_> = config
+        .listen
+        .iter()
+        .zip(listeners)
+        .map(|(addr, l)| {
+            let l = Arc::new(l);
+            inbound.add_listener(l.clone());
+            (*addr, l)
+        })
+        .collect();
     let (events_tx, events_rx) = wasmbgp_runtime::EventSender::channel();
     let plugin_configs = std::mem::take(&mut config.plugins);
     let watched = plugins::watched_files(&plugin_configs);
@@ -104,7 +106,7 @@ pub async fn run(
         routes: std::mem::take(&mut config.routes),
         shared,
         critical: critical.clone(),
-        inbound,
+        inbound: inbound.clone(),
         plugins: slots,
         plugin_events: events_tx,
         watcher: Some(watcher),
@@ -112,6 +114,15 @@ pub async fn run(
         fault_injection,
     })
     .spawn(speaker_rx, events_rx, from_neighbors);
+    // Accepting starts once the speaker knows every configured neighbor: a peer that
+    // connects while it builds their Adj-RIB-Outs (100,000 rules: tens of ms) waits in
+    // the backlog rather than being refused as an unknown peer.
+    for (addr, l) in listeners {
+        critical.spawn(
+            format!("listener {addr}"),
+            listener::serve(l, inbound.clone(), metrics.clone()),
+        );
+    }
     info!(neighbors, routes = total, "wasmbgp started");
     critical.spawn(
         "control socket",
