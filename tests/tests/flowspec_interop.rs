@@ -4,14 +4,14 @@
 //!
 //! wasmbgp (AS 65001) has one eBGP neighbor negotiating ipv4/ipv6 unicast and flowspec.
 //! Its config holds one `[[flow]]` rule ([`rich_rule`] IPv4: every component, several
-//! actions); `wasmbgp ctl` announces the seed's DDoS rule (source prefix, destination
+//! actions) and a `[[flow-file]]` with an IPv6 rule in flat words; `wasmbgp ctl` announces the seed's DDoS rule (source prefix, destination
 //! port, protocol → redirect to route target 65001:999) and a rate-limit rule in both
 //! families and the IPv6 rich rule, in ExaBGP's block syntax, one of them through a
 //! `ctl -` batch. Each peer's reader ([`wasmbgp_e2e::flowspec_support`]) must then return
-//! exactly those seven rules, as that peer can show them ([`FlowRoute::as_seen_by`]:
+//! exactly those eight rules, as that peer can show them ([`FlowRoute::as_seen_by`]:
 //! FRR prints less than it receives); `show adj-rib-out` lists them, readably and in
-//! JSON. `ctl withdraw flow route` (the rule alone, no actions) removes the six from the
-//! peer, and the config's rule stays.
+//! JSON. `ctl withdraw flow route` (the rule alone, no actions) removes those from the
+//! peer, and the config's rules stay.
 //!
 //! With GoBGP, the neighbor also has `max-advertise = { ipv4-flowspec = 3 }`: a fourth
 //! IPv4 rule is refused with the cap's reason and never reaches GoBGP, while IPv6 rules
@@ -87,8 +87,28 @@ fn exabgp_words(route: &FlowRoute) -> String {
     out + " } }"
 }
 
-/// The wasmbgp config: one neighbor with every family, `extra` neighbor keys, and the
-/// `[[flow]]` rule.
+/// The rule of the `[[flow-file]]`.
+fn file_rule() -> FlowRoute {
+    FlowRoute::new(FlowFamily::Ipv6)
+        .matching(Component::Destination, "2001:db8:77::/64")
+        .matching(Component::Protocol, "=17")
+        .matching(Component::DestinationPort, "=123")
+        .then("discard")
+}
+
+/// `route` in flat words, a line of a flow file.
+fn flat_words(route: &FlowRoute) -> String {
+    exabgp_words(route)
+        .replace(['{', '}', ';'], " ")
+        .replace(" match ", " ")
+        .replace(" then ", " ")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The wasmbgp config: one neighbor with every family, `extra` neighbor keys, the
+/// `[[flow]]` rule, and a `[[flow-file]]` (`ddos.flows`).
 fn wasmbgp_config(
     dir: &std::path::Path,
     block: LimitBlock,
@@ -125,7 +145,7 @@ fn wasmbgp_config(
         .split_once("} then {")
         .expect("rendered rule");
     text + &format!(
-        "\n[[flow]]\nmatch = \"{}\"\nthen = \"{}\"\n",
+        "\n[[flow]]\nmatch = \"{}\"\nthen = \"{}\"\n\n[[flow-file]]\npath = \"ddos.flows\"\n",
         rule.trim(),
         actions.trim()
     )
@@ -170,14 +190,21 @@ fn run<P: Peer>(
     run_in_workdir(test, |work| {
         let mut peer = make(peer_spec(work.path(), block)?);
         let kind = peer.kind();
-        let configured = rich_rule(FlowFamily::Ipv4);
+        let configured = vec![rich_rule(FlowFamily::Ipv4), file_rule()];
         let extra = match kind {
             "gobgp" => "max-advertise = { ipv4-flowspec = 3 }",
             _ => "",
         };
         let dir = work.path().join("wasmbgp");
         std::fs::create_dir_all(&dir)?;
-        let text = wasmbgp_config(&dir, block, extra, &configured);
+        let text = wasmbgp_config(&dir, block, extra, &configured[0]);
+        std::fs::write(
+            dir.join("ddos.flows"),
+            format!(
+                "# one rule per line, flat words\n{}\n",
+                flat_words(&configured[1])
+            ),
+        )?;
         peer.start()?;
         let speaker = WasmBgp::start_text(&dir, &text, &[], &Launch::default())?;
         let result = exchange(test, &peer, || read(&peer), &speaker, &configured);
@@ -197,7 +224,7 @@ fn exchange(
     peer: &dyn Peer,
     read: impl Fn() -> Result<Vec<FlowRoute>>,
     speaker: &WasmBgp,
-    configured: &FlowRoute,
+    configured: &[FlowRoute],
 ) -> Result<()> {
     let kind = peer.kind();
     peer.wait_established(DEFAULT_TIMEOUT)?;
@@ -209,10 +236,10 @@ fn exchange(
         format!("{kind} Established; waiting for the [[flow]] rule"),
     );
     wait_flow_routes(
-        &format!("the configured rule at {kind}"),
+        &format!("the configured rules at {kind}"),
         DEFAULT_TIMEOUT,
         &read,
-        &seen(std::slice::from_ref(configured)),
+        &seen(configured),
     )?;
 
     let announced = vec![
@@ -232,7 +259,7 @@ fn exchange(
     let answers = speaker.ctl_batch(&[batch.as_str()])?;
     ensure!(answers == ["ok"], "ctl - answered {answers:?}");
     let mut all = announced.clone();
-    all.push(configured.clone());
+    all.extend(configured.iter().cloned());
     wait_flow_routes(
         &format!("the {} rules at {kind}", all.len()),
         DEFAULT_TIMEOUT,
@@ -287,9 +314,9 @@ fn exchange(
             read()?
         );
         step(test, "a fourth IPv4 rule is refused by max-advertise (3)");
-        // Counted in their own families: 3 IPv4 rules and 3 IPv6 rules sent.
+        // Counted in their own families: 3 IPv4 rules, 4 IPv6 rules sent.
         let metrics = speaker.ctl(&["show", "metrics"])?;
-        for family in ["ipv4-flowspec", "ipv6-flowspec"] {
+        for (family, sent) in [("ipv4-flowspec", 3), ("ipv6-flowspec", 4)] {
             let line = metrics
                 .lines()
                 .find(|l| {
@@ -297,7 +324,7 @@ fn exchange(
                         && l.contains(&format!("family=\"{family}\""))
                 })
                 .with_context(|| format!("no {family} announcements in the metrics:\n{metrics}"))?;
-            ensure!(line.ends_with(" 3"), "{line}");
+            ensure!(line.ends_with(&format!(" {sent}")), "{line}");
         }
     }
 
@@ -310,10 +337,10 @@ fn exchange(
             .with_context(|| format!("ctl {line}"))?;
     }
     wait_flow_routes(
-        &format!("{kind} to keep only the configured rule"),
+        &format!("{kind} to keep only the configured rules"),
         DEFAULT_TIMEOUT,
         &read,
-        &seen(std::slice::from_ref(configured)),
+        &seen(configured),
     )?;
     ensure!(
         speaker.is_established(&peer.spec().address.to_string())?,

@@ -298,6 +298,21 @@ fn parse_document(
             });
         }
     });
+    for_each_table(top.item("flow-file"), "flow-file", sink, |t, name, sink| {
+        let mut r = TableReader::new(t, name);
+        let file = r.req_str("path", sink);
+        let group_neighbors = parse_route_neighbors(&mut r, &known, sink);
+        r.finish(sink);
+        if let Some((file, span)) = file {
+            match load_flow_file(&base.join(&file), interner) {
+                Ok(group) => routes.push(RouteGroup {
+                    neighbors: group_neighbors,
+                    routes: group,
+                }),
+                Err(e) => sink.error(span, e),
+            }
+        }
+    });
     for_each_table(
         top.item("route-file"),
         "route-file",
@@ -725,6 +740,31 @@ fn load_route_file(
         .map_err(|(line, e)| format!("{}:{line}: {e}", path.display()))
 }
 
+/// Reads a `[[flow-file]]`: one FlowSpec rule per line in ExaBGP's flow words, match
+/// and then (`destination 192.0.2.0/24 protocol udp rate-limit 9600`, or the block
+/// form); `#` starts a comment. The bulk form of `[[flow]]`: no TOML table per rule.
+fn load_flow_file(path: &Path, interner: &mut Interner) -> Result<Routes, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read flow file {}: {e}", path.display()))?;
+    parse_flow_lines(&text, interner).map_err(|(line, e)| format!("{}:{line}: {e}", path.display()))
+}
+
+/// The lines of a flow file, parsed; an error names its 1-based line.
+pub fn parse_flow_lines(text: &str, interner: &mut Interner) -> Result<Routes, (usize, String)> {
+    let defaults = PathAttributes::default();
+    let mut routes = Vec::with_capacity(text.lines().count());
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or_default().trim();
+        if line.is_empty() {
+            continue;
+        }
+        let route = words::flow::parse_flow_route(&words::tokenize(line), &defaults)
+            .map_err(|e| (i + 1, e))?;
+        routes.push((Prefix::Flow(route.rule), interner.intern(route.attrs)));
+    }
+    Ok(routes)
+}
+
 /// The lines of a route file, parsed; an error names its 1-based line.
 pub fn parse_route_lines(
     text: &str,
@@ -863,6 +903,24 @@ neighbors = ["127.0.0.2"]
         let bad = config.replace("redirect 65001:999;", "redirect 65001;");
         let text = parse(&bad).unwrap_err().to_string();
         assert!(text.contains("test.toml:9:8: "), "{text}");
+    }
+
+    /// `[[flow-file]]`: a rule per line; a bad line is named by file and line.
+    #[test]
+    fn flow_files() {
+        let mut interner = Interner::new();
+        let text = "# DDoS rules\ndestination 192.0.2.0/24 protocol udp source-port =53 rate-limit 9600\n\n{ match { source 2001:db8:1::/48; } then { discard; } }\n";
+        let routes = parse_flow_lines(text, &mut interner).unwrap();
+        assert_eq!(routes.len(), 2);
+        assert_eq!(routes[0].0.family(), Family::IPV4_FLOWSPEC);
+        assert_eq!(routes[1].0.family(), Family::IPV6_FLOWSPEC);
+        assert_eq!(
+            routes[0].1.extended_communities[0].to_string(),
+            "rate-limit:9600"
+        );
+        let bad = "destination 192.0.2.0/24\ndestination 192.0.2.0/24 dscp 64\n";
+        let (line, e) = parse_flow_lines(bad, &mut interner).unwrap_err();
+        assert_eq!(line, 2, "{e}");
     }
 
     #[test]
