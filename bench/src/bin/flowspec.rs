@@ -16,8 +16,9 @@
 //!    `--poll-ms` over BIRD's control socket), first write → the last answer (the ctl
 //!    throughput), VmHWM / VmRSS growth per rule; then N `withdraw flow route` lines →
 //!    BIRD holds none.
-//! 2. **config**: the same rules as N `[[flow]]` tables (`match = "…"`, `then =
-//!    "rate-limit 9600"`) in the config. `wasmbgp check` of it (wall time and the
+//! 2. **config**: the same rules in the config: a `[[flow-file]]` of N lines (the bulk
+//!    form), or with `--form tables` N `[[flow]]` tables (`match = "…"`, `then =
+//!    "rate-limit 9600"`). `wasmbgp check` of it (wall time and the
 //!    process's peak RSS from `wait4`); then wasmbgp started with it toward a fresh BIRD
 //!    receiver: spawn → `wasmbgp started`, `session established` → BIRD holds the first
 //!    rule, 99 %, all N; the `sent the Adj-RIB-Out` figures; VmHWM / VmRSS once all are
@@ -143,6 +144,8 @@ struct Opts {
     bird_ref: bool,
     poll: Duration,
     keep: bool,
+    /// The config phase's form: one `[[flow-file]]` (the bulk form) or N `[[flow]]` tables.
+    tables: bool,
     results: Option<PathBuf>,
     /// HEAD and whether host/ or Cargo.lock had uncommitted changes, at the start.
     tree_at_start: (String, bool),
@@ -162,6 +165,7 @@ fn parse_opts() -> Result<Opts> {
         bird_ref: true,
         poll: Duration::from_millis(5),
         keep: false,
+        tables: false,
         results: Some(root.join("bench/results-flowspec.md")),
         tree_at_start: tree_state(sh),
     };
@@ -188,13 +192,27 @@ fn parse_opts() -> Result<Opts> {
             "--results" => o.results = Some(args.val("--results")?.into()),
             "--no-results" => o.results = None,
             "--keep" => o.keep = true,
+            "--form" => {
+                o.tables = match args.val("--form")?.as_str() {
+                    "file" => false,
+                    "tables" => true,
+                    f => bail!("--form file|tables, not {f:?}"),
+                };
+                if o.results
+                    .as_ref()
+                    .is_some_and(|r| r.ends_with("results-flowspec.md"))
+                    && o.tables
+                {
+                    o.results = Some(root.join("bench/results-flowspec-tables.md"));
+                }
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: wasmbgp-bench-flowspec [--runs N (3)] [--rules N (100000)] [--family ipv4|ipv6|both (both)]\n\
                      \x20   [--no-ctl] [--no-config] [--no-bird: no BIRD → BIRD reference] [--poll-ms MS (5)]\n\
-                     \x20   [--wasmbgp PATH] [--bird PATH] [--birdc PATH] [--results FILE | --no-results] [--keep]\n\
+                     \x20   [--form file|tables (file)] [--wasmbgp PATH] [--bird PATH] [--birdc PATH] [--results FILE | --no-results] [--keep]\n\
                      Per run and family: N rules piped into `wasmbgp ctl -` (announce, then withdraw), the same N as\n\
-                     [[flow]] tables in the config, and BIRD originating them (static flow routes) to another BIRD;\n\
+                     rules in the config (one [[flow-file]], or N [[flow]] tables with --form tables: results-flowspec-tables.md), and BIRD originating them (static flow routes) to another BIRD;\n\
                      time until a BIRD 2 receiver holds them all, and peak RSS per rule. Loopback 127.82.0.1-4 only."
                 );
                 std::process::exit(0);
@@ -452,7 +470,7 @@ fn originator_conf(fam: Fam, statics: Option<&Path>, op: u16, rp: u16) -> String
 // ---------------------------------------------------------------------------------------
 // wasmbgp
 
-fn wasmbgp_conf(fam: Fam, d: &Path, wp: u16, rp: u16, rules: Option<u32>) -> String {
+fn wasmbgp_conf(fam: Fam, d: &Path, wp: u16, rp: u16, rules: Option<u32>, tables: bool) -> String {
     let mut s = format!(
         r#"router-id = "{W}"
 local-as = 65001
@@ -470,7 +488,18 @@ connect-retry = "1s"
         sock = d.join("wasmbgp.sock").display(),
         family = fam.family(),
     );
-    if let Some(n) = rules {
+    if let Some(n) = rules.filter(|_| !tables) {
+        let mut lines = String::with_capacity(n as usize * 80);
+        for i in 0..n {
+            lines.push_str(&fam.words(i).replace(';', ""));
+            lines.push_str(" rate-limit 9600\n");
+        }
+        if let Err(e) = std::fs::write(d.join("rules.flows"), lines) {
+            eprintln!("cannot write {}: {e}", d.join("rules.flows").display());
+        }
+        s.push_str("[[flow-file]]\npath = \"rules.flows\"\n");
+    }
+    if let Some(n) = rules.filter(|_| tables) {
         s.reserve(n as usize * 110);
         for i in 0..n {
             s.push_str(&format!(
@@ -697,7 +726,8 @@ fn ctl_phase(o: &Opts, dir: &Path, fam: Fam, run: usize, r: &mut Run) -> Result<
         &receiver_conf(fam, RX, rp, W, wp, 65001, "wasm"),
     )?;
     let conf = d.join("wasmbgp.toml");
-    std::fs::write(&conf, wasmbgp_conf(fam, &d, wp, rp, None)).map_err(|e| e.to_string())?;
+    std::fs::write(&conf, wasmbgp_conf(fam, &d, wp, rp, None, o.tables))
+        .map_err(|e| e.to_string())?;
     let mut w = JsonDaemon::start(
         &o.wasmbgp,
         &conf,
@@ -782,15 +812,16 @@ fn ctl_phase(o: &Opts, dir: &Path, fam: Fam, run: usize, r: &mut Run) -> Result<
     Ok(())
 }
 
-/// 2. The rules as `[[flow]]` tables in the config.
+/// 2. The rules in the config: one `[[flow-file]]`, or `[[flow]]` tables (`--form tables`).
 fn config_phase(o: &Opts, dir: &Path, fam: Fam, run: usize, r: &mut Run) -> Result<()> {
     let d = dir.join(format!("config-{}-{run}", fam.channel()));
     mkdir(&d)?;
     let n = o.rules as u64;
     let (wp, rp) = (free_port(W)?, free_port(RX)?);
     let conf = d.join("wasmbgp.toml");
-    let text = wasmbgp_conf(fam, &d, wp, rp, Some(o.rules));
-    r.conf_bytes = Some(text.len() as u64);
+    let text = wasmbgp_conf(fam, &d, wp, rp, Some(o.rules), o.tables);
+    let file_bytes = std::fs::metadata(d.join("rules.flows")).map_or(0, |m| m.len());
+    r.conf_bytes = Some(text.len() as u64 + file_bytes);
     std::fs::write(&conf, text).map_err(|e| e.to_string())?;
     let (check_s, maxrss) = timed_check(o, &conf, &dir.join("cache"))?;
     r.check_s = Some(check_s);
@@ -1123,7 +1154,11 @@ fn family_report(o: &Opts, fam: Fam, runs: &[Run]) -> String {
         row(
             &mut s,
             &format!(
-                "`wasmbgp check` of the config with {nn} `[[flow]]` tables ({conf_mib:.1} MB): wall time"
+                "`wasmbgp check` of the config with {} ({conf_mib:.1} MB): wall time",
+                match o.tables {
+                    true => format!("{nn} `[[flow]]` tables"),
+                    false => format!("a `[[flow-file]]` of {nn} rules"),
+                }
             ),
             &pf(runs, |r| r.check_s),
             &[],
