@@ -24,10 +24,12 @@ class RoutePolicy(exports.RoutePolicy):
             raise Err(f"unknown setting(s): {', '.join(unknown)}")
 
     def evaluate(self, batch: route_policy.RouteBatch) -> route_policy.Verdicts:
-        # Verdicts: IPv4 routes first, then IPv6, 0 = accept, 1 = reject.
+        # Verdicts: IPv4 routes first, then IPv6, then the FlowSpec rules
+        # (accepted: bogons are about prefixes); 0 = accept, 1 = reject.
+        flows = [ACCEPT] * len(batch.flows)
         if batch.direction == route_policy.Direction.EXPORT:
             count = len(batch.v4_lengths) + len(batch.v6_lengths)
-            return route_policy.Verdicts(routes=[ACCEPT] * count, attributes=[])
+            return route_policy.Verdicts(routes=[ACCEPT] * count + flows, attributes=[])
         routes = bogons.v4_verdicts(batch.v4_addresses, batch.v4_lengths)
         routes += bogons.v6_verdicts(batch.v6_addresses, batch.v6_lengths)
-        return route_policy.Verdicts(routes=routes, attributes=[])
+        return route_policy.Verdicts(routes=routes + flows, attributes=[])

@@ -10,7 +10,12 @@
 //! attribute sets); [`Routes::announced`] turns a row into a
 //! `(Prefix, &Attributes)` pair on the stack and [`Routes::withdrawn`] into
 //! a [`Prefix`], so walking a million announced routes allocates nothing
-//! and costs a few nanoseconds per route.
+//! and costs a few nanoseconds per route. FlowSpec rules travel beside the
+//! prefixes: [`Routes::announced_flows`] gives `(&types::FlowRule,
+//! &Attributes)` pairs (the rule prints as ExaBGP's words, the traffic
+//! actions are [`Attributes::flow_actions`]) and [`Routes::withdrawn_flows`]
+//! the withdrawn rules; [`Routes::announced`] and [`Routes::withdrawn`]
+//! never include them.
 //!
 //! ```ignore
 //! use wasmbgp_sdk::exporter::{Event, Exporter};
@@ -48,8 +53,9 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
 
+use crate::flow::FlowRule;
 use crate::net::{Prefix, join_v6};
-use crate::types::{Attributes, Health};
+use crate::types::{self, Attributes, Health};
 use crate::{Error, Settings};
 
 pub use crate::bindings::exporter::exports::wasmbgp::plugin::event_sink::Guest;
@@ -151,6 +157,8 @@ impl fmt::Debug for Routes<'_> {
             .field("direction", &self.direction())
             .field("announced", &self.announced_count())
             .field("withdrawn", &self.withdrawn_count())
+            .field("announced_flows", &self.announced_flow_count())
+            .field("withdrawn_flows", &self.withdrawn_flow_count())
             .finish()
     }
 }
@@ -174,6 +182,7 @@ impl<'a> Routes<'a> {
             || u.v6_attributes.len() != v6
             || u.withdrawn_v4_lengths.len() != u.withdrawn_v4_addresses.len()
             || u.withdrawn_v6_addresses.len() != 2 * w6
+            || u.flow_attributes.len() != u.flows.len()
         {
             malformed(u);
         }
@@ -205,22 +214,40 @@ impl<'a> Routes<'a> {
         self.update
     }
 
-    /// How many routes are announced.
+    /// How many prefixes (IPv4 and IPv6 routes) are announced: the length of
+    /// [`Routes::announced`]. FlowSpec rules are counted apart
+    /// ([`Routes::announced_flow_count`]).
     #[inline]
     pub fn announced_count(&self) -> usize {
         self.update.v4_addresses.len() + self.update.v6_lengths.len()
     }
 
-    /// How many prefixes are withdrawn.
+    /// How many prefixes are withdrawn (FlowSpec rules apart:
+    /// [`Routes::withdrawn_flow_count`]).
     #[inline]
     pub fn withdrawn_count(&self) -> usize {
         self.update.withdrawn_v4_addresses.len() + self.update.withdrawn_v6_lengths.len()
     }
 
-    /// True when nothing is announced or withdrawn.
+    /// How many FlowSpec rules are announced.
+    #[inline]
+    pub fn announced_flow_count(&self) -> usize {
+        self.update.flows.len()
+    }
+
+    /// How many FlowSpec rules are withdrawn.
+    #[inline]
+    pub fn withdrawn_flow_count(&self) -> usize {
+        self.update.withdrawn_flows.len()
+    }
+
+    /// True when nothing is announced or withdrawn, prefix or FlowSpec rule.
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.announced_count() == 0 && self.withdrawn_count() == 0
+        self.announced_count() == 0
+            && self.withdrawn_count() == 0
+            && self.announced_flow_count() == 0
+            && self.withdrawn_flow_count() == 0
     }
 
     /// The announced routes, IPv4 first, as (prefix, attributes) pairs;
@@ -250,6 +277,35 @@ impl<'a> Routes<'a> {
             update: self.update,
             next: 0,
         }
+    }
+
+    /// The announced FlowSpec rules (both families, components in the RFC's
+    /// order) with their attributes, whose extended communities are the
+    /// rules' traffic actions ([`Attributes::flow_actions`]). A rule prints
+    /// as ExaBGP's words; [`FlowRule::from_wit`] gives the builder type.
+    #[inline]
+    pub fn announced_flows(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&'a types::FlowRule, &'a Attributes)> + 'a {
+        let sets = self.attribute_sets();
+        self.announced_flows_indexed()
+            .map(move |(rule, index)| (rule, attribute_set(sets, index)))
+    }
+
+    /// The announced FlowSpec rules with the index of their attribute set in
+    /// [`Routes::attribute_sets`].
+    #[inline]
+    pub fn announced_flows_indexed(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (&'a types::FlowRule, u32)> + 'a {
+        let u = self.update;
+        u.flows.iter().zip(u.flow_attributes.iter().copied())
+    }
+
+    /// The withdrawn FlowSpec rules.
+    #[inline]
+    pub fn withdrawn_flows(&self) -> std::slice::Iter<'a, types::FlowRule> {
+        self.update.withdrawn_flows.iter()
     }
 }
 
@@ -369,13 +425,15 @@ fn bad_index(index: u32, sets: usize) -> ! {
 #[inline(never)]
 fn malformed(u: &RouteUpdate) -> ! {
     panic!(
-        "wasmbgp-sdk: malformed route update: announced v4 columns {}/{}/{}, v6 {}/{}/{}; withdrawn v4 {}/{}, v6 {}/{}",
+        "wasmbgp-sdk: malformed route update: announced v4 columns {}/{}/{}, v6 {}/{}/{}, flows {}/{}; withdrawn v4 {}/{}, v6 {}/{}",
         u.v4_addresses.len(),
         u.v4_lengths.len(),
         u.v4_attributes.len(),
         u.v6_addresses.len(),
         u.v6_lengths.len(),
         u.v6_attributes.len(),
+        u.flows.len(),
+        u.flow_attributes.len(),
         u.withdrawn_v4_addresses.len(),
         u.withdrawn_v4_lengths.len(),
         u.withdrawn_v6_addresses.len(),
@@ -398,23 +456,46 @@ impl RouteUpdate {
             v6_addresses: Vec::new(),
             v6_lengths: Vec::new(),
             v6_attributes: Vec::new(),
+            flows: Vec::new(),
+            flow_attributes: Vec::new(),
             withdrawn_v4_addresses: Vec::new(),
             withdrawn_v4_lengths: Vec::new(),
             withdrawn_v6_addresses: Vec::new(),
             withdrawn_v6_lengths: Vec::new(),
+            withdrawn_flows: Vec::new(),
         }
     }
 
-    /// Adds an announced route; its attribute set is added to the update's
-    /// distinct sets unless an equal one is there already.
-    pub fn announce(&mut self, prefix: Prefix, attributes: &Attributes) -> &mut Self {
-        let index = match self.attributes.iter().position(|a| a == attributes) {
+    /// The index of `attributes` among the update's sets, added if new.
+    fn set_index(&mut self, attributes: &Attributes) -> u32 {
+        (match self.attributes.iter().position(|a| a == attributes) {
             Some(i) => i,
             None => {
                 self.attributes.push(attributes.clone());
                 self.attributes.len() - 1
             }
-        } as u32;
+        }) as u32
+    }
+
+    /// Adds an announced FlowSpec rule (its attribute set shared as in
+    /// [`RouteUpdate::announce`]).
+    pub fn announce_flow(&mut self, rule: &FlowRule, attributes: &Attributes) -> &mut Self {
+        let index = self.set_index(attributes);
+        self.flows.push(rule.to_wit());
+        self.flow_attributes.push(index);
+        self
+    }
+
+    /// Adds a withdrawn FlowSpec rule.
+    pub fn withdraw_flow(&mut self, rule: &FlowRule) -> &mut Self {
+        self.withdrawn_flows.push(rule.to_wit());
+        self
+    }
+
+    /// Adds an announced route; its attribute set is added to the update's
+    /// distinct sets unless an equal one is there already.
+    pub fn announce(&mut self, prefix: Prefix, attributes: &Attributes) -> &mut Self {
+        let index = self.set_index(attributes);
         match prefix {
             Prefix::V4 { addr, len } => {
                 self.v4_addresses.push(addr);
@@ -563,6 +644,10 @@ impl Family {
     pub const IPV4_UNICAST: Family = Family { afi: 1, safi: 1 };
     /// IPv6 unicast, (2, 1).
     pub const IPV6_UNICAST: Family = Family { afi: 2, safi: 1 };
+    /// IPv4 FlowSpec (RFC 8955), (1, 133).
+    pub const IPV4_FLOWSPEC: Family = Family { afi: 1, safi: 133 };
+    /// IPv6 FlowSpec (RFC 8956), (2, 133).
+    pub const IPV6_FLOWSPEC: Family = Family { afi: 2, safi: 133 };
 
     /// The AFI's name (`ipv4`, `ipv6`), if it is one of those.
     pub fn afi_name(&self) -> Option<&'static str> {
@@ -573,18 +658,21 @@ impl Family {
         }
     }
 
-    /// The SAFI's name (`unicast`, `multicast`), if it is one of those.
+    /// The SAFI's name (`unicast`, `multicast`, `flow` for FlowSpec, as
+    /// ExaBGP says), if it is one of those.
     pub fn safi_name(&self) -> Option<&'static str> {
         match self.safi {
             1 => Some("unicast"),
             2 => Some("multicast"),
+            133 => Some("flow"),
             _ => None,
         }
     }
 }
 
 impl fmt::Display for Family {
-    /// "ipv4 unicast", "ipv6 unicast" (ExaBGP's words), else "afi A safi S".
+    /// "ipv4 unicast", "ipv6 unicast", "ipv4 flow" (ExaBGP's words), else
+    /// "afi A safi S".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.afi_name(), self.safi_name()) {
             (Some(afi), Some(safi)) => write!(f, "{afi} {safi}"),
@@ -712,6 +800,73 @@ mod tests {
         // Shared sets are shared references.
         let sets: Vec<*const Attributes> = routes.announced().map(|(_, a)| a as *const _).collect();
         assert_eq!(sets[0], sets[2]);
+    }
+
+    #[test]
+    fn flow_rules_are_views_beside_the_prefixes() {
+        use crate::flow::{Action, Protocol};
+        let rule = FlowRule::for_destination(p("192.0.2.10/32")).protocol(Protocol::UDP);
+        let rule6 = FlowRule::for_destination(p("2001:db8::1/128"));
+        let discard =
+            crate::flow::attributes(&rule, &[Action::Discard], &Attributes::new()).unwrap();
+        let plain = Attributes::new().with_med(5);
+        let mut u = RouteUpdate::new(session(), RouteDirection::ReceivedPrePolicy);
+        u.announce(p("10.0.0.0/24"), &plain)
+            .announce_flow(&rule, &discard)
+            .announce_flow(&rule6, &plain)
+            .withdraw_flow(&rule6)
+            .withdraw(p("10.0.1.0/24"));
+        let routes = Routes::new(&u);
+        assert_eq!((routes.announced_count(), routes.withdrawn_count()), (1, 1));
+        assert_eq!(
+            (routes.announced_flow_count(), routes.withdrawn_flow_count()),
+            (2, 1)
+        );
+        assert_eq!(routes.announced().len(), 1);
+        let flows: Vec<(String, Vec<Action>, Option<u32>)> = routes
+            .announced_flows()
+            .map(|(rule, attributes)| {
+                (
+                    rule.to_string(),
+                    attributes.flow_actions().collect(),
+                    attributes.med,
+                )
+            })
+            .collect();
+        assert_eq!(
+            flows,
+            [
+                (
+                    "destination 192.0.2.10/32 protocol =udp".to_string(),
+                    vec![Action::Discard],
+                    None
+                ),
+                ("destination 2001:db8::1/128".to_string(), vec![], Some(5)),
+            ]
+        );
+        let indices: Vec<u32> = routes.announced_flows_indexed().map(|(_, i)| i).collect();
+        assert_eq!(indices, [1, 0]);
+        let withdrawn: Vec<FlowRule> = routes.withdrawn_flows().map(FlowRule::from_wit).collect();
+        assert_eq!(withdrawn, [rule6]);
+        assert!(!routes.is_empty());
+        // Only rules: not empty either.
+        let mut u = RouteUpdate::new(session(), RouteDirection::Sent);
+        u.withdraw_flow(&rule);
+        assert!(!Routes::new(&u).is_empty());
+        assert!(Routes::new(&RouteUpdate::new(session(), RouteDirection::Sent)).is_empty());
+        assert_eq!(Family::IPV6_FLOWSPEC.to_string(), "ipv6 flow");
+    }
+
+    #[test]
+    #[should_panic(expected = "flows 1/0")]
+    fn a_flow_without_attributes_is_refused() {
+        let mut u = RouteUpdate::new(session(), RouteDirection::Sent);
+        u.announce_flow(
+            &FlowRule::for_destination(p("192.0.2.1/32")),
+            &Attributes::new(),
+        );
+        u.flow_attributes.clear();
+        Routes::new(&u);
     }
 
     #[test]

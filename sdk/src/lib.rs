@@ -12,10 +12,12 @@
 //! - **`policy`**: implement [`Policy`] and invoke [`export_policy!`]. The
 //!   host calls it with batches of routes received from a neighbor
 //!   (import) or about to be sent to one (export); it accepts, rejects or
-//!   modifies each route.
+//!   modifies each route. FlowSpec rules go to [`Policy::evaluate_flow`],
+//!   which accepts them unchanged unless the policy implements it.
 //! - **`exporter`**: implement [`Exporter`] and invoke [`export_exporter!`].
-//!   The host hands it batches of events (sessions, routes as views over
-//!   columns, End-of-RIB, NOTIFICATIONs, health, plugins); it passes them
+//!   The host hands it batches of events (sessions, routes and FlowSpec
+//!   rules as views over columns, End-of-RIB, NOTIFICATIONs, health,
+//!   plugins); it passes them
 //!   on through [`metrics`], [`output::append`] and the like. See
 //!   [`exporter`].
 //!
@@ -99,6 +101,7 @@ mod attributes;
 mod error;
 pub mod exporter;
 pub mod flow;
+mod flow_view;
 mod hash;
 pub mod metrics;
 pub mod net;
@@ -115,7 +118,8 @@ pub use exporter::{Event, Exporter, Routes};
 pub use flow::FlowRule;
 pub use net::Prefix;
 pub use policy::{
-    BatchInfo, DataFile, Direction, Modification, Policy, Route, Session, Verdict, find_file,
+    BatchInfo, DataFile, Direction, FlowRoute, Modification, Policy, Route, Session, Verdict,
+    find_file,
 };
 pub use prefix_map::{Covering, PrefixMap, PrefixSet};
 pub use settings::{Settings, SettingsError, parse_duration};

@@ -10,6 +10,12 @@
 //! calls [`Policy::evaluate`] and writes one `u32` per route: 0 accept,
 //! 1 reject, 2 + i for "accept with the new attribute set i".
 //!
+//! FlowSpec rules come after the IPv4 and IPv6 routes, as a [`FlowRoute`]
+//! view each, to [`Policy::evaluate_flow`]: a policy that does not
+//! implement it accepts every rule unchanged, as before the host sent rules
+//! to policies. Their verdicts are the same [`Verdict`]s (the traffic
+//! actions are extended communities, which a [`Modification`] changes).
+//!
 //! A modification is applied once per distinct (input attribute set,
 //! modification) pair of a batch, and every other route with the same pair
 //! reuses the resulting set's index: a tagger that modifies 500,000 routes
@@ -40,10 +46,11 @@ use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::flow::{Action, FlowRule};
 use crate::hash::BuildWordHasher;
 use crate::net::{Prefix, join_v6};
 use crate::text::{Community, ExtendedCommunity, LargeCommunity};
-use crate::types::{AsSegment, Attributes, IpAddress, Origin, SegmentKind, UnknownAttribute};
+use crate::types::{self, AsSegment, Attributes, IpAddress, Origin, SegmentKind, UnknownAttribute};
 use crate::{Error, Settings};
 
 pub use crate::bindings::policy::exports::wasmbgp::plugin::route_policy::{
@@ -89,6 +96,26 @@ pub trait Policy: Sized + 'static {
     /// when you can.
     fn evaluate(&mut self, route: &Route<'_>) -> Verdict<'_>;
 
+    /// Judges one FlowSpec rule (RFC 8955, RFC 8956), after the batch's IPv4
+    /// and IPv6 routes. Optional: by default every rule is accepted
+    /// unchanged, so a policy written for prefixes lets rules through as it
+    /// did before rules reached policies; implement it to filter or rewrite
+    /// them (the rule's traffic actions are its extended communities:
+    /// [`FlowRoute::actions`], [`Modification::add_action`]).
+    ///
+    /// ```ignore
+    /// fn evaluate_flow(&mut self, route: &FlowRoute<'_>) -> Verdict<'_> {
+    ///     match route.destination() {
+    ///         Some(d) if self.protected.covers(&d) => Verdict::Accept,
+    ///         _ => Verdict::Reject,
+    ///     }
+    /// }
+    /// ```
+    fn evaluate_flow(&mut self, route: &FlowRoute<'_>) -> Verdict<'_> {
+        let _ = route;
+        Verdict::Accept
+    }
+
     /// Called once per batch, before its routes. Optional: for per-batch
     /// work such as caching a decision per attribute set (see
     /// [`Route::attributes_index`]) or counting.
@@ -110,12 +137,14 @@ pub struct BatchInfo<'a> {
     pub v4_routes: usize,
     /// How many IPv6 routes the batch holds.
     pub v6_routes: usize,
+    /// How many FlowSpec rules the batch holds (both families).
+    pub flow_routes: usize,
 }
 
 impl BatchInfo<'_> {
-    /// How many routes the batch holds.
+    /// How many routes the batch holds, FlowSpec rules included.
     pub fn routes(&self) -> usize {
-        self.v4_routes + self.v6_routes
+        self.v4_routes + self.v6_routes + self.flow_routes
     }
 }
 
@@ -176,6 +205,100 @@ impl<'a> Route<'a> {
     /// ([`BatchInfo::attribute_sets`]): routes with equal indices have equal
     /// attributes, so a decision that depends on attributes alone can be
     /// cached per index for the batch.
+    #[inline]
+    pub fn attributes_index(&self) -> u32 {
+        self.attributes_index
+    }
+}
+
+/// One FlowSpec rule of a batch, as a view: the rule as the host sent it
+/// (components in the RFC's order) and its attribute set, whose extended
+/// communities are the rule's traffic actions. Nothing is copied.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowRoute<'a> {
+    direction: Direction,
+    session: &'a Session,
+    rule: &'a types::FlowRule,
+    attributes: &'a Attributes,
+    attributes_index: u32,
+}
+
+impl<'a> FlowRoute<'a> {
+    /// A rule's view, for testing a policy outside a batch (the attribute
+    /// set index is 0).
+    pub fn new(
+        direction: Direction,
+        session: &'a Session,
+        rule: &'a types::FlowRule,
+        attributes: &'a Attributes,
+    ) -> Self {
+        FlowRoute {
+            direction,
+            session,
+            rule,
+            attributes,
+            attributes_index: 0,
+        }
+    }
+
+    /// Import (received from the neighbor) or export (about to be sent).
+    #[inline]
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
+    /// The session: neighbor address, peer AS, local AS.
+    #[inline]
+    pub fn session(&self) -> &'a Session {
+        self.session
+    }
+
+    /// The rule as WIT carries it (its components; `to_string()` gives
+    /// ExaBGP's words).
+    #[inline]
+    pub fn rule(&self) -> &'a types::FlowRule {
+        self.rule
+    }
+
+    /// True for an IPv6 rule (RFC 8956).
+    #[inline]
+    pub fn is_ipv6(&self) -> bool {
+        self.rule.ipv6
+    }
+
+    /// The rule's destination prefix, if it has one.
+    #[inline]
+    pub fn destination(&self) -> Option<Prefix> {
+        self.rule.destination()
+    }
+
+    /// The rule's source prefix, if it has one.
+    #[inline]
+    pub fn source(&self) -> Option<Prefix> {
+        self.rule.source()
+    }
+
+    /// The rule as the SDK's [`FlowRule`] (ordered and hashable, to key a
+    /// table by it). Allocates.
+    pub fn to_rule(&self) -> FlowRule {
+        FlowRule::from_wit(self.rule)
+    }
+
+    /// The traffic actions (see [`Attributes::flow_actions`]).
+    #[inline]
+    pub fn actions(&self) -> impl Iterator<Item = Action> + 'a {
+        self.attributes.flow_actions()
+    }
+
+    /// The rule's path attributes (shared with every route of the batch
+    /// that has the same index).
+    #[inline]
+    pub fn attributes(&self) -> &'a Attributes {
+        self.attributes
+    }
+
+    /// The index of the attribute set in the batch
+    /// ([`BatchInfo::attribute_sets`]; see [`Route::attributes_index`]).
     #[inline]
     pub fn attributes_index(&self) -> u32 {
         self.attributes_index
@@ -440,6 +563,29 @@ impl Modification {
         self.change(|c| c.extended_communities.replace(list))
     }
 
+    /// Adds a FlowSpec traffic action: its extended community
+    /// ([`Action::community`]) and, for [`Action::RedirectToIp`] and
+    /// [`Action::CopyToIp`], the next hop. Actions of one kind are not
+    /// replaced: remove the old one (say a [`Action::RateLimit`] before
+    /// adding [`Action::Discard`]). [`Action::Sample`] and
+    /// [`Action::Continue`] are two bits of one community: a rule gets
+    /// both by adding the community `0x8007_0000_0000_0003`.
+    pub fn add_action(self, action: Action) -> Self {
+        let with_community = self.add_extended_community(ExtendedCommunity(action.community()));
+        match action {
+            Action::RedirectToIp(address) | Action::CopyToIp(address) => {
+                with_community.set_next_hop(address)
+            }
+            _ => with_community,
+        }
+    }
+
+    /// Removes a FlowSpec traffic action: its extended community as
+    /// [`Action::community`] gives it (a rate must be equal to the bit).
+    pub fn remove_action(self, action: Action) -> Self {
+        self.remove_extended_community(ExtendedCommunity(action.community()))
+    }
+
     /// Sets an attribute wasmbgp does not interpret (replacing one with the
     /// same type code): `flags` as on the wire (optional, transitive,
     /// partial), `code` the type code, `value` the bytes.
@@ -584,8 +730,8 @@ impl<T: Policy> Evaluator<T> {
         &mut self.policy
     }
 
-    /// Judges every route of `batch`: one verdict per route (IPv4 first),
-    /// and the new attribute sets.
+    /// Judges every route of `batch`: one verdict per route (IPv4, then
+    /// IPv6, then FlowSpec rules), and the new attribute sets.
     ///
     /// # Panics
     ///
@@ -593,7 +739,7 @@ impl<T: Policy> Evaluator<T> {
     /// lengths, an attribute index out of range): that is a host bug, and a
     /// trap is the clearest report.
     pub fn evaluate(&mut self, batch: &RouteBatch) -> Verdicts {
-        let (v4_routes, v6_routes) = route_counts(batch);
+        let (v4_routes, v6_routes, flow_routes) = route_counts(batch);
         let sets = batch.attributes.as_slice();
         let direction = batch.direction;
         let session = &batch.session;
@@ -603,6 +749,7 @@ impl<T: Policy> Evaluator<T> {
             attribute_sets: sets,
             v4_routes,
             v6_routes,
+            flow_routes,
         });
 
         self.scratch.by_id.clear();
@@ -613,7 +760,7 @@ impl<T: Policy> Evaluator<T> {
             scratch: &mut self.scratch,
             last: None,
         };
-        let mut routes = Vec::with_capacity(v4_routes + v6_routes);
+        let mut routes = Vec::with_capacity(v4_routes + v6_routes + flow_routes);
 
         let v4 = batch
             .v4_addresses
@@ -650,6 +797,17 @@ impl<T: Policy> Evaluator<T> {
             let verdict = self.policy.evaluate(&route);
             routes.push(book.code(verdict, index));
         }
+        for (rule, &index) in batch.flows.iter().zip(&batch.flow_attributes) {
+            let route = FlowRoute {
+                direction,
+                session,
+                rule,
+                attributes: attribute_set(sets, index),
+                attributes_index: index,
+            };
+            let verdict = self.policy.evaluate_flow(&route);
+            routes.push(book.code(verdict, index));
+        }
         Verdicts {
             routes,
             attributes: book.new_sets,
@@ -657,34 +815,63 @@ impl<T: Policy> Evaluator<T> {
     }
 }
 
-/// The number of IPv4 and IPv6 routes of `batch`.
+/// The number of IPv4 routes, IPv6 routes and FlowSpec rules of `batch`.
 ///
 /// # Panics
 ///
 /// When the columns of a family have different lengths.
-fn route_counts(batch: &RouteBatch) -> (usize, usize) {
+fn route_counts(batch: &RouteBatch) -> (usize, usize, usize) {
     let v4_routes = batch.v4_addresses.len();
     let v6_routes = batch.v6_lengths.len();
+    let flow_routes = batch.flows.len();
     if batch.v4_lengths.len() != v4_routes
         || batch.v4_attributes.len() != v4_routes
         || batch.v6_attributes.len() != v6_routes
         || batch.v6_addresses.len() != 2 * v6_routes
+        || batch.flow_attributes.len() != flow_routes
     {
         panic!(
-            "wasmbgp-sdk: malformed route batch: v4 columns {}/{}/{}, v6 columns {}/{}/{}",
+            "wasmbgp-sdk: malformed route batch: v4 columns {}/{}/{}, v6 columns {}/{}/{}, flow columns {}/{}",
             batch.v4_addresses.len(),
             batch.v4_lengths.len(),
             batch.v4_attributes.len(),
             batch.v6_addresses.len(),
             batch.v6_lengths.len(),
-            batch.v6_attributes.len()
+            batch.v6_attributes.len(),
+            batch.flows.len(),
+            batch.flow_attributes.len()
         );
     }
-    (v4_routes, v6_routes)
+    (v4_routes, v6_routes, flow_routes)
 }
 
-/// The routes of `batch` as views, IPv4 first, in verdict order: for code
-/// that implements [`Guest`] itself. [`Evaluator`] does the same walk.
+/// The FlowSpec rules of `batch` as views, in verdict order (they come
+/// after the IPv4 and IPv6 routes of [`views`]): for code that implements
+/// [`Guest`] itself, which must answer them too.
+///
+/// # Panics
+///
+/// When the batch breaks the WIT contract (see [`Evaluator::evaluate`]).
+pub fn flow_views(batch: &RouteBatch) -> impl Iterator<Item = FlowRoute<'_>> {
+    route_counts(batch);
+    let (direction, session, sets) = (batch.direction, &batch.session, batch.attributes.as_slice());
+    batch
+        .flows
+        .iter()
+        .zip(&batch.flow_attributes)
+        .map(move |(rule, &index)| FlowRoute {
+            direction,
+            session,
+            rule,
+            attributes: attribute_set(sets, index),
+            attributes_index: index,
+        })
+}
+
+/// The IPv4 and IPv6 routes of `batch` as views, IPv4 first, in verdict
+/// order: for code that implements [`Guest`] itself. The batch's FlowSpec
+/// rules follow them in the verdict list ([`flow_views`]). [`Evaluator`]
+/// does the same walk.
 ///
 /// # Panics
 ///
@@ -720,6 +907,66 @@ pub fn views(batch: &RouteBatch) -> impl Iterator<Item = Route<'_>> {
             attributes_index: index,
         });
     v4.chain(v6)
+}
+
+impl RouteBatch {
+    /// An empty batch for `direction` and `session`, to be filled with
+    /// [`RouteBatch::add`] and [`RouteBatch::add_flow`] (tests, benchmarks).
+    pub fn new(direction: Direction, session: Session) -> Self {
+        RouteBatch {
+            direction,
+            session,
+            attributes: Vec::new(),
+            v4_addresses: Vec::new(),
+            v4_lengths: Vec::new(),
+            v4_attributes: Vec::new(),
+            v6_addresses: Vec::new(),
+            v6_lengths: Vec::new(),
+            v6_attributes: Vec::new(),
+            flows: Vec::new(),
+            flow_attributes: Vec::new(),
+        }
+    }
+
+    /// The index of `attributes` among the batch's sets, added if new.
+    fn set_index(&mut self, attributes: &Attributes) -> u32 {
+        (match self.attributes.iter().position(|a| a == attributes) {
+            Some(i) => i,
+            None => {
+                self.attributes.push(attributes.clone());
+                self.attributes.len() - 1
+            }
+        }) as u32
+    }
+
+    /// Adds a route; its attribute set is added to the batch's distinct
+    /// sets unless an equal one is there already.
+    pub fn add(&mut self, prefix: Prefix, attributes: &Attributes) -> &mut Self {
+        let index = self.set_index(attributes);
+        match prefix {
+            Prefix::V4 { addr, len } => {
+                self.v4_addresses.push(addr);
+                self.v4_lengths.push(len);
+                self.v4_attributes.push(index);
+            }
+            Prefix::V6 { addr, len } => {
+                let (hi, lo) = crate::net::split_v6(addr);
+                self.v6_addresses.extend([hi, lo]);
+                self.v6_lengths.push(len);
+                self.v6_attributes.push(index);
+            }
+        }
+        self
+    }
+
+    /// Adds a FlowSpec rule with its attributes (actions among the extended
+    /// communities: [`crate::flow::attributes`] builds them).
+    pub fn add_flow(&mut self, rule: &FlowRule, attributes: &Attributes) -> &mut Self {
+        let index = self.set_index(attributes);
+        self.flows.push(rule.to_wit());
+        self.flow_attributes.push(index);
+        self
+    }
 }
 
 #[inline(always)]
@@ -872,6 +1119,8 @@ mod tests {
             v6_addresses: vec![],
             v6_lengths: vec![],
             v6_attributes: vec![],
+            flows: vec![],
+            flow_attributes: vec![],
         };
         for &(prefix, index) in v4 {
             let Prefix::V4 { addr, len } = p(prefix) else {
@@ -1201,6 +1450,170 @@ mod tests {
                 best as f64 / 1e6
             );
         }
+    }
+
+    /// A policy written for prefixes only: rules go to the default.
+    struct PrefixesOnly;
+
+    impl Policy for PrefixesOnly {
+        fn init(_: &Settings, _: &[DataFile]) -> Result<Self, Error> {
+            Ok(PrefixesOnly)
+        }
+        fn evaluate(&mut self, _: &Route<'_>) -> Verdict<'_> {
+            Verdict::Reject
+        }
+    }
+
+    /// Rejects rules to 192.0.2.0/24, turns discards into a 9600 bytes/s
+    /// rate limit, tags IPv6 rules, accepts the rest.
+    struct Flows {
+        protected: Prefix,
+        soften: Modification,
+        tag: Modification,
+        seen: Vec<(String, Vec<Action>, u32)>,
+    }
+
+    impl Policy for Flows {
+        fn init(_: &Settings, _: &[DataFile]) -> Result<Self, Error> {
+            Ok(Flows {
+                protected: "192.0.2.0/24".parse().unwrap(),
+                soften: Modification::new()
+                    .remove_action(Action::Discard)
+                    .add_action(Action::RateLimit {
+                        bytes_per_second: 9600.0,
+                    }),
+                tag: Modification::new().add_community(Community::new(65001, 6)),
+                seen: vec![],
+            })
+        }
+        fn evaluate(&mut self, _: &Route<'_>) -> Verdict<'_> {
+            Verdict::Accept
+        }
+        fn evaluate_flow(&mut self, route: &FlowRoute<'_>) -> Verdict<'_> {
+            self.seen.push((
+                route.rule().to_string(),
+                route.actions().collect(),
+                route.attributes_index(),
+            ));
+            if route
+                .destination()
+                .is_some_and(|d| self.protected.contains(&d))
+            {
+                Verdict::Reject
+            } else if route.actions().any(|a| a == Action::Discard) {
+                Verdict::Modify(&self.soften)
+            } else if route.is_ipv6() {
+                Verdict::Modify(&self.tag)
+            } else {
+                Verdict::Accept
+            }
+        }
+    }
+
+    fn flow_batch() -> RouteBatch {
+        use crate::flow::Protocol;
+        let discard =
+            crate::flow::attributes(&FlowRule::ipv4(), &[Action::Discard], &Attributes::new())
+                .unwrap();
+        let mut b = RouteBatch::new(Direction::Import, session());
+        b.add_flow(
+            &FlowRule::for_destination("192.0.2.10/32".parse().unwrap()).protocol(Protocol::UDP),
+            &discard,
+        )
+        .add("10.0.0.0/8".parse().unwrap(), &set(1))
+        .add_flow(
+            &FlowRule::for_destination("198.51.100.0/24".parse().unwrap()),
+            &discard,
+        )
+        .add_flow(
+            &FlowRule::for_destination("2001:db8::/32".parse().unwrap()),
+            &Attributes::new(),
+        )
+        .add("2001:db8::/48".parse().unwrap(), &set(1));
+        b
+    }
+
+    #[test]
+    fn a_policy_that_ignores_flows_accepts_them_unchanged() {
+        let b = flow_batch();
+        let v = Evaluator::new(PrefixesOnly).evaluate(&b);
+        // IPv4, IPv6, then the three rules.
+        assert_eq!(v.routes, [REJECT, REJECT, ACCEPT, ACCEPT, ACCEPT]);
+        assert!(v.attributes.is_empty());
+    }
+
+    #[test]
+    fn flow_rules_are_judged_after_the_prefixes() {
+        let b = flow_batch();
+        assert_eq!(b.attributes.len(), 3);
+        let mut evaluator = Evaluator::new(Flows::init(&Settings::default(), &[]).unwrap());
+        let v = evaluator.evaluate(&b);
+        assert_eq!(v.routes, [ACCEPT, ACCEPT, REJECT, MODIFIED, MODIFIED + 1]);
+        assert_eq!(
+            v.attributes[0].flow_actions().collect::<Vec<_>>(),
+            [Action::RateLimit {
+                bytes_per_second: 9600.0
+            }]
+        );
+        assert_eq!(v.attributes[1].communities, [(65001 << 16) | 6]);
+        let seen = &evaluator.policy().seen;
+        assert_eq!(
+            seen[0],
+            (
+                "destination 192.0.2.10/32 protocol =udp".to_string(),
+                vec![Action::Discard],
+                0
+            )
+        );
+        assert_eq!(seen[2].0, "destination 2001:db8::/32");
+        assert!(seen[2].1.is_empty());
+
+        // The views walk the same rules; BatchInfo counts them.
+        let rules: Vec<String> = flow_views(&b).map(|r| r.to_rule().to_string()).collect();
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[1], "destination 198.51.100.0/24");
+        assert_eq!(views(&b).count(), 2);
+        struct Count(usize, usize);
+        impl Policy for Count {
+            fn init(_: &Settings, _: &[DataFile]) -> Result<Self, Error> {
+                Ok(Count(0, 0))
+            }
+            fn begin_batch(&mut self, batch: &BatchInfo<'_>) {
+                (self.0, self.1) = (batch.flow_routes, batch.routes());
+            }
+            fn evaluate(&mut self, _: &Route<'_>) -> Verdict<'_> {
+                Verdict::Accept
+            }
+        }
+        let mut count = Evaluator::new(Count(0, 0));
+        count.evaluate(&b);
+        assert_eq!((count.policy().0, count.policy().1), (3, 5));
+    }
+
+    #[test]
+    #[should_panic(expected = "flow columns 1/0")]
+    fn a_flow_without_attributes_is_refused() {
+        let mut b = flow_batch();
+        b.flow_attributes.clear();
+        b.flows.truncate(1);
+        Evaluator::new(PrefixesOnly).evaluate(&b);
+    }
+
+    #[test]
+    fn actions_are_added_and_removed_as_communities() {
+        let hop: IpAddress = "192.0.2.254".parse().unwrap();
+        let m = Modification::new()
+            .add_action(Action::Mark(10))
+            .add_action(Action::RedirectToIp(hop))
+            .remove_action(Action::Sample);
+        let input = Attributes::new()
+            .with_extended_community(ExtendedCommunity(Action::Sample.community()));
+        let out = m.apply(&input);
+        assert_eq!(out.next_hop, Some(hop));
+        assert_eq!(
+            out.flow_actions().collect::<Vec<_>>(),
+            [Action::Mark(10), Action::RedirectToIp(hop)]
+        );
     }
 
     #[test]

@@ -132,6 +132,143 @@ async fn snapshot_then_deltas_with_no_gap_and_no_duplicate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_announcements_and_withdrawals_reach_the_exporter() {
+    use wasmbgp_bgp::words;
+    let flow = |line: &str| {
+        let f = words::flow::parse_flow_route(&words::tokenize(line), &PathAttributes::default())
+            .unwrap();
+        (Prefix::Flow(f.rule), Arc::new(f.attrs))
+    };
+    let discard = flow("destination 192.0.2.10/32 protocol udp destination-port =53 discard");
+    let redirect =
+        flow("destination 198.51.100.0/24 source 203.0.113.0/24 redirect 65001:999 mark 10");
+    let v6 = flow("destination 2001:db8::1/128 next-header tcp rate-limit 9600");
+    let unicast: Prefix = "10.0.0.0/8".parse().unwrap();
+    let event = |direction, announced: Vec<(Prefix, Arc<PathAttributes>)>, withdrawn| {
+        Arc::new(ExportEvent::Routes(RouteEvent {
+            session: session(1),
+            direction,
+            announced,
+            withdrawn,
+        }))
+    };
+
+    let dir = temp("flows");
+    let (spec, file) = recorder(&dir, &[]);
+    let rt = runtime();
+    let mut running = start(&rt, spec);
+    snapshot_wanted(&mut running).await;
+    let client = running.handle.exporter().unwrap().clone();
+    // The snapshot holds a rule already received.
+    client.snapshot(vec![
+        up(session(1)),
+        event(RouteDirection::Received, vec![v6.clone()], vec![]),
+    ]);
+    let attrs = Arc::new(PathAttributes::default());
+    assert!(client.deliver(vec![
+        event(
+            RouteDirection::ReceivedPrePolicy,
+            vec![
+                discard.clone(),
+                (unicast.clone(), attrs.clone()),
+                redirect.clone()
+            ],
+            vec![],
+        ),
+        // The import policy rejected the first rule.
+        event(
+            RouteDirection::Received,
+            vec![redirect.clone(), (unicast, attrs)],
+            vec![],
+        ),
+        event(
+            RouteDirection::Received,
+            vec![],
+            vec![redirect.0.clone(), v6.0.clone()],
+        ),
+    ]));
+    eventually(T, "the withdrawals", || {
+        lines(&file)
+            .iter()
+            .filter(|l| l["type"] == "withdraw-flow")
+            .count()
+            == 2
+    })
+    .await;
+    let got = lines(&file);
+    let flows: Vec<(String, String, String, Vec<String>)> = got
+        .iter()
+        .filter(|l| l["type"] == "announce-flow" || l["type"] == "withdraw-flow")
+        .map(|l| {
+            (
+                l["type"].as_str().unwrap().to_string(),
+                l["direction"].as_str().unwrap().to_string(),
+                l["rule"].as_str().unwrap().to_string(),
+                l["actions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|a| a.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    let line = |kind: &str, direction: &str, rule: &str, actions: &[&str]| {
+        (
+            kind.to_string(),
+            direction.to_string(),
+            rule.to_string(),
+            actions.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+        )
+    };
+    let rule_v6 = "destination 2001:db8::1/128 next-header =tcp";
+    let rule_discard = "destination 192.0.2.10/32 protocol =udp destination-port =53";
+    let rule_redirect = "destination 198.51.100.0/24 source 203.0.113.0/24";
+    assert_eq!(
+        flows,
+        [
+            line("announce-flow", "received", rule_v6, &["rate-limit 9600"]),
+            line(
+                "announce-flow",
+                "received-pre-policy",
+                rule_discard,
+                &["discard"]
+            ),
+            line(
+                "announce-flow",
+                "received-pre-policy",
+                rule_redirect,
+                &["redirect 65001:999", "mark 10"]
+            ),
+            line(
+                "announce-flow",
+                "received",
+                rule_redirect,
+                &["redirect 65001:999", "mark 10"]
+            ),
+            line("withdraw-flow", "received", rule_redirect, &[]),
+            line("withdraw-flow", "received", rule_v6, &[]),
+        ]
+    );
+    let families: Vec<&str> = got
+        .iter()
+        .filter(|l| l["type"] == "withdraw-flow")
+        .map(|l| l["family"].as_str().unwrap())
+        .collect();
+    assert_eq!(families, ["ipv4-flowspec", "ipv6-flowspec"]);
+    // The unicast route is still reported as before, beside the rules.
+    assert_eq!(
+        got.iter()
+            .filter(|l| l["type"] == "announce" && l["prefix"] == "10.0.0.0/8")
+            .count(),
+        2
+    );
+    // One per route, rules included (the snapshot: the session and one rule).
+    assert_eq!(running.handle.status().events_delivered, 2 + 3 + 2 + 2);
+    running.handle.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_exporter_loses_batches_counts_them_and_is_told_lagged() {
     let dir = temp("stuck");
     let (mut spec, file) = recorder(&dir, &[("mode", "stuck"), ("stuck-ms", "40")]);

@@ -101,6 +101,126 @@ async fn verdicts_come_back_in_the_callers_order() {
     assert_eq!(status.state, PluginState::Running);
 }
 
+/// FlowSpec routes in ExaBGP's words (`flow route` without the keywords).
+fn flows(lines: &[&str]) -> Vec<(Prefix, Arc<PathAttributes>)> {
+    lines
+        .iter()
+        .map(|line| {
+            let f =
+                words::flow::parse_flow_route(&words::tokenize(line), &PathAttributes::default())
+                    .unwrap();
+            (Prefix::Flow(f.rule), Arc::new(f.attrs))
+        })
+        .collect()
+}
+
+/// The traffic actions of an attribute set, in the host's words.
+fn actions(attrs: &PathAttributes) -> Vec<String> {
+    attrs
+        .extended_communities
+        .iter()
+        .filter_map(wasmbgp_bgp::packet::flowspec::TrafficAction::from_community)
+        .map(|a| a.to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_routes_are_judged_like_any_route() {
+    let runtime = runtime();
+    // Rules to 192.0.2.0/24 rejected, the other rules marked DSCP 10, prefixes accepted.
+    let p = start(
+        &runtime,
+        policy(
+            "flows",
+            "fixture-policy",
+            &[
+                ("mode", "accept"),
+                ("reject-flows-to", "192.0.2.0/24"),
+                ("flow-mark", "10"),
+            ],
+        ),
+    );
+    let client = p.handle.policy().unwrap().clone();
+    let mut input = flows(&[
+        "destination 192.0.2.10/32 protocol udp destination-port =53 discard",
+        "destination 198.51.100.0/24 protocol tcp rate-limit 9600",
+    ]);
+    input.insert(1, routes(&["10.0.0.0/8 med 5"]).remove(0));
+    input.extend(flows(&[
+        "destination 2001:db8::1/128 next-header tcp discard",
+    ]));
+    input.extend(routes(&["2001:db8::/32 next-hop 2001:db8::1"]));
+    for direction in [Direction::Import, Direction::Export] {
+        let v = client
+            .evaluate(direction, session(), &refs(&input))
+            .await
+            .unwrap();
+        assert_eq!(v.len(), 5);
+        assert_eq!(
+            v.get(0),
+            Verdict::Reject,
+            "{direction:?}: the rule to 192.0.2.10"
+        );
+        assert_eq!(v.get(1), Verdict::Accept, "{direction:?}: 10.0.0.0/8");
+        assert_eq!(v.get(4), Verdict::Accept, "{direction:?}: 2001:db8::/32");
+        for (i, own) in [(2, "rate-limit 9600"), (3, "discard")] {
+            let Verdict::Replace(a) = v.get(i) else {
+                panic!("{direction:?}: route {i} is not rewritten: {v:?}")
+            };
+            assert_eq!(actions(a), [own, "mark 10"], "{direction:?}: route {i}");
+            assert_eq!(a.next_hop, None, "{direction:?}: a rule has no next hop");
+        }
+    }
+    let status = p.handle.status();
+    assert_eq!(
+        (
+            status.routes_accepted,
+            status.routes_rejected,
+            status.routes_modified
+        ),
+        (4, 2, 4)
+    );
+
+    // A policy written for prefixes (community-tagger) accepts rules unchanged, and the
+    // Python bogon filter answers for them too.
+    let tagger = start(
+        &runtime,
+        policy(
+            "tagger",
+            "community-tagger",
+            &[("prefixes", "0.0.0.0/0, ::/0"), ("communities", "65001:7")],
+        ),
+    );
+    let client = tagger.handle.policy().unwrap().clone();
+    let v = client
+        .evaluate(Direction::Export, session(), &refs(&input))
+        .await
+        .unwrap();
+    let got: Vec<bool> = (0..5)
+        .map(|i| matches!(v.get(i), Verdict::Replace(_)))
+        .collect();
+    assert_eq!(got, [false, true, false, false, true], "{v:?}");
+    assert_eq!(v.get(0), Verdict::Accept);
+
+    let python = start(&runtime, policy("bogons", "bogon-filter-py", &[]));
+    let client = python.handle.policy().unwrap().clone();
+    let v = client
+        .evaluate(Direction::Import, session(), &refs(&input))
+        .await
+        .unwrap();
+    let got: Vec<Verdict> = (0..5).map(|i| v.get(i)).collect();
+    assert_eq!(
+        got,
+        [
+            Verdict::Accept,
+            Verdict::Reject, // 10.0.0.0/8
+            Verdict::Accept,
+            Verdict::Accept,
+            Verdict::Reject, // 2001:db8::/32, documentation
+        ]
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_larger_than_one_call_are_split() {
     let runtime = runtime();

@@ -72,21 +72,16 @@ mod tests {
     }
 
     fn batch(attributes: Vec<Attributes>) -> RouteBatch {
-        RouteBatch {
-            direction: Direction::Export,
-            session: Session {
+        let mut batch = RouteBatch::new(
+            Direction::Export,
+            Session {
                 neighbor: IpAddress::V4(0x7f00_0002),
                 peer_as: 65000,
                 local_as: 65001,
             },
-            attributes,
-            v4_addresses: vec![],
-            v4_lengths: vec![],
-            v4_attributes: vec![],
-            v6_addresses: vec![],
-            v6_lengths: vec![],
-            v6_attributes: vec![],
-        }
+        );
+        batch.attributes = attributes;
+        batch
     }
 
     #[test]

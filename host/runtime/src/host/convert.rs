@@ -120,6 +120,74 @@ pub(crate) fn flow_rule_in(rule: &types::FlowRule) -> Result<FlowSpec, String> {
     FlowSpec::new(afi, &components).map_err(|e| e.0)
 }
 
+/// A FlowSpec rule as WIT carries it, components in the RFC's order (the BGP core's
+/// canonical form: `flow_rule_in` of the result is the same rule).
+pub(crate) fn flow_rule_out(rule: &FlowSpec) -> types::FlowRule {
+    let numeric = |ops: &[NumericOp]| -> Vec<types::NumericOp> {
+        ops.iter()
+            .map(|o| types::NumericOp {
+                and_previous: o.and,
+                less: o.lt,
+                greater: o.gt,
+                equal: o.eq,
+                value: o.value,
+            })
+            .collect()
+    };
+    let bitmask = |ops: &[BitmaskOp]| -> Vec<types::BitmaskOp> {
+        ops.iter()
+            .map(|o| types::BitmaskOp {
+                and_previous: o.and,
+                negate: o.not,
+                all_bits: o.matches,
+                value: o.value,
+            })
+            .collect()
+    };
+    let prefix = |p: &FlowPrefix| -> types::FlowPrefix {
+        match *p {
+            FlowPrefix::V4(v4) => types::FlowPrefix {
+                prefix: types::Prefix {
+                    address: address_out(IpAddr::V4(v4.addr())),
+                    length: v4.len(),
+                },
+                offset: 0,
+            },
+            FlowPrefix::V6 { prefix, offset } => types::FlowPrefix {
+                prefix: types::Prefix {
+                    address: address_out(IpAddr::V6(prefix.addr())),
+                    length: prefix.len(),
+                },
+                offset,
+            },
+        }
+    };
+    use types::FlowComponent as W;
+    let components = rule
+        .components()
+        .iter()
+        .map(|c| match c {
+            Component::Destination(p) => W::Destination(prefix(p)),
+            Component::Source(p) => W::Source(prefix(p)),
+            Component::Protocol(o) => W::Protocol(numeric(o)),
+            Component::Port(o) => W::Port(numeric(o)),
+            Component::DestinationPort(o) => W::DestinationPort(numeric(o)),
+            Component::SourcePort(o) => W::SourcePort(numeric(o)),
+            Component::IcmpType(o) => W::IcmpType(numeric(o)),
+            Component::IcmpCode(o) => W::IcmpCode(numeric(o)),
+            Component::TcpFlags(o) => W::TcpFlags(bitmask(o)),
+            Component::PacketLength(o) => W::PacketLength(numeric(o)),
+            Component::Dscp(o) => W::Dscp(numeric(o)),
+            Component::Fragment(o) => W::Fragment(bitmask(o)),
+            Component::FlowLabel(o) => W::FlowLabel(numeric(o)),
+        })
+        .collect();
+    types::FlowRule {
+        ipv6: rule.afi() == AFI_IPV6,
+        components,
+    }
+}
+
 /// A prefix as WIT carries it.
 #[cfg(test)]
 pub(crate) fn prefix_out(prefix: &Prefix) -> types::Prefix {
@@ -320,6 +388,98 @@ mod tests {
         assert_eq!(attributes_in(&out, false).unwrap().next_hop, None);
     }
 
+    fn flow(text: &str) -> (FlowSpec, PathAttributes) {
+        let f = words::flow::parse_flow_route(&words::tokenize(text), &PathAttributes::default())
+            .unwrap();
+        (f.rule, f.attrs)
+    }
+
+    #[test]
+    fn flow_rules_round_trip() {
+        for text in [
+            "destination 192.0.2.10/32 source 198.51.100.0/24 protocol udp destination-port =53 discard",
+            "destination 10.0.0.0/8 port [ >=1024&<=65535 =80 ] icmp-type 8 icmp-code 0 tcp-flags [ syn&!ack ] packet-length >1000 dscp 46 fragment [ is-fragment ] rate-limit 9600",
+            "destination 2001:db8::/32 source 0:db8:1::/64/16 next-header tcp flow-label 74565 source-port 22 mark 10",
+        ] {
+            let (rule, _) = flow(text);
+            let out = flow_rule_out(&rule);
+            assert_eq!(out.ipv6, rule.afi() == AFI_IPV6, "{text}");
+            assert_eq!(out.components.len(), rule.components().len(), "{text}");
+            assert_eq!(flow_rule_in(&out).unwrap(), rule, "{text}");
+        }
+        let (rule, _) = flow("destination 2001:db8::/32 source 0:db8:1::/64/16 next-header tcp");
+        let out = flow_rule_out(&rule);
+        assert!(out.ipv6);
+        assert!(matches!(
+            &out.components[1],
+            types::FlowComponent::Source(types::FlowPrefix {
+                prefix: types::Prefix { length: 64, .. },
+                offset: 16
+            })
+        ));
+        let (rule, _) = flow("destination 192.0.2.0/24 protocol [ =6 =17 ]");
+        let out = flow_rule_out(&rule);
+        assert!(!out.ipv6);
+        let types::FlowComponent::Destination(d) = &out.components[0] else {
+            panic!("{out:?}")
+        };
+        assert!(matches!(
+            d.prefix.address,
+            types::IpAddress::V4(0xc000_0200)
+        ));
+        let types::FlowComponent::Protocol(ops) = &out.components[1] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(ops.len(), 2);
+        assert!(
+            ops.iter()
+                .all(|o| o.equal && !o.less && !o.greater && !o.and_previous)
+        );
+        assert_eq!((ops[0].value, ops[1].value), (6, 17));
+    }
+
+    #[test]
+    fn route_events_carry_flows_with_their_attribute_sets() {
+        use crate::export::{RouteDirection, RouteEvent, Session};
+        use std::sync::Arc;
+        let (rule, attrs) = flow("destination 192.0.2.10/32 protocol udp discard");
+        let (rule6, _) = flow("destination 2001:db8::1/128 next-header tcp");
+        let attrs = Arc::new(attrs);
+        let unicast = Arc::new(PathAttributes::default());
+        let event = RouteEvent {
+            session: Session {
+                neighbor: "192.0.2.1".parse().unwrap(),
+                peer_as: 65002,
+                local_as: 65001,
+            },
+            direction: RouteDirection::Received,
+            announced: vec![
+                (Prefix::Flow(rule.clone()), attrs.clone()),
+                (words::parse_prefix("10.0.0.0/8").unwrap(), unicast),
+                (Prefix::Flow(rule6.clone()), attrs.clone()),
+            ],
+            withdrawn: vec![
+                Prefix::Flow(rule6.clone()),
+                words::parse_prefix("2001:db8::/32").unwrap(),
+            ],
+        };
+        let out = routes_out(&event);
+        assert_eq!(out.attributes.len(), 2);
+        assert_eq!(out.v4_attributes, vec![1]);
+        let rules = |l: &[types::FlowRule]| -> Vec<FlowSpec> {
+            l.iter().map(|r| flow_rule_in(r).unwrap()).collect()
+        };
+        assert_eq!(rules(&out.flows), vec![rule.clone(), rule6.clone()]);
+        assert_eq!(out.flow_attributes, vec![0, 0]);
+        assert_eq!(
+            out.attributes[0].extended_communities,
+            vec![0x8006_0000_0000_0000]
+        );
+        assert_eq!(rules(&out.withdrawn_flows), vec![rule6]);
+        assert_eq!(out.withdrawn_v6_lengths, vec![32]);
+        assert!(out.withdrawn_v4_addresses.is_empty());
+    }
+
     #[test]
     fn known_codes_are_not_unknown() {
         let mut a = attributes_out(&PathAttributes::default());
@@ -436,12 +596,10 @@ fn event_out(event: &ExportEvent) -> wit_events::Event {
 }
 
 fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
-    let v4 = r
-        .announced
-        .iter()
-        .filter(|(p, _)| matches!(p, Prefix::V4(_)))
-        .count();
-    let v6 = r.announced.len() - v4;
+    let count = |f: fn(&Prefix) -> bool| r.announced.iter().filter(|(p, _)| f(p)).count();
+    let v4 = count(|p| matches!(p, Prefix::V4(_)));
+    let v6 = count(|p| matches!(p, Prefix::V6(_)));
+    let flows = r.announced.len() - v4 - v6;
     let mut out = wit_events::RouteUpdate {
         session: session_out(&r.session),
         direction: match r.direction {
@@ -456,10 +614,13 @@ fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
         v6_addresses: Vec::with_capacity(2 * v6),
         v6_lengths: Vec::with_capacity(v6),
         v6_attributes: Vec::with_capacity(v6),
+        flows: Vec::with_capacity(flows),
+        flow_attributes: Vec::with_capacity(flows),
         withdrawn_v4_addresses: Vec::new(),
         withdrawn_v4_lengths: Vec::new(),
         withdrawn_v6_addresses: Vec::new(),
         withdrawn_v6_lengths: Vec::new(),
+        withdrawn_flows: Vec::new(),
     };
     let mut index: std::collections::HashMap<*const PathAttributes, u32> =
         std::collections::HashMap::new();
@@ -491,8 +652,10 @@ fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
                 out.v6_lengths.push(p.len());
                 out.v6_attributes.push(i);
             }
-            // WIT 0.2 events carry unicast routes only.
-            Prefix::Flow(_) => {}
+            Prefix::Flow(rule) => {
+                out.flows.push(flow_rule_out(rule));
+                out.flow_attributes.push(i);
+            }
         }
     }
     for prefix in &r.withdrawn {
@@ -507,7 +670,7 @@ fn routes_out(r: &RouteEvent) -> wit_events::RouteUpdate {
                 out.withdrawn_v6_addresses.push(bits as u64);
                 out.withdrawn_v6_lengths.push(p.len());
             }
-            Prefix::Flow(_) => {}
+            Prefix::Flow(rule) => out.withdrawn_flows.push(flow_rule_out(rule)),
         }
     }
     out

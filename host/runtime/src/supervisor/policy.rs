@@ -23,7 +23,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use wasmbgp_bgp::Prefix;
-use wasmbgp_bgp::packet::attributes::PathAttributes;
+use wasmbgp_bgp::packet::attributes::{NextHop, PathAttributes};
 
 use super::{
     Control, DriverCore, Fault, PluginState, Prepared, Shared, WorldPre, setup_deadline,
@@ -32,7 +32,7 @@ use super::{
 use crate::events::PluginEvent;
 use crate::host::bindings::policy::Policy;
 use crate::host::bindings::policy::exports::wasmbgp::plugin::route_policy as wit;
-use crate::host::{PluginCtx, attributes_in, attributes_out};
+use crate::host::{PluginCtx, attributes_in, attributes_out, flow_rule_out};
 use crate::restart::{RestartPolicy, Restarts};
 
 /// Batches waiting for the driver; beyond this the caller waits.
@@ -202,7 +202,7 @@ impl PolicyClient {
             .await
             .map_err(|_| PolicyUnavailable(format!("policy {} has stopped", self.name())))?
             .map_err(PolicyUnavailable)?;
-        match read_verdicts(raw, &order, direction) {
+        match read_verdicts(raw, &order, routes, direction) {
             Ok(v) => Ok(v),
             Err(why) => {
                 // Answering nonsense is the plugin's fault like a trap, but the instance
@@ -219,25 +219,17 @@ impl PolicyClient {
     }
 }
 
-/// Where a route that is not in the batch stands in the verdict order: FlowSpec rules,
-/// which WIT 0.2 batches do not carry, are accepted unchanged.
-const NOT_IN_BATCH: u32 = u32::MAX;
-
 /// The WIT batch for `routes`, and for each route its position in the verdict list
-/// (IPv4 routes first, then IPv6), or [`NOT_IN_BATCH`].
+/// (IPv4 routes first, then IPv6, then FlowSpec rules).
 fn build_batch(
     direction: Direction,
     session: PolicySession,
     routes: &[(Prefix, &PathAttributes)],
 ) -> (wit::RouteBatch, Vec<u32>) {
-    let v4_count = routes
-        .iter()
-        .filter(|(p, _)| matches!(p, Prefix::V4(_)))
-        .count();
-    let v6_count = routes
-        .iter()
-        .filter(|(p, _)| matches!(p, Prefix::V6(_)))
-        .count();
+    let count = |f: fn(&Prefix) -> bool| routes.iter().filter(|(p, _)| f(p)).count();
+    let v4_count = count(|p| matches!(p, Prefix::V4(_)));
+    let v6_count = count(|p| matches!(p, Prefix::V6(_)));
+    let flow_count = routes.len() - v4_count - v6_count;
     let mut batch = wit::RouteBatch {
         direction: match direction {
             Direction::Import => wit::Direction::Import,
@@ -255,17 +247,15 @@ fn build_batch(
         v6_addresses: Vec::with_capacity(2 * v6_count),
         v6_lengths: Vec::with_capacity(v6_count),
         v6_attributes: Vec::with_capacity(v6_count),
+        flows: Vec::with_capacity(flow_count),
+        flow_attributes: Vec::with_capacity(flow_count),
     };
     let mut index: HashMap<*const PathAttributes, u32> = HashMap::new();
     // Runs of routes sharing one attribute set are the common case: skip the lookup.
     let mut last: Option<(*const PathAttributes, u32)> = None;
     let mut order = Vec::with_capacity(routes.len());
-    let (mut v4_seen, mut v6_seen) = (0u32, 0u32);
+    let (mut v4_seen, mut v6_seen, mut flows_seen) = (0u32, 0u32, 0u32);
     for (prefix, attrs) in routes {
-        if let Prefix::Flow(_) = prefix {
-            order.push(NOT_IN_BATCH);
-            continue;
-        }
         let key: *const PathAttributes = *attrs;
         let attr_index = match last {
             Some((k, i)) if k == key => i,
@@ -295,24 +285,35 @@ fn build_batch(
                 order.push(v4_count as u32 + v6_seen);
                 v6_seen += 1;
             }
-            Prefix::Flow(_) => {}
+            Prefix::Flow(rule) => {
+                batch.flows.push(flow_rule_out(rule));
+                batch.flow_attributes.push(attr_index);
+                order.push((v4_count + v6_count) as u32 + flows_seen);
+                flows_seen += 1;
+            }
         }
     }
     (batch, order)
 }
 
-/// Checks the guest's verdicts and puts them in the caller's order.
+/// Checks the guest's verdicts and puts them in the caller's order (`routes`, the
+/// batch's routes, with `order` from [`build_batch`]).
+///
+/// On export, `next-hop: none` in a rewritten set is "self" for a unicast route; a
+/// FlowSpec rule has no next hop unless it carries an address (redirect to IP), so
+/// there `none` keeps the rule's own "self" if it had one and otherwise means no
+/// next hop. A set given to both kinds is converted once for each.
 fn read_verdicts(
     raw: wit::Verdicts,
     order: &[u32],
+    routes: &[(Prefix, &PathAttributes)],
     direction: Direction,
 ) -> Result<Verdicts, String> {
-    let judged = order.iter().filter(|&&i| i != NOT_IN_BATCH).count();
-    if raw.routes.len() != judged {
+    if raw.routes.len() != order.len() {
         return Err(format!(
             "{} verdicts for {} routes",
             raw.routes.len(),
-            judged
+            order.len()
         ));
     }
     let limit = 2 + raw.attributes.len() as u64;
@@ -325,18 +326,37 @@ fn read_verdicts(
     }
     // An export policy's `next-hop: none` keeps "self"; on import there is no self.
     let none_is_self = direction == Direction::Export;
-    let rewritten = raw
+    let mut rewritten = raw
         .attributes
         .iter()
         .map(|a| attributes_in(a, none_is_self).map(Arc::new))
         .collect::<Result<Vec<_>, _>>()?;
-    let codes = order
-        .iter()
-        .map(|&i| match i {
-            NOT_IN_BATCH => 0,
-            i => raw.routes[i as usize],
-        })
-        .collect();
+    // Per set, the code of its copy without a next hop (for FlowSpec rules on export).
+    let mut without_next_hop: Vec<Option<u32>> = Vec::new();
+    let mut codes = Vec::with_capacity(order.len());
+    for (&i, (prefix, own)) in order.iter().zip(routes) {
+        let code = raw.routes[i as usize];
+        let set = code.wrapping_sub(2) as usize;
+        let flow_without_self = none_is_self
+            && code >= 2
+            && matches!(prefix, Prefix::Flow(_))
+            && raw.attributes[set].next_hop.is_none()
+            && own.next_hop != Some(NextHop::Local);
+        if !flow_without_self {
+            codes.push(code);
+            continue;
+        }
+        if without_next_hop.is_empty() {
+            without_next_hop = vec![None; raw.attributes.len()];
+        }
+        let copy = *without_next_hop[set].get_or_insert_with(|| {
+            let mut attrs = (*rewritten[set]).clone();
+            attrs.next_hop = None;
+            rewritten.push(Arc::new(attrs));
+            1 + rewritten.len() as u32
+        });
+        codes.push(copy);
+    }
     Ok(Verdicts { codes, rewritten })
 }
 
@@ -595,14 +615,15 @@ mod tests {
             route("2001:db8::/32"),
             route("10.1.0.0/16"),
         ];
-        let (_, order) = build_batch(Direction::Export, session(), &refs(&routes));
+        let input = refs(&routes);
+        let (_, order) = build_batch(Direction::Export, session(), &input);
         let mut rewritten = attributes_out(&routes[0].1);
         rewritten.med = Some(7);
         let raw = wit::Verdicts {
             routes: vec![1, 2, 0],
             attributes: vec![rewritten],
         };
-        let v = read_verdicts(raw, &order, Direction::Export).unwrap();
+        let v = read_verdicts(raw, &order, &input, Direction::Export).unwrap();
         assert_eq!(v.get(0), Verdict::Reject);
         assert_eq!(v.get(1), Verdict::Accept);
         let Verdict::Replace(a) = v.get(2) else {
@@ -616,7 +637,7 @@ mod tests {
             attributes: vec![],
         };
         assert!(
-            read_verdicts(short, &order, Direction::Export)
+            read_verdicts(short, &order, &input, Direction::Export)
                 .unwrap_err()
                 .contains("2 verdicts for 3")
         );
@@ -624,6 +645,126 @@ mod tests {
             routes: vec![0, 0, 2],
             attributes: vec![],
         };
-        assert!(read_verdicts(out_of_range, &order, Direction::Export).is_err());
+        assert!(read_verdicts(out_of_range, &order, &input, Direction::Export).is_err());
+    }
+
+    fn flow(text: &str) -> (Prefix, Arc<PathAttributes>) {
+        let f = words::flow::parse_flow_route(&words::tokenize(text), &PathAttributes::default())
+            .unwrap();
+        (Prefix::Flow(f.rule), Arc::new(f.attrs))
+    }
+
+    #[test]
+    fn flow_rules_come_last_in_the_batch_and_in_the_verdicts() {
+        let discard = flow("destination 192.0.2.10/32 protocol udp discard");
+        let routes = vec![
+            discard.clone(),
+            route("2001:db8::/32"),
+            flow("destination 2001:db8::1/128 next-header tcp rate-limit 9600"),
+            route("10.0.0.0/8"),
+            (
+                flow("destination 198.51.100.0/24 protocol tcp").0,
+                discard.1.clone(),
+            ),
+        ];
+        let input = refs(&routes);
+        let (batch, order) = build_batch(Direction::Import, session(), &input);
+        assert_eq!(order, vec![2, 1, 3, 0, 4]);
+        assert_eq!(batch.flows.len(), 3);
+        assert_eq!(batch.flow_attributes, vec![0, 2, 0]);
+        assert!(batch.flows[1].ipv6 && !batch.flows[0].ipv6);
+        let Prefix::Flow(rule) = &routes[0].0 else {
+            unreachable!()
+        };
+        assert_eq!(crate::host::flow_rule_in(&batch.flows[0]).unwrap(), *rule);
+        assert_eq!(
+            batch.attributes[0].extended_communities,
+            vec![0x8006_0000_0000_0000]
+        );
+
+        // Reject the first rule, rate-limit the last one instead of discarding it.
+        let mut limited = batch.attributes[0].clone();
+        limited.extended_communities = vec![0x8006_0000_4616_0000];
+        let raw = wit::Verdicts {
+            routes: vec![0, 0, 1, 0, 2],
+            attributes: vec![limited],
+        };
+        let v = read_verdicts(raw, &order, &input, Direction::Import).unwrap();
+        assert_eq!(v.get(0), Verdict::Reject);
+        assert_eq!(v.get(1), Verdict::Accept);
+        assert_eq!(v.get(2), Verdict::Accept);
+        assert_eq!(v.get(3), Verdict::Accept);
+        let Verdict::Replace(a) = v.get(4) else {
+            panic!("expected a replacement: {v:?}")
+        };
+        assert_eq!(
+            a.extended_communities[0].to_string(),
+            "rate-limit:9600",
+            "the actions are the extended communities"
+        );
+        assert_eq!(a.next_hop, None);
+        assert_eq!(v.counts(), [3, 1, 1, 0]);
+        let short = wit::Verdicts {
+            routes: vec![0, 0, 0, 0],
+            attributes: vec![],
+        };
+        assert!(
+            read_verdicts(short, &order, &input, Direction::Import)
+                .unwrap_err()
+                .contains("4 verdicts for 5")
+        );
+    }
+
+    #[test]
+    fn on_export_a_rule_is_given_no_next_hop_where_a_prefix_gets_self() {
+        let routes = vec![
+            route("10.0.0.0/8"),
+            flow("destination 192.0.2.10/32 discard"),
+            flow("destination 192.0.2.11/32 redirect-to-nexthop next-hop 192.0.2.1"),
+        ];
+        let mut self_flow = flow("destination 192.0.2.12/32 discard");
+        Arc::make_mut(&mut self_flow.1).next_hop = Some(NextHop::Local);
+        let routes = [routes, vec![self_flow]].concat();
+        let input = refs(&routes);
+        let (_, order) = build_batch(Direction::Export, session(), &input);
+        let mut tagged = attributes_out(&PathAttributes::default());
+        tagged.communities = vec![1];
+        let mut hop = tagged.clone();
+        hop.next_hop = Some(crate::host::address_out("192.0.2.9".parse().unwrap()));
+        // Every route gets set 0 (no next hop); the redirect gets set 1 (an address).
+        let raw = wit::Verdicts {
+            routes: vec![2, 2, 3, 2],
+            attributes: vec![tagged, hop],
+        };
+        let v = read_verdicts(raw, &order, &input, Direction::Export).unwrap();
+        let next_hop = |i: usize| match v.get(i) {
+            Verdict::Replace(a) => {
+                assert_eq!(a.communities, vec![1]);
+                a.next_hop
+            }
+            other => panic!("route {i}: {other:?}"),
+        };
+        assert_eq!(next_hop(0), Some(NextHop::Local), "a prefix: self");
+        assert_eq!(next_hop(1), None, "a rule: none");
+        assert_eq!(
+            next_hop(2),
+            Some(NextHop::Addr("192.0.2.9".parse().unwrap()))
+        );
+        assert_eq!(
+            next_hop(3),
+            Some(NextHop::Local),
+            "a rule that had self keeps it"
+        );
+        assert_eq!(v.rewritten.len(), 3, "set 0 converted twice, set 1 once");
+        // On import, `none` is no next hop for every route.
+        let mut tagged = attributes_out(&PathAttributes::default());
+        tagged.communities = vec![1];
+        let raw = wit::Verdicts {
+            routes: vec![2, 2, 2, 2],
+            attributes: vec![tagged],
+        };
+        let v = read_verdicts(raw, &order, &input, Direction::Import).unwrap();
+        assert!((0..4).all(|i| matches!(v.get(i), Verdict::Replace(a) if a.next_hop.is_none())));
+        assert_eq!(v.rewritten.len(), 1);
     }
 }
