@@ -306,9 +306,9 @@ impl Prefix {
         }
     }
 
-    /// True for a default route.
+    /// True for a default route (never for a FlowSpec rule).
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.unicast().is_some_and(|(_, len)| len == 0)
     }
 }
 
@@ -398,6 +398,23 @@ mod tests {
             Ipv4Prefix::decode(&[7, 0xff]).unwrap().0.to_string(),
             "254.0.0.0/7"
         );
+    }
+
+    /// A FlowSpec rule is a route key like a prefix: its family, no address, never a
+    /// default route, shown as `flow RULE`; and the key stays small.
+    #[test]
+    fn flow_rules_as_route_keys() {
+        use crate::packet::flowspec::{Component, FlowPrefix};
+        let c = [Component::Destination(FlowPrefix::V4(
+            "192.0.2.0/24".parse().unwrap(),
+        ))];
+        let rule = Prefix::Flow(FlowSpec::new(AFI_IPV4, &c).unwrap());
+        assert_eq!(rule.family(), Family::IPV4_FLOWSPEC);
+        assert_eq!(rule.unicast(), None);
+        assert!(!rule.is_empty() && !rule.is_ipv6());
+        assert_eq!(rule.to_string(), "flow destination 192.0.2.0/24");
+        assert!("0.0.0.0/0".parse::<Prefix>().unwrap().is_empty());
+        assert_eq!(std::mem::size_of::<Prefix>(), 24);
     }
 
     #[test]
