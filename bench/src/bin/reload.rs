@@ -298,46 +298,6 @@ impl Drop for Target {
     }
 }
 
-/// Everybody else's CPU over a phase: the machine's busy time minus ours (this process
-/// and the processes given).
-struct Others {
-    t0: Instant,
-    busy0: f64,
-    mine0: f64,
-    pids: Vec<u32>,
-    rustc: bool,
-}
-
-impl Others {
-    fn start(pids: &[u32]) -> Others {
-        let mut o = Others {
-            t0: Instant::now(),
-            busy0: machine_busy(),
-            mine0: 0.0,
-            pids: pids.to_vec(),
-            rustc: rustc_running() > 0,
-        };
-        o.mine0 = o.mine();
-        o
-    }
-
-    fn mine(&self) -> f64 {
-        cpu_seconds(std::process::id()).unwrap_or(0.0)
-            + self
-                .pids
-                .iter()
-                .map(|p| cpu_seconds(*p).unwrap_or(0.0))
-                .sum::<f64>()
-    }
-
-    /// Share of one CPU the others used since `start`, and whether a rustc/cargo ran.
-    fn end(&self) -> (f64, bool) {
-        let busy = machine_busy() - self.busy0;
-        let mine = self.mine() - self.mine0;
-        let share = ((busy - mine) / self.t0.elapsed().as_secs_f64().max(1e-3)).max(0.0);
-        (share, self.rustc || rustc_running() > 0)
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // 1. In process
