@@ -6,6 +6,19 @@ use std::fmt;
 use crate::text::{Community, ExtendedCommunity, LargeCommunity};
 use crate::types::{AsSegment, Attributes, IpAddress, Origin, SegmentKind};
 
+/// The index of `attributes` among `sets`, added if new: how the test builders of
+/// policy batches and exporter updates share each distinct set, as the host does.
+pub(crate) fn index_in(sets: &mut Vec<Attributes>, attributes: &Attributes) -> u32 {
+    let i = match sets.iter().position(|a| a == attributes) {
+        Some(i) => i,
+        None => {
+            sets.push(attributes.clone());
+            sets.len() - 1
+        }
+    };
+    i as u32
+}
+
 impl Default for Attributes {
     /// Same as [`Attributes::new`].
     fn default() -> Self {

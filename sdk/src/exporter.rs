@@ -466,21 +466,10 @@ impl RouteUpdate {
         }
     }
 
-    /// The index of `attributes` among the update's sets, added if new.
-    fn set_index(&mut self, attributes: &Attributes) -> u32 {
-        (match self.attributes.iter().position(|a| a == attributes) {
-            Some(i) => i,
-            None => {
-                self.attributes.push(attributes.clone());
-                self.attributes.len() - 1
-            }
-        }) as u32
-    }
-
     /// Adds an announced FlowSpec rule (its attribute set shared as in
     /// [`RouteUpdate::announce`]).
     pub fn announce_flow(&mut self, rule: &FlowRule, attributes: &Attributes) -> &mut Self {
-        let index = self.set_index(attributes);
+        let index = crate::attributes::index_in(&mut self.attributes, attributes);
         self.flows.push(rule.to_wit());
         self.flow_attributes.push(index);
         self
@@ -495,7 +484,7 @@ impl RouteUpdate {
     /// Adds an announced route; its attribute set is added to the update's
     /// distinct sets unless an equal one is there already.
     pub fn announce(&mut self, prefix: Prefix, attributes: &Attributes) -> &mut Self {
-        let index = self.set_index(attributes);
+        let index = crate::attributes::index_in(&mut self.attributes, attributes);
         match prefix {
             Prefix::V4 { addr, len } => {
                 self.v4_addresses.push(addr);

@@ -928,21 +928,10 @@ impl RouteBatch {
         }
     }
 
-    /// The index of `attributes` among the batch's sets, added if new.
-    fn set_index(&mut self, attributes: &Attributes) -> u32 {
-        (match self.attributes.iter().position(|a| a == attributes) {
-            Some(i) => i,
-            None => {
-                self.attributes.push(attributes.clone());
-                self.attributes.len() - 1
-            }
-        }) as u32
-    }
-
     /// Adds a route; its attribute set is added to the batch's distinct
     /// sets unless an equal one is there already.
     pub fn add(&mut self, prefix: Prefix, attributes: &Attributes) -> &mut Self {
-        let index = self.set_index(attributes);
+        let index = crate::attributes::index_in(&mut self.attributes, attributes);
         match prefix {
             Prefix::V4 { addr, len } => {
                 self.v4_addresses.push(addr);
@@ -962,7 +951,7 @@ impl RouteBatch {
     /// Adds a FlowSpec rule with its attributes (actions among the extended
     /// communities: [`crate::flow::attributes`] builds them).
     pub fn add_flow(&mut self, rule: &FlowRule, attributes: &Attributes) -> &mut Self {
-        let index = self.set_index(attributes);
+        let index = crate::attributes::index_in(&mut self.attributes, attributes);
         self.flows.push(rule.to_wit());
         self.flow_attributes.push(index);
         self
