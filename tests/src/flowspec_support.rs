@@ -672,6 +672,29 @@ pub fn rich_rule(family: FlowFamily) -> FlowRoute {
         .then("mark 10")
 }
 
+/// Rules with the actions GoBGP's CLI cannot originate and operators FRR refuses, which
+/// BIRD originates toward GoBGP (no IPv6 offset: GoBGP cannot decode it).
+pub fn bird_only_rules() -> Vec<FlowRoute> {
+    vec![
+        FlowRoute::new(FlowFamily::Ipv4)
+            .matching(Component::Destination, "198.51.100.8/29")
+            .matching(Component::DestinationPort, "!=80&<1000 >2000")
+            .matching(Component::TcpFlags, "!=syn+ack")
+            .matching(Component::Fragment, "!first-fragment")
+            .then("rate-limit-packets 100")
+            .then("redirect-to-nexthop")
+            .then("redirect 4200000000:7")
+            .then("action none"),
+        FlowRoute::new(FlowFamily::Ipv6)
+            .matching(Component::Destination, "2001:db8:5::/64")
+            .matching(Component::Dscp, "=10")
+            .matching(Component::FlowLabel, "=12345 >=1000&<=2000")
+            .then("redirect-to-nexthop copy")
+            .then("rate-limit 1000.5")
+            .then("ext 0x0002fde900000007"),
+    ]
+}
+
 /// Waits up to `timeout` until `read` returns exactly `expected` (in any order); the
 /// timeout error shows the last routes read (or the reader's last error).
 pub fn wait_flow_routes(
@@ -2784,23 +2807,9 @@ mod wasmbgp_tests {
         let routes = parse_wasmbgp_routes(&json, "127.1.23.2").unwrap();
         let mut want = vec![
             rich_rule(FlowFamily::Ipv4),
-            FlowRoute::new(FlowFamily::Ipv4)
-                .matching(Component::Destination, "198.51.100.8/29")
-                .matching(Component::DestinationPort, "!=80&<1000 >2000")
-                .matching(Component::TcpFlags, "!=syn+ack")
-                .matching(Component::Fragment, "!first-fragment")
-                .then("rate-limit-packets 100")
-                .then("redirect-to-nexthop")
-                .then("redirect 4200000000:7")
-                .then("action none"),
+            bird_only_rules()[0].clone(),
             rich_rule(FlowFamily::Ipv6),
-            FlowRoute::new(FlowFamily::Ipv6)
-                .matching(Component::Destination, "2001:db8:5::/64")
-                .matching(Component::Dscp, "=10")
-                .matching(Component::FlowLabel, "=12345 >=1000&<=2000")
-                .then("redirect-to-nexthop copy")
-                .then("rate-limit 1000.5")
-                .then("ext 0x0002fde900000007"),
+            bird_only_rules()[1].clone(),
             FlowRoute::new(FlowFamily::Ipv6)
                 .matching(Component::Destination, "2001:db8:3::/64 offset 8")
                 .matching(Component::Source, "2001:db8:4:5::/64 offset 32")

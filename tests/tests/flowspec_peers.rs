@@ -15,7 +15,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use wasmbgp_e2e::flowspec_support::{
-    Component, FlowFamily, FlowRoute, ddos_rule, rate_limit_rule, rich_rule, wait_flow_routes,
+    FlowFamily, FlowRoute, bird_only_rules, ddos_rule, rate_limit_rule, rich_rule, wait_flow_routes,
 };
 use wasmbgp_e2e::limits_support::LimitBlock;
 use wasmbgp_e2e::peers::bird::Bird;
@@ -84,29 +84,6 @@ fn test_rules() -> Vec<FlowRoute> {
         .iter()
         .flat_map(|f| [ddos_rule(*f), rate_limit_rule(*f), rich_rule(*f)])
         .collect()
-}
-
-/// Rules with the actions GoBGP's CLI cannot originate and operators FRR refuses, which
-/// BIRD originates toward GoBGP (no IPv6 offset: GoBGP cannot decode it).
-fn bird_only_rules() -> Vec<FlowRoute> {
-    vec![
-        FlowRoute::new(FlowFamily::Ipv4)
-            .matching(Component::Destination, "198.51.100.8/29")
-            .matching(Component::DestinationPort, "!=80&<1000 >2000")
-            .matching(Component::TcpFlags, "!=syn+ack")
-            .matching(Component::Fragment, "!first-fragment")
-            .then("rate-limit-packets 100")
-            .then("redirect-to-nexthop")
-            .then("redirect 4200000000:7")
-            .then("action none"),
-        FlowRoute::new(FlowFamily::Ipv6)
-            .matching(Component::Destination, "2001:db8:5::/64")
-            .matching(Component::Dscp, "=10")
-            .matching(Component::FlowLabel, "=12345 >=1000&<=2000")
-            .then("redirect-to-nexthop copy")
-            .then("rate-limit 1000.5")
-            .then("ext 0x0002fde900000007"),
-    ]
 }
 
 /// The logs of `peers` after `result`'s error.

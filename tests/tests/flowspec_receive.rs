@@ -46,8 +46,8 @@ use wasmbgp_bgp::packet::notification::code;
 use wasmbgp_bgp::packet::{Message, MpNlri, MpReach, Update};
 use wasmbgp_bgp::{AsPath, Family, Origin, PathAttributes};
 use wasmbgp_e2e::flowspec_support::{
-    Component, FlowFamily, FlowRoute, ddos_rule, parse_wasmbgp_routes, rate_limit_rule, rich_rule,
-    wait_flow_routes,
+    Component, FlowFamily, FlowRoute, bird_only_rules, ddos_rule, parse_wasmbgp_routes,
+    rate_limit_rule, rich_rule, wait_flow_routes,
 };
 use wasmbgp_e2e::limits_support::LimitBlock;
 use wasmbgp_e2e::peers::bird::Bird;
@@ -338,31 +338,17 @@ fn gobgp_flow_routes_reach_adj_rib_in() {
 /// which GoBGP 3.10 mis-encodes) and rules with what GoBGP's CLI cannot say (a numeric
 /// `!=`, rate-limit-packets, redirect-to-nexthop, `action none`, a non-integer rate, a
 /// route target beside the actions) or GoBGP truncates (a redirect to a 4-octet AS).
-fn bird_only_rules() -> Vec<FlowRoute> {
-    vec![
+fn bird_rules() -> Vec<FlowRoute> {
+    let mut rules = vec![
         FlowRoute::new(FlowFamily::Ipv6)
             .matching(Component::Destination, "2001:db8:3::/64 offset 8")
             .matching(Component::Source, "2001:db8:4:5::/64 offset 32")
             .matching(Component::Protocol, "=6")
             .matching(Component::DestinationPort, "=443")
             .then("discard"),
-        FlowRoute::new(FlowFamily::Ipv4)
-            .matching(Component::Destination, "198.51.100.8/29")
-            .matching(Component::DestinationPort, "!=80&<1000 >2000")
-            .matching(Component::TcpFlags, "!=syn+ack")
-            .matching(Component::Fragment, "!first-fragment")
-            .then("rate-limit-packets 100")
-            .then("redirect-to-nexthop")
-            .then("redirect 4200000000:7")
-            .then("action none"),
-        FlowRoute::new(FlowFamily::Ipv6)
-            .matching(Component::Destination, "2001:db8:5::/64")
-            .matching(Component::Dscp, "=10")
-            .matching(Component::FlowLabel, "=12345 >=1000&<=2000")
-            .then("redirect-to-nexthop copy")
-            .then("rate-limit 1000.5")
-            .then("ext 0x0002fde900000007"),
-    ]
+    ];
+    rules.extend(bird_only_rules());
+    rules
 }
 
 #[test]
@@ -372,7 +358,7 @@ fn bird_flow_routes_reach_adj_rib_in() {
         let block = LimitBlock(279);
         let neighbor = block.addr(2);
         let mut rules = test_rules();
-        rules.extend(bird_only_rules());
+        rules.extend(bird_rules());
         let mut wasmbgp = start_wasmbgp(&work.subdir("wasmbgp")?, block, BIRD_AS)?;
         let spec = peer_spec(&work.subdir("bird")?, block, BIRD_AS);
         let mut bird = Bird::new(spec).with_flow_routes(&rules[..1])?;

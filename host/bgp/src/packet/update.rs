@@ -438,29 +438,12 @@ impl UpdatePacker {
         prefixes: &[Ipv6Prefix],
         out: &mut Vec<u8>,
     ) -> usize {
-        let mp_fixed = MP_ATTR_HEADER + 3 + 1 + 16 * next_hop.len() + 1;
-        if HEADER_LEN + 2 + 2 + attrs.len() + mp_fixed + 17 > self.max_len {
+        let next_hop: Vec<u8> = next_hop.iter().flat_map(|a| a.octets()).collect();
+        // Not even the longest prefix fits beside these attributes: nothing to send.
+        if self.mp_reach_fixed(attrs, &next_hop) + 17 > self.max_len {
             return 0;
         }
-        self.pack(
-            prefixes,
-            out,
-            0,
-            |out| {
-                out.extend_from_slice(&[0, 0]);
-                let alen_at = out.len();
-                out.extend_from_slice(&[0, 0]);
-                out.extend_from_slice(attrs);
-                let mp_at = begin_mp_ipv6(out, attr_code::MP_REACH);
-                out.push((16 * next_hop.len()) as u8);
-                next_hop
-                    .iter()
-                    .for_each(|a| out.extend_from_slice(&a.octets()));
-                out.push(0);
-                (alen_at, mp_at)
-            },
-            |out, start, (alen_at, mp_at)| finish_mp_update(out, start, alen_at, mp_at),
-        )
+        self.announce_mp(attrs, Family::IPV6_UNICAST, &next_hop, prefixes, out)
     }
 
     /// Appends UPDATEs withdrawing IPv4 unicast `prefixes`.
@@ -486,18 +469,7 @@ impl UpdatePacker {
 
     /// Appends UPDATEs withdrawing IPv6 unicast `prefixes` in MP_UNREACH.
     pub fn withdraw_ipv6(&self, prefixes: &[Ipv6Prefix], out: &mut Vec<u8>) -> usize {
-        self.pack(
-            prefixes,
-            out,
-            0,
-            |out| {
-                out.extend_from_slice(&[0, 0]);
-                let alen_at = out.len();
-                out.extend_from_slice(&[0, 0]);
-                (alen_at, begin_mp_ipv6(out, attr_code::MP_UNREACH))
-            },
-            |out, start, (alen_at, mp_at)| finish_mp_update(out, start, alen_at, mp_at),
-        )
+        self.withdraw_mp(Family::IPV6_UNICAST, prefixes, out)
     }
 
     /// Appends UPDATEs announcing FlowSpec `rules` of `family` in MP_REACH, with no next
@@ -511,19 +483,43 @@ impl UpdatePacker {
         rules: &[FlowSpec],
         out: &mut Vec<u8>,
     ) -> usize {
-        let nh: Vec<u8> = match next_hop {
+        let next_hop: Vec<u8> = match next_hop {
             Some(IpAddr::V4(a)) => a.octets().to_vec(),
             Some(IpAddr::V6(a)) => a.octets().to_vec(),
             None => Vec::new(),
         };
-        let fixed = HEADER_LEN + 2 + 2 + attrs.len() + MP_ATTR_HEADER + 3 + 1 + nh.len() + 1;
+        let fixed = self.mp_reach_fixed(attrs, &next_hop);
         let fits: Vec<FlowSpec> = rules
             .iter()
             .filter(|r| fixed + r.encoded_len() <= self.max_len)
             .cloned()
             .collect();
+        self.announce_mp(attrs, family, &next_hop, &fits, out)
+    }
+
+    /// Appends UPDATEs withdrawing FlowSpec `rules` of `family` in MP_UNREACH.
+    pub fn withdraw_flow(&self, family: Family, rules: &[FlowSpec], out: &mut Vec<u8>) -> usize {
+        self.withdraw_mp(family, rules, out)
+    }
+
+    /// Octets of an UPDATE announcing in MP_REACH with `attrs` and `next_hop`, before
+    /// its NLRI.
+    fn mp_reach_fixed(&self, attrs: &[u8], next_hop: &[u8]) -> usize {
+        HEADER_LEN + 2 + 2 + attrs.len() + MP_ATTR_HEADER + 3 + 1 + next_hop.len() + 1
+    }
+
+    /// Appends UPDATEs announcing `nlri` of `family` in MP_REACH (the last attribute,
+    /// after the pre-encoded `attrs`) with `next_hop` (its octets, possibly none).
+    fn announce_mp<P: Nlri>(
+        &self,
+        attrs: &[u8],
+        family: Family,
+        next_hop: &[u8],
+        nlri: &[P],
+        out: &mut Vec<u8>,
+    ) -> usize {
         self.pack(
-            &fits,
+            nlri,
             out,
             0,
             |out| {
@@ -532,8 +528,8 @@ impl UpdatePacker {
                 out.extend_from_slice(&[0, 0]);
                 out.extend_from_slice(attrs);
                 let mp_at = begin_mp(out, attr_code::MP_REACH, family);
-                out.push(nh.len() as u8);
-                out.extend_from_slice(&nh);
+                out.push(next_hop.len() as u8);
+                out.extend_from_slice(next_hop);
                 out.push(0);
                 (alen_at, mp_at)
             },
@@ -541,10 +537,10 @@ impl UpdatePacker {
         )
     }
 
-    /// Appends UPDATEs withdrawing FlowSpec `rules` of `family` in MP_UNREACH.
-    pub fn withdraw_flow(&self, family: Family, rules: &[FlowSpec], out: &mut Vec<u8>) -> usize {
+    /// Appends UPDATEs withdrawing `nlri` of `family` in MP_UNREACH.
+    fn withdraw_mp<P: Nlri>(&self, family: Family, nlri: &[P], out: &mut Vec<u8>) -> usize {
         self.pack(
-            rules,
+            nlri,
             out,
             0,
             |out| {
@@ -620,13 +616,8 @@ impl Nlri for Ipv6Prefix {
     }
 }
 
-/// Starts an IPv6 unicast MP_REACH/MP_UNREACH attribute (header, AFI, SAFI); returns
+/// Starts an MP_REACH/MP_UNREACH attribute of `family` (header, AFI, SAFI); returns
 /// where it begins, for [`finish_mp_update`].
-fn begin_mp_ipv6(out: &mut Vec<u8>, code: u8) -> usize {
-    begin_mp(out, code, Family::IPV6_UNICAST)
-}
-
-/// Starts an MP_REACH/MP_UNREACH attribute of `family`; returns where it begins.
 fn begin_mp(out: &mut Vec<u8>, code: u8, family: Family) -> usize {
     let mp_at = out.len();
     attributes::put_attr_header(out, flag::OPTIONAL, code, 0);
