@@ -132,10 +132,11 @@ impl AdjRibOut {
         attrs: Arc<PathAttributes>,
         source: SourceId,
     ) -> bool {
-        if let Some((held, holder)) = self.get(&prefix) {
-            if holder == source && Arc::ptr_eq(held, &attrs) {
-                return false;
-            }
+        if let Some((held, holder)) = self.get(&prefix)
+            && holder == source
+            && Arc::ptr_eq(held, &attrs)
+        {
+            return false;
         }
         let new = Entry { attrs, source };
         let old = by_family!(self, prefix.clone(), |map, dirty, key| {
