@@ -126,7 +126,8 @@ fn a_route_file_with_a_multibyte_extended_community_is_an_error_with_its_line() 
     assert_eq!(
         text.trim_end(),
         "CONFIG:7:8: DIR/bad.routes:2: extended-community must be target:ASN:N, \
-         origin:ASN:N or 0x<16 hex digits>, not \"0x0é0000000000000\""
+         origin:ASN:N, a flow action (rate-limit:N, redirect:ASN:N...) or 0x<16 hex digits>, \
+         not \"0x0é0000000000000\""
     );
 }
 

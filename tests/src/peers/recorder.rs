@@ -669,7 +669,7 @@ mod tests {
             let Message::Open(open) = open else {
                 bail!("expected the recorder's OPEN, got {open:?}");
             };
-            if !open.four_octet_as() || !open.route_refresh() || open.families().count() != 2 {
+            if !open.four_octet_as() || !open.route_refresh() || open.families().count() != 4 {
                 bail!("the recorder's OPEN lacks a capability: {open:?}");
             }
             let keepalive = speaker.receive()?;
