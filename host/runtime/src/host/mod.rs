@@ -32,9 +32,9 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-pub(crate) use convert::{address_out, attributes_in, attributes_out, events_out, flow_rule_out};
 #[cfg(test)]
 pub(crate) use convert::flow_rule_in;
+pub(crate) use convert::{address_out, attributes_in, attributes_out, events_out, flow_rule_out};
 use feed::FeedCtx;
 use http::HttpCtx;
 use log::{ClockCtx, LogCtx};
