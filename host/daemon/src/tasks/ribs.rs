@@ -228,7 +228,12 @@ impl NeighborRibs {
         AdjRibIn::changes(update, ebgp, local_as, &mut self.to_judge);
         let mut counts = ReceivedCounts::default();
         for (prefix, attrs) in &self.to_judge[first..] {
-            let family = super::limits::family_index(prefix.family());
+            // Per route received: the unicast families without a search.
+            let family = match prefix {
+                Prefix::V4(_) => 0,
+                Prefix::V6(_) => 1,
+                Prefix::Flow(rule) => super::limits::family_index(rule.family()),
+            };
             match attrs {
                 Some(_) => counts.announced[family] += 1,
                 None => counts.withdrawn[family] += 1,
