@@ -1,6 +1,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::{flow_family_slot, flow_slot};
 use crate::packet::attributes::PathAttributes;
 use crate::packet::flowspec::FlowSpec;
 use crate::packet::prefix::{Family, Ipv4Prefix, Ipv6Prefix, Prefix};
@@ -52,9 +53,10 @@ pub struct AdjRibIn {
     /// sends them again or they are swept. Empty (no allocation) the rest of the time.
     stale_v4: HashSet<Ipv4Prefix, foldhash::fast::RandomState>,
     stale_v6: HashSet<Ipv6Prefix, foldhash::fast::RandomState>,
-    /// FlowSpec rules of both families: few beside the prefixes, one table.
-    flow: HashMap<FlowSpec, RouteIn, foldhash::fast::RandomState>,
-    stale_flow: HashSet<FlowSpec, foldhash::fast::RandomState>,
+    /// FlowSpec rules, one table per family ([`flow_slot`]): counting or sweeping one
+    /// never walks the other.
+    flow: [HashMap<FlowSpec, RouteIn, foldhash::fast::RandomState>; 2],
+    stale_flow: [HashSet<FlowSpec, foldhash::fast::RandomState>; 2],
 }
 
 impl AdjRibIn {
@@ -146,18 +148,18 @@ impl AdjRibIn {
             Prefix::V6(p) if !self.stale_v6.is_empty() => {
                 self.stale_v6.remove(p);
             }
-            Prefix::Flow(r) if !self.stale_flow.is_empty() => {
-                self.stale_flow.remove(r);
+            Prefix::Flow(r) if !self.stale_flow[flow_slot(r)].is_empty() => {
+                self.stale_flow[flow_slot(r)].remove(r);
             }
             _ => {}
         }
         let old = match (prefix, new) {
             (Prefix::V4(p), Some(r)) => self.v4.insert(p, r),
             (Prefix::V6(p), Some(r)) => self.v6.insert(p, r),
-            (Prefix::Flow(f), Some(r)) => self.flow.insert(f, r),
+            (Prefix::Flow(f), Some(r)) => self.flow[flow_slot(&f)].insert(f, r),
             (Prefix::V4(p), None) => self.v4.remove(&p),
             (Prefix::V6(p), None) => self.v6.remove(&p),
-            (Prefix::Flow(f), None) => self.flow.remove(&f),
+            (Prefix::Flow(f), None) => self.flow[flow_slot(&f)].remove(&f),
         };
         self.accepted -= old.as_ref().is_some_and(|r| r.accepted.is_some()) as usize;
         old.is_some()
@@ -175,12 +177,10 @@ impl AdjRibIn {
                 self.stale_v6.extend(self.v6.keys().copied());
                 self.stale_v6.len()
             }
-            _ => {
-                let rules = self.flow.keys().filter(|r| r.family() == family);
-                self.stale_flow.extend(rules.cloned());
-                let stale = self.stale_flow.iter().filter(|r| r.family() == family);
-                stale.count()
-            }
+            _ => flow_family_slot(family).map_or(0, |i| {
+                self.stale_flow[i].extend(self.flow[i].keys().cloned());
+                self.stale_flow[i].len()
+            }),
         }
     }
 
@@ -204,16 +204,11 @@ impl AdjRibIn {
                 }
             }
             _ => {
-                let stale: Vec<FlowSpec> = self
-                    .stale_flow
-                    .iter()
-                    .filter(|r| r.family() == family)
-                    .cloned()
-                    .collect();
-                for rule in stale {
-                    self.stale_flow.remove(&rule);
-                    if let Some(r) = self.flow.remove(&rule) {
-                        gone.push((Prefix::Flow(rule), r));
+                if let Some(i) = flow_family_slot(family) {
+                    for rule in std::mem::take(&mut self.stale_flow[i]) {
+                        if let Some(r) = self.flow[i].remove(&rule) {
+                            gone.push((Prefix::Flow(rule), r));
+                        }
                     }
                 }
             }
@@ -233,22 +228,14 @@ impl AdjRibIn {
                 self.stale_v6.clear();
                 self.v6.drain().map(|(p, r)| (Prefix::V6(p), r)).collect()
             }
-            _ => {
-                self.stale_flow.retain(|r| r.family() != family);
-                let rules: Vec<FlowSpec> = self
-                    .flow
-                    .keys()
-                    .filter(|r| r.family() == family)
-                    .cloned()
-                    .collect();
-                rules
-                    .into_iter()
-                    .filter_map(|rule| {
-                        let route = self.flow.remove(&rule)?;
-                        Some((Prefix::Flow(rule), route))
-                    })
-                    .collect()
-            }
+            _ => match flow_family_slot(family) {
+                Some(i) => {
+                    self.stale_flow[i].clear();
+                    let rules = self.flow[i].drain();
+                    rules.map(|(f, r)| (Prefix::Flow(f), r)).collect()
+                }
+                None => Vec::new(),
+            },
         };
         self.accepted -= gone.iter().filter(|(_, r)| r.accepted.is_some()).count();
         gone
@@ -259,13 +246,14 @@ impl AdjRibIn {
         match prefix {
             Prefix::V4(p) => self.stale_v4.contains(p),
             Prefix::V6(p) => self.stale_v6.contains(p),
-            Prefix::Flow(r) => self.stale_flow.contains(r),
+            Prefix::Flow(r) => self.stale_flow[flow_slot(r)].contains(r),
         }
     }
 
     /// Number of stale routes.
     pub fn stale_len(&self) -> usize {
-        self.stale_v4.len() + self.stale_v6.len() + self.stale_flow.len()
+        let flows: usize = self.stale_flow.iter().map(HashSet::len).sum();
+        self.stale_v4.len() + self.stale_v6.len() + flows
     }
 
     /// The route for `prefix`, if any.
@@ -273,7 +261,7 @@ impl AdjRibIn {
         match prefix {
             Prefix::V4(p) => self.v4.get(p),
             Prefix::V6(p) => self.v6.get(p),
-            Prefix::Flow(r) => self.flow.get(r),
+            Prefix::Flow(r) => self.flow[flow_slot(r)].get(r),
         }
     }
 
@@ -288,7 +276,8 @@ impl AdjRibIn {
         let mut verdicts = verdicts.into_iter();
         let mut accepted = 0;
         let routes = self.v4.values_mut().chain(self.v6.values_mut());
-        for route in routes.chain(self.flow.values_mut()) {
+        let [flow4, flow6] = &mut self.flow;
+        for route in routes.chain(flow4.values_mut()).chain(flow6.values_mut()) {
             route.accepted = verdicts.next().flatten();
             accepted += route.accepted.is_some() as usize;
         }
@@ -301,8 +290,8 @@ impl AdjRibIn {
         self.v6.clear();
         self.stale_v4.clear();
         self.stale_v6.clear();
-        self.flow.clear();
-        self.stale_flow.clear();
+        self.flow.iter_mut().for_each(HashMap::clear);
+        self.stale_flow.iter_mut().for_each(HashSet::clear);
         self.accepted = 0;
     }
 
@@ -311,10 +300,8 @@ impl AdjRibIn {
     pub fn routes(&self) -> impl Iterator<Item = (Prefix, &Arc<PathAttributes>)> {
         let v4 = self.v4.iter().map(|(p, r)| (Prefix::V4(*p), &r.received));
         let v6 = self.v6.iter().map(|(p, r)| (Prefix::V6(*p), &r.received));
-        let flow = self
-            .flow
-            .iter()
-            .map(|(f, r)| (Prefix::Flow(f.clone()), &r.received));
+        let flow = self.flow.iter().flatten();
+        let flow = flow.map(|(f, r)| (Prefix::Flow(f.clone()), &r.received));
         v4.chain(v6).chain(flow)
     }
 
@@ -329,10 +316,9 @@ impl AdjRibIn {
             .v6
             .iter()
             .filter_map(|(p, r)| r.accepted.as_ref().map(|a| (Prefix::V6(*p), a)));
-        let flow = self
-            .flow
-            .iter()
-            .filter_map(|(f, r)| r.accepted.as_ref().map(|a| (Prefix::Flow(f.clone()), a)));
+        let flow = self.flow.iter().flatten();
+        let flow =
+            flow.filter_map(|(f, r)| r.accepted.as_ref().map(|a| (Prefix::Flow(f.clone()), a)));
         v4.chain(v6).chain(flow)
     }
 
@@ -341,13 +327,13 @@ impl AdjRibIn {
         match family {
             Family::IPV4_UNICAST => self.v4.len(),
             Family::IPV6_UNICAST => self.v6.len(),
-            _ => self.flow.keys().filter(|r| r.family() == family).count(),
+            _ => flow_family_slot(family).map_or(0, |i| self.flow[i].len()),
         }
     }
 
     /// Number of routes received.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len() + self.flow.len()
+        self.v4.len() + self.v6.len() + self.flow[0].len() + self.flow[1].len()
     }
 
     /// Number of routes accepted by import policy.

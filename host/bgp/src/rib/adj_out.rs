@@ -3,6 +3,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 
 use super::ExportPolicy;
+use super::{flow_family_slot, flow_slot};
 use crate::packet::UpdatePacker;
 use crate::packet::attributes::{NextHop, PathAttributes};
 use crate::packet::flowspec::FlowSpec;
@@ -76,9 +77,9 @@ pub struct AdjRibOut {
     shadowed: BTreeMap<(Prefix, SourceId), Arc<PathAttributes>>,
     dirty_v4: BTreeSet<Ipv4Prefix>,
     dirty_v6: BTreeSet<Ipv6Prefix>,
-    /// FlowSpec rules of both families (IPv4 first: their encodings sort that way).
-    flow: BTreeMap<FlowSpec, Entry>,
-    dirty_flow: BTreeSet<FlowSpec>,
+    /// FlowSpec rules, one table per family ([`flow_slot`]).
+    flow: [BTreeMap<FlowSpec, Entry>; 2],
+    dirty_flow: [BTreeSet<FlowSpec>; 2],
 }
 
 /// Runs `$body` on the table and pending set of `$prefix`'s family, with `$key` the
@@ -95,7 +96,8 @@ macro_rules! by_family {
                 $body
             }
             Prefix::Flow($key) => {
-                let ($map, $dirty) = (&mut $self.flow, &mut $self.dirty_flow);
+                let i = flow_slot(&$key);
+                let ($map, $dirty) = (&mut $self.flow[i], &mut $self.dirty_flow[i]);
                 $body
             }
         }
@@ -120,7 +122,7 @@ impl AdjRibOut {
             match prefix {
                 Prefix::V4(p) => self.v4.insert(p, entry),
                 Prefix::V6(p) => self.v6.insert(p, entry),
-                Prefix::Flow(f) => self.flow.insert(f, entry),
+                Prefix::Flow(f) => self.flow[flow_slot(&f)].insert(f, entry),
             };
         }
     }
@@ -198,8 +200,9 @@ impl AdjRibOut {
             let route = self.v6.get(&p).map(|e| (e.attrs.clone(), e.source));
             (Prefix::V6(p), route)
         });
-        let flow = dirty_flow.into_iter().map(|f| {
-            let route = self.flow.get(&f).map(|e| (e.attrs.clone(), e.source));
+        let flow = dirty_flow.into_iter().flatten().map(|f| {
+            let route = self.flow[flow_slot(&f)].get(&f);
+            let route = route.map(|e| (e.attrs.clone(), e.source));
             (Prefix::Flow(f), route)
         });
         v4.chain(v6).chain(flow).collect()
@@ -224,8 +227,9 @@ impl AdjRibOut {
     ) {
         self.v4.retain(|p, e| judge(Prefix::V4(*p), &mut e.attrs));
         self.v6.retain(|p, e| judge(Prefix::V6(*p), &mut e.attrs));
-        self.flow
-            .retain(|f, e| judge(Prefix::Flow(f.clone()), &mut e.attrs));
+        for table in &mut self.flow {
+            table.retain(|f, e| judge(Prefix::Flow(f.clone()), &mut e.attrs));
+        }
     }
 
     /// Becomes `new` (advertised routes only), marking pending exactly the prefixes
@@ -273,7 +277,9 @@ impl AdjRibOut {
         }
         diff(&self.v4, &new.v4, &mut self.dirty_v4);
         diff(&self.v6, &new.v6, &mut self.dirty_v6);
-        diff(&self.flow, &new.flow, &mut self.dirty_flow);
+        for i in 0..2 {
+            diff(&self.flow[i], &new.flow[i], &mut self.dirty_flow[i]);
+        }
         self.v4 = new.v4;
         self.v6 = new.v6;
         self.flow = new.flow;
@@ -432,7 +438,7 @@ impl AdjRibOut {
         let e = match prefix {
             Prefix::V4(p) => self.v4.get(p),
             Prefix::V6(p) => self.v6.get(p),
-            Prefix::Flow(f) => self.flow.get(f),
+            Prefix::Flow(f) => self.flow[flow_slot(f)].get(f),
         };
         e.map(|e| (&e.attrs, e.source))
     }
@@ -447,10 +453,8 @@ impl AdjRibOut {
             .v6
             .iter()
             .map(|(p, e)| (Prefix::V6(*p), &e.attrs, e.source));
-        let flow = self
-            .flow
-            .iter()
-            .map(|(f, e)| (Prefix::Flow(f.clone()), &e.attrs, e.source));
+        let flow = self.flow.iter().flatten();
+        let flow = flow.map(|(f, e)| (Prefix::Flow(f.clone()), &e.attrs, e.source));
         v4.chain(v6).chain(flow)
     }
 
@@ -459,13 +463,13 @@ impl AdjRibOut {
         match family {
             Family::IPV4_UNICAST => self.v4.len(),
             Family::IPV6_UNICAST => self.v6.len(),
-            _ => self.flow.keys().filter(|f| f.family() == family).count(),
+            _ => flow_family_slot(family).map_or(0, |i| self.flow[i].len()),
         }
     }
 
     /// Number of advertised routes.
     pub fn len(&self) -> usize {
-        self.v4.len() + self.v6.len() + self.flow.len()
+        self.v4.len() + self.v6.len() + self.flow[0].len() + self.flow[1].len()
     }
 
     /// True if no route is advertised.
@@ -475,14 +479,16 @@ impl AdjRibOut {
 
     /// True if changes wait to be sent.
     pub fn has_pending(&self) -> bool {
-        !self.dirty_v4.is_empty() || !self.dirty_v6.is_empty() || !self.dirty_flow.is_empty()
+        !self.dirty_v4.is_empty()
+            || !self.dirty_v6.is_empty()
+            || self.dirty_flow.iter().any(|d| !d.is_empty())
     }
 
     /// Forgets pending changes (the session is down; the whole table goes out when it is up).
     pub fn clear_pending(&mut self) {
         self.dirty_v4.clear();
         self.dirty_v6.clear();
-        self.dirty_flow.clear();
+        self.dirty_flow.iter_mut().for_each(BTreeSet::clear);
     }
 
     /// Appends UPDATEs for the changes since the last flush, for the `families` the session
@@ -510,12 +516,14 @@ impl AdjRibOut {
             send_v6(packer, policy, groups, out, &mut stats);
         }
         let dirty_flow = std::mem::take(&mut self.dirty_flow);
-        for family in [Family::IPV4_FLOWSPEC, Family::IPV6_FLOWSPEC] {
+        for (i, family) in [Family::IPV4_FLOWSPEC, Family::IPV6_FLOWSPEC]
+            .into_iter()
+            .enumerate()
+        {
             if !families.contains(&family) {
                 continue;
             }
-            let dirty = dirty_flow.iter().filter(|f| f.family() == family);
-            let (withdrawn, groups) = split_changes(dirty, &self.flow);
+            let (withdrawn, groups) = split_changes(&dirty_flow[i], &self.flow[i]);
             stats.count_withdrawn(family, withdrawn.len());
             stats.messages += packer.withdraw_flow(family, &withdrawn, out);
             send_flow(packer, policy, family, groups, out, &mut stats);
@@ -553,7 +561,8 @@ impl AdjRibOut {
                     &mut stats,
                 ),
                 Family::IPV4_FLOWSPEC | Family::IPV6_FLOWSPEC => {
-                    let rules = self.flow.iter().filter(|(f, _)| f.family() == family);
+                    let rules = flow_family_slot(family).map(|i| &self.flow[i]);
+                    let rules = rules.into_iter().flatten();
                     let groups = group(rules.map(|(f, e)| (f.clone(), &e.attrs)));
                     send_flow(packer, policy, family, groups, out, &mut stats);
                 }
