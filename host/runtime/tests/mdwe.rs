@@ -9,8 +9,8 @@
 //! mappings) compiles a component fresh, loads others from the `.cwasm` cache, runs
 //! Rust and Python health checks until they report up, and calls Rust and Python
 //! policies. Both processes time the same policy calls; the parent prints both and
-//! fails if the cost under MDWE is out of line. A last child runs the same checks under
-//! systemd 252's form of MemoryDenyWriteExecute= instead: a seccomp filter (EPERM for
+//! fails if the cost under MDWE is that of interpreted code. A last child runs the same
+//! checks under systemd 252's form of MemoryDenyWriteExecute= instead: a seccomp filter (EPERM for
 //! `mprotect(PROT_EXEC)` and `mmap(PROT_WRITE | PROT_EXEC)`), as on Debian 12.
 
 mod common;
@@ -36,6 +36,9 @@ const MIN_ROUNDS: usize = 2;
 /// ...and more, up to this many, while the costs differ by 20 % or more either way
 /// (noise on a shared machine).
 const MAX_ROUNDS: usize = 6;
+/// Above this ratio of call costs (under MDWE / without) the plugin code is not running
+/// compiled: the interpreter is 6.5x or more.
+const NATIVE_BOUND: f64 = 3.0;
 
 /// Call costs of one process, in ns (medians).
 #[derive(Debug, Clone, Copy)]
@@ -296,13 +299,15 @@ fn plugins_run_under_mdwe() {
     for (what, ratio) in ratios {
         eprintln!("call cost under MDWE / without, {what}: {ratio:.2}");
     }
-    // The code is the same machine code on the same kind of pages: the costs match
-    // within noise. A shared 2-core machine is noisy, so the bound here is generous;
-    // the interpreter (Pulley) would be 6.5x to 29x.
+    // What this test proves is that plugins run compiled under MDWE, not interpreted:
+    // the interpreter (Pulley) costs 6.5x to 29x. The same machine code on the same kind
+    // of pages costs the same, but a 2-core CI machine has spread one side 1.66x even
+    // running alone, so the bound sits between that noise and the interpreter. The
+    // printed figures are the measurement.
     for (what, ratio) in ratios {
         assert!(
-            ratio < 1.5,
-            "{what}: under MDWE {ratio:.2}x the cost without"
+            ratio < NATIVE_BOUND,
+            "{what}: under MDWE {ratio:.2}x the cost without: interpreted, not compiled?"
         );
     }
 }
