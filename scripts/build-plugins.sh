@@ -16,6 +16,11 @@
 #   target/plugins/ddos-flowspec.wasm      plugins/ddos-flowspec      (Rust, healthcheck)
 #   target/plugins/tcp-check-py.wasm       plugins/tcp-check-py       (Python, healthcheck)
 #   target/plugins/bogon-filter-py.wasm    plugins/bogon-filter-py    (Python, policy)
+#   target/plugins/tcp-check-js.wasm       plugins/tcp-check-js       (JavaScript, healthcheck)
+#   target/plugins/bogon-filter-js.wasm    plugins/bogon-filter-js    (JavaScript, policy)
+#   target/plugins/route-stats-js.wasm     plugins/route-stats-js     (JavaScript, exporter)
+#   target/plugins/tcp-check-c.wasm        plugins/tcp-check-c        (C, healthcheck)
+#   target/plugins/bogon-filter-c.wasm     plugins/bogon-filter-c     (C, policy)
 #   target/plugins/fixture-faulty.wasm     tests/fixtures/plugins/faulty          (Rust, healthcheck)
 #   target/plugins/fixture-policy.wasm     tests/fixtures/plugins/fixture-policy  (Rust, policy)
 #   target/plugins/fixture-exporter.wasm   tests/fixtures/plugins/fixture-exporter (Rust, exporter)
@@ -25,19 +30,21 @@
 #   target/plugins/fixture-versioned-policy-v2.wasm  tests/fixtures/plugins/versioned/policy-v2  (Rust, policy; v1 and v2 built from versioned/policy.rs)
 #
 # The Rust crates are members of the cargo workspace plugins/Cargo.toml; each
-# one listed in RUST_PLUGINS below must be there. Every directory
-# plugins/NAME-py is a Python plugin (componentize-py, module `app`) and names
-# its WIT world in the one-word file plugins/NAME-py/world.
+# one listed in RUST_PLUGINS below must be there. Every directory plugins/NAME-py
+# (Python: componentize-py, module `app`), plugins/NAME-js (JavaScript:
+# componentize-qjs, `app.js`) and plugins/NAME-c (C: clang and wasi-libc,
+# `wit-bindgen c`, `wasm-tools component new`, `*.c`) names its WIT world in the
+# one-word file `world`; scripts/lang/LANG.sh builds it.
 #
-# Installs what is missing (the rustup target, componentize-py in a venv at
-# target/pyvenv), rebuilds only what changed, and prints nothing on success.
+# Installs what is missing (the rustup target; componentize-py, componentize-qjs,
+# wit-bindgen-cli, wasm-tools and the WASI adapter under target/tools; Debian's
+# clang, lld and wasi-libc), rebuilds only what changed, and prints nothing on
+# success.
 # Usage: scripts/build-plugins.sh [--verbose]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="$ROOT/target/plugins"
-VENV="$ROOT/target/pyvenv"
-COMPONENTIZE_PY_VERSION="0.25.1"
 # The Rust crates whose components are copied to target/plugins/ (cargo names
 # the file after the crate, with '_' for '-').
 RUST_PLUGINS=(
@@ -86,28 +93,35 @@ for crate in "${RUST_PLUGINS[@]}"; do
     fi
 done
 
-# 2. Python guests (componentize-py from PyPI, in a private venv).
-if ! "$VENV/bin/componentize-py" --version 2>/dev/null | grep -q "$COMPONENTIZE_PY_VERSION"; then
-    log "installing componentize-py $COMPONENTIZE_PY_VERSION into $VENV"
-    quiet python3 -m venv "$VENV"
-    quiet "$VENV/bin/pip" install --quiet "componentize-py==$COMPONENTIZE_PY_VERSION"
-fi
-for dir in "$ROOT"/plugins/*-py; do
+# 2. Python, JavaScript and C guests: every directory plugins/NAME-py, NAME-js or
+#    NAME-c, built by its language's toolchain script (scripts/lang/LANG.sh, the same
+#    files `wasmbgp plugin new` puts in a project), tools installed under target/tools.
+export WASMBGP_TOOLS="$ROOT/target/tools"
+declare -A LANG_OF=([py]=python [js]=js [c]=c)
+declare -A TOOLS_READY=()
+for dir in "$ROOT"/plugins/*-py "$ROOT"/plugins/*-js "$ROOT"/plugins/*-c; do
     [[ -d "$dir" ]] || continue
     name="$(basename "$dir")"
+    lang="${LANG_OF[${name##*-}]}"
     out="$OUT/$name.wasm"
     # The plugin's WIT world, from its `world` file (e.g. "healthcheck").
-    [[ -f "$dir/world" ]] || die "plugins/$name/world is missing: write the plugin's WIT world there (healthcheck, policy)"
+    [[ -f "$dir/world" ]] || die "plugins/$name/world is missing: write the plugin's WIT world there (healthcheck, policy, exporter)"
     world="$(tr -d '[:space:]' < "$dir/world")"
     [[ "$world" =~ ^[a-z][a-z0-9-]*$ ]] && grep -qE "^world $world[[:space:]]*\{" "$ROOT"/wit/*.wit \
         || die "plugins/$name/world: no world \"$world\" in wit/"
-    # Rebuild when any input (the app, its world file or the WIT) is newer
-    # than the output.
-    if [[ -f "$out" ]] && [[ -z "$(find "$dir" "$ROOT/wit" -newer "$out" -type f -not -path '*/__pycache__/*' | head -1)" ]]; then
+    # Rebuild when any input (the sources, the world file, the WIT, the toolchain
+    # script) is newer than the output.
+    if [[ -f "$out" ]] && [[ -z "$(find "$dir" "$ROOT/wit" "$ROOT/scripts/lang/$lang.sh" -newer "$out" -type f \
+            -not -path '*/__pycache__/*' -not -path '*/build/*' -not -name '*.wasm' | head -1)" ]]; then
         continue
     fi
-    log "componentize-py $name (world $world)"
-    quiet "$VENV/bin/componentize-py" -d "$ROOT/wit" -w "$world" componentize \
-        -p "$dir" app -o "$out.tmp"
-    mv "$out.tmp" "$out"
+    # shellcheck source=/dev/null
+    source "$ROOT/scripts/lang/$lang.sh"
+    if [[ -z "${TOOLS_READY[$lang]:-}" ]]; then
+        log "installing the $lang toolchain (if missing) under $WASMBGP_TOOLS"
+        "${lang}_tools_install"
+        TOOLS_READY[$lang]=1
+    fi
+    log "$lang: $name (world $world)"
+    "${lang}_component" "$dir" "$ROOT/wit" "$world" "$out"
 done

@@ -145,6 +145,18 @@ fn plugins_tcp_check_py_up_down() {
     tcp_up_down("plugins-tcp-py-up-down", PluginBlock(201), "tcp-check-py");
 }
 
+/// The JavaScript twin (componentize-qjs) passes the same test.
+#[test]
+fn plugins_tcp_check_js_up_down() {
+    tcp_up_down("plugins-tcp-js-up-down", PluginBlock(283), "tcp-check-js");
+}
+
+/// The C twin (clang, wasi-libc, `wit-bindgen c`) passes the same test.
+#[test]
+fn plugins_tcp_check_c_up_down() {
+    tcp_up_down("plugins-tcp-c-up-down", PluginBlock(284), "tcp-check-c");
+}
+
 /// "Must show" 2: two wasmbgp instances (same AS, so BIRD compares MEDs)
 /// announce the same /32 with MED 100 (primary, `med-down = 1000`) and 200
 /// (backup); BIRD prefers the primary, moves to the backup while the

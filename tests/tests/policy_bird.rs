@@ -286,6 +286,18 @@ fn policy_bogons_python() {
     bogons("policy-bogons-py", PluginBlock(212), "bogon-filter-py");
 }
 
+/// The same with the JavaScript twin (componentize-qjs).
+#[test]
+fn policy_bogons_js() {
+    bogons("policy-bogons-js", PluginBlock(285), "bogon-filter-js");
+}
+
+/// The same with the C twin (clang, wasi-libc, `wit-bindgen c`).
+#[test]
+fn policy_bogons_c() {
+    bogons("policy-bogons-c", PluginBlock(286), "bogon-filter-c");
+}
+
 // ---------------------------------------------------------------------------
 // 3. RPKI route origin validation.
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use wasmbgp::{config, ctl, tasks};
+use wasmbgp::{config, ctl, plugin, tasks};
 
 /// A BGP speaker whose API programs are sandboxed WebAssembly components.
 #[derive(Parser)]
@@ -48,6 +48,14 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         command: Vec<String>,
     },
+    /// Plugin author tools: write a new plugin, test or inspect a component.
+    Plugin {
+        #[command(subcommand)]
+        command: plugin::PluginCmd,
+        /// Where compiled plugins are cached (see `run`).
+        #[arg(long, global = true)]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -66,7 +74,7 @@ fn main() -> ExitCode {
             cache_dir,
         } => {
             init_logging(log_format, &log_level);
-            let plugins = match plugin_runtime(cache_dir) {
+            let plugins = match plugin::runtime(cache_dir) {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("wasmbgp: cannot start the plugin runtime: {e:#}");
@@ -111,7 +119,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Check { config, cache_dir } => match plugin_runtime(cache_dir)
+        Cmd::Check { config, cache_dir } => match plugin::runtime(cache_dir)
             .map_err(|e| config::Diagnostics {
                 file: config.display().to_string(),
                 items: vec![config::Diagnostic {
@@ -137,6 +145,20 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Cmd::Plugin { command, cache_dir } => {
+            // The plugin's own log lines (and the runtime's) on standard error.
+            // The plugin's own log lines and the runtime's warnings (a denied probe), plain
+            // unless on a terminal: a plugin's CI reads them.
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(
+                    "warn,wasmbgp_runtime::host::log=trace",
+                ))
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .without_time()
+                .init();
+            plugin::run(command, cache_dir)
+        }
         Cmd::Ctl { socket, command } => {
             let result = if command.len() == 1 && command[0] == "-" {
                 ctl::client::run_stream(&socket)
@@ -162,24 +184,6 @@ fn load(
     runtime: &wasmbgp_runtime::Runtime,
 ) -> Result<config::Config, config::Diagnostics> {
     config::Config::load_with(path, &|spec| runtime.check_init(spec))
-}
-
-/// The plugin runtime with its on-disk cache of compiled components.
-fn plugin_runtime(cache_dir: Option<PathBuf>) -> anyhow::Result<wasmbgp_runtime::Runtime> {
-    let env = |k: &str| {
-        std::env::var_os(k)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    };
-    let dir = cache_dir
-        .or_else(|| env("WASMBGP_CACHE_DIR"))
-        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("wasmbgp")))
-        .or_else(|| env("HOME").map(|d| d.join(".cache/wasmbgp")))
-        .unwrap_or_else(|| std::env::temp_dir().join("wasmbgp-cache"));
-    wasmbgp_runtime::Runtime::with_options(wasmbgp_runtime::RuntimeOptions {
-        cache_dir: Some(dir),
-        ..Default::default()
-    })
 }
 
 fn init_logging(format: LogFormat, level: &str) {

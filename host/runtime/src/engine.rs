@@ -28,7 +28,7 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::host::PluginCtx;
-use crate::{PluginHandle, PluginSpec, RestartPolicy};
+use crate::{PluginHandle, PluginSpec, RestartPolicy, World};
 
 pub mod code_memory;
 pub use code_memory::{CodeMemory, ExecGain};
@@ -280,6 +280,21 @@ pub struct RuntimeOptions {
     pub code_memory: CodeMemory,
 }
 
+/// What [`Runtime::inspect`] found.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    /// The file's size in bytes.
+    pub size: u64,
+    /// The world whose interface it exports, if any.
+    pub world: Option<World>,
+    /// Its imports (interfaces with their versions).
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+    /// `Ok` when this host runs it as that world, else why not.
+    pub fits: Result<(), String>,
+}
+
 /// The plugin runtime: one wasmtime engine with epoch interruption, a
 /// 10 ms epoch ticker thread, the host linker and the component cache.
 /// Cheap to clone; plugins keep what they need alive.
@@ -332,6 +347,37 @@ impl Runtime {
                 .spawn(move || crate::supervisor::trial_init(engine, prepared))
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("the trial init panicked")))
+        })
+    }
+
+    /// What a component is (`wasmbgp plugin inspect`): its imports and exports, and for
+    /// the world it exports, whether this host would run it.
+    pub fn inspect(&self, path: &Path) -> anyhow::Result<Inspection> {
+        let component = self.engine.load(path)?;
+        let ty = component.component_type();
+        let engine = &self.engine.engine;
+        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+        let world = [World::Healthcheck, World::Policy, World::Exporter]
+            .into_iter()
+            .find(|w| exports.iter().any(|e| e == w.export_interface()));
+        let fits = match world {
+            Some(world) => self
+                .check(&crate::PluginSpec::new("inspect", world, path))
+                .map_err(|e| format!("{e:#}")),
+            None => Err(format!(
+                "it exports none of this host's worlds ({}, {}, {})",
+                World::Healthcheck.export_interface(),
+                World::Policy.export_interface(),
+                World::Exporter.export_interface()
+            )),
+        };
+        Ok(Inspection {
+            size: std::fs::metadata(path)?.len(),
+            world,
+            imports,
+            exports,
+            fits,
         })
     }
 

@@ -44,7 +44,7 @@ pub mod spec;
 mod supervisor;
 
 #[cfg(feature = "engine")]
-pub use engine::{Runtime, RuntimeOptions};
+pub use engine::{Inspection, Runtime, RuntimeOptions};
 pub use events::{EventSender, PluginEvent};
 pub use healthcheck::Health;
 #[cfg(feature = "engine")]
@@ -57,7 +57,7 @@ pub use spec::{GrantedFile, Grants, OnFailure, PluginSpec, World, parse_size};
 pub use supervisor::policy::{Direction, MAX_BATCH};
 #[cfg(feature = "engine")]
 pub use supervisor::{
-    CALL_BUCKETS, CONTROL_QUEUE, ExporterClient, FaultKind, PluginHandle, PluginState,
+    CALL_BUCKETS, CONTROL_QUEUE, ExporterClient, FaultKind, LastCheck, PluginHandle, PluginState,
     PluginStatus, PolicyClient, PolicySession, PolicyUnavailable, Reload, Reloader, StatusSource,
     Verdict, Verdicts,
 };

@@ -157,13 +157,20 @@ impl RouteRow {
         }
     }
 
-    /// ExaBGP-style text: `PREFIX next-hop X med N ...`; a FlowSpec route is `flow route
-    /// RULE then ACTIONS ...`, its actions left out of the extended communities.
+    /// ExaBGP-style text: `neighbor N PREFIX next-hop X med N ...` (see
+    /// [`RouteRow::route_text`]).
     pub fn to_text(&self) -> String {
+        format!("neighbor {} {}", self.neighbor, self.route_text())
+    }
+
+    /// The route in ExaBGP's words, as a route file or `announce route` takes them:
+    /// `PREFIX next-hop X med N ...`; a FlowSpec route is `flow route RULE then ACTIONS
+    /// ...`, its actions left out of the extended communities.
+    pub fn route_text(&self) -> String {
         let flow = self.family.ends_with("flowspec");
         let mut s = match flow {
-            false => format!("neighbor {} {}", self.neighbor, self.prefix),
-            true => format!("neighbor {} flow route {}", self.neighbor, self.prefix),
+            false => self.prefix.clone(),
+            true => format!("flow route {}", self.prefix),
         };
         if !self.actions.is_empty() {
             s += &format!(" then {}", self.actions.join(" "));

@@ -8,7 +8,7 @@ use wasmtime::Store;
 use tokio::sync::oneshot;
 
 use super::{
-    Control, DriverCore, Fault, PluginState, Prepared, WorldPre, hysteresis_config, setup_deadline,
+    Control, DriverCore, Fault, LastCheck, PluginState, Prepared, WorldPre, hysteresis_config, setup_deadline,
     sleep_until, timed_call,
 };
 use crate::events::PluginEvent;
@@ -137,6 +137,11 @@ impl Driver {
                     Err(reason) => (false, reason),
                 };
                 tracing::debug!(plugin = %self.core.shared.name, passed, %message, "check");
+                let detail = self.core.shared.redact(&message);
+                self.core.shared.update(|s| {
+                    s.checks += 1;
+                    s.last_check = Some(LastCheck { passed, detail });
+                });
                 if let Some(health) = self.hysteresis.record(passed) {
                     self.emit_health(health, message);
                 }

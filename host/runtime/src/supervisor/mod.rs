@@ -130,6 +130,10 @@ pub struct PluginStatus {
     pub last_error: Option<String>,
     /// Calls made into the plugin (`init` and `check`).
     pub calls: u64,
+    /// Health check: checks answered (faults not counted).
+    pub checks: u64,
+    /// Health check: the last answer, before hysteresis (why it is up or down).
+    pub last_check: Option<LastCheck>,
     /// Median call time over the last calls, µs.
     pub p50_us: u64,
     /// 99th percentile call time over the last calls, µs.
@@ -169,6 +173,15 @@ pub struct PluginStatus {
     pub metric_series_refused: u64,
 }
 
+/// A health check's answer to one `check` call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastCheck {
+    /// `ok` (true) or `err` (false).
+    pub passed: bool,
+    /// The plugin's detail (ok) or reason (err), secrets redacted.
+    pub detail: String,
+}
+
 /// Per-plugin data that outlives instances: state store, owned routes,
 /// counters and status.
 pub(crate) struct Shared {
@@ -202,6 +215,8 @@ struct StatusInner {
     restarts: u64,
     last_error: Option<String>,
     calls: u64,
+    checks: u64,
+    last_check: Option<LastCheck>,
     times_us: VecDeque<u64>,
     call_seconds: ([u64; CALL_BUCKETS.len() + 1], f64),
 }
@@ -236,6 +251,8 @@ impl Shared {
                 restarts: 0,
                 last_error: None,
                 calls: 0,
+                checks: 0,
+                last_check: None,
                 times_us: VecDeque::with_capacity(TIMING_WINDOW),
                 call_seconds: Default::default(),
             }),
@@ -389,6 +406,8 @@ impl Shared {
             restarts: s.restarts,
             last_error: s.last_error.as_deref().map(|e| self.redact(e)),
             calls: s.calls,
+            checks: s.checks,
+            last_check: s.last_check.clone(),
             p50_us: pct(50),
             p99_us: pct(99),
             denied: self.denied.load(Ordering::Relaxed),
