@@ -8,7 +8,9 @@ set -euo pipefail
 
 # iproute2: the GTSM test's network namespaces; systemd: `systemd-analyze` for the unit's
 # offline checks; util-linux: `setpriv` to run the daemon as the unit's user would.
-PACKAGES=(bird2 gobgpd frr exabgp dnsmasq-base prometheus pmacct iproute2 systemd util-linux openssl)
+# clang, lld, wasi-libc, libclang-rt-dev-wasm32: C plugins (scripts/lang/c.sh).
+PACKAGES=(bird2 gobgpd frr exabgp dnsmasq-base prometheus pmacct iproute2 systemd util-linux openssl
+    clang lld wasi-libc libclang-rt-dev-wasm32)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
@@ -23,6 +25,12 @@ for pkg in "${PACKAGES[@]}"; do
         missing+=("$pkg")
     fi
 done
+
+# node and npm: JavaScript plugins (componentize-qjs, scripts/lang/js.sh). Debian's
+# packages unless a node with npm is there already (e.g. NodeSource's, which conflicts).
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"

@@ -148,13 +148,13 @@ fn plugins_tcp_check_py_up_down() {
 /// The JavaScript twin (componentize-qjs) passes the same test.
 #[test]
 fn plugins_tcp_check_js_up_down() {
-    tcp_up_down("plugins-tcp-js-up-down", PluginBlock(283), "tcp-check-js");
+    tcp_up_down("plugins-tcp-js-up-down", PluginBlock(219), "tcp-check-js");
 }
 
 /// The C twin (clang, wasi-libc, `wit-bindgen c`) passes the same test.
 #[test]
 fn plugins_tcp_check_c_up_down() {
-    tcp_up_down("plugins-tcp-c-up-down", PluginBlock(284), "tcp-check-c");
+    tcp_up_down("plugins-tcp-c-up-down", PluginBlock(220), "tcp-check-c");
 }
 
 /// "Must show" 2: two wasmbgp instances (same AS, so BIRD compares MEDs)

@@ -1,12 +1,12 @@
 //! Policy plugins end to end against a real BIRD 2 on loopback: an export
 //! chain (as-path-filter → community-tagger → fixture MED), the bogon filter
-//! on import (Rust and Python), RPKI origin validation on import and export
+//! on import (Rust, Python, JavaScript and C), RPKI origin validation on import and export
 //! with VRP files replaced under a running daemon, a policy that traps
 //! (fail closed and fail open), and a settings change applied by
 //! `ctl plugin reload` to 100,000 routes. BIRD is asked through `birdc`,
 //! whose failures are errors, never "no route"; sessions never reset.
 //!
-//! Blocks 209 and 211–218 (`plugin_support::PluginBlock`); 210 is GoBGP's.
+//! Blocks 209, 211–218, 221 and 222 (`plugin_support::PluginBlock`); 210 is GoBGP's.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -289,13 +289,13 @@ fn policy_bogons_python() {
 /// The same with the JavaScript twin (componentize-qjs).
 #[test]
 fn policy_bogons_js() {
-    bogons("policy-bogons-js", PluginBlock(285), "bogon-filter-js");
+    bogons("policy-bogons-js", PluginBlock(221), "bogon-filter-js");
 }
 
 /// The same with the C twin (clang, wasi-libc, `wit-bindgen c`).
 #[test]
 fn policy_bogons_c() {
-    bogons("policy-bogons-c", PluginBlock(286), "bogon-filter-c");
+    bogons("policy-bogons-c", PluginBlock(222), "bogon-filter-c");
 }
 
 // ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-//! The real health-check plugins (Rust and Python) against real loopback
+//! The real health-check plugins (Rust, Python and JavaScript) against real loopback
 //! services: transitions after rise/fall, silence in steady states,
 //! disable/enable, reload.
 
@@ -83,6 +83,11 @@ async fn tcp_check_up_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_check_python_twin_up_down() {
     tcp_up_down("tcp-check-py").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_check_javascript_twin_up_down() {
+    tcp_up_down("tcp-check-js").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

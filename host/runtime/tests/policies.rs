@@ -182,7 +182,7 @@ async fn flow_routes_are_judged_like_any_route() {
     );
 
     // A policy written for prefixes (community-tagger) accepts rules unchanged, and the
-    // Python bogon filter answers for them too.
+    // Python and JavaScript bogon filters answer for them too.
     let tagger = start(
         &runtime,
         policy(
@@ -202,23 +202,35 @@ async fn flow_routes_are_judged_like_any_route() {
     assert_eq!(got, [false, true, false, false, true], "{v:?}");
     assert_eq!(v.get(0), Verdict::Accept);
 
-    let python = start(&runtime, policy("bogons", "bogon-filter-py", &[]));
-    let client = python.handle.policy().unwrap().clone();
-    let v = client
-        .evaluate(Direction::Import, session(), &refs(&input))
-        .await
-        .unwrap();
-    let got: Vec<Verdict> = (0..5).map(|i| v.get(i)).collect();
-    assert_eq!(
-        got,
-        [
-            Verdict::Accept,
-            Verdict::Reject, // 10.0.0.0/8
-            Verdict::Accept,
-            Verdict::Accept,
-            Verdict::Reject, // 2001:db8::/32, documentation
-        ]
-    );
+    for twin in ["bogon-filter-py", "bogon-filter-js"] {
+        let bogons = start(&runtime, policy("bogons", twin, &[]));
+        let client = bogons.handle.policy().unwrap().clone();
+        let v = client
+            .evaluate(Direction::Import, session(), &refs(&input))
+            .await
+            .unwrap();
+        let got: Vec<Verdict> = (0..5).map(|i| v.get(i)).collect();
+        assert_eq!(
+            got,
+            [
+                Verdict::Accept,
+                Verdict::Reject, // 10.0.0.0/8
+                Verdict::Accept,
+                Verdict::Accept,
+                Verdict::Reject, // 2001:db8::/32, documentation
+            ],
+            "{twin}"
+        );
+        // A full batch of prefixes that are no bogons.
+        let full = many(4096);
+        let started = std::time::Instant::now();
+        let v = client
+            .evaluate(Direction::Import, session(), &refs(&full))
+            .await
+            .unwrap();
+        eprintln!("{twin}: 4,096 routes on import in {:?}", started.elapsed());
+        assert!((0..v.len()).all(|i| v.get(i) == Verdict::Accept), "{twin}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

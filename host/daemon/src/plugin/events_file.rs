@@ -49,9 +49,12 @@ pub fn parse(text: &str) -> Result<Vec<ExportEvent>, (usize, String)> {
         })?;
         let event = match first.as_str() {
             "state" => {
-                let (name, reason) = rest
-                    .split_first()
-                    .ok_or_else(|| at("state what? (idle, connect, active, opensent, openconfirm, established)".into()))?;
+                let (name, reason) = rest.split_first().ok_or_else(|| {
+                    at(
+                        "state what? (idle, connect, active, opensent, openconfirm, established)"
+                            .into(),
+                    )
+                })?;
                 let new = parse_state(name).map_err(at)?;
                 let old = std::mem::replace(&mut state, new);
                 ExportEvent::Session {
@@ -67,9 +70,9 @@ pub fn parse(text: &str) -> Result<Vec<ExportEvent>, (usize, String)> {
                     "received-pre-policy" => RouteDirection::ReceivedPrePolicy,
                     _ => RouteDirection::Sent,
                 };
-                let (verb, route) = rest
-                    .split_first()
-                    .ok_or_else(|| at(format!("{first} what? (announce ROUTE, withdraw PREFIX)")))?;
+                let (verb, route) = rest.split_first().ok_or_else(|| {
+                    at(format!("{first} what? (announce ROUTE, withdraw PREFIX)"))
+                })?;
                 let mut event = RouteEvent {
                     session,
                     direction,
@@ -82,7 +85,9 @@ pub fn parse(text: &str) -> Result<Vec<ExportEvent>, (usize, String)> {
                         event.announced.push((spec.prefix, Arc::new(spec.attrs)));
                     }
                     "withdraw" => match route {
-                        [prefix] => event.withdrawn.push(words::parse_prefix(prefix).map_err(at)?),
+                        [prefix] => event
+                            .withdrawn
+                            .push(words::parse_prefix(prefix).map_err(at)?),
                         _ => return Err(at("withdraw takes one prefix".into())),
                     },
                     other => {
@@ -106,9 +111,7 @@ pub fn parse(text: &str) -> Result<Vec<ExportEvent>, (usize, String)> {
             }
             "notification" => {
                 let [direction, code, subcode] = rest else {
-                    return Err(at(
-                        "notification takes sent|received CODE SUBCODE".into(),
-                    ));
+                    return Err(at("notification takes sent|received CODE SUBCODE".into()));
                 };
                 let direction = match direction.as_str() {
                     "sent" => MessageDirection::Sent,
@@ -195,7 +198,10 @@ mod tests {
         assert_eq!(events.len(), 7);
         match &events[0] {
             ExportEvent::Session { old, new, .. } => {
-                assert_eq!((*old, *new), (SessionState::Idle, SessionState::Established));
+                assert_eq!(
+                    (*old, *new),
+                    (SessionState::Idle, SessionState::Established)
+                );
             }
             e => panic!("{e:?}"),
         }

@@ -22,12 +22,19 @@ pub fn run(args: InspectArgs, cache_dir: Option<PathBuf>) -> anyhow::Result<Exit
     let found = match runtime.inspect(&args.component) {
         Ok(found) => found,
         Err(e) => {
-            println!("{}: not a component this host can load: {e:#}", args.component.display());
+            println!(
+                "{}: not a component this host can load: {e:#}",
+                args.component.display()
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
     println!("component: {}", args.component.display());
-    println!("size: {} bytes ({:.1} KiB)", found.size, found.size as f64 / 1024.0);
+    println!(
+        "size: {} bytes ({:.1} KiB)",
+        found.size,
+        found.size as f64 / 1024.0
+    );
     match found.world {
         Some(world) => println!("world: {world}"),
         None => println!("world: none of this host's"),

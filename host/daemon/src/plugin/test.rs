@@ -198,10 +198,7 @@ fn read_routes(path: &Path) -> anyhow::Result<config::Routes> {
 
 /// The spec the flags describe, read by the config loader and checked by the runtime
 /// (`init` included); `Err` is the refusal to print.
-fn plugin_spec(
-    args: &TestArgs,
-    runtime: &Runtime,
-) -> anyhow::Result<Result<PluginSpec, String>> {
+fn plugin_spec(args: &TestArgs, runtime: &Runtime) -> anyhow::Result<Result<PluginSpec, String>> {
     let component = std::path::absolute(&args.component)?;
     let name = component
         .file_stem()
@@ -269,7 +266,11 @@ fn plugin_spec(
             }
             // A setting or grant the config loader refused is best seen in the table
             // the flags made (the plugin's own refusal of its settings speaks for itself).
-            if diagnostics.items.iter().any(|d| !d.message.contains("init refused")) {
+            if diagnostics
+                .items
+                .iter()
+                .any(|d| !d.message.contains("init refused"))
+            {
                 refused += "the flags as the [[plugin]] table the daemon would read:\n";
                 for (i, line) in text.lines().enumerate() {
                     refused += &format!("{:>4} | {line}\n", i + 1);
@@ -356,8 +357,10 @@ async fn policy(
         peer_as: args.peer_as,
         local_as: args.local_as,
     };
-    let refs: Vec<(wasmbgp_bgp::Prefix, &PathAttributes)> =
-        routes.iter().map(|(p, a)| (p.clone(), a.as_ref())).collect();
+    let refs: Vec<(wasmbgp_bgp::Prefix, &PathAttributes)> = routes
+        .iter()
+        .map(|(p, a)| (p.clone(), a.as_ref()))
+        .collect();
     let verdicts = match client.evaluate(direction, session, &refs).await {
         Ok(v) => v,
         Err(e) => {
