@@ -40,7 +40,8 @@
 # wit-bindgen-cli, wasm-tools and the WASI adapter under target/tools; Debian's
 # clang, lld and wasi-libc), rebuilds only what changed, and prints nothing on
 # success.
-# Usage: scripts/build-plugins.sh [--verbose]
+# Usage: scripts/build-plugins.sh [--verbose] [--languages rust,python,js,c] (default: all;
+# the Rust crates, fixtures included, are always built)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -56,7 +57,16 @@ RUST_PLUGINS=(
     fixture-versioned-policy-v1 fixture-versioned-policy-v2
 )
 VERBOSE=0
-[[ "${1:-}" == "--verbose" ]] && VERBOSE=1
+LANGUAGES="rust,python,js,c"
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --verbose) VERBOSE=1 ;;
+        --languages) LANGUAGES="${2:?--languages needs a list such as rust,python}"; shift ;;
+        *) echo "build-plugins: unknown argument $1 (usage: $0 [--verbose] [--languages rust,python,js,c])" >&2; exit 2 ;;
+    esac
+    shift
+done
+wanted() { [[ ",$LANGUAGES," == *",$1,"* ]]; }
 
 log() { if [[ $VERBOSE == 1 ]]; then echo "build-plugins: $*" >&2; fi; }
 die() { echo "build-plugins: $*" >&2; exit 1; }
@@ -103,6 +113,7 @@ for dir in "$ROOT"/plugins/*-py "$ROOT"/plugins/*-js "$ROOT"/plugins/*-c; do
     [[ -d "$dir" ]] || continue
     name="$(basename "$dir")"
     lang="${LANG_OF[${name##*-}]}"
+    wanted "$lang" || continue
     out="$OUT/$name.wasm"
     # The plugin's WIT world, from its `world` file (e.g. "healthcheck").
     [[ -f "$dir/world" ]] || die "plugins/$name/world is missing: write the plugin's WIT world there (healthcheck, policy, exporter)"

@@ -11,7 +11,8 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "installing what is missing and building (first run: several minutes)"
 scripts/install-deps.sh
-scripts/build-plugins.sh
+# The quickstart runs tcp-check (Rust); scripts/test.sh builds every language.
+scripts/build-plugins.sh --languages rust
 cargo build --release --locked -p wasmbgp 2>&1 | tail -n 1
 
 rm -rf "$RUN" && mkdir -p "$RUN"
