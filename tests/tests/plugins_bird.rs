@@ -70,6 +70,15 @@ fn tcp_up_down(test: &str, block: PluginBlock, component_name: &str) {
             "show plugins: {:?}",
             status.raw
         );
+        // Why it is up: the last answer, as the plugin gave it.
+        let last = &status.raw["last-check"];
+        ensure!(
+            last["passed"] == true
+                && last["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains(&service_addr.to_string())),
+            "show plugins: last-check {last}"
+        );
         ensure!(
             service.accepted() >= rise as usize,
             "the service saw {} checks",

@@ -72,13 +72,22 @@ pub fn status_text(list: &[PluginStatus]) -> String {
         .map(|s| {
             let world = match s.world {
                 World::Healthcheck => format!(
-                    "health {:<9} denied {} invalid {} routes {}",
+                    "health {:<9} denied {} invalid {} routes {}{}",
                     s.health
                         .map(|h| h.to_string())
                         .unwrap_or_else(|| "-".into()),
                     s.denied,
                     s.invalid,
                     s.routes_owned,
+                    // Why it is up or down: the last answer, before hysteresis.
+                    s.last_check
+                        .as_ref()
+                        .map(|c| format!(
+                            " last check: {}: {}",
+                            if c.passed { "ok" } else { "failed" },
+                            c.detail
+                        ))
+                        .unwrap_or_default(),
                 ),
                 World::Policy => format!(
                     "accepted {} rejected {} modified {} unjudged {}",
