@@ -91,6 +91,11 @@ async fn tcp_check_javascript_twin_up_down() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_check_c_twin_up_down() {
+    tcp_up_down("tcp-check-c").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_and_enable() {
     let runtime = runtime();
     let listener = Listener::bind("127.0.0.1:0").await;

@@ -202,7 +202,7 @@ async fn flow_routes_are_judged_like_any_route() {
     assert_eq!(got, [false, true, false, false, true], "{v:?}");
     assert_eq!(v.get(0), Verdict::Accept);
 
-    for twin in ["bogon-filter-py", "bogon-filter-js"] {
+    for twin in ["bogon-filter-py", "bogon-filter-js", "bogon-filter-c"] {
         let bogons = start(&runtime, policy("bogons", twin, &[]));
         let client = bogons.handle.policy().unwrap().clone();
         let v = client
