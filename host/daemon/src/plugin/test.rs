@@ -307,16 +307,8 @@ async fn checks(
             ));
             return Ok(false);
         }
-        tokio::select! {
-            event = rx.recv() => match event {
-                Some(PluginEvent::Failed { error, .. }) => {
-                    out.fail(&format!("fault: {error}"));
-                    return Ok(false);
-                }
-                Some(event) => out.event(&event),
-                None => return Ok(false),
-            },
-            () = tokio::time::sleep(Duration::from_millis(2)) => {}
+        if !next_event(rx, out).await {
+            return Ok(false);
         }
         let status = handle.status();
         if status.checks > seen
@@ -455,17 +447,28 @@ async fn exporter(
             out.fail(&format!("events not delivered in {limit:?}"));
             return Ok(false);
         }
-        tokio::select! {
-            event = rx.recv() => match event {
-                Some(PluginEvent::Failed { error, .. }) => {
-                    out.fail(&format!("fault: {error}"));
-                    return Ok(false);
-                }
-                Some(event) => out.event(&event),
-                None => return Ok(false),
-            },
-            () = tokio::time::sleep(Duration::from_millis(2)) => {}
+        if !next_event(rx, out).await {
+            return Ok(false);
         }
+    }
+}
+
+/// Waits up to 2 ms for what the plugin tells the host, printing it; false once it
+/// faulted (or its events stopped).
+async fn next_event(rx: &mut tokio::sync::mpsc::Receiver<PluginEvent>, out: &mut Output) -> bool {
+    tokio::select! {
+        event = rx.recv() => match event {
+            Some(PluginEvent::Failed { error, .. }) => {
+                out.fail(&format!("fault: {error}"));
+                false
+            }
+            Some(event) => {
+                out.event(&event);
+                true
+            }
+            None => false,
+        },
+        () = tokio::time::sleep(Duration::from_millis(2)) => true,
     }
 }
 
