@@ -2,7 +2,8 @@
 //! 100,000-route file are the routes the daemon sends BIRD with that policy as its
 //! export policy, from the same file (issue 13, "Must show" 3). Two policies, so that
 //! every verdict appears: community-tagger (accept / modify) and as-path-filter
-//! (accept / reject). Also `plugin inspect` on components of each world and language.
+//! (accept / reject). Also `plugin inspect` on components of each world and language,
+//! and `plugin test`'s exit status and recorded feeds.
 //!
 //! Blocks 223 and 224 (`plugin_support::PluginBlock`).
 
@@ -262,6 +263,134 @@ fn plugin_inspect_names_world_and_fit() -> Result<()> {
         out.status.code() == Some(1) && text.contains("not a component this host can load"),
         "inspect junk: {:?} {text}",
         out.status
+    );
+    Ok(())
+}
+
+/// `plugin test` with its exit status as a plugin's CI reads it: a feed recorded by the
+/// `exabgp-json` exporter (ExaBGP's JSON lines) replays into `route-stats` and its
+/// JavaScript twin with the metrics of the original events; a probe outside the grants
+/// is denied and misses `--expect up` (exit 1); a policy past its deadline faults (exit
+/// 1); a route file with a bad line is an input error (exit 2).
+#[test]
+fn plugin_test_replays_recorded_feeds_and_fails_as_ci_expects() -> Result<()> {
+    let dir = WorkDir::new("plugin-test-exit")?;
+    let run = |args: &[&str]| -> Result<(Option<i32>, String)> {
+        let out = Command::new(binary()?)
+            .args(["plugin", "test"])
+            .args(args)
+            .output()?;
+        Ok((
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        ))
+    };
+    let path = |p: &std::path::Path| p.display().to_string();
+    let events = dir.path().join("events.txt");
+    std::fs::write(
+        &events,
+        "neighbor 192.0.2.1 peer-as 65001 local-as 65000\n\
+         state established\n\
+         received announce 10.0.0.0/24 next-hop 192.0.2.1 as-path [ 65001 ] community [ 65001:1 ]\n\
+         received announce 200.0.1.0/24 next-hop 192.0.2.1\n\
+         received announce 2001:db8:1::/48 next-hop 2001:db8::1\n\
+         received withdraw 10.0.0.0/24\n\
+         end-of-rib ipv4-unicast\n",
+    )?;
+    let recorded = dir.path().join("feed.jsonl");
+    std::fs::write(&recorded, "")?;
+    let (code, text) = run(&[
+        &path(&component("exabgp-json")?),
+        "--world",
+        "exporter",
+        "--events",
+        &path(&events),
+        "--setting",
+        &format!("path={}", path(&recorded)),
+        "--grant",
+        &format!("append-files={}", path(&recorded)),
+    ])?;
+    ensure!(code == Some(0), "recording: {text}");
+    let metrics = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with("metric "))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (code, direct) = run(&[
+        &path(&component("route-stats")?),
+        "--world",
+        "exporter",
+        "--events",
+        &path(&events),
+    ])?;
+    ensure!(code == Some(0) && !metrics(&direct).is_empty(), "{direct}");
+    for exporter in ["route-stats", "route-stats-js"] {
+        let (code, replayed) = run(&[
+            &path(&component(exporter)?),
+            "--world",
+            "exporter",
+            "--events",
+            &path(&recorded),
+        ])?;
+        ensure!(code == Some(0), "{exporter}: {replayed}");
+        ensure!(
+            metrics(&replayed) == metrics(&direct),
+            "{exporter} on the recorded feed: {:?}, on the events: {:?}",
+            metrics(&replayed),
+            metrics(&direct)
+        );
+    }
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let address = listener.local_addr()?.to_string();
+    let (code, text) = run(&[
+        &path(&component("tcp-check-c")?),
+        "--world",
+        "healthcheck",
+        "--setting",
+        &format!("address={address}"),
+        "--checks",
+        "1",
+        "--interval",
+        "100ms",
+        "--expect",
+        "up",
+    ])?;
+    ensure!(
+        code == Some(1) && text.contains("check 1: down: denied:"),
+        "an ungranted probe: {code:?} {text}"
+    );
+
+    let routes = dir.path().join("routes.txt");
+    std::fs::write(&routes, "10.0.0.0/24 next-hop 192.0.2.1\n")?;
+    let (code, text) = run(&[
+        &path(&component("fixture-policy")?),
+        "--world",
+        "policy",
+        "--routes",
+        &path(&routes),
+        "--setting",
+        "mode=loop",
+        "--grant",
+        "deadline=20ms",
+    ])?;
+    ensure!(
+        code == Some(1) && text.contains("deadline of 20ms exceeded"),
+        "a runaway policy: {code:?} {text}"
+    );
+    std::fs::write(&routes, "10.0.0.0/24 next-hop 192.0.2.1\n10.0.0.0/33\n")?;
+    let (code, text) = run(&[
+        &path(&component("bogon-filter")?),
+        "--world",
+        "policy",
+        "--routes",
+        &path(&routes),
+    ])?;
+    ensure!(
+        code == Some(2) && text.contains("routes.txt:2:"),
+        "a bad route file: {code:?} {text}"
     );
     Ok(())
 }

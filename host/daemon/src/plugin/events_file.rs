@@ -14,6 +14,10 @@
 //! notification received 6 2
 //! state idle hold timer expired
 //! ```
+//!
+//! A line that starts with `{` is a line of a recorded ExaBGP JSON feed instead (ExaBGP's
+//! API encoder, or the `exabgp-json` exporter's file: see `exabgp_json`), so a feed
+//! recorded from a running ExaBGP or wasmbgp replays as it is.
 
 use std::sync::Arc;
 
@@ -31,8 +35,14 @@ pub fn parse(text: &str) -> Result<Vec<ExportEvent>, (usize, String)> {
     let mut state = SessionState::Idle;
     let mut events = Vec::new();
     let defaults = PathAttributes::default();
+    let mut json_states = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let at = |e: String| (i + 1, e);
+        // A line of a recorded ExaBGP JSON feed (see `exabgp_json`).
+        if raw.trim_start().starts_with('{') {
+            events.extend(super::exabgp_json::parse_line(raw, &mut json_states).map_err(at)?);
+            continue;
+        }
         let line = raw.split('#').next().unwrap_or_default().trim();
         if line.is_empty() {
             continue;

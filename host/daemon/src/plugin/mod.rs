@@ -9,6 +9,7 @@
 //!   whether it fits this host's WIT package.
 
 pub mod events_file;
+pub mod exabgp_json;
 pub mod inspect;
 pub mod new;
 pub mod test;
