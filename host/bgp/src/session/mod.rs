@@ -532,9 +532,34 @@ impl Session {
     }
 
     /// True when both sides advertised graceful restart in the session in progress: a
-    /// new connection from the peer then means it restarted (RFC 4724 §4.2).
+    /// new connection from the peer may then mean it restarted (RFC 4724 §4.2; see
+    /// [`peer_restarted`](Self::peer_restarted)).
     pub fn graceful_restart_negotiated(&self) -> bool {
         self.graceful_restart().is_some()
+    }
+
+    /// An OPEN arrived on a new connection from the peer while this session is
+    /// Established: true when it means the peer restarted (RFC 4724 §4.2) and replaces
+    /// the session, false when it is a collision with the established session (RFC 4271
+    /// §6.8: the new connection is closed). Only with graceful restart negotiated, and
+    /// then when the peer says so (the Restart State bit) or the established connection
+    /// has been silent for a keepalive interval (a peer that restarted without saying
+    /// so, its old connection not yet seen dead). Both sides reconnecting at once after
+    /// a reset is what this tells apart: the peer's second connection then carries an
+    /// OPEN without the bit while the session is alive.
+    pub fn peer_restarted(&self, now: Instant, open: &Open) -> bool {
+        if self.state != State::Established || !self.graceful_restart_negotiated() {
+            return false;
+        }
+        if open.graceful_restart().is_some_and(|gr| gr.restarting) {
+            return true;
+        }
+        let (Some(hold_at), Some(keepalive)) = (self.hold_at, self.keepalive_interval()) else {
+            return false;
+        };
+        let hold = keepalive * 3;
+        let silent = hold.saturating_sub(hold_at.saturating_duration_since(now));
+        silent >= keepalive
     }
 
     /// Families whose stale routes are waiting for an End-of-RIB.

@@ -667,3 +667,28 @@ fn stopping_ends_stale_routes() {
         2
     );
 }
+
+#[test]
+fn a_second_open_while_established_is_a_restart_only_when_the_peer_says_so_or_went_silent() {
+    let open = |restarting| match gr_open(restarting, &BOTH) {
+        Message::Open(o) => o,
+        _ => unreachable!(),
+    };
+    // Hold time 90 (the peer's) against our config: the keepalive interval is a third.
+    let (mut s, t) = gr_established(&BOTH);
+    let keepalive = Duration::from_secs(s.negotiated().unwrap().hold_time as u64) / 3;
+    // Both sides reconnected at once after a reset: the session is alive, the new OPEN
+    // has no Restart State bit: a collision.
+    assert!(!s.peer_restarted(t, &open(false)));
+    // The peer says it restarted.
+    assert!(s.peer_restarted(t, &open(true)));
+    // Silent for a keepalive interval: it restarted without saying so.
+    assert!(!s.peer_restarted(t + keepalive - Duration::from_millis(1), &open(false)));
+    assert!(s.peer_restarted(t + keepalive, &open(false)));
+    // A message from the peer on the established connection: alive again.
+    s.handle(t + keepalive, Event::Message(Message::Keepalive));
+    assert!(!s.peer_restarted(t + keepalive, &open(false)));
+    // Without graceful restart a second connection is always a collision.
+    let (s, t) = established();
+    assert!(!s.peer_restarted(t + Duration::from_secs(60), &open(true)));
+}

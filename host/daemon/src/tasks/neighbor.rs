@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wasmbgp_bgp::Family;
 use wasmbgp_bgp::packet::notification::cease_sub;
-use wasmbgp_bgp::packet::{self, Context, Message, Notification, UpdatePacker};
+use wasmbgp_bgp::packet::{self, Context, Message, Notification, Open, UpdatePacker};
 use wasmbgp_bgp::rib::{AdjRibOut, EndOfRib, ExportPolicy};
 use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
 
@@ -516,18 +516,13 @@ impl Neighbor {
                 debug!(neighbor = %self.label, "inbound connection while opening: waiting for its OPEN to resolve the collision");
                 self.pending = Some(conn);
             }
-            State::Established if self.session.graceful_restart_negotiated() => {
-                // RFC 4724 §4.2: with graceful restart, a new connection from the peer
-                // means it restarted; the old session is gone (its routes kept stale).
-                info!(neighbor = %self.label, remote = %conn.remote, "the peer connected again while established: it restarted (graceful restart)");
-                let actions = self.session.handle(
-                    Instant::now(),
-                    Event::TcpFailed("the peer opened a new connection".into()),
-                );
-                self.execute(actions);
-                self.conn = Some(conn);
-                let actions = self.session.handle(Instant::now(), Event::TcpConnected);
-                self.execute(actions);
+            State::Established
+                if self.session.graceful_restart_negotiated() && self.pending.is_none() =>
+            {
+                // RFC 4724 §4.2: with graceful restart, the peer may have restarted; its
+                // OPEN tells (`Session::peer_restarted`), else it is a collision.
+                debug!(neighbor = %self.label, remote = %conn.remote, "inbound connection while established: waiting for its OPEN (restart or collision)");
+                self.pending = Some(conn);
             }
             _ => {
                 info!(neighbor = %self.label, "refusing a second connection (collision with an established session)");
@@ -643,6 +638,47 @@ impl Neighbor {
         self.execute(actions);
     }
 
+    /// The first message on an inbound connection that arrived while established (with
+    /// graceful restart): the peer restarted, and its new connection replaces the session
+    /// (its routes kept stale), or it collided with the established session and is
+    /// closed (RFC 4271 §6.8).
+    fn on_pending_open_while_established(
+        &mut self,
+        pending: Connection,
+        open: Option<Open>,
+        rest: Vec<Bytes>,
+    ) {
+        let now = Instant::now();
+        let Some(open) = open.filter(|o| self.session.peer_restarted(now, o)) else {
+            info!(neighbor = %self.label, remote = %pending.remote, "refusing a second connection (collision with an established session)");
+            pending.send(
+                Message::Notification(session::collision_notification())
+                    .to_bytes(&Context::default()),
+            );
+            self.closing.push(pending.close());
+            return;
+        };
+        info!(neighbor = %self.label, remote = %pending.remote, "the peer connected again while established: it restarted (graceful restart)");
+        let actions = self.session.handle(
+            now,
+            Event::TcpFailed("the peer restarted: it opened a new connection".into()),
+        );
+        self.execute(actions);
+        if let Some(old) = self.conn.take() {
+            self.closing.push(old.close());
+        }
+        self.conn = Some(pending);
+        let mut actions = self.session.handle(now, Event::TcpConnected);
+        actions.extend(
+            self.session
+                .handle(now, Event::Message(Message::Open(open))),
+        );
+        self.execute(actions);
+        for m in rest {
+            self.on_wire_message(&m);
+        }
+    }
+
     /// The first message on an inbound connection that collided with ours.
     fn on_pending_bytes(&mut self, bytes: Bytes) {
         let Some(pending) = self.pending.take() else {
@@ -656,6 +692,9 @@ impl Neighbor {
                 Ok(Message::Open(o)) => Some(o),
                 _ => None,
             });
+        if self.session.state() == State::Established {
+            return self.on_pending_open_while_established(pending, open, messages.collect());
+        }
         let still_opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
         let Some(open) = open.filter(|_| still_opening) else {
             pending.send(
