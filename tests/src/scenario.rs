@@ -2,7 +2,8 @@
 //!
 //! Blocks in use: 1-2 BIRD, 3 GoBGP, 4 FRR, 5 ExaBGP (full scenario);
 //! 6-9 the same daemons for [`passive_keepalive`]; 11, 13-15 driver
-//! self-tests; plugin tests use 200 and up (`plugin_support`).
+//! self-tests; 50-53 the codec vector capture (`src/bin/capture-vectors.rs`); plugin
+//! tests use 200 and up (`plugin_support`).
 //!
 //! Addressing: test block `N` (unique per test, so tests run in parallel)
 //! uses `127.0.N.1` for wasmbgp (or the stand-in daemon of a driver
@@ -654,6 +655,12 @@ pub fn wasmbgp_interop(
     step(
         test,
         format!("   re-established after {:?}", restarted.elapsed()),
+    );
+    // One bound from the kill, the peer's start included (the waits above each had it).
+    ensure!(
+        restarted.elapsed() <= RECONNECT_BOUND,
+        "step 5: re-established {:?} after the kill, more than {RECONNECT_BOUND:?}",
+        restarted.elapsed()
     );
     wait_full_table(
         &*peer,

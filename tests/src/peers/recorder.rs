@@ -96,6 +96,11 @@ struct Record {
     /// Whole messages to send on the current session, as given (a test's crafted,
     /// possibly malformed, UPDATEs).
     outbox: Vec<Vec<u8>>,
+    /// Whether whole received messages are kept in `raw` ([`Recorder::keep_raw`]).
+    keep_raw: bool,
+    /// Every whole message received since [`Recorder::keep_raw`], header included,
+    /// as received (decodable or not), in order.
+    raw: Vec<Vec<u8>>,
 }
 
 /// Who opens the TCP connection.
@@ -262,6 +267,18 @@ impl Recorder {
     /// if none is up.
     pub fn send_raw(&self, message: Vec<u8>) {
         self.lock().outbox.push(message);
+    }
+
+    /// From now on, keeps a copy of every whole message received (header included,
+    /// as received), for [`Recorder::raw_messages`]. Off by default: a bulk test
+    /// receives many messages.
+    pub fn keep_raw(&self) {
+        self.lock().keep_raw = true;
+    }
+
+    /// The whole messages received since [`Recorder::keep_raw`], in order.
+    pub fn raw_messages(&self) -> Vec<Vec<u8>> {
+        self.lock().raw.clone()
     }
 
     /// Zeroes the counters and every prefix's announce/withdraw counts;
@@ -482,6 +499,12 @@ impl<'r> Session<'r> {
                     break self.refuse(e.notification, why);
                 }
             };
+            {
+                let mut r = lock(self.record);
+                if r.keep_raw {
+                    r.raw.push(rest[..len].to_vec());
+                }
+            }
             let decoded = packet::decode(&rest[..len], &self.context);
             at += len;
             let handled = match decoded {

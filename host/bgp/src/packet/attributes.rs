@@ -253,7 +253,22 @@ impl AsPath {
                 _ => segments.push(s),
             }
         }
-        segments.extend(as4.segments);
+        let mut as4 = as4.segments.into_iter();
+        // The kept AS_PATH numbers and the AS4_PATH are one path: an AS_SEQUENCE on
+        // both sides of the seam is one segment, as it was on the wire.
+        if let Some(first) = as4.next() {
+            match segments.last_mut() {
+                Some(last)
+                    if last.kind == SegmentKind::Sequence
+                        && first.kind == SegmentKind::Sequence
+                        && last.asns.len() + first.asns.len() <= 255 =>
+                {
+                    last.asns.extend(first.asns)
+                }
+                _ => segments.push(first),
+            }
+        }
+        segments.extend(as4);
         AsPath { segments }
     }
 }
@@ -762,6 +777,13 @@ mod tests {
         assert_eq!(
             two.merge_as4(four).asns().collect::<Vec<_>>(),
             vec![65001, 4_200_000_001, 4_200_000_002]
+        );
+        // A shorter AS4_PATH: the leading 2-octet numbers join it in one sequence.
+        let two = AsPath::from_sequence(vec![65010, 65001, 23456]);
+        let four = AsPath::from_sequence(vec![65001, 4_200_000_001]);
+        assert_eq!(
+            two.merge_as4(four),
+            AsPath::from_sequence(vec![65010, 65001, 4_200_000_001])
         );
     }
 
