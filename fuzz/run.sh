@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of wasmbgp's text parsers with AFL++ (afl.rs, stable Rust).
+# Coverage-guided fuzzing of wasmbgp's text parsers, BGP codec and session machine with
+# AFL++ (afl.rs, stable Rust).
 #
 #   fuzz/run.sh build                    build the instrumented targets (installs cargo-afl if missing)
 #   fuzz/run.sh smoke [SECONDS]          every target in turn, SECONDS in all (default 60); fails on a crash
@@ -7,11 +8,13 @@
 #   fuzz/run.sh replay TARGET FILE...    runs saved inputs through a target (a crash shows its panic)
 #
 # Targets: words (route words and route files), ctl (control commands), config (the
-# TOML loader). Seeds: fuzz/seeds/TARGET; crashes once found: fuzz/regressions/TARGET
-# (replayed by `cargo test -p wasmbgp-fuzz`). Output: target/fuzz/out/TARGET.
+# TOML loader), message (BGP framing, decoding and round trips), session (the session
+# machine fed whole conversations). Seeds: fuzz/seeds/TARGET; crashes once found:
+# fuzz/regressions/TARGET (replayed by `cargo test -p wasmbgp-fuzz`). Output:
+# target/fuzz/out/TARGET.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-TARGETS=(words ctl config)
+TARGETS=(words ctl config message session)
 export CARGO_TARGET_DIR=target/fuzz
 BIN=$CARGO_TARGET_DIR/release
 # AFL++ in a container: no CPU frequency governor to check, no core dump handler to
@@ -95,7 +98,7 @@ replay)
     exit $status
     ;;
 *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

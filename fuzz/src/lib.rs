@@ -4,6 +4,15 @@
 //!
 //! A target fails by panicking: on a parser panic (the bug class of issue 7) and on a
 //! broken round trip (a value that prints as text the parser reads back differently).
+//!
+//! The binary targets are in their own modules: [`message`] (the BGP codec: framing,
+//! decoding, round trips, the NOTIFICATIONs of decode errors) and [`session`] (the
+//! session machine fed a whole conversation, with its invariants checked after every
+//! step). [`seeds`] writes their seeds with the codec's own encoder.
+
+pub mod message;
+pub mod seeds;
+pub mod session;
 
 use std::path::Path;
 
@@ -18,7 +27,13 @@ use wasmbgp_bgp::words;
 pub type Target = fn(&[u8]);
 
 /// The fuzz targets, by name (the names of the AFL binaries and corpus folders).
-pub const TARGETS: &[(&str, Target)] = &[("words", route_words), ("ctl", ctl), ("config", config)];
+pub const TARGETS: &[(&str, Target)] = &[
+    ("words", route_words),
+    ("ctl", ctl),
+    ("config", config),
+    ("message", message::message),
+    ("session", session::session),
+];
 
 /// ExaBGP's route words as the config's route files, the control socket and plugins
 /// give them: the input as a route file, each line as route words and as flow route

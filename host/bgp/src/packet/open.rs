@@ -182,15 +182,41 @@ impl Open {
         out.extend_from_slice(&my_as.to_be_bytes());
         out.extend_from_slice(&self.hold_time.to_be_bytes());
         out.extend_from_slice(&self.bgp_id.octets());
-        let mut caps = Vec::new();
-        for c in &self.capabilities {
-            let start = caps.len();
-            caps.extend_from_slice(&[2, 0]); // parameter type Capabilities, length
-            c.encode(&mut caps);
-            caps[start + 1] = (caps.len() - start - 2) as u8;
+        let encoded: Vec<Vec<u8>> = self
+            .capabilities
+            .iter()
+            .map(|c| {
+                let mut v = Vec::new();
+                c.encode(&mut v);
+                v
+            })
+            .collect();
+        // One Capabilities parameter per capability, as most speakers send them; when
+        // those do not fit the 255 octets of the parameters field (a peer's OPEN, packed
+        // tighter, encoded again), as many capabilities per parameter as fit (RFC 5492
+        // §4). Capabilities that fit in no way are left out: the field stays well formed.
+        let one_each = encoded.iter().map(|c| 2 + c.len()).sum::<usize>() <= 255;
+        let mut params: Vec<u8> = Vec::new();
+        let mut open_param: Option<usize> = None;
+        for c in &encoded {
+            if params.len() + c.len() > 255 {
+                continue;
+            }
+            let joins = open_param.filter(|&at| !one_each && params.len() - at + c.len() <= 257);
+            let at = match joins {
+                Some(at) => at,
+                None if params.len() + 2 + c.len() <= 255 => {
+                    params.extend_from_slice(&[2, 0]); // parameter type Capabilities, length
+                    params.len() - 2
+                }
+                None => continue,
+            };
+            params.extend_from_slice(c);
+            params[at + 1] = (params.len() - at - 2) as u8;
+            open_param = Some(at);
         }
-        out.push(caps.len() as u8);
-        out.extend_from_slice(&caps);
+        out.push(params.len() as u8);
+        out.extend_from_slice(&params);
     }
 
     pub(crate) fn decode_body(body: &[u8]) -> Result<Self, DecodeError> {
@@ -363,6 +389,33 @@ mod tests {
         assert_eq!(errors_of(|b| b[29] = 3), (2, 4));
         assert_eq!(errors_of(|b| b[28] = 40), (2, 0));
         assert_eq!(errors_of(|b| b[52] = 3), (2, 0)); // 4-octet AS capability of 3 octets
+    }
+
+    /// Found by the `message` fuzz target: an OPEN packing many capabilities into one
+    /// parameter, decoded and encoded again one parameter per capability, overflowed
+    /// the one-octet parameters length and came out corrupt.
+    #[test]
+    fn capabilities_beyond_255_octets_share_parameters() {
+        let mut open = sample();
+        open.capabilities = vec![Capability::RouteRefresh; 100];
+        let bytes = Message::Open(open.clone()).to_bytes(&Context::default());
+        assert_eq!(
+            bytes[28],
+            2 + 200,
+            "one parameter holds the 100 capabilities"
+        );
+        assert_eq!(
+            decode(&bytes, &Context::default()),
+            Ok(Message::Open(open.clone()))
+        );
+
+        // More than a parameters field holds: the capabilities that fit are kept.
+        open.capabilities = vec![Capability::RouteRefresh; 200];
+        let bytes = Message::Open(open).to_bytes(&Context::default());
+        let Ok(Message::Open(back)) = decode(&bytes, &Context::default()) else {
+            panic!("{bytes:02x?}")
+        };
+        assert_eq!(back.capabilities.len(), 126);
     }
 
     #[test]
