@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole wasmbgp test suite on a fresh machine: installs what is missing
 # (Debian peers, the wasm32-wasip2 target, the Python, JavaScript and C plugin toolchains,
-# cargo-afl), builds the daemon and the plugins, fuzzes every text parser for a minute,
+# cargo-afl), builds the daemon and the plugins, fuzzes the parsers and the BGP codec for a minute,
 # then runs every test. Quiet on success; the test runner's summary is printed last. Logs of each step: target/test-logs/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -28,7 +28,8 @@ step python-plugin-tests python3 -m unittest discover -s plugins/bogon-filter-py
 step js-plugin-tests node --test plugins/bogon-filter-js/test_bogons.mjs
 step c-plugin-tests bash -c 'clang -O2 -Wall -Wextra -Werror -I plugins/bogon-filter-c plugins/bogon-filter-c/bogons.c \
     plugins/bogon-filter-c/tests/test_bogons.c -o target/test-bogons-c && target/test-bogons-c >/dev/null'
-# A minute of coverage-guided fuzzing over every text parser (fuzz/README.md).
+# A minute of coverage-guided fuzzing over the text parsers, the BGP codec and the
+# session machine (fuzz/README.md).
 step fuzz-smoke fuzz/run.sh smoke 60
 if ! command -v cargo-nextest >/dev/null 2>&1; then
     step install-nextest cargo install --locked cargo-nextest
