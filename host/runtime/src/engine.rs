@@ -356,8 +356,14 @@ impl Runtime {
         let component = self.engine.load(path)?;
         let ty = component.component_type();
         let engine = &self.engine.engine;
-        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
-        let exports: Vec<String> = ty.exports(engine).map(|(name, _)| name.to_string()).collect();
+        let imports: Vec<String> = ty
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         let world = [World::Healthcheck, World::Policy, World::Exporter]
             .into_iter()
             .find(|w| exports.iter().any(|e| e == w.export_interface()));

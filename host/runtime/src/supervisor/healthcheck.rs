@@ -8,8 +8,8 @@ use wasmtime::Store;
 use tokio::sync::oneshot;
 
 use super::{
-    Control, DriverCore, Fault, LastCheck, PluginState, Prepared, WorldPre, hysteresis_config, setup_deadline,
-    sleep_until, timed_call,
+    Control, DriverCore, Fault, LastCheck, PluginState, Prepared, WorldPre, hysteresis_config,
+    setup_deadline, sleep_until, timed_call,
 };
 use crate::events::PluginEvent;
 use crate::healthcheck::{Health, Hysteresis};
