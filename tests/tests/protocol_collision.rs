@@ -286,6 +286,23 @@ fn bird_session(dir: &Path) -> Result<bird::ProtocolLine> {
 }
 
 /// Lines of `log` containing `needle`, without terminal colours.
+/// BIRD's `since` of the Established session once it has settled: BIRD stamps the
+/// protocol again a moment after it comes up (its channels following it, a millisecond
+/// later here), so a baseline read at once can differ from every later read without any
+/// reset. Two reads 300 ms apart must agree (at most 10 tries).
+fn settled_since(dir: &Path) -> Result<String> {
+    let mut last = bird_session(dir)?.since;
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = bird_session(dir)?.since;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    anyhow::bail!("BIRD's session kept changing (since {last})")
+}
+
 fn lines_with(log: &str, needle: &str) -> Vec<String> {
     log.lines()
         .filter(|line| line.contains(needle))
@@ -556,7 +573,7 @@ fn watch_stable(
     bird_dir: &Path,
     mut also: impl FnMut() -> Result<()>,
 ) -> Result<()> {
-    let since = bird_session(bird_dir)?.since;
+    let since = settled_since(bird_dir)?;
     let deadline = Instant::now() + STABLE_FOR;
     let mut polls = 0;
     while Instant::now() < deadline && polls < 100 {
@@ -654,7 +671,7 @@ fn stray_connection(test: &str, work: &WorkDir, block: Block) -> Result<()> {
         "graceful restart is not advertised by both sides:\n{all}"
     );
 
-    let since = bird_session(&bird_dir)?.since;
+    let since = settled_since(&bird_dir)?;
 
     step(
         test,
@@ -865,7 +882,7 @@ fn bird_refresh(test: &str, work: &WorkDir, block: Block) -> Result<()> {
             }
         },
     )?;
-    let since = bird_session(&peer.spec().dir)?.since;
+    let since = settled_since(&peer.spec().dir)?;
     let status = wasmbgp.neighbor(&neighbor)?;
     ensure!(
         status.established_count == 1,
