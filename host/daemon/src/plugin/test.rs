@@ -365,16 +365,12 @@ async fn policy(
     };
     let mut counts = [0usize; 3];
     for (i, (prefix, attrs)) in routes.iter().enumerate() {
-        let (word, attrs) = match verdicts.get(i) {
-            Verdict::Accept => ("accept", attrs),
-            Verdict::Reject => ("reject", attrs),
-            Verdict::Replace(new) => ("modify", new),
+        let (kind, word, attrs) = match verdicts.get(i) {
+            Verdict::Accept => (0, "accept", attrs),
+            Verdict::Reject => (1, "reject", attrs),
+            Verdict::Replace(new) => (2, "modify", new),
         };
-        counts[match word {
-            "accept" => 0,
-            "reject" => 1,
-            _ => 2,
-        }] += 1;
+        counts[kind] += 1;
         let row = RouteRow::new(args.neighbor, prefix.clone(), attrs, None);
         out.line(&format!("{word} {}", row.route_text()));
     }
