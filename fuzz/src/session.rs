@@ -1,8 +1,10 @@
 //! The `session` target: a whole conversation with the session machine, driven as the
-//! daemon's neighbor task drives it (`host/daemon/src/tasks/neighbor.rs`): bytes from the
-//! peer are cut into messages, decoded with the negotiated context (the default before
-//! OPENs are exchanged) and handed over as `Event::Message` or `Event::DecodeError`;
-//! transport events, stops, resets and the passing of time come in between.
+//! daemon drives it (`host/daemon/src/tasks/connection.rs` and `neighbor/`): bytes from
+//! the peer go through the connection's [`MessageReader`], which cuts and decodes them and
+//! stops after the peer's OPEN until the session has negotiated the context; they are
+//! handed over as `Event::Message` or `Event::DecodeError`, and a new connection (TCP up,
+//! or any after the session dropped one) gets a new reader. Transport events, stops,
+//! resets and the passing of time come in between.
 //!
 //! The first octet is the configuration ([`config`]); then steps, each an octet and its
 //! operands ([`Harness::step`]). Raw bytes from the peer are one step; the others build
@@ -20,8 +22,8 @@ use wasmbgp_bgp::packet::attributes::{AsPath, NextHop, Origin, PathAttributes};
 use wasmbgp_bgp::packet::flowspec::{Component, FlowPrefix};
 use wasmbgp_bgp::packet::notification::cease_sub;
 use wasmbgp_bgp::packet::{
-    self, Capability, Context, GracefulRestart, Message, MpNlri, MpReach, MpUnreach, Notification,
-    Open, RouteRefresh, Update,
+    self, Capability, Context, GracefulRestart, Message, MessageReader, MpNlri, MpReach, MpUnreach,
+    Notification, Open, RouteRefresh, Update,
 };
 use wasmbgp_bgp::session::{Action, Event, Negotiated, Session, SessionConfig, State};
 use wasmbgp_bgp::{Family, Ipv4Prefix, Ipv6Prefix};
@@ -258,6 +260,8 @@ pub fn peer_update(b: u8) -> Update {
 /// The machine, a clock, and what the checks need to remember.
 pub struct Harness {
     session: Session,
+    /// The reader of the current connection.
+    reader: MessageReader,
     now: Instant,
     /// What was negotiated the last time the session was in OpenConfirm or Established.
     last_negotiated: Option<Negotiated>,
@@ -288,6 +292,7 @@ impl Harness {
         assert_eq!(session.next_deadline(), None);
         Harness {
             session,
+            reader: MessageReader::new(),
             now: Instant::now(),
             last_negotiated: None,
             established: 0,
@@ -299,7 +304,10 @@ impl Harness {
     pub fn step(&mut self, op: u8, input: &mut Input) {
         match op % op::COUNT {
             op::START => self.event(Event::Start, Call::Other),
-            op::TCP_CONNECTED => self.event(Event::TcpConnected, Call::Other),
+            op::TCP_CONNECTED => {
+                self.reader = MessageReader::new();
+                self.event(Event::TcpConnected, Call::Other)
+            }
             op::TCP_FAILED => {
                 self.event(Event::TcpFailed("closed by peer".into()), Call::TcpFailed)
             }
@@ -359,25 +367,25 @@ impl Harness {
             .unwrap_or_default()
     }
 
-    /// Bytes from the peer, as one read of the connection: the whole messages in them
-    /// are decoded and handled in turn until the session drops the connection; bytes
-    /// whose header is bad end the read with a decode error (the daemon's reader stops).
+    /// Bytes from the peer, as one read of the connection: the messages the reader cuts
+    /// from them are handled in turn until the session drops the connection, the reader
+    /// fails (it stops after an error, as the daemon's does) or waits for a context the
+    /// session has not negotiated.
     fn bytes(&mut self, mut buf: &[u8]) {
         loop {
-            let event = match packet::frame_len(buf) {
-                Ok(Some(len)) if len <= buf.len() => {
-                    let (msg, rest) = buf.split_at(len);
-                    buf = rest;
-                    match packet::decode(msg, &self.context()) {
-                        Ok(m) => Event::Message(m),
-                        Err(e) => Event::DecodeError(e),
-                    }
+            // The neighbor task hands the reader the context once the session has it.
+            if self.reader.awaits_context()
+                && let Some(n) = self.session.negotiated()
+            {
+                self.reader.negotiated(n.context);
+            }
+            let event = match self.reader.next(buf) {
+                Some(Ok((len, m))) => {
+                    buf = &buf[len..];
+                    Event::Message(m)
                 }
-                Ok(_) => return,
-                Err(e) => {
-                    buf = &[];
-                    Event::DecodeError(e)
-                }
+                Some(Err(e)) => Event::DecodeError(e),
+                None => return,
             };
             let call = match &event {
                 Event::Message(Message::Notification(_)) => Call::PeerNotification,
@@ -399,7 +407,12 @@ impl Harness {
         let before = self.session.state();
         let actions = self.session.handle(self.now, event);
         self.check(before, call, &actions);
-        actions.contains(&Action::Disconnect)
+        let dropped = actions.contains(&Action::Disconnect);
+        if dropped {
+            // Whatever connects next is a new connection with a reader of its own.
+            self.reader = MessageReader::new();
+        }
+        dropped
     }
 
     /// Lets `d` pass, then polls the timers.

@@ -76,7 +76,7 @@ const FAMILIES: [&str; 4] = [
     "ipv4-flowspec",
     "ipv6-flowspec",
 ];
-/// What wasmbgp logs for an UPDATE treated as withdraw (`tasks/neighbor.rs`), followed
+/// What wasmbgp logs for an UPDATE treated as withdraw (`tasks/neighbor/mod.rs`), followed
 /// by `reason=...`.
 const TREAT_AS_WITHDRAW_LOG: &str = "malformed UPDATE treated as withdraw (RFC 7606)";
 /// The counter of those UPDATEs, per neighbor.

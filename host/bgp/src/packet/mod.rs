@@ -9,10 +9,12 @@ pub mod flowspec;
 pub mod notification;
 pub mod open;
 pub mod prefix;
+pub mod stream;
 pub mod update;
 
 pub use notification::{Notification, RouteRefresh};
 pub use open::{Capability, GracefulRestart, Open};
+pub use stream::MessageReader;
 pub use update::{MpNlri, MpReach, MpUnreach, Update, UpdatePacker};
 
 use std::fmt;

@@ -1,5 +1,6 @@
-//! One TCP connection to a peer: a reader task that cuts the byte stream into whole BGP
-//! messages and a writer task that drains a queue of encoded bytes.
+//! One TCP connection to a peer: a reader task that turns the byte stream into decoded
+//! BGP messages (each decoded once, with the context the session negotiated) and a
+//! writer task that drains a queue of encoded bytes.
 //!
 //! Both queues are bounded. The reader waits for room in its [`READ_QUEUE`]: when the
 //! neighbor task (and behind it the speaker) lags, the reader stops reading and TCP
@@ -16,21 +17,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedReadHalf;
 use tokio::net::{TcpSocket, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use wasmbgp_bgp::packet::{self, DecodeError};
+use wasmbgp_bgp::packet::{self, Context, DecodeError, Message, MessageReader};
 
 use crate::metrics::Metrics;
 
 /// What a reader task reports.
 #[derive(Debug)]
 pub enum ReadEvent {
-    /// One or more whole messages, back to back.
-    Messages(u64, Bytes),
-    /// A header that breaks framing: the session must be reset with this error.
+    /// The messages of one read, decoded with the session's context.
+    Messages(u64, Vec<Message>),
+    /// A message that does not decode: the session ends with this error. Nothing more is
+    /// read from the connection.
     Malformed(u64, DecodeError),
     /// The peer closed the connection or it failed.
     Closed(u64, String),
@@ -50,13 +53,15 @@ pub struct Connection {
     writer: mpsc::Sender<(Vec<u8>, Option<Instant>)>,
     writer_task: JoinHandle<()>,
     reader_task: JoinHandle<()>,
+    /// Hands the reader the negotiated context, once ([`Connection::negotiated`]).
+    codec: Option<oneshot::Sender<Context>>,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Largest read at once; many UPDATEs arrive per read under load.
 const READ_CHUNK: usize = 256 * 1024;
-/// Reads (of up to [`READ_CHUNK`]) waiting for the neighbor task.
+/// Reads (of up to [`READ_CHUNK`] octets, decoded) waiting for the neighbor task.
 pub const READ_QUEUE: usize = 16;
 /// Chunks of encoded messages waiting for the socket.
 pub const WRITE_QUEUE: usize = 64;
@@ -76,7 +81,7 @@ impl Connection {
         let local = stream.local_addr()?;
         let remote = stream.peer_addr()?;
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let (mut rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.into_split();
         let (writer, mut queue) = mpsc::channel::<(Vec<u8>, Option<Instant>)>(WRITE_QUEUE);
         let writer_task = tokio::spawn(async move {
             while let Some((buf, since)) = queue.recv().await {
@@ -89,52 +94,8 @@ impl Connection {
             }
             let _ = wr.shutdown().await;
         });
-        let reader_task = tokio::spawn(async move {
-            let mut buf = BytesMut::with_capacity(READ_CHUNK);
-            loop {
-                if buf.capacity() - buf.len() < packet::MAX_MESSAGE_LEN {
-                    buf.reserve(READ_CHUNK);
-                }
-                match rd.read_buf(&mut buf).await {
-                    Ok(0) => {
-                        let _ = events
-                            .send(ReadEvent::Closed(id, "closed by peer".into()))
-                            .await;
-                        return;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        let _ = events.send(ReadEvent::Closed(id, e.to_string())).await;
-                        return;
-                    }
-                }
-                // Find the end of the last whole message.
-                let mut end = 0;
-                loop {
-                    match packet::frame_len(&buf[end..]) {
-                        Ok(Some(len)) if end + len <= buf.len() => end += len,
-                        Ok(_) => break,
-                        Err(e) => {
-                            if end > 0 {
-                                let _ = events
-                                    .send(ReadEvent::Messages(id, buf.split_to(end).freeze()))
-                                    .await;
-                            }
-                            let _ = events.send(ReadEvent::Malformed(id, e)).await;
-                            return;
-                        }
-                    }
-                }
-                if end > 0
-                    && events
-                        .send(ReadEvent::Messages(id, buf.split_to(end).freeze()))
-                        .await
-                        .is_err()
-                {
-                    return;
-                }
-            }
-        });
+        let (codec, negotiated) = oneshot::channel();
+        let reader_task = tokio::spawn(read(rd, id, events, negotiated));
         Ok(Connection {
             id,
             outbound,
@@ -143,6 +104,7 @@ impl Connection {
             writer,
             writer_task,
             reader_task,
+            codec: Some(codec),
         })
     }
 
@@ -172,6 +134,14 @@ impl Connection {
         async move {
             // The permits go back as soon as they are dropped: this only waits.
             let _ = writer.reserve_many(CONTROL_ROOM + 1).await;
+        }
+    }
+
+    /// The session accepted the peer's OPEN with `context`: the reader, stopped after
+    /// that OPEN, goes on decoding with it. Only the first call counts.
+    pub fn negotiated(&mut self, context: Context) {
+        if let Some(codec) = self.codec.take() {
+            let _ = codec.send(context);
         }
     }
 
@@ -221,15 +191,68 @@ pub async fn connect(
     }
 }
 
-/// Splits a buffer of back-to-back messages (as delivered by [`ReadEvent::Messages`]).
-pub fn split_messages(bytes: &Bytes) -> impl Iterator<Item = Bytes> + '_ {
-    let mut at = 0;
-    std::iter::from_fn(move || {
-        let len = packet::frame_len(&bytes[at..]).ok().flatten()?;
-        let msg = bytes.slice(at..at + len);
-        at += len;
-        Some(msg)
-    })
+/// The reader task: reads, cuts and decodes ([`MessageReader`]), and reports each read's
+/// messages as one batch. After the peer's OPEN it waits for the negotiated context
+/// (`negotiated`), so that everything after it is decoded once and rightly; after an
+/// error it reports it and stops, since the session ends the connection on it.
+async fn read(
+    mut rd: OwnedReadHalf,
+    id: u64,
+    events: mpsc::Sender<ReadEvent>,
+    negotiated: oneshot::Receiver<Context>,
+) {
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut reader = MessageReader::new();
+    let mut negotiated = Some(negotiated);
+    loop {
+        if buf.capacity() - buf.len() < packet::MAX_MESSAGE_LEN {
+            buf.reserve(READ_CHUNK);
+        }
+        match rd.read_buf(&mut buf).await {
+            Ok(0) => {
+                let _ = events
+                    .send(ReadEvent::Closed(id, "closed by peer".into()))
+                    .await;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = events.send(ReadEvent::Closed(id, e.to_string())).await;
+                return;
+            }
+        }
+        let mut batch = Vec::new();
+        loop {
+            match reader.next(&buf) {
+                Some(Ok((len, message))) => {
+                    buf.advance(len);
+                    batch.push(message);
+                }
+                Some(Err(e)) => {
+                    if !batch.is_empty() {
+                        let _ = events.send(ReadEvent::Messages(id, batch)).await;
+                    }
+                    let _ = events.send(ReadEvent::Malformed(id, e)).await;
+                    return;
+                }
+                None if reader.awaits_context() => {
+                    let open = std::mem::take(&mut batch);
+                    if events.send(ReadEvent::Messages(id, open)).await.is_err() {
+                        return;
+                    }
+                    // The only OPEN awaited; dropped unanswered, the session refused it and
+                    // closes the connection.
+                    let Some(rx) = negotiated.take() else { return };
+                    let Ok(context) = rx.await else { return };
+                    reader.negotiated(context);
+                }
+                None => break,
+            }
+        }
+        if !batch.is_empty() && events.send(ReadEvent::Messages(id, batch)).await.is_err() {
+            return;
+        }
+    }
 }
 
 #[cfg(test)]

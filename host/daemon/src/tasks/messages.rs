@@ -15,9 +15,11 @@
 //!      NeighborMsg│ (routes after export      │ NeighborEvent (UPDATEs received,
 //!                 │  policy, status queries)  │  session states, NOTIFICATIONs)
 //!                 ▼                           │
-//!   listener ──▶ neighbor task (one per peer): session machine, connection, and the
-//!    Inbound      copy of its Adj-RIB-Out it resends on establishment or refresh
-//!                 ▲ ReadEvent
+//!   listener ──▶ neighbor task (one per peer): session glue (the session machine, the
+//!    Inbound      copy of its Adj-RIB-Out it resends on establishment or refresh) and
+//!                 transport (its connections: connect, accept, collisions)
+//!                 ▲ ReadEvent (decoded messages)   │ the negotiated context, once
+//!                 │                                ▼ (after the peer's OPEN)
 //!               connection reader/writer tasks ◀──▶ socket
 //! ```
 //!
@@ -39,7 +41,8 @@
 //! | exporter events (speaker → exporter) | the exporter's `queue` | dropped and counted, the exporter is told `lagged` |
 //! | `NeighborMsg` (speaker, listener → neighbor) | [`NEIGHBOR_QUEUE`](super::neighbor::NEIGHBOR_QUEUE) | the speaker waits (a neighbor task never blocks, so briefly); a listener drops the new connection |
 //! | `NeighborEvent` (neighbor → speaker) | [`NEIGHBOR_EVENT_QUEUE`](super::neighbor::NEIGHBOR_EVENT_QUEUE) | the neighbor keeps its events in order and stops reading its peer: TCP slows the peer |
-//! | `ReadEvent` (reader → neighbor) | [`READ_QUEUE`](super::connection::READ_QUEUE) reads | the reader stops reading the socket |
+//! | `ReadEvent` (reader → neighbor) | [`READ_QUEUE`](super::connection::READ_QUEUE) reads, each decoded whole | the reader stops reading the socket |
+//! | negotiated context (neighbor → reader) | one value (a oneshot) | never full: sent once per connection |
 //! | bytes (neighbor → writer) | [`WRITE_QUEUE`](super::connection::WRITE_QUEUE) | UPDATEs wait in the Adj-RIB-Out (later changes replace earlier ones) |
 //!
 //! The speaker takes control requests first, then at most a bounded batch of plugin

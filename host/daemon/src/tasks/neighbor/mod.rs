@@ -1,8 +1,10 @@
-//! The task of one neighbor: it owns the session machine and the connection, carries out
-//! what the machine decides, and sends what the speaker gives it. It keeps the copy of
-//! its Adj-RIB-Out (after export policy) that it resends when the session comes up or
-//! the peer asks for a refresh; what goes in it is the speaker's decision. UPDATEs
-//! received go to the speaker, which owns the Adj-RIB-In.
+//! The task of one neighbor, in two parts: this module is the session glue (it owns the
+//! session machine, feeds it the messages its connection decoded, carries out what it
+//! decides, and sends what the speaker gives it), and [`transport`] owns the
+//! connections (connecting, accepting, which of two colliding connections lives). It
+//! keeps the copy of its Adj-RIB-Out (after export policy) that it resends when the
+//! session comes up or the peer asks for a refresh; what goes in it is the speaker's
+//! decision. UPDATEs received go to the speaker, which owns the Adj-RIB-In.
 //!
 //! The task never waits on anyone: what it tells the speaker goes through an outbox
 //! drained into the bounded [`NEIGHBOR_EVENT_QUEUE`] as room appears, and while the
@@ -11,28 +13,29 @@
 //! Adj-RIB-Out while the connection's write queue is full.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 use wasmbgp_bgp::Family;
 use wasmbgp_bgp::packet::notification::cease_sub;
-use wasmbgp_bgp::packet::{self, Context, Message, Notification, Open, UpdatePacker};
+use wasmbgp_bgp::packet::{Context, DecodeError, Message, Notification, UpdatePacker};
 use wasmbgp_bgp::rib::{AdjRibOut, EndOfRib, ExportPolicy};
 use wasmbgp_bgp::session::{self, Action, Event, Session, SessionConfig, State};
 
-use super::connection::{self, Connection, ReadEvent};
+use super::connection::Connection;
 use super::critical::CriticalTasks;
 use super::messages::{Carried, NeighborEvent, NeighborId, NeighborMsg, RouteChange};
 use super::sources::Sources;
 use crate::config::NeighborConfig;
 use crate::ctl::json::{NeighborStatus, RouteRow};
 use crate::metrics::Metrics;
+use transport::{Accepted, Happened, Read, Settled, Transport};
+
+mod transport;
 
 /// The speaker's handle on a neighbor task.
 #[derive(Debug, Clone)]
@@ -100,8 +103,6 @@ pub fn spawn(
     handle
 }
 
-/// Upper bound on waiting for queued bytes to leave at shutdown.
-const FLUSH_WAIT: Duration = Duration::from_secs(3);
 /// How many queued route batches are merged into one flush.
 const MAX_BATCHES_PER_FLUSH: usize = 64;
 
@@ -112,12 +113,7 @@ struct Neighbor {
     shared: Shared,
     session: Session,
     adj_out: AdjRibOut,
-    conn: Option<Connection>,
-    /// An inbound connection waiting for its OPEN to settle a collision.
-    pending: Option<Connection>,
-    connecting: Option<JoinHandle<std::io::Result<TcpStream>>>,
-    events_tx: mpsc::Sender<ReadEvent>,
-    events_rx: mpsc::Receiver<ReadEvent>,
+    transport: Transport,
     /// What the speaker has yet to be told, in order.
     outbox: VecDeque<NeighborEvent>,
     /// The End-of-RIBs wait for [`NeighborMsg::EndOfRib`]...
@@ -128,7 +124,6 @@ struct Neighbor {
     /// (the oldest plugin verdict among them).
     updates_waiting: bool,
     waiting_since: Option<Instant>,
-    closing: Vec<JoinHandle<()>>,
     packer: UpdatePacker,
     policy: ExportPolicy,
     families: Vec<Family>,
@@ -147,11 +142,6 @@ struct Neighbor {
     start_waiting: bool,
     /// Why the predecessor's last session ended, until this one has a reason.
     carried_error: Option<String>,
-    /// When the connect attempt in flight started.
-    connect_started: Option<Instant>,
-    /// The last connect attempt that got no answer before the retry timer (the
-    /// session machine records only failures it is told about).
-    connect_error: Option<String>,
 }
 
 impl Neighbor {
@@ -168,7 +158,6 @@ impl Neighbor {
             graceful_restart: (shared.graceful_restart > 0).then_some(shared.graceful_restart),
             restarted,
         });
-        let (events_tx, events_rx) = mpsc::channel(connection::READ_QUEUE);
         let policy = ExportPolicy {
             local_as: shared.local_as,
             ebgp: config.peer_as != shared.local_as,
@@ -176,23 +165,19 @@ impl Neighbor {
             next_hop_v6: None,
         };
         let label = config.address.to_string();
+        let transport = Transport::new(label.clone(), shared.metrics.clone());
         Neighbor {
             config,
             id,
             shared,
             session,
             adj_out: AdjRibOut::new(),
-            conn: None,
-            pending: None,
-            connecting: None,
-            events_tx,
-            events_rx,
+            transport,
             outbox: VecDeque::new(),
             end_of_rib_held: false,
             end_of_rib_due: false,
             updates_waiting: false,
             waiting_since: None,
-            closing: Vec::new(),
             packer: UpdatePacker::new(Context::default()),
             policy,
             families: Vec::new(),
@@ -206,8 +191,6 @@ impl Neighbor {
             start_at: None,
             start_waiting: false,
             carried_error: None,
-            connect_started: None,
-            connect_error: None,
         }
     }
 
@@ -216,8 +199,8 @@ impl Neighbor {
             let deadline = self.session.next_deadline();
             let speaker = self.shared.events.clone();
             let room = self
-                .conn
-                .as_ref()
+                .transport
+                .conn()
                 .filter(|_| self.updates_waiting)
                 .map(Connection::room_for_updates);
             tokio::select! {
@@ -248,7 +231,10 @@ impl Neighbor {
                     self.drain_outbox();
                 }
                 // Nothing more is read while the speaker has not taken what came before.
-                Some(ev) = self.events_rx.recv(), if self.outbox.is_empty() => self.on_read(ev),
+                happened = self.transport.next(self.outbox.is_empty()) => match happened {
+                    Happened::Read(ev) => self.on_read(ev),
+                    Happened::Connected(res) => self.on_connected(res),
+                },
                 _ = async { room.expect("guarded").await }, if room.is_some() => {
                     self.updates_waiting = false;
                     let since = self.waiting_since.take();
@@ -263,16 +249,12 @@ impl Neighbor {
                     self.start_at = None;
                     self.start_session();
                 }
-                res = async { self.connecting.as_mut().expect("guarded").await }, if self.connecting.is_some() => {
-                    self.connecting = None;
-                    self.on_connected(res);
-                }
                 _ = sleep_until(deadline), if deadline.is_some() => {
                     let actions = self.session.poll(Instant::now());
                     self.execute(actions);
                 }
             }
-            self.closing.retain(|h| !h.is_finished());
+            self.transport.reap();
         }
     }
 
@@ -383,8 +365,8 @@ impl Neighbor {
             return;
         }
         if self
-            .conn
-            .as_ref()
+            .transport
+            .conn()
             .is_some_and(|c| !c.has_room_for_updates())
         {
             self.updates_waiting = true;
@@ -399,9 +381,7 @@ impl Neighbor {
             self.adj_out
                 .flush_pending(&self.packer, &self.policy, &self.families, &mut out);
         self.record_sent(stats);
-        if let Some(c) = &self.conn {
-            c.send_since(out, since);
-        }
+        self.transport.send_since(out, since);
     }
 
     /// Sends the End-of-RIBs held back, once every route before them has left.
@@ -456,285 +436,105 @@ impl Neighbor {
     }
 
     fn send_bytes(&self, bytes: Vec<u8>) {
-        if let Some(c) = &self.conn
-            && !c.send(bytes)
-        {
-            warn!(neighbor = %self.label, "the peer reads nothing: its write queue is full, a message was dropped");
-        }
+        self.transport.send(bytes);
     }
 
     fn on_inbound(&mut self, stream: TcpStream) {
-        if let Some(hops) = self.config.ttl_security {
-            // GTSM: the SYN must have come at most `hops` away (TTL ≥ 256 - hops);
-            // checked before a byte is read, since what the peer already sent is
-            // queued whatever minimum TTL the accepted socket gets now.
-            let min = 256 - u16::from(hops.max(1));
-            match super::sockopt::syn_ttl(&stream) {
-                Ok(Some(ttl)) if u16::from(ttl) < min => {
-                    warn!(neighbor = %self.label, ttl, min, "refused a connection: ttl-security (GTSM) wants the peer at most {hops} hop(s) away");
-                    // The close leaves with TTL 255, so that a peer checking TTLs
-                    // itself sees it and does not wait on a dead connection.
-                    let _ = super::sockopt::set_ttl_security(
-                        &stream,
-                        self.config.address.is_ipv6(),
-                        hops,
-                    );
-                    return;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    warn!(neighbor = %self.label, error = %e, "refused a connection: cannot read its SYN's TTL for ttl-security");
-                    return;
-                }
-            }
-            if let Err(e) =
-                super::sockopt::set_ttl_security(&stream, self.config.address.is_ipv6(), hops)
-            {
-                warn!(neighbor = %self.label, error = %e, "cannot apply ttl-security to an accepted connection");
-                return;
-            }
-        }
-        let events = self.events_tx.clone();
-        let Ok(conn) = Connection::start(stream, false, events, self.shared.metrics.clone()) else {
-            return;
-        };
-        match self.session.state() {
-            State::Idle => {
-                drop(conn.close());
-            }
-            State::Connect | State::Active => {
-                if let Some(c) = self.connecting.take() {
-                    c.abort();
-                }
-                self.connect_error = None;
-                info!(neighbor = %self.label, remote = %conn.remote, "accepted connection");
-                self.conn = Some(conn);
-                let actions = self.session.handle(Instant::now(), Event::TcpConnected);
-                self.execute(actions);
-            }
-            State::OpenSent | State::OpenConfirm if self.pending.is_none() => {
-                debug!(neighbor = %self.label, "inbound connection while opening: waiting for its OPEN to resolve the collision");
-                self.pending = Some(conn);
-            }
-            State::Established
-                if self.session.graceful_restart_negotiated() && self.pending.is_none() =>
-            {
-                // RFC 4724 §4.2: with graceful restart, the peer may have restarted; its
-                // OPEN tells (`Session::peer_restarted`), else it is a collision.
-                debug!(neighbor = %self.label, remote = %conn.remote, "inbound connection while established: waiting for its OPEN (restart or collision)");
-                self.pending = Some(conn);
-            }
-            _ => {
-                info!(neighbor = %self.label, "refusing a second connection (collision with an established session)");
-                conn.send(
-                    Message::Notification(session::collision_notification())
-                        .to_bytes(&Context::default()),
-                );
-                self.closing.push(conn.close());
-            }
+        if let Accepted::Adopted = self.transport.accept(stream, &self.config, &self.session) {
+            let actions = self.session.handle(Instant::now(), Event::TcpConnected);
+            self.execute(actions);
         }
     }
 
-    fn on_connected(&mut self, res: Result<std::io::Result<TcpStream>, tokio::task::JoinError>) {
+    fn on_connected(&mut self, res: transport::ConnectResult) {
         if self.session.state() != State::Connect {
             return;
         }
-        self.connect_error = None;
-        let result = match res {
-            Ok(Ok(stream)) => Connection::start(
-                stream,
-                true,
-                self.events_tx.clone(),
-                self.shared.metrics.clone(),
-            ),
-            Ok(Err(e)) => Err(e),
-            Err(e) => Err(std::io::Error::other(e.to_string())),
-        };
-        let actions = match result {
-            Ok(conn) => {
-                debug!(neighbor = %self.label, local = %conn.local, "connected");
-                self.conn = Some(conn);
-                self.session.handle(Instant::now(), Event::TcpConnected)
-            }
-            Err(e) => {
-                let hint = if e.kind() == std::io::ErrorKind::TimedOut {
-                    self.md5_hint()
-                } else {
-                    ""
-                };
-                debug!(neighbor = %self.label, error = %e, "connect failed{hint}");
-                self.session.handle(
-                    Instant::now(),
-                    Event::TcpFailed(format!("connect: {e}{hint}")),
-                )
-            }
-        };
-        self.execute(actions);
-    }
-
-    fn on_read(&mut self, ev: ReadEvent) {
-        let current = self.conn.as_ref().map(|c| c.id);
-        let pending = self.pending.as_ref().map(|c| c.id);
-        match ev {
-            ReadEvent::Messages(id, bytes) if Some(id) == current => self.on_bytes(bytes),
-            ReadEvent::Messages(id, bytes) if Some(id) == pending => self.on_pending_bytes(bytes),
-            ReadEvent::Malformed(id, e) if Some(id) == current => {
-                warn!(neighbor = %self.label, error = %e, "malformed message header");
-                let actions = self.session.handle(Instant::now(), Event::DecodeError(e));
-                self.execute(actions);
-            }
-            ReadEvent::Closed(id, why) if Some(id) == current => {
-                let actions = self.session.handle(Instant::now(), Event::TcpFailed(why));
-                self.execute(actions);
-            }
-            ReadEvent::Malformed(id, _) | ReadEvent::Closed(id, _) if Some(id) == pending => {
-                if let Some(p) = self.pending.take() {
-                    self.closing.push(p.close());
-                }
-            }
-            _ => {} // from a connection already closed
-        }
-    }
-
-    fn on_bytes(&mut self, bytes: Bytes) {
-        let id = self.conn.as_ref().map(|c| c.id);
-        for msg in connection::split_messages(&bytes) {
-            if self.conn.as_ref().map(|c| c.id) != id {
-                return; // the connection was dropped while handling an earlier message
-            }
-            self.on_wire_message(&msg);
-        }
-        self.flush(None);
-    }
-
-    fn on_wire_message(&mut self, msg: &[u8]) {
-        let ctx = self
-            .session
-            .negotiated()
-            .map(|n| n.context)
-            .unwrap_or_default();
-        let event = match packet::decode(msg, &ctx) {
-            Ok(m) => {
-                self.shared.metrics.message_received(&self.label, m.kind());
-                if let Message::Notification(n) = &m {
-                    match n.shutdown_communication() {
-                        Some(message) => {
-                            warn!(neighbor = %self.label, notification = %n.describe(), %message, "received NOTIFICATION")
-                        }
-                        None => {
-                            warn!(neighbor = %self.label, notification = %n.describe(), data = ?String::from_utf8_lossy(&n.data), "received NOTIFICATION")
-                        }
-                    }
-                    self.notification(n, false);
-                }
-                Event::Message(m)
-            }
-            Err(e) => {
-                warn!(neighbor = %self.label, error = %e, "malformed message");
-                Event::DecodeError(e)
-            }
+        let event = match self.transport.on_connected(res, &self.config) {
+            Ok(()) => Event::TcpConnected,
+            Err(why) => Event::TcpFailed(why),
         };
         let actions = self.session.handle(Instant::now(), event);
         self.execute(actions);
     }
 
-    /// The first message on an inbound connection that arrived while established (with
-    /// graceful restart): the peer restarted, and its new connection replaces the session
-    /// (its routes kept stale), or it collided with the established session and is
-    /// closed (RFC 4271 §6.8).
-    fn on_pending_open_while_established(
-        &mut self,
-        pending: Connection,
-        open: Option<Open>,
-        rest: Vec<Bytes>,
-    ) {
-        let now = Instant::now();
-        let Some(open) = open.filter(|o| self.session.peer_restarted(now, o)) else {
-            info!(neighbor = %self.label, remote = %pending.remote, "refusing a second connection (collision with an established session)");
-            pending.send(
-                Message::Notification(session::collision_notification())
-                    .to_bytes(&Context::default()),
-            );
-            self.closing.push(pending.close());
-            return;
-        };
-        info!(neighbor = %self.label, remote = %pending.remote, "the peer connected again while established: it restarted (graceful restart)");
-        let actions = self.session.handle(
-            now,
-            Event::TcpFailed("the peer restarted: it opened a new connection".into()),
-        );
-        self.execute(actions);
-        if let Some(old) = self.conn.take() {
-            self.closing.push(old.close());
-        }
-        self.conn = Some(pending);
-        let mut actions = self.session.handle(now, Event::TcpConnected);
-        actions.extend(
-            self.session
-                .handle(now, Event::Message(Message::Open(open))),
-        );
-        self.execute(actions);
-        for m in rest {
-            self.on_wire_message(&m);
+    fn on_read(&mut self, ev: super::connection::ReadEvent) {
+        match self.transport.classify(ev) {
+            Read::Messages(messages) => self.on_messages(messages),
+            Read::Pending(messages) => self.on_pending(messages),
+            Read::Malformed(e) => self.on_decode_error(e),
+            Read::Closed(why) => {
+                let actions = self.session.handle(Instant::now(), Event::TcpFailed(why));
+                self.execute(actions);
+            }
+            Read::Nothing => {}
         }
     }
 
-    /// The first message on an inbound connection that collided with ours.
-    fn on_pending_bytes(&mut self, bytes: Bytes) {
-        let Some(pending) = self.pending.take() else {
-            return;
-        };
-        let mut messages = connection::split_messages(&bytes);
-        let first = messages.next();
-        let open = first
-            .as_ref()
-            .and_then(|m| match packet::decode(m, &Context::default()) {
-                Ok(Message::Open(o)) => Some(o),
-                _ => None,
-            });
-        if self.session.state() == State::Established {
-            return self.on_pending_open_while_established(pending, open, messages.collect());
+    fn on_messages(&mut self, messages: Vec<Message>) {
+        let id = self.transport.conn().map(|c| c.id);
+        for message in messages {
+            if self.transport.conn().map(|c| c.id) != id {
+                return; // the connection was dropped while handling an earlier message
+            }
+            self.on_wire_message(message);
         }
-        let still_opening = matches!(self.session.state(), State::OpenSent | State::OpenConfirm);
-        let Some(open) = open.filter(|_| still_opening) else {
-            pending.send(
-                Message::Notification(session::collision_notification())
-                    .to_bytes(&Context::default()),
-            );
-            self.closing.push(pending.close());
-            return;
-        };
-        let existing_outbound = self.conn.as_ref().is_some_and(|c| c.outbound);
-        if session::collision_keeps_existing(self.shared.router_id, open.bgp_id, existing_outbound)
-        {
-            info!(neighbor = %self.label, "connection collision: keeping the existing connection");
-            pending.send(
-                Message::Notification(session::collision_notification())
-                    .to_bytes(&Context::default()),
-            );
-            self.closing.push(pending.close());
-            return;
+        self.flush(None);
+    }
+
+    fn on_wire_message(&mut self, message: Message) {
+        self.shared
+            .metrics
+            .message_received(&self.label, message.kind());
+        if let Message::Notification(n) = &message {
+            match n.shutdown_communication() {
+                Some(text) => {
+                    warn!(neighbor = %self.label, notification = %n.describe(), message = %text, "received NOTIFICATION")
+                }
+                None => {
+                    warn!(neighbor = %self.label, notification = %n.describe(), data = ?String::from_utf8_lossy(&n.data), "received NOTIFICATION")
+                }
+            }
+            self.notification(n, false);
         }
-        info!(neighbor = %self.label, "connection collision: keeping the peer's connection");
-        if let Some(old) = self.conn.take() {
-            old.send(
-                Message::Notification(session::collision_notification())
-                    .to_bytes(&Context::default()),
-            );
-            self.closing.push(old.close());
-        }
-        self.conn = Some(pending);
+        let actions = self.session.handle(Instant::now(), Event::Message(message));
+        self.execute(actions);
+    }
+
+    fn on_decode_error(&mut self, e: DecodeError) {
+        warn!(neighbor = %self.label, error = %e, "malformed message");
+        let actions = self.session.handle(Instant::now(), Event::DecodeError(e));
+        self.execute(actions);
+    }
+
+    /// The first messages of an inbound connection waiting for its OPEN: a collision
+    /// or the peer's restart, as the transport settles it.
+    fn on_pending(&mut self, messages: Vec<Message>) {
         let now = Instant::now();
+        let (open, rest) =
+            match self
+                .transport
+                .settle(messages, &self.session, self.shared.router_id)
+            {
+                Settled::Refused => return,
+                Settled::Restarted(conn, open, rest) => {
+                    let actions = self.session.handle(
+                        now,
+                        Event::TcpFailed("the peer restarted: it opened a new connection".into()),
+                    );
+                    self.execute(actions);
+                    self.transport.adopt(conn);
+                    (open, rest)
+                }
+                Settled::Won(open, rest) => (open, rest),
+            };
         let mut actions = self.session.handle(now, Event::TcpConnected);
         actions.extend(
             self.session
                 .handle(now, Event::Message(Message::Open(open))),
         );
         self.execute(actions);
-        let rest: Vec<Bytes> = messages.collect();
-        for m in rest {
-            self.on_wire_message(&m);
-        }
+        self.on_messages(rest);
     }
 
     /// Counts a NOTIFICATION and tells the speaker (for exporters).
@@ -767,27 +567,16 @@ impl Neighbor {
     fn execute(&mut self, actions: Vec<Action>) {
         self.execute_actions(actions);
         self.report_state();
+        // The reader of a new connection waits for this after the peer's OPEN.
+        if let Some(n) = self.session.negotiated() {
+            self.transport.negotiated(n.context);
+        }
     }
 
     fn execute_actions(&mut self, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Connect => {
-                    let remote = SocketAddr::new(self.config.address, self.config.port);
-                    let local = self.config.local_address;
-                    let timeout = Duration::from_secs(5);
-                    self.abandon_connect();
-                    self.connect_started = Some(Instant::now());
-                    self.connecting = Some(tokio::spawn(connection::connect(
-                        remote,
-                        local,
-                        connection::Protection {
-                            md5: self.config.md5.clone(),
-                            ttl_security: self.config.ttl_security,
-                        },
-                        timeout,
-                    )));
-                }
+                Action::Connect => self.transport.connect(&self.config),
                 Action::Send(msg) => {
                     let ctx = self
                         .session
@@ -801,12 +590,7 @@ impl Neighbor {
                     self.shared.metrics.message_sent(&self.label, msg.kind());
                     self.send_bytes(msg.to_bytes(&ctx));
                 }
-                Action::Disconnect => {
-                    self.abandon_connect();
-                    if let Some(c) = self.conn.take() {
-                        self.closing.push(c.close());
-                    }
-                }
+                Action::Disconnect => self.transport.disconnect(&self.config),
                 Action::Established(neg) => self.on_established(neg),
                 Action::Down { reason, stale } => {
                     if stale.is_empty() {
@@ -866,7 +650,7 @@ impl Neighbor {
     }
 
     fn on_established(&mut self, neg: session::Negotiated) {
-        let local = self.conn.as_ref().map(|c| c.local.ip());
+        let local = self.transport.conn().map(|c| c.local.ip());
         let mapped = |ip: IpAddr| match ip {
             IpAddr::V4(a) => a.to_ipv6_mapped(),
             IpAddr::V6(a) => a,
@@ -934,36 +718,6 @@ impl Neighbor {
         }
     }
 
-    /// Gives up a connect attempt still in flight (the retry timer ran out before it
-    /// ended): that silence is all there is to report, so it becomes the last error.
-    fn abandon_connect(&mut self) {
-        let Some(c) = self.connecting.take() else {
-            return;
-        };
-        c.abort();
-        let waited = self
-            .connect_started
-            .map(|t| t.elapsed())
-            .unwrap_or_default();
-        let error = format!(
-            "connect: no answer in {:.1}s{}",
-            waited.as_secs_f64(),
-            self.md5_hint()
-        );
-        debug!(neighbor = %self.label, %error, "connect attempt given up");
-        self.connect_error = Some(error);
-    }
-
-    /// What a connect that got no answer may mean: a peer with another TCP-MD5 key (or
-    /// none) drops our signed SYNs without a word.
-    fn md5_hint(&self) -> &'static str {
-        if self.config.md5.is_some() {
-            " (TCP-MD5 is set: a peer with another key, or none, drops the connection silently)"
-        } else {
-            ""
-        }
-    }
-
     /// Starts the session once it has its Adj-RIB-Out and no predecessor is in the way.
     fn start_session(&mut self) {
         if !std::mem::take(&mut self.start_waiting) {
@@ -1008,32 +762,15 @@ impl Neighbor {
             .session
             .handle(Instant::now(), Event::Stop(notification));
         self.execute(actions);
-        if let Some(p) = self.pending.take() {
-            self.closing.push(p.close());
-        }
-        self.await_closing().await;
-    }
-
-    /// Waits briefly for the connections being closed to send what they queued.
-    async fn await_closing(&mut self) {
-        for h in std::mem::take(&mut self.closing) {
-            let _ = tokio::time::timeout(FLUSH_WAIT, h).await;
-        }
+        self.transport.close().await;
     }
 
     /// Closes the connection without a NOTIFICATION and without telling the session:
     /// wasmbgp stops for a graceful restart, and to the peer this looks like its
     /// process ending, so it keeps the routes.
     async fn leave_silently(&mut self) {
-        if let Some(c) = self.connecting.take() {
-            c.abort();
-        }
-        let connections = [self.conn.take(), self.pending.take()];
-        for c in connections.into_iter().flatten() {
-            self.closing.push(c.close());
-        }
+        self.transport.close_silently().await;
         info!(neighbor = %self.label, "closed without a NOTIFICATION (graceful restart): the peer keeps our routes until we are back");
-        self.await_closing().await;
     }
 
     fn status(&self) -> NeighborStatus {
@@ -1063,8 +800,9 @@ impl Neighbor {
             updates_sent: self.updates_sent,
             // The newest first: an unanswered connect is cleared by any later outcome.
             last_error: self
-                .connect_error
-                .clone()
+                .transport
+                .connect_error()
+                .map(str::to_string)
                 .or_else(|| self.session.last_error().map(str::to_string))
                 .or_else(|| self.carried_error.clone()),
             families: self.families.iter().map(|f| f.name()).collect(),
