@@ -97,7 +97,7 @@ pub fn spawn(
     let name = format!("neighbor {}", config.address);
     tasks.spawn_retiring(name, async move {
         let mut n = Neighbor::new(config, id, shared, restarted);
-        n.predecessor = predecessor;
+        n.start.predecessor = predecessor;
         n.run(rx).await;
     });
     handle
@@ -128,20 +128,28 @@ struct Neighbor {
     policy: ExportPolicy,
     families: Vec<Family>,
     established_at: Option<Instant>,
-    established_count: u64,
-    updates_received: u64,
-    updates_sent: u64,
+    /// Sessions and UPDATEs counted across resets (`last_error`: why the predecessor's
+    /// last session ended, until this task has a reason of its own).
+    counts: Carried,
     label: String,
     /// The session state last reported to the speaker.
     reported_state: State,
+    /// When the session may start.
+    start: StartGate,
+}
+
+/// What a neighbor's session waits for before it starts: its initial Adj-RIB-Out, the
+/// task it replaces to have closed its connection, and then a connect-retry delay (or
+/// the restart delay after a Cease for too many prefixes).
+#[derive(Default)]
+struct StartGate {
     /// The task this one replaces, until it has closed its connection.
     predecessor: Option<oneshot::Receiver<Carried>>,
-    /// When the session may start (the predecessor gone, a connect-retry delay later).
-    start_at: Option<Instant>,
-    /// The initial Adj-RIB-Out arrived: start once the predecessor is gone.
-    start_waiting: bool,
-    /// Why the predecessor's last session ended, until this one has a reason.
-    carried_error: Option<String>,
+    /// When the session may start (the predecessor gone, a delay later).
+    at: Option<Instant>,
+    /// The initial Adj-RIB-Out arrived (or a restart is due): start once nothing else
+    /// is in the way.
+    waiting: bool,
 }
 
 impl Neighbor {
@@ -182,15 +190,10 @@ impl Neighbor {
             policy,
             families: Vec::new(),
             established_at: None,
-            established_count: 0,
-            updates_received: 0,
-            updates_sent: 0,
+            counts: Carried::default(),
             label,
             reported_state: State::Idle,
-            predecessor: None,
-            start_at: None,
-            start_waiting: false,
-            carried_error: None,
+            start: StartGate::default(),
         }
     }
 
@@ -241,12 +244,12 @@ impl Neighbor {
                     self.flush(since);
                     self.send_due_end_of_rib();
                 }
-                carried = async { self.predecessor.as_mut().expect("guarded").await }, if self.predecessor.is_some() => {
-                    self.predecessor = None;
+                carried = async { self.start.predecessor.as_mut().expect("guarded").await }, if self.start.predecessor.is_some() => {
+                    self.start.predecessor = None;
                     self.carry_on(carried.unwrap_or_default());
                 }
-                _ = sleep_until(self.start_at), if self.start_at.is_some() => {
-                    self.start_at = None;
+                _ = sleep_until(self.start.at), if self.start.at.is_some() => {
+                    self.start.at = None;
                     self.start_session();
                 }
                 _ = sleep_until(deadline), if deadline.is_some() => {
@@ -272,8 +275,8 @@ impl Neighbor {
             } => {
                 self.adj_out = *table;
                 self.end_of_rib_held = end_of_rib_held;
-                self.start_waiting = true;
-                if self.predecessor.is_none() && self.start_at.is_none() {
+                self.start.waiting = true;
+                if self.start.predecessor.is_none() && self.start.at.is_none() {
                     self.start_session();
                 }
             }
@@ -428,7 +431,7 @@ impl Neighbor {
     }
 
     fn record_sent(&mut self, stats: wasmbgp_bgp::rib::FlushStats) {
-        self.updates_sent += stats.messages as u64;
+        self.counts.updates_sent += stats.messages as u64;
         self.shared.metrics.updates_sent(&self.label, &stats);
         if stats.skipped > 0 {
             warn!(neighbor = %self.label, skipped = stats.skipped, "routes without a usable next hop for their family were not sent");
@@ -619,7 +622,7 @@ impl Neighbor {
                     });
                 }
                 Action::Update(u) => {
-                    self.updates_received += 1;
+                    self.counts.updates_received += 1;
                     if let Some(why) = &u.treat_as_withdraw {
                         warn!(neighbor = %self.label, reason = %why, "malformed UPDATE treated as withdraw (RFC 7606)");
                         self.shared.metrics.treat_as_withdraw(&self.label);
@@ -663,7 +666,7 @@ impl Neighbor {
         self.packer = UpdatePacker::new(neg.context);
         self.families = neg.families.clone();
         self.established_at = Some(Instant::now());
-        self.established_count += 1;
+        self.counts.established_count += 1;
         info!(
             neighbor = %self.label,
             peer_id = %neg.peer_id,
@@ -713,14 +716,14 @@ impl Neighbor {
             .handle(Instant::now(), Event::Stop(notification));
         self.execute(actions);
         if let Some(delay) = restart {
-            self.start_waiting = true;
-            self.start_at = Some(Instant::now() + delay);
+            self.start.waiting = true;
+            self.start.at = Some(Instant::now() + delay);
         }
     }
 
     /// Starts the session once it has its Adj-RIB-Out and no predecessor is in the way.
     fn start_session(&mut self) {
-        if !std::mem::take(&mut self.start_waiting) {
+        if !std::mem::take(&mut self.start.waiting) {
             return;
         }
         let actions = self.session.handle(Instant::now(), Event::Start);
@@ -730,20 +733,18 @@ impl Neighbor {
     /// The predecessor closed its connection: take over its counters, and start after a
     /// connect-retry delay.
     fn carry_on(&mut self, carried: Carried) {
-        self.established_count += carried.established_count;
-        self.updates_received += carried.updates_received;
-        self.updates_sent += carried.updates_sent;
-        self.carried_error = carried.last_error;
-        self.start_at = Some(Instant::now() + self.config.connect_retry);
+        self.counts.established_count += carried.established_count;
+        self.counts.updates_received += carried.updates_received;
+        self.counts.updates_sent += carried.updates_sent;
+        self.counts.last_error = carried.last_error;
+        self.start.at = Some(Instant::now() + self.config.connect_retry);
     }
 
     /// What a successor carries on.
     fn carried(&self) -> Carried {
         Carried {
-            established_count: self.established_count,
-            updates_received: self.updates_received,
-            updates_sent: self.updates_sent,
             last_error: self.session.last_error().map(str::to_string),
+            ..self.counts.clone()
         }
     }
 
@@ -790,21 +791,21 @@ impl Neighbor {
             description: self.config.description.clone(),
             state: self.session.state().name().to_string(),
             uptime_secs: self.established_at.map(|t| t.elapsed().as_secs_f64()),
-            established_count: self.established_count,
+            established_count: self.counts.established_count,
             // The speaker owns the Adj-RIB-In and fills this in.
             prefixes_received: 0,
             stale_routes: 0,
             prefixes_sent: sent,
             adj_rib_out: self.adj_out.len(),
-            updates_received: self.updates_received,
-            updates_sent: self.updates_sent,
+            updates_received: self.counts.updates_received,
+            updates_sent: self.counts.updates_sent,
             // The newest first: an unanswered connect is cleared by any later outcome.
             last_error: self
                 .transport
                 .connect_error()
                 .map(str::to_string)
                 .or_else(|| self.session.last_error().map(str::to_string))
-                .or_else(|| self.carried_error.clone()),
+                .or_else(|| self.counts.last_error.clone()),
             families: self.families.iter().map(|f| f.name()).collect(),
             peer_id: self.session.negotiated().map(|n| n.peer_id.to_string()),
             md5: self.config.md5.as_ref().map(|_| "set".to_string()),
