@@ -965,3 +965,132 @@ impl Others {
         (share, self.rustc || rustc_running() > 0)
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Shared by the sessions benchmark (`src/bin/sessions.rs`).
+
+impl Birdc {
+    /// How long a reply may take (10 s from [`Birdc::connect`]); a reply that times out
+    /// leaves the connection out of step: connect again.
+    pub fn set_reply_timeout(&mut self, d: Duration) -> Result<()> {
+        self.r
+            .get_ref()
+            .set_read_timeout(Some(d))
+            .map_err(|e| e.to_string())
+    }
+
+    /// As [`Birdc::cmd`], but a reply with an error code (8xxx runtime error, 9xxx parse
+    /// error: `8003 No protocols match`, `9001 syntax error`) is an `Err`, never an answer.
+    pub fn cmd_ok(&mut self, c: &str) -> Result<String> {
+        let r = self.cmd(c)?;
+        if let Some(l) = r.lines().find(|l| {
+            let b = l.as_bytes();
+            b.len() >= 4 && b[..4].iter().all(u8::is_ascii_digit) && matches!(b[0], b'8' | b'9')
+        }) {
+            bail!("BIRD answered {c:?} with {}", l.trim());
+        }
+        Ok(r)
+    }
+}
+
+/// BIRD's `--version` line (`BIRD version 2.0.12`), empty if it cannot be run.
+pub fn bird_version(bird: &str) -> String {
+    Command::new(bird)
+        .arg("--version")
+        .output()
+        .map(|x| {
+            let s = if x.stdout.is_empty() {
+                x.stderr
+            } else {
+                x.stdout
+            };
+            String::from_utf8_lossy(&s).trim().to_string()
+        })
+        .unwrap_or_default()
+}
+
+/// Raises this process's soft RLIMIT_NOFILE to at least `want` (up to the hard limit);
+/// children started afterwards inherit it. The soft limit in force after.
+pub fn raise_nofile(want: u64) -> Result<u64> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on a local struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        bail!("getrlimit: {}", std::io::Error::last_os_error());
+    }
+    if (r.rlim_cur as u64) < want {
+        r.rlim_cur = (want as libc::rlim_t).min(r.rlim_max);
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } != 0 {
+            bail!("setrlimit: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(r.rlim_cur as u64)
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// SIGINT and SIGTERM set a flag instead of killing this process, so that the waits
+/// ([`pause`]) return an error and every daemon is stopped by its `Drop` on the way out.
+pub fn catch_stop_signals() {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe).
+    let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// Whether SIGINT or SIGTERM arrived (after [`catch_stop_signals`]).
+pub fn stop_requested() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Sleeps `d` in steps of at most 100 ms; `Err` as soon as a stop signal arrived.
+pub fn pause(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    loop {
+        if stop_requested() {
+            bail!("interrupted");
+        }
+        let now = Instant::now();
+        if now >= end {
+            return Ok(());
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(100)));
+    }
+}
+
+/// Whether something listens on TCP `port` (any address, IPv4 or IPv6), from
+/// /proc/net/tcp{,6}.
+pub fn tcp_listening(port: u16) -> bool {
+    tcp_listening_ports().contains(&port)
+}
+
+/// The TCP ports something listens on (any address, IPv4 or IPv6), from /proc/net/tcp{,6}.
+pub fn tcp_listening_ports() -> std::collections::HashSet<u16> {
+    let mut out = std::collections::HashSet::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(t) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        for l in t.lines().skip(1) {
+            let c: Vec<&str> = l.split_whitespace().collect();
+            if c.len() > 3
+                && c[3] == "0A"
+                && let Some(p) = c[1]
+                    .rsplit(':')
+                    .next()
+                    .and_then(|h| u16::from_str_radix(h, 16).ok())
+            {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
