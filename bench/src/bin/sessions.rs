@@ -3,7 +3,7 @@
 //! "Sessions benchmark").
 //!
 //! One "peers" BIRD 2 with `--sessions` N (1000) BGP protocols `p0…`, each on its own
-//! loopback address (peer `i` at 127.91.(1 + i/250).(1 + i%250)) and port (20000 + i:
+//! loopback address (peer `i` at 127.91.(1 + i/250).(1 + i%250)) and port (22000 + i:
 //! BIRD listens with a backlog of 8 per port; `--shared-port` puts them all on one),
 //! `passive on`, hold time 9, each in its own table `tI` fed by its own static protocol
 //! `sI` with `--routes` R (100) distinct /24s (peer `i`'s route `k` is 20.0.0.0/24 +
@@ -258,7 +258,8 @@ impl Ports {
 /// `n` consecutive ports free on the wildcard address, below the ephemeral range (so that
 /// no outgoing connection takes one meanwhile): the first of them.
 fn free_port_range(n: u16) -> Result<u16> {
-    let mut base = 20_000u16;
+    // Above the end-to-end tests' ports (10000–21099): BIRD listens on the wildcard address.
+    let mut base = 22_000u16;
     while base as u32 + n as u32 <= 32_000 {
         let mut held = Vec::with_capacity(n as usize);
         let mut ok = true;
@@ -276,7 +277,7 @@ fn free_port_range(n: u16) -> Result<u16> {
             return Ok(base);
         }
     }
-    bail!("no {n} consecutive free ports in 20000..32000")
+    bail!("no {n} consecutive free ports in 22000..32000")
 }
 
 // ---------------------------------------------------------------------------------------

@@ -61,6 +61,8 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Largest read at once; many UPDATEs arrive per read under load.
 const READ_CHUNK: usize = 256 * 1024;
+/// The read buffer of a quiet connection: one message of the largest size.
+const READ_IDLE: usize = packet::MAX_MESSAGE_LEN;
 /// Reads (of up to [`READ_CHUNK`] octets, decoded) waiting for the neighbor task.
 pub const READ_QUEUE: usize = 16;
 /// Chunks of encoded messages waiting for the socket.
@@ -201,14 +203,21 @@ async fn read(
     events: mpsc::Sender<ReadEvent>,
     negotiated: oneshot::Receiver<Context>,
 ) {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    // A quiet connection reads into a buffer of one message; one whose reads fill their
+    // buffer (a table arriving) gets READ_CHUNK. Once every message read is taken, the
+    // buffer is let go and the next read starts in a fresh one: a long-lived session
+    // keeps a page or two resident rather than every page of READ_CHUNK it walked through.
+    let mut buf = BytesMut::new();
+    let mut busy = false;
     let mut reader = MessageReader::new();
     let mut negotiated = Some(negotiated);
     loop {
         if buf.capacity() - buf.len() < packet::MAX_MESSAGE_LEN {
-            buf.reserve(READ_CHUNK);
+            buf.reserve(if busy { READ_CHUNK } else { READ_IDLE });
         }
-        match rd.read_buf(&mut buf).await {
+        let read = rd.read_buf(&mut buf).await;
+        busy = buf.len() == buf.capacity();
+        match read {
             Ok(0) => {
                 let _ = events
                     .send(ReadEvent::Closed(id, "closed by peer".into()))
@@ -248,6 +257,9 @@ async fn read(
                 }
                 None => break,
             }
+        }
+        if buf.is_empty() {
+            buf = BytesMut::new();
         }
         if !batch.is_empty() && events.send(ReadEvent::Messages(id, batch)).await.is_err() {
             return;
