@@ -763,6 +763,34 @@ pub fn tree_state(sh: impl Fn(&mut Command) -> String) -> (String, bool) {
     (rev, dirty)
 }
 
+/// "REV (host/ clean)" for a results header, from [`tree_state`] at the start of the run
+/// and now: both revisions and states when the tree moved during the run.
+pub fn tree_since(start: &(String, bool), sh: impl Fn(&mut Command) -> String) -> String {
+    let (rev0, dirty0) = start;
+    let (rev1, dirty1) = tree_state(sh);
+    let state = |d: bool| {
+        if d {
+            "host/ with uncommitted changes"
+        } else {
+            "host/ clean"
+        }
+    };
+    let rev = if *rev0 == rev1 {
+        rev0.clone()
+    } else {
+        format!("{rev0} at the start, {rev1} at the end")
+    };
+    if *dirty0 == dirty1 {
+        format!("{rev} ({})", state(dirty1))
+    } else {
+        format!(
+            "{rev} ({} at the start, {} at the end)",
+            state(*dirty0),
+            state(dirty1)
+        )
+    }
+}
+
 /// The CPU's model name (/proc/cpuinfo), empty if unknown.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

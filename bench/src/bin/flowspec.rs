@@ -1022,50 +1022,17 @@ fn machine_cell(runs: &[Run], f: impl Fn(&Run) -> Option<(f64, bool)>) -> String
 }
 
 fn header(o: &Opts) -> String {
-    let (rev0, dirty0) = o.tree_at_start.clone();
-    let (rev1, dirty1) = tree_state(sh);
-    let state = |d: bool| {
-        if d {
-            "host/ with uncommitted changes"
-        } else {
-            "host/ clean"
-        }
-    };
-    let rev = if rev0 == rev1 {
-        rev0.clone()
-    } else {
-        format!("{rev0} at the start, {rev1} at the end")
-    };
-    let dirty = if dirty0 == dirty1 {
-        format!(" ({})", state(dirty0))
-    } else {
-        format!(
-            " ({} at the start, {} at the end)",
-            state(dirty0),
-            state(dirty1)
-        )
-    };
+    let tree = tree_since(&o.tree_at_start, sh);
     let when = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
     let built = sh(Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"])
         .arg(&o.wasmbgp));
-    let bird = Command::new(&o.bird)
-        .arg("--version")
-        .output()
-        .map(|x| {
-            let s = if x.stdout.is_empty() {
-                x.stderr
-            } else {
-                x.stdout
-            };
-            String::from_utf8_lossy(&s).trim().to_string()
-        })
-        .unwrap_or_default();
+    let bird = bird_version(&o.bird);
     let cpus = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
     format!(
-        "wasmbgp FlowSpec benchmark — HEAD {rev}{dirty}; wasmbgp built {built}; {bird}; {cpus} CPUs ({}); {when}; \
+        "wasmbgp FlowSpec benchmark — HEAD {tree}; wasmbgp built {built}; {bird}; {cpus} CPUs ({}); {when}; \
          {} runs; load average at the end: {}\n\n",
         cpu_model(),
         o.runs,

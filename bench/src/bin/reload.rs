@@ -1307,31 +1307,7 @@ struct Results {
 }
 
 fn header(o: &Opts) -> String {
-    let (rev0, dirty0) = o.tree_at_start.clone();
-    let (rev1, dirty1) = tree_state(sh);
-    let state = |d: bool| {
-        if d {
-            "host/ with uncommitted changes"
-        } else {
-            "host/ clean"
-        }
-    };
-    let (rev, dirty) = (
-        if rev0 == rev1 {
-            rev0.clone()
-        } else {
-            format!("{rev0} at the start, {rev1} at the end")
-        },
-        if dirty0 == dirty1 {
-            format!(" ({})", state(dirty0))
-        } else {
-            format!(
-                " ({} at the start, {} at the end)",
-                state(dirty0),
-                state(dirty1)
-            )
-        },
-    );
+    let tree = tree_since(&o.tree_at_start, sh);
     let when = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));
     let built = sh(Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC", "-r"])
@@ -1358,7 +1334,7 @@ fn header(o: &Opts) -> String {
         .map(|n| n.get())
         .unwrap_or(0);
     format!(
-        "wasmbgp reload benchmark — HEAD {rev}{dirty}; wasmbgp built {built}, benchmark (runtime in process) built {bench_built}; \
+        "wasmbgp reload benchmark — HEAD {tree}; wasmbgp built {built}, benchmark (runtime in process) built {bench_built}; \
          {bird}; {cpus} CPUs ({cpu}); {when}; load average at the end: {}\n\n",
         load_average(),
     )
