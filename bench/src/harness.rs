@@ -791,6 +791,22 @@ pub fn tree_since(start: &(String, bool), sh: impl Fn(&mut Command) -> String) -
     }
 }
 
+/// What `c` printed (its standard output, else its standard error), trimmed; empty if it
+/// could not run. For the facts a results header reports.
+pub fn sh(c: &mut Command) -> String {
+    c.output()
+        .ok()
+        .map(|x| {
+            let t = if x.stdout.is_empty() {
+                x.stderr
+            } else {
+                x.stdout
+            };
+            String::from_utf8_lossy(&t).trim().to_string()
+        })
+        .unwrap_or_default()
+}
+
 /// The CPU's model name (/proc/cpuinfo), empty if unknown.
 pub fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")

@@ -681,20 +681,6 @@ fn spread(runs: &[Run], f: impl Fn(&Run) -> f64, fmt: impl Fn(f64) -> String) ->
     )
 }
 
-fn sh(c: &mut Command) -> String {
-    c.output()
-        .ok()
-        .map(|x| {
-            let t = if x.stdout.is_empty() {
-                x.stderr
-            } else {
-                x.stdout
-            };
-            String::from_utf8_lossy(&t).trim().to_string()
-        })
-        .unwrap_or_default()
-}
-
 fn header(o: &Opts, busy: bool, others_max: f64) -> String {
     let (rev, dirty) = tree_state(sh);
     let when = sh(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]));

@@ -845,12 +845,6 @@ fn report(o: &Opts, res: &[LangRes], env: &Env) -> String {
 }
 
 fn run(o: &Opts, dir: &Path) -> Result<String> {
-    let sh = |c: &mut Command| {
-        c.output()
-            .ok()
-            .map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
     let (rev, dirty) = tree_state(sh);
     let rustc = sh(Command::new("rustc").arg("--version"));
     let load_start = load_average();

@@ -603,12 +603,6 @@ fn f1(v: &[f64]) -> String {
 }
 
 fn report(o: &Opts, rt: &[RtKind], fl: &Flips, cpu: &Cpu, base: Option<&Cpu>) -> String {
-    let sh = |c: &mut Command| {
-        c.output()
-            .ok()
-            .map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string())
-            .unwrap_or_default()
-    };
     let rev = sh(Command::new("git").args([
         "-C",
         env!("CARGO_MANIFEST_DIR"),

@@ -814,19 +814,6 @@ fn correct(oc: &Outcome) -> bool {
 }
 
 fn header(o: &Opts, busy: bool, others_max: f64) -> String {
-    let sh = |c: &mut Command| {
-        c.output()
-            .ok()
-            .map(|x| {
-                let t = if x.stdout.is_empty() {
-                    x.stderr
-                } else {
-                    x.stdout
-                };
-                String::from_utf8_lossy(&t).trim().to_string()
-            })
-            .unwrap_or_default()
-    };
     let rev = sh(Command::new("git").args([
         "-C",
         env!("CARGO_MANIFEST_DIR"),

@@ -1268,13 +1268,6 @@ fn config_run(o: &Opts, dir: &Path, run: usize, perf: Option<&str>) -> Result<Co
 // ---------------------------------------------------------------------------------------
 // Report
 
-fn sh(c: &mut Command) -> String {
-    c.output()
-        .ok()
-        .map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn yes(ok: bool) -> &'static str {
     if ok { "**yes**" } else { "**no**" }
 }

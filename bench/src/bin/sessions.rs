@@ -221,13 +221,6 @@ fn parse_opts() -> Result<Opts> {
     Ok(o)
 }
 
-fn sh(c: &mut Command) -> String {
-    c.output()
-        .ok()
-        .map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string())
-        .unwrap_or_default()
-}
-
 fn mkdir(d: &Path) -> Result<()> {
     std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))
 }
